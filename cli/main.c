@@ -1,0 +1,265 @@
+/* ferryctl: the operator's command line. It talks only AMQP (requests, RPC reads, events),
+ * never PostgreSQL or libvirt. This build has `check` and `ping`; the nova-manage verbs
+ * (host list/show, migrate, migration ...) come with the operator-surfaces issue. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "mq.h"
+#include "msg.h"
+
+#define PROG "ferryctl"
+
+typedef struct ctl {
+    ferry_config cfg;
+    struct event_base *base;
+    mq_conn *mq;
+    int json;
+    int timeout_ms;
+} ctl;
+
+typedef struct verb {
+    const char *name;
+    const char *args;
+    const char *summary;
+    int (*run)(ctl *c, int argc, char **argv);
+} verb;
+
+static int cmd_check(ctl *c, int argc, char **argv);
+static int cmd_ping(ctl *c, int argc, char **argv);
+
+static const verb verbs[] = {
+    {"check", "", "connect to the broker, declare ferry's topology and report", cmd_check},
+    {"ping", "HOST", "ask the agent of compute host HOST to answer over RPC", cmd_ping},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
+            "Operate ferry, the live-migration control plane, over RabbitMQ.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        fprintf(f, "  %-6s %-6s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
+    fprintf(f,
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
+            "  -o, --output FMT    text (default) or json\n"
+            "  -t, --timeout MS    how long to wait for the broker and for replies (default:\n"
+            "                      [amqp] rpc_timeout_ms)\n"
+            "  -V, --version       print the version and exit\n"
+            "  -h, --help          show this help; '" PROG " COMMAND --help' for one command\n"
+            "\n"
+            "Environment: FERRY_AMQP_URL overrides [amqp] url.\n"
+            "Exit status: 0 on success, 1 when the operation failed, 2 on bad usage.\n");
+}
+
+static void verb_usage(const verb *v, FILE *f)
+{
+    fprintf(f, "Usage: " PROG " [OPTION]... %s %s\n%s.\n", v->name, v->args, v->summary);
+}
+
+/* Connects and waits until the connection is up. */
+static int ctl_connect(ctl *c)
+{
+    log_set_level(LOG_LVL_ERROR); /* the CLI reports errors itself */
+    mq_options mo;
+    app_mq_options(&c->cfg, PROG, &mo);
+    mo.reconnect_min_ms = 100;
+    mo.reconnect_max_ms = 1000;
+    char *err = NULL;
+    if (mq_new(c->base, &mo, &c->mq, &err) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        free(err);
+        return -1;
+    }
+    mq_declare_ferry_topology(c->mq);
+    mq_start(c->mq);
+    int64_t end = mono_ms() + c->timeout_ms;
+    while (!mq_is_up(c->mq) && mono_ms() < end)
+        event_base_loop(c->base, EVLOOP_ONCE);
+    if (!mq_is_up(c->mq)) {
+        fprintf(stderr, PROG ": could not connect to the broker within %d ms: %s\n", c->timeout_ms,
+                *mq_last_error(c->mq) ? mq_last_error(c->mq) : "no answer");
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_check(ctl *c, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, PROG ": check takes no arguments\n");
+        return 2;
+    }
+    int64_t t0 = mono_ms();
+    if (ctl_connect(c) < 0)
+        return 1;
+    long ms = (long)(mono_ms() - t0);
+    if (c->json)
+        printf("{\"broker\":\"ok\",\"topology\":\"declared\",\"connect_ms\":%ld}\n", ms);
+    else
+        printf("broker: ok (connected and topology declared in %ld ms)\n", ms);
+    return 0;
+}
+
+typedef struct ping_state {
+    int done, ok;
+    char *reply;
+    char *err;
+} ping_state;
+
+static void ping_done(mq_conn *m, int ok, const char *err, const mq_message *reply, void *arg)
+{
+    (void)m;
+    ping_state *p = arg;
+    p->done = 1;
+    p->ok = ok;
+    if (ok)
+        p->reply = xstrndup(reply->body, reply->len);
+    else
+        p->err = xstrdup(err);
+}
+
+static int cmd_ping(ctl *c, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, PROG ": ping needs exactly one HOST\n");
+        return 2;
+    }
+    const char *host = argv[1];
+    if (ctl_connect(c) < 0)
+        return 1;
+    _cleanup_free_ char *key = xasprintf("compute.%s", host);
+    _cleanup_free_ char *req = msg_build("agent.ping", NULL, json_object_new_object());
+    ping_state p = {0};
+    char *err = NULL;
+    int64_t t0 = mono_ms();
+    if (mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, ping_done, &p, &err) < 0) {
+        fprintf(stderr, PROG ": could not send ping to %s: %s\n", host, err);
+        free(err);
+        return 1;
+    }
+    if (mq_loop_until(c->base, &p.done, c->timeout_ms + 1000) < 0 || !p.ok) {
+        fprintf(stderr, PROG ": no answer from the agent of %s: %s\n", host, p.err ? p.err : "timeout");
+        free(p.err);
+        return 1;
+    }
+    long ms = (long)(mono_ms() - t0);
+    int rc = 0;
+    msg_envelope *env = NULL;
+    if (msg_parse(p.reply, strlen(p.reply), &env, &err) < 0) {
+        fprintf(stderr, PROG ": the agent of %s sent an invalid reply: %s\n", host, err);
+        free(err);
+        rc = 1;
+    } else if (strcmp(msg_envelope_type(env), "agent.pong") != 0) {
+        json_object *e = NULL;
+        json_object_object_get_ex(msg_envelope_body(env), "error", &e);
+        fprintf(stderr, PROG ": the agent of %s refused: %s\n", host, e ? json_object_get_string(e) : "unknown error");
+        rc = 1;
+    } else if (c->json) {
+        json_object *b = msg_envelope_body(env);
+        json_object_object_add(b, "rtt_ms", json_object_new_int64(ms));
+        printf("%s\n", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+    } else {
+        json_object *v = NULL, *lv = NULL;
+        json_object_object_get_ex(msg_envelope_body(env), "version", &v);
+        json_object_object_get_ex(msg_envelope_body(env), "libvirt_library", &lv);
+        printf("%s: ferry-agent %s, libvirt %s, answered in %ld ms\n", host, v ? json_object_get_string(v) : "?",
+               lv ? json_object_get_string(lv) : "?", ms);
+    }
+    msg_envelope_free(env);
+    free(p.reply);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"output", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *output = "text", *timeout = NULL;
+    int opt;
+    /* '+': options end at the command, whose own arguments follow */
+    while ((opt = getopt_long(argc, argv, "+c:o:t:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'o': output = optarg; break;
+        case 't': timeout = optarg; break;
+        case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
+        }
+    }
+    if (strcmp(output, "text") != 0 && strcmp(output, "json") != 0) {
+        fprintf(stderr, PROG ": --output must be text or json, not '%s'\n", output);
+        return 2;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const verb *v = NULL;
+    const char *name = argv[optind];
+    if (strcmp(name, "help") == 0) {
+        if (optind + 1 >= argc) {
+            usage(stdout);
+            return 0;
+        }
+        name = argv[optind + 1];
+        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+            if (strcmp(verbs[i].name, name) == 0) {
+                verb_usage(&verbs[i], stdout);
+                return 0;
+            }
+        fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", name);
+        return 2;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            v = &verbs[i];
+    if (!v) {
+        fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", name);
+        return 2;
+    }
+    for (int i = optind + 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            verb_usage(v, stdout);
+            return 0;
+        }
+    ctl c = {0};
+    c.json = strcmp(output, "json") == 0;
+    if (app_load_config(PROG, config_path, &c.cfg) < 0) {
+        cfg_free(&c.cfg);
+        return 2;
+    }
+    c.timeout_ms = (int)c.cfg.amqp.rpc_timeout_ms;
+    if (timeout) {
+        int64_t t;
+        if (parse_i64(timeout, 1, 3600000, &t) < 0) {
+            fprintf(stderr, PROG ": --timeout must be a number of milliseconds in 1..3600000, not '%s'\n", timeout);
+            cfg_free(&c.cfg);
+            return 2;
+        }
+        c.timeout_ms = (int)t;
+    }
+    log_set_proc(PROG);
+    c.base = event_base_new();
+    int rc = v->run(&c, argc - optind, argv + optind);
+    mq_free(c.mq);
+    event_base_free(c.base);
+    cfg_free(&c.cfg);
+    return rc;
+}

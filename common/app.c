@@ -1,0 +1,118 @@
+#include "app.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const struct {
+    const char *env, *section, *key;
+} env_overrides[] = {
+    {"FERRY_AMQP_URL", "amqp", "url"},
+    {"FERRY_DB_DSN", "database", "dsn"},
+    {"FERRY_LOG_LEVEL", "log", "level"},
+};
+
+int app_load_config(const char *prog, const char *path, ferry_config *cfg)
+{
+    char *err = NULL;
+    if (cfg_load(cfg, path, path != NULL, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        free(err);
+        return -1;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(env_overrides); i++) {
+        const char *v = getenv(env_overrides[i].env);
+        if (!v || !*v)
+            continue;
+        if (cfg_set(cfg, env_overrides[i].section, env_overrides[i].key, v, &err) < 0) {
+            fprintf(stderr, "%s: environment variable %s: %s\n", prog, env_overrides[i].env, err);
+            free(err);
+            return -1;
+        }
+    }
+    if (cfg_check(cfg, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+int app_setup_log(const char *prog, const ferry_config *cfg)
+{
+    log_set_proc(prog);
+    log_set_level(cfg->log.level);
+    log_set_format(cfg->log.format);
+    log_route_libevent();
+    return log_open(cfg->log.file);
+}
+
+void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *o)
+{
+    mq_options_defaults(o);
+    o->url = cfg->amqp.url;
+    o->name = conn_name;
+    o->heartbeat_s = (int)cfg->amqp.heartbeat_s;
+    o->prefetch = (int)cfg->amqp.prefetch;
+    o->connect_timeout_ms = (int)cfg->amqp.connect_timeout_ms;
+    o->reconnect_min_ms = (int)cfg->amqp.reconnect_min_ms;
+    o->reconnect_max_ms = (int)cfg->amqp.reconnect_max_ms;
+    o->confirm_timeout_ms = (int)cfg->amqp.confirm_timeout_ms;
+}
+
+void app_db_options(const ferry_config *cfg, const char *app_name, db_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->dsn = cfg->database.dsn;
+    o->connect_timeout_s = (int)cfg->database.connect_timeout_s;
+    o->statement_timeout_ms = (int)cfg->database.statement_timeout_ms;
+    o->tx_retries = (int)cfg->database.tx_retries;
+    o->application_name = app_name;
+}
+
+struct app_signals {
+    struct event *sigint, *sigterm;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info(NULL, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopexit(arg, NULL);
+}
+
+app_signals *app_signals_new(struct event_base *base)
+{
+    signal(SIGPIPE, SIG_IGN);
+    app_signals *s = xcalloc(1, sizeof(*s));
+    s->sigint = evsignal_new(base, SIGINT, on_signal, base);
+    s->sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    evsignal_add(s->sigint, NULL);
+    evsignal_add(s->sigterm, NULL);
+    return s;
+}
+
+void app_signals_free(app_signals *s)
+{
+    if (!s)
+        return;
+    event_free(s->sigint);
+    event_free(s->sigterm);
+    free(s);
+}
+
+char *app_hostname(void)
+{
+    char buf[256];
+    if (gethostname(buf, sizeof(buf)) < 0)
+        return xstrdup("localhost");
+    buf[sizeof(buf) - 1] = '\0';
+    char *dot = strchr(buf, '.');
+    if (dot)
+        *dot = '\0';
+    return xstrdup(buf);
+}

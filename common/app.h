@@ -1,0 +1,33 @@
+/* app: what every ferry program does at start: load the config (file, then environment
+ * overrides), set up the log, translate config sections into module options, and stop
+ * cleanly on SIGINT/SIGTERM. */
+#ifndef FERRY_APP_H
+#define FERRY_APP_H
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "db.h"
+#include "mq.h"
+
+/* Loads the config at path (NULL = the default path, where a missing file means defaults),
+ * then applies the environment overrides FERRY_AMQP_URL, FERRY_DB_DSN and FERRY_LOG_LEVEL.
+ * On error prints "prog: <reason naming file, line and key>" to stderr and returns -1.
+ * *cfg is owned by the caller (cfg_free). */
+int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY_WUR;
+/* Sets the log's program name, level, format and file from cfg. Returns 0 or -1 (reported). */
+int app_setup_log(const char *prog, const ferry_config *cfg) FERRY_WUR;
+/* Fills o from cfg's [amqp] section; the strings stay owned by cfg. */
+void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *o);
+/* Fills o from cfg's [database] section; the strings stay owned by cfg. */
+void app_db_options(const ferry_config *cfg, const char *app_name, db_options *o);
+/* Makes SIGINT and SIGTERM end base's loop (logged) and ignores SIGPIPE. The returned events
+ * are owned by the caller: free them with app_signals_free. */
+typedef struct app_signals app_signals;
+app_signals *app_signals_new(struct event_base *base);
+/* Frees what app_signals_new made; NULL is accepted. */
+void app_signals_free(app_signals *s);
+/* Returns this machine's short host name in a new string the caller frees. */
+char *app_hostname(void);
+
+#endif

@@ -1,0 +1,166 @@
+/* config: ferry's settings, read from one INI file (default /etc/ferry/ferry.conf).
+ *
+ * One table in config.c describes every option: section, key, type, default (as text),
+ * bounds and a help line. Built-in defaults, values from the file and command-line or
+ * environment overrides all go through the same parser, so a value is either valid or
+ * rejected with a message that names the file, the line, the section and the key:
+ *
+ *     /etc/ferry/ferry.conf:12: [amqp] heartbeat_s: value 9999 is out of range 0..300
+ *
+ * The loaded config is read-only after start-up; strings in it are owned by the config
+ * and freed by cfg_free. */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "util.h"
+
+#define CFG_DEFAULT_PATH "/etc/ferry/ferry.conf"
+
+typedef struct cfg_amqp {
+    char *url;           /* amqp:// or amqps:// broker URL */
+    int64_t heartbeat_s; /* 0 disables heartbeats */
+    int64_t prefetch;    /* basic.qos prefetch count */
+    int64_t connect_timeout_ms;
+    int64_t reconnect_min_ms; /* first reconnect delay (<= reconnect_max_ms) */
+    int64_t reconnect_max_ms; /* backoff ceiling */
+    int64_t rpc_timeout_ms;
+    int64_t confirm_timeout_ms; /* publisher confirm wait */
+} cfg_amqp;
+
+typedef struct cfg_database {
+    char *dsn; /* libpq connection string */
+    int64_t connect_timeout_s;
+    int64_t statement_timeout_ms; /* 0 = no limit */
+    int64_t tx_retries;
+} cfg_database;
+
+typedef struct cfg_scheduler {
+    char *name; /* "" = the host name */
+    int64_t heartbeat_max_age_s;
+    int64_t lease_s;
+    int64_t max_outgoing_per_source;
+    int64_t max_incoming_per_dest;
+    int64_t max_cluster;
+    int64_t postcopy_after_iterations;
+    int64_t max_downtime_ms;
+    int64_t bandwidth_mib_s;      /* 0 = unlimited */
+    int64_t completion_timeout_s; /* 0 = never */
+    int64_t progress_interval_ms;
+    double cpu_allocation_ratio;
+    double ram_allocation_ratio;
+    double disk_allocation_ratio;
+    int64_t reserved_host_memory_mb;
+    int64_t reserved_host_disk_gb;
+    int64_t reserved_host_cpus;
+} cfg_scheduler;
+
+typedef struct cfg_agent {
+    char *host;    /* "" = the host name */
+    char *address; /* "" = resolve host */
+    int64_t heartbeat_interval_s;
+    char *instances_path; /* absolute */
+    int64_t job_poll_ms;
+} cfg_agent;
+
+typedef struct cfg_libvirt {
+    char *uri;
+    char *live_migration_uri;     /* exactly one %s: the destination address */
+    int64_t keepalive_interval_s; /* -1 disables keepalive */
+    int64_t keepalive_count;
+} cfg_libvirt;
+
+typedef struct cfg_http {
+    bool enabled;
+    char *listen;
+    int64_t port; /* 0 = any free port */
+    char *tokens; /* comma-separated accepted X-Auth-Token values */
+    char *dashboard_dir;
+} cfg_http;
+
+typedef struct cfg_log {
+    log_level level;
+    log_format format;
+    char *file; /* "" = stderr */
+} cfg_log;
+
+typedef struct ferry_config {
+    cfg_amqp amqp;
+    cfg_database database;
+    cfg_scheduler scheduler;
+    cfg_agent agent;
+    cfg_libvirt libvirt;
+    cfg_http http;
+    cfg_log log;
+} ferry_config;
+
+typedef enum cfg_type {
+    CFG_STRING = 0, /* char *, owned by the config */
+    CFG_INT,        /* int64_t in [min, max] */
+    CFG_BOOL,       /* bool: true/false, yes/no, on/off, 1/0 */
+    CFG_DOUBLE,     /* double in [dmin, dmax] */
+    CFG_ENUM,       /* an enum (int-sized) whose value is the index of the word in words */
+} cfg_type;
+
+/* Read-only description of one option: a row of the table that drives this module. */
+typedef struct cfg_option {
+    const char *section;
+    const char *key;
+    cfg_type type;
+    const char *def;          /* default as text, parsed like a value read from the file */
+    int64_t min, max;         /* CFG_INT bounds, inclusive */
+    double dmin, dmax;        /* CFG_DOUBLE bounds, inclusive */
+    const char *const *words; /* CFG_ENUM allowed words, NULL-terminated */
+    size_t offset;            /* offsetof(ferry_config, <section>.<key>) */
+    /* Extra check of a CFG_STRING value (NULL = none): 0, or -1 and *reason (caller frees). */
+    int (*check)(const char *value, char **reason);
+    const char *help; /* one line */
+} cfg_option;
+
+/* Fills *c with the built-in defaults; *c is treated as uninitialised (not freed first).
+ * The strings are owned by *c: release them with cfg_free. */
+void cfg_defaults(ferry_config *c);
+
+/* Applies the defaults to *c (treated as uninitialised), then the INI file at path (NULL =
+ * CFG_DEFAULT_PATH), then the cross-option checks of cfg_check. A missing file is an error
+ * only when explicit_path is true; otherwise the defaults stand. On error *err (if err is
+ * not NULL) receives a message naming file, line, section and key, which the caller frees;
+ * *c is then partly loaded but always safe to pass to cfg_free. */
+int cfg_load(ferry_config *c, const char *path, bool explicit_path, char **err) FERRY_WUR;
+
+/* Sets one option from text (an environment or command-line override) with the same
+ * validation as the file; value is copied. On error *c is unchanged and *err (if err is not
+ * NULL) receives "[section] key: reason", which the caller frees. Call cfg_check after the
+ * last override. */
+int cfg_set(ferry_config *c, const char *section, const char *key, const char *value,
+            char **err) FERRY_WUR;
+
+/* Checks the rules that span options (amqp.reconnect_min_ms <= amqp.reconnect_max_ms). On
+ * error *err (if err is not NULL) receives the reason, which the caller frees. */
+int cfg_check(const ferry_config *c, char **err) FERRY_WUR;
+
+/* Formats the current value of [section] key as it would be written in the file; *out is a
+ * new string the caller frees. -1 (and *out untouched) when there is no such option. */
+int cfg_get_text(const ferry_config *c, const char *section, const char *key, char **out) FERRY_WUR;
+
+/* Writes a commented example config to f: every option as "# key = default" under its
+ * section, preceded by "; " lines with its help, type and range. Removing the "# " from any
+ * option lines gives a file that loads without error. f stays owned by the caller. */
+void cfg_write_example(FILE *f);
+
+/* Returns the option table (static, read-only) and stores its length in *n. */
+const cfg_option *cfg_options(size_t *n);
+
+/* Returns the table row of [section] key (static, read-only), or NULL if there is none. */
+const cfg_option *cfg_find(const char *section, const char *key);
+
+/* Frees the strings owned by *c and sets them to NULL; NULL-safe, safe to call twice. Does
+ * not free c itself. */
+void cfg_free(ferry_config *c);
+
+#endif

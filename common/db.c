@@ -1,0 +1,208 @@
+#include "db.h"
+
+#include <string.h>
+
+#include "log.h"
+
+struct db_conn {
+    PGconn *pg;
+    char *dsn;
+    char *app;
+    int connect_timeout_s;
+    int statement_timeout_ms;
+    int tx_retries;
+    char *error;
+    char sqlstate[6];
+};
+
+static void set_error(db_conn *db, const char *sqlstate, const char *fmt, ...) FERRY_PRINTF(3, 4);
+
+static void set_error(db_conn *db, const char *sqlstate, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; one log line wants none */
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    free(db->error);
+    db->error = msg;
+    strlcpy_f(db->sqlstate, sqlstate ? sqlstate : "", sizeof(db->sqlstate));
+}
+
+static int db_connect(db_conn *db)
+{
+    if (db->pg) {
+        PQfinish(db->pg);
+        db->pg = NULL;
+    }
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout_s);
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {db->dsn, db->app, db->connect_timeout_s > 0 ? timeout : NULL, NULL};
+    if (!vals[2])
+        keys[2] = NULL;
+    /* expand_dbname=1: the dsn may be a keyword string or a postgresql:// URI */
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        set_error(db, "", "could not connect to PostgreSQL: %s",
+                  pg ? PQerrorMessage(pg) : "out of memory");
+        PQfinish(pg);
+        return -1;
+    }
+    db->pg = pg;
+    if (db->statement_timeout_ms > 0) {
+        char v[24];
+        snprintf(v, sizeof(v), "%d", db->statement_timeout_ms);
+        const char *p[] = {v};
+        PGresult *r = PQexecParams(pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, p,
+                                   NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (!ok)
+            set_error(db, PQresultErrorField(r, PG_DIAG_SQLSTATE), "could not set statement_timeout: %s",
+                      PQresultErrorMessage(r));
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+int db_open(const db_options *opt, db_conn **out, char **err)
+{
+    db_conn *db = xcalloc(1, sizeof(*db));
+    db->dsn = xstrdup(opt->dsn ? opt->dsn : "");
+    db->app = xstrdup(opt->application_name ? opt->application_name : "ferry");
+    db->connect_timeout_s = opt->connect_timeout_s;
+    db->statement_timeout_ms = opt->statement_timeout_ms;
+    db->tx_retries = opt->tx_retries;
+    db->error = xstrdup("");
+    if (db_connect(db) < 0) {
+        *err = xstrdup(db->error);
+        db_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+void db_close(db_conn *db)
+{
+    if (!db)
+        return;
+    if (db->pg)
+        PQfinish(db->pg);
+    free(db->dsn);
+    free(db->app);
+    free(db->error);
+    free(db);
+}
+
+PGconn *db_pg(db_conn *db)
+{
+    return db->pg;
+}
+
+const char *db_error(const db_conn *db)
+{
+    return db->error ? db->error : "";
+}
+
+const char *db_sqlstate(const db_conn *db)
+{
+    return db->sqlstate;
+}
+
+int db_ensure(db_conn *db)
+{
+    if (db->pg && PQstatus(db->pg) == CONNECTION_OK)
+        return 0;
+    log_warn(NULL, "PostgreSQL connection lost, reconnecting");
+    return db_connect(db);
+}
+
+int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *const *params)
+{
+    if (db_ensure(db) < 0)
+        return -1;
+    PGresult *r = PQexecParams(db->pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (PQstatus(db->pg) != CONNECTION_OK)
+            set_error(db, state ? state : "08006", "PostgreSQL connection lost: %s", PQerrorMessage(db->pg));
+        else
+            set_error(db, state, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db->pg));
+        PQclear(r);
+        return -1;
+    }
+    set_error(db, "", "%s", "");
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+static int retryable(const db_conn *db)
+{
+    return strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0;
+}
+
+static int conn_lost(const db_conn *db)
+{
+    return !db->pg || PQstatus(db->pg) != CONNECTION_OK;
+}
+
+int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attempts, char **err)
+{
+    char begin[64];
+    snprintf(begin, sizeof(begin), "BEGIN ISOLATION LEVEL %s", isolation ? isolation : "READ COMMITTED");
+    int tries = 0;
+    for (;;) {
+        tries++;
+        if (attempts)
+            *attempts = tries;
+        char *body_err = NULL;
+        int in_commit = 0;
+        if (db_exec(db, NULL, begin, 0, NULL) == 0) {
+            if (fn(db, arg, &body_err) == 0) {
+                in_commit = 1;
+                if (db_exec(db, NULL, "COMMIT", 0, NULL) == 0)
+                    return 0;
+            }
+        }
+        /* a failure of the body with its own reason is final; so is any non-retryable one */
+        int again = !body_err && tries <= db->tx_retries &&
+                    (retryable(db) || (conn_lost(db) && !in_commit));
+        if (!conn_lost(db)) {
+            PGresult *r = PQexec(db->pg, "ROLLBACK");
+            PQclear(r);
+        }
+        if (!again) {
+            if (body_err)
+                *err = body_err;
+            else if (in_commit && conn_lost(db))
+                *err = xasprintf("connection lost during COMMIT, outcome unknown: %s", db_error(db));
+            else
+                *err = xasprintf("%s%s%s", db_error(db), *db->sqlstate ? " (SQLSTATE " : "",
+                                 *db->sqlstate ? db->sqlstate : "");
+            if (!body_err && *db->sqlstate) {
+                char *e = xasprintf("%s)", *err);
+                free(*err);
+                *err = e;
+            }
+            return -1;
+        }
+        free(body_err);
+        log_debug(NULL, "retrying transaction after %s (attempt %d)", db->sqlstate, tries + 1);
+    }
+}
+
+void pq_clearp(PGresult **r)
+{
+    if (*r)
+        PQclear(*r);
+}

@@ -1,0 +1,55 @@
+/* db: the scheduler's PostgreSQL connection over libpq.
+ *
+ * Parameters only: every statement is a constant SQL text with $n placeholders and text
+ * parameters, never SQL built from strings. A lost connection is reopened on the next call;
+ * db_tx runs a transaction function and runs it again on serialization failure (40001),
+ * deadlock (40P01) or a connection lost before COMMIT was sent. */
+#ifndef FERRY_DB_H
+#define FERRY_DB_H
+
+#include <libpq-fe.h>
+
+#include "util.h"
+
+typedef struct db_conn db_conn;
+
+typedef struct db_options {
+    const char *dsn;          /* libpq connection string (borrowed during db_open) */
+    int connect_timeout_s;    /* 0 = libpq default */
+    int statement_timeout_ms; /* 0 = none */
+    int tx_retries;           /* extra attempts of db_tx on a retryable failure */
+    const char *application_name; /* shown in pg_stat_activity; NULL = "ferry" */
+} db_options;
+
+/* Connects to PostgreSQL; on success *out is a new connection the caller frees with
+ * db_close. On failure returns -1 and *err (caller frees) says why, in libpq's words. */
+int db_open(const db_options *opt, db_conn **out, char **err) FERRY_WUR;
+/* Closes the connection and frees it; NULL is accepted. */
+void db_close(db_conn *db);
+/* Returns the underlying libpq connection (borrowed; NULL while disconnected). */
+PGconn *db_pg(db_conn *db);
+/* Returns the last error text of this connection (borrowed; "" when none). */
+const char *db_error(const db_conn *db);
+/* Returns the SQLSTATE of the last failed statement (borrowed; "" when none or not SQL). */
+const char *db_sqlstate(const db_conn *db);
+/* Reconnects if the connection is bad. Returns 0 when usable, -1 (see db_error). */
+int db_ensure(db_conn *db) FERRY_WUR;
+
+/* Runs one statement with n text parameters (NULL element = SQL NULL). On success returns 0
+ * and, when res is not NULL, *res holds the result (caller PQclear()s it). On failure
+ * returns -1; db_error() and db_sqlstate() say why. */
+int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *const *params) FERRY_WUR;
+
+/* The transaction body: returns 0 to commit, -1 to roll back (the failure being in db_error,
+ * or the body's own reason in *err, caller-freed). It may run more than once. */
+typedef int (*db_tx_fn)(db_conn *db, void *arg, char **err);
+/* Runs fn inside BEGIN ... COMMIT at the given isolation ("READ COMMITTED", "REPEATABLE READ",
+ * "SERIALIZABLE"), retrying on 40001/40P01 and on a connection lost before COMMIT. Returns 0
+ * when committed; -1 with *err (caller frees) otherwise. *attempts, if given, counts tries. */
+int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attempts, char **err) FERRY_WUR;
+
+/* Clears *r; for use with __attribute__((cleanup)). */
+void pq_clearp(PGresult **r);
+#define _cleanup_pq_ _cleanup_(pq_clearp)
+
+#endif

@@ -1,0 +1,220 @@
+/* ferry-scheduler: consumes migration requests, claims capacity in PostgreSQL and drives the
+ * compute agents (see DESIGN.md). This build connects to PostgreSQL and RabbitMQ, checks the
+ * schema, declares the topology and serves until SIGTERM; intake and orchestration come with
+ * the scheduler issue. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "app.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "mq.h"
+#include "schema.h"
+
+#define PROG "ferry-scheduler"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " [OPTION]...\n"
+            "The ferry scheduler: takes live-migration requests from RabbitMQ (queue ferry.scheduler),\n"
+            "claims capacity in PostgreSQL and drives the compute agents.\n"
+            "\n"
+            "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
+            "      --db-upgrade      apply pending database schema migrations and exit\n"
+            "      --check-config    load and validate the configuration, print it, and exit\n"
+            "      --print-example-config  print a commented configuration file and exit\n"
+            "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
+            "  -V, --version         print the version and exit\n"
+            "  -h, --help            show this help and exit\n"
+            "\n"
+            "Environment: FERRY_AMQP_URL, FERRY_DB_DSN and FERRY_LOG_LEVEL override the file.\n"
+            "Exit status: 0 on a clean stop or success, 1 on a runtime failure, 2 on bad usage\n"
+            "or configuration.\n");
+}
+
+typedef struct sched {
+    ferry_config *cfg;
+    struct event_base *base;
+    db_conn *db;
+    mq_conn *mq;
+    struct event *db_retry;
+    char *name;
+    int exit_code;
+} sched;
+
+static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
+{
+    (void)c;
+    sched *s = arg;
+    if (up)
+        log_info(NULL, "scheduler %s ready: broker connected, topology declared", s->name);
+    else
+        log_warn(NULL, "scheduler %s lost the broker: %s", s->name, err);
+}
+
+static void try_db(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sched *s = arg;
+    db_options o;
+    app_db_options(s->cfg, PROG, &o);
+    char *err = NULL;
+    if (db_open(&o, &s->db, &err) < 0) {
+        log_warn(NULL, "%s; retrying in 2 s", err);
+        free(err);
+        struct timeval tv = {2, 0};
+        evtimer_add(s->db_retry, &tv);
+        return;
+    }
+    if (schema_check(s->db, &err) < 0) {
+        log_error(NULL, "cannot start: %s", err);
+        free(err);
+        s->exit_code = 1;
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    log_info(NULL, "database connected, schema at version %d", schema_latest());
+    mq_start(s->mq);
+}
+
+static int db_upgrade(const ferry_config *cfg)
+{
+    db_options o;
+    app_db_options(cfg, PROG, &o);
+    db_conn *db = NULL;
+    char *err = NULL;
+    if (db_open(&o, &db, &err) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        free(err);
+        return 1;
+    }
+    int from = 0, to = 0;
+    int rc = schema_upgrade(db, &from, &to, &err);
+    db_close(db);
+    if (rc < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        free(err);
+        return 1;
+    }
+    if (from == to)
+        printf("database schema already at version %d, nothing to do\n", to);
+    else
+        printf("database schema upgraded from version %d to %d\n", from, to);
+    return 0;
+}
+
+static void print_config(const ferry_config *cfg)
+{
+    size_t n;
+    const cfg_option *opts = cfg_options(&n);
+    const char *section = "";
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(section, opts[i].section) != 0) {
+            section = opts[i].section;
+            printf("%s[%s]\n", i ? "\n" : "", section);
+        }
+        char *v = NULL;
+        if (cfg_get_text(cfg, opts[i].section, opts[i].key, &v) == 0) {
+            /* never print credentials */
+            int secret = strcmp(opts[i].key, "tokens") == 0 || strcmp(opts[i].key, "dsn") == 0 ||
+                         strcmp(opts[i].key, "url") == 0;
+            printf("%s = %s\n", opts[i].key, secret && *v ? "(set)" : v);
+            free(v);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},   {"db-upgrade", no_argument, NULL, 'U'},
+        {"check-config", no_argument, NULL, 'C'},   {"print-example-config", no_argument, NULL, 'E'},
+        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *level_arg = NULL;
+    int do_upgrade = 0, check_only = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:l:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'U': do_upgrade = 1; break;
+        case 'C': check_only = 1; break;
+        case 'E': cfg_write_example(stdout); return 0;
+        case 'l': level_arg = optarg; break;
+        case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s'\nTry '" PROG " --help' for more information.\n", argv[optind]);
+        return 2;
+    }
+    ferry_config cfg;
+    if (app_load_config(PROG, config_path, &cfg) < 0) {
+        cfg_free(&cfg);
+        return 2;
+    }
+    char *err = NULL;
+    if (level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0) {
+        fprintf(stderr, PROG ": --log-level: %s\n", err);
+        free(err);
+        cfg_free(&cfg);
+        return 2;
+    }
+    if (check_only) {
+        print_config(&cfg);
+        cfg_free(&cfg);
+        return 0;
+    }
+    if (app_setup_log(PROG, &cfg) < 0) {
+        cfg_free(&cfg);
+        return 2;
+    }
+    if (do_upgrade) {
+        int rc = db_upgrade(&cfg);
+        cfg_free(&cfg);
+        log_close();
+        return rc;
+    }
+
+    sched s = {.cfg = &cfg};
+    s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
+    log_set_host(s.name);
+    s.base = event_base_new();
+    app_signals *sig = app_signals_new(s.base);
+    mq_options mo;
+    _cleanup_free_ char *conn_name = xasprintf(PROG "@%s", s.name);
+    app_mq_options(&cfg, conn_name, &mo);
+    if (mq_new(s.base, &mo, &s.mq, &err) < 0) {
+        log_error(NULL, "cannot start: %s", err);
+        free(err);
+        s.exit_code = 2;
+        goto out;
+    }
+    mq_on_state(s.mq, on_mq_state, &s);
+    mq_declare_ferry_topology(s.mq);
+    log_info(NULL, PROG " " FERRY_VERSION " starting as %s", s.name);
+    s.db_retry = evtimer_new(s.base, try_db, &s);
+    try_db(-1, 0, &s);
+    event_base_dispatch(s.base);
+    log_info(NULL, PROG " stopped");
+out:
+    mq_free(s.mq);
+    db_close(s.db);
+    if (s.db_retry)
+        event_free(s.db_retry);
+    app_signals_free(sig);
+    event_base_free(s.base);
+    free(s.name);
+    cfg_free(&cfg);
+    log_close();
+    return s.exit_code;
+}

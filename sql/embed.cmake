@@ -1,0 +1,17 @@
+# Writes a C file holding every SQL migration as a string, in version order.
+# Called with -DOUT=<file.c> -DFILES=<a.sql;b.sql;...>
+set(body "/* generated from the sql directory by sql/embed.cmake: do not edit */\n#include \"schema.h\"\n\n")
+set(table "const schema_migration schema_migrations[] = {\n")
+set(n 0)
+foreach(f IN LISTS FILES)
+  get_filename_component(name ${f} NAME)
+  string(SUBSTRING ${name} 0 3 ver)
+  math(EXPR ver "${ver}")
+  file(READ ${f} text HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," text "${text}")
+  string(APPEND body "static const char sql_${n}[] = {${text} 0x00};\n")
+  string(APPEND table "    {${ver}, \"${name}\", sql_${n}},\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND table "};\nconst int schema_migration_count = ${n};\n")
+file(WRITE ${OUT} "${body}\n${table}")

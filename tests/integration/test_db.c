@@ -1,0 +1,273 @@
+/* Integration tests of common/db and common/schema against the real PostgreSQL started by the
+ * harness: upgrade of an empty database (twice), refusal of a newer one, the invariants the
+ * schema enforces, and db_tx's retry on a serialization failure. */
+#include "testlib.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "schema.h"
+
+typedef struct {
+    db_conn *admin;
+    db_conn *db;
+    char dbname[64];
+} fixture;
+
+static db_conn *open_dsn(const char *dsn)
+{
+    db_options o = {.dsn = dsn, .connect_timeout_s = 5, .statement_timeout_ms = 20000, .tx_retries = 5,
+                    .application_name = "ferry-test"};
+    db_conn *db = NULL;
+    char *err = NULL;
+    if (db_open(&o, &db, &err) < 0)
+        fail_msg("db_open(%s): %s", dsn, err);
+    return db;
+}
+
+/* A fresh, empty database per test. */
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof(*f));
+    f->admin = open_dsn(test_env("FERRY_TEST_PG_DSN"));
+    snprintf(f->dbname, sizeof(f->dbname), "ferry_test_%d_%lld", (int)getpid(), (long long)mono_ms());
+    /* identifiers cannot be parameters; this name is made here from digits only */
+    _cleanup_free_ char *create = xasprintf("CREATE DATABASE %s", f->dbname);
+    assert_int_equal(db_exec(f->admin, NULL, create, 0, NULL), 0);
+    _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
+    f->db = open_dsn(dsn);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    db_close(f->db);
+    _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", f->dbname);
+    /* after a server restart the first statement only finds the session dead */
+    if (db_exec(f->admin, NULL, drop, 0, NULL) < 0 && db_exec(f->admin, NULL, drop, 0, NULL) < 0)
+        fprintf(stderr, "could not drop %s: %s\n", f->dbname, db_error(f->admin));
+    db_close(f->admin);
+    free(f);
+    return 0;
+}
+
+static void exec_ok(db_conn *db, const char *sql)
+{
+    if (db_exec(db, NULL, sql, 0, NULL) < 0)
+        fail_msg("%s: %s", sql, db_error(db));
+}
+
+/* Asserts that sql fails with SQLSTATE state. */
+static void exec_fails(db_conn *db, const char *sql, const char *state)
+{
+    int rc = db_exec(db, NULL, sql, 0, NULL);
+    if (rc == 0)
+        fail_msg("expected failure %s but succeeded: %s", state, sql);
+    if (strcmp(db_sqlstate(db), state) != 0)
+        fail_msg("expected SQLSTATE %s, got %s (%s) for: %s", state, db_sqlstate(db), db_error(db), sql);
+}
+
+static void test_upgrade_empty_twice(void **state)
+{
+    fixture *f = *state;
+    int from = -1, to = -1;
+    char *err = NULL;
+    assert_true(schema_latest() >= 1);
+    char *check_err = NULL;
+    assert_int_equal(schema_check(f->db, &check_err), -1);
+    assert_non_null(strstr(check_err, "--db-upgrade"));
+    free(check_err);
+
+    if (schema_upgrade(f->db, &from, &to, &err) < 0)
+        fail_msg("upgrade: %s", err);
+    assert_int_equal(from, 0);
+    assert_int_equal(to, schema_latest());
+    assert_int_equal(schema_check(f->db, &err), 0);
+
+    /* every table of DESIGN.md is there */
+    const char *tables[] = {"hosts", "instances", "allocations", "migrations", "migration_events",
+                            "processed_requests", "schema_version"};
+    for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
+        _cleanup_pq_ PGresult *r = NULL;
+        const char *p[] = {tables[i]};
+        assert_int_equal(db_exec(f->db, &r, "SELECT to_regclass($1) IS NOT NULL", 1, p), 0);
+        assert_string_equal(PQgetvalue(r, 0, 0), "t");
+    }
+
+    /* second run: nothing to do, nothing changed */
+    _cleanup_pq_ PGresult *r1 = NULL;
+    assert_int_equal(db_exec(f->db, &r1, "SELECT count(*), max(applied_at)::text FROM schema_version", 0, NULL), 0);
+    assert_int_equal(schema_upgrade(f->db, &from, &to, &err), 0);
+    assert_int_equal(from, schema_latest());
+    assert_int_equal(to, schema_latest());
+    _cleanup_pq_ PGresult *r2 = NULL;
+    assert_int_equal(db_exec(f->db, &r2, "SELECT count(*), max(applied_at)::text FROM schema_version", 0, NULL), 0);
+    assert_string_equal(PQgetvalue(r1, 0, 0), PQgetvalue(r2, 0, 0));
+    assert_string_equal(PQgetvalue(r1, 0, 1), PQgetvalue(r2, 0, 1));
+}
+
+static void test_refuses_newer_database(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), 0);
+    char v[16];
+    snprintf(v, sizeof(v), "%d", schema_latest() + 1);
+    const char *p[] = {v};
+    assert_int_equal(db_exec(f->db, NULL, "INSERT INTO schema_version (version, name) VALUES ($1::int, 'from the future')", 1, p), 0);
+    assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), -1);
+    _cleanup_free_ char *want = xasprintf("version %d, newer than this ferry (which knows up to %d)",
+                                          schema_latest() + 1, schema_latest());
+    if (!strstr(err, want))
+        fail_msg("unexpected error: %s", err);
+    free(err);
+    err = NULL;
+    assert_int_equal(schema_check(f->db, &err), -1);
+    assert_non_null(strstr(err, "newer than this ferry"));
+    free(err);
+}
+
+static void test_invariants_enforced(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), 0);
+    exec_ok(f->db, "INSERT INTO hosts (name, vcpus, memory_mb, disk_gb, capacity_vcpus, capacity_memory_mb, capacity_disk_gb)"
+                   " VALUES ('compute1', 4, 8192, 100, 64, 8192, 100), ('compute2', 4, 8192, 100, 64, 8192, 100)");
+    /* non-negative capacity, usage within capacity */
+    exec_fails(f->db, "UPDATE hosts SET capacity_memory_mb = -1 WHERE name = 'compute1'", "23514");
+    exec_fails(f->db, "UPDATE hosts SET used_memory_mb = 8193 WHERE name = 'compute1'", "23514");
+    exec_fails(f->db, "UPDATE hosts SET used_vcpus = 65 WHERE name = 'compute1'", "23514");
+    exec_fails(f->db, "INSERT INTO hosts (name) VALUES ('bad name; drop')", "23514");
+
+    exec_ok(f->db, "INSERT INTO instances (uuid, name, project, host, vcpus, memory_mb)"
+                   " VALUES ('11111111-1111-1111-1111-111111111111', 'vm1', 'admin', 'compute1', 1, 128)");
+    _cleanup_pq_ PGresult *r = NULL;
+    assert_int_equal(db_exec(f->db, &r, "SELECT ec2_id FROM instances", 0, NULL), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "i-00000001");
+
+    exec_ok(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
+                   " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'running')");
+    /* the same request id twice */
+    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
+                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'x')",
+               "23505");
+    /* a second active migration of the same instance */
+    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
+                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000002', '11111111-1111-1111-1111-111111111111', 'compute1', 'queued')",
+               "23505");
+    /* a finished one beside it is fine */
+    exec_ok(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
+                   " VALUES ('aaaaaaaa-0000-0000-0000-000000000003', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'libvirt said no')");
+    /* failed without a reason, terminal without finished_at */
+    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at)"
+                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000004', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now())",
+               "23514");
+    exec_fails(f->db, "UPDATE migrations SET status = 'completed' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'", "23514");
+    exec_fails(f->db, "UPDATE migrations SET status = 'migrating' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'", "23514");
+    /* processed request ids are unique */
+    exec_ok(f->db, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'no such instance')");
+    exec_fails(f->db, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'again')", "23505");
+    /* the timeline is append-only */
+    exec_ok(f->db, "INSERT INTO migration_events (migration_id, origin, kind, message) SELECT id, 'scheduler', 'status', 'queued' FROM migrations LIMIT 1");
+    exec_fails(f->db, "UPDATE migration_events SET message = 'rewritten'", "P0001");
+    exec_fails(f->db, "DELETE FROM migration_events", "P0001");
+    /* allocations cannot be negative */
+    exec_fails(f->db, "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+                      " VALUES ('instance', '11111111-1111-1111-1111-111111111111', '11111111-1111-1111-1111-111111111111', 'compute1', 1, -128, 0)",
+               "23514");
+}
+
+/* ---- db_tx retries a serialization failure ----------------------------------------- */
+
+typedef struct {
+    db_conn *other;
+    int calls;
+} race;
+
+static int racing_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    race *r = arg;
+    r->calls++;
+    _cleanup_pq_ PGresult *res = NULL;
+    if (db_exec(db, &res, "SELECT used_memory_mb FROM hosts WHERE name = 'compute1'", 0, NULL) < 0)
+        return -1;
+    if (r->calls == 1) {
+        /* another replica commits a change to the same row after our snapshot */
+        if (db_exec(r->other, NULL, "UPDATE hosts SET used_memory_mb = used_memory_mb + 100 WHERE name = 'compute1'", 0, NULL) < 0)
+            fail_msg("other: %s", db_error(r->other));
+    }
+    return db_exec(db, NULL, "UPDATE hosts SET used_memory_mb = used_memory_mb + 1 WHERE name = 'compute1'", 0, NULL);
+}
+
+static int failing_body(db_conn *db, void *arg, char **err)
+{
+    (void)db;
+    (*(int *)arg)++;
+    *err = xstrdup("no candidate host: all 2 hosts are full");
+    return -1;
+}
+
+static void test_tx_retries_serialization_failure(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), 0);
+    exec_ok(f->db, "INSERT INTO hosts (name, capacity_memory_mb) VALUES ('compute1', 8192)");
+    _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
+    race r = {.other = open_dsn(dsn)};
+    int attempts = 0;
+    if (db_tx(f->db, "REPEATABLE READ", racing_tx, &r, &attempts, &err) < 0)
+        fail_msg("db_tx: %s", err);
+    assert_int_equal(attempts, 2); /* 40001 the first time, committed the second */
+    assert_int_equal(r.calls, 2);
+    _cleanup_pq_ PGresult *res = NULL;
+    assert_int_equal(db_exec(f->db, &res, "SELECT used_memory_mb FROM hosts WHERE name = 'compute1'", 0, NULL), 0);
+    assert_string_equal(PQgetvalue(res, 0, 0), "101");
+    db_close(r.other);
+
+    /* the body's own refusal is not retried and its words reach the caller */
+    int n = 0;
+    assert_int_equal(db_tx(f->db, NULL, failing_body, &n, &attempts, &err), -1);
+    assert_int_equal(n, 1);
+    assert_string_equal(err, "no candidate host: all 2 hosts are full");
+    free(err);
+    err = NULL;
+
+    /* an SQL error names the SQLSTATE */
+    assert_int_equal(db_exec(f->db, NULL, "SELECT * FROM no_such_table", 0, NULL), -1);
+    assert_string_equal(db_sqlstate(f->db), "42P01");
+    assert_non_null(strstr(db_error(f->db), "no_such_table"));
+}
+
+static void test_reconnects_after_postgres_restart(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), 0);
+    assert_int_equal(test_sh("\"$FERRY_TEST_HARNESS\" restart-postgres >/dev/null"), 0);
+    /* the first statement notices the dead session, the next reconnects */
+    int ok = 0;
+    for (int i = 0; i < 3 && !ok; i++)
+        ok = db_exec(f->db, NULL, "SELECT 1", 0, NULL) == 0;
+    assert_true(ok);
+    assert_int_equal(schema_check(f->db, &err), 0);
+}
+
+int main(void)
+{
+    log_set_proc("test-db");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_upgrade_empty_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_newer_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invariants_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_retries_serialization_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnects_after_postgres_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,419 @@
+/* Integration tests of common/mq against the real RabbitMQ started by the harness:
+ * publish -> confirm -> consume -> ack; a malformed message dead-lettered with its reason while
+ * the consumer keeps going; RPC round trip and timeout; a broker restart loses nothing. */
+#include "testlib.h"
+
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "mq.h"
+#include "msg.h"
+
+typedef struct {
+    struct event_base *base;
+    mq_conn *c;
+} fixture;
+
+static mq_conn *connect_new(struct event_base *base, const char *name)
+{
+    mq_options o;
+    mq_options_defaults(&o);
+    o.url = test_env("FERRY_TEST_AMQP_URL");
+    o.name = name;
+    o.heartbeat_s = 2;
+    o.reconnect_min_ms = 100;
+    o.reconnect_max_ms = 1000;
+    o.prefetch = 16;
+    mq_conn *c = NULL;
+    char *err = NULL;
+    if (mq_new(base, &o, &c, &err) < 0)
+        fail_msg("mq_new: %s", err);
+    return c;
+}
+
+static int wait_up(fixture *f)
+{
+    int64_t end = mono_ms() + 30000;
+    while (!mq_is_up(f->c) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    return mq_is_up(f->c) ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof(*f));
+    f->base = event_base_new();
+    f->c = connect_new(f->base, "test-mq");
+    mq_declare_ferry_topology(f->c);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mq_free(f->c);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+/* ---- publish / confirm / consume / ack ------------------------------------------- */
+
+typedef struct {
+    int confirmed, refused;
+    int received;
+    char ids[256][37];
+    int n_ids;
+    int seen[256];
+    char *want_body;
+} counters;
+
+static void on_confirm(mq_conn *c, int ok, const char *err, void *arg)
+{
+    (void)c;
+    (void)err;
+    counters *k = arg;
+    if (ok)
+        k->confirmed++;
+    else
+        k->refused++;
+}
+
+static void on_msg_ack(mq_conn *c, mq_delivery *d, void *arg)
+{
+    counters *k = arg;
+    const mq_message *m = mq_delivery_message(d);
+    for (int i = 0; i < k->n_ids; i++) {
+        if (m->message_id && strcmp(m->message_id, k->ids[i]) == 0) {
+            if (!k->seen[i])
+                k->received++;
+            k->seen[i]++;
+            if (k->want_body)
+                assert_memory_equal(m->body, k->want_body, m->len);
+        }
+    }
+    mq_ack(c, d); /* leftovers of earlier runs are acked away too */
+}
+
+static void test_publish_confirm_consume_ack(void **state)
+{
+    fixture *f = *state;
+    const char *q = "ferry.test.pubsub";
+    mq_declare_queue(f->c, q, MQ_Q_QUORUM);
+    mq_bind(f->c, q, MQ_EXCHANGE, "test.pubsub");
+    counters k = {0};
+    mq_consume(f->c, q, on_msg_ack, &k);
+    mq_start(f->c);
+    assert_int_equal(wait_up(f), 0);
+
+    char body[] = "{\"hello\":\"world\"}";
+    k.want_body = body;
+    k.n_ids = 20;
+    for (int i = 0; i < k.n_ids; i++) {
+        uuid_new(k.ids[i]);
+        mq_props p = {.message_id = k.ids[i]};
+        char *err = NULL;
+        assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, "test.pubsub", &p, body, strlen(body), on_confirm, &k, &err), 0);
+    }
+    int64_t end = mono_ms() + 20000;
+    while ((k.confirmed < k.n_ids || k.received < k.n_ids) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(k.refused, 0);
+    assert_int_equal(k.confirmed, k.n_ids);
+    assert_int_equal(k.received, k.n_ids);
+}
+
+/* ---- dead-lettering ------------------------------------------------------------------ */
+
+typedef struct {
+    int good_seen;
+    int bad_dead_lettered;
+    char good_id[37];
+    char bad_id[37];
+    char *dead_reason;
+    char *dead_body;
+    char *dead_queue;
+} dlq_state;
+
+/* The consumer a daemon would run: strict parse, dead-letter what fails, go on. */
+static void on_request(mq_conn *c, mq_delivery *d, void *arg)
+{
+    dlq_state *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    msg_envelope *env = NULL;
+    char *err = NULL;
+    if (msg_parse(m->body, m->len, &env, &err) < 0) {
+        mq_dead_letter(c, d, err);
+        free(err);
+        return;
+    }
+    if (m->message_id && strcmp(m->message_id, s->good_id) == 0)
+        s->good_seen++;
+    msg_envelope_free(env);
+    mq_ack(c, d);
+}
+
+static void on_dead(mq_conn *c, mq_delivery *d, void *arg)
+{
+    dlq_state *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    if (m->message_id && strcmp(m->message_id, s->bad_id) == 0) {
+        s->bad_dead_lettered++;
+        free(s->dead_reason);
+        free(s->dead_body);
+        free(s->dead_queue);
+        s->dead_reason = xstrdup(mq_message_header(m, MQ_REASON_HEADER));
+        s->dead_queue = xstrdup(mq_message_header(m, "x-ferry-queue"));
+        s->dead_body = xstrndup(m->body, m->len);
+    }
+    mq_ack(c, d);
+}
+
+static void test_malformed_goes_to_dead_letter_queue(void **state)
+{
+    fixture *f = *state;
+    dlq_state s = {0};
+    uuid_new(s.good_id);
+    uuid_new(s.bad_id);
+    mq_consume(f->c, MQ_SCHEDULER_QUEUE, on_request, &s);
+    mq_consume(f->c, MQ_DEAD_QUEUE, on_dead, &s);
+    mq_start(f->c);
+    assert_int_equal(wait_up(f), 0);
+
+    const char *bad = "{\"v\":1,\"type\":\"migration.request\", this is not json";
+    _cleanup_free_ char *good = xasprintf("{\"v\":1,\"type\":\"ping\",\"id\":\"%s\",\"body\":{}}", s.good_id);
+    counters k = {0};
+    char *err = NULL;
+    mq_props pb = {.message_id = s.bad_id};
+    mq_props pg = {.message_id = s.good_id};
+    assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, MQ_SCHEDULER_KEY, &pb, bad, strlen(bad), on_confirm, &k, &err), 0);
+    assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, MQ_SCHEDULER_KEY, &pg, good, strlen(good), on_confirm, &k, &err), 0);
+    int64_t end = mono_ms() + 20000;
+    while ((s.good_seen < 1 || s.bad_dead_lettered < 1) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(k.confirmed, 2);
+    assert_int_equal(s.good_seen, 1);           /* the consumer kept going */
+    assert_int_equal(s.bad_dead_lettered, 1);   /* the bad one is kept, not lost */
+    assert_non_null(s.dead_reason);
+    assert_non_null(strstr(s.dead_reason, "invalid JSON"));
+    assert_string_equal(s.dead_body, bad);      /* byte for byte */
+    assert_string_equal(s.dead_queue, MQ_SCHEDULER_QUEUE);
+    free(s.dead_reason);
+    free(s.dead_body);
+    free(s.dead_queue);
+}
+
+/* ---- RPC --------------------------------------------------------------------------- */
+
+typedef struct {
+    int served;
+    int replied, failed;
+    char *reply;
+    char *error;
+    int64_t took_ms;
+    int64_t started;
+} rpc_state;
+
+static void rpc_server(mq_conn *c, mq_delivery *d, void *arg)
+{
+    rpc_state *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    s->served++;
+    _cleanup_free_ char *reply = xasprintf("{\"echo\":%.*s}", (int)m->len, m->body);
+    char *err = NULL;
+    if (mq_rpc_reply(c, d, reply, strlen(reply), &err) < 0) {
+        fail_msg("mq_rpc_reply: %s", err);
+    }
+}
+
+static void rpc_done(mq_conn *c, int ok, const char *err, const mq_message *reply, void *arg)
+{
+    (void)c;
+    rpc_state *s = arg;
+    s->took_ms = mono_ms() - s->started;
+    if (ok) {
+        s->replied++;
+        s->reply = xstrndup(reply->body, reply->len);
+    } else {
+        s->failed++;
+        s->error = xstrdup(err);
+    }
+}
+
+static void test_rpc_round_trip_and_timeout(void **state)
+{
+    fixture *f = *state;
+    rpc_state srv = {0};
+    mq_declare_compute_queue(f->c, "rpctest");
+    mq_declare_compute_queue(f->c, "nobody-listens");
+    mq_consume(f->c, "ferry.compute.rpctest", rpc_server, &srv);
+    mq_start(f->c);
+    assert_int_equal(wait_up(f), 0);
+
+    rpc_state call = {0};
+    char *err = NULL;
+    call.started = mono_ms();
+    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.rpctest", "[1,2,3]", 7, 5000, rpc_done, &call, &err), 0);
+    int done = 0;
+    int64_t end = mono_ms() + 10000;
+    while (!(done = call.replied + call.failed) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(call.replied, 1);
+    assert_int_equal(srv.served, 1);
+    assert_string_equal(call.reply, "{\"echo\":[1,2,3]}");
+    free(call.reply);
+
+    /* nobody consumes this queue: the caller gets a timeout at its deadline, not a hang */
+    rpc_state lost = {0};
+    lost.started = mono_ms();
+    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.nobody-listens", "{}", 2, 800, rpc_done, &lost, &err), 0);
+    end = mono_ms() + 10000;
+    while (!(lost.replied + lost.failed) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(lost.failed, 1);
+    assert_non_null(strstr(lost.error, "timeout"));
+    assert_true(lost.took_ms >= 800);
+    assert_true(lost.took_ms < 5000);
+    free(lost.error);
+}
+
+/* ---- broker restart ----------------------------------------------------------------- */
+
+typedef struct {
+    int n;
+    char ids[200][37];
+    int seen[200];
+    int distinct;
+    int acked;
+    int hold; /* leave this many deliveries unacked (held) */
+    mq_delivery *held[64];
+    int held_idx[64];
+    int n_held;
+    int total_held;
+    int ups, downs;
+} restart_state;
+
+static void restart_consumer(mq_conn *c, mq_delivery *d, void *arg)
+{
+    restart_state *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    int mine = -1;
+    for (int i = 0; i < s->n; i++) {
+        if (m->message_id && strcmp(m->message_id, s->ids[i]) == 0) {
+            mine = i;
+            if (!s->seen[i]++)
+                s->distinct++;
+        }
+    }
+    if (mine >= 0 && s->n_held < s->hold) {
+        s->held_idx[s->n_held] = mine;
+        s->held[s->n_held++] = d; /* unacked when the broker goes down */
+        s->total_held = s->n_held;
+        return;
+    }
+    s->acked++;
+    mq_ack(c, d);
+}
+
+static void on_state(mq_conn *c, int up, const char *err, void *arg)
+{
+    (void)c;
+    (void)err;
+    restart_state *s = arg;
+    if (up)
+        s->ups++;
+    else
+        s->downs++;
+}
+
+static void test_broker_restart_loses_nothing(void **state)
+{
+    fixture *f = *state;
+    const char *q = "ferry.test.restart";
+    mq_declare_queue(f->c, q, MQ_Q_QUORUM);
+    mq_bind(f->c, q, MQ_EXCHANGE, "test.restart");
+    restart_state s = {0};
+    s.n = 200;
+    s.hold = 12; /* below the prefetch of 16 */
+    mq_on_state(f->c, on_state, &s);
+    mq_start(f->c);
+    assert_int_equal(wait_up(f), 0);
+
+    /* confirmed before the restart => must be delivered after it */
+    counters k = {0};
+    for (int i = 0; i < s.n; i++) {
+        uuid_new(s.ids[i]);
+        mq_props p = {.message_id = s.ids[i]};
+        char *err = NULL;
+        _cleanup_free_ char *body = xasprintf("{\"n\":%d}", i);
+        assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, "test.restart", &p, body, strlen(body), on_confirm, &k, &err), 0);
+    }
+    int64_t end = mono_ms() + 20000;
+    while (k.confirmed + k.refused < s.n && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(k.confirmed, s.n);
+
+    /* consume some, holding 12 unacked, then restart the broker under the consumer */
+    mq_consume(f->c, q, restart_consumer, &s);
+    end = mono_ms() + 20000;
+    while (s.n_held < s.hold && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(s.n_held, s.hold);
+    int before_ups = s.ups;
+
+    assert_int_equal(test_sh("\"$FERRY_TEST_HARNESS\" stop-rabbitmq >/dev/null"), 0);
+
+    /* the loss is noticed; a publish while the broker is away is refused loudly, never
+     * dropped silently */
+    end = mono_ms() + 60000;
+    while (s.downs == 0 && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_true(s.downs >= 1);
+    assert_false(mq_is_up(f->c));
+    char *perr = NULL;
+    mq_props pp = {0};
+    assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, "test.restart", &pp, "{}", 2, NULL, NULL, &perr), -1);
+    assert_non_null(strstr(perr, "not connected"));
+    free(perr);
+    /* it keeps trying while the broker is away, then comes back by itself */
+    end = mono_ms() + 1500;
+    while (mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_false(mq_is_up(f->c));
+    /* the held deliveries belong to the dead connection: acking them is harmless */
+    for (int i = 0; i < s.n_held; i++)
+        mq_ack(f->c, s.held[i]);
+    s.n_held = 0;
+    s.hold = 0;
+    assert_int_equal(test_sh("\"$FERRY_TEST_HARNESS\" start-rabbitmq >/dev/null"), 0);
+
+    end = mono_ms() + 90000;
+    while ((s.ups == before_ups || s.distinct < s.n) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_true(s.ups > before_ups);   /* reconnected by itself */
+    assert_int_equal(s.distinct, s.n); /* every confirmed message arrived */
+    for (int i = 0; i < s.n; i++)
+        assert_true(s.seen[i] >= 1);
+    /* the ones unacked at the restart came again */
+    end = mono_ms() + 30000;
+    for (int i = 0; i < s.total_held; i++) {
+        while (s.seen[s.held_idx[i]] < 2 && mono_ms() < end)
+            event_base_loop(f->base, EVLOOP_ONCE);
+        assert_true(s.seen[s.held_idx[i]] >= 2);
+    }
+}
+
+int main(void)
+{
+    log_set_proc("test-mq");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_confirm_consume_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_goes_to_dead_letter_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_round_trip_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
