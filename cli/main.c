@@ -84,11 +84,15 @@ static int ctl_connect(ctl *c)
     }
     mq_declare_ferry_topology(c->mq);
     mq_start(c->mq);
-    int64_t end = mono_ms() + c->timeout_ms;
+    /* connecting is bounded by the connect timeout, and by --timeout when that is shorter */
+    int limit = (int)c->cfg.amqp.connect_timeout_ms;
+    if (c->timeout_ms < limit)
+        limit = c->timeout_ms;
+    int64_t end = mono_ms() + limit;
     while (!mq_is_up(c->mq) && mono_ms() < end)
         event_base_loop(c->base, EVLOOP_ONCE);
     if (!mq_is_up(c->mq)) {
-        fprintf(stderr, PROG ": could not connect to the broker within %d ms: %s\n", c->timeout_ms,
+        fprintf(stderr, PROG ": could not connect to the broker within %d ms: %s\n", limit,
                 *mq_last_error(c->mq) ? mq_last_error(c->mq) : "no answer");
         return -1;
     }

@@ -2,7 +2,11 @@
 
 #include <errno.h>
 #include <string.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
@@ -399,6 +403,36 @@ void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 
+/* Connects a plain TCP socket to host:port to learn why a connection failed; returns the
+ * errno of the first address's failure (0 if it connected or could not be resolved). */
+static int probe_connect_errno(const char *host, int port, int timeout_ms)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    if (getaddrinfo(host, ps, &hints, &ai) != 0 || !ai)
+        return 0;
+    int e = 0;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            e = errno;
+            if (e == EINPROGRESS) {
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+                int n = poll(&pfd, 1, timeout_ms);
+                socklen_t len = sizeof(e);
+                if (n == 0)
+                    e = ETIMEDOUT;
+                else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+                    e = errno;
+            }
+        }
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return e;
+}
+
 static int do_connect(mq_conn *c, char **err)
 {
     c->amqp = amqp_new_connection();
@@ -422,9 +456,15 @@ static int do_connect(mq_conn *c, char **err)
     }
     struct timeval tv = {.tv_sec = c->opt.connect_timeout_ms / 1000,
                          .tv_usec = (c->opt.connect_timeout_ms % 1000) * 1000};
+    errno = 0;
     int rc = amqp_socket_open_noblock(sock, c->info.host, c->info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        *err = xasprintf("could not connect to %s:%d: %s", c->info.host, c->info.port, amqp_error_string2(rc));
+        /* rabbitmq-c says only "a socket error occurred": ask the system which */
+        int e = rc == AMQP_STATUS_SOCKET_ERROR ? probe_connect_errno(c->info.host, c->info.port, c->opt.connect_timeout_ms) : 0;
+        if (e)
+            *err = xasprintf("could not connect to %s:%d: %s", c->info.host, c->info.port, strerror(e));
+        else
+            *err = xasprintf("could not connect to %s:%d: %s", c->info.host, c->info.port, amqp_error_string2(rc));
         return -1;
     }
     amqp_set_handshake_timeout(c->amqp, &tv);
