@@ -107,8 +107,11 @@ static void serial_init(void)
     outb(COM1 + 4, 0x03); /* DTR, RTS; OUT2 off: no IRQ */
 }
 
+static char serial_last = '\n';
+
 static void serial_putc(char c)
 {
+    serial_last = c;
     /* An absent UART reads 0xFF: bit 5 set, so this never hangs. */
     while (!(inb(COM1 + 5) & 0x20))
         ;
@@ -213,7 +216,9 @@ void isr_dispatch(struct isr_frame *f)
         outb(PIC1_CMD, 0x20);
         return;
     }
-    serial_puts("\nferry-guest: exception ");
+    if (serial_last != '\n') /* interrupted mid-line */
+        serial_putc('\n');
+    serial_puts("ferry-guest: exception ");
     serial_putu(v);
     serial_puts(" err=");
     serial_putx(f->err);
@@ -321,10 +326,10 @@ static void cfg_parse(const char *p)
             cfg_name[n] = '\0';
         } else if (key_is(tok, klen, "dirty")) {
             if (parse_u32(eq + 1, vlen, &cfg_dirty_mib) < 0)
-                cfg_ignore(tok, len);
+                cfg_ignore(tok, klen);
         } else if (key_is(tok, klen, "rate")) {
             if (parse_u32(eq + 1, vlen, &cfg_rate_mib) < 0)
-                cfg_ignore(tok, len);
+                cfg_ignore(tok, klen);
         } else {
             cfg_ignore(tok, klen);
         }
@@ -364,6 +369,7 @@ static void run(void)
     u32 npages = cfg_dirty_mib * PAGES_PER_MIB;
     u32 per_sec = cfg_rate_mib * PAGES_PER_MIB; /* pages; <= 256e6 */
     u32 whole = per_sec / PIT_HZ, rem = per_sec % PIT_HZ;
+    u32 cap = 2 * whole + 2; /* bank at most ~2 ticks: no catch-up bursts */
     u32 budget = 0, credit = 0, page = 0, pass = 1;
     u32 last = ticks;
 
@@ -381,8 +387,8 @@ static void run(void)
                 credit += elapsed * rem;
                 budget += credit / PIT_HZ;
                 credit %= PIT_HZ;
-                if (budget > per_sec) /* never bank more than a second */
-                    budget = per_sec;
+                if (budget > cap)
+                    budget = cap;
             }
             heartbeat(t);
         }
