@@ -1,0 +1,31 @@
+# Shared by the lab tests: a lab of their own (own dir, namespace prefix, network, ports), so
+# a developer's lab (deploy/lab/ferry-lab up with the defaults) is never touched.
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LAB=$top/deploy/lab/ferry-lab
+export FERRY_LAB_DIR=${FERRY_BIN_DIR:?run through ctest}/lab-test
+export FERRY_LAB_NAME=ferrytst FERRY_LAB_NET=78 FERRY_LAB_PORT_BASE=26650
+ok() { echo "ok: $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+# the last heartbeat number in guest NAME's console log
+last_hb() { grep -o 'ferry-guest: hb [0-9]*' "$FERRY_LAB_DIR/logs/guests/$1.console.log" | tail -n 1 | awk '{print $3}'; }
+
+# Everything a lab of ours leaves on the machine: namespaces, interfaces, mounts, processes,
+# files. Prints one line per leftover.
+leftovers() {
+  ip netns list | awk '{print $1}' | grep "^$FERRY_LAB_NAME-" | sed 's/^/netns /' || true
+  ip -o link show | awk -F': ' '{print $2}' | grep "^${FERRY_LAB_NAME}0" | sed 's/^/interface /' || true
+  grep " $FERRY_LAB_DIR" /proc/self/mounts | awk '{print "mount " $2}' || true
+  local p
+  for p in /proc/[0-9]*; do
+    # processes whose command line names the lab dir (libvirtd's init, QEMU, the servers)
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$FERRY_LAB_DIR"; then
+      [[ $(awk '{print $3}' "$p/stat" 2>/dev/null) == Z ]] && continue
+      echo "process ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" | cut -c1-120)"
+    fi
+  done
+  [[ -e $FERRY_LAB_DIR ]] && echo "directory $FERRY_LAB_DIR"
+  return 0
+}
