@@ -34,10 +34,15 @@ typedef struct verb {
 
 static int cmd_check(ctl *c, int argc, char **argv);
 static int cmd_ping(ctl *c, int argc, char **argv);
+static int cmd_rpc(ctl *c, int argc, char **argv);
 
 static const verb verbs[] = {
     {"check", "", "connect to the broker, declare ferry's topology and report", cmd_check},
     {"ping", "HOST", "ask the agent of compute host HOST to answer over RPC", cmd_ping},
+    {"rpc", "HOST METHOD [BODY]",
+     "call METHOD of HOST's agent (compute-agent/RPC.md) with the JSON object BODY\n"
+     "        (default {}, '-' reads standard input) and print the reply body; for debugging",
+     cmd_rpc},
 };
 
 static void usage(FILE *f)
@@ -48,7 +53,7 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-        fprintf(f, "  %-6s %-6s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
+        fprintf(f, "  %s %s\n        %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
     fprintf(f,
             "\n"
             "Options:\n"
@@ -135,6 +140,78 @@ static void ping_done(mq_conn *m, int ok, const char *err, const mq_message *rep
         p->err = xstrdup(err);
 }
 
+/* Sends body (taken) as rpc.<method> to host and waits; returns the reply envelope or NULL
+ * (reported). */
+static msg_envelope *call_agent(ctl *c, const char *host, const char *type, json_object *body)
+{
+    _cleanup_free_ char *key = xasprintf("compute.%s", host);
+    _cleanup_free_ char *req = msg_build(type, NULL, body);
+    ping_state p = {0};
+    char *err = NULL;
+    if (mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, ping_done, &p, &err) < 0) {
+        fprintf(stderr, PROG ": could not send %s to %s: %s\n", type, host, err);
+        free(err);
+        return NULL;
+    }
+    if (mq_loop_until(c->base, &p.done, c->timeout_ms + 1000) < 0 || !p.ok) {
+        fprintf(stderr, PROG ": no answer from the agent of %s: %s\n", host, p.err ? p.err : "timeout");
+        free(p.err);
+        return NULL;
+    }
+    msg_envelope *env = NULL;
+    if (msg_parse(p.reply, strlen(p.reply), &env, &err) < 0) {
+        fprintf(stderr, PROG ": the agent of %s sent an invalid reply: %s\n", host, err);
+        free(err);
+    }
+    free(p.reply);
+    return env;
+}
+
+static int cmd_rpc(ctl *c, int argc, char **argv)
+{
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, PROG ": rpc needs HOST METHOD [BODY]\n");
+        return 2;
+    }
+    const char *text = argc == 4 ? argv[3] : "{}";
+    _cleanup_free_ char *in = NULL;
+    if (strcmp(text, "-") == 0) {
+        size_t cap = 0;
+        FILE *m = open_memstream(&in, &cap);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+            fwrite(buf, 1, n, m);
+        fclose(m);
+        text = in;
+    }
+    enum json_tokener_error jerr;
+    json_object *body = json_tokener_parse_verbose(text, &jerr);
+    if (!body || !json_object_is_type(body, json_type_object)) {
+        fprintf(stderr, PROG ": BODY must be a JSON object: %s\n", body ? "not an object" : json_tokener_error_desc(jerr));
+        json_object_put(body);
+        return 2;
+    }
+    if (ctl_connect(c) < 0) {
+        json_object_put(body);
+        return 1;
+    }
+    _cleanup_free_ char *type = xasprintf("rpc.%s", argv[2]);
+    msg_envelope *env = call_agent(c, argv[1], type, body);
+    if (!env)
+        return 1;
+    json_object *b = msg_envelope_body(env), *ok = NULL;
+    printf("%s\n", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+    int rc = json_object_object_get_ex(b, "ok", &ok) && json_object_get_boolean(ok) ? 0 : 1;
+    if (rc) {
+        json_object *e = NULL;
+        json_object_object_get_ex(b, "error", &e);
+        fprintf(stderr, PROG ": %s on %s: %s\n", argv[2], argv[1], e ? json_object_get_string(e) : "failed");
+    }
+    msg_envelope_free(env);
+    return rc;
+}
+
 static int cmd_ping(ctl *c, int argc, char **argv)
 {
     if (argc != 2) {
@@ -144,46 +221,27 @@ static int cmd_ping(ctl *c, int argc, char **argv)
     const char *host = argv[1];
     if (ctl_connect(c) < 0)
         return 1;
-    _cleanup_free_ char *key = xasprintf("compute.%s", host);
-    _cleanup_free_ char *req = msg_build("agent.ping", NULL, json_object_new_object());
-    ping_state p = {0};
-    char *err = NULL;
     int64_t t0 = mono_ms();
-    if (mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, ping_done, &p, &err) < 0) {
-        fprintf(stderr, PROG ": could not send ping to %s: %s\n", host, err);
-        free(err);
+    msg_envelope *env = call_agent(c, host, "rpc.ping", json_object_new_object());
+    if (!env)
         return 1;
-    }
-    if (mq_loop_until(c->base, &p.done, c->timeout_ms + 1000) < 0 || !p.ok) {
-        fprintf(stderr, PROG ": no answer from the agent of %s: %s\n", host, p.err ? p.err : "timeout");
-        free(p.err);
-        return 1;
-    }
     long ms = (long)(mono_ms() - t0);
+    json_object *b = msg_envelope_body(env), *ok = NULL, *e = NULL, *v = NULL, *lv = NULL;
     int rc = 0;
-    msg_envelope *env = NULL;
-    if (msg_parse(p.reply, strlen(p.reply), &env, &err) < 0) {
-        fprintf(stderr, PROG ": the agent of %s sent an invalid reply: %s\n", host, err);
-        free(err);
-        rc = 1;
-    } else if (strcmp(msg_envelope_type(env), "agent.pong") != 0) {
-        json_object *e = NULL;
-        json_object_object_get_ex(msg_envelope_body(env), "error", &e);
+    if (!json_object_object_get_ex(b, "ok", &ok) || !json_object_get_boolean(ok)) {
+        json_object_object_get_ex(b, "error", &e);
         fprintf(stderr, PROG ": the agent of %s refused: %s\n", host, e ? json_object_get_string(e) : "unknown error");
         rc = 1;
     } else if (c->json) {
-        json_object *b = msg_envelope_body(env);
         json_object_object_add(b, "rtt_ms", json_object_new_int64(ms));
         printf("%s\n", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
     } else {
-        json_object *v = NULL, *lv = NULL;
-        json_object_object_get_ex(msg_envelope_body(env), "version", &v);
-        json_object_object_get_ex(msg_envelope_body(env), "libvirt_library", &lv);
+        json_object_object_get_ex(b, "version", &v);
+        json_object_object_get_ex(b, "libvirt", &lv);
         printf("%s: ferry-agent %s, libvirt %s, answered in %ld ms\n", host, v ? json_object_get_string(v) : "?",
                lv ? json_object_get_string(lv) : "?", ms);
     }
     msg_envelope_free(env);
-    free(p.reply);
     return rc;
 }
 

@@ -66,6 +66,9 @@ typedef struct cfg_agent {
     int64_t heartbeat_interval_s;
     char *instances_path; /* absolute */
     int64_t job_poll_ms;
+    char *state_dir;         /* absolute */
+    int64_t memory_limit_mb; /* 0 = the machine's memory */
+    int64_t stall_timeout_s; /* 0 = never */
 } cfg_agent;
 
 typedef struct cfg_libvirt {

@@ -371,7 +371,8 @@ int msg_parse(const char *data, size_t len, msg_envelope **out, char **err)
     if (get_object(root, "", "body", true, &body, err) < 0)
         goto fail;
 
-    msg_envelope *env = xcalloc(1, sizeof(*env));
+    msg_envelope *env;
+    env = xcalloc(1, sizeof(*env));
     env->root = root;
     env->type = type;
     env->sent_at = sent_at;

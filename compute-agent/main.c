@@ -1,19 +1,20 @@
-/* ferry-agent: the compute agent of one host (see DESIGN.md). This build connects to the
- * broker, declares and serves its RPC queue ferry.compute.<host> with the `agent.ping` method;
- * the inventory, checks and the libvirt migration job come with the agent issue. */
+/* ferry-agent: the compute agent of one host (DESIGN.md "Processes", "Flow" 3-7). It talks to
+ * RabbitMQ and to its own libvirtd, never to PostgreSQL: it publishes the host's inventory
+ * and every domain lifecycle change, and serves the migration RPCs of compute-agent/RPC.md on
+ * ferry.compute.<host>. */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-#include <json-c/json.h>
-#include <libvirt/libvirt.h>
+#include <event2/thread.h>
 
+#include "agent.h"
 #include "app.h"
-#include "config.h"
-#include "log.h"
-#include "mq.h"
+#include "inventory.h"
 #include "msg.h"
 
 #define PROG "ferry-agent"
@@ -22,12 +23,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: " PROG " [OPTION]...\n"
-            "The ferry compute agent: serves RPC on queue ferry.compute.HOST and runs this host's\n"
-            "libvirt live migrations.\n"
+            "The ferry compute agent: reports this host and its domains, and runs its libvirt live\n"
+            "migrations for the scheduler, over RPC on queue ferry.compute.HOST.\n"
             "\n"
             "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
             "  -H, --host NAME       this compute host's name (overrides [agent] host; default:\n"
             "                        the machine's host name)\n"
+            "  -a, --address ADDR    address other hosts reach this one at for migrations\n"
+            "                        (overrides [agent] address; default: resolve the host name)\n"
             "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            show this help and exit\n"
@@ -36,92 +39,168 @@ static void usage(FILE *f)
             "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or configuration.\n");
 }
 
-typedef struct agent {
-    ferry_config *cfg;
-    struct event_base *base;
-    mq_conn *mq;
-    char *host;
-    char *queue;
-} agent;
+/* ---- events --------------------------------------------------------------------------------- */
 
-static void reply_json(agent *a, mq_delivery *d, const char *type, const char *id, json_object *body)
+void agent_publish(agent *a, const char *key, json_object *body)
 {
-    _cleanup_free_ char *out = msg_build(type, id, body);
+    char at[40];
+    rfc3339_ms(wall_ms(), at, sizeof(at));
+    json_object_object_add(body, "at", json_object_new_string(at));
+    json_object_object_add(body, "host", json_object_new_string(a->host));
+    /* the envelope type is the routing key, so a consumer of several keys tells them apart */
+    _cleanup_free_ char *text = msg_build(key, NULL, body);
     char *err = NULL;
-    log_fields f = {.host = a->host, .req = id};
-    if (mq_rpc_reply(a->mq, d, out, strlen(out), &err) < 0) {
-        log_error(&f, "could not send the %s reply: %s", type, err);
+    mq_props p = {.type = key};
+    if (mq_publish(a->mq, MQ_EVENTS_EXCHANGE, key, &p, text, strlen(text), NULL, NULL, &err) < 0) {
+        log_debug(NULL, "event %s not published: %s", key, err);
         free(err);
     }
 }
 
-static void reply_error(agent *a, mq_delivery *d, const char *id, const char *reason)
+int64_t agent_incoming_migration(agent *a, const char *uuid)
 {
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "error", json_object_new_string(reason));
-    reply_json(a, d, "rpc.error", id, b);
+    DIR *d = opendir(a->cfg->agent.state_dir);
+    if (!d)
+        return 0;
+    int64_t found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        long long id;
+        char tail[8];
+        if (sscanf(e->d_name, "dest-%lld.%7s", &id, tail) != 2 || strcmp(tail, "json") != 0)
+            continue;
+        _cleanup_free_ char *name = xasprintf("dest-%lld", id);
+        json_object *o = state_read(a, name), *v;
+        if (o && json_object_object_get_ex(o, "instance", &v) && strcmp(json_object_get_string(v), uuid) == 0)
+            found = id;
+        json_object_put(o);
+    }
+    closedir(d);
+    return found;
 }
 
-static void on_rpc(mq_conn *c, mq_delivery *d, void *arg)
+static void send_heartbeat(agent *a)
 {
-    agent *a = arg;
-    const mq_message *m = mq_delivery_message(d);
-    msg_envelope *env = NULL;
+    if (!a->lv_up || !mq_is_up(a->mq))
+        return;
+    virConnectPtr conn = lv_ref(a->lv, NULL);
+    if (!conn)
+        return;
     char *err = NULL;
-    if (msg_parse(m->body, m->len, &env, &err) < 0) {
-        log_fields f = {.host = a->host, .req = m->message_id};
-        log_warn(&f, "malformed RPC request on %s: %s", a->queue, err);
-        if (m->reply_to)
-            reply_error(a, d, NULL, err);
-        else
-            mq_dead_letter(c, d, err);
+    json_object *b = inv_build(conn, a->host, a->address, a->cfg->agent.instances_path, a->cfg->agent.memory_limit_mb, &err);
+    virConnectClose(conn);
+    if (!b) {
+        log_warn(NULL, "could not build the host inventory: %s", err);
         free(err);
         return;
     }
-    const char *type = msg_envelope_type(env);
-    const char *id = msg_envelope_id(env);
-    log_fields f = {.host = a->host, .req = id};
-    if (strcmp(type, "agent.ping") == 0) {
-        log_debug(&f, "ping");
-        json_object *b = json_object_new_object();
-        json_object_object_add(b, "host", json_object_new_string(a->host));
-        json_object_object_add(b, "version", json_object_new_string(FERRY_VERSION));
-        unsigned long lv = 0;
-        virGetVersion(&lv, NULL, NULL);
-        _cleanup_free_ char *lvs = xasprintf("%lu.%lu.%lu", lv / 1000000, lv / 1000 % 1000, lv % 1000);
-        json_object_object_add(b, "libvirt_library", json_object_new_string(lvs));
-        reply_json(a, d, "agent.pong", id, b);
-    } else {
-        _cleanup_free_ char *why = xasprintf("unknown method '%s'", type);
-        log_warn(&f, "%s", why);
-        reply_error(a, d, id, why);
+    _cleanup_free_ char *key = xasprintf("host.%s.heartbeat", a->host);
+    agent_publish(a, key, b);
+}
+
+static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_heartbeat(arg);
+}
+
+/* ---- libvirt callbacks (loop thread) ---------------------------------------------------- */
+
+static void on_lifecycle(void *arg, const lv_lifecycle *ev)
+{
+    agent *a = arg;
+    log_fields f = {.instance = ev->uuid, .host = a->host};
+    log_info(&f, "domain %s %s (%s)", ev->name, ev->event_name, ev->detail_name);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(ev->uuid));
+    json_object_object_add(b, "name", json_object_new_string(ev->name));
+    json_object_object_add(b, "event", json_object_new_string(ev->event_name));
+    json_object_object_add(b, "detail", json_object_new_string(ev->detail_name));
+    _cleanup_free_ char *key = xasprintf("instance.%s.%s", ev->uuid, ev->event_name);
+    agent_publish(a, key, b);
+    /* the guest resumed here after an incoming migration: it runs on this host now */
+    if (ev->event == VIR_DOMAIN_EVENT_RESUMED &&
+        (ev->detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED || ev->detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY)) {
+        int64_t mig = agent_incoming_migration(a, ev->uuid);
+        char mig_s[24];
+        snprintf(mig_s, sizeof(mig_s), "%lld", (long long)mig);
+        log_fields g = {.instance = ev->uuid, .host = a->host, .migration = mig ? mig_s : NULL};
+        log_info(&g, "domain %s resumed here after its migration (%s)", ev->name, ev->detail_name);
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "instance", json_object_new_string(ev->uuid));
+        json_object_object_add(r, "name", json_object_new_string(ev->name));
+        if (mig)
+            json_object_object_add(r, "migration", json_object_new_int64(mig));
+        json_object_object_add(r, "detail", json_object_new_string(ev->detail_name));
+        _cleanup_free_ char *rk = xasprintf("instance.%s.running", ev->uuid);
+        agent_publish(a, rk, r);
     }
-    msg_envelope_free(env);
+}
+
+static void on_iteration(void *arg, const char *uuid, int iteration)
+{
+    job_on_iteration(arg, uuid, iteration);
+}
+
+static void on_job_completed(void *arg, const char *uuid, virTypedParameterPtr params, int n)
+{
+    job_on_completed(arg, uuid, params, n);
+}
+
+static void on_lv_connection(void *arg, int up, const char *why)
+{
+    agent *a = arg;
+    a->lv_up = up;
+    if (up) {
+        log_info(NULL, "libvirt connected (%s)", a->cfg->libvirt.uri);
+        job_recover(a);
+        send_heartbeat(a);
+    } else {
+        log_warn(NULL, "libvirt connection lost: %s", why ? why : "unknown");
+    }
 }
 
 static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
 {
     (void)c;
     agent *a = arg;
-    if (up)
+    if (up) {
         log_info(NULL, "agent ready: serving %s", a->queue);
-    else
+        send_heartbeat(a);
+    } else {
         log_warn(NULL, "agent lost the broker: %s", err);
+    }
+}
+
+/* The address others use for migrations: [agent] address, else the host name's. */
+static char *resolve_address(const char *host)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) == 0 && ai) {
+        char buf[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, buf, sizeof(buf));
+        freeaddrinfo(ai);
+        return xstrdup(buf);
+    }
+    return xstrdup(host);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},
-        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},    {"host", required_argument, NULL, 'H'},
+        {"address", required_argument, NULL, 'a'},   {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'V'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *host = NULL, *level_arg = NULL;
+    const char *config_path = NULL, *host = NULL, *address = NULL, *level_arg = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:H:l:Vh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:H:a:l:Vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'H': host = optarg; break;
+        case 'a': address = optarg; break;
         case 'l': level_arg = optarg; break;
         case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
         case 'h': usage(stdout); return 0;
@@ -139,6 +218,7 @@ int main(int argc, char **argv)
     }
     char *err = NULL;
     if ((host && cfg_set(&cfg, "agent", "host", host, &err) < 0) ||
+        (address && cfg_set(&cfg, "agent", "address", address, &err) < 0) ||
         (level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0)) {
         fprintf(stderr, PROG ": %s\n", err);
         free(err);
@@ -149,14 +229,25 @@ int main(int argc, char **argv)
         cfg_free(&cfg);
         return 2;
     }
+    evthread_use_pthreads(); /* evq's event_active comes from other threads */
     agent a = {.cfg = &cfg};
     a.host = *cfg.agent.host ? xstrdup(cfg.agent.host) : app_hostname();
+    a.address = *cfg.agent.address ? xstrdup(cfg.agent.address) : resolve_address(a.host);
     a.queue = xasprintf("ferry.compute.%s", a.host);
     log_set_host(a.host);
     a.base = event_base_new();
+    a.q = evq_new(a.base);
     app_signals *sig = app_signals_new(a.base);
     int rc = 0;
     mq_options mo;
+    lv_callbacks cb = {
+        .lifecycle = on_lifecycle,
+        .migration_iteration = on_iteration,
+        .job_completed = on_job_completed,
+        .connection = on_lv_connection,
+        .arg = &a,
+    };
+    struct timeval hb = {.tv_sec = cfg.agent.heartbeat_interval_s, .tv_usec = 0};
     _cleanup_free_ char *conn_name = xasprintf(PROG "@%s", a.host);
     app_mq_options(&cfg, conn_name, &mo);
     if (mq_new(a.base, &mo, &a.mq, &err) < 0) {
@@ -168,16 +259,32 @@ int main(int argc, char **argv)
     mq_on_state(a.mq, on_mq_state, &a);
     mq_declare_ferry_topology(a.mq);
     mq_declare_compute_queue(a.mq, a.host);
-    mq_consume(a.mq, a.queue, on_rpc, &a);
-    log_info(NULL, PROG " " FERRY_VERSION " starting");
+    mq_consume(a.mq, a.queue, rpc_on_request, &a);
+    log_info(NULL, PROG " " FERRY_VERSION " starting: host %s, address %s, libvirt %s, instances %s", a.host,
+             a.address, cfg.libvirt.uri, cfg.agent.instances_path);
+    if (lv_open(a.q, cfg.libvirt.uri, (int)cfg.libvirt.keepalive_interval_s, (int)cfg.libvirt.keepalive_count, &cb,
+                &a.lv, &err) < 0) {
+        log_error(NULL, "cannot start: %s", err);
+        free(err);
+        rc = 1;
+        goto out;
+    }
+    a.heartbeat_ev = event_new(a.base, -1, EV_PERSIST, on_heartbeat_timer, &a);
+    event_add(a.heartbeat_ev, &hb);
     mq_start(a.mq);
     event_base_dispatch(a.base);
     log_info(NULL, PROG " stopped");
 out:
+    lv_close(a.lv);
+    if (a.heartbeat_ev)
+        event_free(a.heartbeat_ev);
+    evq_free(a.q); /* runs what libvirt posted last; mq still exists */
+    job_free_all(&a);
     mq_free(a.mq);
     app_signals_free(sig);
     event_base_free(a.base);
     free(a.host);
+    free(a.address);
     free(a.queue);
     cfg_free(&cfg);
     log_close();

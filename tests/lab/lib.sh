@@ -29,3 +29,38 @@ leftovers() {
   [[ -e $FERRY_LAB_DIR ]] && echo "directory $FERRY_LAB_DIR"
   return 0
 }
+
+# ---- talking to the agents with ferryctl rpc ----------------------------------------------
+CTL=${FERRY_BIN_DIR}/ferryctl
+# rpc HOST METHOD BODY: prints the reply body; exit status 1 on an error reply
+rpc() { "$CTL" --timeout 20000 rpc "$@"; }
+# the domain UUID of guest NAME (from whichever host has it)
+guest_uuid() {
+  local h
+  for h in $FERRY_LAB_HOSTS; do
+    "$LAB" virsh "$h" domuuid "$1" 2>/dev/null | head -n 1 && return 0
+  done
+  return 1
+}
+host_addr() { "$LAB" addr "$1"; }
+# wait_job HOST MIGRATION UUID SECONDS: until job_status leaves "running"; prints the last body
+wait_job() {
+  local h=$1 m=$2 u=$3 secs=$4 out state end
+  end=$(($(date +%s) + secs))
+  while :; do
+    out=$(rpc "$h" job_status "{\"migration\":$m,\"instance\":\"$u\"}") || fail "job_status on $h: $out"
+    state=$(jq -r .state <<<"$out")
+    [[ $state != running ]] && break
+    (($(date +%s) < end)) || fail "migration $m still running after $secs s: $out"
+    sleep 0.3
+  done
+  printf '%s\n' "$out"
+}
+# where NAME runs: prints "host state persistent" for every host that has it
+where() {
+  local h info
+  for h in $FERRY_LAB_HOSTS; do
+    info=$("$LAB" virsh "$h" dominfo "$1" 2>/dev/null) || continue
+    echo "$h $(awk '/^State:/ {print $2}' <<<"$info") $(awk '/^Persistent:/ {print $2}' <<<"$info")"
+  done
+}
