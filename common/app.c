@@ -64,16 +64,6 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
     o->confirm_timeout_ms = (int)cfg->amqp.confirm_timeout_ms;
 }
 
-void app_db_options(const ferry_config *cfg, const char *app_name, db_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->dsn = cfg->database.dsn;
-    o->connect_timeout_s = (int)cfg->database.connect_timeout_s;
-    o->statement_timeout_ms = (int)cfg->database.statement_timeout_ms;
-    o->tx_retries = (int)cfg->database.tx_retries;
-    o->application_name = app_name;
-}
-
 struct app_signals {
     struct event *sigint, *sigterm;
 };

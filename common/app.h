@@ -7,7 +7,6 @@
 #include <event2/event.h>
 
 #include "config.h"
-#include "db.h"
 #include "mq.h"
 
 /* Loads the config at path (NULL = the default path, where a missing file means defaults),
@@ -19,8 +18,6 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY
 int app_setup_log(const char *prog, const ferry_config *cfg) FERRY_WUR;
 /* Fills o from cfg's [amqp] section; the strings stay owned by cfg. */
 void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *o);
-/* Fills o from cfg's [database] section; the strings stay owned by cfg. */
-void app_db_options(const ferry_config *cfg, const char *app_name, db_options *o);
 /* Makes SIGINT and SIGTERM end base's loop (logged) and ignores SIGPIPE. The returned events
  * are owned by the caller: free them with app_signals_free. */
 typedef struct app_signals app_signals;

@@ -70,6 +70,16 @@ static int db_connect(db_conn *db)
     return 0;
 }
 
+void db_options_from_config(const ferry_config *cfg, const char *app_name, db_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->dsn = cfg->database.dsn;
+    o->connect_timeout_s = (int)cfg->database.connect_timeout_s;
+    o->statement_timeout_ms = (int)cfg->database.statement_timeout_ms;
+    o->tx_retries = (int)cfg->database.tx_retries;
+    o->application_name = app_name;
+}
+
 int db_open(const db_options *opt, db_conn **out, char **err)
 {
     db_conn *db = xcalloc(1, sizeof(*db));

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "config.h"
 #include "util.h"
 
 typedef struct db_conn db_conn;
@@ -21,6 +22,8 @@ typedef struct db_options {
     const char *application_name; /* shown in pg_stat_activity; NULL = "ferry" */
 } db_options;
 
+/* Fills o from cfg's [database] section; the strings stay owned by cfg. */
+void db_options_from_config(const ferry_config *cfg, const char *app_name, db_options *o);
 /* Connects to PostgreSQL; on success *out is a new connection the caller frees with
  * db_close. On failure returns -1 and *err (caller frees) says why, in libpq's words. */
 int db_open(const db_options *opt, db_conn **out, char **err) FERRY_WUR;

@@ -64,7 +64,7 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
     (void)what;
     sched *s = arg;
     db_options o;
-    app_db_options(s->cfg, PROG, &o);
+    db_options_from_config(s->cfg, PROG, &o);
     char *err = NULL;
     if (db_open(&o, &s->db, &err) < 0) {
         log_warn(NULL, "%s; retrying in 2 s", err);
@@ -87,7 +87,7 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
 static int db_upgrade(const ferry_config *cfg)
 {
     db_options o;
-    app_db_options(cfg, PROG, &o);
+    db_options_from_config(cfg, PROG, &o);
     db_conn *db = NULL;
     char *err = NULL;
     if (db_open(&o, &db, &err) < 0) {
