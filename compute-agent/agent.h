@@ -82,7 +82,9 @@ void job_recover(agent *a);
 /* Event hooks from libvirt (loop thread). */
 void job_on_iteration(agent *a, const char *uuid, int iteration);
 void job_on_completed(agent *a, const char *uuid, virTypedParameterPtr params, int n);
-/* Frees every job (at exit; worker threads are detached and left to libvirt). */
+/* Counts the jobs whose worker thread is still inside virDomainMigrateToURI3. */
+int job_workers_running(const agent *a);
+/* Frees every job (at exit, when no worker thread runs). */
 void job_free_all(agent *a);
 /* Converts libvirt job stats to the JSON of RPC.md (new object). */
 json_object *job_stats_json(virTypedParameterPtr params, int n, int type);

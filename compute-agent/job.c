@@ -177,6 +177,14 @@ static void job_free(job *j)
     free(j);
 }
 
+int job_workers_running(const agent *a)
+{
+    int n = 0;
+    for (const job *j = a->jobs; j; j = j->next)
+        n += j->state == JOB_RUNNING && !j->adopted && !j->worker_done;
+    return n;
+}
+
 void job_free_all(agent *a)
 {
     job *j = a->jobs;

@@ -278,8 +278,16 @@ out:
     lv_close(a.lv);
     if (a.heartbeat_ev)
         event_free(a.heartbeat_ev);
-    evq_free(a.q); /* runs what libvirt posted last; mq still exists */
-    job_free_all(&a);
+    if (job_workers_running(&a)) {
+        /* a worker still waits in libvirt and will post its result: leave the queue and the
+         * jobs to the process's end rather than free them under it. The migration itself goes
+         * on in libvirt; the next agent finds it (job_recover). */
+        log_warn(NULL, "stopping with %d migration(s) in progress: libvirt carries on, the next agent adopts them",
+                 job_workers_running(&a));
+    } else {
+        evq_free(a.q); /* runs what libvirt posted last; mq still exists */
+        job_free_all(&a);
+    }
     mq_free(a.mq);
     app_signals_free(sig);
     event_base_free(a.base);
