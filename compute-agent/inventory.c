@@ -451,9 +451,7 @@ int inv_postcopy_supported(virConnectPtr conn)
     return lib >= 1003003 && hv >= 2005000;
 }
 
-/* The virtual size of an image file that libvirt cannot tell us about (inactive domain or
- * an older libvirt): the qcow2 header's size, else the file's (or block device's) size. */
-static unsigned long long file_virtual_size(const char *path)
+unsigned long long inv_file_virtual_size(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -482,15 +480,11 @@ static long long domain_disk_gb(virDomainPtr dom, const char *uuid)
     inv_disk *d = disks_parse(xml, &n);
     free(xml);
     unsigned long long total = 0;
-    for (size_t i = 0; i < n; i++) {
-        virDomainBlockInfo info;
-        const char *what = d[i].target ? d[i].target : d[i].path;
-        if (virDomainGetBlockInfo(dom, what, &info, 0) == 0) {
-            total += info.capacity;
-        } else if (d[i].path) {
-            total += file_virtual_size(d[i].path);
-        }
-    }
+    /* read from the image files, not virDomainGetBlockInfo: that one waits for the domain's
+     * job lock, i.e. for a whole incoming migration, and the heartbeat runs on the loop thread */
+    for (size_t i = 0; i < n; i++)
+        if (d[i].path)
+            total += inv_file_virtual_size(d[i].path);
     disks_free(d, n);
     return (long long)round_up_gib(total);
 }

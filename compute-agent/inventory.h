@@ -31,6 +31,10 @@ void inv_meta_free(inv_meta *m);
  * or NULL with *err (caller frees). */
 json_object *inv_build(virConnectPtr conn, const char *host, const char *address, const char *instances_path,
                        long long memory_limit_mb, char **err);
+/* The virtual size in bytes of the disk image at path without asking libvirt (which would
+ * wait for the domain's job lock): the qcow2 header's size, else the file's or block
+ * device's size; 0 when it cannot be read. */
+unsigned long long inv_file_virtual_size(const char *path);
 /* The state word of a virDomainState: "running", "paused", "shutoff", "crashed", ... */
 const char *inv_state_name(int state);
 /* Returns 1 when conn's libvirt (>= 1.3.3) and QEMU (>= 2.5.0) support post-copy, else 0. */

@@ -34,6 +34,7 @@ struct job {
     int postcopy_active;
     int iteration;
     int abort_requested;
+    char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
     char *error;
     char *error_code;
@@ -174,6 +175,7 @@ static void job_free(job *j)
     free(j->uri);
     free(j->error);
     free(j->error_code);
+    free(j->abort_reason);
     free(j);
 }
 
@@ -314,6 +316,7 @@ static void finish(job *j, job_state st, const char *error)
     char *copy = error ? xstrdup(error) : NULL; /* error may be j->error itself */
     free(j->error);
     j->error = copy;
+    error = copy;
     if (j->poll_ev)
         event_del(j->poll_ev);
     const char *who = j->ec2_id ? j->ec2_id : j->name ? j->name : j->uuid;
@@ -519,8 +522,8 @@ static void poll_update(job *j, virDomainPtr dom, virTypedParameterPtr params, i
             switch_postcopy(j, dom, "completion timeout");
         } else {
             log_warn(&j->lf, "completion timeout of %d s reached: aborting", j->o.completion_timeout_s);
-            free(j->error);
-            j->error = xasprintf("completion timeout of %d s reached", j->o.completion_timeout_s);
+            free(j->abort_reason);
+            j->abort_reason = xasprintf("completion timeout of %d s reached", j->o.completion_timeout_s);
             j->abort_requested = 1;
             if (virDomainAbortJob(dom) < 0)
                 log_error(&j->lf, "could not abort the job: %s", lv_errmsg());
@@ -531,6 +534,9 @@ static void poll_update(job *j, virDomainPtr dom, virTypedParameterPtr params, i
     if (stall > 0 && !j->postcopy_active && !j->abort_requested && now - j->best_remaining_ms > stall * 1000) {
         log_warn(&j->lf, "migration stalled: remaining memory has not shrunk below %llu bytes for %lld s: aborting",
                  j->best_remaining, (long long)stall);
+        free(j->abort_reason);
+        j->abort_reason = xasprintf("stalled: remaining memory did not shrink below %llu bytes for %lld s",
+                                    j->best_remaining, (long long)stall);
         j->abort_requested = 1;
         if (virDomainAbortJob(dom) < 0)
             log_error(&j->lf, "could not abort the stalled job: %s", lv_errmsg());
@@ -578,7 +584,11 @@ static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
         return;
     if (j->error_code && !*j->error_code)
         finish(j, JOB_COMPLETED, NULL);
-    else if (j->error_code && strcmp(j->error_code, "cancelled") == 0)
+    else if (j->error_code && strcmp(j->error_code, "cancelled") == 0 && j->abort_reason) {
+        /* the agent aborted it (timeout, stall): a failure, with the agent's reason first */
+        _cleanup_free_ char *e = xasprintf("%s (libvirt: %s)", j->abort_reason, j->error ? j->error : "aborted");
+        finish(j, JOB_FAILED, e);
+    } else if (j->error_code && strcmp(j->error_code, "cancelled") == 0)
         finish(j, JOB_CANCELLED, j->error ? j->error : "aborted");
     else {
         _cleanup_free_ char *e = xstrdup(j->error ? j->error : "unknown libvirt error");

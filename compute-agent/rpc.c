@@ -284,9 +284,9 @@ static int check_source_dom(call *c, virDomainPtr dom, int block, json_object *o
         int shared = under(path, c->a->cfg->agent.instances_path);
         all_shared &= shared;
         json_object_object_add(d, "shared", json_object_new_boolean(shared));
-        virDomainBlockInfo bi;
-        if (virDomainGetBlockInfo(dom, path, &bi, 0) == 0)
-            json_object_object_add(d, "virtual_size", json_object_new_int64((int64_t)bi.capacity));
+        unsigned long long vsize = inv_file_virtual_size(path);
+        if (vsize)
+            json_object_object_add(d, "virtual_size", json_object_new_int64((int64_t)vsize));
     }
     if (!block && !all_shared) {
         *err = xasprintf("domain %s has disks outside the shared instances path %s: block migration is needed",

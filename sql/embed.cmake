@@ -1,5 +1,6 @@
 # Writes a C file holding every SQL migration as a string, in version order.
-# Called with -DOUT=<file.c> -DFILES=<a.sql;b.sql;...>
+# Called with -DOUT=<file.c> -DFILES=<a.sql|b.sql|...>
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* generated from the sql directory by sql/embed.cmake: do not edit */\n#include \"schema.h\"\n\n")
 set(table "const schema_migration schema_migrations[] = {\n")
 set(n 0)

@@ -14,7 +14,7 @@ a2=$(host_addr compute2)
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r '#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null; "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 
 out=$("$CTL" ping compute1) && out2=$("$CTL" ping compute2) || fail "agents do not answer: $out $out2"
 ok "agents answer: $out / $out2"
@@ -123,6 +123,25 @@ out=$(wait_job compute1 107 "$u" 120)
 post=$(rpc compute2 post_live_migration "{\"migration\":107,\"instance\":\"$u\"}") || fail "post_live_migration after force-complete: $post"
 [[ $(where fc1) == "compute2 running yes" ]] || fail "after force-complete fc1 is at: $(where fc1)"
 ok "force-complete: paused to finish, running on compute2"
+
+# ---- completion timeout: abort, or switch to post-copy when asked ------------------------------
+"$LAB" guest compute1 ct1 --dirty 64 --rate 48 >/dev/null
+u=$(guest_uuid ct1)
+rpc compute1 live_migration "{\"migration\":110,\"instance\":\"$u\",\"dest\":\"compute2\",\"dest_address\":\"$a2\",\"bandwidth_mib_s\":32,\"completion_timeout_s\":3}" >/dev/null
+out=$(wait_job compute1 110 "$u" 60)
+[[ $(jq -r .state <<<"$out") == failed && $(jq -r .error <<<"$out") == "completion timeout of 3 s reached (libvirt: "* ]] ||
+  fail "completion timeout (abort): $out"
+[[ $(where ct1) == "compute1 running yes" ]] || fail "after the timeout ct1 is at: $(where ct1)"
+ok "completion timeout aborts: $(jq -r .error <<<"$out")"
+"$LAB" guest compute1 ct2 --dirty 64 --rate 48 >/dev/null
+u=$(guest_uuid ct2)
+rpc compute1 live_migration "{\"migration\":111,\"instance\":\"$u\",\"dest\":\"compute2\",\"dest_address\":\"$a2\",\"bandwidth_mib_s\":32,\"post_copy\":true,\"postcopy_after_iterations\":1000,\"completion_timeout_s\":3,\"completion_action\":\"postcopy\"}" >/dev/null
+out=$(wait_job compute1 111 "$u" 60)
+[[ $(jq -r .state <<<"$out") == completed && $(jq -r .postcopy <<<"$out") == true ]] || fail "completion timeout (post-copy): $out"
+grep -q "migration=111 .*switched to post-copy after memory iteration [0-9]* (completion timeout)" "$logs/compute1.agent.log" ||
+  fail "no post-copy switch on the completion timeout"
+[[ $(where ct2) == "compute2 running yes" ]] || fail "ct2 is at: $(where ct2)"
+ok "completion timeout switches to post-copy when asked"
 
 # ---- kill -9 of the source agent in the middle ---------------------------------------------------
 "$LAB" guest compute1 k1 --dirty 64 --rate 48 >/dev/null

@@ -171,7 +171,7 @@ static void test_default_values(void **state)
     assert_true(c.scheduler.ram_allocation_ratio == 1.5);
     assert_int_equal(c.scheduler.reserved_host_memory_mb, 512);
     assert_string_equal(c.agent.instances_path, "/var/lib/ferry/instances");
-    assert_int_equal(c.agent.job_poll_ms, 500);
+    assert_int_equal(c.agent.job_poll_ms, 1000);
     assert_string_equal(c.libvirt.uri, "qemu:///system");
     assert_string_equal(c.libvirt.live_migration_uri, "qemu+tcp://%s/system");
     assert_int_equal(c.libvirt.keepalive_interval_s, 5);
