@@ -43,7 +43,7 @@ struct job {
     int64_t started_ms;
     int64_t best_remaining_ms; /* when memory_remaining last reached a new low */
     unsigned long long best_remaining;
-    struct event *poll_ev;
+    struct pollctl *poll;
     struct event *finish_ev;
     log_fields lf;
 };
@@ -137,6 +137,101 @@ static job *job_by_uuid(agent *a, const char *uuid)
     return NULL;
 }
 
+/* ---- the statistics poller ---------------------------------------------------------------- */
+/* virDomainGetJobStats may wait for the domain's job lock (for seconds while a migration
+ * finishes): it runs on a thread of its own per job, never on the loop thread, and posts
+ * what it read. */
+typedef struct pollctl {
+    pthread_mutex_t m;
+    int stop;
+    int refs;
+    agent *a;
+    int64_t migration;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int ms;
+} pollctl;
+
+typedef struct poll_msg {
+    agent *a;
+    int64_t migration;
+    int gone; /* the domain is not here any more */
+    int type;
+    json_object *stats;
+} poll_msg;
+
+static void poll_unref(pollctl *p)
+{
+    pthread_mutex_lock(&p->m);
+    int last = --p->refs == 0;
+    pthread_mutex_unlock(&p->m);
+    if (last) {
+        pthread_mutex_destroy(&p->m);
+        free(p);
+    }
+}
+
+static void on_stats(void *arg);
+
+static void *poller(void *arg)
+{
+    pollctl *p = arg;
+    for (;;) {
+        usleep((useconds_t)p->ms * 1000);
+        pthread_mutex_lock(&p->m);
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->m);
+        if (stop)
+            break;
+        virConnectPtr conn = lv_ref(p->a->lv, NULL);
+        if (!conn)
+            continue;
+        poll_msg *m = xcalloc(1, sizeof(*m));
+        m->a = p->a;
+        m->migration = p->migration;
+        virDomainPtr dom = virDomainLookupByUUIDString(conn, p->uuid);
+        if (!dom) {
+            virErrorPtr e = virGetLastError();
+            m->gone = e && e->code == VIR_ERR_NO_DOMAIN;
+        } else {
+            int type = VIR_DOMAIN_JOB_NONE, n = 0;
+            virTypedParameterPtr params = NULL;
+            if (virDomainGetJobStats(dom, &type, &params, &n, 0) == 0) {
+                m->type = type;
+                m->stats = job_stats_json(params, n, type);
+                virTypedParamsFree(params, n);
+            } else {
+                m->type = -1; /* could not read: say nothing */
+            }
+            virDomainFree(dom);
+        }
+        virConnectClose(conn);
+        if (m->gone || m->type >= 0) {
+            pthread_mutex_lock(&p->m);
+            stop = p->stop;
+            pthread_mutex_unlock(&p->m);
+            if (!stop) {
+                evq_post(p->a->q, on_stats, m);
+                continue;
+            }
+        }
+        json_object_put(m->stats);
+        free(m);
+    }
+    poll_unref(p);
+    return NULL;
+}
+
+static void poll_stop(job *j)
+{
+    if (!j->poll)
+        return;
+    pthread_mutex_lock(&j->poll->m);
+    j->poll->stop = 1;
+    pthread_mutex_unlock(&j->poll->m);
+    poll_unref(j->poll);
+    j->poll = NULL;
+}
+
 static const char *state_name(job_state s)
 {
     switch (s) {
@@ -162,8 +257,7 @@ static void job_free(job *j)
 {
     if (!j)
         return;
-    if (j->poll_ev)
-        event_free(j->poll_ev);
+    poll_stop(j);
     if (j->finish_ev)
         event_free(j->finish_ev);
     json_object_put(j->last_stats);
@@ -317,8 +411,7 @@ static void finish(job *j, job_state st, const char *error)
     free(j->error);
     j->error = copy;
     error = copy;
-    if (j->poll_ev)
-        event_del(j->poll_ev);
+    poll_stop(j);
     const char *who = j->ec2_id ? j->ec2_id : j->name ? j->name : j->uuid;
     json_object *fs = j->final_stats;
     switch (st) {
@@ -493,10 +586,12 @@ static void maybe_postcopy(job *j, virDomainPtr dom)
 
 static void adopted_ended(job *j);
 
-static void poll_update(job *j, virDomainPtr dom, virTypedParameterPtr params, int n, int type)
+/* New statistics (stats taken) from the poller: publish, and decide (post-copy switch,
+ * completion timeout, stall). */
+static void poll_update(job *j, virDomainPtr dom, json_object *stats)
 {
     json_object_put(j->last_stats);
-    j->last_stats = job_stats_json(params, n, type);
+    j->last_stats = stats;
     json_object_object_add(j->last_stats, "postcopy", json_object_new_boolean(j->postcopy_active));
     int it = (int)stat_i64(j->last_stats, "iteration", 0);
     if (it > j->iteration)
@@ -543,36 +638,26 @@ static void poll_update(job *j, virDomainPtr dom, virTypedParameterPtr params, i
     }
 }
 
-static void on_poll(evutil_socket_t fd, short what, void *arg)
+static void on_stats(void *arg)
 {
-    (void)fd;
-    (void)what;
-    job *j = arg;
-    if (j->state != JOB_RUNNING)
-        return;
-    virConnectPtr conn = NULL;
-    virDomainPtr dom = job_domain(j, &conn);
-    if (!dom) {
-        if (j->adopted)
-            adopted_ended(j);
-        return;
+    poll_msg *m = arg;
+    job *j = job_find(m->a, m->migration);
+    if (j && j->state == JOB_RUNNING) {
+        if (m->gone || m->type == VIR_DOMAIN_JOB_NONE) {
+            if (j->adopted)
+                adopted_ended(j);
+        } else {
+            virConnectPtr conn = NULL;
+            virDomainPtr dom = job_domain(j, &conn);
+            if (dom) {
+                poll_update(j, dom, json_object_get(m->stats));
+                virDomainFree(dom);
+                virConnectClose(conn);
+            }
+        }
     }
-    int type = VIR_DOMAIN_JOB_NONE, n = 0;
-    virTypedParameterPtr params = NULL;
-    if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
-        log_debug(&j->lf, "could not read the job statistics: %s", lv_errmsg());
-        goto out;
-    }
-    if (type == VIR_DOMAIN_JOB_NONE) {
-        if (j->adopted)
-            adopted_ended(j);
-        goto out;
-    }
-    poll_update(j, dom, params, n, type);
-out:
-    virTypedParamsFree(params, n);
-    virDomainFree(dom);
-    virConnectClose(conn);
+    json_object_put(m->stats);
+    free(m);
 }
 
 static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
@@ -604,7 +689,6 @@ static job *job_new(agent *a, int64_t migration, const char *uuid)
     snprintf(j->mig_s, sizeof(j->mig_s), "%lld", (long long)migration);
     strlcpy_f(j->uuid, uuid, sizeof(j->uuid));
     j->started_ms = j->best_remaining_ms = mono_ms();
-    j->poll_ev = event_new(a->base, -1, EV_PERSIST, on_poll, j);
     j->next = a->jobs;
     a->jobs = j;
     return j;
@@ -619,9 +703,26 @@ static void job_set_fields(job *j)
 
 static void start_polling(job *j)
 {
-    int64_t ms = j->a->cfg->agent.job_poll_ms;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    event_add(j->poll_ev, &tv);
+    if (j->poll)
+        return;
+    pollctl *p = xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->m, NULL);
+    p->refs = 2; /* the job's and the thread's */
+    p->a = j->a;
+    p->migration = j->migration;
+    strlcpy_f(p->uuid, j->uuid, sizeof(p->uuid));
+    p->ms = (int)j->a->cfg->agent.job_poll_ms;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, poller, p) != 0) {
+        log_error(&j->lf, "could not start the statistics poller: %s", strerror(errno));
+        free(p);
+    } else {
+        j->poll = p;
+    }
+    pthread_attr_destroy(&attr);
 }
 
 int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
@@ -917,22 +1018,10 @@ void job_recover(agent *a)
             log_info(&j->lf, "recovered the record of migration %lld: %s", id, state_name(j->state));
             continue;
         }
-        /* it was running when the agent stopped: ask libvirt */
-        virConnectPtr conn = lv_ref(a->lv, NULL);
-        virDomainPtr dom = conn ? virDomainLookupByUUIDString(conn, uuid) : NULL;
-        virDomainJobInfo ji = {0};
-        if (dom && virDomainGetJobInfo(dom, &ji) == 0 && ji.type != VIR_DOMAIN_JOB_NONE) {
-            log_warn(&j->lf, "found migration %lld still running in libvirt after a restart: watching it", id);
-            start_polling(j);
-        } else {
-            adopted_ended(j);
-            log_warn(&j->lf, "migration %lld ended while the agent was down: %s%s%s", id, state_name(j->state),
-                     j->error ? ": " : "", j->error ? j->error : "");
-        }
-        if (dom)
-            virDomainFree(dom);
-        if (conn)
-            virConnectClose(conn);
+        /* it was running when the agent stopped: the poller asks libvirt (off this thread)
+         * and the job ends here when libvirt says there is none */
+        log_warn(&j->lf, "found migration %lld unfinished from before a restart: asking libvirt what became of it", id);
+        start_polling(j);
     }
     closedir(d);
 }

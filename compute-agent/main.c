@@ -47,6 +47,7 @@ void agent_publish(agent *a, const char *key, json_object *body)
     rfc3339_ms(wall_ms(), at, sizeof(at));
     json_object_object_add(body, "at", json_object_new_string(at));
     json_object_object_add(body, "host", json_object_new_string(a->host));
+    json_object_object_add(body, "origin", json_object_new_string("agent"));
     /* the envelope type is the routing key, so a consumer of several keys tells them apart */
     _cleanup_free_ char *text = msg_build(key, NULL, body);
     char *err = NULL;

@@ -640,9 +640,7 @@ static json_object *domain_json(call *c, virConnectPtr conn)
             json_object_object_add(o, "reason", json_object_new_int(reason));
         }
         json_object_object_add(o, "persistent", json_object_new_boolean(virDomainIsPersistent(dom) == 1));
-        virDomainJobInfo ji;
-        if (virDomainGetJobInfo(dom, &ji) == 0)
-            json_object_object_add(o, "job_active", json_object_new_boolean(ji.type != VIR_DOMAIN_JOB_NONE));
+        /* (no virDomainGetJobInfo here: it may wait for the job lock of a migration) */
         virDomainFree(dom);
     }
     return o;

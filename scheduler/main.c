@@ -1,7 +1,5 @@
 /* ferry-scheduler: consumes migration requests, claims capacity in PostgreSQL and drives the
- * compute agents (see DESIGN.md). This build connects to PostgreSQL and RabbitMQ, checks the
- * schema, declares the topology and serves until SIGTERM; intake and orchestration come with
- * the scheduler issue. */
+ * compute agents (see DESIGN.md): intake.c, hoststate.c, orch.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,7 @@
 #include "log.h"
 #include "mq.h"
 #include "schema.h"
+#include "sched.h"
 
 #define PROG "ferry-scheduler"
 
@@ -29,6 +28,8 @@ static void usage(FILE *f)
             "      --db-upgrade      apply pending database schema migrations and exit\n"
             "      --check-config    load and validate the configuration, print it, and exit\n"
             "      --print-example-config  print a commented configuration file and exit\n"
+            "  -n, --name NAME       this replica's name, unique among replicas (overrides\n"
+            "                        [scheduler] name; default: the host name)\n"
             "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            show this help and exit\n"
@@ -37,16 +38,6 @@ static void usage(FILE *f)
             "Exit status: 0 on a clean stop or success, 1 on a runtime failure, 2 on bad usage\n"
             "or configuration.\n");
 }
-
-typedef struct sched {
-    ferry_config *cfg;
-    struct event_base *base;
-    db_conn *db;
-    mq_conn *mq;
-    struct event *db_retry;
-    char *name;
-    int exit_code;
-} sched;
 
 static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
 {
@@ -137,17 +128,19 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},   {"db-upgrade", no_argument, NULL, 'U'},
         {"check-config", no_argument, NULL, 'C'},   {"print-example-config", no_argument, NULL, 'E'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+        {"name", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *level_arg = NULL;
+    const char *config_path = NULL, *level_arg = NULL, *name_arg = NULL;
     int do_upgrade = 0, check_only = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:l:Vh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:l:n:Vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'U': do_upgrade = 1; break;
         case 'C': check_only = 1; break;
         case 'E': cfg_write_example(stdout); return 0;
         case 'l': level_arg = optarg; break;
+        case 'n': name_arg = optarg; break;
         case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
@@ -163,8 +156,9 @@ int main(int argc, char **argv)
         return 2;
     }
     char *err = NULL;
-    if (level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0) {
-        fprintf(stderr, PROG ": --log-level: %s\n", err);
+    if ((level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0) ||
+        (name_arg && cfg_set(&cfg, "scheduler", "name", name_arg, &err) < 0)) {
+        fprintf(stderr, PROG ": %s\n", err);
         free(err);
         cfg_free(&cfg);
         return 2;
@@ -201,6 +195,12 @@ int main(int argc, char **argv)
     }
     mq_on_state(s.mq, on_mq_state, &s);
     mq_declare_ferry_topology(s.mq);
+    /* what the agents report; one queue shared by all replicas */
+    mq_declare_queue(s.mq, SCHED_EVENTS_QUEUE, MQ_Q_QUORUM);
+    mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "host.*.heartbeat");
+    mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "migration.#");
+    mq_consume(s.mq, SCHED_EVENTS_QUEUE, hoststate_on_event, &s);
+    mq_consume(s.mq, MQ_SCHEDULER_QUEUE, intake_on_request, &s);
     log_info(NULL, PROG " " FERRY_VERSION " starting as %s", s.name);
     s.db_retry = evtimer_new(s.base, try_db, &s);
     try_db(-1, 0, &s);

@@ -1,0 +1,334 @@
+/* intake: one migration request, one transaction (DESIGN.md "Flow" 1-2). The request id is
+ * recorded so a redelivered or re-published request has one effect; the instance is resolved
+ * and locked; the destination is chosen (or the named one checked) and claimed with a
+ * conditional update that cannot over-commit; the message is acked only after the commit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+typedef struct intake {
+    sched *s;
+    const msg_request *req;
+    const char *reply_to;
+    /* results */
+    int duplicate;
+    int accepted;
+    int64_t migration;
+    char *dest;
+    char *reason;
+    char *instance_uuid;
+    char *ec2_id;
+    char *source;
+} intake;
+
+static void intake_clear(intake *in)
+{
+    free(in->dest);
+    free(in->reason);
+    free(in->instance_uuid);
+    free(in->ec2_id);
+    free(in->source);
+    in->dest = in->reason = in->instance_uuid = in->ec2_id = in->source = NULL;
+    in->duplicate = in->accepted = 0;
+    in->migration = 0;
+}
+
+/* A refusal: recorded with its reason in the same transaction. */
+static int refuse(db_conn *db, intake *in, const char *fmt, ...) FERRY_PRINTF(3, 4);
+
+static int refuse(db_conn *db, intake *in, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    free(in->reason);
+    in->reason = xvasprintf(fmt, ap);
+    va_end(ap);
+    const char *p[] = {in->req->id, in->reason};
+    return db_exec(db, NULL, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ($1::uuid, 'refused', $2)",
+                   2, p);
+}
+
+/* Why the named host cannot take the instance (for the refusal), or NULL when it can. */
+static char *why_not(db_conn *db, const char *host, const char *src, const char *arch, const char *hv, int postcopy,
+                     const char *vcpus, const char *mem, const char *disk, int doc, const char *age)
+{
+    const char *p[] = {host};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT state, coalesce(extract(epoch FROM now() - last_heartbeat)::bigint, -1), arch, hypervisor, postcopy,"
+                " capacity_vcpus - used_vcpus, capacity_memory_mb - used_memory_mb, capacity_disk_gb - used_disk_gb"
+                " FROM hosts WHERE name = $1",
+                1, p) < 0)
+        return xasprintf("could not read host %s: %s", host, db_error(db));
+    if (PQntuples(r) == 0)
+        return xasprintf("no host named %s", host);
+    if (strcmp(host, src) == 0)
+        return xasprintf("%s is the instance's own host", host);
+    if (strcmp(PQgetvalue(r, 0, 0), "enabled") != 0)
+        return xasprintf("host %s is %s", host, PQgetvalue(r, 0, 0));
+    long long hb = atoll(PQgetvalue(r, 0, 1));
+    if (hb < 0 || hb > atoll(age))
+        return hb < 0 ? xasprintf("host %s has never sent a heartbeat", host)
+                      : xasprintf("host %s is down: its last heartbeat is %lld s old", host, hb);
+    if (strcmp(PQgetvalue(r, 0, 2), arch) != 0 || strcmp(PQgetvalue(r, 0, 3), hv) != 0)
+        return xasprintf("host %s is %s/%s, the instance runs on %s/%s", host, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
+                         arch, hv);
+    if (postcopy && strcmp(PQgetvalue(r, 0, 4), "t") != 0)
+        return xasprintf("host %s cannot do post-copy", host);
+    if (atoll(PQgetvalue(r, 0, 5)) < atoll(vcpus))
+        return xasprintf("host %s is full: %s vCPUs needed, %s free", host, vcpus, PQgetvalue(r, 0, 5));
+    if (atoll(PQgetvalue(r, 0, 6)) < atoll(mem))
+        return xasprintf("host %s is full: %s MiB of memory needed, %s MiB free", host, mem, PQgetvalue(r, 0, 6));
+    if (!doc && atoll(PQgetvalue(r, 0, 7)) < atoll(disk))
+        return xasprintf("host %s is full: %s GiB of disk needed, %s GiB free (disk_over_commit not asked)", host, disk,
+                         PQgetvalue(r, 0, 7));
+    return NULL;
+}
+
+static int intake_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    intake *in = arg;
+    const msg_request *rq = in->req;
+    intake_clear(in);
+    /* one request at a time per request id, across replicas */
+    const char *idp[] = {rq->id};
+    if (db_exec(db, NULL, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7262))", 1, idp) < 0)
+        return -1;
+    _cleanup_pq_ PGresult *dup = NULL;
+    if (db_exec(db, &dup, "SELECT outcome, migration_id, coalesce(reason, '') FROM processed_requests WHERE request_id = $1::uuid",
+                1, idp) < 0)
+        return -1;
+    if (PQntuples(dup) == 1) {
+        in->duplicate = 1;
+        in->accepted = strcmp(PQgetvalue(dup, 0, 0), "accepted") == 0;
+        in->migration = in->accepted ? atoll(PQgetvalue(dup, 0, 1)) : 0;
+        in->reason = xstrdup(PQgetvalue(dup, 0, 2));
+        return 0;
+    }
+    /* the instance, locked */
+    const char *col = rq->instance_kind == MSG_INSTANCE_UUID ? "uuid::text" : rq->instance_kind == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
+    _cleanup_free_ char *sql = xasprintf(
+        "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb, disk_gb"
+        " FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR UPDATE", col);
+    const char *ip[] = {rq->instance};
+    _cleanup_pq_ PGresult *ir = NULL;
+    if (db_exec(db, &ir, sql, 1, ip) < 0)
+        return -1;
+    if (PQntuples(ir) == 0)
+        return refuse(db, in, "no instance %s", rq->instance);
+    if (PQntuples(ir) > 1)
+        return refuse(db, in, "instance name %s is ambiguous (%d instances): use its uuid or i-xxxxxxxx id", rq->instance,
+                      PQntuples(ir));
+    in->instance_uuid = xstrdup(PQgetvalue(ir, 0, 0));
+    in->ec2_id = xstrdup(PQgetvalue(ir, 0, 1));
+    in->source = xstrdup(PQgetvalue(ir, 0, 2));
+    const char *vcpus = PQgetvalue(ir, 0, 5), *mem = PQgetvalue(ir, 0, 6), *disk = PQgetvalue(ir, 0, 7);
+    if (!*in->source)
+        return refuse(db, in, "instance %s has no host", in->ec2_id);
+    if (strcmp(PQgetvalue(ir, 0, 4), "migrating") == 0)
+        return refuse(db, in, "instance %s is already migrating", in->ec2_id);
+    if (strcmp(PQgetvalue(ir, 0, 3), "running") != 0)
+        return refuse(db, in, "instance %s is %s, not running", in->ec2_id, PQgetvalue(ir, 0, 3));
+    /* the source's facts for the filters */
+    const char *sp[] = {in->source};
+    _cleanup_pq_ PGresult *sr = NULL;
+    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1", 1, sp) < 0)
+        return -1;
+    if (PQntuples(sr) == 0)
+        return refuse(db, in, "the source host %s is unknown", in->source);
+    const char *arch = PQgetvalue(sr, 0, 0), *hv = PQgetvalue(sr, 0, 1);
+    char age[24];
+    snprintf(age, sizeof(age), "%lld", (long long)in->s->cfg->scheduler.heartbeat_max_age_s);
+    int doc = rq->disk_over_commit;
+    /* candidates: filters in SQL, weighed by free memory then fewest active migrations */
+    const char *cp[] = {in->source, arch, hv, rq->post_copy ? "true" : "false", vcpus, mem, disk, doc ? "true" : "false",
+                        age, rq->host};
+    _cleanup_pq_ PGresult *cr = NULL;
+    if (db_exec(db, &cr,
+                "SELECT h.name FROM hosts h"
+                " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"
+                " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"
+                " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"
+                " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"
+                " AND ($10::text IS NULL OR h.name = $10)"
+                " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC,"
+                " (SELECT count(*) FROM migrations m WHERE m.status NOT IN ('completed', 'failed', 'error', 'cancelled')"
+                "   AND (m.source_host = h.name OR m.dest_host = h.name)) ASC, h.name"
+                " LIMIT 8",
+                10, cp) < 0)
+        return -1;
+    /* claim: the conditional update is the check; racing replicas get one winner */
+    for (int i = 0; i < PQntuples(cr) && !in->dest; i++) {
+        const char *h = PQgetvalue(cr, i, 0);
+        const char *up[] = {h, vcpus, mem, disk, doc ? "true" : "false"};
+        _cleanup_pq_ PGresult *u = NULL;
+        if (db_exec(db, &u,
+                    "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
+                    " used_disk_gb = used_disk_gb + $4::bigint"
+                    " WHERE name = $1 AND used_vcpus + $2::int <= capacity_vcpus"
+                    " AND used_memory_mb + $3::bigint <= capacity_memory_mb"
+                    " AND ($5::boolean OR used_disk_gb + $4::bigint <= capacity_disk_gb) RETURNING name",
+                    5, up) < 0)
+            return -1;
+        if (PQntuples(u) == 1)
+            in->dest = xstrdup(h);
+    }
+    if (!in->dest) {
+        if (rq->host) {
+            _cleanup_free_ char *why = why_not(db, rq->host, in->source, arch, hv, rq->post_copy, vcpus, mem, disk, doc, age);
+            return refuse(db, in, "cannot migrate %s to %s: %s", in->ec2_id, rq->host, why ? why : "it was claimed by another request");
+        }
+        return refuse(db, in, "no host can take %s (%s vCPUs, %s MiB, %s GiB%s): none is enabled, alive, compatible and "
+                      "free enough",
+                      in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
+    }
+    /* the migration row */
+    char after[16], bw[16], down[16], tmo[16];
+    snprintf(after, sizeof(after), "%d", rq->options.postcopy_after_iterations);
+    snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
+    snprintf(down, sizeof(down), "%d", rq->options.max_downtime_ms);
+    snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%lld", (long long)in->s->cfg->scheduler.lease_s);
+    const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
+    const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
+                        rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
+                        in->s->name, lease};
+    _cleanup_pq_ PGresult *mr = NULL;
+    if (db_exec(db, &mr,
+                "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
+                " disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
+                " completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
+                " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
+                " $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
+                " now() + interval '1 hour')"
+                " RETURNING id",
+                15, mp) < 0)
+        return -1;
+    in->migration = atoll(PQgetvalue(mr, 0, 0));
+    const char *mid = PQgetvalue(mr, 0, 0);
+    /* both hosts hold an allocation: the source's under the migration, the destination's
+     * under the instance */
+    const char *ap[] = {in->instance_uuid, mid};
+    if (db_exec(db, NULL,
+                "UPDATE allocations SET consumer_type = 'migration', consumer_id = $2::text, migration_id = $2::bigint"
+                " WHERE consumer_type = 'instance' AND consumer_id = $1",
+                2, ap) < 0)
+        return -1;
+    const char *dp[] = {in->instance_uuid, in->dest, vcpus, mem, disk};
+    if (db_exec(db, NULL,
+                "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+                " VALUES ('instance', $1::text, $1::uuid, $2, $3::int, $4::bigint, $5::bigint)",
+                5, dp) < 0)
+        return -1;
+    const char *tp[] = {in->instance_uuid};
+    if (db_exec(db, NULL, "UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $1::uuid", 1, tp) < 0)
+        return -1;
+    const char *pp[] = {rq->id, mid};
+    if (db_exec(db, NULL,
+                "INSERT INTO processed_requests (request_id, outcome, migration_id) VALUES ($1::uuid, 'accepted', $2::bigint)",
+                2, pp) < 0)
+        return -1;
+    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s", in->ec2_id, in->source, in->dest,
+                                         rq->host ? " (destination named)" : " (destination chosen)");
+    if (orch_record(in->s, in->migration, "scheduler", NULL, "scheduled", "status", msg) < 0)
+        return -1;
+    in->accepted = 1;
+    return 0;
+}
+
+typedef struct later {
+    mq_conn *c;
+    mq_delivery *d;
+} later;
+
+static void requeue_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    later *l = arg;
+    mq_reject(l->c, l->d, 1);
+    free(l);
+}
+
+static void reply(sched *s, const char *reply_to, const char *corr, const char *text)
+{
+    if (!reply_to || !*reply_to)
+        return;
+    mq_props p = {.correlation_id = corr, .transient = 1};
+    char *err = NULL;
+    if (mq_publish(s->mq, "", reply_to, &p, text, strlen(text), NULL, NULL, &err) < 0) {
+        log_warn(NULL, "could not reply to %s: %s", reply_to, err);
+        free(err);
+    }
+}
+
+void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
+{
+    sched *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    log_fields f = {.req = m->message_id};
+    msg_envelope *env = NULL;
+    char *err = NULL;
+    if (msg_parse(m->body, m->len, &env, &err) < 0 || msg_check_message_id(env, m->message_id, &err) < 0) {
+        log_warn(&f, "request refused: %s", err);
+        _cleanup_free_ char *r = msg_build_refused(env ? msg_envelope_id(env) : NULL, err);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, err); /* kept, with its reason */
+        msg_envelope_free(env);
+        free(err);
+        return;
+    }
+    msg_request_defaults defs;
+    msg_request_defaults_init(&defs);
+    defs.postcopy_after_iterations = (int)s->cfg->scheduler.postcopy_after_iterations;
+    defs.bandwidth_mib_s = (int)s->cfg->scheduler.bandwidth_mib_s;
+    defs.max_downtime_ms = (int)s->cfg->scheduler.max_downtime_ms;
+    defs.completion_timeout_s = (int)s->cfg->scheduler.completion_timeout_s;
+    msg_request rq = {0};
+    f.req = msg_envelope_id(env);
+    if (msg_request_parse(env, &defs, &rq, &err) < 0) {
+        log_warn(&f, "request refused: %s", err);
+        _cleanup_free_ char *r = msg_build_refused(msg_envelope_id(env), err);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, err);
+        msg_envelope_free(env);
+        free(err);
+        return;
+    }
+    intake in = {.s = s, .req = &rq};
+    if (db_tx(s->db, "READ COMMITTED", intake_tx, &in, NULL, &err) < 0) {
+        /* the database said no for its own reasons: the request goes back for another try */
+        log_error(&f, "could not take request for %s: %s; it will be retried in 1 s", rq.instance, err);
+        free(err);
+        /* back to the queue, but not at once: a database that refuses now would spin */
+        later *l = xcalloc(1, sizeof(*l));
+        l->c = c;
+        l->d = d;
+        struct timeval tv = {1, 0};
+        event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
+        intake_clear(&in);
+        msg_request_free(&rq);
+        msg_envelope_free(env);
+        return;
+    }
+    char mig_s[24];
+    snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in.migration);
+    log_fields g = {.req = rq.id, .migration = in.migration ? mig_s : NULL, .instance = in.ec2_id};
+    _cleanup_free_ char *r = in.accepted ? msg_build_accepted(rq.id, in.migration, in.dest) : msg_build_refused(rq.id, in.reason);
+    if (in.duplicate)
+        log_info(&g, "request %s seen before (%s): one effect only", rq.id, in.accepted ? "accepted" : "refused");
+    else if (in.accepted)
+        log_info(&g, "migration %lld of %s: %s -> %s scheduled", (long long)in.migration, in.ec2_id, in.source, in.dest);
+    else
+        log_warn(&g, "request for %s refused: %s", rq.instance, in.reason);
+    mq_ack(c, d); /* after the commit */
+    reply(s, m->reply_to, m->correlation_id, r);
+    if (in.accepted && !in.duplicate)
+        orch_start(s, in.migration);
+    intake_clear(&in);
+    msg_request_free(&rq);
+    msg_envelope_free(env);
+}

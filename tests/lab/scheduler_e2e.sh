@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# ferry-scheduler end to end on the lab: requests published with amqp-publish (not ferry's
+# code) move guests between real libvirt hosts through the real agents; the database, virsh
+# on both hosts and the events on ferry.events are checked after each.
+source "$(dirname "$0")/lib.sh"
+trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+"$LAB" down >/dev/null 2>&1 || true
+"$LAB" up --hosts 2 --schedulers 1 >/dev/null
+eval "$("$LAB" env)"
+logs=$FERRY_LAB_LOG_DIR
+sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+events=$FERRY_LAB_DIR/events.log
+setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'migration.#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
+consumer=$!
+trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+
+# wait_sql SECONDS QUERY EXPECTED
+wait_sql() {
+  local end=$(($(date +%s) + $1)) got
+  while :; do
+    got=$(sql "$2" 2>/dev/null || true)
+    [[ $got == "$3" ]] && return 0
+    (($(date +%s) < end)) || { echo "waited for [$2] = [$3], last [$got]" >&2; return 1; }
+    sleep 0.3
+  done
+}
+# publish ID BODY-JSON: the request contract, with a plain AMQP client
+publish() {
+  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json -p \
+    -b "{\"v\":1,\"type\":\"migration.request\",\"id\":\"$1\",\"body\":$2}"
+}
+# usage of every host equals the sum of its allocations, and fits its capacity
+check_usage() {
+  local bad
+  bad=$(sql "SELECT h.name FROM hosts h LEFT JOIN (SELECT host, sum(memory_mb) m, sum(vcpus) v FROM allocations GROUP BY host) a
+             ON a.host = h.name WHERE h.used_memory_mb <> coalesce(a.m, 0) OR h.used_vcpus <> coalesce(a.v, 0)")
+  [[ -z $bad ]] || fail "usage does not match allocations on: $bad ($(sql "SELECT name, used_memory_mb, used_vcpus FROM hosts"))"
+}
+newid() { cat /proc/sys/kernel/random/uuid; }
+
+"$LAB" guest compute1 vm1 >/dev/null
+wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'vm1'" "compute1 running" || fail "vm1 not discovered"
+ec2=$(sql "SELECT ec2_id FROM instances WHERE name = 'vm1'")
+wait_sql 10 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'vm1') AND host = 'compute1'" 1 ||
+  fail "vm1 has no allocation on compute1"
+ok "heartbeats: hosts and instance $ec2 recorded, with its allocation on compute1"
+
+# ---- the seed's story: i-xxxx to compute2, running -> migrating -> running ------------------------
+req=$(newid)
+before=$(last_hb vm1)
+publish "$req" "{\"instance\":\"$ec2\",\"os-migrateLive\":{\"host\":\"compute2\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":false}}"
+wait_sql 60 "SELECT status FROM migrations WHERE request_id = '$req'" completed || fail "migration did not complete: $(sql "SELECT status, error FROM migrations WHERE request_id = '$req'")"
+mig=$(sql "SELECT id FROM migrations WHERE request_id = '$req'")
+[[ $(where vm1) == "compute2 running yes" ]] || fail "vm1 is at: $(where vm1)"
+[[ $(sql "SELECT host || ' ' || vm_state || ' ' || coalesce(task_state, '-') FROM instances WHERE name = 'vm1'") == "compute2 running -" ]] ||
+  fail "instance row: $(sql "SELECT host, vm_state, task_state FROM instances WHERE name = 'vm1'")"
+[[ $(sql "SELECT string_agg(consumer_type || '@' || host, ',') FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'vm1')") == "instance@compute2" ]] ||
+  fail "allocations after: $(sql "SELECT consumer_type, host FROM allocations")"
+check_usage
+(( $(last_hb vm1) > before )) || fail "vm1 heartbeat did not go on"
+statuses=$(sql "SELECT string_agg(status, ' ' ORDER BY id) FROM migration_events WHERE migration_id = $mig AND kind = 'status'")
+[[ $statuses == "scheduled preparing running completing completed" ]] || fail "status timeline: $statuses"
+for st in scheduled preparing running completing completed; do
+  grep -q "\"type\":\"migration.$mig.$st\"" "$events" || fail "no migration.$mig.$st event"
+done
+grep -q "\"type\":\"migration.$mig.completed\".*\"request\":\"$req\"" "$events" || fail "events do not carry the request id"
+grep -q "migration=$mig .*Live migration $ec2 to compute2 finishes successfully." "$logs/compute1.agent.log" || fail "no success line in the source log"
+grep -q "migration=$mig .*landed" "$logs/compute2.agent.log" || fail "no landing line in the destination log"
+grep -q "migration=$mig .*completed" "$logs/scheduler.log" || fail "no completion in the scheduler log"
+ok "request -> migration $mig of $ec2: $statuses; host, allocations, events and the three logs agree"
+
+# ---- the same request again: one effect -------------------------------------------------------
+publish "$req" "{\"instance\":\"$ec2\",\"os-migrateLive\":{\"host\":\"compute2\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":false}}"
+wait_sql 20 "SELECT count(*) FROM migrations WHERE request_id = '$req'" 1 || fail "duplicate made another migration"
+sleep 1
+grep -q "req=$req .*seen before" "$logs/scheduler.log" || fail "the duplicate was not recognised"
+[[ $(sql "SELECT count(*) FROM migrations") == 1 && $(where vm1) == "compute2 running yes" ]] || fail "the duplicate had an effect"
+ok "the same request id twice: one migration"
+
+# ---- no destination: the scheduler picks the only host that fits ---------------------------------
+"$LAB" guest compute1 vm2 >/dev/null
+wait_sql 30 "SELECT host FROM instances WHERE name = 'vm2'" compute1 || fail "vm2 not discovered"
+req2=$(newid)
+publish "$req2" '{"instance":"vm2","os-migrateLive":{"host":null,"block_migration":false,"disk_over_commit":false,"post_copy":false}}'
+wait_sql 60 "SELECT status || ' ' || dest_host FROM migrations WHERE request_id = '$req2'" "completed compute2" ||
+  fail "no-destination migration: $(sql "SELECT status, dest_host, error FROM migrations WHERE request_id = '$req2'")"
+[[ $(where vm2) == "compute2 running yes" ]] || fail "vm2 is at: $(where vm2)"
+check_usage
+ok "no destination given: compute2 chosen and used"
+
+# ---- a full destination: refused with the reason ------------------------------------------------
+sql "UPDATE hosts SET reserved_memory_mb = memory_mb * 2, capacity_memory_mb = 0 WHERE name = 'compute1'" >/dev/null
+req3=$(newid)
+publish "$req3" "{\"instance\":\"$ec2\",\"os-migrateLive\":{\"host\":\"compute1\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":false}}"
+wait_sql 20 "SELECT outcome FROM processed_requests WHERE request_id = '$req3'" refused || fail "full destination not refused"
+reason=$(sql "SELECT reason FROM processed_requests WHERE request_id = '$req3'")
+[[ $reason == "cannot migrate $ec2 to compute1: host compute1 is full: 128 MiB of memory needed, "*" MiB free" ]] || fail "reason: $reason"
+grep -q "req=$req3 .*refused: $reason" "$logs/scheduler.log" || fail "the refusal is not logged with its reason"
+[[ $(where vm1) == "compute2 running yes" ]] || fail "vm1 moved anyway"
+sql "UPDATE hosts SET reserved_memory_mb = NULL WHERE name = 'compute1'" >/dev/null
+ok "full destination refused: $reason"
+
+# ---- an agent-reported failure: the guest stays on the source, allocations go back ------------------
+"$LAB" guest compute2 d1 --dirty 64 --rate 48 >/dev/null
+wait_sql 30 "SELECT host FROM instances WHERE name = 'd1'" compute2 || fail "d1 not discovered"
+wait_sql 30 "SELECT capacity_memory_mb > 1000 FROM hosts WHERE name = 'compute1'" t || fail "compute1 capacity not restored"
+req4=$(newid)
+publish "$req4" '{"instance":"d1","os-migrateLive":{"host":"compute1","block_migration":false,"disk_over_commit":false,"post_copy":false},
+  "options":{"bandwidth_mib_s":32,"completion_timeout_s":2}}'
+wait_sql 60 "SELECT status FROM migrations WHERE request_id = '$req4'" failed ||
+  fail "failing migration: $(sql "SELECT status, error FROM migrations WHERE request_id = '$req4'")"
+err=$(sql "SELECT error FROM migrations WHERE request_id = '$req4'")
+[[ $err == *"completion timeout of 2 s reached"* ]] || fail "error text: $err"
+[[ $(where d1) == "compute2 running yes" ]] || fail "d1 is at: $(where d1)"
+[[ $(sql "SELECT host || ' ' || coalesce(task_state, '-') FROM instances WHERE name = 'd1'") == "compute2 -" ]] || fail "d1 row after failure"
+[[ $(sql "SELECT string_agg(consumer_type || '@' || host, ',') FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'd1')") == "instance@compute2" ]] ||
+  fail "allocations after the failure: $(sql "SELECT consumer_type, host FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'd1')")"
+check_usage
+ok "agent-reported failure: failed ($err), d1 still on compute2, allocations back"
+
+# ---- a request that cannot be parsed is dead-lettered with its reason --------------------------------
+amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -b '{"v":1,"type":"migration.request",' || fail "publish"
+for _ in $(seq 1 30); do grep -q "request refused: invalid JSON" "$logs/scheduler.log" && break; sleep 0.2; done
+grep -q "request refused: invalid JSON" "$logs/scheduler.log" || fail "garbage not refused"
+[[ $(amqp-get --url "$FERRY_AMQP_URL" -q ferry.dead) == '{"v":1,"type":"migration.request",' ]] || fail "garbage not in ferry.dead"
+ok "a malformed request is dead-lettered, the scheduler goes on"
