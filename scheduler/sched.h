@@ -41,9 +41,9 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
 void orch_start(sched *s, int64_t migration);
 /* An agent event about migration id (completed / failed / cancelled / postcopy / progress). */
 void orch_on_agent_event(sched *s, int64_t migration, const char *what, json_object *body);
-/* Appends an event to migration_events and publishes migration.<id>.<status> on ferry.events
- * (body fields: request id, instance, source, dest, status, message). Best effort for the
- * publish; the row is written in the caller's transaction when db is in one. */
+/* Appends a row to migration_events (in the caller's transaction when one is open); the
+ * matching migration.<id>.<status> event is published by the orchestration after the commit.
+ * Returns 0, or -1 (see db_error). */
 int orch_record(sched *s, int64_t migration, const char *origin, const char *host, const char *status,
                 const char *kind, const char *message) FERRY_WUR;
 
