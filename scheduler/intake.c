@@ -324,8 +324,8 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         log_info(&g, "migration %lld of %s: %s -> %s scheduled", (long long)in.migration, in.ec2_id, in.source, in.dest);
     else
         log_warn(&g, "request for %s refused: %s", rq.instance, in.reason);
-    mq_ack(c, d); /* after the commit */
-    reply(s, m->reply_to, m->correlation_id, r);
+    reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
+    mq_ack(c, d);                                 /* after the commit */
     if (in.accepted && !in.duplicate)
         orch_start(s, in.migration);
     intake_clear(&in);
