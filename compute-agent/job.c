@@ -41,6 +41,7 @@ struct job {
     json_object *last_stats;
     json_object *final_stats;
     int64_t started_ms;
+    int64_t ended_ms; /* adopted: when libvirt first showed no job */
     int64_t best_remaining_ms; /* when memory_remaining last reached a new low */
     unsigned long long best_remaining;
     struct pollctl *poll;
@@ -938,7 +939,11 @@ void job_on_completed(agent *a, const char *uuid, virTypedParameterPtr params, i
 
 /* ---- after a restart ----------------------------------------------------------------------- */
 
-/* An adopted job is over: the domain's presence and state here tell how it ended. */
+/* An adopted job's libvirt job is over: the domain's presence and state here tell how it
+ * ended. A successful migration leaves the source domain running (paused at the switch-over)
+ * for a moment after its job ends, before libvirt stops and undefines it: so "still here"
+ * is only a failure once it has lasted a few seconds and no job-completed event came. */
+#define ADOPTED_GRACE_MS 5000
 static void adopted_ended(job *j)
 {
     if (j->state != JOB_RUNNING)
@@ -953,14 +958,19 @@ static void adopted_ended(job *j)
     } else {
         int st = 0, reason = 0;
         virDomainGetState(dom, &st, &reason, 0);
-        if (st == VIR_DOMAIN_PAUSED) {
+        int64_t now = mono_ms();
+        if (!j->ended_ms)
+            j->ended_ms = now;
+        if ((st == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED) || j->final_stats) {
+            finish(j, JOB_COMPLETED, NULL); /* stopped as migrated, or libvirt said job completed */
+        } else if (now - j->ended_ms < ADOPTED_GRACE_MS) {
+            /* not yet: the poller asks again */
+        } else if (st == VIR_DOMAIN_PAUSED) {
             _cleanup_free_ char *e =
                 xasprintf("the migration job ended while the agent was down and the guest is PAUSED here (reason %d): "
                           "it needs an operator",
                           reason);
             finish(j, JOB_FAILED, e);
-        } else if (st == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED) {
-            finish(j, JOB_COMPLETED, NULL);
         } else {
             finish(j, JOB_FAILED, "the migration job ended while the agent was down and the guest still runs here");
         }

@@ -320,22 +320,30 @@ static int check_source_dom(call *c, virDomainPtr dom, int block, json_object *o
     return 0;
 }
 
-static int m_check_source(call *c, json_object *out, char **err, const char **code)
+/* Looks up the call's domain and runs fn on it (arg passed through); the lookup's failure is
+ * the call's error. */
+typedef int (*dom_step)(call *c, virDomainPtr dom, int arg, json_object *out, char **err, const char **code);
+static int with_domain(call *c, dom_step fn, int arg, json_object *out, char **err, const char **code)
 {
-    int block;
-    if (get_block(c->body, &block, err) < 0)
-        return -1;
     virConnectPtr conn = conn_or_error(c, err, code);
     if (!conn)
         return -1;
     int rc = -1;
     virDomainPtr dom = domain_or_error(c, conn, err, code);
     if (dom) {
-        rc = check_source_dom(c, dom, block, out, err, code);
+        rc = fn(c, dom, arg, out, err, code);
         virDomainFree(dom);
     }
     virConnectClose(conn);
     return rc;
+}
+
+static int m_check_source(call *c, json_object *out, char **err, const char **code)
+{
+    int block;
+    if (get_block(c->body, &block, err) < 0)
+        return -1;
+    return with_domain(c, check_source_dom, block, out, err, code);
 }
 
 /* Memory free for a new guest now, in MiB: the machine's, capped by [agent] memory_limit_mb
@@ -693,11 +701,23 @@ static int m_force_complete(call *c, json_object *out, char **err, const char **
     return 0;
 }
 
-static int post_live_dom(call *c, virDomainPtr dom, json_object *out, char **err, const char **code)
+static int post_live_dom(call *c, virDomainPtr dom, int unused, json_object *out, char **err, const char **code)
 {
+    (void)unused;
     int active = virDomainIsActive(dom), persistent = virDomainIsPersistent(dom);
     int st = 0, reason = 0;
     virDomainGetState(dom, &st, &reason, 0);
+    if (active == 1 && st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) {
+        /* the guest was paused to finish the migration (force-complete) and arrived paused:
+         * it ran before the migration, so it runs after it */
+        if (virDomainResume(dom) < 0) {
+            *err = xasprintf("domain %s arrived paused and could not be resumed: %s", virDomainGetName(dom), lv_errmsg());
+            *code = "libvirt";
+            return -1;
+        }
+        log_info(&c->lf, "domain %s arrived paused by the migration: resumed", virDomainGetName(dom));
+        virDomainGetState(dom, &st, &reason, 0);
+    }
     if (active != 1 || persistent != 1 || st != VIR_DOMAIN_RUNNING) {
         *err = xasprintf("domain %s is %s and %s on %s: the migration did not land here", virDomainGetName(dom),
                          inv_state_name(st), persistent == 1 ? "persistent" : "not persistent", c->a->host);
@@ -714,17 +734,7 @@ static int post_live_dom(call *c, virDomainPtr dom, json_object *out, char **err
 
 static int m_post_live_migration(call *c, json_object *out, char **err, const char **code)
 {
-    virConnectPtr conn = conn_or_error(c, err, code);
-    if (!conn)
-        return -1;
-    int rc = -1;
-    virDomainPtr dom = domain_or_error(c, conn, err, code);
-    if (dom) {
-        rc = post_live_dom(c, dom, out, err, code);
-        virDomainFree(dom);
-    }
-    virConnectClose(conn);
-    return rc;
+    return with_domain(c, post_live_dom, 0, out, err, code);
 }
 
 static int m_rollback(call *c, json_object *out, char **err, const char **code)
