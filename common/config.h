@@ -52,6 +52,10 @@ typedef struct cfg_scheduler {
     int64_t bandwidth_mib_s;      /* 0 = unlimited */
     int64_t completion_timeout_s; /* 0 = never */
     int64_t progress_interval_ms;
+    int64_t deadline_queued_s;     /* how long a migration may wait in each status */
+    int64_t deadline_preparing_s;  /* scheduled + preparing */
+    int64_t deadline_running_s;
+    int64_t deadline_completing_s;
     double cpu_allocation_ratio;
     double ram_allocation_ratio;
     double disk_allocation_ratio;

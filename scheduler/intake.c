@@ -14,6 +14,7 @@ typedef struct intake {
     /* results */
     int duplicate;
     int accepted;
+    int queued;
     int64_t migration;
     char *dest;
     char *reason;
@@ -30,7 +31,7 @@ static void intake_clear(intake *in)
     free(in->ec2_id);
     free(in->source);
     in->dest = in->reason = in->instance_uuid = in->ec2_id = in->source = NULL;
-    in->duplicate = in->accepted = 0;
+    in->duplicate = in->accepted = in->queued = 0;
     in->migration = 0;
 }
 
@@ -184,28 +185,36 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
+    /* over a concurrency limit: accepted, claimed, and waiting in `queued` */
+    _cleanup_free_ char *wait_why = NULL;
+    int fits = queue_limits_allow(in->s, db, in->source, in->dest, &wait_why);
+    if (fits < 0)
+        return -1;
+    in->queued = !fits;
     /* the migration row */
     char after[16], bw[16], down[16], tmo[16];
     snprintf(after, sizeof(after), "%d", rq->options.postcopy_after_iterations);
     snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
     snprintf(down, sizeof(down), "%d", rq->options.max_downtime_ms);
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
-    char lease[16];
+    char lease[16], dl[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)in->s->cfg->scheduler.lease_s);
+    snprintf(dl, sizeof(dl), "%lld", (long long)orch_deadline_s(in->s, in->queued ? "queued" : "scheduled"));
     const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
     const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
                         rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
-                        in->s->name, lease};
+                        in->queued ? NULL : in->s->name, lease, dl, in->queued ? "queued" : "scheduled"};
     _cleanup_pq_ PGresult *mr = NULL;
     if (db_exec(db, &mr,
                 "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
                 " disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
                 " completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
                 " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
-                " $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-                " now() + interval '1 hour')"
+                " $12::int, $13::int, $17, $14, CASE WHEN $14::text IS NULL THEN NULL"
+                " ELSE now() + make_interval(secs => $15::int) END, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, now(),"
+                " now() + make_interval(secs => $16::int))"
                 " RETURNING id",
-                15, mp) < 0)
+                17, mp) < 0)
         return -1;
     in->migration = atoll(PQgetvalue(mr, 0, 0));
     const char *mid = PQgetvalue(mr, 0, 0);
@@ -231,9 +240,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                 "INSERT INTO processed_requests (request_id, outcome, migration_id) VALUES ($1::uuid, 'accepted', $2::bigint)",
                 2, pp) < 0)
         return -1;
-    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s", in->ec2_id, in->source, in->dest,
-                                         rq->host ? " (destination named)" : " (destination chosen)");
-    if (orch_record(in->s, in->migration, "scheduler", NULL, "scheduled", "status", msg) < 0)
+    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
+                                         rq->host ? " (destination named)" : " (destination chosen)",
+                                         in->queued ? "; waits: " : "", in->queued ? wait_why : "");
+    if (orch_record(in->s, in->migration, "scheduler", NULL, in->queued ? "queued" : "scheduled", "status", msg) < 0)
         return -1;
     in->accepted = 1;
     return 0;
@@ -281,6 +291,12 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         free(err);
         return;
     }
+    const char *type = msg_envelope_type(env);
+    if (strcmp(type, "migration.abort") == 0 || strcmp(type, "migration.force_complete") == 0) {
+        intake_operator(s, c, d, env);
+        msg_envelope_free(env);
+        return;
+    }
     msg_request_defaults defs;
     msg_request_defaults_init(&defs);
     defs.postcopy_after_iterations = (int)s->cfg->scheduler.postcopy_after_iterations;
@@ -321,14 +337,155 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     if (in.duplicate)
         log_info(&g, "request %s seen before (%s): one effect only", rq.id, in.accepted ? "accepted" : "refused");
     else if (in.accepted)
-        log_info(&g, "migration %lld of %s: %s -> %s scheduled", (long long)in.migration, in.ec2_id, in.source, in.dest);
+        log_info(&g, "migration %lld of %s: %s -> %s %s", (long long)in.migration, in.ec2_id, in.source, in.dest,
+                 in.queued ? "queued (a concurrency limit is reached)" : "scheduled");
     else
         log_warn(&g, "request for %s refused: %s", rq.instance, in.reason);
     reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
     mq_ack(c, d);                                 /* after the commit */
-    if (in.accepted && !in.duplicate)
-        orch_start(s, in.migration);
+    if (in.accepted && !in.duplicate) {
+        outbox_flush(s);
+        if (!in.queued)
+            orch_start(s, in.migration);
+    }
     intake_clear(&in);
     msg_request_free(&rq);
     msg_envelope_free(env);
+}
+
+/* ---- abort and force-complete ---------------------------------------------------------------- */
+
+typedef struct opreq {
+    sched *s;
+    int64_t id;
+    int abort; /* 1 abort, 0 force-complete */
+    const char *req;
+    /* results */
+    char *reason; /* refused: why */
+    char status[16];
+    char owner[256];
+    int ended; /* a queued migration cancelled here */
+} opreq;
+
+static int operator_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    opreq *q = arg;
+    free(q->reason);
+    q->reason = NULL;
+    q->ended = 0;
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)q->id);
+    const char *p[] = {ids};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT status, postcopy_active, coalesce(owner, ''), instance_uuid::text, coalesce(dest_host, '')"
+                " FROM migrations WHERE id = $1::bigint FOR UPDATE",
+                1, p) < 0)
+        return -1;
+    if (PQntuples(r) == 0) {
+        q->reason = xasprintf("no migration %lld", (long long)q->id);
+        return 0;
+    }
+    strlcpy_f(q->status, PQgetvalue(r, 0, 0), sizeof(q->status));
+    strlcpy_f(q->owner, PQgetvalue(r, 0, 2), sizeof(q->owner));
+    const char *st = q->status;
+    int postcopy = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    int terminal = !strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "error") || !strcmp(st, "cancelled");
+    if (terminal) {
+        q->reason = xasprintf("migration %lld has already ended: %s", (long long)q->id, st);
+        return 0;
+    }
+    _cleanup_free_ char *note = xasprintf("requested by the operator (request %s)", q->req);
+    if (q->abort) {
+        if (strcmp(st, "completing") == 0) {
+            q->reason = xasprintf("migration %lld is completing: the guest already runs on the destination", (long long)q->id);
+            return 0;
+        }
+        if (postcopy) {
+            q->reason = xasprintf("migration %lld switched to post-copy: it can only go forward (force-complete or wait)",
+                                  (long long)q->id);
+            return 0;
+        }
+        if (strcmp(st, "queued") == 0) {
+            /* nobody drives a queued migration: cancelled here and now */
+            const char *why = "cancelled: aborted by the operator while queued";
+            const char *up[] = {ids, why};
+            if (db_exec(db, NULL,
+                        "UPDATE migrations SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now(),"
+                        " deadline_at = NULL WHERE id = $1::bigint",
+                        2, up) < 0 ||
+                orch_settle(db, "cancelled", ids, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4)) < 0 ||
+                orch_record(q->s, q->id, "operator", NULL, "queued", "abort", note) < 0 ||
+                orch_record(q->s, q->id, "scheduler", NULL, "cancelled", "status", why) < 0)
+                return -1;
+            q->ended = 1;
+            return 0;
+        }
+        if (db_exec(db, NULL, "UPDATE migrations SET abort_requested = true WHERE id = $1::bigint", 1, p) < 0)
+            return -1;
+        return orch_record(q->s, q->id, "operator", NULL, st, "abort", note);
+    }
+    if (strcmp(st, "running") != 0) {
+        q->reason = xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
+        return 0;
+    }
+    if (db_exec(db, NULL, "UPDATE migrations SET force_complete_requested = true WHERE id = $1::bigint", 1, p) < 0)
+        return -1;
+    return orch_record(q->s, q->id, "operator", NULL, st, "force_complete", note);
+}
+
+void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
+{
+    const mq_message *m = mq_delivery_message(d);
+    const char *type = msg_envelope_type(env);
+    json_object *b = msg_envelope_body(env), *v = NULL;
+    log_fields f = {.req = msg_envelope_id(env)};
+    if (!json_object_object_get_ex(b, "migration", &v) || !json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) <= 0) {
+        _cleanup_free_ char *why = xasprintf("%s: body.migration must be a positive integer (the migration id)", type);
+        log_warn(&f, "request refused: %s", why);
+        _cleanup_free_ char *r = msg_build_refused(msg_envelope_id(env), why);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, why);
+        return;
+    }
+    opreq q = {.s = s, .id = json_object_get_int64(v), .abort = strcmp(type, "migration.abort") == 0,
+               .req = msg_envelope_id(env)};
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)q.id);
+    f.migration = ids;
+    char *err = NULL;
+    if (db_tx(s->db, "READ COMMITTED", operator_tx, &q, NULL, &err) < 0) {
+        log_error(&f, "could not take %s of migration %s: %s; it will be retried in 1 s", type, ids, err);
+        free(err);
+        later *l = xcalloc(1, sizeof(*l));
+        l->c = c;
+        l->d = d;
+        struct timeval tv = {1, 0};
+        event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
+        free(q.reason);
+        return;
+    }
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "migration", json_object_new_int64(q.id));
+    _cleanup_free_ char *rtype = xasprintf("%s.%s", type, q.reason ? "refused" : "accepted");
+    if (q.reason) {
+        log_warn(&f, "%s of migration %s refused: %s", type, ids, q.reason);
+        json_object_object_add(body, "reason", json_object_new_string(q.reason));
+    } else {
+        log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, q.status, *q.owner ? ", driven by " : "",
+                 q.owner);
+        json_object_object_add(body, "status", json_object_new_string(q.ended ? "cancelled" : q.status));
+    }
+    _cleanup_free_ char *r = msg_build(rtype, msg_envelope_id(env), body);
+    reply(s, m->reply_to, m->correlation_id, r);
+    mq_ack(c, d);
+    if (q.ended) {
+        outbox_flush(s);
+        queue_dispatch_soon(s);
+    } else if (!q.reason) {
+        orch_poke(s, q.id); /* when this replica drives it; otherwise its owner's next tick */
+    }
+    free(q.reason);
 }

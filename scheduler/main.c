@@ -49,6 +49,20 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
         log_warn(NULL, "scheduler %s lost the broker: %s", s->name, err);
 }
 
+/* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
+ * Nothing is adopted or started while the broker is away (no agent could be asked). */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sched *s = arg;
+    if (!s->db || !mq_is_up(s->mq))
+        return;
+    orch_tick(s, s->ticks++ == 0);
+    queue_dispatch(s);
+    outbox_flush(s);
+}
+
 static void try_db(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -73,6 +87,8 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
     }
     log_info(NULL, "database connected, schema at version %d", schema_latest());
     mq_start(s->mq);
+    struct timeval tv = {1, 0};
+    event_add(s->tick, &tv);
 }
 
 static int db_upgrade(const ferry_config *cfg)
@@ -203,6 +219,7 @@ int main(int argc, char **argv)
     mq_consume(s.mq, MQ_SCHEDULER_QUEUE, intake_on_request, &s);
     log_info(NULL, PROG " " FERRY_VERSION " starting as %s", s.name);
     s.db_retry = evtimer_new(s.base, try_db, &s);
+    s.tick = event_new(s.base, -1, EV_PERSIST, on_tick, &s);
     try_db(-1, 0, &s);
     event_base_dispatch(s.base);
     log_info(NULL, PROG " stopped");
@@ -211,6 +228,8 @@ out:
     db_close(s.db);
     if (s.db_retry)
         event_free(s.db_retry);
+    if (s.tick)
+        event_free(s.tick);
     app_signals_free(sig);
     event_base_free(s.base);
     free(s.name);

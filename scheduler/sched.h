@@ -21,6 +21,10 @@ typedef struct sched {
     char *name;
     int exit_code;
     int consuming;
+    struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
+    int ticks;
+    int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
+    int dispatch_pending;  /* a queue_dispatch is scheduled on the loop */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
@@ -36,14 +40,52 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg);
 /* Consumer of ferry.scheduler: one request, one transaction. Owns d. */
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
 
+/* ---- operator requests (intake.c) ------------------------------------------------------------ */
+/* Handles a migration.abort or migration.force_complete request on ferry.scheduler (body
+ * {"migration": id}): recorded on the migration for its owner, or a queued migration is
+ * cancelled at once; replies <type>.accepted or <type>.refused with the reason. Owns d; env is
+ * the caller's. */
+void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+
+/* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
+/* In the caller's transaction: serializes with every other replica's limit decisions (an
+ * advisory lock held to the commit) and says whether one more migration from source to dest
+ * fits max_outgoing_per_source, max_incoming_per_dest and max_cluster. Returns 1 (fits), 0
+ * (*why, caller frees, says which limit) or -1 (database error). */
+int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, char **why) FERRY_WUR;
+/* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
+ * cancels queued ones that were aborted or waited past deadline_queued_s. */
+void queue_dispatch(sched *s);
+/* queue_dispatch on the next loop turn (safe from inside any callback). */
+void queue_dispatch_soon(sched *s);
+
+/* ---- events outbox (outbox.c) ---------------------------------------------------------------- */
+/* Publishes the outbox's unclaimed rows on ferry.events (message id fixed in the row), each
+ * deleted when the broker confirms it; a row whose publish failed, or whose replica died, is
+ * published again later by any replica. */
+void outbox_flush(sched *s);
+
 /* ---- orchestration (orch.c) -------------------------------------------------------------------- */
-/* Drives migration id from its recorded status onwards. */
+/* Drives migration id, owned by this replica (owner and epoch in its row), from its recorded
+ * status onwards; a migration found mid-way is resumed from what the agents say. */
 void orch_start(sched *s, int64_t migration);
+/* Every second: renews this replica's leases (a migration adopted by another is left), acts
+ * on abort / force-complete requests and passed deadlines, and adopts migrations whose lease
+ * expired; with starting=1 (the first tick) it resumes its own migrations instead. */
+void orch_tick(sched *s, int starting);
+/* Acts now on the operator's requests recorded for migration id, if this replica drives it. */
+void orch_poke(sched *s, int64_t migration);
+/* How long a migration may stay in status, from the config, in seconds. */
+int64_t orch_deadline_s(const sched *s, const char *status);
+/* In the caller's transaction: moves allocations and the instance's host and task state for
+ * a migration ending in status (completed: to dest; failed/cancelled: back to the source;
+ * error: nothing moves). id_s, uuid and dest are the migration's. Returns 0 or -1. */
+int orch_settle(db_conn *db, const char *status, const char *id_s, const char *uuid, const char *dest) FERRY_WUR;
 /* An agent event about migration id (completed / failed / cancelled / postcopy / progress). */
 void orch_on_agent_event(sched *s, int64_t migration, const char *what, json_object *body);
-/* Appends a row to migration_events (in the caller's transaction when one is open); the
- * matching migration.<id>.<status> event is published by the orchestration after the commit.
- * Returns 0, or -1 (see db_error). */
+/* Appends a row to migration_events (in the caller's transaction when one is open); for
+ * kind "status" also the matching migration.<id>.<status> event to the outbox, which the
+ * caller flushes after the commit (outbox_flush). Returns 0, or -1 (see db_error). */
 int orch_record(sched *s, int64_t migration, const char *origin, const char *host, const char *status,
                 const char *kind, const char *message) FERRY_WUR;
 
