@@ -64,3 +64,36 @@ where() {
     echo "$h $(awk '/^State:/ {print $2}' <<<"$info") $(awk '/^Persistent:/ {print $2}' <<<"$info")"
   done
 }
+
+# ---- the scheduler's side: the database and the request contract -------------------------------
+sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+# wait_sql SECONDS QUERY EXPECTED
+wait_sql() {
+  local end=$(($(date +%s) + $1)) got
+  while :; do
+    got=$(sql "$2" 2>/dev/null || true)
+    [[ $got == "$3" ]] && return 0
+    (($(date +%s) < end)) || { echo "waited for [$2] = [$3], last [$got]" >&2; return 1; }
+    sleep 0.3
+  done
+}
+# publish ID BODY-JSON [TYPE]: a message of the request contract, with a plain AMQP client
+publish() {
+  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json -p \
+    -b "{\"v\":1,\"type\":\"${3:-migration.request}\",\"id\":\"$1\",\"body\":$2}"
+}
+# usage of every host equals the sum of its allocations, and fits its capacity
+check_usage() {
+  local bad
+  bad=$(sql "SELECT h.name FROM hosts h LEFT JOIN (SELECT host, sum(memory_mb) m, sum(vcpus) v FROM allocations GROUP BY host) a
+             ON a.host = h.name WHERE h.used_memory_mb <> coalesce(a.m, 0) OR h.used_vcpus <> coalesce(a.v, 0)")
+  [[ -z $bad ]] || fail "usage does not match allocations on: $bad ($(sql "SELECT name, used_memory_mb, used_vcpus FROM hosts"))"
+}
+newid() { cat /proc/sys/kernel/random/uuid; }
+# the allocations of instance NAME, as consumer@host,...
+allocs() {
+  sql "SELECT string_agg(consumer_type || '@' || host, ',' ORDER BY consumer_type, host) FROM allocations
+       WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = '$1')"
+}
+# the status timeline of migration ID
+timeline() { sql "SELECT string_agg(status, ' ' ORDER BY id) FROM migration_events WHERE migration_id = $1 AND kind = 'status'"; }

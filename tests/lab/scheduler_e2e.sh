@@ -8,35 +8,10 @@ trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EX
 "$LAB" up --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
 logs=$FERRY_LAB_LOG_DIR
-sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'migration.#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
 trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
-
-# wait_sql SECONDS QUERY EXPECTED
-wait_sql() {
-  local end=$(($(date +%s) + $1)) got
-  while :; do
-    got=$(sql "$2" 2>/dev/null || true)
-    [[ $got == "$3" ]] && return 0
-    (($(date +%s) < end)) || { echo "waited for [$2] = [$3], last [$got]" >&2; return 1; }
-    sleep 0.3
-  done
-}
-# publish ID BODY-JSON: the request contract, with a plain AMQP client
-publish() {
-  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json -p \
-    -b "{\"v\":1,\"type\":\"migration.request\",\"id\":\"$1\",\"body\":$2}"
-}
-# usage of every host equals the sum of its allocations, and fits its capacity
-check_usage() {
-  local bad
-  bad=$(sql "SELECT h.name FROM hosts h LEFT JOIN (SELECT host, sum(memory_mb) m, sum(vcpus) v FROM allocations GROUP BY host) a
-             ON a.host = h.name WHERE h.used_memory_mb <> coalesce(a.m, 0) OR h.used_vcpus <> coalesce(a.v, 0)")
-  [[ -z $bad ]] || fail "usage does not match allocations on: $bad ($(sql "SELECT name, used_memory_mb, used_vcpus FROM hosts"))"
-}
-newid() { cat /proc/sys/kernel/random/uuid; }
 
 "$LAB" guest compute1 vm1 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'vm1'" "compute1 running" || fail "vm1 not discovered"
