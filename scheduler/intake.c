@@ -45,9 +45,16 @@ static int refuse(db_conn *db, intake *in, const char *fmt, ...)
     free(in->reason);
     in->reason = xvasprintf(fmt, ap);
     va_end(ap);
-    const char *p[] = {in->req->id, in->reason};
-    return db_exec(db, NULL, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ($1::uuid, 'refused', $2)",
-                   2, p);
+    const char *p[] = {in->req->id, in->reason, in->req->instance, in->s->name};
+    if (db_exec(db, NULL, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ($1::uuid, 'refused', $2)", 2,
+                p) < 0)
+        return -1;
+    /* and an event, so whoever published the request without a reply queue hears of it too */
+    return db_exec(db, NULL,
+                   "INSERT INTO outbox (routing_key, body) SELECT 'request.' || $1 || '.refused', json_build_object("
+                   " 'request', $1::text, 'instance', $3::text, 'reason', $2::text, 'origin', 'scheduler',"
+                   " 'scheduler', $4::text, 'at', now())::text",
+                   4, p);
 }
 
 /* Why the named host cannot take the instance (for the refusal), or NULL when it can. */
@@ -343,8 +350,9 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         log_warn(&g, "request for %s refused: %s", rq.instance, in.reason);
     reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
     mq_ack(c, d);                                 /* after the commit */
-    if (in.accepted && !in.duplicate) {
+    if (!in.duplicate)
         outbox_flush(s);
+    if (in.accepted && !in.duplicate) {
         if (!in.queued)
             orch_start(s, in.migration);
     }

@@ -11,7 +11,10 @@ logs=$FERRY_LAB_LOG_DIR
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'migration.#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+refusals=$FERRY_LAB_DIR/refusals.log
+setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'request.#' -- sh -c 'cat; echo' >"$refusals" 2>/dev/null &
+consumer2=$!
+trap 'kill $consumer $consumer2 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 
 "$LAB" guest compute1 vm1 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'vm1'" "compute1 running" || fail "vm1 not discovered"
@@ -71,6 +74,9 @@ wait_sql 20 "SELECT outcome FROM processed_requests WHERE request_id = '$req3'" 
 reason=$(sql "SELECT reason FROM processed_requests WHERE request_id = '$req3'")
 [[ $reason == "cannot migrate $ec2 to compute1: host compute1 is full: 128 MiB of memory needed, "*" MiB free" ]] || fail "reason: $reason"
 grep -q "req=$req3 .*refused: $reason" "$logs/scheduler.log" || fail "the refusal is not logged with its reason"
+for _ in $(seq 1 20); do grep -q "\"type\":\"request.$req3.refused\"" "$refusals" && break; sleep 0.2; done
+[[ $(grep "\"type\":\"request.$req3.refused\"" "$refusals" | jq -r .body.reason) == "$reason" ]] ||
+  fail "no request.$req3.refused event with the reason: $(cat "$refusals")"
 [[ $(where vm1) == "compute2 running yes" ]] || fail "vm1 moved anyway"
 sql "UPDATE hosts SET reserved_memory_mb = NULL WHERE name = 'compute1'" >/dev/null
 ok "full destination refused: $reason"
