@@ -59,8 +59,8 @@ typedef struct job_opts {
  * drops it when the broker is away (events are informative; the scheduler asks job_status). */
 void agent_publish(agent *a, const char *key, json_object *body);
 /* The migration this host prepared to receive domain uuid (from pre_live_migration's state
- * file), or 0 when none. */
-int64_t agent_incoming_migration(agent *a, const char *uuid);
+ * file), or 0 when none; its i-xxxxxxxx id goes to instance_id (n bytes; "" when unknown). */
+int64_t agent_incoming_migration(agent *a, const char *uuid, char *instance_id, size_t n);
 
 /* ---- jobs (job.c) ------------------------------------------------------------------------ */
 /* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address).

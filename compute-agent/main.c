@@ -58,8 +58,10 @@ void agent_publish(agent *a, const char *key, json_object *body)
     }
 }
 
-int64_t agent_incoming_migration(agent *a, const char *uuid)
+int64_t agent_incoming_migration(agent *a, const char *uuid, char *instance_id, size_t n)
 {
+    if (n)
+        *instance_id = 0;
     DIR *d = opendir(a->cfg->agent.state_dir);
     if (!d)
         return 0;
@@ -72,8 +74,11 @@ int64_t agent_incoming_migration(agent *a, const char *uuid)
             continue;
         _cleanup_free_ char *name = xasprintf("dest-%lld", id);
         json_object *o = state_read(a, name), *v;
-        if (o && json_object_object_get_ex(o, "instance", &v) && strcmp(json_object_get_string(v), uuid) == 0)
+        if (o && json_object_object_get_ex(o, "instance", &v) && strcmp(json_object_get_string(v), uuid) == 0) {
             found = id;
+            if (n && json_object_object_get_ex(o, "instance_id", &v))
+                strlcpy_f(instance_id, json_object_get_string(v), n);
+        }
         json_object_put(o);
     }
     closedir(d);
@@ -123,10 +128,11 @@ static void on_lifecycle(void *arg, const lv_lifecycle *ev)
     /* the guest resumed here after an incoming migration: it runs on this host now */
     if (ev->event == VIR_DOMAIN_EVENT_RESUMED &&
         (ev->detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED || ev->detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY)) {
-        int64_t mig = agent_incoming_migration(a, ev->uuid);
+        char iid[64];
+        int64_t mig = agent_incoming_migration(a, ev->uuid, iid, sizeof(iid));
         char mig_s[24];
         snprintf(mig_s, sizeof(mig_s), "%lld", (long long)mig);
-        log_fields g = {.instance = ev->uuid, .host = a->host, .migration = mig ? mig_s : NULL};
+        log_fields g = {.instance = *iid ? iid : ev->uuid, .host = a->host, .migration = mig ? mig_s : NULL};
         log_info(&g, "domain %s resumed here after its migration (%s)", ev->name, ev->detail_name);
         json_object *r = json_object_new_object();
         json_object_object_add(r, "instance", json_object_new_string(ev->uuid));

@@ -30,6 +30,15 @@ typedef struct call {
 
 typedef int (*handler)(call *c, json_object *out, char **err, const char **code);
 
+/* A short id fit for a log field: 1-64 characters of [A-Za-z0-9._-]. */
+static int log_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 /* ---- replies ----------------------------------------------------------------------------- */
 
 static void send_reply(call *c, const char *type, json_object *body)
@@ -530,6 +539,8 @@ static int m_pre_live_migration(call *c, json_object *out, char **err, const cha
         st = json_object_new_object();
         json_object_object_add(st, "migration", json_object_new_int64(c->migration));
         json_object_object_add(st, "instance", json_object_new_string(c->instance));
+        if (c->lf.instance != c->instance)
+            json_object_object_add(st, "instance_id", json_object_new_string(c->lf.instance));
         json_object_object_add(st, "created", json_object_new_array());
     }
     json_object *created;
@@ -890,6 +901,11 @@ void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
         c.lf.migration = c.mig_s;
         c.instance = inst;
         c.lf.instance = inst;
+        /* the scheduler also sends the instance's i-xxxxxxxx id: the one operators grep for */
+        json_object *iv;
+        if (json_object_object_get_ex(c.body, "instance_id", &iv) && json_object_is_type(iv, json_type_string) &&
+            log_id_ok(json_object_get_string(iv)))
+            c.lf.instance = json_object_get_string(iv);
         job *j = job_find(a, mig);
         if (j)
             c.lf.instance = job_fields(j)->instance;

@@ -332,6 +332,7 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
 {
     json_object_object_add(body, "migration", json_object_new_int64(o->id));
     json_object_object_add(body, "instance", json_object_new_string(o->uuid));
+    json_object_object_add(body, "instance_id", json_object_new_string(o->ec2));
     _cleanup_free_ char *type = xasprintf("rpc.%s", method);
     _cleanup_free_ char *text = msg_build(type, NULL, body);
     _cleanup_free_ char *key = xasprintf("compute.%s", host);
