@@ -198,7 +198,7 @@ static const cfg_option cfg_table[] = {
     OPT_STR(http, listen, "127.0.0.1", check_nonempty, "address the HTTP server listens on"),
     OPT_INT(http, port, "8774", 0, 65535, "TCP port of the HTTP server (0 = any free port)"),
     OPT_STR(http, tokens, "", NULL, "comma-separated X-Auth-Token values the HTTP API accepts"),
-    OPT_STR(http, dashboard_dir, "", NULL, "directory of the dashboard's static files"),
+    OPT_STR(http, dashboard_dir, "", NULL, "serve index.html from this directory instead of the copy built in (for development)"),
 
     OPT_ENUM(log, level, log_level, "info", log_level_words, "most verbose level written"),
     OPT_ENUM(log, format, log_format, "text", log_format_words,

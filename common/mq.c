@@ -339,7 +339,8 @@ static int apply_decl(mq_conn *c, const decl *d, char **err)
             n++;
         }
         amqp_table_t args = {.num_entries = n, .entries = e};
-        amqp_queue_declare(c->amqp, MQ_CHANNEL, bytes(d->name), 0, 1, 0, 0, args);
+        int transient = (d->flags & MQ_Q_TRANSIENT) != 0;
+        amqp_queue_declare(c->amqp, MQ_CHANNEL, bytes(d->name), 0, !transient, transient, transient, args);
         r = amqp_get_rpc_reply(c->amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what = xasprintf("could not declare queue %s", d->name);

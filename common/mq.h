@@ -124,8 +124,9 @@ void mq_declare_exchange(mq_conn *c, const char *name, const char *type);
 enum {
     MQ_Q_QUORUM = 1 << 0,    /* x-queue-type=quorum (else classic) */
     MQ_Q_DEAD_LETTER = 1 << 1, /* rejected/expired messages go to ferry.dead */
+    MQ_Q_TRANSIENT = 1 << 2,   /* this connection's only: exclusive, auto-deleted, not durable */
 };
-/* Registers a durable queue, declared on every connect. */
+/* Registers a queue (durable unless MQ_Q_TRANSIENT), declared on every connect. */
 void mq_declare_queue(mq_conn *c, const char *name, unsigned flags);
 /* Registers a binding of queue to exchange with key, declared on every connect. */
 void mq_bind(mq_conn *c, const char *queue, const char *exchange, const char *key);

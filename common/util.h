@@ -44,6 +44,8 @@ void fclosep(FILE **f);
 
 /* Monotonic clock in milliseconds (for timeouts, leases, backoff). */
 int64_t mono_ms(void);
+/* Monotonic clock in microseconds. */
+int64_t mono_us(void);
 /* Wall clock in milliseconds since the epoch (for timestamps shown to people). */
 int64_t wall_ms(void);
 /* Formats a wall-clock time in ms as RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */

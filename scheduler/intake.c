@@ -291,6 +291,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     char *err = NULL;
     if (msg_parse(m->body, m->len, &env, &err) < 0 || msg_check_message_id(env, m->message_id, &err) < 0) {
         log_warn(&f, "request refused: %s", err);
+        s->invalid++;
         _cleanup_free_ char *r = msg_build_refused(env ? msg_envelope_id(env) : NULL, err);
         reply(s, m->reply_to, m->correlation_id, r);
         mq_dead_letter(c, d, err); /* kept, with its reason */
@@ -314,6 +315,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     f.req = msg_envelope_id(env);
     if (msg_request_parse(env, &defs, &rq, &err) < 0) {
         log_warn(&f, "request refused: %s", err);
+        s->invalid++;
         _cleanup_free_ char *r = msg_build_refused(msg_envelope_id(env), err);
         reply(s, m->reply_to, m->correlation_id, r);
         mq_dead_letter(c, d, err);
@@ -322,7 +324,11 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         return;
     }
     intake in = {.s = s, .req = &rq};
-    if (db_tx(s->db, "READ COMMITTED", intake_tx, &in, NULL, &err) < 0) {
+    int64_t t0 = mono_us();
+    int txrc = db_tx(s->db, "READ COMMITTED", intake_tx, &in, NULL, &err);
+    s->claims++;
+    s->claim_us += mono_us() - t0;
+    if (txrc < 0) {
         /* the database said no for its own reasons: the request goes back for another try */
         log_error(&f, "could not take request for %s: %s; it will be retried in 1 s", rq.instance, err);
         free(err);
@@ -341,6 +347,8 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in.migration);
     log_fields g = {.req = rq.id, .migration = in.migration ? mig_s : NULL, .instance = in.ec2_id};
     _cleanup_free_ char *r = in.accepted ? msg_build_accepted(rq.id, in.migration, in.dest) : msg_build_refused(rq.id, in.reason);
+    if (!in.duplicate)
+        *(in.accepted ? &s->accepted : &s->refused) += 1;
     if (in.duplicate)
         log_info(&g, "request %s seen before (%s): one effect only", rq.id, in.accepted ? "accepted" : "refused");
     else if (in.accepted)

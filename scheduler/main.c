@@ -30,6 +30,8 @@ static void usage(FILE *f)
             "      --print-example-config  print a commented configuration file and exit\n"
             "  -n, --name NAME       this replica's name, unique among replicas (overrides\n"
             "                        [scheduler] name; default: the host name)\n"
+            "      --http-port PORT  port of the HTTP API and dashboard (overrides [http] port;\n"
+            "                        0 = any free port)\n"
             "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            show this help and exit\n"
@@ -144,10 +146,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},   {"db-upgrade", no_argument, NULL, 'U'},
         {"check-config", no_argument, NULL, 'C'},   {"print-example-config", no_argument, NULL, 'E'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-        {"name", required_argument, NULL, 'n'},
+        {"name", required_argument, NULL, 'n'},     {"http-port", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *level_arg = NULL, *name_arg = NULL;
+    int http_port = -1;
     int do_upgrade = 0, check_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:l:n:Vh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -157,6 +160,16 @@ int main(int argc, char **argv)
         case 'E': cfg_write_example(stdout); return 0;
         case 'l': level_arg = optarg; break;
         case 'n': name_arg = optarg; break;
+        case 'P': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 65535) {
+                fprintf(stderr, PROG ": --http-port: '%s' is not a port number (0-65535)\n", optarg);
+                return 2;
+            }
+            http_port = (int)v;
+            break;
+        }
         case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
@@ -195,7 +208,7 @@ int main(int argc, char **argv)
         return rc;
     }
 
-    sched s = {.cfg = &cfg};
+    sched s = {.cfg = &cfg, .http_port = http_port};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
     s.base = event_base_new();
@@ -217,6 +230,16 @@ int main(int argc, char **argv)
     mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "migration.#");
     mq_consume(s.mq, SCHED_EVENTS_QUEUE, hoststate_on_event, &s);
     mq_consume(s.mq, MQ_SCHEDULER_QUEUE, intake_on_request, &s);
+    /* the reads of ferryctl, answered by any replica */
+    mq_declare_queue(s.mq, SCHED_RPC_QUEUE, MQ_Q_QUORUM | MQ_Q_DEAD_LETTER);
+    mq_bind(s.mq, SCHED_RPC_QUEUE, MQ_EXCHANGE, SCHED_RPC_KEY);
+    mq_consume(s.mq, SCHED_RPC_QUEUE, api_on_rpc, &s);
+    if (http_start(&s, &err) < 0) {
+        log_error(NULL, "cannot start: %s", err);
+        free(err);
+        s.exit_code = 2;
+        goto out;
+    }
     log_info(NULL, PROG " " FERRY_VERSION " starting as %s", s.name);
     s.db_retry = evtimer_new(s.base, try_db, &s);
     s.tick = event_new(s.base, -1, EV_PERSIST, on_tick, &s);
@@ -224,6 +247,7 @@ int main(int argc, char **argv)
     event_base_dispatch(s.base);
     log_info(NULL, PROG " stopped");
 out:
+    http_stop(&s);
     mq_free(s.mq);
     db_close(s.db);
     if (s.db_retry)

@@ -865,6 +865,14 @@ void orch_tick(sched *s, int starting)
     }
 }
 
+int orch_count(void)
+{
+    int n = 0;
+    for (orch *o = all; o; o = o->next)
+        n += !o->finishing;
+    return n;
+}
+
 void orch_poke(sched *s, int64_t id)
 {
     (void)s;

@@ -25,11 +25,19 @@ typedef struct sched {
     int ticks;
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
     int dispatch_pending;  /* a queue_dispatch is scheduled on the loop */
+    struct evhttp *http;   /* NULL when [http] enabled = false */
+    int http_port;         /* --http-port, or -1 for [http] port */
+    /* counters of this replica, for /metrics */
+    int64_t claims, claim_us, accepted, refused, invalid;
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
  * each event). */
 #define SCHED_EVENTS_QUEUE "ferry.scheduler.events"
+/* The queue of the read RPCs (scheduler/API.md), shared by the replicas, and its key on the
+ * ferry exchange. */
+#define SCHED_RPC_QUEUE "ferry.scheduler.rpc"
+#define SCHED_RPC_KEY "scheduler.rpc"
 
 /* ---- host state (hoststate.c) ---------------------------------------------------------------- */
 /* Consumer of SCHED_EVENTS_QUEUE: heartbeats into hosts/instances/allocations, agent
@@ -65,6 +73,26 @@ void queue_dispatch_soon(sched *s);
  * published again later by any replica. */
 void outbox_flush(sched *s);
 
+/* ---- reads and the HTTP API (api.c, http.c; see scheduler/API.md) ------------------------------ */
+/* Each read returns a new JSON object (caller puts it), or NULL with *err (caller frees);
+ * *found = 0 means the thing named does not exist (as opposed to a database failure). */
+json_object *api_hosts(sched *s, char **err);
+json_object *api_host(sched *s, const char *name, int *found, char **err);
+/* Sets host name's state (enabled / disabled / maintenance) and reason; returns the host. */
+json_object *api_host_set_state(sched *s, const char *name, const char *state, const char *reason, int *found, char **err);
+json_object *api_instances(sched *s, const char *host, char **err);
+json_object *api_migrations(sched *s, const char *status, int limit, char **err);
+json_object *api_migration(sched *s, int64_t id, int *found, char **err);
+/* Finds the instance ref (uuid, name or i-xxxxxxxx): 1 with *uuid and *ec2 (caller frees),
+ * 0 none, 2 an ambiguous name, -1 database error; *err says why when not 1. */
+int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, char **err);
+/* Consumer of SCHED_RPC_QUEUE: answers the read RPCs. Owns d. */
+void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg);
+/* Starts the HTTP server when [http] enabled; 0, or -1 with *err (caller frees). */
+int http_start(sched *s, char **err) FERRY_WUR;
+/* Stops it; answers still waiting for a replica are dropped. */
+void http_stop(sched *s);
+
 /* ---- orchestration (orch.c) -------------------------------------------------------------------- */
 /* Drives migration id, owned by this replica (owner and epoch in its row), from its recorded
  * status onwards; a migration found mid-way is resumed from what the agents say. */
@@ -73,6 +101,8 @@ void orch_start(sched *s, int64_t migration);
  * on abort / force-complete requests and passed deadlines, and adopts migrations whose lease
  * expired; with starting=1 (the first tick) it resumes its own migrations instead. */
 void orch_tick(sched *s, int starting);
+/* How many migrations this replica drives now. */
+int orch_count(void);
 /* Acts now on the operator's requests recorded for migration id, if this replica drives it. */
 void orch_poke(sched *s, int64_t migration);
 /* How long a migration may stay in status, from the config, in seconds. */

@@ -31,10 +31,17 @@ mig_of() { sql "SELECT id FROM migrations WHERE request_id = '$1'"; }
 # (it takes post-copy, force-complete or an abort to end)
 busy_guest() {
   "$LAB" guest "$1" "$2" --dirty 64 --rate 48 >/dev/null
-  wait_sql 30 "SELECT host FROM instances WHERE name = '$2'" "$1" || fail "$2 not discovered"
+  # running, as the scheduler sees it (a guest starts paused for a moment; heartbeats every 5 s)
+  wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$2'" "$1 running" || fail "$2 not discovered running"
   wait_sql 10 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = '$2')" 1 ||
     fail "$2 has no allocation"
   sleep 2 # all of its 64 MiB written once
+}
+# wait_status REQUEST STATUS SECONDS: until the request's migration has STATUS
+wait_status() {
+  wait_sql "$3" "SELECT status FROM migrations WHERE request_id = '$1'" "$2" ||
+    fail "request $1: migration [$(sql "SELECT id, status, error FROM migrations WHERE request_id = '$1'")]," \
+      "request [$(sql "SELECT outcome, reason FROM processed_requests WHERE request_id = '$1'")]"
 }
 # stops guest NAME wherever it runs (a busy guest costs a CPU under TCG)
 stop_guest() { local h; for h in $FERRY_LAB_HOSTS; do "$LAB" virsh "$h" destroy "$1" >/dev/null 2>&1 || true; done; }
@@ -53,7 +60,7 @@ published_once() {
 busy_guest compute1 r1
 req=$(newid)
 request "$req" r1 compute2 "$SLOW_POSTCOPY" true
-wait_sql 30 "SELECT status FROM migrations WHERE request_id = '$req'" running || fail "r1 not running"
+wait_status "$req" running 30
 mig=$(mig_of "$req")
 owner=$(sql "SELECT owner FROM migrations WHERE id = $mig")
 sleep 2
@@ -85,7 +92,7 @@ for n in 1 2 3; do [[ scheduler$n == "$adopter" ]] || "$LAB" scheduler "$n" stop
 busy_guest compute2 r2
 req=$(newid)
 request "$req" r2 compute1 "$SLOW_POSTCOPY" true
-wait_sql 30 "SELECT status FROM migrations WHERE request_id = '$req'" running || fail "r2 not running"
+wait_status "$req" running 30
 mig=$(mig_of "$req")
 sleep 1
 "$LAB" scheduler "${adopter#scheduler}" kill >/dev/null
@@ -106,7 +113,7 @@ for n in 1 2 3; do "$LAB" scheduler "$n" start >/dev/null; done
 busy_guest compute1 r3
 req=$(newid)
 request "$req" r3 compute2 '{"bandwidth_mib_s":16}'
-wait_sql 30 "SELECT status FROM migrations WHERE request_id = '$req'" running || fail "r3 not running"
+wait_status "$req" running 30
 mig=$(mig_of "$req")
 sleep 1
 publish "$(newid)" "{\"migration\":$mig}" migration.abort
@@ -127,12 +134,10 @@ stop_guest r3
 ok "abort of running migration $mig: cancelled, r3 still on compute1, allocations back; a second abort refused"
 
 # ---- 4. force-complete of a migration that cannot converge --------------------------------------------
-"$LAB" guest compute1 f1 --dirty 64 --rate 48 >/dev/null
-wait_sql 30 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'f1')" 1 ||
-  fail "f1 not discovered"
+busy_guest compute1 f1
 req=$(newid)
 request "$req" f1 compute2 '{"bandwidth_mib_s":16}'
-wait_sql 30 "SELECT status FROM migrations WHERE request_id = '$req'" running || fail "f1 not running"
+wait_status "$req" running 30
 mig=$(mig_of "$req")
 sleep 3
 publish "$(newid)" "{\"migration\":$mig}" migration.force_complete
@@ -156,7 +161,7 @@ busy_guest compute2 q1
 wait_sql 30 "SELECT count(*) FROM instances WHERE name IN ('q2', 'q3') AND vm_state = 'running'" 2 || fail "q2, q3 not running"
 r1=$(newid) r2=$(newid) r3=$(newid)
 request "$r1" q1 compute1 '{"bandwidth_mib_s":8,"postcopy_after_iterations":1}' true
-wait_sql 30 "SELECT status FROM migrations WHERE request_id = '$r1'" running || fail "q1 not running"
+wait_status "$r1" running 30
 request "$r2" q2 compute1
 request "$r3" q3 compute1
 wait_sql 20 "SELECT count(*) FROM processed_requests WHERE request_id IN ('$r2', '$r3')" 2 || fail "q2, q3 requests not taken"

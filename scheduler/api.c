@@ -1,0 +1,293 @@
+/* api: the reads of scheduler/API.md (hosts, instances, migrations, a migration's events),
+ * built by PostgreSQL as JSON, shared by the HTTP API and the read RPCs that ferryctl calls
+ * on ferry.scheduler.rpc. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+/* Runs sql (one row, one column of JSON) and parses it; NULL with *err when it fails. */
+static json_object *json_query(sched *s, const char *sql, int n, const char *const *p, char **err)
+{
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(s->db, &r, sql, n, p) < 0) {
+        *err = xasprintf("database: %s", db_error(s->db));
+        return NULL;
+    }
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+        *err = xstrdup("database: no answer");
+        return NULL;
+    }
+    json_object *o = json_tokener_parse(PQgetvalue(r, 0, 0));
+    if (!o)
+        *err = xstrdup("database: the answer is not JSON");
+    return o;
+}
+
+#define HOSTS_SQL                                                                                                    \
+    "SELECT coalesce(json_agg(x ORDER BY x.name), '[]') FROM ("                                                      \
+    " SELECT h.name, h.state, h.state_reason, h.address,"                                                            \
+    "  coalesce(h.last_heartbeat > now() - make_interval(secs => $1::int), false) AS alive,"                         \
+    "  extract(epoch FROM now() - h.last_heartbeat)::bigint AS heartbeat_age_s,"                                     \
+    "  h.arch, h.cpu_model, h.hypervisor, h.postcopy, h.vcpus, h.memory_mb, h.disk_gb,"                              \
+    "  h.capacity_vcpus, h.capacity_memory_mb, h.capacity_disk_gb, h.used_vcpus, h.used_memory_mb, h.used_disk_gb,"   \
+    "  (SELECT count(*) FROM instances i WHERE i.host = h.name AND i.vm_state <> 'deleted') AS instances,"           \
+    "  (SELECT count(*) FROM migrations m WHERE m.finished_at IS NULL AND m.status <> 'queued'"                      \
+    "    AND (m.source_host = h.name OR m.dest_host = h.name)) AS active_migrations"                                 \
+    " FROM hosts h WHERE ($2::text IS NULL OR h.name = $2)) x"
+
+json_object *api_hosts(sched *s, char **err)
+{
+    char age[24];
+    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    const char *p[] = {age, NULL};
+    json_object *a = json_query(s, HOSTS_SQL, 2, p, err);
+    if (!a)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "hosts", a);
+    return o;
+}
+
+json_object *api_host(sched *s, const char *name, int *found, char **err)
+{
+    char age[24];
+    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    const char *p[] = {age, name};
+    json_object *a = json_query(s, HOSTS_SQL, 2, p, err);
+    if (!a)
+        return NULL;
+    *found = json_object_array_length(a) == 1;
+    if (!*found) {
+        json_object_put(a);
+        *err = xasprintf("no host %s", name);
+        return NULL;
+    }
+    json_object *h = json_object_get(json_object_array_get_idx(a, 0));
+    json_object_put(a);
+    const char *q[] = {name};
+    json_object *projects = json_query(s,
+                                       "SELECT coalesce(json_agg(x ORDER BY x.project), '[]') FROM ("
+                                       " SELECT i.project, sum(a.vcpus) AS vcpus, sum(a.memory_mb) AS memory_mb,"
+                                       "  sum(a.disk_gb) AS disk_gb"
+                                       " FROM allocations a JOIN instances i ON i.uuid = a.instance_uuid"
+                                       " WHERE a.host = $1 GROUP BY i.project) x",
+                                       1, q, err);
+    if (!projects) {
+        json_object_put(h);
+        return NULL;
+    }
+    json_object_object_add(h, "projects", projects);
+    return h;
+}
+
+json_object *api_host_set_state(sched *s, const char *name, const char *state, const char *reason, int *found, char **err)
+{
+    const char *p[] = {name, state, reason && *reason ? reason : NULL};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(s->db, &r,
+                "UPDATE hosts SET state = $2, state_reason = CASE WHEN $2 = 'enabled' THEN NULL ELSE $3 END,"
+                " updated_at = now() WHERE name = $1 RETURNING name",
+                3, p) < 0) {
+        *err = xasprintf("database: %s", db_error(s->db));
+        *found = 1;
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        *found = 0;
+        *err = xasprintf("no host %s", name);
+        return NULL;
+    }
+    log_fields f = {.host = name};
+    log_warn(&f, "host %s is now %s%s%s (operator)", name, state, reason && *reason ? ": " : "", reason ? reason : "");
+    return api_host(s, name, found, err);
+}
+
+json_object *api_instances(sched *s, const char *host, char **err)
+{
+    const char *p[] = {host && *host ? host : NULL};
+    json_object *a = json_query(s,
+                                "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
+                                " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
+                                "  disk_gb FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
+                                1, p, err);
+    if (!a)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "instances", a);
+    return o;
+}
+
+#define MIGRATIONS_SQL                                                                                              \
+    "SELECT coalesce(json_agg(x ORDER BY x.id DESC), '[]') FROM ("                                                  \
+    " SELECT m.id, m.request_id AS request, m.instance_uuid AS instance, i.ec2_id AS instance_id, i.name,"          \
+    "  m.source_host AS source, m.dest_host AS dest, m.status, m.post_copy, m.postcopy_active, m.auto_converge,"    \
+    "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                      \
+    "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"        \
+    "  m.finished_at,"                                                                                              \
+    "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms"           \
+    " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                               \
+    " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                             \
+    " ORDER BY m.id DESC LIMIT $2::int) x"
+
+json_object *api_migrations(sched *s, const char *status, int limit, char **err)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit > 0 && limit <= 10000 ? limit : 100);
+    const char *p[] = {status && *status ? status : NULL, lim, NULL};
+    json_object *a = json_query(s, MIGRATIONS_SQL, 3, p, err);
+    if (!a)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "migrations", a);
+    return o;
+}
+
+json_object *api_migration(sched *s, int64_t id, int *found, char **err)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    const char *p[] = {NULL, "1", ids};
+    json_object *a = json_query(s, MIGRATIONS_SQL, 3, p, err);
+    if (!a) {
+        *found = 1;
+        return NULL;
+    }
+    *found = json_object_array_length(a) == 1;
+    if (!*found) {
+        json_object_put(a);
+        *err = xasprintf("no migration %lld", (long long)id);
+        return NULL;
+    }
+    json_object *m = json_object_get(json_object_array_get_idx(a, 0));
+    json_object_put(a);
+    const char *q[] = {ids};
+    json_object *ev = json_query(s,
+                                 "SELECT coalesce(json_agg(x ORDER BY x.id), '[]') FROM ("
+                                 " SELECT id, at, origin, host, status, kind, message FROM migration_events"
+                                 " WHERE migration_id = $1::bigint) x",
+                                 1, q, err);
+    if (!ev) {
+        json_object_put(m);
+        return NULL;
+    }
+    json_object_object_add(m, "events", ev);
+    return m;
+}
+
+int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, char **err)
+{
+    msg_instance_kind k = msg_instance_classify(ref);
+    const char *col = k == MSG_INSTANCE_UUID ? "uuid::text" : k == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
+    _cleanup_free_ char *sql =
+        xasprintf("SELECT uuid::text, ec2_id FROM instances WHERE %s = $1 AND vm_state <> 'deleted' LIMIT 2", col);
+    const char *p[] = {ref};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(s->db, &r, sql, 1, p) < 0) {
+        *err = xasprintf("database: %s", db_error(s->db));
+        return -1;
+    }
+    if (PQntuples(r) == 0) {
+        *err = xasprintf("no instance %s", ref);
+        return 0;
+    }
+    if (PQntuples(r) > 1) {
+        *err = xasprintf("instance name %s is ambiguous: use its uuid or i-xxxxxxxx id", ref);
+        return 2;
+    }
+    *uuid = xstrdup(PQgetvalue(r, 0, 0));
+    *ec2 = xstrdup(PQgetvalue(r, 0, 1));
+    return 1;
+}
+
+/* ---- the read RPCs on ferry.scheduler.rpc --------------------------------------------------- */
+
+static void rpc_answer(mq_conn *c, mq_delivery *d, const char *req, json_object *body, const char *code, const char *err)
+{
+    if (!body) {
+        body = json_object_new_object();
+        json_object_object_add(body, "ok", json_object_new_boolean(0));
+        json_object_object_add(body, "code", json_object_new_string(code));
+        json_object_object_add(body, "error", json_object_new_string(err));
+    } else {
+        json_object_object_add(body, "ok", json_object_new_boolean(1));
+    }
+    _cleanup_free_ char *text = msg_build(code ? "rpc.error" : "rpc.reply", req, body);
+    char *e = NULL;
+    if (mq_rpc_reply(c, d, text, strlen(text), &e) < 0) {
+        log_warn(NULL, "could not answer a read RPC: %s", e);
+        free(e);
+    }
+}
+
+static const char *jstr_opt(json_object *b, const char *key)
+{
+    json_object *v;
+    if (json_object_object_get_ex(b, key, &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
+{
+    sched *s = arg;
+    const mq_message *m = mq_delivery_message(d);
+    msg_envelope *env = NULL;
+    char *err = NULL;
+    if (msg_parse(m->body, m->len, &env, &err) < 0) {
+        log_warn(NULL, "malformed read RPC on " SCHED_RPC_QUEUE ": %s", err);
+        if (m->reply_to && *m->reply_to)
+            rpc_answer(c, d, NULL, NULL, "invalid", err);
+        else
+            mq_dead_letter(c, d, err);
+        free(err);
+        return;
+    }
+    const char *type = msg_envelope_type(env), *req = msg_envelope_id(env);
+    json_object *b = msg_envelope_body(env), *v;
+    json_object *out = NULL;
+    const char *code = NULL;
+    int found = 1;
+    if (!s->db) {
+        code = "unavailable";
+        err = xstrdup("the scheduler has no database connection yet");
+    } else if (strcmp(type, "rpc.host_list") == 0) {
+        out = api_hosts(s, &err);
+    } else if (strcmp(type, "rpc.host_show") == 0 || strcmp(type, "rpc.host_set_state") == 0) {
+        const char *h = jstr_opt(b, "host");
+        const char *st = jstr_opt(b, "state");
+        if (!h) {
+            code = "invalid";
+            err = xstrdup("body.host: missing required string");
+        } else if (strcmp(type, "rpc.host_show") == 0) {
+            out = api_host(s, h, &found, &err);
+        } else if (!st || (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0)) {
+            code = "invalid";
+            err = xstrdup("body.state: enabled, disabled or maintenance");
+        } else {
+            out = api_host_set_state(s, h, st, jstr_opt(b, "reason"), &found, &err);
+        }
+    } else if (strcmp(type, "rpc.instance_list") == 0) {
+        out = api_instances(s, jstr_opt(b, "host"), &err);
+    } else if (strcmp(type, "rpc.migration_list") == 0) {
+        int limit = json_object_object_get_ex(b, "limit", &v) ? json_object_get_int(v) : 100;
+        out = api_migrations(s, jstr_opt(b, "status"), limit, &err);
+    } else if (strcmp(type, "rpc.migration_show") == 0) {
+        if (!json_object_object_get_ex(b, "migration", &v) || !json_object_is_type(v, json_type_int)) {
+            code = "invalid";
+            err = xstrdup("body.migration: missing required integer");
+        } else {
+            out = api_migration(s, json_object_get_int64(v), &found, &err);
+        }
+    } else {
+        code = "invalid";
+        err = xasprintf("unknown method '%s'", type);
+    }
+    if (!out && !code)
+        code = found ? "internal" : "not_found";
+    if (code && strcmp(code, "not_found") != 0)
+        log_warn(&(log_fields){.req = req}, "read RPC %s failed: %s", type, err);
+    rpc_answer(c, d, req, out, code, err);
+    free(err);
+    msg_envelope_free(env);
+}
