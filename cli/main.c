@@ -1,6 +1,6 @@
 /* ferryctl: the operator's command line. It talks only AMQP (requests, RPC reads, events),
- * never PostgreSQL or libvirt. This build has `check` and `ping`; the nova-manage verbs
- * (host list/show, migrate, migration ...) come with the operator-surfaces issue. */
+ * never PostgreSQL or libvirt: this file has the command table, the options and the agent
+ * verbs (check, ping, rpc); verbs.c has the scheduler's (host, instance, migrate, migration). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,29 +14,37 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
-
-#define PROG "ferryctl"
-
-typedef struct ctl {
-    ferry_config cfg;
-    struct event_base *base;
-    mq_conn *mq;
-    int json;
-    int timeout_ms;
-} ctl;
-
-typedef struct verb {
-    const char *name;
-    const char *args;
-    const char *summary;
-    int (*run)(ctl *c, int argc, char **argv);
-} verb;
+#include "ctl.h"
 
 static int cmd_check(ctl *c, int argc, char **argv);
 static int cmd_ping(ctl *c, int argc, char **argv);
 static int cmd_rpc(ctl *c, int argc, char **argv);
 
 static const verb verbs[] = {
+    {"host list", "", "list the compute hosts: state, heartbeat, usage / capacity, migrations", cmd_host_list},
+    {"host show", "HOST", "HOST's totals, then its usage per project (the seed's table)", cmd_host_show},
+    {"host disable", "HOST [--reason TEXT]", "stop placing migrations on HOST", cmd_host_disable},
+    {"host enable", "HOST", "place migrations on HOST again", cmd_host_enable},
+    {"host evacuate", "HOST [--dry-run] [--wait]",
+     "put HOST in maintenance and live-migrate every running instance away (the scheduler\n"
+     "        picks destinations and keeps its concurrency limits); with --wait, follow them to\n"
+     "        the end (Ctrl-C aborts those not finished)",
+     cmd_host_evacuate},
+    {"instance list", "[--host HOST]", "the instances: id, name, project, state, task state, host", cmd_instance_list},
+    {"migrate", "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
+                "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S] [--wait]",
+     "live-migrate INSTANCE (name, uuid or i-xxxxxxxx) to DEST, or where the scheduler\n"
+     "        chooses; --wait follows it to the end (exit 0 only when completed)",
+     cmd_migrate},
+    {"instances live_migration", "INSTANCE DEST [OPTION]...", "the seed's spelling of migrate", cmd_migrate},
+    {"migration list", "[--status STATUS] [--limit N]", "the migrations, newest first", cmd_migration_list},
+    {"migration show", "ID", "one migration: hosts, status, progress, error", cmd_migration_show},
+    {"migration events", "ID", "the timeline of a migration across scheduler, source, destination and operator",
+     cmd_migration_events},
+    {"migration abort", "ID", "abort a migration (before the guest moved and before a post-copy switch)",
+     cmd_migration_abort},
+    {"migration force-complete", "ID", "make a running migration finish now (post-copy, or pause the guest)",
+     cmd_migration_force_complete},
     {"check", "", "connect to the broker, declare ferry's topology and report", cmd_check},
     {"ping", "HOST", "ask the agent of compute host HOST to answer over RPC", cmd_ping},
     {"rpc", "HOST METHOD [BODY]",
@@ -73,8 +81,7 @@ static void verb_usage(const verb *v, FILE *f)
     fprintf(f, "Usage: " PROG " [OPTION]... %s %s\n%s.\n", v->name, v->args, v->summary);
 }
 
-/* Connects and waits until the connection is up. */
-static int ctl_connect(ctl *c)
+int ctl_connect(ctl *c)
 {
     log_set_level(LOG_LVL_ERROR); /* the CLI reports errors itself */
     mq_options mo;
@@ -140,31 +147,41 @@ static void ping_done(mq_conn *m, int ok, const char *err, const mq_message *rep
         p->err = xstrdup(err);
 }
 
-/* Sends body (taken) as rpc.<method> to host and waits; returns the reply envelope or NULL
- * (reported). */
-static msg_envelope *call_agent(ctl *c, const char *host, const char *type, json_object *body)
+msg_envelope *ctl_call(ctl *c, const char *key, const char *type, json_object *body, const char *who)
 {
-    _cleanup_free_ char *key = xasprintf("compute.%s", host);
     _cleanup_free_ char *req = msg_build(type, NULL, body);
+    return ctl_call_raw(c, key, req, who);
+}
+
+msg_envelope *ctl_call_raw(ctl *c, const char *key, const char *req, const char *who)
+{
     ping_state p = {0};
     char *err = NULL;
     if (mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, ping_done, &p, &err) < 0) {
-        fprintf(stderr, PROG ": could not send %s to %s: %s\n", type, host, err);
+        fprintf(stderr, PROG ": could not send the request to %s: %s\n", who, err);
         free(err);
         return NULL;
     }
     if (mq_loop_until(c->base, &p.done, c->timeout_ms + 1000) < 0 || !p.ok) {
-        fprintf(stderr, PROG ": no answer from the agent of %s: %s\n", host, p.err ? p.err : "timeout");
+        fprintf(stderr, PROG ": no answer from %s: %s\n", who, p.err ? p.err : "timeout");
         free(p.err);
         return NULL;
     }
     msg_envelope *env = NULL;
     if (msg_parse(p.reply, strlen(p.reply), &env, &err) < 0) {
-        fprintf(stderr, PROG ": the agent of %s sent an invalid reply: %s\n", host, err);
+        fprintf(stderr, PROG ": %s sent an invalid reply: %s\n", who, err);
         free(err);
     }
     free(p.reply);
     return env;
+}
+
+/* Sends body (taken) as type to host's agent and waits; the reply envelope or NULL (reported). */
+static msg_envelope *call_agent(ctl *c, const char *host, const char *type, json_object *body)
+{
+    _cleanup_free_ char *key = xasprintf("compute.%s", host);
+    _cleanup_free_ char *who = xasprintf("the agent of %s", host);
+    return ctl_call(c, key, type, body, who);
 }
 
 static int cmd_rpc(ctl *c, int argc, char **argv)
@@ -245,6 +262,26 @@ static int cmd_ping(ctl *c, int argc, char **argv)
     return rc;
 }
 
+/* The verb spelled by the first one or two words of argv (two-word verbs first); *words
+ * says how many it took. */
+static const verb *find_verb(int argc, char **argv, int *words)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+        const char *sp = strchr(verbs[i].name, ' ');
+        if (sp && argc >= 2 && strncmp(verbs[i].name, argv[0], (size_t)(sp - verbs[i].name)) == 0 &&
+            argv[0][sp - verbs[i].name] == 0 && strcmp(sp + 1, argv[1]) == 0) {
+            *words = 2;
+            return &verbs[i];
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        if (!strchr(verbs[i].name, ' ') && argc >= 1 && strcmp(verbs[i].name, argv[0]) == 0) {
+            *words = 1;
+            return &verbs[i];
+        }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -274,28 +311,39 @@ int main(int argc, char **argv)
         return 2;
     }
     const verb *v = NULL;
-    const char *name = argv[optind];
-    if (strcmp(name, "help") == 0) {
+    int words = 0;
+    if (strcmp(argv[optind], "help") == 0) {
         if (optind + 1 >= argc) {
             usage(stdout);
             return 0;
         }
-        name = argv[optind + 1];
-        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-            if (strcmp(verbs[i].name, name) == 0) {
-                verb_usage(&verbs[i], stdout);
-                return 0;
-            }
-        fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", name);
-        return 2;
+        v = find_verb(argc - optind - 1, argv + optind + 1, &words);
+        if (!v) {
+            fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", argv[optind + 1]);
+            return 2;
+        }
+        verb_usage(v, stdout);
+        return 0;
     }
-    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-        if (strcmp(verbs[i].name, name) == 0)
-            v = &verbs[i];
+    v = find_verb(argc - optind, argv + optind, &words);
     if (!v) {
-        fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", name);
+        /* a known first word: say which second words it takes */
+        int known = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+            size_t k = strlen(argv[optind]);
+            if (strncmp(verbs[i].name, argv[optind], k) == 0 && verbs[i].name[k] == ' ') {
+                if (!known++)
+                    fprintf(stderr, PROG ": '%s' needs one of:", argv[optind]);
+                fprintf(stderr, " %s", verbs[i].name + k + 1);
+            }
+        }
+        if (known)
+            fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+        else
+            fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help' for the list.\n", argv[optind]);
         return 2;
     }
+    optind += words - 1; /* the verb's arguments follow its last word */
     for (int i = optind + 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             verb_usage(v, stdout);

@@ -980,7 +980,6 @@ int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *b
     k->cb = cb;
     k->arg = arg;
     mq_props p = {.correlation_id = k->corr,
-                  .message_id = k->corr,
                   .reply_to = c->reply_queue,
                   .transient = 1,
                   .expiration_ms = timeout_ms > 0 ? timeout_ms : 30000};

@@ -294,8 +294,8 @@ static void metrics(sched *s, struct evhttp_request *req)
     }
     _cleanup_pq_ PGresult *c = NULL;
     if (db_exec(s->db, &c,
-                "SELECT count(*), coalesce(sum(extract(epoch FROM finished_at - started_at)), 0),"
-                " coalesce(sum(memory_processed_bytes), 0), coalesce(sum(downtime_ms), 0) / 1000.0, count(downtime_ms)"
+                "SELECT count(*), round(coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), 3),"
+                " coalesce(sum(memory_processed_bytes), 0), round(coalesce(sum(downtime_ms), 0) / 1000.0, 3), count(downtime_ms)"
                 " FROM migrations WHERE status = 'completed'",
                 0, NULL) == 0 &&
         PQntuples(c) == 1) {

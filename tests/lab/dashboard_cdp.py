@@ -97,6 +97,10 @@ class Chromium:
                 p.wait(5)
         try:  # helpers (zygote, renderers) left in the group we created for it
             os.killpg(p.pid, signal.SIGKILL)
+            end = time.time() + 5
+            while time.time() < end:  # until they are gone (reaped)
+                os.killpg(p.pid, 0)
+                time.sleep(0.05)
         except (ProcessLookupError, PermissionError):
             pass
         self.log.close()
@@ -197,7 +201,9 @@ class CDP:
 def open_page(cdp, url, deadline):
     cdp.call('Page.enable')
     cdp.call('Runtime.enable')
-    cdp.call('Page.navigate', url=url)
+    r = cdp.call('Page.navigate', url=url)
+    if r.get('errorText'):
+        raise Fail('could not load %s: %s' % (url, r['errorText']))
     cdp.wait_event('Page.loadEventFired', deadline)
 
 
@@ -208,7 +214,12 @@ def run(a, cdp, deadline, seen):
     say('page loaded')
 
     row = 'document.querySelector(%s)' % q('tr[data-instance=%s]' % q(a.instance))
-    cdp.wait_js('!!' + row, deadline, 'the row of instance %s' % a.instance)
+    try:
+        cdp.wait_js('!!' + row, deadline, 'the row of instance %s' % a.instance)
+    except PageError:
+        raise
+    except Fail as e:  # say what the page says (401, unreachable, ...)
+        raise Fail('%s; the page says: %s' % (e, cdp.js('document.querySelector("#status").textContent')))
     say('instance %s listed' % a.instance)
 
     cdp.js('%s.querySelector("button.migrate").click()' % row)
@@ -256,7 +267,7 @@ def run(a, cdp, deadline, seen):
             if r['status'] in ('failed', 'error', 'cancelled'):
                 raise Fail('migration %s ended %s: %s' % (mid, r['status'], r['text']))
         if time.time() >= deadline:
-            raise Fail('timed out after %ss: migration %s is %s' % (a.timeout, mid, r['status'] if r else 'not listed'))
+            raise Fail('timed out after %gs: migration %s is %s' % (a.timeout, mid, r['status'] if r else 'not listed'))
         time.sleep(0.25)
 
 
