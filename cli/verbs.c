@@ -642,16 +642,19 @@ int cmd_migration_list(ctl *c, int argc, char **argv)
     return 0;
 }
 
-static json_object *read_migration(ctl *c, const char *vn, int argc, char **argv)
+/* Reads the migration named by argv; NULL with *rc = 2 (bad usage) or 1 (printed). */
+static json_object *read_migration(ctl *c, const char *vn, int argc, char **argv, int *rc)
 {
     char *pos[1];
     int64_t id;
+    *rc = 2;
     if (parse_args(vn, argc, argv, NULL, 0, pos, 1) != 1) {
         fprintf(stderr, PROG ": %s needs exactly one migration ID\n", vn);
         return NULL;
     }
     if (migration_id_arg(vn, pos[0], &id) < 0)
         return NULL;
+    *rc = 1;
     if (ctl_connect(c) < 0)
         return NULL;
     json_object *b = json_object_new_object();
@@ -661,9 +664,10 @@ static json_object *read_migration(ctl *c, const char *vn, int argc, char **argv
 
 int cmd_migration_show(ctl *c, int argc, char **argv)
 {
-    json_object *m = read_migration(c, "migration show", argc, argv);
+    int rc;
+    json_object *m = read_migration(c, "migration show", argc, argv, &rc);
     if (!m)
-        return 1;
+        return rc;
     if (c->json) {
         json_object_object_del(m, "events");
         print_json(m);
@@ -692,9 +696,10 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
 
 int cmd_migration_events(ctl *c, int argc, char **argv)
 {
-    json_object *m = read_migration(c, "migration events", argc, argv);
+    int rc;
+    json_object *m = read_migration(c, "migration events", argc, argv, &rc);
     if (!m)
-        return 1;
+        return rc;
     json_object *ev = NULL;
     json_object_object_get_ex(m, "events", &ev);
     if (c->json) {
