@@ -194,6 +194,10 @@ static void migrate_live(sched *s, struct evhttp_request *req, const char *tenan
         return;
     }
     json_object_object_get_ex(in, "options", &opts);
+    json_object *hv = NULL;
+    _cleanup_free_ char *dest = xstrdup(json_object_object_get_ex(action, "host", &hv) && json_object_is_type(hv, json_type_string)
+                                            ? json_object_get_string(hv)
+                                            : "a host the scheduler chooses");
     char *uuid = NULL, *ec2 = NULL, *err = NULL;
     int r = api_resolve_instance(s, server, &uuid, &ec2, &err);
     if (r != 1) {
@@ -225,11 +229,7 @@ static void migrate_live(sched *s, struct evhttp_request *req, const char *tenan
     msg_request_free(&rq);
     msg_envelope_free(env);
     log_fields f = {.req = id, .instance = ec2};
-    log_info(&f, "HTTP: os-migrateLive of %s (tenant %s) to %s: request %s published", ec2, tenant,
-             json_object_object_get_ex(action, "host", &opts) && json_object_is_type(opts, json_type_string)
-                 ? json_object_get_string(opts)
-                 : "a host the scheduler chooses",
-             id);
+    log_info(&f, "HTTP: os-migrateLive of %s (tenant %s) to %s: request %s published", ec2, tenant, dest, id);
     waiting *w = xcalloc(1, sizeof(*w));
     strlcpy_f(w->kind, "os-migrateLive", sizeof(w->kind));
     strlcpy_f(w->request_id, id, sizeof(w->request_id));

@@ -28,6 +28,8 @@ cat >"$work/ferry.conf" <<'EOF'
 [amqp]
 heartbeat_s = 5
 rpc_timeout_ms = 300000
+[http]
+port = 0
 [scheduler]
 heartbeat_max_age_s = 3600
 max_outgoing_per_source = 2

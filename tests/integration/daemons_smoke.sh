@@ -18,7 +18,7 @@ db=ferry_smoke_$$
 psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
 export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
-printf '[log]\nlevel = debug\n[amqp]\nheartbeat_s = 2\n' >"$work/ferry.conf"
+printf '[log]\nlevel = debug\n[amqp]\nheartbeat_s = 2\n[http]\nport = 0\n' >"$work/ferry.conf"
 
 # an empty database: the scheduler refuses to run and says what to do
 st=0
