@@ -177,10 +177,26 @@ wait_sql 90 "SELECT status FROM migrations WHERE id = $mhp" completed || fail "t
 stop_guest hp
 ok "POST os-migrateLive (ORBIT body, post_copy true): 202, migration $mhp moved the dirtying guest in post-copy"
 
+# options next to os-migrateLive, as in the request contract; abort through the API
+running_guest compute3 ha --dirty 64 --rate 48
+sleep 2
+[[ $(code POST /v2/demo/servers/ha/action -d '{"os-migrateLive":{"host":"compute2","block_migration":false,"disk_over_commit":false,"post_copy":false},"options":{"bandwidth_mib_s":16}}') == 202 ]] ||
+  fail "os-migrateLive with options: $(cat "$out.body")"
+mha=$(jq -r .migration "$out.body")
+wait_sql 30 "SELECT status FROM migrations WHERE id = $mha" running || fail "ha not running"
+[[ $(sql "SELECT bandwidth_mib_s FROM migrations WHERE id = $mha") == 16 ]] || fail "the options were not taken"
+[[ $(code POST "/api/migrations/$mha/abort") == 202 && $(jq -r .status "$out.body") == running ]] || fail "abort over HTTP: $(cat "$out.body")"
+wait_sql 60 "SELECT status FROM migrations WHERE id = $mha" cancelled || fail "ha not cancelled"
+[[ $(code POST "/api/migrations/$mha/force-complete") == 409 && $(jq -r .error.message "$out.body") == *"already ended: cancelled" ]] ||
+  fail "force-complete of an ended migration over HTTP: $(cat "$out.body")"
+[[ $(where ha) == "compute3 running yes" ]] || fail "ha is at $(where ha)"
+stop_guest ha
+ok "os-migrateLive with ferry's options; POST .../abort (202, cancelled) and .../force-complete of an ended one (409)"
+
 [[ $(api "$FERRY_HTTP_URL/api/hosts" | jq '.hosts | length') == 3 ]] || fail "/api/hosts"
 [[ $(api "$FERRY_HTTP_URL/api/hosts/compute2" | jq -r '.name + " " + (.projects | type)') == "compute2 array" ]] || fail "/api/hosts/compute2"
 [[ $(api "$FERRY_HTTP_URL/api/instances?host=compute3" | jq -r '[.instances[].name] | index("hp") != null') == true ]] || fail "/api/instances?host"
-[[ $(api "$FERRY_HTTP_URL/api/migrations?status=cancelled" | jq -r '[.migrations[].id] | join(",")') == "$mab" ]] || fail "/api/migrations?status"
+[[ $(api "$FERRY_HTTP_URL/api/migrations?status=cancelled" | jq -r '[.migrations[].id] | join(",")') == "$mha,$mab" ]] || fail "/api/migrations?status"
 [[ $(code GET /api/hosts/nosuch) == 404 && $(jq -r .error.message "$out.body") == "no host nosuch" ]] || fail "404 host"
 [[ $(code GET /api/migrations/0) == 404 ]] || fail "404 migration 0"
 [[ $(code POST /v2/admin/servers/nosuch/action -d '{"os-migrateLive":{"host":null}}') == 404 ]] || fail "404 server"
