@@ -553,6 +553,10 @@ static char *ctx_reader(char *str, int num, void *stream)
         return NULL;
     }
     x->lineno++;
+    if (memchr(x->line, 0, (size_t)n)) {
+        ctx_fail(x, "line contains a NUL byte");
+        return NULL;
+    }
 
     const char *s = x->line;
     if (x->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
@@ -580,7 +584,11 @@ static char *ctx_reader(char *str, int num, void *stream)
         }
     }
 
-    memcpy(str, s, len + 1);
+    /* the content and one newline: a run of line ends (\r\r\r...\n) must not overflow
+     * inih's buffer (found by fuzzing) */
+    memcpy(str, s, content);
+    str[content] = '\n';
+    str[content + 1] = 0;
     return str;
 }
 
@@ -633,7 +641,11 @@ int cfg_load(ferry_config *c, const char *path, bool explicit_path, char **err)
         set_err(err, xasprintf("could not open config file %s: %s", path, strerror(errno)));
         return -1;
     }
+    return cfg_load_stream(c, f, path, err);
+}
 
+int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err)
+{
     load_ctx x = {.c = c, .path = path, .f = f};
     int ret = ini_parse_stream(ctx_reader, &x, ctx_handler, &x);
     free(x.line);

@@ -139,6 +139,9 @@ void cfg_defaults(ferry_config *c);
  * not NULL) receives a message naming file, line, section and key, which the caller frees;
  * *c is then partly loaded but always safe to pass to cfg_free. */
 int cfg_load(ferry_config *c, const char *path, bool explicit_path, char **err) FERRY_WUR;
+/* The same for INI text read from f (borrowed, not closed) on a *c that already holds the
+ * defaults (cfg_defaults); path only names it in messages. */
+int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err) FERRY_WUR;
 
 /* Sets one option from text (an environment or command-line override) with the same
  * validation as the file; value is copied. On error *c is unchanged and *err (if err is not

@@ -400,6 +400,34 @@ static void test_syntax_errors(void **state)
     big[399] = '\0';
     _cleanup_free_ char *text = xasprintf("[http]\ntokens = %s\n", big);
     expect_load_error(fx, text, 2, "line is too long (more than 197 characters)");
+
+    /* a short line ending in a long run of carriage returns is one short line (it used to
+     * overflow inih's buffer: found by fuzzing, kept in tests/fuzz/regressions/config) */
+    _cleanup_free_ char *crs = xmalloc(600);
+    memset(crs, '\r', 599);
+    crs[599] = '\0';
+    _cleanup_free_ char *crtext = xasprintf("[log]\nlevel = debug%s\n[amqp]\nprefetch = 7\n", crs);
+    ferry_config c;
+    load_ok(fx, crtext, &c);
+    assert_int_equal(c.amqp.prefetch, 7);
+    cfg_free(&c);
+}
+
+static void test_nul_byte_refused(void **state)
+{
+    fixture *fx = *state;
+    _cleanup_free_ char *path = xasprintf("%s/nul.conf", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fwrite("[log]\nlevel = de\0bug\n", 1, 21, f);
+    fclose(f);
+    ferry_config c;
+    char *err = NULL;
+    assert_int_equal(cfg_load(&c, path, true, &err), -1);
+    _cleanup_free_ char *want = xasprintf("%s:2: line contains a NUL byte", path);
+    assert_string_equal(err, want);
+    free(err);
+    cfg_free(&c);
 }
 
 static void test_reconnect_min_not_above_max(void **state)
@@ -616,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_string_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_min_not_above_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_files, setup, teardown),
         cmocka_unit_test(test_cfg_set),
