@@ -156,6 +156,8 @@ static const cfg_option cfg_table[] = {
             "a migration `running` longer than this is aborted and fails, in seconds"),
     OPT_INT(scheduler, deadline_completing_s, "300", 1, 86400,
             "`completing` longer than this ends in `error`, in seconds"),
+    OPT_INT(scheduler, rpc_retry_s, "60", 0, 3600,
+            "an agent RPC that timed out or was lost with the broker is sent again for this long, in seconds"),
     OPT_DBL(scheduler, cpu_allocation_ratio, "16.0", 0.1, 1000,
             "virtual to physical CPU ratio allowed on a destination host"),
     OPT_DBL(scheduler, ram_allocation_ratio, "1.5", 0.1, 1000,

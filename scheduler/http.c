@@ -504,7 +504,7 @@ int http_start(sched *s, char **err)
         return 0;
     s->http = evhttp_new(s->base);
     evhttp_set_gencb(s->http, on_request, s);
-    evhttp_set_max_body_size(s->http, 4 * MAX_BODY); /* larger ones are cut off by libevent (413) */
+    evhttp_set_max_body_size(s->http, 128 * MAX_BODY); /* up to 8 MiB read, so a 413 says why in JSON */
     evhttp_set_timeout(s->http, 60);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);

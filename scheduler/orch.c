@@ -285,21 +285,66 @@ typedef struct pending {
     int soft; /* an error reply is logged and recorded, the migration goes on */
     char method[32];
     char host[256];
+    char *text;       /* the request, sent again after a transport failure */
+    int64_t first_ms; /* when it was first sent */
+    int attempts;
 } pending;
 
+static void pending_free(pending *p)
+{
+    if (p) {
+        free(p->text);
+        free(p);
+    }
+}
+
 static void fail(orch *o, const char *why);
+static void send_pending(pending *p, orch *o);
+
+static void resend(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pending *p = arg;
+    orch *o = find(p->id);
+    if (!o || o->finishing || (!p->soft && p->gen != o->gen)) {
+        pending_free(p);
+        return;
+    }
+    send_pending(p, o);
+}
+
+/* The request did not reach the agent or its answer did not come back (timeout, broker away):
+ * the agents' methods are idempotent per migration, so it is sent again, for up to
+ * [scheduler] rpc_retry_s; then the step fails. Returns 1 when a retry is scheduled. */
+static int retry_later(pending *p, orch *o, const char *err)
+{
+    int64_t window = o->s->cfg->scheduler.rpc_retry_s * 1000;
+    if (mono_ms() - p->first_ms >= window)
+        return 0;
+    int delay = p->attempts < 3 ? 1 << p->attempts : 5; /* 1, 2, 4, 5, 5 ... s */
+    log_warn(&o->lf, "%s to %s: %s; sending it again in %d s (attempt %d)", p->method, p->host, err, delay, p->attempts + 1);
+    struct timeval tv = {delay, 0};
+    event_base_once(o->s->base, -1, EV_TIMEOUT, resend, p, &tv);
+    return 1;
+}
 
 static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *reply, void *arg)
 {
     (void)c;
-    _cleanup_free_ pending *p = arg;
+    pending *p = arg;
     orch *o = find(p->id);
-    if (!o || o->finishing)
-        return;
-    if (!p->soft && p->gen != o->gen) {
-        log_debug(&o->lf, "late reply to %s from %s dropped: the migration has turned to failure", p->method, p->host);
+    if (!o || o->finishing) {
+        pending_free(p);
         return;
     }
+    if (!p->soft && p->gen != o->gen) {
+        log_debug(&o->lf, "late reply to %s from %s dropped: the migration has turned to failure", p->method, p->host);
+        pending_free(p);
+        return;
+    }
+    if (!ok && retry_later(p, o, err))
+        return;
     msg_envelope *env = NULL;
     char *perr = NULL;
     _cleanup_free_ char *why = NULL;
@@ -316,16 +361,44 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
             why = xasprintf("%s on %s: %s", p->method, p->host, ev ? json_object_get_string(ev) : "failed");
         }
     }
-    if (why && p->soft) {
+    step_fn next = p->next;
+    int soft = p->soft;
+    char method[32];
+    strlcpy_f(method, p->method, sizeof(method));
+    pending_free(p);
+    if (why && soft) {
         log_warn(&o->lf, "%s", why);
-        if (orch_record(o->s, o->id, "scheduler", NULL, o->status, p->method, why) < 0)
+        if (orch_record(o->s, o->id, "scheduler", NULL, o->status, method, why) < 0)
             log_warn(&o->lf, "could not record it: %s", db_error(o->s->db));
     } else if (why) {
         fail(o, why);
     } else {
-        p->next(o, b);
+        next(o, b);
     }
     msg_envelope_free(env);
+}
+
+static void send_pending(pending *p, orch *o)
+{
+    _cleanup_free_ char *key = xasprintf("compute.%s", p->host);
+    char *err = NULL;
+    p->attempts++;
+    log_debug(&o->lf, "rpc %s to %s", p->method, p->host);
+    if (mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, p->text, strlen(p->text), (int)o->s->cfg->amqp.rpc_timeout_ms, on_reply, p,
+                    &err) < 0) {
+        if (retry_later(p, o, err)) {
+            free(err);
+            return;
+        }
+        _cleanup_free_ char *why = xasprintf("%s on %s: %s", p->method, p->host, err);
+        free(err);
+        int soft = p->soft;
+        pending_free(p);
+        if (soft)
+            log_warn(&o->lf, "%s", why);
+        else
+            fail(o, why);
+    }
 }
 
 static void call_ex(orch *o, const char *host, const char *method, json_object *body, step_fn next, int soft)
@@ -334,26 +407,16 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
     json_object_object_add(body, "instance", json_object_new_string(o->uuid));
     json_object_object_add(body, "instance_id", json_object_new_string(o->ec2));
     _cleanup_free_ char *type = xasprintf("rpc.%s", method);
-    _cleanup_free_ char *text = msg_build(type, NULL, body);
-    _cleanup_free_ char *key = xasprintf("compute.%s", host);
     pending *p = xcalloc(1, sizeof(*p));
+    p->text = msg_build(type, NULL, body);
     p->id = o->id;
     p->next = next;
     p->gen = o->gen;
     p->soft = soft;
+    p->first_ms = mono_ms();
     strlcpy_f(p->method, method, sizeof(p->method));
     strlcpy_f(p->host, host, sizeof(p->host));
-    char *err = NULL;
-    log_debug(&o->lf, "rpc %s to %s", method, host);
-    if (mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, text, strlen(text), (int)o->s->cfg->amqp.rpc_timeout_ms, on_reply, p, &err) < 0) {
-        _cleanup_free_ char *why = xasprintf("%s on %s: %s", method, host, err);
-        free(err);
-        free(p);
-        if (soft)
-            log_warn(&o->lf, "%s", why);
-        else
-            fail(o, why);
-    }
+    send_pending(p, o);
 }
 
 /* Calls method on host with body (taken); next runs with the reply body on success, and the

@@ -36,9 +36,12 @@ CTL=${FERRY_BIN_DIR}/ferryctl
 rpc() { "$CTL" --timeout 20000 rpc "$@"; }
 # the domain UUID of guest NAME (from whichever host has it)
 guest_uuid() {
-  local h
+  local h out
   for h in $FERRY_LAB_HOSTS; do
-    "$LAB" virsh "$h" domuuid "$1" 2>/dev/null | head -n 1 && return 0
+    # not `virsh | head -n 1`: head may exit before virsh's last newline, and under pipefail
+    # the SIGPIPE made a guest that was there look missing (seen once in CI)
+    out=$("$LAB" virsh "$h" domuuid "$1" 2>/dev/null) || continue
+    [[ -n $out ]] && { printf '%s\n' "${out%%$'\n'*}"; return 0; }
   done
   return 1
 }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Bad input, on the harness's real broker and database: a corpus of malformed migration
+# requests published with amqp-publish (not JSON, wrong types, unknown version, missing
+# instance, a huge body, deep nesting, invalid UTF-8, SQL- and shell-looking names), malformed
+# HTTP calls, and malformed agent RPCs. Each ends in ferry.dead or as a refused request with
+# its reason; the HTTP API answers 4xx (never 5xx) with a JSON reason; the scheduler and the
+# agent keep running; the database holds nothing but the refusals.
+set -euo pipefail
+bin=${FERRY_BIN_DIR:?run through ctest}
+work=$(mktemp -d)
+pids=()
+db=ferry_bad_$$
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
+export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
+sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+port=$((FERRY_TEST_PG_PORT + 40))
+token=t0ken-$$
+printf '[amqp]\nheartbeat_s = 5\n[http]\nport = %d\ntokens = %s\n[log]\nlevel = info\n' "$port" "$token" >"$work/ferry.conf"
+"$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
+sql "INSERT INTO hosts (name, arch, last_heartbeat, vcpus, memory_mb, capacity_vcpus, capacity_memory_mb) VALUES
+     ('h1', 'x86_64', now(), 8, 8192, 8, 8192), ('h2', 'x86_64', now(), 8, 8192, 8, 8192)" >/dev/null
+sql "INSERT INTO instances (uuid, name, host, vcpus, memory_mb) VALUES (gen_random_uuid(), 'vm1', 'h1', 1, 256)" >/dev/null
+"$bin/ferry-scheduler" --config "$work/ferry.conf" --name bad1 2>"$work/scheduler.log" &
+spid=$!
+pids+=("$spid")
+"$bin/ferry-agent" --config "$work/ferry.conf" --host badagent 2>"$work/agent.log" &
+apid=$!
+pids+=("$apid")
+for _ in $(seq 1 150); do
+  grep -q "ready: broker connected" "$work/scheduler.log" && grep -q "agent ready" "$work/agent.log" && break
+  sleep 0.1
+done
+grep -q "ready: broker connected" "$work/scheduler.log" || fail "scheduler not ready"
+snapshot() { sql "SELECT (SELECT count(*) FROM hosts) || ' ' || (SELECT count(*) FROM instances) || ' ' ||
+                  (SELECT count(*) FROM migrations) || ' ' || (SELECT count(*) FROM allocations) || ' ' ||
+                  (SELECT string_agg(name || ':' || used_memory_mb, ',' ORDER BY name) FROM hosts)"; }
+before=$(snapshot)
+# drain ferry.dead of anything older
+while amqp-get --url "$FERRY_AMQP_URL" -q ferry.dead >/dev/null 2>&1; do :; done
+
+# ---- the corpus -------------------------------------------------------------------------------------
+corpus=$work/corpus
+mkdir -p "$corpus"
+id() { cat /proc/sys/kernel/random/uuid; }
+printf 'not json at all {' >"$corpus/01-not-json"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":42}}' "$(id)" >"$corpus/02-instance-number"
+printf '{"v":9,"type":"migration.request","id":"%s","body":{"instance":"vm1"}}' "$(id)" >"$corpus/03-unknown-version"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{}}' "$(id)" >"$corpus/04-missing-instance"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"vm1","os-migrateLive":{"host":null,"post_copy":"yes"}}}' "$(id)" >"$corpus/05-mistyped-flag"
+printf '{"v":1,"type":"migration.request","id":"not-a-uuid","body":{"instance":"vm1"}}' >"$corpus/06-bad-id"
+{ printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"' "$(id)"; head -c 3000000 /dev/zero | tr '\0' 'a'; printf '"}}'; } >"$corpus/07-huge"
+{ head -c 200000 /dev/zero | tr '\0' '['; head -c 200000 /dev/zero | tr '\0' ']'; } >"$corpus/08-deep-nesting"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"vm\xff\xfe1"}}' "$(id)" >"$corpus/09-invalid-utf8"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"vm1","os-migrateLive":{"host":null,"block_migration":false,"disk_over_commit":false,"post_copy":false},"options":{"bandwidth_mib_s":-5}}}' "$(id)" >"$corpus/10-out-of-range"
+printf '{"v":1,"type":"migration.frobnicate","id":"%s","body":{}}' "$(id)" >"$corpus/11-unknown-type"
+printf '{"v":1,"type":"migration.abort","id":"%s","body":{"migration":"seven"}}' "$(id)" >"$corpus/12-abort-mistyped"
+printf '' >"$corpus/13-empty"
+# well-formed, hostile names: refused as unknown instances, nothing executed, nothing changed
+sqlid=$(id) shid=$(id)
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"x'"'"'; DROP TABLE hosts; --","os-migrateLive":{"host":null,"block_migration":false,"disk_over_commit":false,"post_copy":false}}}' "$sqlid" >"$corpus/20-sql-name"
+printf '{"v":1,"type":"migration.request","id":"%s","body":{"instance":"$(touch %s/pwned) `touch %s/pwned2`","os-migrateLive":{"host":null,"block_migration":false,"disk_over_commit":false,"post_copy":false}}}' "$shid" "$work" "$work" >"$corpus/21-shell-name"
+dead_expected=0
+for f in "$corpus"/*; do
+  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json <"$f" || fail "publish $f"
+  [[ $(basename "$f") == 2* ]] || dead_expected=$((dead_expected + 1))
+done
+ok "published $(ls "$corpus" | wc -l) bad requests"
+
+# each malformed one is in ferry.dead; the hostile names are refused requests with a reason
+for _ in $(seq 1 100); do
+  [[ $(grep -c "request refused: \|refused: no instance" "$work/scheduler.log") -ge $((dead_expected + 2)) ]] && break
+  sleep 0.2
+done
+dead=0
+while amqp-get --url "$FERRY_AMQP_URL" -q ferry.dead >"$work/dead.$dead" 2>/dev/null; do dead=$((dead + 1)); done
+[[ $dead == "$dead_expected" ]] || fail "$dead messages in ferry.dead, wanted $dead_expected: $(head -c 100 "$work"/dead.* | tr -cd '[:print:]\n' | head -c 3000)"
+for why in "invalid JSON" "body.instance: expected string" "unsupported message version 9" "body.instance: missing" \
+  "body.os-migrateLive.post_copy: expected boolean" "body.options.bandwidth_mib_s"; do
+  grep -q "request refused: .*$why" "$work/scheduler.log" || fail "no refusal naming '$why'"
+done
+[[ $(sql "SELECT count(*) FROM processed_requests WHERE outcome = 'refused' AND reason LIKE 'no instance %'") == 2 ]] ||
+  fail "hostile names not refused: $(sql "SELECT request_id, outcome, reason FROM processed_requests")"
+[[ $(sql "SELECT reason FROM processed_requests WHERE request_id = '$sqlid'") == "no instance x'; DROP TABLE hosts; --" ]] ||
+  fail "the SQL-looking name: $(sql "SELECT reason FROM processed_requests WHERE request_id = '$sqlid'")"
+[[ ! -e $work/pwned && ! -e $work/pwned2 ]] || fail "a shell-looking name was executed"
+[[ $(snapshot) == "$before" ]] || fail "the database changed: $before -> $(snapshot)"
+kill -0 "$spid" || fail "the scheduler died"
+ok "$dead_expected malformed requests dead-lettered with their reasons; hostile names refused; database untouched"
+
+# ---- the HTTP API: 4xx with a JSON reason, never 5xx ------------------------------------------------------
+url=http://127.0.0.1:$port
+hcode() { curl -sS -o "$work/body" -w '%{http_code}' "$@"; }
+T=(-H "X-Auth-Token: $token")
+n=0
+check_4xx() { # expected-code curl-args...
+  local want=$1 got
+  shift
+  got=$(hcode "$@") || fail "curl $*"
+  [[ $got == "$want" ]] || fail "HTTP $* answered $got, wanted $want: $(head -c 300 "$work/body")"
+  jq -e '.error.message | length > 0' "$work/body" >/dev/null || fail "HTTP $* gave no JSON reason: $(head -c 300 "$work/body")"
+  n=$((n + 1))
+}
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" --data-binary @"$corpus/01-not-json"
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" -d '{"os-migrateLive":{"host":5}}'
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" -d '{"os-migrateLive":[]}'
+{ head -c 30000 /dev/zero | tr '\0' '['; head -c 30000 /dev/zero | tr '\0' ']'; } >"$work/nest-60k"
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" --data-binary @"$work/nest-60k"
+check_4xx 413 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" --data-binary @"$corpus/08-deep-nesting"
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" --data-binary $'{"os-migrateLive":{"host":"h\xff\xfe2"}}'
+check_4xx 400 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" -d ''
+check_4xx 413 "${T[@]}" -X POST "$url/v2/t/servers/vm1/action" --data-binary @"$corpus/07-huge"
+check_4xx 404 "${T[@]}" -X POST "$url/v2/t/servers/x%27%3B%20DROP%20TABLE%20hosts%3B--/action" -d '{"os-migrateLive":{"host":null}}'
+check_4xx 404 "${T[@]}" -X POST "$url/v2/t/servers/%24%28touch%20pwned%29/action" -d '{"os-migrateLive":{"host":null}}'
+check_4xx 404 "${T[@]}" "$url/../../etc/passwd" --path-as-is
+check_4xx 404 "${T[@]}" "$url/api/migrations/-1"
+check_4xx 404 "${T[@]}" "$url/api/migrations/99999999999999999999999"
+check_4xx 404 "${T[@]}" "$url/api/hosts/%00"
+check_4xx 405 "${T[@]}" -X DELETE "$url/api/hosts"
+check_4xx 401 -X POST "$url/v2/t/servers/vm1/action" -d '{}'
+check_4xx 401 -H "X-Auth-Token: ' OR 1=1 --" "$url/api/hosts"
+[[ $(hcode "${T[@]}" "$url/api/migrations?limit=abc&status=%27") == 200 ]] || fail "a junk query string: $(cat "$work/body")"
+[[ ! -e $work/pwned && ! -e pwned ]] || fail "a shell-looking server name was executed"
+[[ $(snapshot) == "$before" ]] || fail "the database changed through HTTP: $before -> $(snapshot)"
+kill -0 "$spid" || fail "the scheduler died"
+ok "HTTP: $n malformed calls answered 4xx with a JSON reason; junk queries harmless; database untouched"
+
+# ---- agent RPCs ---------------------------------------------------------------------------------------------
+arpc() { "$bin/ferryctl" --timeout 5000 rpc badagent "$@" 2>&1; }
+st=0; out=$(arpc live_migration '{"migration":"seven","instance":"x"}') || st=$?
+[[ $st == 1 && $out == *"body.migration"* ]] || fail "agent, mistyped migration: $st $out"
+st=0; out=$(arpc live_migration '{"migration":3,"instance":"$(reboot)"}') || st=$?
+[[ $st == 1 && $out == *"body.instance: not a UUID"* ]] || fail "agent, shell-looking instance: $st $out"
+st=0; out=$(arpc frobnicate '{}') || st=$?
+[[ $st == 1 && $out == *"unknown method"* ]] || fail "agent, unknown method: $st $out"
+for f in 01-not-json 08-deep-nesting 09-invalid-utf8 13-empty; do
+  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r compute.badagent <"$corpus/$f" || fail "publish to the agent"
+done
+for _ in $(seq 1 50); do [[ $(grep -c "malformed RPC request" "$work/agent.log") -ge 4 ]] && break; sleep 0.1; done
+[[ $(grep -c "malformed RPC request" "$work/agent.log") -ge 4 ]] || fail "the agent did not report the malformed requests"
+out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped answering: $out"
+kill -0 "$apid" || fail "the agent died"
+ok "agent RPCs: mistyped, hostile and unknown calls answered with an error; garbage dead-lettered; the agent still answers"
+echo "all checks passed"
