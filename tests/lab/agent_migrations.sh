@@ -14,7 +14,7 @@ a2=$(host_addr compute2)
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r '#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'kill $consumer 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 
 out=$("$CTL" ping compute1) && out2=$("$CTL" ping compute2) || fail "agents do not answer: $out $out2"
 ok "agents answer: $out / $out2"

@@ -76,7 +76,7 @@ chaos_driver() {
 RANDOM=$seed
 chaos_driver &
 driver=$!
-trap 'kill $driver 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'kill $driver 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 
 reqs=()
 for i in $(seq 1 "$count"); do

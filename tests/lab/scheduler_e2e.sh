@@ -14,7 +14,7 @@ consumer=$!
 refusals=$FERRY_LAB_DIR/refusals.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'request.#' -- sh -c 'cat; echo' >"$refusals" 2>/dev/null &
 consumer2=$!
-trap 'kill $consumer $consumer2 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'kill $consumer $consumer2 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 
 "$LAB" guest compute1 vm1 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'vm1'" "compute1 running" || fail "vm1 not discovered"

@@ -20,7 +20,7 @@ logs=$FERRY_LAB_LOG_DIR
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'migration.#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'kill $consumer 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
 sched_log() { [[ $1 == scheduler1 ]] && echo "$logs/scheduler.log" || echo "$logs/$1.log"; }
 # request ID INSTANCE DEST [OPTIONS-JSON [POST_COPY]]
 request() {
