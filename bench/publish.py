@@ -13,7 +13,7 @@
       compute-agent/RPC.md's heartbeat and K running domains each. Prints what it sent.
 
   publish.py queue-depth URL QUEUE
-      the number of ready messages in QUEUE (0 when it does not exist).
+      "<ready messages> <consumers>" of QUEUE ("0 0" when it does not exist).
 """
 import argparse
 import datetime
@@ -114,9 +114,10 @@ def cmd_queue_depth(a):
     conn = connect(a.url)
     ch = conn.channel()
     try:
-        print(ch.queue_declare(a.queue, passive=True).method.message_count)
+        m = ch.queue_declare(a.queue, passive=True).method
+        print(m.message_count, m.consumer_count)
     except pika.exceptions.ChannelClosedByBroker:
-        print(0)
+        print(0, 0)
     conn.close()
 
 

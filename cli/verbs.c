@@ -141,6 +141,26 @@ static json_object *sched_read(ctl *c, const char *method, json_object *body, in
     return out;
 }
 
+/* Calls read RPC method with body (taken). With -o json it prints the answer and returns NULL
+ * with *rc = 0; otherwise it returns the answer (caller puts) with *list its array `key`. NULL
+ * with *rc = 1 when the call failed (printed). */
+static json_object *read_list(ctl *c, const char *method, json_object *body, const char *key, json_object **list, int *rc)
+{
+    *rc = 1;
+    *list = NULL;
+    json_object *r = sched_read(c, method, body, NULL);
+    if (!r)
+        return NULL;
+    if (c->json) {
+        print_json(r);
+        json_object_put(r);
+        *rc = 0;
+        return NULL;
+    }
+    json_object_object_get_ex(r, key, list);
+    return r;
+}
+
 #define WHO_SCHED "the scheduler (is a ferry-scheduler running?)"
 
 /* Publishes text (a message of the request contract) on ferry.scheduler and waits for the
@@ -164,16 +184,11 @@ int cmd_host_list(ctl *c, int argc, char **argv)
         return 2;
     if (ctl_connect(c) < 0)
         return 1;
-    json_object *r = sched_read(c, "host_list", json_object_new_object(), NULL);
-    if (!r)
-        return 1;
-    if (c->json) {
-        print_json(r);
-        json_object_put(r);
-        return 0;
-    }
     json_object *hosts = NULL;
-    json_object_object_get_ex(r, "hosts", &hosts);
+    int rc;
+    json_object *r = read_list(c, "host_list", json_object_new_object(), "hosts", &hosts, &rc);
+    if (!r)
+        return rc;
     printf("%-16s%-13s%-7s%-11s%-18s%-14s%-10s%s\n", "HOST", "STATE", "ALIVE", "cpu", "mem(mb)", "disk(gb)", "INSTANCES",
            "MIGRATIONS");
     for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
@@ -284,16 +299,11 @@ int cmd_instance_list(ctl *c, int argc, char **argv)
     json_object *b = json_object_new_object();
     if (o[0].value)
         json_object_object_add(b, "host", json_object_new_string(o[0].value));
-    json_object *r = sched_read(c, "instance_list", b, NULL);
-    if (!r)
-        return 1;
-    if (c->json) {
-        print_json(r);
-        json_object_put(r);
-        return 0;
-    }
     json_object *list = NULL;
-    json_object_object_get_ex(r, "instances", &list);
+    int rc;
+    json_object *r = read_list(c, "instance_list", b, "instances", &list, &rc);
+    if (!r)
+        return rc;
     /* euca-describe-instances' shape: one INSTANCE line each, the task state where it has one */
     for (size_t i = 0; list && i < json_object_array_length(list); i++) {
         json_object *x = json_object_array_get_idx(list, i);
@@ -618,16 +628,11 @@ int cmd_migration_list(ctl *c, int argc, char **argv)
     if (o[0].value)
         json_object_object_add(b, "status", json_object_new_string(o[0].value));
     json_object_object_add(b, "limit", json_object_new_int(limit));
-    json_object *r = sched_read(c, "migration_list", b, NULL);
-    if (!r)
-        return 1;
-    if (c->json) {
-        print_json(r);
-        json_object_put(r);
-        return 0;
-    }
     json_object *list = NULL;
-    json_object_object_get_ex(r, "migrations", &list);
+    int rc;
+    json_object *r = read_list(c, "migration_list", b, "migrations", &list, &rc);
+    if (!r)
+        return rc;
     printf("%-6s%-12s%-13s%-16s%-14s%-14s%-10s%s\n", "ID", "STATUS", "INSTANCE", "NAME", "SOURCE", "DEST", "TIME", "ERROR");
     for (size_t i = 0; list && i < json_object_array_length(list); i++) {
         json_object *m = json_object_array_get_idx(list, i);

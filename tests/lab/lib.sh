@@ -100,3 +100,17 @@ allocs() {
 }
 # the status timeline of migration ID
 timeline() { sql "SELECT string_agg(status, ' ' ORDER BY id) FROM migration_events WHERE migration_id = $1 AND kind = 'status'"; }
+
+# a guest that dirties 64 MiB at 48 MiB/s: pre-copy at a few MiB/s never converges by itself
+# (it takes post-copy, force-complete or an abort to end); returns once the scheduler sees it
+# running with its allocation, and its memory has been written once
+busy_guest() {
+  "$LAB" guest "$1" "$2" --dirty 64 --rate 48 >/dev/null
+  # running, as the scheduler sees it (a guest starts paused for a moment; heartbeats every 5 s)
+  wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$2'" "$1 running" || fail "$2 not discovered running"
+  wait_sql 10 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = '$2')" 1 ||
+    fail "$2 has no allocation"
+  sleep 2
+}
+# stops guest NAME wherever it runs (a busy guest costs a CPU under TCG)
+stop_guest() { local h; for h in $FERRY_LAB_HOSTS; do "$LAB" virsh "$h" destroy "$1" >/dev/null 2>&1 || true; done; }

@@ -25,7 +25,6 @@ running_guest() { # HOST NAME [guest options]: started, and seen running by the 
   "$LAB" guest "$h" "$n" "$@" >/dev/null
   wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$n'" "$h running" || fail "$n not seen running on $h"
 }
-stop_guest() { local h; for h in $FERRY_LAB_HOSTS; do "$LAB" virsh "$h" destroy "$1" >/dev/null 2>&1 || true; done; }
 
 running_guest compute1 vm1
 running_guest compute1 vm2 --project demo

@@ -9,12 +9,6 @@ trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EX
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
-busy_guest() {
-  "$LAB" guest "$1" "$2" --dirty 64 --rate 48 >/dev/null
-  wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$2'" "$1 running" || fail "$2 not seen running"
-  sleep 2
-}
-stop_guest() { local h; for h in $FERRY_LAB_HOSTS; do "$LAB" virsh "$h" destroy "$1" >/dev/null 2>&1 || true; done; }
 request() {
   publish "$1" "{\"instance\":\"$2\",\"os-migrateLive\":{\"host\":\"$3\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":true},\"options\":{\"bandwidth_mib_s\":4,\"postcopy_after_iterations\":1}}"
 }

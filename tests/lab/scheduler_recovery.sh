@@ -27,24 +27,12 @@ request() {
   publish "$1" "{\"instance\":\"$2\",\"os-migrateLive\":{\"host\":\"$3\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":${5:-false}},\"options\":${4:-{\}}}"
 }
 mig_of() { sql "SELECT id FROM migrations WHERE request_id = '$1'"; }
-# a guest that dirties 64 MiB at 48 MiB/s: pre-copy at a few MiB/s never converges by itself
-# (it takes post-copy, force-complete or an abort to end)
-busy_guest() {
-  "$LAB" guest "$1" "$2" --dirty 64 --rate 48 >/dev/null
-  # running, as the scheduler sees it (a guest starts paused for a moment; heartbeats every 5 s)
-  wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$2'" "$1 running" || fail "$2 not discovered running"
-  wait_sql 10 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = '$2')" 1 ||
-    fail "$2 has no allocation"
-  sleep 2 # all of its 64 MiB written once
-}
 # wait_status REQUEST STATUS SECONDS: until the request's migration has STATUS
 wait_status() {
   wait_sql "$3" "SELECT status FROM migrations WHERE request_id = '$1'" "$2" ||
     fail "request $1: migration [$(sql "SELECT id, status, error FROM migrations WHERE request_id = '$1'")]," \
       "request [$(sql "SELECT outcome, reason FROM processed_requests WHERE request_id = '$1'")]"
 }
-# stops guest NAME wherever it runs (a busy guest costs a CPU under TCG)
-stop_guest() { local h; for h in $FERRY_LAB_HOSTS; do "$LAB" virsh "$h" destroy "$1" >/dev/null 2>&1 || true; done; }
 # post-copy after the first pass of 64 MiB at 4 MiB/s: ~16 s running, then it completes
 SLOW_POSTCOPY='{"bandwidth_mib_s":4,"postcopy_after_iterations":1}'
 # each status of migration ID published exactly once (one message id per status)

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# bench/claims.sh [--hosts N]... [--requests M] [--replicas K] [--smoke] [--build DIR]:
+# how fast K ferry-scheduler replicas claim capacity in PostgreSQL, against baselines measured
+# in the same run on the same server.
+#
+# For each host count N (default: 1000, then 10000) on a throwaway RabbitMQ + PostgreSQL
+# (tests/harness/ferry-test-services, state /tmp/ferry-bench-svc, ports 26700..26703):
+#   * N hosts registered directly in SQL (no libvirt: this measures the control plane), each
+#     32 vCPUs / 32 GiB / 320 GiB, with 8 instances of 2 vCPUs / 2 GiB / 20 GiB: half full;
+#     instances hold their 'instance' allocations and used_* = sum of allocations;
+#   * baselines on the same server, before the schedulers start: `pgbench -b tpcb-like` with
+#     K clients (TPS), and the p99 of a single-row UPDATE commit (`pgbench -c 1`, per-
+#     transaction log);
+#   * K replicas (`ferry-scheduler --name benchN`) consume M requests (no destination) for
+#     distinct instances, published at once as fast as the broker takes them
+#     (bench/publish.py, python3-pika); nothing drives the accepted migrations (no agents,
+#     the RPC timeout is an hour), so every claim stays in place;
+#   * claims/s = accepted / (last claim commit - first publish); decision latency of each
+#     request = its commit time (PostgreSQL's track_commit_timestamp of the processed_requests
+#     row) - the time it was published; p50/p99 by percentile_cont;
+#   * conflict retries: ferry counts none yet; printed are PostgreSQL's rollbacks and
+#     deadlocks of the ferry database over the run, and the replicas' error lines;
+#   * at the end: no host over capacity, used_* = sum of allocations on every host.
+# --smoke: 20 hosts, 40 requests, 1 s baselines; finishes in well under a minute.
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$top/build
+hosts_list=()
+requests=
+replicas=4
+smoke=0
+tpcb_s=20
+commit_s=10
+scale=10
+usage() { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while (($#)); do
+  case $1 in
+    --hosts) hosts_list+=("${2:?}"); shift 2 ;;
+    --requests) requests=${2:?}; shift 2 ;;
+    --replicas) replicas=${2:?}; shift 2 ;;
+    --build) bin=$(cd "${2:?}" && pwd); shift 2 ;;
+    --smoke) smoke=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "claims.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+if ((smoke)); then
+  ((${#hosts_list[@]})) || hosts_list=(20)
+  requests=${requests:-40}
+  tpcb_s=2 commit_s=1 scale=1
+fi
+((${#hosts_list[@]})) || hosts_list=(1000 10000)
+[[ -x $bin/ferry-scheduler ]] || { echo "claims.sh: no $bin/ferry-scheduler (cmake --build build)" >&2; exit 2; }
+/usr/bin/python3 -c 'import pika' 2>/dev/null || { echo "claims.sh: needs python3-pika (deploy/install-deps)" >&2; exit 2; }
+
+export FERRY_TEST_STATE=${FERRY_BENCH_STATE:-/tmp/ferry-bench-svc}
+export FERRY_TEST_AMQP_PORT=${FERRY_BENCH_PORT_BASE:-26700}
+export FERRY_TEST_AMQP_DIST_PORT=$((FERRY_TEST_AMQP_PORT + 1)) FERRY_TEST_EPMD_PORT=$((FERRY_TEST_AMQP_PORT + 2))
+export FERRY_TEST_PG_PORT=$((FERRY_TEST_AMQP_PORT + 3))
+svc=$top/tests/harness/ferry-test-services
+pub=$top/bench/publish.py
+amqp=amqp://guest:guest@127.0.0.1:$FERRY_TEST_AMQP_PORT
+pg="host=$FERRY_TEST_STATE/pg-socket port=$FERRY_TEST_PG_PORT user=postgres"
+work=$(mktemp -d /tmp/ferry-bench-claims.XXXXXX)
+pids=()
+
+stop_replicas() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+cleanup() {
+  stop_replicas
+  "$svc" stop >/dev/null 2>&1 || true
+  [[ ${FERRY_BENCH_KEEP:-0} == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+sqlq() { local db=$1; shift; psql "$pg dbname=$db" -qAtX -v ON_ERROR_STOP=1 "$@"; }
+f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+
+"$svc" start >/dev/null
+# the decision is committed when its transaction commits: PostgreSQL records the time
+sqlq postgres -c "ALTER SYSTEM SET track_commit_timestamp = on" >/dev/null
+"$svc" restart-postgres >/dev/null
+[[ $(sqlq postgres -c "SHOW track_commit_timestamp") == on ]] || { echo "claims.sh: track_commit_timestamp is off" >&2; exit 1; }
+
+run() {
+  local n=$1 m=$2 db=ferry_bench pgb=pgbench_bench
+  local conf=$work/ferry.conf
+  echo "== claims: $n hosts, $m requests, $replicas replicas$( ((smoke)) && echo ' (smoke)')"
+  sqlq postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" \
+    -c "DROP DATABASE IF EXISTS $pgb WITH (FORCE)" -c "CREATE DATABASE $pgb" >/dev/null
+  cat >"$conf" <<EOF
+[amqp]
+url = $amqp
+rpc_timeout_ms = 3600000
+[database]
+dsn = $pg dbname=$db
+[http]
+enabled = false
+[scheduler]
+heartbeat_max_age_s = 86400
+max_outgoing_per_source = 64
+max_incoming_per_dest = 64
+max_cluster = 10000
+deadline_preparing_s = 86400
+rpc_retry_s = 3600
+[log]
+level = warn
+EOF
+  "$bin/ferry-scheduler" --config "$conf" --db-upgrade >/dev/null
+
+  # N hosts half full: 8 instances of 2 vCPUs / 2 GiB / 20 GiB on 32 / 32 GiB / 320 GiB
+  sqlq "$db" <<EOF >/dev/null
+INSERT INTO hosts (name, address, arch, hypervisor, cpu_model, postcopy, state, vcpus, memory_mb, disk_gb,
+                   capacity_vcpus, capacity_memory_mb, capacity_disk_gb, last_heartbeat)
+  SELECT 'h' || lpad(i::text, 5, '0'), '10.' || (i / 250) || '.' || (i % 250) || '.1', 'x86_64', 'qemu', 'Skylake',
+         true, 'enabled', 32, 32768, 320, 32, 32768, 320, now()
+  FROM generate_series(1, $n) i;
+INSERT INTO instances (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state)
+  SELECT gen_random_uuid(), 'vm' || lpad(i::text, 6, '0'), 'bench', 'h' || lpad((1 + (i - 1) / 8)::text, 5, '0'), 2, 2048, 20,
+         'running'
+  FROM generate_series(1, $n * 8) i;
+INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)
+  SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances;
+UPDATE hosts h SET used_vcpus = a.v, used_memory_mb = a.m, used_disk_gb = a.d
+  FROM (SELECT host, sum(vcpus) v, sum(memory_mb) m, sum(disk_gb) d FROM allocations GROUP BY host) a
+  WHERE a.host = h.name;
+EOF
+  sqlq "$db" -c "VACUUM ANALYZE" >/dev/null
+  sqlq "$db" -c "SELECT 'registered: ' || count(*) || ' hosts, ' || (SELECT count(*) FROM instances) || ' instances, used '
+                  || round(100.0 * sum(used_memory_mb) / sum(capacity_memory_mb)) || '% of memory' FROM hosts"
+
+  # baselines, same server, same client count, nothing else running against it
+  pgbench -i -q -s "$scale" "$pg dbname=$pgb" >"$work/pgbench-init.log" 2>&1 ||
+    { cat "$work/pgbench-init.log" >&2; exit 1; }
+  pgbench -n -c "$replicas" -j 2 -T "$tpcb_s" -b tpcb-like "$pg dbname=$pgb" >"$work/tpcb.log" 2>&1 ||
+    { cat "$work/tpcb.log" >&2; exit 1; }
+  local tps
+  tps=$(awk '/^tps = / { print $3; exit }' "$work/tpcb.log")
+  echo "pgbench TPC-B: $(f2 "$tps") TPS (-c $replicas -j 2 -T $tpcb_s, scale $scale)"
+  printf '\\set aid random(1, %d)\nUPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n' \
+    $((100000 * scale)) >"$work/one-row.sql"
+  (cd "$work" && pgbench -n -c 1 -T "$commit_s" -f one-row.sql -l --log-prefix=onerow "$pg dbname=$pgb" \
+    >"$work/onerow.log" 2>&1) || { cat "$work/onerow.log" >&2; exit 1; }
+  local c_p50 c_p99 c_n
+  read -r c_n c_p50 c_p99 < <(cat "$work"/onerow.* | awk '{ print $3 }' | sort -n |
+    awk '{ a[NR] = $1 } END { printf "%d %.3f %.3f\n", NR, a[int(NR * 0.50 + 0.5)] / 1000, a[int(NR * 0.99 + 0.5)] / 1000 }')
+  echo "single-row commit: p50 $c_p50 ms, p99 $c_p99 ms ($c_n transactions, pgbench -c 1 -T $commit_s)"
+  sqlq postgres -c "DROP DATABASE $pgb WITH (FORCE)" >/dev/null
+
+  # the replicas
+  local k
+  for k in $(seq 1 "$replicas"); do
+    "$bin/ferry-scheduler" --config "$conf" --name "bench$k" 2>"$work/bench$k.log" &
+    pids+=("$!")
+  done
+  for _ in $(seq 1 150); do
+    [[ $(/usr/bin/python3 "$pub" queue-depth "$amqp" ferry.scheduler | cut -d' ' -f2) == "$replicas" ]] && break
+    sleep 0.2
+  done
+  [[ $(/usr/bin/python3 "$pub" queue-depth "$amqp" ferry.scheduler | cut -d' ' -f2) == "$replicas" ]] ||
+    { echo "claims.sh: the replicas are not all consuming" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
+
+  # M distinct instances, spread over the hosts at random
+  sqlq "$db" -c "SELECT name FROM instances ORDER BY random() LIMIT $m" >"$work/instances.txt"
+  local before
+  before=$(sqlq "$db" -c "SELECT xact_commit || ' ' || xact_rollback || ' ' || deadlocks FROM pg_stat_database
+                          WHERE datname = current_database()")
+  /usr/bin/python3 "$pub" requests "$amqp" "$work/instances.txt" "$work/published.txt"
+  # wait for every request to be decided (give up after 60 s without progress)
+  local done_n=0 last=-1 still=0
+  while :; do
+    done_n=$(sqlq "$db" -c "SELECT count(*) FROM processed_requests")
+    ((done_n >= m)) && break
+    if ((done_n == last)); then ((++still)); else still=0; last=$done_n; fi
+    ((still < 120)) || { echo "claims.sh: stuck at $done_n of $m requests decided" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
+    sleep 0.5
+  done
+  sleep 1.5 # PostgreSQL publishes its statistics at most once a second
+  local after
+  after=$(sqlq "$db" -c "SELECT xact_commit || ' ' || xact_rollback || ' ' || deadlocks FROM pg_stat_database
+                         WHERE datname = current_database()")
+
+  # the figures
+  local acc ref claims p50 p99 pmax t50 t99 span
+  read -r acc ref span claims p50 p99 pmax t50 t99 < <(sqlq "$db" -F " " <<EOF
+CREATE TEMP TABLE pub (id uuid PRIMARY KEY, t double precision);
+\copy pub FROM '$work/published.txt' WITH (FORMAT text, DELIMITER ' ')
+WITH d AS (
+  SELECT r.outcome, extract(epoch FROM pg_xact_commit_timestamp(r.xmin)) AS committed, p.t AS published,
+         extract(epoch FROM pg_xact_commit_timestamp(r.xmin) - r.processed_at) AS tx
+  FROM processed_requests r JOIN pub p ON p.id = r.request_id)
+SELECT count(*) FILTER (WHERE outcome = 'accepted'), count(*) FILTER (WHERE outcome = 'refused'),
+       round((max(committed) - min(published))::numeric, 3),
+       round((count(*) FILTER (WHERE outcome = 'accepted') / (max(committed) - min(published)))::numeric, 2),
+       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
+       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
+       round((1000 * max(committed - published))::numeric, 1),
+       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY tx))::numeric, 2),
+       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY tx))::numeric, 2)
+FROM d WHERE published IS NOT NULL;
+EOF
+  )
+  local c0 r0 d0 c1 r1 d1
+  read -r c0 r0 d0 <<<"$before"
+  read -r c1 r1 d1 <<<"$after"
+  echo "decided: $acc accepted, $ref refused of $m in $span s"
+  echo "claims/s = $claims ($n hosts, $replicas replicas)"
+  echo "decision latency (publish -> claim committed): p50 $p50 ms, p99 $p99 ms, max $pmax ms"
+  echo "claim transaction (start -> commit): p50 $t50 ms, p99 $t99 ms"
+  echo "conflict retries: not counted by ferry; PostgreSQL over the run: $((r1 - r0)) rollbacks, $((d1 - d0)) deadlocks, $((c1 - c0)) commits (all sessions of the ferry database)"
+  sqlq "$db" -c "SELECT 'claims by replica: ' || string_agg(o || ' ' || c, ', ' ORDER BY o)
+                 FROM (SELECT coalesce(owner, '(queued)') o, count(*) c FROM migrations GROUP BY 1) x"
+  sqlq "$db" -c "SELECT 'migrations by status: ' || string_agg(status || ' ' || c, ', ' ORDER BY status)
+                 FROM (SELECT status, count(*) c FROM migrations GROUP BY 1) x"
+  local errs
+  errs=$(cat "$work"/bench*.log | grep -c 'level=error' || true)
+  echo "replica log lines: $(cat "$work"/bench*.log | wc -l) ($errs errors)"
+  cat "$work"/bench*.log | grep 'level=\(error\|warn\)' | sed -E 's/^ts=[^ ]+ //; s/pid=[0-9]+ //; s/req=[^ ]+ //;
+      s/i-[0-9a-f]{8}/i-N/g; s/[0-9a-f]{8}-[0-9a-f-]{27}/UUID/g; s/migration=[0-9]+ /migration=N /; s/ [0-9.]+ ms/ N ms/g' |
+    sort | uniq -c | sort -rn | head -n 8 | sed 's/^/  /'
+
+  # the invariants
+  local over mism
+  over=$(sqlq "$db" -c "SELECT count(*) FROM hosts WHERE used_vcpus > capacity_vcpus OR used_memory_mb > capacity_memory_mb
+                         OR used_disk_gb > capacity_disk_gb")
+  mism=$(sqlq "$db" -c "SELECT count(*) FROM hosts h LEFT JOIN (SELECT host, sum(vcpus) v, sum(memory_mb) m, sum(disk_gb) d
+                         FROM allocations GROUP BY host) a ON a.host = h.name
+                         WHERE (h.used_vcpus, h.used_memory_mb, h.used_disk_gb) <> (coalesce(a.v, 0), coalesce(a.m, 0), coalesce(a.d, 0))")
+  echo "over-committed hosts: $over"
+  echo "hosts whose usage differs from their allocations: $mism"
+
+  # the ratios, in a fixed form, and the goals
+  local r_tps r_lat goal=
+  r_tps=$(awk -v a="$claims" -v b="$tps" 'BEGIN { printf "%.2f", a / b }')
+  r_lat=$(awk -v a="$p99" -v b="$c_p99" 'BEGIN { printf "%.1f", a / b }')
+  echo "claims/s / TPC-B TPS = $r_tps ($n hosts, $replicas replicas)"
+  echo "decision p99 / single-commit p99 = $r_lat ($n hosts, $replicas replicas)"
+  if ((smoke)); then
+    echo "(smoke run: sizes too small for the goals)"
+  else
+    if ((n <= 1000)); then goal=0.5; elif ((n >= 10000)); then goal=0.3; fi
+    [[ -n $goal ]] && awk -v r="$r_tps" -v g="$goal" -v n="$n" 'BEGIN {
+      printf "goal claims/s / TPC-B TPS >= %s (%d hosts): %s (%.2f)\n", g, n, (r >= g ? "met" : "NOT met"), r }'
+    awk -v r="$r_lat" -v n="$n" 'BEGIN {
+      printf "goal decision p99 / single-commit p99 <= 20 (%d hosts): %s (%.1f)\n", n, (r <= 20 ? "met" : "NOT met"), r }'
+  fi
+  local bad=0
+  ((over == 0 && mism == 0)) || bad=1
+  ((acc + ref == m)) || bad=1
+  for k in "${pids[@]}"; do kill -0 "$k" 2>/dev/null || { echo "a replica died" >&2; bad=1; }; done
+  stop_replicas
+  if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then mkdir -p "$work/$n" && mv "$work"/bench*.log "$work/$n/"; fi
+  return $bad
+}
+
+echo "machine: $(nproc) CPUs, $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)," \
+  "PostgreSQL $(sqlq postgres -c 'SHOW server_version' | cut -d' ' -f1) (fsync off, the harness's), load $(cut -d' ' -f1-3 /proc/loadavg)"
+rc=0
+for n in "${hosts_list[@]}"; do
+  m=${requests:-$((n <= 1000 ? 2000 : 2000))}
+  run "$n" "$m" || rc=1
+done
+exit $rc
