@@ -140,6 +140,14 @@ st=0; ctl migrate tf compute1 --bandwidth 16 --completion-timeout 2 --wait >"$ou
 stop_guest tf
 ok "migrate --wait of a failing migration: exit 1 with the reason"
 
+# on a terminal, --wait draws a progress bar in place (a pseudo-terminal from script(1))
+busy_guest compute2 tty1
+script -qec "$CTL migrate tty1 compute3 --postcopy --bandwidth 16 --wait" /dev/null >"$out" 2>&1 || fail "migrate --wait on a tty: $(cat "$out")"
+grep -q $'\r  \[[#-]\{30\}\] *[0-9]*%  [0-9]* MiB of 128 MiB left  iteration' "$out" || fail "no progress bar on the terminal: $(cat -v "$out")"
+grep -q "now runs on compute3" "$out" || fail "no final line on the terminal: $(cat -v "$out")"
+stop_guest tty1
+ok "migrate --wait on a terminal: a progress bar redrawn in place"
+
 # ---- host evacuate -----------------------------------------------------------------------------------------------
 ctl host evacuate compute1 --dry-run >"$out" || fail "evacuate --dry-run: $(cat "$out")"
 grep -q "would migrate .* (vm2) away from compute1" "$out" || fail "dry run: $(cat "$out")"
