@@ -17,11 +17,16 @@
 #     the RPC timeout is an hour), so every claim stays in place;
 #   * claims/s = accepted / (last claim commit - first publish); decision latency of each
 #     request = its commit time (PostgreSQL's track_commit_timestamp of the processed_requests
-#     row) - the time it was published; p50/p99 by percentile_cont;
+#     row; processed_at is the transaction's start) - the time it was published; p50/p99 by
+#     percentile_cont. With everything published at once that latency is mostly queueing, so
+#     a paced phase follows (a quarter of the measured rate, 20 s, at most 200 requests) and
+#     its p99 is printed as a second ratio;
 #   * conflict retries: ferry counts none yet; printed are PostgreSQL's rollbacks and
-#     deadlocks of the ferry database over the run, and the replicas' error lines;
+#     deadlocks of the ferry database over the burst, what the replicas' sessions wait on
+#     (pg_stat_activity sampled every 0.2 s), adoptions (epoch > 1) and the replicas' warnings;
 #   * at the end: no host over capacity, used_* = sum of allocations on every host.
-# --smoke: 20 hosts, 40 requests, 1 s baselines; finishes in well under a minute.
+# --smoke: 20 hosts, 40 requests, 1-2 s baselines; finishes in well under a minute.
+# FERRY_BENCH_KEEP=1 leaves the servers, the last database and the logs for a look afterwards.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$top/build
@@ -32,6 +37,8 @@ smoke=0
 tpcb_s=20
 commit_s=10
 scale=10
+paced_s=20
+paced_max=200
 usage() { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while (($#)); do
   case $1 in
@@ -47,7 +54,7 @@ done
 if ((smoke)); then
   ((${#hosts_list[@]})) || hosts_list=(20)
   requests=${requests:-40}
-  tpcb_s=2 commit_s=1 scale=1
+  tpcb_s=2 commit_s=1 scale=1 paced_s=3 paced_max=20
 fi
 ((${#hosts_list[@]})) || hosts_list=(1000 10000)
 [[ -x $bin/ferry-scheduler ]] || { echo "claims.sh: no $bin/ferry-scheduler (cmake --build build)" >&2; exit 2; }
@@ -76,8 +83,13 @@ stop_replicas() {
 }
 cleanup() {
   stop_replicas
-  "$svc" stop >/dev/null 2>&1 || true
-  [[ ${FERRY_BENCH_KEEP:-0} == 1 ]] || rm -rf "$work"
+  if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then
+    echo "kept: $work, the servers and the last database (stop: FERRY_TEST_STATE=$FERRY_TEST_STATE" \
+      "FERRY_TEST_AMQP_PORT=$FERRY_TEST_AMQP_PORT ... $svc stop)" >&2
+  else
+    "$svc" stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -170,63 +182,74 @@ EOF
   [[ $(/usr/bin/python3 "$pub" queue-depth "$amqp" ferry.scheduler | cut -d' ' -f2) == "$replicas" ]] ||
     { echo "claims.sh: the replicas are not all consuming" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
 
-  # M distinct instances, spread over the hosts at random
-  sqlq "$db" -c "SELECT name FROM instances ORDER BY random() LIMIT $m" >"$work/instances.txt"
+  # M distinct instances, spread over the hosts at random; the paced phase's after them
+  sqlq "$db" -c "SELECT name FROM instances ORDER BY random() LIMIT $((m + paced_max))" >"$work/all.txt"
+  head -n "$m" "$work/all.txt" >"$work/burst.txt"
+  tail -n +"$((m + 1))" "$work/all.txt" >"$work/paced-all.txt"
   local before
   before=$(sqlq "$db" -c "SELECT xact_commit || ' ' || xact_rollback || ' ' || deadlocks FROM pg_stat_database
                           WHERE datname = current_database()")
-  /usr/bin/python3 "$pub" requests "$amqp" "$work/instances.txt" "$work/published.txt"
-  # wait for every request to be decided (give up after 60 s without progress)
-  local done_n=0 last=-1 still=0
-  while :; do
-    done_n=$(sqlq "$db" -c "SELECT count(*) FROM processed_requests")
-    ((done_n >= m)) && break
-    if ((done_n == last)); then ((++still)); else still=0; last=$done_n; fi
-    ((still < 120)) || { echo "claims.sh: stuck at $done_n of $m requests decided" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
-    sleep 0.5
-  done
+  # what the replicas' sessions wait on, sampled every 0.2 s (one psql session, \watch)
+  printf '%s\n' "SELECT 'sample', count(*) FILTER (WHERE state = 'active'),
+      count(*) FILTER (WHERE state = 'active' AND wait_event = 'advisory'),
+      count(*) FILTER (WHERE state = 'active' AND wait_event IN ('tuple', 'transactionid')),
+      count(*) FILTER (WHERE state = 'active' AND wait_event_type IN ('LWLock', 'IO', 'IPC'))
+    FROM pg_stat_activity WHERE application_name = 'ferry-scheduler' AND datname = current_database()" '\watch 0.2' \
+    >"$work/sampler.sql"
+  psql "$pg dbname=$db" -qAtX -F ' ' -f "$work/sampler.sql" >"$work/samples.txt" 2>/dev/null &
+  local sampler=$!
+  pids+=("$sampler")
+
+  # phase 1: all M at once, as fast as the broker takes them
+  /usr/bin/python3 "$pub" requests "$amqp" "$work/burst.txt" "$work/published-burst.txt"
+  wait_decided "$db" "$m"
+  kill -TERM "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
   sleep 1.5 # PostgreSQL publishes its statistics at most once a second
   local after
   after=$(sqlq "$db" -c "SELECT xact_commit || ' ' || xact_rollback || ' ' || deadlocks FROM pg_stat_database
                          WHERE datname = current_database()")
-
-  # the figures
   local acc ref claims p50 p99 pmax t50 t99 span
-  read -r acc ref span claims p50 p99 pmax t50 t99 < <(sqlq "$db" -F " " <<EOF
-CREATE TEMP TABLE pub (id uuid PRIMARY KEY, t double precision);
-\copy pub FROM '$work/published.txt' WITH (FORMAT text, DELIMITER ' ')
-WITH d AS (
-  SELECT r.outcome, extract(epoch FROM pg_xact_commit_timestamp(r.xmin)) AS committed, p.t AS published,
-         extract(epoch FROM pg_xact_commit_timestamp(r.xmin) - r.processed_at) AS tx
-  FROM processed_requests r JOIN pub p ON p.id = r.request_id)
-SELECT count(*) FILTER (WHERE outcome = 'accepted'), count(*) FILTER (WHERE outcome = 'refused'),
-       round((max(committed) - min(published))::numeric, 3),
-       round((count(*) FILTER (WHERE outcome = 'accepted') / (max(committed) - min(published)))::numeric, 2),
-       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
-       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
-       round((1000 * max(committed - published))::numeric, 1),
-       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY tx))::numeric, 2),
-       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY tx))::numeric, 2)
-FROM d WHERE published IS NOT NULL;
-EOF
-  )
+  read -r acc ref span claims p50 p99 pmax t50 t99 < <(figures "$db" "$work/published-burst.txt")
+
+  # phase 2: the decision latency of requests that do not queue behind each other: a quarter
+  # of the rate just measured, for $paced_s s
+  local rate np q_acc q_ref q_span q_claims q50 q99 qmax q_t50 q_t99
+  rate=$(awk -v c="$claims" 'BEGIN { r = c / 4; if (r < 1) r = 1; printf "%.2f", r }')
+  np=$(awk -v r="$rate" -v s="$paced_s" -v mx="$paced_max" 'BEGIN { n = int(r * s + 0.5); if (n > mx) n = mx; if (n < 1) n = 1; print n }')
+  head -n "$np" "$work/paced-all.txt" >"$work/paced.txt"
+  /usr/bin/python3 "$pub" requests "$amqp" "$work/paced.txt" "$work/published-paced.txt" --rate "$rate" >/dev/null
+  wait_decided "$db" "$((m + np))"
+  read -r q_acc q_ref q_span q_claims q50 q99 qmax q_t50 q_t99 < <(figures "$db" "$work/published-paced.txt")
+
   local c0 r0 d0 c1 r1 d1
   read -r c0 r0 d0 <<<"$before"
   read -r c1 r1 d1 <<<"$after"
-  echo "decided: $acc accepted, $ref refused of $m in $span s"
+  echo "burst: $m requests published at once; decided: $acc accepted, $ref refused in $span s"
   echo "claims/s = $claims ($n hosts, $replicas replicas)"
   echo "decision latency (publish -> claim committed): p50 $p50 ms, p99 $p99 ms, max $pmax ms"
-  echo "claim transaction (start -> commit): p50 $t50 ms, p99 $t99 ms"
-  echo "conflict retries: not counted by ferry; PostgreSQL over the run: $((r1 - r0)) rollbacks, $((d1 - d0)) deadlocks, $((c1 - c0)) commits (all sessions of the ferry database)"
+  echo "claim transaction (its start -> its commit): p50 $t50 ms, p99 $t99 ms"
+  echo "conflict retries: not counted by ferry; PostgreSQL over the burst: $((r1 - r0)) rollbacks," \
+    "$((d1 - d0)) deadlocks, $((c1 - c0)) commits (all sessions of the ferry database)"
+  awk '$1 == "sample" { n++; a += $2; adv += $3; row += $4; lw += $5 }
+       END { if (n && a) printf "replica sessions, sampled %d times: %.2f active on average; of active samples %.0f%% wait on an advisory lock (the limits lock), %.0f%% on a row lock, %.0f%% on LWLock/IO/IPC, %.0f%% run\n",
+             n, a / n, 100 * adv / a, 100 * row / a, 100 * lw / a, 100 * (a - adv - row - lw) / a }' "$work/samples.txt"
+  echo "paced: $np requests at $rate/s; decided: $q_acc accepted, $q_ref refused;" \
+    "latency p50 $q50 ms, p99 $q99 ms, max $qmax ms; claim transaction p50 $q_t50 ms, p99 $q_t99 ms"
   sqlq "$db" -c "SELECT 'claims by replica: ' || string_agg(o || ' ' || c, ', ' ORDER BY o)
                  FROM (SELECT coalesce(owner, '(queued)') o, count(*) c FROM migrations GROUP BY 1) x"
   sqlq "$db" -c "SELECT 'migrations by status: ' || string_agg(status || ' ' || c, ', ' ORDER BY status)
                  FROM (SELECT status, count(*) c FROM migrations GROUP BY 1) x"
+  sqlq "$db" -c "SELECT 'destinations: ' || count(*) || ' hosts took ' || sum(c) || ' migrations, at most ' || max(c) || ' each'
+                 FROM (SELECT dest_host, count(*) c FROM migrations GROUP BY 1) x"
+  sqlq "$db" -c "SELECT 'migrations adopted by another replica (lease expired, epoch > 1): ' || count(*)
+                 FROM migrations WHERE epoch > 1"
   local errs
   errs=$(cat "$work"/bench*.log | grep -c 'level=error' || true)
-  echo "replica log lines: $(cat "$work"/bench*.log | wc -l) ($errs errors)"
+  echo "replica log lines (level warn and above): $(cat "$work"/bench*.log | wc -l), $errs errors"
   cat "$work"/bench*.log | grep 'level=\(error\|warn\)' | sed -E 's/^ts=[^ ]+ //; s/pid=[0-9]+ //; s/req=[^ ]+ //;
-      s/i-[0-9a-f]{8}/i-N/g; s/[0-9a-f]{8}-[0-9a-f-]{27}/UUID/g; s/migration=[0-9]+ /migration=N /; s/ [0-9.]+ ms/ N ms/g' |
+      s/i-[0-9a-f]{8}/i-N/g; s/[0-9a-f]{8}-[0-9a-f-]{27}/UUID/g; s/migration=[0-9]+ /migration=N /; s/ [0-9.]+ ms/ N ms/g;
+      s/migration [0-9]+/migration N/g; s/epoch > [0-9]+/epoch > N/g; s/host=bench[0-9]+ //; s/ [0-9]+ s ago/ N s ago/g' |
     sort | uniq -c | sort -rn | head -n 8 | sed 's/^/  /'
 
   # the invariants
@@ -240,34 +263,77 @@ EOF
   echo "hosts whose usage differs from their allocations: $mism"
 
   # the ratios, in a fixed form, and the goals
-  local r_tps r_lat goal=
-  r_tps=$(awk -v a="$claims" -v b="$tps" 'BEGIN { printf "%.2f", a / b }')
+  local r_tps r_lat r_lat2 goal=
+  r_tps=$(awk -v a="$claims" -v b="$tps" 'BEGIN { r = a / b; printf (r >= 0.1 ? "%.2f" : "%.4f"), r }')
   r_lat=$(awk -v a="$p99" -v b="$c_p99" 'BEGIN { printf "%.1f", a / b }')
+  r_lat2=$(awk -v a="$q99" -v b="$c_p99" 'BEGIN { printf "%.1f", a / b }')
   echo "claims/s / TPC-B TPS = $r_tps ($n hosts, $replicas replicas)"
   echo "decision p99 / single-commit p99 = $r_lat ($n hosts, $replicas replicas)"
+  echo "decision p99 / single-commit p99 = $r_lat2 ($n hosts, $replicas replicas, paced at $rate/s)"
   if ((smoke)); then
     echo "(smoke run: sizes too small for the goals)"
   else
     if ((n <= 1000)); then goal=0.5; elif ((n >= 10000)); then goal=0.3; fi
-    [[ -n $goal ]] && awk -v r="$r_tps" -v g="$goal" -v n="$n" 'BEGIN {
-      printf "goal claims/s / TPC-B TPS >= %s (%d hosts): %s (%.2f)\n", g, n, (r >= g ? "met" : "NOT met"), r }'
-    awk -v r="$r_lat" -v n="$n" 'BEGIN {
-      printf "goal decision p99 / single-commit p99 <= 20 (%d hosts): %s (%.1f)\n", n, (r <= 20 ? "met" : "NOT met"), r }'
+    [[ -z $goal ]] || awk -v r="$r_tps" -v g="$goal" -v n="$n" 'BEGIN {
+      printf "goal claims/s / TPC-B TPS >= %s (%d hosts): %s (%s)\n", g, n, (r + 0 >= g + 0 ? "met" : "NOT met"), r }'
+    awk -v r="$r_lat" -v q="$r_lat2" -v n="$n" 'BEGIN {
+      printf "goal decision p99 / single-commit p99 <= 20 (%d hosts): %s (%.1f; paced: %s, %.1f)\n", n,
+        (r <= 20 ? "met" : "NOT met"), r, (q <= 20 ? "met" : "NOT met"), q }'
   fi
   local bad=0
   ((over == 0 && mism == 0)) || bad=1
-  ((acc + ref == m)) || bad=1
-  for k in "${pids[@]}"; do kill -0 "$k" 2>/dev/null || { echo "a replica died" >&2; bad=1; }; done
+  ((acc + ref == m && q_acc + q_ref == np)) || bad=1
+  for k in "${pids[@]}"; do
+    [[ $k == "$sampler" ]] && continue
+    kill -0 "$k" 2>/dev/null || { echo "a replica died" >&2; bad=1; }
+  done
   stop_replicas
   if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then mkdir -p "$work/$n" && mv "$work"/bench*.log "$work/$n/"; fi
   return $bad
+}
+
+# wait_decided DB COUNT: until COUNT requests are decided (give up after 60 s without progress)
+wait_decided() {
+  local done_n last=-1 still=0
+  while :; do
+    done_n=$(sqlq "$1" -c "SELECT count(*) FROM processed_requests")
+    ((done_n >= $2)) && return 0
+    if ((done_n == last)); then ((++still)); else still=0; last=$done_n; fi
+    ((still < 120)) || { echo "claims.sh: stuck at $done_n of $2 requests decided" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
+    sleep 0.5
+  done
+}
+
+# figures DB PUBLISHED_FILE -> "accepted refused span_s claims/s p50 p99 max tx_p50 tx_p99" (ms) of
+# the requests in the file: latency = commit time of the decision - publish time
+figures() {
+  sqlq "$1" -F ' ' <<EOF
+CREATE TEMP TABLE pub (id uuid PRIMARY KEY, t double precision);
+\copy pub FROM '$2' WITH (FORMAT text, DELIMITER ' ')
+WITH d AS (
+  SELECT r.outcome, extract(epoch FROM pg_xact_commit_timestamp(r.xmin)) AS committed, p.t AS published,
+         extract(epoch FROM pg_xact_commit_timestamp(r.xmin) - r.processed_at) AS tx
+  FROM processed_requests r JOIN pub p ON p.id = r.request_id)
+SELECT count(*) FILTER (WHERE outcome = 'accepted'), count(*) FILTER (WHERE outcome = 'refused'),
+       round((max(committed) - min(published))::numeric, 3),
+       round((count(*) FILTER (WHERE outcome = 'accepted') / (max(committed) - min(published)))::numeric, 2),
+       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
+       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY committed - published))::numeric, 1),
+       round((1000 * max(committed - published))::numeric, 1),
+       round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY tx))::numeric, 2),
+       round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY tx))::numeric, 2)
+FROM d;
+EOF
 }
 
 echo "machine: $(nproc) CPUs, $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)," \
   "PostgreSQL $(sqlq postgres -c 'SHOW server_version' | cut -d' ' -f1) (fsync off, the harness's), load $(cut -d' ' -f1-3 /proc/loadavg)"
 rc=0
 for n in "${hosts_list[@]}"; do
-  m=${requests:-$((n <= 1000 ? 2000 : 2000))}
+  # default: as many requests as keep a run within ~3 minutes on a small machine (a claim
+  # costs more as hosts and migrations grow)
+  m=${requests:-$((n <= 1000 ? 1000 : (3000000 / n < 100 ? 100 : 3000000 / n)))}
+  ((m + paced_max <= 8 * n)) || { echo "claims.sh: $m requests + $paced_max paced need more than the $((8 * n)) instances" >&2; exit 2; }
   run "$n" "$m" || rc=1
 done
 exit $rc
