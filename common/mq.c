@@ -1107,7 +1107,10 @@ static void drain(mq_conn *c)
         return;
     c->in_dispatch = 1;
     char *why = NULL;
-    for (int budget = 0; budget < 4096 && c->up && !c->reset_pending; budget++) {
+    /* a bounded turn (32 frames or 20 ms): a consumer whose callbacks are slow must not keep
+     * the loop's timers (lease renewals, heartbeats) from running */
+    int64_t until = mono_ms() + 20;
+    for (int budget = 0; budget < 32 && c->up && !c->reset_pending && (budget == 0 || mono_ms() < until); budget++) {
         amqp_envelope_t env;
         struct timeval zero = {0, 0};
         amqp_maybe_release_buffers(c->amqp);

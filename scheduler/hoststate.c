@@ -183,7 +183,11 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
     char host[256];
     long long mig;
     char what[32];
-    if (sscanf(key, "host.%255[^.].heartbeat", host) == 1 && strcmp(key + strlen(key) - 10, ".heartbeat") == 0) {
+    size_t kl = strlen(key);
+    /* host.<name>.heartbeat, where a name may hold dots (c1.example.com) */
+    if (kl > 15 && kl - 15 < sizeof(host) && strncmp(key, "host.", 5) == 0 && strcmp(key + kl - 10, ".heartbeat") == 0) {
+        memcpy(host, key + 5, kl - 15);
+        host[kl - 15] = 0;
         on_heartbeat(s, host, b);
     } else if (origin && strcmp(origin, "agent") == 0 && sscanf(key, "migration.%lld.%31s", &mig, what) == 2) {
         orch_on_agent_event(s, mig, what, b);

@@ -155,15 +155,18 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         age, rq->host};
     _cleanup_pq_ PGresult *cr = NULL;
     if (db_exec(db, &cr,
-                "SELECT h.name FROM hosts h"
+                /* the active migrations per host, counted once (not once per candidate: that
+                 * made each claim cost hosts x migrations) */
+                "WITH act AS (SELECT host, count(*) AS n FROM ("
+                "   SELECT source_host AS host FROM migrations WHERE finished_at IS NULL"
+                "   UNION ALL SELECT dest_host FROM migrations WHERE finished_at IS NULL) x GROUP BY host)"
+                " SELECT h.name FROM hosts h LEFT JOIN act ON act.host = h.name"
                 " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"
                 " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"
                 " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"
                 " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"
                 " AND ($10::text IS NULL OR h.name = $10)"
-                " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC,"
-                " (SELECT count(*) FROM migrations m WHERE m.status NOT IN ('completed', 'failed', 'error', 'cancelled')"
-                "   AND (m.source_host = h.name OR m.dest_host = h.name)) ASC, h.name"
+                " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, coalesce(act.n, 0) ASC, h.name"
                 " LIMIT 8",
                 10, cp) < 0)
         return -1;

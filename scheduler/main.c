@@ -226,7 +226,7 @@ int main(int argc, char **argv)
     mq_declare_ferry_topology(s.mq);
     /* what the agents report; one queue shared by all replicas */
     mq_declare_queue(s.mq, SCHED_EVENTS_QUEUE, MQ_Q_QUORUM);
-    mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "host.*.heartbeat");
+    mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "host.#.heartbeat"); /* names may hold dots */
     mq_bind(s.mq, SCHED_EVENTS_QUEUE, MQ_EVENTS_EXCHANGE, "migration.#");
     mq_consume(s.mq, SCHED_EVENTS_QUEUE, hoststate_on_event, &s);
     mq_consume(s.mq, MQ_SCHEDULER_QUEUE, intake_on_request, &s);
@@ -245,6 +245,11 @@ int main(int argc, char **argv)
     s.tick = event_new(s.base, -1, EV_PERSIST, on_tick, &s);
     try_db(-1, 0, &s);
     event_base_dispatch(s.base);
+    /* the agent calls still out end with the connection: not failures of their migrations,
+     * which keep their status; the lease brings them back (to this replica or another) */
+    s.stopping = 1;
+    if (orch_count())
+        log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");
 out:
     http_stop(&s);

@@ -334,7 +334,7 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
     (void)c;
     pending *p = arg;
     orch *o = find(p->id);
-    if (!o || o->finishing) {
+    if (!o || o->finishing || o->s->stopping) {
         pending_free(p);
         return;
     }

@@ -25,6 +25,7 @@ typedef struct sched {
     int ticks;
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
     int dispatch_pending;  /* a queue_dispatch is scheduled on the loop */
+    int stopping;          /* the loop has ended: calls cut short are not failures */
     struct evhttp *http;   /* NULL when [http] enabled = false */
     int http_port;         /* --http-port, or -1 for [http] port */
     /* counters of this replica, for /metrics */

@@ -150,4 +150,12 @@ for _ in $(seq 1 50); do [[ $(grep -c "malformed RPC request" "$work/agent.log")
 out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped answering: $out"
 kill -0 "$apid" || fail "the agent died"
 ok "agent RPCs: mistyped, hostile and unknown calls answered with an error; garbage dead-lettered; the agent still answers"
+# a host name with dots (a fully qualified name) arrives whole from its heartbeat's routing key
+amqp-publish --url "$FERRY_AMQP_URL" -e ferry.events -r host.c1.example.com.heartbeat -C application/json \
+  -b "{\"v\":1,\"type\":\"host.c1.example.com.heartbeat\",\"id\":\"$(id)\",\"body\":{\"host\":\"c1.example.com\",\"origin\":\"agent\",\"vcpus\":4,\"memory_mb\":4096,\"disk_gb\":10,\"arch\":\"x86_64\",\"hypervisor\":\"qemu\",\"domains\":[]}}" ||
+  fail "publish a heartbeat"
+for _ in $(seq 1 50); do [[ $(sql "SELECT count(*) FROM hosts WHERE name = 'c1.example.com'") == 1 ]] && break; sleep 0.1; done
+[[ $(sql "SELECT name || ' ' || vcpus FROM hosts WHERE name LIKE 'c1%'") == "c1.example.com 4" ]] ||
+  fail "the dotted host: $(sql "SELECT name FROM hosts")"
+ok "a heartbeat from c1.example.com records host c1.example.com"
 echo "all checks passed"
