@@ -261,6 +261,8 @@ EOF
                          WHERE (h.used_vcpus, h.used_memory_mb, h.used_disk_gb) <> (coalesce(a.v, 0), coalesce(a.m, 0), coalesce(a.d, 0))")
   echo "over-committed hosts: $over"
   echo "hosts whose usage differs from their allocations: $mism"
+  # an over-commit is a bug, not a slow figure: the run fails
+  [[ $over == 0 && $mism == 0 ]] || { echo "claims.sh: the claim invariants are broken (see above)" >&2; exit 1; }
 
   # the ratios, in a fixed form, and the goals
   local r_tps r_lat r_lat2 goal=
