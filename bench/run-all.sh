@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run-all.sh [BUILD_DIR]: every benchmark, for real, one after the other (the machine
 # should be otherwise quiet): claims, overhead + convergence, footprint, the agent's RSS on the
-# lab. Each prints its figures and ratios; copy them into bench/RESULTS.md with the machine.
+# lab, and the long chaos run (FERRY_CHAOS_LONG migrations, default 100). Each prints its
+# figures and ratios; copy them into bench/RESULTS.md with the machine.
 # Also `cmake --build build --target bench`.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,3 +12,5 @@ bash "$top/bench/claims.sh" --build "$bin"
 bash "$top/bench/overhead.sh" "$bin"
 bash "$top/bench/footprint.sh" --build "$bin"
 bash "$top/bench/agent_rss.sh" "$bin"
+# the reliability suite's long run: chaos with many more migrations than CI's 20
+FERRY_BIN_DIR=$bin FERRY_CHAOS_MIGRATIONS=${FERRY_CHAOS_LONG:-100} bash "$top/tests/lab/chaos.sh"
