@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "log.h"
 
 static const struct {
@@ -66,13 +68,34 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
 
 struct app_signals {
     struct event *sigint, *sigterm;
+    struct event *watchdog; /* NULL when systemd asked for no watchdog */
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     log_info(NULL, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
     event_base_loopexit(arg, NULL);
+}
+
+/* The loop turns: systemd's watchdog hears from it (a stuck loop stops the pings). */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+void app_notify_ready(const char *status)
+{
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+}
+
+void app_notify_status(const char *status)
+{
+    sd_notifyf(0, "STATUS=%s", status);
 }
 
 app_signals *app_signals_new(struct event_base *base)
@@ -83,6 +106,15 @@ app_signals *app_signals_new(struct event_base *base)
     s->sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     evsignal_add(s->sigint, NULL);
     evsignal_add(s->sigterm, NULL);
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        /* pinged at a third of the period: two missed turns still leave time */
+        struct timeval tv = {(time_t)(usec / 3 / 1000000), (suseconds_t)(usec / 3 % 1000000)};
+        s->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, NULL);
+        event_add(s->watchdog, &tv);
+        log_info(NULL, "systemd watchdog: %llu ms, pinged every %llu ms", (unsigned long long)(usec / 1000),
+                 (unsigned long long)(usec / 3000));
+    }
     return s;
 }
 
@@ -92,6 +124,8 @@ void app_signals_free(app_signals *s)
         return;
     event_free(s->sigint);
     event_free(s->sigterm);
+    if (s->watchdog)
+        event_free(s->watchdog);
     free(s);
 }
 

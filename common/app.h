@@ -18,12 +18,18 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY
 int app_setup_log(const char *prog, const ferry_config *cfg) FERRY_WUR;
 /* Fills o from cfg's [amqp] section; the strings stay owned by cfg. */
 void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *o);
-/* Makes SIGINT and SIGTERM end base's loop (logged) and ignores SIGPIPE. The returned events
- * are owned by the caller: free them with app_signals_free. */
+/* Makes SIGINT and SIGTERM end base's loop (logged, and STOPPING=1 to systemd), ignores
+ * SIGPIPE, and when systemd set a watchdog (WATCHDOG_USEC), pings it from the loop. The
+ * returned events are owned by the caller: free them with app_signals_free. */
 typedef struct app_signals app_signals;
 app_signals *app_signals_new(struct event_base *base);
 /* Frees what app_signals_new made; NULL is accepted. */
 void app_signals_free(app_signals *s);
+/* Tells systemd (Type=notify; nothing without NOTIFY_SOCKET) that the daemon is ready, with
+ * a status line (borrowed). */
+void app_notify_ready(const char *status);
+/* Tells systemd the daemon's status line (borrowed), e.g. after losing the broker. */
+void app_notify_status(const char *status);
 /* Returns this machine's short host name in a new string the caller frees. */
 char *app_hostname(void);
 

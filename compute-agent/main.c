@@ -174,9 +174,13 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
     agent *a = arg;
     if (up) {
         log_info(NULL, "agent ready: serving %s", a->queue);
+        _cleanup_free_ char *st = xasprintf("serving %s", a->queue);
+        app_notify_ready(st);
         send_heartbeat(a);
     } else {
         log_warn(NULL, "agent lost the broker: %s", err);
+        _cleanup_free_ char *st = xasprintf("broker lost (%s), reconnecting", err);
+        app_notify_status(st);
     }
 }
 

@@ -45,10 +45,15 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
 {
     (void)c;
     sched *s = arg;
-    if (up)
+    if (up) {
         log_info(NULL, "scheduler %s ready: broker connected, topology declared", s->name);
-    else
+        _cleanup_free_ char *st = xasprintf("scheduler %s: broker and database connected", s->name);
+        app_notify_ready(st);
+    } else {
         log_warn(NULL, "scheduler %s lost the broker: %s", s->name, err);
+        _cleanup_free_ char *st = xasprintf("scheduler %s: broker lost (%s), reconnecting", s->name, err);
+        app_notify_status(st);
+    }
 }
 
 /* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
