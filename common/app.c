@@ -16,6 +16,7 @@ static const struct {
     {"FERRY_AMQP_URL", "amqp", "url"},
     {"FERRY_DB_DSN", "database", "dsn"},
     {"FERRY_LOG_LEVEL", "log", "level"},
+    {"FERRY_LOG_FORMAT", "log", "format"},
 };
 
 int app_load_config(const char *prog, const char *path, ferry_config *cfg)

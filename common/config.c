@@ -64,10 +64,10 @@ static int check_nonempty(const char *v, char **reason)
 
 /* The value of an enum option is the index of its word. */
 static const char *const log_level_words[] = {"error", "warn", "info", "debug", NULL};
-static const char *const log_format_words[] = {"text", "json", NULL};
+static const char *const log_format_words[] = {"text", "json", "journal", NULL};
 _Static_assert(LOG_LVL_ERROR == 0 && LOG_LVL_WARN == 1 && LOG_LVL_INFO == 2 && LOG_LVL_DEBUG == 3,
                "log_level_words must follow log_level");
-_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1, "log_format_words must follow log_format");
+_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1 && LOG_FMT_JOURNAL == 2, "log_format_words must follow log_format");
 _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(int),
                "enum options are stored as int");
 
@@ -204,7 +204,8 @@ static const cfg_option cfg_table[] = {
 
     OPT_ENUM(log, level, log_level, "info", log_level_words, "most verbose level written"),
     OPT_ENUM(log, format, log_format, "text", log_format_words,
-             "line format: text (logfmt) or json (one object per line)"),
+             "line format: text (logfmt), json (one object per line) or journal (systemd's journal, with "
+             "fields MIGRATION_ID, INSTANCE, HOST, REQ)"),
     OPT_STR(log, file, "", NULL, "log file (empty = stderr)"),
 };
 

@@ -21,6 +21,7 @@ typedef enum {
 typedef enum {
     LOG_FMT_TEXT = 0, /* logfmt: ts=... level=info proc=... msg="..." */
     LOG_FMT_JSON = 1, /* one JSON object per line */
+    LOG_FMT_JOURNAL = 2, /* systemd's journal, with fields MIGRATION_ID, INSTANCE, HOST, REQ */
 } log_format;
 
 /* The structured ids of one line; any member may be NULL (then it is left out). The

@@ -35,7 +35,7 @@ static void usage(FILE *f)
             "  -V, --version         print the version and exit\n"
             "  -h, --help            show this help and exit\n"
             "\n"
-            "Environment: FERRY_AMQP_URL and FERRY_LOG_LEVEL override the file.\n"
+            "Environment: FERRY_AMQP_URL, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
             "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or configuration.\n");
 }
 

@@ -36,7 +36,7 @@ static void usage(FILE *f)
             "  -V, --version         print the version and exit\n"
             "  -h, --help            show this help and exit\n"
             "\n"
-            "Environment: FERRY_AMQP_URL, FERRY_DB_DSN and FERRY_LOG_LEVEL override the file.\n"
+            "Environment: FERRY_AMQP_URL, FERRY_DB_DSN, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
             "Exit status: 0 on a clean stop or success, 1 on a runtime failure, 2 on bad usage\n"
             "or configuration.\n");
 }

@@ -84,4 +84,43 @@ wait "$apid" || fail "agent exit $? on SIGTERM"
 for _ in $(seq 1 20); do grep -q '^STOPPING=1$' "$work/agent.notify" && break; sleep 0.1; done
 grep -q '^STOPPING=1$' "$work/scheduler.notify" && grep -q '^STOPPING=1$' "$work/agent.notify" || fail "no STOPPING=1"
 ok "sd_notify: READY=1 with a STATUS, WATCHDOG=1 every WATCHDOG_USEC/3, STOPPING=1 on SIGTERM, for both daemons"
+# ---- the journal: one entry per line, the ids as fields ----------------------------------------------------
+# No journald runs here: a listener on its socket reads what sd_journal_send writes (the
+# native protocol, KEY=value lines), so `journalctl MIGRATION_ID=N` would find the line.
+jsock=/run/systemd/journal/socket
+if [[ -e $jsock ]]; then
+  fail "$jsock exists: this test expects a machine without journald (use journalctl there)"
+fi
+made_dir=0
+[[ -d /run/systemd/journal ]] || { mkdir -p /run/systemd/journal; made_dir=1; }
+/usr/bin/python3 - "$jsock" "$work/journal.entries" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        d = s.recv(1 << 20)
+        f.write(d.decode(errors="replace").replace("\n", "|") + "\n")
+        f.flush()
+PY
+jpid=$!
+pids+=("$jpid")
+trap 'kill $jpid 2>/dev/null || true; rm -f "$jsock"; ((made_dir)) && rmdir /run/systemd/journal 2>/dev/null; cleanup' EXIT
+for _ in $(seq 1 50); do [[ -S $jsock ]] && break; sleep 0.1; done
+FERRY_LOG_FORMAT=journal "$bin/ferry-scheduler" --config "$work/ferry.conf" --name sdj 2>"$work/journal-stderr.log" &
+jspid=$!
+pids+=("$jspid")
+for _ in $(seq 1 100); do grep -q "ready: broker connected" "$work/journal.entries" 2>/dev/null && break; sleep 0.1; done
+rid=$(cat /proc/sys/kernel/random/uuid)
+amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json \
+  -b "{\"v\":1,\"type\":\"migration.abort\",\"id\":\"$rid\",\"body\":{\"migration\":4242}}" || fail "publish"
+for _ in $(seq 1 50); do grep -q "MIGRATION_ID=4242" "$work/journal.entries" 2>/dev/null && break; sleep 0.1; done
+entry=$(grep "MIGRATION_ID=4242" "$work/journal.entries" | head -n 1)
+[[ $entry == *"MESSAGE=migration.abort of migration 4242 refused: no migration 4242"* && $entry == *"PRIORITY=4"* &&
+   $entry == *"SYSLOG_IDENTIFIER=ferry-scheduler"* && $entry == *"REQ=$rid"* && $entry == *"HOST=sdj"* ]] ||
+  fail "journal entry: [$entry]; all: $(tail -n 5 "$work/journal.entries")"
+[[ ! -s $work/journal-stderr.log ]] || fail "journal format still wrote to stderr: $(head -n 3 "$work/journal-stderr.log")"
+kill -TERM "$jspid"
+wait "$jspid" || fail "scheduler (journal) exit $? on SIGTERM"
+ok "FERRY_LOG_FORMAT=journal: entries with MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MIGRATION_ID, HOST, REQ"
 echo "all checks passed"
