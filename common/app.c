@@ -19,25 +19,28 @@ static const struct {
     {"FERRY_LOG_FORMAT", "log", "format"},
 };
 
-int app_load_config(const char *prog, const char *path, ferry_config *cfg)
+int app_read_config(const char *path, ferry_config *cfg, char **err)
 {
-    char *err = NULL;
-    if (cfg_load(cfg, path, path != NULL, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        free(err);
+    if (cfg_load(cfg, path, path != NULL, err) < 0)
         return -1;
-    }
     for (size_t i = 0; i < ARRAY_SIZE(env_overrides); i++) {
         const char *v = getenv(env_overrides[i].env);
         if (!v || !*v)
             continue;
-        if (cfg_set(cfg, env_overrides[i].section, env_overrides[i].key, v, &err) < 0) {
-            fprintf(stderr, "%s: environment variable %s: %s\n", prog, env_overrides[i].env, err);
-            free(err);
+        char *why = NULL;
+        if (cfg_set(cfg, env_overrides[i].section, env_overrides[i].key, v, &why) < 0) {
+            *err = xasprintf("environment variable %s: %s", env_overrides[i].env, why);
+            free(why);
             return -1;
         }
     }
-    if (cfg_check(cfg, &err) < 0) {
+    return cfg_check(cfg, err);
+}
+
+int app_load_config(const char *prog, const char *path, ferry_config *cfg)
+{
+    char *err = NULL;
+    if (app_read_config(path, cfg, &err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         free(err);
         return -1;
@@ -68,7 +71,9 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
 }
 
 struct app_signals {
-    struct event *sigint, *sigterm;
+    struct event *sigint, *sigterm, *sighup;
+    void (*reload)(void *);
+    void *reload_arg;
     struct event *watchdog; /* NULL when systemd asked for no watchdog */
 };
 
@@ -78,6 +83,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info(NULL, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1");
     event_base_loopexit(arg, NULL);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    app_signals *s = arg;
+    if (!s->reload) {
+        log_info(NULL, "received SIGHUP: nothing to reload");
+        return;
+    }
+    log_info(NULL, "received SIGHUP: reloading the configuration");
+    sd_notify(0, "RELOADING=1");
+    s->reload(s->reload_arg);
+    sd_notify(0, "READY=1");
+}
+
+void app_signals_on_reload(app_signals *s, void (*reload)(void *arg), void *arg)
+{
+    s->reload = reload;
+    s->reload_arg = arg;
 }
 
 /* The loop turns: systemd's watchdog hears from it (a stuck loop stops the pings). */
@@ -105,8 +131,10 @@ app_signals *app_signals_new(struct event_base *base)
     app_signals *s = xcalloc(1, sizeof(*s));
     s->sigint = evsignal_new(base, SIGINT, on_signal, base);
     s->sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    s->sighup = evsignal_new(base, SIGHUP, on_sighup, s);
     evsignal_add(s->sigint, NULL);
     evsignal_add(s->sigterm, NULL);
+    evsignal_add(s->sighup, NULL);
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
         /* pinged at a third of the period: two missed turns still leave time */
@@ -125,6 +153,7 @@ void app_signals_free(app_signals *s)
         return;
     event_free(s->sigint);
     event_free(s->sigterm);
+    event_free(s->sighup);
     if (s->watchdog)
         event_free(s->watchdog);
     free(s);

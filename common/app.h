@@ -14,6 +14,8 @@
  * On error prints "prog: <reason naming file, line and key>" to stderr and returns -1.
  * *cfg is owned by the caller (cfg_free). */
 int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY_WUR;
+/* The same without printing: -1 with *err (caller frees); for a reload. */
+int app_read_config(const char *path, ferry_config *cfg, char **err) FERRY_WUR;
 /* Sets the log's program name, level, format and file from cfg. Returns 0 or -1 (reported). */
 int app_setup_log(const char *prog, const ferry_config *cfg) FERRY_WUR;
 /* Fills o from cfg's [amqp] section; the strings stay owned by cfg. */
@@ -23,6 +25,8 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
  * returned events are owned by the caller: free them with app_signals_free. */
 typedef struct app_signals app_signals;
 app_signals *app_signals_new(struct event_base *base);
+/* On SIGHUP, calls reload(arg) on the loop (between RELOADING=1 and READY=1 to systemd). */
+void app_signals_on_reload(app_signals *s, void (*reload)(void *arg), void *arg);
 /* Frees what app_signals_new made; NULL is accepted. */
 void app_signals_free(app_signals *s);
 /* Tells systemd (Type=notify; nothing without NOTIFY_SOCKET) that the daemon is ready, with

@@ -29,6 +29,11 @@ static struct {
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+const char *log_level_name(log_level lvl)
+{
+    return lvl >= LOG_LVL_ERROR && lvl <= LOG_LVL_DEBUG ? level_names[lvl] : "?";
+}
+
 void log_set_proc(const char *proc)
 {
     L.proc = proc ? proc : "ferry";

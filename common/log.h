@@ -37,6 +37,8 @@ typedef struct log_fields {
 void log_set_proc(const char *proc);
 /* Sets the most verbose level written; lines above it are skipped before formatting. */
 void log_set_level(log_level lvl);
+/* Returns the name of level lvl ("error", "warn", "info", "debug"); a static string. */
+const char *log_level_name(log_level lvl);
 /* Returns the current level. */
 log_level log_get_level(void);
 /* Chooses text (logfmt) or JSON lines. */

@@ -197,6 +197,33 @@ static char *resolve_address(const char *host)
     return xstrdup(host);
 }
 
+typedef struct reload_ctx {
+    ferry_config *cfg;
+    const char *path;
+    const char *level;
+} reload_ctx;
+
+/* SIGHUP: [log] level and format change at run time; the rest needs a restart. A file with an
+ * error changes nothing. */
+static void on_reload(void *arg)
+{
+    reload_ctx *r = arg;
+    ferry_config n;
+    char *err = NULL;
+    if (app_read_config(r->path, &n, &err) < 0 || (r->level && cfg_set(&n, "log", "level", r->level, &err) < 0)) {
+        log_error(NULL, "configuration not reloaded, nothing changed: %s", err);
+        free(err);
+        cfg_free(&n);
+        return;
+    }
+    log_set_level(n.log.level);
+    log_set_format(n.log.format);
+    r->cfg->log.level = n.log.level;
+    r->cfg->log.format = n.log.format;
+    log_info(NULL, "configuration reloaded: log level %s", log_level_name(n.log.level));
+    cfg_free(&n);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -249,6 +276,8 @@ int main(int argc, char **argv)
     a.base = event_base_new();
     a.q = evq_new(a.base);
     app_signals *sig = app_signals_new(a.base);
+    reload_ctx reload = {.cfg = &cfg, .path = config_path, .level = level_arg};
+    app_signals_on_reload(sig, on_reload, &reload);
     int rc = 0;
     mq_options mo;
     lv_callbacks cb = {

@@ -145,6 +145,47 @@ static void print_config(const ferry_config *cfg)
     }
 }
 
+typedef struct reload_ctx {
+    sched *s;
+    const char *path;  /* --config, or NULL for the default */
+    const char *level; /* --log-level, which a reload keeps */
+} reload_ctx;
+
+/* SIGHUP: what can change at run time does — [log] level and format, and the numbers of
+ * [scheduler] (limits, deadlines, lease, ratios, defaults); the rest (broker, database, HTTP,
+ * the replica's name) needs a restart. A file with an error changes nothing. */
+static void on_reload(void *arg)
+{
+    reload_ctx *r = arg;
+    ferry_config n;
+    char *err = NULL;
+    if (app_read_config(r->path, &n, &err) < 0 || (r->level && cfg_set(&n, "log", "level", r->level, &err) < 0)) {
+        log_error(NULL, "configuration not reloaded, nothing changed: %s", err);
+        free(err);
+        cfg_free(&n);
+        return;
+    }
+    ferry_config *c = r->s->cfg;
+    log_set_level(n.log.level);
+    log_set_format(n.log.format);
+    c->log.level = n.log.level;
+    c->log.format = n.log.format;
+    char *name = c->scheduler.name; /* the replica keeps its name */
+    c->scheduler = n.scheduler;
+    n.scheduler.name = NULL;
+    c->scheduler.name = name;
+    cfg_free(&n);
+    log_info(NULL,
+             "configuration reloaded: log level %s; limits %lld out per source, %lld in per destination, %lld in the "
+             "cluster; deadlines queued %lld s, preparing %lld s, running %lld s, completing %lld s; lease %lld s",
+             log_level_name(c->log.level), (long long)c->scheduler.max_outgoing_per_source,
+             (long long)c->scheduler.max_incoming_per_dest, (long long)c->scheduler.max_cluster,
+             (long long)c->scheduler.deadline_queued_s, (long long)c->scheduler.deadline_preparing_s,
+             (long long)c->scheduler.deadline_running_s, (long long)c->scheduler.deadline_completing_s,
+             (long long)c->scheduler.lease_s);
+    queue_dispatch_soon(r->s); /* higher limits may let queued migrations start */
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -218,6 +259,8 @@ int main(int argc, char **argv)
     log_set_host(s.name);
     s.base = event_base_new();
     app_signals *sig = app_signals_new(s.base);
+    reload_ctx reload = {.s = &s, .path = config_path, .level = level_arg};
+    app_signals_on_reload(sig, on_reload, &reload);
     mq_options mo;
     _cleanup_free_ char *conn_name = xasprintf(PROG "@%s", s.name);
     app_mq_options(&cfg, conn_name, &mo);

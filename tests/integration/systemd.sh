@@ -84,6 +84,37 @@ wait "$apid" || fail "agent exit $? on SIGTERM"
 for _ in $(seq 1 20); do grep -q '^STOPPING=1$' "$work/agent.notify" && break; sleep 0.1; done
 grep -q '^STOPPING=1$' "$work/scheduler.notify" && grep -q '^STOPPING=1$' "$work/agent.notify" || fail "no STOPPING=1"
 ok "sd_notify: READY=1 with a STATUS, WATCHDOG=1 every WATCHDOG_USEC/3, STOPPING=1 on SIGTERM, for both daemons"
+# ---- SIGHUP: the log level and the scheduler's numbers change at run time --------------------------------
+cp "$work/ferry.conf" "$work/reload.conf"
+"$bin/ferry-scheduler" --config "$work/reload.conf" --name sdr 2>"$work/reload-sched.log" &
+rpid=$!
+pids+=("$rpid")
+"$bin/ferry-agent" --config "$work/reload.conf" --host sdragent 2>"$work/reload-agent.log" &
+rapid=$!
+pids+=("$rapid")
+for _ in $(seq 1 100); do
+  grep -q "ready: broker connected" "$work/reload-sched.log" && grep -q "agent ready" "$work/reload-agent.log" && break
+  sleep 0.1
+done
+printf '[amqp]\nheartbeat_s = 5\n[http]\nport = 0\n[log]\nlevel = debug\n[scheduler]\nmax_cluster = 5\ndeadline_running_s = 900\n' >"$work/reload.conf"
+kill -HUP "$rpid" "$rapid"
+for _ in $(seq 1 30); do grep -q "configuration reloaded" "$work/reload-agent.log" && grep -q "configuration reloaded" "$work/reload-sched.log" && break; sleep 0.1; done
+grep -q 'msg="configuration reloaded: log level debug; limits 2 out per source, 2 in per destination, 5 in the cluster; deadlines queued 3600 s, preparing 300 s, running 900 s' \
+  "$work/reload-sched.log" || fail "the scheduler did not reload: $(tail -n 3 "$work/reload-sched.log")"
+grep -q 'msg="configuration reloaded: log level debug"' "$work/reload-agent.log" || fail "the agent did not reload"
+for _ in $(seq 1 60); do grep -q "level=debug" "$work/reload-agent.log" && break; sleep 0.1; done
+grep -q "level=debug" "$work/reload-agent.log" || fail "no debug line after the reload"
+printf '[scheduler]\nmax_cluster = 0\n' >"$work/reload.conf"
+kill -HUP "$rpid"
+for _ in $(seq 1 30); do grep -q "configuration not reloaded" "$work/reload-sched.log" && break; sleep 0.1; done
+grep -q "configuration not reloaded, nothing changed: $work/reload.conf:2: \[scheduler\] max_cluster: value 0 is out of range" "$work/reload-sched.log" ||
+  fail "a bad file on SIGHUP: $(tail -n 3 "$work/reload-sched.log")"
+kill -0 "$rpid" && kill -0 "$rapid" || fail "a daemon died on SIGHUP"
+kill -TERM "$rpid" "$rapid"
+wait "$rpid" || fail "scheduler exit $? after reloads"
+wait "$rapid" || fail "agent exit $? after reloads"
+ok "SIGHUP reloads the log level and the scheduler's limits and deadlines; a bad file changes nothing"
+
 # ---- the journal: one entry per line, the ids as fields ----------------------------------------------------
 # No journald runs here: a listener on its socket reads what sd_journal_send writes (the
 # native protocol, KEY=value lines), so `journalctl MIGRATION_ID=N` would find the line.
