@@ -23,7 +23,8 @@ ok() { echo "ok: $*"; }
 root=$work/root
 mkdir -p "$root/usr/bin" "$root/usr/lib/systemd" "$root/etc/systemd/system"
 cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
-cp "$bin/ferry-scheduler" "$bin/ferry-agent" "$root/usr/bin/"
+cp "$bin/ferry-scheduler" "$bin/ferry-agent" /bin/kill "$root/usr/bin/" # kill: ExecReload
+ln -s usr/bin "$root/bin"
 cp "$top"/deploy/systemd/*.service "$root/etc/systemd/system/"
 st=0
 out=$(systemd-analyze verify --root="$root" ferry-scheduler.service ferry-agent.service 2>&1) || st=$?
