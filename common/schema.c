@@ -16,7 +16,8 @@ int schema_latest(void)
 static int read_version(db_conn *db, int *version)
 {
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r, "SELECT to_regclass('public.schema_version') IS NOT NULL", 0, NULL) < 0)
+    /* in the search_path: public, or the schema of a least-privilege role (deploy/postgres) */
+    if (db_exec(db, &r, "SELECT to_regclass('schema_version') IS NOT NULL", 0, NULL) < 0)
         return -1;
     if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
         *version = 0;
