@@ -117,6 +117,9 @@ static const cfg_option cfg_table[] = {
             "how long a request to another ferry service waits for its reply, in milliseconds"),
     OPT_INT(amqp, confirm_timeout_ms, "10000", 100, 600000,
             "how long a publish waits for the broker's publisher confirm, in milliseconds"),
+    OPT_BOOL(amqp, declare_topology, "true",
+             "declare ferry's shared exchanges and queues at connect (false for a user without the right "
+             "to: they come from deploy/rabbitmq/definitions.json)"),
 
     OPT_STR(database, dsn, "dbname=ferry", NULL,
             "libpq connection string (key=value pairs or a postgresql:// URI)"),

@@ -31,6 +31,7 @@ typedef struct cfg_amqp {
     int64_t reconnect_max_ms; /* backoff ceiling */
     int64_t rpc_timeout_ms;
     int64_t confirm_timeout_ms; /* publisher confirm wait */
+    bool declare_topology;      /* false: the shared exchanges and queues exist (definitions) */
 } cfg_amqp;
 
 typedef struct cfg_database {

@@ -297,7 +297,8 @@ int main(int argc, char **argv)
         goto out;
     }
     mq_on_state(a.mq, on_mq_state, &a);
-    mq_declare_ferry_topology(a.mq);
+    if (cfg.amqp.declare_topology)
+        mq_declare_ferry_topology(a.mq);
     mq_declare_compute_queue(a.mq, a.host);
     mq_consume(a.mq, a.queue, rpc_on_request, &a);
     log_info(NULL, PROG " " FERRY_VERSION " starting: host %s, address %s, libvirt %s, instances %s", a.host,
