@@ -37,6 +37,22 @@ int app_read_config(const char *path, ferry_config *cfg, char **err)
     return cfg_check(cfg, err);
 }
 
+int app_reload_config(const char *path, const char *level, ferry_config *cfg, ferry_config *n)
+{
+    char *err = NULL;
+    if (app_read_config(path, n, &err) < 0 || (level && cfg_set(n, "log", "level", level, &err) < 0)) {
+        log_error(NULL, "configuration not reloaded, nothing changed: %s", err);
+        free(err);
+        cfg_free(n);
+        return -1;
+    }
+    log_set_level(n->log.level);
+    log_set_format(n->log.format);
+    cfg->log.level = n->log.level;
+    cfg->log.format = n->log.format;
+    return 0;
+}
+
 int app_load_config(const char *prog, const char *path, ferry_config *cfg)
 {
     char *err = NULL;

@@ -16,6 +16,11 @@
 int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY_WUR;
 /* The same without printing: -1 with *err (caller frees); for a reload. */
 int app_read_config(const char *path, ferry_config *cfg, char **err) FERRY_WUR;
+/* For a SIGHUP: reads the config at path into *n (level, if not NULL, overrides [log] level as
+ * --log-level did), applies the log level and format to the logger and to *cfg, and returns 0
+ * (the caller takes what else may change from *n, then cfg_free(n)); or logs why the file was
+ * refused and returns -1 with *n freed and nothing changed. */
+int app_reload_config(const char *path, const char *level, ferry_config *cfg, ferry_config *n) FERRY_WUR;
 /* Sets the log's program name, level, format and file from cfg. Returns 0 or -1 (reported). */
 int app_setup_log(const char *prog, const ferry_config *cfg) FERRY_WUR;
 /* Fills o from cfg's [amqp] section; the strings stay owned by cfg. */

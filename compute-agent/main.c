@@ -209,17 +209,8 @@ static void on_reload(void *arg)
 {
     reload_ctx *r = arg;
     ferry_config n;
-    char *err = NULL;
-    if (app_read_config(r->path, &n, &err) < 0 || (r->level && cfg_set(&n, "log", "level", r->level, &err) < 0)) {
-        log_error(NULL, "configuration not reloaded, nothing changed: %s", err);
-        free(err);
-        cfg_free(&n);
+    if (app_reload_config(r->path, r->level, r->cfg, &n) < 0)
         return;
-    }
-    log_set_level(n.log.level);
-    log_set_format(n.log.format);
-    r->cfg->log.level = n.log.level;
-    r->cfg->log.format = n.log.format;
     log_info(NULL, "configuration reloaded: log level %s", log_level_name(n.log.level));
     cfg_free(&n);
 }

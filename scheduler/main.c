@@ -158,18 +158,9 @@ static void on_reload(void *arg)
 {
     reload_ctx *r = arg;
     ferry_config n;
-    char *err = NULL;
-    if (app_read_config(r->path, &n, &err) < 0 || (r->level && cfg_set(&n, "log", "level", r->level, &err) < 0)) {
-        log_error(NULL, "configuration not reloaded, nothing changed: %s", err);
-        free(err);
-        cfg_free(&n);
-        return;
-    }
     ferry_config *c = r->s->cfg;
-    log_set_level(n.log.level);
-    log_set_format(n.log.format);
-    c->log.level = n.log.level;
-    c->log.format = n.log.format;
+    if (app_reload_config(r->path, r->level, c, &n) < 0)
+        return;
     char *name = c->scheduler.name; /* the replica keeps its name */
     c->scheduler = n.scheduler;
     n.scheduler.name = NULL;
