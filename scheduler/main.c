@@ -161,11 +161,9 @@ static void on_reload(void *arg)
     ferry_config *c = r->s->cfg;
     if (app_reload_config(r->path, r->level, c, &n) < 0)
         return;
-    char *name = c->scheduler.name; /* the replica keeps its name */
+    char *name = c->scheduler.name; /* the replica keeps its name (n's copy goes with n) */
     c->scheduler = n.scheduler;
-    n.scheduler.name = NULL;
     c->scheduler.name = name;
-    cfg_free(&n);
     log_info(NULL,
              "configuration reloaded: log level %s; limits %lld out per source, %lld in per destination, %lld in the "
              "cluster; deadlines queued %lld s, preparing %lld s, running %lld s, completing %lld s; lease %lld s",
@@ -174,6 +172,7 @@ static void on_reload(void *arg)
              (long long)c->scheduler.deadline_queued_s, (long long)c->scheduler.deadline_preparing_s,
              (long long)c->scheduler.deadline_running_s, (long long)c->scheduler.deadline_completing_s,
              (long long)c->scheduler.lease_s);
+    cfg_free(&n);
     queue_dispatch_soon(r->s); /* higher limits may let queued migrations start */
 }
 

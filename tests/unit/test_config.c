@@ -306,7 +306,7 @@ static void test_bool_enum_double(void **state)
     expect_load_error(fx, "[log]\nlevel = loud\n", 2,
                       "[log] level: 'loud' is not one of error, warn, info, debug");
     expect_load_error(fx, "[log]\nformat = xml\n", 2,
-                      "[log] format: 'xml' is not one of text, json");
+                      "[log] format: 'xml' is not one of text, json, journal");
     expect_load_error(fx, "[scheduler]\ncpu_allocation_ratio = 0.05\n", 2,
                       "[scheduler] cpu_allocation_ratio: value 0.05 is out of range 0.1..1000");
     expect_load_error(fx, "[scheduler]\nram_allocation_ratio = 1000.5\n", 2,
