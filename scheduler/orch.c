@@ -42,6 +42,7 @@ struct orch {
     int polling;
     int postcopy;
     int abort_sent, fc_sent, deadline_hit;
+    int soft_tries; /* abort / force-complete calls refused so far */
     int64_t last_progress_ms;
     struct event *poll_ev;
     log_fields lf;
@@ -370,6 +371,12 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
         log_warn(&o->lf, "%s", why);
         if (orch_record(o->s, o->id, "scheduler", NULL, o->status, method, why) < 0)
             log_warn(&o->lf, "could not record it: %s", db_error(o->s->db));
+        /* an abort or force-complete that came before the source's job existed (the request
+         * raced the live_migration call) is sent again from the next ticks, a few times */
+        if (strcmp(method, "abort") == 0 && o->soft_tries++ < 30)
+            o->abort_sent = 0;
+        else if (strcmp(method, "force_complete") == 0 && o->soft_tries++ < 30)
+            o->fc_sent = 0;
     } else if (why) {
         fail(o, why);
     } else {
