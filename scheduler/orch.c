@@ -301,6 +301,7 @@ static void pending_free(pending *p)
 
 static void fail(orch *o, const char *why);
 static void send_pending(pending *p, orch *o);
+static void start_completing(orch *o, const char *why);
 
 static void resend(evutil_socket_t fd, short what, void *arg)
 {
@@ -447,6 +448,15 @@ static void fail(orch *o, const char *why)
 {
     if (o->finishing)
         return;
+    if (o->fail_reason && strcmp(o->status, "running") == 0 && strstr(why, "cannot roll back a migration that landed here")) {
+        /* the destination says the guest runs there: it moved after all; finish the move */
+        log_warn(&o->lf, "migration %lld: %s; the guest landed, completing it", (long long)o->id, why);
+        free(o->fail_reason);
+        o->fail_reason = NULL;
+        o->gen++;
+        start_completing(o, "the destination runs the guest (found by the rollback)");
+        return;
+    }
     if (o->fail_reason) {
         /* the rollback itself failed: the destination may hold the guest or its leftovers */
         _cleanup_free_ char *both = xasprintf("%s; then %s", o->fail_reason, why);
@@ -497,11 +507,23 @@ static void start_completing(orch *o, const char *why)
     call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
 }
 
+static void resume_source_seen(orch *o, json_object *r);
+
 static void job_polled(orch *o, json_object *r)
 {
     o->polling = 0;
     json_object *v;
     const char *state = json_object_object_get_ex(r, "state", &v) ? json_object_get_string(v) : "none";
+    if (strcmp(state, "none") == 0) {
+        /* the source knows no job for this migration (its agent restarted without the record):
+         * where the guest is tells what happened — on the source, the job is started again; gone
+         * from it, the destination is asked (seen in the chaos test: a migration that had landed
+         * was rolled back and ended in error) */
+        event_del(o->poll_ev);
+        log_warn(&o->lf, "the source knows no job for migration %lld: looking where the guest is", (long long)o->id);
+        resume_source_seen(o, r);
+        return;
+    }
     if (json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v))
         o->postcopy = 1;
     if (strcmp(state, "running") == 0)
