@@ -14,6 +14,7 @@ static const struct {
     const char *env, *section, *key;
 } env_overrides[] = {
     {"FERRY_AMQP_URL", "amqp", "url"},
+    {"FERRY_AMQP_CA_FILE", "amqp", "ca_file"},
     {"FERRY_DB_DSN", "database", "dsn"},
     {"FERRY_LOG_LEVEL", "log", "level"},
     {"FERRY_LOG_FORMAT", "log", "format"},
@@ -84,6 +85,9 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
     o->reconnect_min_ms = (int)cfg->amqp.reconnect_min_ms;
     o->reconnect_max_ms = (int)cfg->amqp.reconnect_max_ms;
     o->confirm_timeout_ms = (int)cfg->amqp.confirm_timeout_ms;
+    o->ca_file = cfg->amqp.ca_file;
+    o->cert_file = cfg->amqp.cert_file;
+    o->key_file = cfg->amqp.key_file;
 }
 
 struct app_signals {

@@ -52,6 +52,14 @@ static int check_absolute_path(const char *v, char **reason)
     return -1;
 }
 
+static int check_optional_path(const char *v, char **reason)
+{
+    if (!*v || v[0] == '/')
+        return 0;
+    *reason = xstrdup("must be an absolute path (or empty)");
+    return -1;
+}
+
 static int check_nonempty(const char *v, char **reason)
 {
     if (*v)
@@ -120,6 +128,12 @@ static const cfg_option cfg_table[] = {
     OPT_BOOL(amqp, declare_topology, "true",
              "declare ferry's shared exchanges and queues at connect (false for a user without the right "
              "to: they come from deploy/rabbitmq/definitions.json)"),
+    OPT_STR(amqp, ca_file, "", check_optional_path,
+            "amqps: CA certificates (PEM) the broker's certificate must chain to (empty = the "
+            "system's, " FERRY_SYSTEM_CA_FILE ")"),
+    OPT_STR(amqp, cert_file, "", check_optional_path,
+            "amqps: client certificate (PEM) for a broker that asks for one (empty = none)"),
+    OPT_STR(amqp, key_file, "", check_optional_path, "amqps: the client certificate's private key (PEM)"),
 
     OPT_STR(database, dsn, "dbname=ferry", NULL,
             "libpq connection string (key=value pairs or a postgresql:// URI)"),
@@ -198,6 +212,9 @@ static const cfg_option cfg_table[] = {
             "seconds between libvirt keepalive messages (-1 disables keepalive)"),
     OPT_INT(libvirt, keepalive_count, "5", 0, 100,
             "keepalive messages left unanswered before the libvirt connection is closed"),
+    OPT_BOOL(libvirt, migrate_tls, "false",
+             "encrypt the migration stream itself with QEMU's TLS (VIR_MIGRATE_TLS; needs "
+             "migrate_tls_x509_cert_dir in qemu.conf on every host)"),
 
     OPT_BOOL(http, enabled, "true", "serve the HTTP API and dashboard"),
     OPT_STR(http, listen, "127.0.0.1", check_nonempty, "address the HTTP server listens on"),
@@ -436,6 +453,13 @@ static int check_rules(const ferry_config *c, size_t blame[2], char **reason)
         *reason = xasprintf("[amqp] reconnect_min_ms: value %" PRId64
                             " is greater than reconnect_max_ms %" PRId64,
                             c->amqp.reconnect_min_ms, c->amqp.reconnect_max_ms);
+        return -1;
+    }
+    if (!*c->amqp.cert_file != !*c->amqp.key_file) {
+        blame[0] = option_index("amqp", "cert_file");
+        blame[1] = option_index("amqp", "key_file");
+        *reason = xstrdup(*c->amqp.cert_file ? "[amqp] cert_file is set but key_file is not: a client certificate needs its key"
+                                             : "[amqp] key_file is set but cert_file is not: a client key needs its certificate");
         return -1;
     }
     return 0;

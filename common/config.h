@@ -32,6 +32,9 @@ typedef struct cfg_amqp {
     int64_t rpc_timeout_ms;
     int64_t confirm_timeout_ms; /* publisher confirm wait */
     bool declare_topology;      /* false: the shared exchanges and queues exist (definitions) */
+    char *ca_file;              /* amqps: CA bundle verifying the broker ("" = the system's) */
+    char *cert_file;            /* amqps: client certificate ("" = none) */
+    char *key_file;             /* amqps: its private key ("" = none) */
 } cfg_amqp;
 
 typedef struct cfg_database {
@@ -82,6 +85,7 @@ typedef struct cfg_libvirt {
     char *live_migration_uri;     /* exactly one %s: the destination address */
     int64_t keepalive_interval_s; /* -1 disables keepalive */
     int64_t keepalive_count;
+    bool migrate_tls; /* QEMU's own TLS on the migration stream (VIR_MIGRATE_TLS) */
 } cfg_libvirt;
 
 typedef struct cfg_http {

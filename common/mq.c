@@ -1,6 +1,7 @@
 #include "mq.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <netdb.h>
 #include <poll.h>
@@ -10,6 +11,9 @@
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <amqp_tcp_socket.h>
 
 #include "log.h"
@@ -67,7 +71,7 @@ struct mq_conn {
     struct event_base *base;
     char *url;
     char *name;
-    char *cacert;
+    char *ca_file, *cert_file, *key_file;
     struct amqp_connection_info info; /* points into url_parsed */
     char *url_parsed;
     mq_options opt;
@@ -175,10 +179,14 @@ int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char *
     c->opt = *opt;
     c->url = xstrdup(opt->url);
     c->name = xstrdup(opt->name ? opt->name : "ferry");
-    c->cacert = xstrdup(opt->cacert);
+    c->ca_file = xstrdup(opt->ca_file && *opt->ca_file ? opt->ca_file : FERRY_SYSTEM_CA_FILE);
+    c->cert_file = xstrdup(opt->cert_file ? opt->cert_file : "");
+    c->key_file = xstrdup(opt->key_file ? opt->key_file : "");
     c->opt.url = c->url;
     c->opt.name = c->name;
-    c->opt.cacert = c->cacert;
+    c->opt.ca_file = c->ca_file;
+    c->opt.cert_file = c->cert_file;
+    c->opt.key_file = c->key_file;
     if (c->opt.reconnect_min_ms <= 0)
         c->opt.reconnect_min_ms = 200;
     if (c->opt.reconnect_max_ms < c->opt.reconnect_min_ms)
@@ -434,20 +442,79 @@ static int probe_connect_errno(const char *host, int port, int timeout_ms)
     return e;
 }
 
+/* Why a PEM file could not be used, in the words of the file system when it has some. */
+static char *pem_problem(const char *path)
+{
+    if (access(path, R_OK) < 0)
+        return xasprintf("%s: %s", path, strerror(errno));
+    return xasprintf("%s: not usable PEM data", path);
+}
+
+/* What OpenSSL found wrong with the broker's certificate during the last handshake on this
+ * thread (the loop's): rabbitmq-c reports only "verification failed". */
+static _Thread_local char tls_verify_error[512];
+static _Thread_local const char *tls_ca_file; /* the CA file of that handshake, for the message */
+
+static int tls_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (!ok && !tls_verify_error[0]) {
+        char subject[160] = "";
+        X509 *cert = X509_STORE_CTX_get_current_cert(x);
+        if (cert)
+            X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+        int e = X509_STORE_CTX_get_error(x);
+        bool unknown_ca = e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN || e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                          e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT;
+        snprintf(tls_verify_error, sizeof(tls_verify_error), "%s (certificate %s, depth %d)%s%s",
+                 X509_verify_cert_error_string(e), subject[0] ? subject : "?", X509_STORE_CTX_get_error_depth(x),
+                 unknown_ca ? ": not issued by a CA in " : "", unknown_ca && tls_ca_file ? tls_ca_file : "");
+    }
+    return ok;
+}
+
+/* amqps: the broker's certificate must chain to ca_file and name the host of the URL — a DNS
+ * name or an IP address (rabbitmq-c 0.11's own check knows only DNS names, so OpenSSL's is
+ * used); a client certificate goes along when configured. */
+static int tls_setup(mq_conn *c, amqp_socket_t *sock, char **err)
+{
+    if (amqp_ssl_socket_set_cacert(sock, c->ca_file) != AMQP_STATUS_OK) {
+        _cleanup_free_ char *why = pem_problem(c->ca_file);
+        *err = xasprintf("TLS: cannot load the CA certificates ([amqp] ca_file) %s", why);
+        return -1;
+    }
+    if (*c->cert_file && amqp_ssl_socket_set_key(sock, c->cert_file, c->key_file) != AMQP_STATUS_OK) {
+        _cleanup_free_ char *why = pem_problem(access(c->cert_file, R_OK) < 0 ? c->cert_file : c->key_file);
+        *err = xasprintf("TLS: cannot load the client certificate %s with key %s ([amqp] cert_file, key_file): %s",
+                         c->cert_file, c->key_file, why);
+        return -1;
+    }
+    SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+    X509_VERIFY_PARAM *vp = ctx ? SSL_CTX_get0_param(ctx) : NULL;
+    if (!vp) {
+        *err = xstrdup("TLS: rabbitmq-c gave no OpenSSL context to verify the broker's name with");
+        return -1;
+    }
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(vp, c->info.host) != 1 && X509_VERIFY_PARAM_set1_host(vp, c->info.host, 0) != 1) {
+        *err = xasprintf("TLS: cannot verify the broker's certificate against the host name '%s'", c->info.host);
+        return -1;
+    }
+    X509_STORE_set_verify_cb(SSL_CTX_get_cert_store(ctx), tls_verify_cb);
+    tls_verify_error[0] = 0;
+    tls_ca_file = c->ca_file;
+    amqp_ssl_socket_set_verify_peer(sock, 1);
+    amqp_ssl_socket_set_verify_hostname(sock, 0); /* OpenSSL checks the name, above */
+    return 0;
+}
+
 static int do_connect(mq_conn *c, char **err)
 {
     c->amqp = amqp_new_connection();
     amqp_socket_t *sock;
     if (c->info.ssl) {
         sock = amqp_ssl_socket_new(c->amqp);
-        if (sock && c->cacert && *c->cacert && amqp_ssl_socket_set_cacert(sock, c->cacert) != AMQP_STATUS_OK) {
-            *err = xasprintf("could not load CA certificate %s", c->cacert);
+        if (sock && tls_setup(c, sock, err) < 0)
             return -1;
-        }
-        if (sock) {
-            amqp_ssl_socket_set_verify_peer(sock, 1);
-            amqp_ssl_socket_set_verify_hostname(sock, 1);
-        }
     } else {
         sock = amqp_tcp_socket_new(c->amqp);
     }
@@ -464,6 +531,9 @@ static int do_connect(mq_conn *c, char **err)
         int e = rc == AMQP_STATUS_SOCKET_ERROR ? probe_connect_errno(c->info.host, c->info.port, c->opt.connect_timeout_ms) : 0;
         if (e)
             *err = xasprintf("could not connect to %s:%d: %s", c->info.host, c->info.port, strerror(e));
+        else if (c->info.ssl && tls_verify_error[0])
+            *err = xasprintf("could not connect to %s:%d: TLS: the broker's certificate is refused: %s",
+                             c->info.host, c->info.port, tls_verify_error);
         else
             *err = xasprintf("could not connect to %s:%d: %s", c->info.host, c->info.port, amqp_error_string2(rc));
         return -1;
@@ -482,6 +552,12 @@ static int do_connect(mq_conn *c, char **err)
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         _cleanup_free_ char *what = xasprintf("could not log in to %s:%d as %s", c->info.host, c->info.port, c->info.user);
         *err = reply_text(r, what);
+        if (!c->info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_SOCKET_ERROR) {
+            /* a TLS listener hangs up on the plain AMQP greeting */
+            char *more = xasprintf("%s (the broker hung up during the AMQP handshake: if this port speaks TLS, use amqps://)", *err);
+            free(*err);
+            *err = more;
+        }
         return -1;
     }
     amqp_channel_open(c->amqp, MQ_CHANNEL);
@@ -681,7 +757,9 @@ void mq_free(mq_conn *c)
     free(c->url);
     free(c->url_parsed);
     free(c->name);
-    free(c->cacert);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
     free(c->last_error);
     free(c);
 }

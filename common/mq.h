@@ -35,7 +35,9 @@ typedef struct mq_delivery mq_delivery;
 typedef struct mq_options {
     const char *url;        /* amqp://user:pass@host:port/vhost or amqps://... (copied) */
     const char *name;       /* connection name shown by the broker and in logs (copied) */
-    const char *cacert;     /* amqps: CA file to verify the broker (copied; NULL = none) */
+    const char *ca_file;    /* amqps: CAs the broker must chain to (copied; NULL/"" = the system's) */
+    const char *cert_file;  /* amqps: client certificate (copied; NULL/"" = none) */
+    const char *key_file;   /* amqps: its private key (copied; required with cert_file) */
     int heartbeat_s;        /* 0 = none */
     int prefetch;           /* unacked deliveries at most (basic.qos) */
     int connect_timeout_ms; /* TCP connect, handshake and each declare */

@@ -2,6 +2,10 @@
 #ifndef FERRY_UTIL_H
 #define FERRY_UTIL_H
 
+/* Debian's bundle of the system's trusted CAs (package ca-certificates): what TLS clients
+ * verify a server against when no CA file is configured. */
+#define FERRY_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

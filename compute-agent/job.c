@@ -467,6 +467,7 @@ typedef struct worker_arg {
     char uuid[VIR_UUID_STRING_BUFLEN];
     char *uri;
     job_opts o;
+    bool tls; /* [libvirt] migrate_tls: QEMU encrypts the stream itself */
 } worker_arg;
 
 static void on_worker_done(void *arg)
@@ -513,6 +514,8 @@ static void *worker(void *arg)
         flags |= VIR_MIGRATE_AUTO_CONVERGE;
     if (w->o.block_migration)
         flags |= VIR_MIGRATE_NON_SHARED_DISK;
+    if (w->tls)
+        flags |= VIR_MIGRATE_TLS;
     if (w->o.bandwidth_mib_s > 0)
         virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH, (unsigned long long)w->o.bandwidth_mib_s);
     if (w->o.auto_converge && w->o.auto_converge_initial > 0)
@@ -800,6 +803,7 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
     strlcpy_f(w->uuid, uuid, sizeof(w->uuid));
     w->uri = xstrdup(j->uri);
     w->o = *o;
+    w->tls = a->cfg->libvirt.migrate_tls;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -817,7 +821,7 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
     log_info(&j->lf, "live migration of %s (%s) to %s started: uri %s, %s%s%s%s, bandwidth %d MiB/s, max downtime %d ms",
              j->ec2_id ? j->ec2_id : j->name, j->name, dest, j->uri, o->block_migration ? "block" : "shared storage",
              o->post_copy ? ", post-copy allowed" : "", o->auto_converge ? ", auto-converge" : "",
-             o->post_copy ? "" : "", o->bandwidth_mib_s, o->max_downtime_ms);
+             a->cfg->libvirt.migrate_tls ? ", stream over TLS" : "", o->bandwidth_mib_s, o->max_downtime_ms);
     start_polling(j);
     json_object *b = json_object_new_object();
     json_object_object_add(b, "migration", json_object_new_int64(migration));

@@ -3,7 +3,8 @@
 # back), block migration of a guest on a host-local disk, post-copy of a dirtying guest
 # switched after the first iteration, auto-converge of a dirtying guest. After each: the
 # domain runs on exactly one host, persistent there, gone from the other, and its heartbeat
-# went on. Then `down` must leave nothing behind.
+# went on. Then `down` must leave nothing behind. With FERRY_LAB_TLS=1 (lab.migrations_tls) the
+# same runs on a TLS lab: qemu+tls between the daemons and --tls (QEMU's TLS) on the stream.
 source "$(dirname "$0")/lib.sh"
 trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
 
@@ -16,6 +17,11 @@ eval "$("$LAB" env)"
 
 uri() { local v="FERRY_LAB_${1^^}_URI"; printf '%s' "${!v}"; }
 muri() { local v="FERRY_LAB_${1^^}_MIGRATION_URI"; printf '%s' "${!v}"; }
+tls=()
+if [[ $FERRY_LAB_TLS == 1 ]]; then
+  [[ $(muri compute1) == qemu+tls://* ]] || fail "a TLS lab migrates over $(muri compute1)"
+  tls=(--tls)
+fi
 
 # migrate NAME FROM TO MODE [virsh flags...]: run it, check the outcome, print the figures
 migrate() {
@@ -25,7 +31,7 @@ migrate() {
   for _ in $(seq 1 50); do [[ -n $(last_hb "$name") ]] && break; sleep 0.1; done
   before=$(last_hb "$name")
   t=$(now_ms)
-  if ! out=$(virsh -c "$(uri "$from")" migrate --live --p2p --persistent --undefinesource "$@" \
+  if ! out=$(virsh -c "$(uri "$from")" migrate --live --p2p --persistent --undefinesource "${tls[@]}" "$@" \
     "$name" "$(muri "$to")" 2>&1); then
     fail "$mode of $name $from -> $to does not work here: libvirt said: $out"
   fi
@@ -48,7 +54,7 @@ migrate() {
     fail "$name booted again: it did not move alive"
   local downtime
   downtime=$(virsh -c "$(uri "$to")" domjobinfo "$name" --completed 2>/dev/null | awk -F: '/^Total downtime/ {gsub(/ /,"",$2); print $2}')
-  ok "$mode: $name $from -> $to in $took ms, downtime ${downtime:-unknown}, heartbeat $before -> $after"
+  ok "$mode${tls:+ over TLS}: $name $from -> $to in $took ms, downtime ${downtime:-unknown}, heartbeat $before -> $after"
 }
 
 "$LAB" guest compute1 idle1

@@ -441,6 +441,17 @@ static void test_reconnect_min_not_above_max(void **state)
                       "10000");
 }
 
+static void test_tls_client_certificate_needs_its_key(void **state)
+{
+    fixture *fx = *state;
+    expect_load_error(fx, "[amqp]\nurl = amqps://b:5671/\ncert_file = /etc/ferry/tls/agent.pem\n", 3,
+                      "[amqp] cert_file is set but key_file is not: a client certificate needs its key");
+    expect_load_error(fx, "[amqp]\nkey_file = /etc/ferry/tls/agent-key.pem\n", 2,
+                      "[amqp] key_file is set but cert_file is not: a client key needs its certificate");
+    expect_load_error(fx, "[amqp]\nca_file = tls/ca.pem\n", 2,
+                      "[amqp] ca_file: must be an absolute path (or empty)");
+}
+
 static void test_missing_files(void **state)
 {
     fixture *fx = *state;
@@ -646,6 +657,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_min_not_above_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_client_certificate_needs_its_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_files, setup, teardown),
         cmocka_unit_test(test_cfg_set),
         cmocka_unit_test(test_get_text),
