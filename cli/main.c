@@ -45,7 +45,9 @@ static const verb verbs[] = {
      cmd_migration_abort},
     {"migration force-complete", "ID", "make a running migration finish now (post-copy, or pause the guest)",
      cmd_migration_force_complete},
-    {"check", "", "connect to the broker, declare ferry's topology and report", cmd_check},
+    {"check", "", "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
+                  "        and report",
+     cmd_check},
     {"ping", "HOST", "ask the agent of compute host HOST to answer over RPC", cmd_ping},
     {"rpc", "HOST METHOD [BODY]",
      "call METHOD of HOST's agent (compute-agent/RPC.md) with the JSON object BODY\n"
@@ -94,7 +96,8 @@ int ctl_connect(ctl *c)
         free(err);
         return -1;
     }
-    mq_declare_ferry_topology(c->mq);
+    if (c->cfg.amqp.declare_topology) /* false for an operator's user (deploy/rabbitmq/add-operator-user) */
+        mq_declare_ferry_topology(c->mq);
     mq_start(c->mq);
     /* connecting is bounded by the connect timeout, and by --timeout when that is shorter */
     int limit = (int)c->cfg.amqp.connect_timeout_ms;
@@ -122,10 +125,12 @@ static int cmd_check(ctl *c, int argc, char **argv)
     if (ctl_connect(c) < 0)
         return 1;
     long ms = (long)(mono_ms() - t0);
+    bool declared = c->cfg.amqp.declare_topology;
     if (c->json)
-        printf("{\"broker\":\"ok\",\"topology\":\"declared\",\"connect_ms\":%ld}\n", ms);
+        printf("{\"broker\":\"ok\",\"topology\":\"%s\",\"connect_ms\":%ld}\n", declared ? "declared" : "not declared", ms);
     else
-        printf("broker: ok (connected and topology declared in %ld ms)\n", ms);
+        printf("broker: ok (connected%s in %ld ms)\n",
+               declared ? " and topology declared" : "; topology not declared: [amqp] declare_topology = false", ms);
     return 0;
 }
 

@@ -2,16 +2,19 @@
 # The broker's users (deploy/rabbitmq): setup.sh defines ferry's topology and the schedulers'
 # user; add-agent-user gives each agent a user of its own. An agent running as its user (with
 # [amqp] declare_topology = false) serves RPCs and publishes heartbeats; the same user cannot
-# consume ferry.scheduler or another host's queue.
+# consume ferry.scheduler or another host's queue. add-operator-user gives ferryctl a user that
+# reads, sends requests and follows them (--wait), and consumes nothing of the daemons'.
 set -euo pipefail
 bin=${FERRY_BIN_DIR:?run through ctest}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
+db=ferry_ru_$$
 export RABBITMQCTL="$FERRY_TEST_HARNESS rabbitmqctl"
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for u in ferry-agent-ru1 ferry-agent-ru2; do $RABBITMQCTL delete_user "$u" >/dev/null 2>&1 || true; done
+  for u in ferry-agent-ru1 ferry-agent-ru2 ferry-op-ru; do $RABBITMQCTL delete_user "$u" >/dev/null 2>&1 || true; done
+  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,4 +50,30 @@ st=0; amqp-declare-queue --url "$(url ferry-agent-ru1 "pw1-$$")" -q ferry.schedu
 [[ $st != 0 ]] || fail "agent user declared a queue of its choice"
 kill -0 "${pids[0]}" && kill -0 "${pids[1]}" || fail "an agent died"
 ok "the agent's user cannot consume ferry.scheduler or another host's queue, nor declare other queues ($(grep -io 'ACCESS_REFUSED[^"]*' "$work/get1.out" | head -n 1))"
+# ---- an operator's user: ferryctl with declare_topology = false --------------------------------------
+"$top/deploy/rabbitmq/add-operator-user" ferry-op-ru "op-$$" >/dev/null || fail "add-operator-user"
+psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
+printf '[amqp]\nheartbeat_s = 5\n[http]\nenabled = false\n' >"$work/sched.conf"
+FERRY_AMQP_URL=$(url ferry-scheduler "sched-$$") "$bin/ferry-scheduler" --config "$work/sched.conf" --db-upgrade >/dev/null ||
+  fail "schema upgrade"
+psql "$FERRY_DB_DSN" -qAtc "INSERT INTO hosts (name, arch, last_heartbeat, vcpus, memory_mb, capacity_vcpus, capacity_memory_mb)
+                           VALUES ('oph1', 'x86_64', now(), 8, 8192, 8, 8192)" >/dev/null
+FERRY_AMQP_URL=$(url ferry-scheduler "sched-$$") "$bin/ferry-scheduler" --config "$work/sched.conf" --name ru 2>"$work/scheduler.log" &
+pids+=("$!")
+for _ in $(seq 1 100); do grep -q "ready: broker connected" "$work/scheduler.log" && break; sleep 0.1; done
+grep -q "ready: broker connected" "$work/scheduler.log" || fail "the scheduler did not start as ferry-scheduler"
+printf '[amqp]\ndeclare_topology = false\n' >"$work/op.conf"
+op() { FERRY_AMQP_URL=$(url ferry-op-ru "op-$$") "$bin/ferryctl" -c "$work/op.conf" --timeout 10000 "$@"; }
+out=$(op check 2>&1) && [[ $out == "broker: ok (connected; topology not declared: [amqp] declare_topology = false in "*" ms)" ]] ||
+  fail "check as the operator: $out"
+out=$(op host list 2>&1) && grep -q '^oph1 ' <<<"$out" || fail "host list as the operator: $out"
+st=0; out=$(op migrate no-such-vm oph1 --wait 2>&1) || st=$?
+[[ $st == 1 && $out == *"refused"*"no-such-vm"* ]] || fail "migrate --wait as the operator did not reach the scheduler's answer (exit $st): $out"
+ok "the operator's user reads (host list) and sends a request it follows with --wait: $(tail -n 1 <<<"$out")"
+for q in ferry.scheduler ferry.compute.ru1 ferry.dead; do
+  st=0; amqp-get --url "$(url ferry-op-ru "op-$$")" -q "$q" >"$work/opget.out" 2>&1 || st=$?
+  [[ $st != 0 ]] && grep -qi "ACCESS_REFUSED\|access.*refused\|403" "$work/opget.out" || fail "the operator's user read $q: $st $(cat "$work/opget.out")"
+done
+ok "the operator's user cannot consume ferry.scheduler, an agent's queue or ferry.dead"
 echo "all checks passed"
