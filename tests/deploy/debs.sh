@@ -3,11 +3,26 @@
 # ferryctl; unpacked into a scratch root they lay out the binaries, the systemd units, the
 # example configuration (which loads), the SQL migrations and the dashboard; each depends on
 # the Debian libraries its binary links (dpkg-shlibdeps) and no other: libpq only for the
-# scheduler, libvirt only for the agent; each carries the postinst.
+# scheduler, libvirt only for the agent; each carries the postinst and postrm. Then, as root,
+# they are really installed on this machine with dpkg (the postinst makes /etc/ferry/ferry.conf
+# for the scheduler's user `ferry`, who can load it; the installed units verify; dpkg --verify
+# is clean) and purged again (nothing of ferry's left; the user is removed if we made it).
 set -euo pipefail
 bin=${FERRY_BIN_DIR:?run through ctest}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pkgs=(ferry-scheduler ferry-agent ferryctl)
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
+had_user=0
+getent passwd ferry >/dev/null && had_user=1
+we_installed=0
+cleanup() {
+  if ((we_installed)); then
+    dpkg --purge "${pkgs[@]}" >/dev/null 2>&1 || true
+    ((had_user)) || userdel ferry >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 
@@ -20,9 +35,10 @@ for p in ferry-scheduler ferry-agent ferryctl; do
   dpkg-deb -I "$deb" >"$work/$p.info"
   grep -q "^ Package: $p$" "$work/$p.info" || fail "$p: wrong package name"
   dpkg-deb -I "$deb" postinst >/dev/null || fail "$p has no postinst"
+  dpkg-deb -I "$deb" postrm >/dev/null || fail "$p has no postrm"
   dpkg-deb -f "$deb" Depends >"$work/$p.depends"
 done
-ok "cpack made ferry-scheduler, ferry-agent and ferryctl .debs, each with its postinst"
+ok "cpack made ferry-scheduler, ferry-agent and ferryctl .debs, each with its postinst and postrm"
 
 for f in usr/bin/ferry-scheduler usr/bin/ferry-agent usr/bin/ferryctl; do
   [[ -x $root/$f ]] || fail "$f missing or not executable"
@@ -49,4 +65,31 @@ grep -q 'libvirt0' "$work/ferry-agent.depends" || fail "agent without libvirt0: 
 ! grep -q 'libpq5' "$work/ferry-agent.depends" || fail "the agent depends on libpq5"
 ! grep -q 'libpq5\|libvirt0' "$work/ferryctl.depends" || fail "ferryctl depends on libpq5 or libvirt0: $(cat "$work/ferryctl.depends")"
 ok "dependencies from the linked libraries: scheduler $(tr -d '\n' <"$work/ferry-scheduler.depends" | cut -c1-80)..."
+# ---- installed on this machine, then purged ------------------------------------------------------
+[[ $(id -u) == 0 ]] || fail "installing the packages needs root"
+for p in "${pkgs[@]}"; do
+  ! installed "$p" || fail "$p is already installed on this machine; this test installs and purges ferry's packages: remove it first (dpkg --purge $p)"
+done
+debs=()
+for p in "${pkgs[@]}"; do debs+=("$(ls "$work/out/${p}_"*_amd64.deb | head -n 1)"); done
+we_installed=1
+dpkg -i "${debs[@]}" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log" >&2; fail "dpkg -i"; }
+for p in "${pkgs[@]}"; do installed "$p" || fail "$p is not installed after dpkg -i: $(dpkg-query -W -f='${Status}' "$p")"; done
+[[ $(/usr/bin/ferryctl --version) == "$("$bin/ferryctl" --version)" ]] || fail "the installed ferryctl is not this build's"
+getent passwd ferry >/dev/null || fail "the postinst made no user ferry"
+[[ $(stat -c '%a %U %G' /etc/ferry/ferry.conf) == "640 root ferry" ]] || fail "/etc/ferry/ferry.conf: $(stat -c '%a %U %G' /etc/ferry/ferry.conf)"
+runuser -u ferry -- /usr/bin/ferry-scheduler --check-config >"$work/check.out" 2>&1 ||
+  fail "the scheduler's user cannot load /etc/ferry/ferry.conf: $(cat "$work/check.out")"
+systemd-analyze verify /usr/lib/systemd/system/ferry-scheduler.service /usr/lib/systemd/system/ferry-agent.service \
+  >"$work/verify.out" 2>&1 || fail "the installed units do not verify: $(cat "$work/verify.out")"
+out=$(dpkg --verify "${pkgs[@]}" 2>&1) && [[ -z $out ]] || fail "dpkg --verify: $out"
+ok "dpkg -i: installed on this machine; /etc/ferry/ferry.conf (640 root:ferry) loads as user ferry; units verify; dpkg --verify clean"
+
+dpkg --purge "${pkgs[@]}" >"$work/dpkg-purge.log" 2>&1 || { cat "$work/dpkg-purge.log" >&2; fail "dpkg --purge"; }
+we_installed=0
+((had_user)) || userdel ferry >/dev/null 2>&1 || true
+left=$(ls -d /usr/bin/ferry-scheduler /usr/bin/ferry-agent /usr/bin/ferryctl /etc/ferry /usr/share/ferry \
+  /usr/lib/systemd/system/ferry-scheduler.service /usr/lib/systemd/system/ferry-agent.service 2>/dev/null || true)
+[[ -z $left ]] || fail "dpkg --purge left: $left"
+ok "dpkg --purge: nothing of ferry left"
 echo "all checks passed"
