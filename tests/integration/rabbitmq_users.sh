@@ -48,8 +48,14 @@ st=0; amqp-get --url "$(url ferry-agent-ru1 "pw1-$$")" -q ferry.compute.ru2 >"$w
 [[ $st != 0 ]] && grep -qi "ACCESS_REFUSED\|access.*refused\|403" "$work/get2.out" || fail "agent user read ferry.compute.ru2: $st $(cat "$work/get2.out")"
 st=0; amqp-declare-queue --url "$(url ferry-agent-ru1 "pw1-$$")" -q ferry.scheduler.sneaky >"$work/decl.out" 2>&1 || st=$?
 [[ $st != 0 ]] || fail "agent user declared a queue of its choice"
+# topic permissions on ferry.events: its own host's keys and instance/migration events only
+st=0; amqp-publish --url "$(url ferry-agent-ru1 "pw1-$$")" -e ferry.events -r host.ru2.heartbeat -b '{}' >"$work/pub1.out" 2>&1 || st=$?
+[[ $st != 0 ]] && grep -q "ACCESS_REFUSED - access to topic 'host.ru2.heartbeat'" "$work/pub1.out" ||
+  fail "agent user published a heartbeat for another host: $st $(cat "$work/pub1.out")"
+amqp-publish --url "$(url ferry-agent-ru1 "pw1-$$")" -e ferry.events -r instance.ru-probe.test -b '{}' >"$work/pub2.out" 2>&1 ||
+  fail "agent user cannot publish instance events: $(cat "$work/pub2.out")"
 kill -0 "${pids[0]}" && kill -0 "${pids[1]}" || fail "an agent died"
-ok "the agent's user cannot consume ferry.scheduler or another host's queue, nor declare other queues ($(grep -io 'ACCESS_REFUSED[^"]*' "$work/get1.out" | head -n 1))"
+ok "the agent's user cannot consume ferry.scheduler or another host's queue, declare other queues, or publish another host's events ($(grep -io 'ACCESS_REFUSED[^"]*' "$work/get1.out" | head -n 1))"
 # ---- an operator's user: ferryctl with declare_topology = false --------------------------------------
 "$top/deploy/rabbitmq/add-operator-user" ferry-op-ru "op-$$" >/dev/null || fail "add-operator-user"
 psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
