@@ -647,6 +647,17 @@ int cmd_migration_list(ctl *c, int argc, char **argv)
     return 0;
 }
 
+/* bytes as MiB for people: one decimal below 10 MiB, so a small transfer does not read as 0;
+ * writes into buf (32 bytes) and returns it */
+static const char *mib_text(int64_t bytes, char buf[32])
+{
+    if (bytes > 0 && bytes < (10LL << 20))
+        snprintf(buf, 32, "%.1f MiB", (double)bytes / (1 << 20));
+    else
+        snprintf(buf, 32, "%lld MiB", (long long)(bytes >> 20));
+    return buf;
+}
+
 /* Reads the migration named by argv; NULL with *rc = 2 (bad usage) or 1 (printed). */
 static json_object *read_migration(ctl *c, const char *vn, int argc, char **argv, int *rc)
 {
@@ -683,13 +694,16 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
     printf("  instance   %s (%s, %s)\n", jsd(m, "instance_id", "?"), jsd(m, "name", "?"), jsd(m, "instance", "?"));
     printf("  from       %s\n  to         %s\n", jsd(m, "source", "?"), jsd(m, "dest", "-"));
     printf("  request    %s\n", jsd(m, "request", "?"));
-    printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s MiB/s\n",
+    char bw[32] = "unlimited";
+    if (ji(m, "bandwidth_mib_s"))
+        snprintf(bw, sizeof(bw), "%lld MiB/s", (long long)ji(m, "bandwidth_mib_s"));
+    printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s\n",
            jb(m, "post_copy") ? "allowed" : "no", jb(m, "postcopy_active") ? " (switched)" : "",
-           jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"),
-           ji(m, "bandwidth_mib_s") ? jsd(m, "bandwidth_mib_s", "?") : "unlimited");
-    printf("  memory     %lld MiB of %lld MiB sent, %lld MiB left, iteration %lld\n",
-           (long long)(ji(m, "memory_processed_bytes") >> 20), (long long)(ji(m, "memory_total_bytes") >> 20),
-           (long long)(ji(m, "memory_remaining_bytes") >> 20), (long long)ji(m, "iteration"));
+           jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"), bw);
+    char sent[32], total[32], left[32];
+    printf("  memory     %s sent of %s, %s left, iteration %lld\n", mib_text(ji(m, "memory_processed_bytes"), sent),
+           mib_text(ji(m, "memory_total_bytes"), total), mib_text(ji(m, "memory_remaining_bytes"), left),
+           (long long)ji(m, "iteration"));
     printf("  downtime   %s ms\n", jsd(m, "downtime_ms", "-"));
     printf("  created    %s\n  finished   %s\n", jsd(m, "created_at", "-"), jsd(m, "finished_at", "-"));
     printf("  owner      %s\n", jsd(m, "owner", "-"));
@@ -803,9 +817,17 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
     }
     int64_t *ids = xcalloc(n + 1, sizeof(*ids));
     size_t nids = 0, skipped = 0, refused = 0;
+    /* with --wait, Ctrl-C from here on aborts what was requested (below) and requests no more */
+    if (wait && !dry)
+        signal(SIGINT, on_sigint);
     for (size_t i = 0; i < n; i++) {
         json_object *x = json_object_array_get_idx(list, i);
         const char *iid = jsd(x, "id", "?");
+        if (interrupted) {
+            printf("%s (%s): not requested (interrupted), left where it is\n", iid, jsd(x, "name", "?"));
+            skipped++;
+            continue;
+        }
         if (strcmp(jsd(x, "vm_state", ""), "running") != 0 || js(x, "task_state")) {
             printf("%s (%s): %s%s, left where it is\n", iid, jsd(x, "name", "?"), jsd(x, "vm_state", "?"),
                    js(x, "task_state") ? ", already migrating" : "");
@@ -856,7 +878,6 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
         return refused ? 1 : 0;
     }
     /* follow them all; Ctrl-C aborts the unfinished ones (and still waits for their end) */
-    signal(SIGINT, on_sigint);
     int aborted = 0;
     size_t ok = 0, bad = 0;
     char *state = xcalloc(nids + 1, 1); /* 1 when ended */

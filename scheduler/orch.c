@@ -1045,17 +1045,23 @@ void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bo
         json_object *st = NULL, *v;
         if (strcmp(what, "completed") == 0 && json_object_object_get_ex(body, "stats", &st)) {
             /* the final figures of the source's job */
-            char dt[24] = "", mem[24] = "";
+            char dt[24] = "", mem[24] = "", tot[24] = "", it[24] = "";
             if (json_object_object_get_ex(st, "downtime_ms", &v))
                 snprintf(dt, sizeof(dt), "%lld", (long long)json_object_get_int64(v));
             if (json_object_object_get_ex(st, "memory_processed", &v))
                 snprintf(mem, sizeof(mem), "%lld", (long long)json_object_get_int64(v));
-            const char *p[] = {ids, *dt ? dt : NULL, *mem ? mem : NULL};
+            if (json_object_object_get_ex(st, "memory_total", &v))
+                snprintf(tot, sizeof(tot), "%lld", (long long)json_object_get_int64(v));
+            if (json_object_object_get_ex(st, "iteration", &v))
+                snprintf(it, sizeof(it), "%lld", (long long)json_object_get_int64(v));
+            const char *p[] = {ids, *dt ? dt : NULL, *mem ? mem : NULL, *tot ? tot : NULL, *it ? it : NULL};
             if (db_exec(s->db, NULL,
                         "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms),"
-                        " memory_processed_bytes = coalesce($3::bigint, memory_processed_bytes), memory_remaining_bytes = 0"
+                        " memory_processed_bytes = coalesce($3::bigint, memory_processed_bytes),"
+                        " memory_total_bytes = coalesce($4::bigint, memory_total_bytes),"
+                        " iteration = greatest(iteration, coalesce($5::int, 0)), memory_remaining_bytes = 0"
                         " WHERE id = $1::bigint",
-                        3, p) < 0)
+                        5, p) < 0)
                 log_warn(&f, "could not store the final figures: %s", db_error(s->db));
         }
         /* the source says it ended: ask now rather than at the next poll */

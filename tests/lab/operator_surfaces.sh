@@ -166,6 +166,28 @@ ctl host enable compute1 >/dev/null
 check_usage
 ok "host evacuate: --dry-run changes nothing; --wait moves every running instance away, host in maintenance"
 
+# Ctrl-C during evacuate --wait: what has not finished is aborted, the guest stays, exit 1. The
+# busy guest cannot converge at the lab's 32 MiB/s default, so its migration is still running.
+busy_guest compute1 ev1
+"$CTL" host evacuate compute1 --wait >"$out" 2>"$out.err" &  # not through ctl(): $! must be ferryctl itself
+evp=$!
+ev1_mig="SELECT id FROM migrations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'ev1') ORDER BY id DESC LIMIT 1"
+wait_sql 30 "SELECT status FROM migrations WHERE id = ($ev1_mig)" running || fail "the evacuation of ev1 never ran: $(cat "$out" "$out.err")"
+kill -INT "$evp"
+st=0; wait "$evp" || st=$?
+[[ $st == 1 ]] || fail "interrupted evacuate --wait: exit $st: $(cat "$out" "$out.err")"
+grep -q "interrupted: the unfinished migrations were asked to abort; waiting for their end" "$out.err" ||
+  fail "no word of the abort on stderr: $(cat "$out.err")"
+mev=$(sql "$ev1_mig")
+[[ $(sql "SELECT status || ' ' || error FROM migrations WHERE id = $mev") == "cancelled cancelled: aborted by the operator" ]] ||
+  fail "ev1's migration: $(sql "SELECT status, error FROM migrations WHERE id = ($ev1_mig)")"
+grep -q "^compute1: 0 of 1 instances moved away, 1 failed or cancelled" "$out" || fail "interrupted evacuate summary: $(cat "$out")"
+[[ $(where ev1) == "compute1 running yes" && $(allocs ev1) == "instance@compute1" ]] || fail "ev1: $(where ev1) / $(allocs ev1)"
+ctl host enable compute1 >/dev/null
+stop_guest ev1
+check_usage
+ok "host evacuate --wait interrupted (SIGINT): the unfinished migration aborted, ev1 still on compute1, exit 1"
+
 # ---- the HTTP API ----------------------------------------------------------------------------------------------------
 running_guest compute2 hp --dirty 64 --rate 48
 sleep 2
@@ -207,7 +229,7 @@ ok "os-migrateLive with ferry's options; POST .../abort (202, cancelled) and ...
 [[ $(api "$FERRY_HTTP_URL/api/hosts" | jq '.hosts | length') == 3 ]] || fail "/api/hosts"
 [[ $(api "$FERRY_HTTP_URL/api/hosts/compute2" | jq -r '.name + " " + (.projects | type)') == "compute2 array" ]] || fail "/api/hosts/compute2"
 [[ $(api "$FERRY_HTTP_URL/api/instances?host=compute3" | jq -r '[.instances[].name] | index("hp") != null') == true ]] || fail "/api/instances?host"
-[[ $(api "$FERRY_HTTP_URL/api/migrations?status=cancelled" | jq -r '[.migrations[].id] | join(",")') == "$mha,$mab" ]] || fail "/api/migrations?status"
+[[ $(api "$FERRY_HTTP_URL/api/migrations?status=cancelled" | jq -r '[.migrations[].id] | join(",")') == "$mha,$mev,$mab" ]] || fail "/api/migrations?status"
 [[ $(code GET /api/hosts/nosuch) == 404 && $(jq -r .error.message "$out.body") == "no host nosuch" ]] || fail "404 host"
 [[ $(code GET /api/migrations/0) == 404 ]] || fail "404 migration 0"
 [[ $(code POST /v2/admin/servers/nosuch/action -d '{"os-migrateLive":{"host":null}}') == 404 ]] || fail "404 server"
