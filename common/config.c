@@ -9,9 +9,27 @@
 
 /* ---- value checks for strings ---------------------------------------------------------- */
 
+/* One broker URL, or several separated by commas (each amqp:// or amqps://). */
 static int check_amqp_url(const char *v, char **reason)
 {
-    if (strncmp(v, "amqp://", 7) == 0 || strncmp(v, "amqps://", 8) == 0)
+    int n = 0;
+    for (const char *p = v;;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", \t");
+        if (!(len > 7 && strncmp(p, "amqp://", 7) == 0) && !(len > 8 && strncmp(p, "amqps://", 8) == 0)) {
+            *reason = n ? xasprintf("URL %d of the list must start with amqp:// or amqps://", n + 1)
+                        : xstrdup("must start with amqp:// or amqps://");
+            return -1;
+        }
+        if (++n > 8) {
+            *reason = xstrdup("more than 8 broker URLs");
+            return -1;
+        }
+        p += len;
+    }
+    if (n)
         return 0;
     *reason = xstrdup("must start with amqp:// or amqps://");
     return -1;
@@ -110,7 +128,8 @@ _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(
 
 static const cfg_option cfg_table[] = {
     OPT_STR(amqp, url, "amqp://guest:guest@127.0.0.1:5672/", check_amqp_url,
-            "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS)"),
+            "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
+            "several URLs separated by commas, tried in turn when one cannot be reached"),
     OPT_INT(amqp, heartbeat_s, "10", 0, 300,
             "AMQP heartbeat interval negotiated with the broker, in seconds (0 disables)"),
     OPT_INT(amqp, prefetch, "64", 1, 65535,

@@ -72,8 +72,13 @@ struct mq_conn {
     char *url;
     char *name;
     char *ca_file, *cert_file, *key_file;
-    struct amqp_connection_info info; /* points into url_parsed */
-    char *url_parsed;
+    struct amqp_connection_info info; /* the broker in use: a copy of brokers[cur] */
+    struct {
+        char *parsed;                      /* amqp_parse_url's copy of this broker's URL */
+        struct amqp_connection_info info; /* points into parsed */
+    } brokers[MQ_MAX_BROKERS];
+    int n_brokers, cur;
+    int tried; /* brokers tried since the last success or the last full round */
     mq_options opt;
 
     amqp_connection_state_t amqp;
@@ -101,7 +106,7 @@ struct mq_conn {
 };
 
 static void mq_reset(mq_conn *c, const char *why);
-static void schedule_connect(mq_conn *c);
+static int schedule_connect(mq_conn *c);
 static void drain(mq_conn *c);
 
 static const log_fields *conn_fields(const mq_conn *c)
@@ -197,18 +202,35 @@ int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char *
         c->opt.confirm_timeout_ms = 10000;
     if (c->opt.prefetch <= 0)
         c->opt.prefetch = 64;
-    c->url_parsed = xstrdup(opt->url);
-    amqp_default_connection_info(&c->info);
-    int rc = amqp_parse_url(c->url_parsed, &c->info);
-    if (rc != AMQP_STATUS_OK) {
-        *err = xasprintf("invalid broker URL: %s (expected amqp://user:password@host:port/vhost)",
-                         amqp_error_string2(rc));
+    /* one URL, or several separated by commas (a cluster's nodes, tried in turn) */
+    _cleanup_free_ char *list = xstrdup(opt->url);
+    char *save = NULL;
+    for (char *u = strtok_r(list, ", \t", &save); u; u = strtok_r(NULL, ", \t", &save)) {
+        if (c->n_brokers == MQ_MAX_BROKERS) {
+            *err = xasprintf("invalid broker URL list: more than %d URLs", MQ_MAX_BROKERS);
+            mq_free(c);
+            return -1;
+        }
+        int i = c->n_brokers++;
+        c->brokers[i].parsed = xstrdup(u);
+        amqp_default_connection_info(&c->brokers[i].info);
+        int rc = amqp_parse_url(c->brokers[i].parsed, &c->brokers[i].info);
+        if (rc != AMQP_STATUS_OK) {
+            *err = xasprintf("invalid broker URL%s: %s (expected amqp://user:password@host:port/vhost)",
+                             c->n_brokers > 1 || *save ? " in the list" : "", amqp_error_string2(rc));
+            mq_free(c);
+            return -1;
+        }
+        /* "amqp://host:5672/" names the empty vhost, which nobody means: take the default "/" */
+        if (!c->brokers[i].info.vhost || !*c->brokers[i].info.vhost)
+            c->brokers[i].info.vhost = "/";
+    }
+    if (c->n_brokers == 0) {
+        *err = xstrdup("no broker URL configured ([amqp] url or FERRY_AMQP_URL)");
         mq_free(c);
         return -1;
     }
-    /* "amqp://host:5672/" names the empty vhost, which nobody means: take the default "/" */
-    if (!c->info.vhost || !*c->info.vhost)
-        c->info.vhost = "/";
+    c->info = c->brokers[0].info;
     c->last_error = xstrdup("");
     c->backoff_ms = c->opt.reconnect_min_ms;
     *out = c;
@@ -612,20 +634,24 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     c->connecting = 1;
     if (do_connect(c, &err) < 0) {
         c->connecting = 0;
-        if (strcmp(err, c->last_error) != 0)
-            log_warn(conn_fields(c), "%s; retrying in %d ms", err, c->backoff_ms);
-        else
-            log_debug(conn_fields(c), "%s; retrying in %d ms", err, c->backoff_ms);
+        int again = strcmp(err, c->last_error) == 0;
         set_last_error(c, err);
-        free(err);
         if (c->amqp) {
             amqp_destroy_connection(c->amqp);
             c->amqp = NULL;
         }
-        schedule_connect(c);
+        int delay = schedule_connect(c);
+        _cleanup_free_ char *next = c->n_brokers > 1 ? xasprintf("trying broker %s:%d in %d ms", c->info.host, c->info.port, delay)
+                                                     : xasprintf("retrying in %d ms", delay);
+        if (!again)
+            log_warn(conn_fields(c), "%s; %s", err, next);
+        else
+            log_debug(conn_fields(c), "%s; %s", err, next);
+        free(err);
         return;
     }
     c->connecting = 0;
+    c->tried = 0;
     c->up = 1;
     c->generation++;
     c->backoff_ms = c->opt.reconnect_min_ms;
@@ -639,15 +665,31 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     drain(c); /* frames may already wait in rabbitmq-c's buffers */
 }
 
-static void schedule_connect(mq_conn *c)
+/* The next attempt: with several brokers, the next one in the list at once (the shortest
+ * delay), and the backoff only after a whole round failed; with one, that one after the backoff. */
+static int schedule_connect(mq_conn *c)
 {
     if (!c->ev_timer)
         c->ev_timer = evtimer_new(c->base, on_connect_timer, c);
-    struct timeval tv = {.tv_sec = c->backoff_ms / 1000, .tv_usec = (c->backoff_ms % 1000) * 1000};
+    int delay = c->backoff_ms, backoff = 1;
+    if (c->n_brokers > 1) {
+        c->cur = (c->cur + 1) % c->n_brokers;
+        c->info = c->brokers[c->cur].info;
+        if (++c->tried < c->n_brokers) {
+            delay = c->opt.reconnect_min_ms;
+            backoff = 0;
+        } else {
+            c->tried = 0;
+        }
+    }
+    struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
     evtimer_add(c->ev_timer, &tv);
-    c->backoff_ms *= 2;
-    if (c->backoff_ms > c->opt.reconnect_max_ms)
-        c->backoff_ms = c->opt.reconnect_max_ms;
+    if (backoff) {
+        c->backoff_ms *= 2;
+        if (c->backoff_ms > c->opt.reconnect_max_ms)
+            c->backoff_ms = c->opt.reconnect_max_ms;
+    }
+    return delay;
 }
 
 static void on_housekeeping(evutil_socket_t fd, short what, void *arg);
@@ -708,7 +750,7 @@ static void mq_reset(mq_conn *c, const char *why)
         c->amqp = NULL;
     }
     set_last_error(c, why);
-    _cleanup_free_ char *msg = xasprintf("connection to broker lost: %s", why);
+    _cleanup_free_ char *msg = xasprintf("connection to broker %s:%d lost: %s", c->info.host, c->info.port, why);
     if (was_up)
         log_warn(conn_fields(c), "%s; reconnecting", msg);
     fail_pending(c, msg);
@@ -755,7 +797,8 @@ void mq_free(mq_conn *c)
     }
     free(c->reply_queue);
     free(c->url);
-    free(c->url_parsed);
+    for (int i = 0; i < c->n_brokers; i++)
+        free(c->brokers[i].parsed);
     free(c->name);
     free(c->ca_file);
     free(c->cert_file);

@@ -32,8 +32,12 @@ typedef struct mq_delivery mq_delivery;
 /* Header carrying the reason on a dead-lettered message. */
 #define MQ_REASON_HEADER "x-ferry-reason"
 
+/* Brokers one connection may know (a cluster's nodes). */
+#define MQ_MAX_BROKERS 8
+
 typedef struct mq_options {
-    const char *url;        /* amqp://user:pass@host:port/vhost or amqps://... (copied) */
+    const char *url;        /* amqp://user:pass@host:port/vhost or amqps://... (copied); several
+                             * separated by commas are tried in turn when one cannot be reached */
     const char *name;       /* connection name shown by the broker and in logs (copied) */
     const char *ca_file;    /* amqps: CAs the broker must chain to (copied; NULL/"" = the system's) */
     const char *cert_file;  /* amqps: client certificate (copied; NULL/"" = none) */

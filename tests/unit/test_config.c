@@ -343,6 +343,13 @@ static void test_string_checks(void **state)
     fixture *fx = *state;
     expect_load_error(fx, "[amqp]\nurl = http://broker/\n", 2,
                       "[amqp] url: must start with amqp:// or amqps://");
+    expect_load_error(fx, "[amqp]\nurl = amqp://mq1/, mq2:5672\n", 2,
+                      "[amqp] url: URL 2 of the list must start with amqp:// or amqps://");
+    expect_load_error(fx, "[amqp]\nurl = ,\n", 2, "[amqp] url: must start with amqp:// or amqps://");
+    ferry_config c;
+    load_ok(fx, "[amqp]\nurl = amqps://u:p@mq1:5671/, amqps://u:p@mq2:5671/,amqp://u:p@mq3/\n", &c);
+    assert_string_equal(c.amqp.url, "amqps://u:p@mq1:5671/, amqps://u:p@mq2:5671/,amqp://u:p@mq3/");
+    cfg_free(&c);
     expect_load_error(fx, "[libvirt]\nlive_migration_uri = qemu+tcp://dest/system\n", 2,
                       "[libvirt] live_migration_uri: must contain exactly one %s (the "
                       "destination address), found 0");
