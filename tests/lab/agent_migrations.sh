@@ -4,7 +4,7 @@
 # after iteration 1, auto-converge, abort, force-complete, a destination refusing for memory,
 # malformed RPCs, and kill -9 of the source agent in the middle of a migration.
 source "$(dirname "$0")/lib.sh"
-trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 2 >/dev/null
 eval "$("$LAB" env)"
@@ -14,7 +14,7 @@ a2=$(host_addr compute2)
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r '#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'st=$?; kill $consumer 2>/dev/null || true; lab_exit $st' EXIT
 
 out=$("$CTL" ping compute1) && out2=$("$CTL" ping compute2) || fail "agents do not answer: $out $out2"
 ok "agents answer: $out / $out2"

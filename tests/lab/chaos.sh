@@ -9,7 +9,7 @@
 # allocations; every guest runs on exactly one host, and that host is the one the database
 # says and the only one holding its allocation.
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 seed=${FERRY_CHAOS_SEED:-$((RANDOM * 32768 + RANDOM))}
 count=${FERRY_CHAOS_MIGRATIONS:-20}
 echo "chaos: seed $seed, $count migrations (replay with FERRY_CHAOS_SEED=$seed)"
@@ -76,7 +76,7 @@ chaos_driver() {
 RANDOM=$seed
 chaos_driver &
 driver=$!
-trap 'kill $driver 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'st=$?; kill $driver 2>/dev/null || true; lab_exit $st' EXIT
 
 reqs=()
 for i in $(seq 1 "$count"); do

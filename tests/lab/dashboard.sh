@@ -5,7 +5,7 @@
 # the page shows the migration reach `completed` after its post-copy switch. The database and
 # virsh confirm it.
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 # migrations without a bandwidth of their own (the ORBIT body has none) get 32 MiB/s: the
 # dirtying guest's pre-copy cannot converge then, so post-copy after the first pass is certain

@@ -2,7 +2,7 @@
 # `down` cleans up after an `up` that was killed half way (no trap ran), and after one
 # interrupted with SIGINT (its trap ran).
 source "$(dirname "$0")/lib.sh"
-trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 
 for sig in KILL INT; do

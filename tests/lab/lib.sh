@@ -6,6 +6,28 @@ LAB=$top/deploy/lab/ferry-lab
 export FERRY_LAB_DIR=${FERRY_BIN_DIR:?run through ctest}/lab-test
 export FERRY_LAB_NAME=ferrytst FERRY_LAB_NET=78 FERRY_LAB_PORT_BASE=26650
 ok() { echo "ok: $*"; }
+
+# The EXIT trap of every lab test: `trap 'lab_exit $?' EXIT`. When the test failed, the
+# daemons' logs are what tells why: their last lines go to stderr (CI keeps them) and the
+# whole logs to $FERRY_BIN_DIR/lab-logs/<test>; then the lab goes down (unless FERRY_LAB_KEEP=1).
+lab_exit() {
+  local st=${1:-0} f keep=
+  if ((st != 0)) && [[ -d $FERRY_LAB_DIR/logs ]]; then
+    keep=$FERRY_BIN_DIR/lab-logs/$(basename "$0" .sh)
+    rm -rf "$keep" && mkdir -p "$keep" && cp -a "$FERRY_LAB_DIR/logs/." "$keep/" 2>/dev/null || true
+  fi
+  # down first: whatever happens to the printing below, the lab does not outlive the test
+  [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true
+  [[ -n $keep ]] || return 0
+  {
+    echo "=== $(basename "$0") failed (exit $st): the daemons' last lines (all of it in $keep)"
+    for f in "$keep"/scheduler*.log "$keep"/*.agent.log "$keep"/*.agent.out "$keep"/*.libvirtd.log; do
+      [[ -s $f ]] || continue
+      echo "--- ${f##*/}"
+      tail -n 15 "$f"
+    done
+  } >&2 || true
+}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 

@@ -6,7 +6,7 @@
 # went on. Then `down` must leave nothing behind. With FERRY_LAB_TLS=1 (lab.migrations_tls) the
 # same runs on a TLS lab: qemu+tls between the daemons and --tls (QEMU's TLS) on the stream.
 source "$(dirname "$0")/lib.sh"
-trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 
 "$LAB" down >/dev/null 2>&1 || true
 t0=$(now_ms)
@@ -71,7 +71,7 @@ migrate pc1 compute1 compute2 "post-copy after the first iteration" --bandwidth 
 "$LAB" guest compute1 ac1 --dirty 64 --rate 48
 migrate ac1 compute1 compute2 "auto-converge" --bandwidth 32 --auto-converge --auto-converge-initial 40 --auto-converge-increment 20
 
-"$LAB" status
+"$LAB" status || fail "the lab is not whole after the migrations (status above: a daemon is DOWN)"
 t0=$(now_ms)
 "$LAB" down
 echo "lab down in $(( $(now_ms) - t0 )) ms"

@@ -6,7 +6,7 @@
 #  true migrating a dirtying guest in post-copy, the JSON reads, abort, errors, /metrics,
 #  /healthz).
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 # migrations without a bandwidth of their own (the ORBIT body has none) get 32 MiB/s: the
 # dirtying guest's pre-copy cannot converge then, so post-copy after the first pass is certain

@@ -5,7 +5,7 @@
 # idempotent per migration), transitions that could not be written are taken up again from
 # the lease, and both migrations complete; allocations and events agree afterwards.
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"

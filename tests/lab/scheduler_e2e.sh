@@ -3,7 +3,7 @@
 # code) move guests between real libvirt hosts through the real agents; the database, virsh
 # on both hosts and the events on ferry.events are checked after each.
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
@@ -14,7 +14,7 @@ consumer=$!
 refusals=$FERRY_LAB_DIR/refusals.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'request.#' -- sh -c 'cat; echo' >"$refusals" 2>/dev/null &
 consumer2=$!
-trap 'kill $consumer $consumer2 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'st=$?; kill $consumer $consumer2 2>/dev/null || true; lab_exit $st' EXIT
 
 "$LAB" guest compute1 vm1 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'vm1'" "compute1 running" || fail "vm1 not discovered"

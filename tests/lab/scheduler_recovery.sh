@@ -12,7 +12,7 @@
 #     aborted while queued (cancelled at once); the second runs when the first is done
 #  6. deadlines: deadline_running_s = 4 aborts a slow migration: failed, guest on the source
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 2 --schedulers 3 >/dev/null
 eval "$("$LAB" env)"
@@ -20,7 +20,7 @@ logs=$FERRY_LAB_LOG_DIR
 events=$FERRY_LAB_DIR/events.log
 setsid amqp-consume --url "$FERRY_AMQP_URL" -e ferry.events -r 'migration.#' -- sh -c 'cat; echo' >"$events" 2>/dev/null &
 consumer=$!
-trap 'kill $consumer 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'st=$?; kill $consumer 2>/dev/null || true; lab_exit $st' EXIT
 sched_log() { [[ $1 == scheduler1 ]] && echo "$logs/scheduler.log" || echo "$logs/$1.log"; }
 # request ID INSTANCE DEST [OPTIONS-JSON [POST_COPY]]
 request() {

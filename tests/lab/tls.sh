@@ -5,7 +5,7 @@
 # post-copy, block — go over qemu+tls with QEMU's own TLS on the stream. Connections that
 # skip TLS or do not trust the server are refused, with errors that say why.
 source "$(dirname "$0")/lib.sh"
-trap '[[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --tls --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
@@ -64,7 +64,7 @@ port=$((FERRY_LAB_PORT_BASE + 12))
 setsid openssl s_server -quiet -accept "127.0.0.1:$port" -cert "$FERRY_LAB_DIR/tls/elsewhere.pem" \
   -key "$FERRY_LAB_DIR/tls/elsewhere-key.pem" </dev/null >/dev/null 2>&1 &
 srv=$!
-trap 'kill $srv 2>/dev/null || true; [[ ${FERRY_LAB_KEEP:-0} == 1 ]] || "$LAB" down >/dev/null 2>&1 || true' EXIT
+trap 'st=$?; kill $srv 2>/dev/null || true; lab_exit $st' EXIT
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 out=$(FERRY_AMQP_URL="amqps://guest:guest@127.0.0.1:$port" "$CTL" --timeout 3000 host list 2>&1) &&
   fail "a certificate for another address was accepted: $out"
