@@ -217,7 +217,7 @@ int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char *
         int rc = amqp_parse_url(c->brokers[i].parsed, &c->brokers[i].info);
         if (rc != AMQP_STATUS_OK) {
             *err = xasprintf("invalid broker URL%s: %s (expected amqp://user:password@host:port/vhost)",
-                             c->n_brokers > 1 || *save ? " in the list" : "", amqp_error_string2(rc));
+                             c->n_brokers > 1 || (save && *save) ? " in the list" : "", amqp_error_string2(rc));
             mq_free(c);
             return -1;
         }
