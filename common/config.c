@@ -240,6 +240,10 @@ static const cfg_option cfg_table[] = {
     OPT_INT(http, port, "8774", 0, 65535, "TCP port of the HTTP server (0 = any free port)"),
     OPT_STR(http, tokens, "", NULL, "comma-separated X-Auth-Token values the HTTP API accepts"),
     OPT_STR(http, dashboard_dir, "", NULL, "serve index.html from this directory instead of the copy built in (for development)"),
+    OPT_STR(http, cert_file, "", check_optional_path,
+            "HTTPS: the server's certificate (PEM, followed by its chain) for the API and dashboard "
+            "(empty = plain HTTP)"),
+    OPT_STR(http, key_file, "", check_optional_path, "HTTPS: the certificate's private key (PEM)"),
 
     OPT_ENUM(log, level, log_level, "info", log_level_words, "most verbose level written"),
     OPT_ENUM(log, format, log_format, "text", log_format_words,
@@ -474,12 +478,18 @@ static int check_rules(const ferry_config *c, size_t blame[2], char **reason)
                             c->amqp.reconnect_min_ms, c->amqp.reconnect_max_ms);
         return -1;
     }
-    if (!*c->amqp.cert_file != !*c->amqp.key_file) {
-        blame[0] = option_index("amqp", "cert_file");
-        blame[1] = option_index("amqp", "key_file");
-        *reason = xstrdup(*c->amqp.cert_file ? "[amqp] cert_file is set but key_file is not: a client certificate needs its key"
-                                             : "[amqp] key_file is set but cert_file is not: a client key needs its certificate");
-        return -1;
+    static const char *const pairs[] = {"amqp", "http"};
+    for (size_t i = 0; i < ARRAY_SIZE(pairs); i++) {
+        const char *cert = pairs[i][0] == 'a' ? c->amqp.cert_file : c->http.cert_file;
+        const char *key = pairs[i][0] == 'a' ? c->amqp.key_file : c->http.key_file;
+        if (!*cert != !*key) {
+            blame[0] = option_index(pairs[i], "cert_file");
+            blame[1] = option_index(pairs[i], "key_file");
+            *reason = xasprintf(*cert ? "[%s] cert_file is set but key_file is not: a certificate needs its key"
+                                      : "[%s] key_file is set but cert_file is not: a key needs its certificate",
+                                pairs[i]);
+            return -1;
+        }
     }
     return 0;
 }

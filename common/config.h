@@ -94,6 +94,8 @@ typedef struct cfg_http {
     int64_t port; /* 0 = any free port */
     char *tokens; /* comma-separated accepted X-Auth-Token values */
     char *dashboard_dir;
+    char *cert_file; /* HTTPS: certificate (with its chain); "" = plain HTTP */
+    char *key_file;  /* HTTPS: its private key */
 } cfg_http;
 
 typedef struct cfg_log {

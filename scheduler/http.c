@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "sched.h"
 
@@ -498,11 +502,69 @@ static void on_request(struct evhttp_request *req, void *arg)
         free(seg[i]);
 }
 
+/* What OpenSSL says about the last failure, for an error message. */
+static const char *ssl_reason(void)
+{
+    static char buf[256];
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    if (r)
+        snprintf(buf, sizeof(buf), "%s", r);
+    else if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    else
+        snprintf(buf, sizeof(buf), "unknown OpenSSL error");
+    ERR_clear_error();
+    return buf;
+}
+
+/* The HTTPS server's context from [http] cert_file and key_file, or NULL with *err. */
+static SSL_CTX *tls_context(const cfg_http *h, char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        *err = xasprintf("HTTPS: cannot create a TLS context: %s", ssl_reason());
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (access(h->cert_file, R_OK) < 0)
+        *err = xasprintf("HTTPS: cannot read the certificate %s ([http] cert_file): %s", h->cert_file, strerror(errno));
+    else if (access(h->key_file, R_OK) < 0)
+        *err = xasprintf("HTTPS: cannot read the key %s ([http] key_file): %s", h->key_file, strerror(errno));
+    else if (SSL_CTX_use_certificate_chain_file(ctx, h->cert_file) != 1)
+        *err = xasprintf("HTTPS: cannot load the certificate %s ([http] cert_file): %s", h->cert_file, ssl_reason());
+    else if (SSL_CTX_use_PrivateKey_file(ctx, h->key_file, SSL_FILETYPE_PEM) != 1)
+        *err = xasprintf("HTTPS: cannot load the key %s ([http] key_file): %s", h->key_file, ssl_reason());
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        *err = xasprintf("HTTPS: the key %s does not belong to the certificate %s: %s", h->key_file, h->cert_file,
+                         ssl_reason());
+    else
+        return ctx;
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* evhttp's connection factory for HTTPS: each accepted socket gets a TLS session. */
+static struct bufferevent *tls_bufferevent(struct event_base *base, void *arg)
+{
+    SSL *ssl = SSL_new(arg);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        SSL_free(ssl);
+    return bev;
+}
+
 int http_start(sched *s, char **err)
 {
     if (!s->cfg->http.enabled)
         return 0;
+    if (*s->cfg->http.cert_file && !(s->http_tls = tls_context(&s->cfg->http, err)))
+        return -1;
     s->http = evhttp_new(s->base);
+    if (s->http_tls)
+        evhttp_set_bevcb(s->http, tls_bufferevent, s->http_tls);
     evhttp_set_gencb(s->http, on_request, s);
     evhttp_set_max_body_size(s->http, 128 * MAX_BODY); /* up to 8 MiB read, so a 413 says why in JSON */
     evhttp_set_timeout(s->http, 60);
@@ -512,8 +574,7 @@ int http_start(sched *s, char **err)
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, s->cfg->http.listen, (ev_uint16_t)port);
     if (!bs) {
         *err = xasprintf("cannot listen for HTTP on %s port %d: %s", s->cfg->http.listen, port, strerror(errno));
-        evhttp_free(s->http);
-        s->http = NULL;
+        http_stop(s);
         return -1;
     }
     struct sockaddr_storage ss;
@@ -522,7 +583,7 @@ int http_start(sched *s, char **err)
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0) {
         int p = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        snprintf(where, sizeof(where), "http://%s:%d/", s->cfg->http.listen, p);
+        snprintf(where, sizeof(where), "%s://%s:%d/", s->http_tls ? "https" : "http", s->cfg->http.listen, p);
     }
     log_info(NULL, "HTTP API and dashboard on %s", where);
     return 0;
@@ -533,4 +594,6 @@ void http_stop(sched *s)
     if (s->http)
         evhttp_free(s->http);
     s->http = NULL;
+    SSL_CTX_free(s->http_tls);
+    s->http_tls = NULL;
 }

@@ -27,6 +27,7 @@ typedef struct sched {
     int dispatch_pending;  /* a queue_dispatch is scheduled on the loop */
     int stopping;          /* the loop has ended: calls cut short are not failures */
     struct evhttp *http;   /* NULL when [http] enabled = false */
+    void *http_tls;        /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
     int http_port;         /* --http-port, or -1 for [http] port */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;

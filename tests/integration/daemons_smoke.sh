@@ -33,6 +33,15 @@ out=$("$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade)
 [[ $out == "database schema already at version "*", nothing to do" ]] || fail "second upgrade said: $out"
 ok "schema upgrade, twice"
 
+# HTTPS that cannot be served: the scheduler does not start, and says which file and why
+printf '[http]\nport = 0\ncert_file = %s/none.pem\nkey_file = %s/none-key.pem\n' "$work" "$work" >"$work/https.conf"
+st=0
+"$bin/ferry-scheduler" --config "$work/https.conf" 2>"$work/https.log" || st=$?
+[[ $st -eq 2 ]] || fail "scheduler with a missing HTTPS certificate exited $st, wanted 2"
+grep -q "cannot start: HTTPS: cannot read the certificate $work/none.pem (\[http\] cert_file): No such file or directory" "$work/https.log" ||
+  fail "no reason for the HTTPS refusal: $(cat "$work/https.log")"
+ok "scheduler refuses an HTTPS certificate it cannot read, naming it"
+
 "$bin/ferry-scheduler" --config "$work/ferry.conf" 2>"$work/scheduler.log" &
 spid=$!
 pids+=("$spid")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The lab in TLS mode (ferry-lab up --tls, a lab CA from deploy/tls/ferry-ca): every ferry
 # daemon reaches RabbitMQ over AMQPS (the agents with client certificates) and PostgreSQL with
-# sslmode=verify-full, libvirtd listens on TLS only, and ferry's migrations — pre-copy,
-# post-copy, block — go over qemu+tls with QEMU's own TLS on the stream. Connections that
-# skip TLS or do not trust the server are refused, with errors that say why.
+# sslmode=verify-full, libvirtd listens on TLS only, the scheduler serves its API over HTTPS,
+# and ferry's migrations — pre-copy (ferryctl and the os-migrateLive API), post-copy, block —
+# go over qemu+tls with QEMU's own TLS on the stream. Connections that skip TLS or do not trust
+# the server are refused, with errors that say why.
 source "$(dirname "$0")/lib.sh"
 trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
@@ -44,6 +45,15 @@ for h in compute1 compute2; do
 done
 grep -q '^live_migration_uri = qemu+tls://' "$FERRY_LAB_DIR/hosts/compute1/agent.conf" || fail "the agents do not migrate over qemu+tls"
 ok "libvirtd: TLS only (16514) on both hosts"
+
+[[ $FERRY_HTTP_URL == https://* ]] || fail "the API is not on HTTPS: $FERRY_HTTP_URL"
+out=$(curl -sS --cacert "$ca" "$FERRY_HTTP_URL/healthz") && [[ $(jq -r .ok <<<"$out") == true ]] || fail "healthz over HTTPS: $out"
+st=0; out=$(curl -sS "$FERRY_HTTP_URL/healthz" 2>&1) || st=$?
+[[ $st == 60 ]] || fail "curl trusted the API's certificate without the lab CA (exit $st): $out"
+st=0; out=$(curl -sS "http://${FERRY_HTTP_URL#https://}/healthz" 2>&1) || st=$?
+[[ $st != 0 ]] || fail "the HTTPS port answered plain HTTP: $out"
+grep -q "HTTP API and dashboard on https://" "$logs/scheduler.log" || fail "the scheduler does not say it serves HTTPS"
+ok "API: HTTPS with the lab CA; refused without it (curl exit 60) and in plain HTTP (exit $st)"
 
 # ---- refusals: no TLS, an unknown CA, a certificate for another name, the database in clear ----------
 out=$(FERRY_AMQP_URL="amqp://guest:guest@$ctl_addr:${FERRY_AMQP_URL##*:}" "$CTL" --timeout 3000 host list 2>&1) &&
@@ -91,6 +101,16 @@ m1=$(sql "SELECT id FROM migrations WHERE status = 'completed' ORDER BY id DESC 
 grep -q "migration=$m1 .*started: uri qemu+tls://$(host_addr compute2)/system.*stream over TLS" "$logs/compute1.agent.log" ||
   fail "the source's start line does not show qemu+tls and the TLS stream: $(grep "migration=$m1 " "$logs/compute1.agent.log" | head -n 3)"
 ok "pre-copy over TLS: migration $m1 of $ec2 to compute2, heartbeat went on"
+
+# and back through the API over HTTPS: the ORBIT os-migrateLive body
+code=$(curl -sS --cacert "$ca" -o "$FERRY_LAB_DIR/api.body" -w '%{http_code}' -X POST -H "X-Auth-Token: $FERRY_API_TOKEN" \
+  "$FERRY_HTTP_URL/v2/admin/servers/$ec2/action" \
+  -d '{"os-migrateLive":{"host":"compute1","block_migration":false,"disk_over_commit":false,"post_copy":false}}')
+[[ $code == 202 ]] || fail "os-migrateLive over HTTPS: $code $(cat "$FERRY_LAB_DIR/api.body")"
+m2=$(jq -r .migration "$FERRY_LAB_DIR/api.body")
+wait_sql 60 "SELECT status FROM migrations WHERE id = $m2" completed || fail "the HTTPS migration: $(sql "SELECT status, error FROM migrations WHERE id = $m2")"
+[[ $(where vm1) == "compute1 running yes" ]] || fail "vm1 is at: $(where vm1)"
+ok "os-migrateLive over HTTPS: 202, migration $m2 took $ec2 back to compute1"
 
 # post-copy of a dirtying guest, bandwidth-limited so the job runs long enough to look inside:
 # QEMU's migration parameters name libvirt's TLS credentials while it runs

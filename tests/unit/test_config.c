@@ -452,9 +452,11 @@ static void test_tls_client_certificate_needs_its_key(void **state)
 {
     fixture *fx = *state;
     expect_load_error(fx, "[amqp]\nurl = amqps://b:5671/\ncert_file = /etc/ferry/tls/agent.pem\n", 3,
-                      "[amqp] cert_file is set but key_file is not: a client certificate needs its key");
+                      "[amqp] cert_file is set but key_file is not: a certificate needs its key");
     expect_load_error(fx, "[amqp]\nkey_file = /etc/ferry/tls/agent-key.pem\n", 2,
-                      "[amqp] key_file is set but cert_file is not: a client key needs its certificate");
+                      "[amqp] key_file is set but cert_file is not: a key needs its certificate");
+    expect_load_error(fx, "[http]\ncert_file = /etc/ferry/tls/ctl1.pem\n", 2,
+                      "[http] cert_file is set but key_file is not: a certificate needs its key");
     expect_load_error(fx, "[amqp]\nca_file = tls/ca.pem\n", 2,
                       "[amqp] ca_file: must be an absolute path (or empty)");
 }
@@ -601,19 +603,25 @@ static void test_example_loads_back(void **state)
     assert_int_equal(cfg_load(&c, path, true, &err), 0);
     cfg_free(&c);
 
-    /* every option appears once, with its default and its help */
+    /* every option appears once in its section, with its default and its help (keys such as
+     * cert_file exist in several sections) */
     size_t n = 0;
     const cfg_option *opts = cfg_options(&n);
     for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *sect = xasprintf("\n[%s]\n", opts[i].section);
+        const char *start = strstr(text, sect);
+        assert_non_null(start);
+        assert_null(strstr(start + 1, sect));
+        const char *end = strstr(start + 1, "\n[");
+        size_t span = end ? (size_t)(end - start) : strlen(start);
+        _cleanup_free_ char *block = strndup(start, span);
         _cleanup_free_ char *line =
             xasprintf("\n# %s =%s%s\n", opts[i].key, *opts[i].def ? " " : "", opts[i].def);
-        const char *hit = strstr(text, line);
+        const char *hit = strstr(block, line);
         if (!hit)
-            fail_msg("example lacks line '%s'", line + 1);
+            fail_msg("example's [%s] lacks line '%s'", opts[i].section, line + 1);
         assert_null(strstr(hit + 1, line));
-        assert_non_null(strstr(text, opts[i].help));
-        _cleanup_free_ char *sect = xasprintf("\n[%s]\n", opts[i].section);
-        assert_non_null(strstr(text, sect));
+        assert_non_null(strstr(block, opts[i].help));
     }
 
     /* uncommenting every option line gives a file that loads, again to the defaults */
