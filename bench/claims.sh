@@ -60,40 +60,7 @@ fi
 [[ -x $bin/ferry-scheduler ]] || { echo "claims.sh: no $bin/ferry-scheduler (cmake --build build)" >&2; exit 2; }
 /usr/bin/python3 -c 'import pika' 2>/dev/null || { echo "claims.sh: needs python3-pika (deploy/install-deps)" >&2; exit 2; }
 
-export FERRY_TEST_STATE=${FERRY_BENCH_STATE:-/tmp/ferry-bench-svc}
-export FERRY_TEST_AMQP_PORT=${FERRY_BENCH_PORT_BASE:-26700}
-export FERRY_TEST_AMQP_DIST_PORT=$((FERRY_TEST_AMQP_PORT + 1)) FERRY_TEST_EPMD_PORT=$((FERRY_TEST_AMQP_PORT + 2))
-export FERRY_TEST_PG_PORT=$((FERRY_TEST_AMQP_PORT + 3))
-svc=$top/tests/harness/ferry-test-services
-pub=$top/bench/publish.py
-amqp=amqp://guest:guest@127.0.0.1:$FERRY_TEST_AMQP_PORT
-pg="host=$FERRY_TEST_STATE/pg-socket port=$FERRY_TEST_PG_PORT user=postgres"
-work=$(mktemp -d /tmp/ferry-bench-claims.XXXXXX)
-pids=()
-
-stop_replicas() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  pids=()
-}
-cleanup() {
-  stop_replicas
-  if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then
-    echo "kept: $work, the servers and the last database (stop: FERRY_TEST_STATE=$FERRY_TEST_STATE" \
-      "FERRY_TEST_AMQP_PORT=$FERRY_TEST_AMQP_PORT ... $svc stop)" >&2
-  else
-    "$svc" stop >/dev/null 2>&1 || true
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$top/bench/lib.sh" claims
 
 sqlq() { local db=$1; shift; psql "$pg dbname=$db" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
@@ -289,7 +256,7 @@ EOF
     [[ $k == "$sampler" ]] && continue
     kill -0 "$k" 2>/dev/null || { echo "a replica died" >&2; bad=1; }
   done
-  stop_replicas
+  stop_pids
   if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then mkdir -p "$work/$n" && mv "$work"/bench*.log "$work/$n/"; fi
   return $bad
 }

@@ -36,35 +36,8 @@ done
 [[ -x $bin/ferry-scheduler && -x $bin/ferry-agent ]] || { echo "footprint.sh: no binaries in $bin (cmake --build build)" >&2; exit 2; }
 /usr/bin/python3 -c 'import pika' 2>/dev/null || { echo "footprint.sh: needs python3-pika (deploy/install-deps)" >&2; exit 2; }
 
-export FERRY_TEST_STATE=${FERRY_BENCH_STATE:-/tmp/ferry-bench-svc}
-export FERRY_TEST_AMQP_PORT=${FERRY_BENCH_PORT_BASE:-26700}
-export FERRY_TEST_AMQP_DIST_PORT=$((FERRY_TEST_AMQP_PORT + 1)) FERRY_TEST_EPMD_PORT=$((FERRY_TEST_AMQP_PORT + 2))
-export FERRY_TEST_PG_PORT=$((FERRY_TEST_AMQP_PORT + 3))
-svc=$top/tests/harness/ferry-test-services
-pub=$top/bench/publish.py
-amqp=amqp://guest:guest@127.0.0.1:$FERRY_TEST_AMQP_PORT
-pg="host=$FERRY_TEST_STATE/pg-socket port=$FERRY_TEST_PG_PORT user=postgres"
+source "$top/bench/lib.sh" footprint
 db=ferry_footprint
-work=$(mktemp -d /tmp/ferry-bench-footprint.XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  if [[ ${FERRY_BENCH_KEEP:-0} == 1 ]]; then
-    echo "kept: $work and the servers" >&2
-  else
-    "$svc" stop >/dev/null 2>&1 || true
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # mem PID -> "rss_kib pss_kib private_kib" (as bench/agent_rss.sh)
 mem() {
