@@ -13,7 +13,7 @@
 #     transaction log);
 #   * K replicas (`ferry-scheduler --name benchN`) consume M requests (no destination) for
 #     distinct instances, published at once as fast as the broker takes them
-#     (bench/publish.py, python3-pika); nothing drives the accepted migrations (no agents,
+#     (bench/publish.py, python3-pika, publisher confirms); nothing drives the accepted migrations (no agents,
 #     the RPC timeout is an hour), so every claim stays in place;
 #   * claims/s = accepted / (last claim commit - first publish); decision latency of each
 #     request = its commit time (PostgreSQL's track_commit_timestamp of the processed_requests
@@ -168,7 +168,8 @@ EOF
   pids+=("$sampler")
 
   # phase 1: all M at once, as fast as the broker takes them
-  /usr/bin/python3 "$pub" requests "$amqp" "$work/burst.txt" "$work/published-burst.txt"
+  /usr/bin/python3 "$pub" requests "$amqp" "$work/burst.txt" "$work/published-burst.txt" ||
+    { echo "claims.sh: the broker did not take the burst's requests" >&2; exit 1; }
   wait_decided "$db" "$m"
   kill -TERM "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
@@ -185,7 +186,8 @@ EOF
   rate=$(awk -v c="$claims" 'BEGIN { r = c / 4; if (r < 1) r = 1; printf "%.2f", r }')
   np=$(awk -v r="$rate" -v s="$paced_s" -v mx="$paced_max" 'BEGIN { n = int(r * s + 0.5); if (n > mx) n = mx; if (n < 1) n = 1; print n }')
   head -n "$np" "$work/paced-all.txt" >"$work/paced.txt"
-  /usr/bin/python3 "$pub" requests "$amqp" "$work/paced.txt" "$work/published-paced.txt" --rate "$rate" >/dev/null
+  /usr/bin/python3 "$pub" requests "$amqp" "$work/paced.txt" "$work/published-paced.txt" --rate "$rate" >/dev/null ||
+    { echo "claims.sh: the broker did not take the paced requests" >&2; exit 1; }
   wait_decided "$db" "$((m + np))"
   read -r q_acc q_ref q_span q_claims q50 q99 qmax q_t50 q_t99 < <(figures "$db" "$work/published-paced.txt")
 
@@ -268,9 +270,42 @@ wait_decided() {
     done_n=$(sqlq "$1" -c "SELECT count(*) FROM processed_requests")
     ((done_n >= $2)) && return 0
     if ((done_n == last)); then ((++still)); else still=0; last=$done_n; fi
-    ((still < 120)) || { echo "claims.sh: stuck at $done_n of $2 requests decided" >&2; tail -n 20 "$work"/bench*.log >&2; exit 1; }
+    ((still < 120)) || { echo "claims.sh: stuck at $done_n of $2 requests decided" >&2; stuck_report "$1" >&2; exit 1; }
     sleep 0.5
   done
+}
+
+# stuck_report DB: what the replicas, their database sessions and the broker were doing when
+# the requests stopped being decided
+stuck_report() {
+  local k p
+  echo "-- the replicas (pid, state, kernel wait channel, last log lines):"
+  for k in $(seq 1 "$replicas"); do
+    p=${pids[$((k - 1))]}
+    if kill -0 "$p" 2>/dev/null; then
+      echo "bench$k pid $p: state $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null), wchan $(cat "/proc/$p/wchan" 2>/dev/null)"
+      if command -v gdb >/dev/null; then
+        timeout 30 gdb -q -batch -p "$p" -ex 'thread apply all bt' 2>/dev/null | grep '^#' | head -n 25 | sed 's/^/    /'
+      fi
+    else
+      wait "$p" 2>/dev/null
+      echo "bench$k pid $p: gone (exit status $?)"
+    fi
+    tail -n 10 "$work/bench$k.log" | sed 's/^/    /'
+  done
+  echo "-- database sessions of $1:"
+  sqlq "$1" -F ' | ' -c "SELECT pid, application_name, state, coalesce(wait_event_type || '/' || wait_event, '-'),
+      coalesce(round(extract(epoch FROM now() - xact_start)::numeric, 1)::text || ' s in transaction', '-'),
+      left(regexp_replace(query, '\s+', ' ', 'g'), 140)
+    FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" | sed 's/^/  /'
+  sqlq "$1" -F ' | ' -c "SELECT 'waiting: pid ' || pid || ' for ' || locktype || ' ' || mode || ' (' ||
+      coalesce(classid::text || ',' || objid::text, relation::regclass::text, transactionid::text, '?') || '), blocked by ' ||
+      coalesce(array_to_string(pg_blocking_pids(pid), ','), '-') FROM pg_locks WHERE NOT granted" | sed 's/^/  /'
+  echo "-- the broker's queues (name, ready, unacknowledged, consumers):"
+  "$svc" rabbitmqctl list_queues -q name messages_ready messages_unacknowledged consumers 2>&1 | sed 's/^/  /'
+  echo "-- decided: $(sqlq "$1" -c "SELECT string_agg(outcome || ' ' || c, ', ') FROM (SELECT outcome, count(*) c
+      FROM processed_requests GROUP BY 1) x"); migrations by owner: $(sqlq "$1" -c "SELECT string_agg(o || ' ' || c, ', ')
+      FROM (SELECT coalesce(owner, '(queued)') o, count(*) c FROM migrations GROUP BY 1) x")"
 }
 
 # figures DB PUBLISHED_FILE -> "accepted refused span_s claims/s p50 p99 max tx_p50 tx_p99" (ms) of
