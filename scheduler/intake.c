@@ -139,10 +139,12 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return refuse(db, in, "instance %s is already migrating", in->ec2_id);
     if (strcmp(PQgetvalue(ir, 0, 3), "running") != 0)
         return refuse(db, in, "instance %s is %s, not running", in->ec2_id, PQgetvalue(ir, 0, 3));
-    /* the source's facts for the filters */
+    /* the source's facts for the filters; its row locked first, so claims lock hosts in one
+     * order (source, then destination) and the active-migrations trigger never waits on a
+     * claim that waits on us */
     const char *sp[] = {in->source};
     _cleanup_pq_ PGresult *sr = NULL;
-    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1", 1, sp) < 0)
+    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1 FOR UPDATE", 1, sp) < 0)
         return -1;
     if (PQntuples(sr) == 0)
         return refuse(db, in, "the source host %s is unknown", in->source);
@@ -150,26 +152,31 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->s->cfg->scheduler.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
-    /* candidates: filters in SQL, weighed by free memory then fewest active migrations */
+    /* candidates: filters in SQL, weighed by free memory then fewest active migrations (the
+     * hosts' own counter, schema 5) */
     const char *cp[] = {in->source, arch, hv, rq->post_copy ? "true" : "false", vcpus, mem, disk, doc ? "true" : "false",
                         age, rq->host};
+#define CANDIDATES                                                                                                        \
+    "SELECT h.name FROM hosts h"                                                                                          \
+    " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"                          \
+    " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"                      \
+    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
+    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
+    " AND ($10::text IS NULL OR h.name = $10)"                                                                          \
+    " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, h.migrations_active ASC, h.name"
     _cleanup_pq_ PGresult *cr = NULL;
-    if (db_exec(db, &cr,
-                /* the active migrations per host, counted once (not once per candidate: that
-                 * made each claim cost hosts x migrations) */
-                "WITH act AS (SELECT host, count(*) AS n FROM ("
-                "   SELECT source_host AS host FROM migrations WHERE finished_at IS NULL"
-                "   UNION ALL SELECT dest_host FROM migrations WHERE finished_at IS NULL) x GROUP BY host)"
-                " SELECT h.name FROM hosts h LEFT JOIN act ON act.host = h.name"
-                " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"
-                " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"
-                " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"
-                " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"
-                " AND ($10::text IS NULL OR h.name = $10)"
-                " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, coalesce(act.n, 0) ASC, h.name"
-                " LIMIT 8",
-                10, cp) < 0)
+    /* the best host no other claim holds at this moment, locked: replicas claiming at once
+     * take the next best instead of queueing on one row. Only when every candidate is held
+     * (or a host is named: then its claim must be waited for) the waiting form below. */
+    if (!rq->host && db_exec(db, &cr, CANDIDATES " LIMIT 1 FOR UPDATE OF h SKIP LOCKED", 10, cp) < 0)
         return -1;
+    if (!cr || PQntuples(cr) == 0) {
+        pq_clearp(&cr);
+        cr = NULL;
+        if (db_exec(db, &cr, CANDIDATES " LIMIT 8", 10, cp) < 0)
+            return -1;
+    }
+#undef CANDIDATES
     /* claim: the conditional update is the check; racing replicas get one winner */
     for (int i = 0; i < PQntuples(cr) && !in->dest; i++) {
         const char *h = PQgetvalue(cr, i, 0);
@@ -195,13 +202,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
-    /* over a concurrency limit: accepted, claimed, and waiting in `queued` */
-    _cleanup_free_ char *wait_why = NULL;
-    int fits = queue_limits_allow(in->s, db, in->source, in->dest, &wait_why);
-    if (fits < 0)
-        return -1;
-    in->queued = !fits;
-    /* the migration row */
+    /* the migration row, scheduled under this replica; the concurrency limits are decided
+     * last (below), because their lock is held to the commit and serializes every replica */
     char after[16], bw[16], down[16], tmo[16];
     snprintf(after, sizeof(after), "%d", rq->options.postcopy_after_iterations);
     snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
@@ -209,22 +211,21 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
     char lease[16], dl[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)in->s->cfg->scheduler.lease_s);
-    snprintf(dl, sizeof(dl), "%lld", (long long)orch_deadline_s(in->s, in->queued ? "queued" : "scheduled"));
+    snprintf(dl, sizeof(dl), "%lld", (long long)orch_deadline_s(in->s, "scheduled"));
     const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
     const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
                         rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
-                        in->queued ? NULL : in->s->name, lease, dl, in->queued ? "queued" : "scheduled"};
+                        in->s->name, lease, dl};
     _cleanup_pq_ PGresult *mr = NULL;
     if (db_exec(db, &mr,
                 "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
                 " disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
                 " completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
                 " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
-                " $12::int, $13::int, $17, $14, CASE WHEN $14::text IS NULL THEN NULL"
-                " ELSE now() + make_interval(secs => $15::int) END, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, now(),"
+                " $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
                 " now() + make_interval(secs => $16::int))"
                 " RETURNING id",
-                17, mp) < 0)
+                16, mp) < 0)
         return -1;
     in->migration = atoll(PQgetvalue(mr, 0, 0));
     const char *mid = PQgetvalue(mr, 0, 0);
@@ -250,6 +251,22 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                 "INSERT INTO processed_requests (request_id, outcome, migration_id) VALUES ($1::uuid, 'accepted', $2::bigint)",
                 2, pp) < 0)
         return -1;
+    /* over a concurrency limit: accepted, claimed, and waiting in `queued`, owned by nobody */
+    _cleanup_free_ char *wait_why = NULL;
+    int fits = queue_limits_allow(in->s, db, in->source, in->dest, mid, &wait_why);
+    if (fits < 0)
+        return -1;
+    in->queued = !fits;
+    if (in->queued) {
+        char qdl[24];
+        snprintf(qdl, sizeof(qdl), "%lld", (long long)orch_deadline_s(in->s, "queued"));
+        const char *qp[] = {mid, qdl};
+        if (db_exec(db, NULL,
+                    "UPDATE migrations SET status = 'queued', owner = NULL, lease_expires_at = NULL, epoch = 0,"
+                    " deadline_at = now() + make_interval(secs => $2::int) WHERE id = $1::bigint",
+                    2, qp) < 0)
+            return -1;
+    }
     _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");

@@ -12,17 +12,18 @@
 #define LIMITS_LOCK "SELECT pg_advisory_xact_lock(7262, 1)"
 #define ACTIVE "status IN ('scheduled', 'preparing', 'running', 'completing')"
 
-int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, char **why)
+int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, const char *self, char **why)
 {
     if (db_exec(db, NULL, LIMITS_LOCK, 0, NULL) < 0)
         return -1;
-    const char *p[] = {source, dest};
+    const char *p[] = {source, dest, self};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r,
                 "SELECT count(*) FILTER (WHERE source_host = $1), count(*) FILTER (WHERE dest_host = $2), count(*),"
-                 " (SELECT count(*) FROM migrations WHERE status = 'queued' AND (source_host = $1 OR dest_host = $2))"
-                " FROM migrations WHERE " ACTIVE,
-                2, p) < 0)
+                " (SELECT count(*) FROM migrations WHERE status = 'queued' AND (source_host = $1 OR dest_host = $2)"
+                "   AND id IS DISTINCT FROM $3::bigint)"
+                " FROM migrations WHERE " ACTIVE " AND id IS DISTINCT FROM $3::bigint",
+                3, p) < 0)
         return -1;
     const cfg_scheduler *c = &s->cfg->scheduler;
     long long out = atoll(PQgetvalue(r, 0, 0)), in = atoll(PQgetvalue(r, 0, 1)), all = atoll(PQgetvalue(r, 0, 2));

@@ -60,9 +60,12 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
 /* In the caller's transaction: serializes with every other replica's limit decisions (an
  * advisory lock held to the commit) and says whether one more migration from source to dest
- * fits max_outgoing_per_source, max_incoming_per_dest and max_cluster. Returns 1 (fits), 0
- * (*why, caller frees, says which limit) or -1 (database error). */
-int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, char **why) FERRY_WUR;
+ * fits max_outgoing_per_source, max_incoming_per_dest and max_cluster, not counting migration
+ * `self` (the caller's own, already inserted; NULL for none). Returns 1 (fits), 0 (*why, caller
+ * frees, says which limit) or -1 (database error). Take it as late as the transaction allows:
+ * the lock is held to the commit and every replica's claims wait for it. */
+int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, const char *self,
+                       char **why) FERRY_WUR;
 /* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
  * cancels queued ones that were aborted or waited past deadline_queued_s. */
 void queue_dispatch(sched *s);

@@ -107,7 +107,11 @@ bad=$(sql "SELECT m.id FROM migrations m WHERE (SELECT count(*) FROM allocations
            OR NOT EXISTS (SELECT 1 FROM allocations a WHERE a.consumer_type = 'instance' AND a.instance_uuid = m.instance_uuid
                           AND a.host = m.dest_host)")
 [[ -z $bad ]] || fail "migrations without their two allocations: $bad"
-ok "no host over capacity; usage = allocations; each accepted instance holds source + destination"
+drift=$(sql "SELECT h.name || ' counts ' || h.migrations_active || ', has ' || count(m.id) FROM hosts h
+             LEFT JOIN migrations m ON m.finished_at IS NULL AND h.name IN (m.source_host, m.dest_host)
+             GROUP BY h.name, h.migrations_active HAVING h.migrations_active <> count(m.id)")
+[[ -z $drift ]] || fail "hosts' active-migration counters differ from their migrations: $drift"
+ok "no host over capacity; usage = allocations; each accepted instance holds source + destination; hosts count their migrations"
 
 # the limits, across replicas: at most 2 out of each source, 2 into each destination, 3 in all
 lim=$(sql "SELECT coalesce(max(c), 0) FROM (SELECT count(*) c FROM migrations WHERE status <> 'queued' GROUP BY source_host) x")

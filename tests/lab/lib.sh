@@ -113,6 +113,11 @@ check_usage() {
   bad=$(sql "SELECT h.name FROM hosts h LEFT JOIN (SELECT host, sum(memory_mb) m, sum(vcpus) v FROM allocations GROUP BY host) a
              ON a.host = h.name WHERE h.used_memory_mb <> coalesce(a.m, 0) OR h.used_vcpus <> coalesce(a.v, 0)")
   [[ -z $bad ]] || fail "usage does not match allocations on: $bad ($(sql "SELECT name, used_memory_mb, used_vcpus FROM hosts"))"
+  # and each host's count of its unfinished migrations (schema 5's trigger) matches them
+  bad=$(sql "SELECT h.name || ' counts ' || h.migrations_active || ', has ' || count(m.id) FROM hosts h
+             LEFT JOIN migrations m ON m.finished_at IS NULL AND h.name IN (m.source_host, m.dest_host)
+             GROUP BY h.name, h.migrations_active HAVING h.migrations_active <> count(m.id)")
+  [[ -z $bad ]] || fail "hosts' active-migration counters differ from their migrations: $bad"
 }
 newid() { cat /proc/sys/kernel/random/uuid; }
 # the allocations of instance NAME, as consumer@host,...
