@@ -96,7 +96,6 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
 
 static int intake_tx(db_conn *db, void *arg, char **err)
 {
-    (void)err;
     intake *in = arg;
     const msg_request *rq = in->req;
     intake_clear(in);
@@ -164,21 +163,29 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
     " AND ($10::text IS NULL OR h.name = $10)"                                                                          \
     " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, h.migrations_active ASC, h.name"
-    _cleanup_pq_ PGresult *cr = NULL;
-    /* the best host no other claim holds at this moment, locked: replicas claiming at once
-     * take the next best instead of queueing on one row. Only when every candidate is held
-     * (or a host is named: then its claim must be waited for) the waiting form below. */
-    if (!rq->host && db_exec(db, &cr, CANDIDATES " LIMIT 1 FOR UPDATE OF h SKIP LOCKED", 10, cp) < 0)
-        return -1;
-    if (!cr || PQntuples(cr) == 0) {
-        pq_clearp(&cr);
-        cr = NULL;
-        if (db_exec(db, &cr, CANDIDATES " LIMIT 8", 10, cp) < 0)
+    /* the best host no other claim holds at this moment, locked and claimed in one statement:
+     * replicas claiming at once take the next best instead of queueing on one row. Only when
+     * every candidate is held (or a host is named: then its claim must be waited for) the
+     * waiting form below. */
+    if (!rq->host) {
+        _cleanup_pq_ PGresult *u = NULL;
+        if (db_exec(db, &u,
+                    "WITH c AS (" CANDIDATES " LIMIT 1 FOR UPDATE OF h SKIP LOCKED)"
+                    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"
+                    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"
+                    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"
+                    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb) RETURNING h.name",
+                    10, cp) < 0)
             return -1;
+        if (PQntuples(u) == 1)
+            in->dest = xstrdup(PQgetvalue(u, 0, 0));
     }
+    _cleanup_pq_ PGresult *cr = NULL;
+    if (!in->dest && db_exec(db, &cr, CANDIDATES " LIMIT 8", 10, cp) < 0)
+        return -1;
 #undef CANDIDATES
     /* claim: the conditional update is the check; racing replicas get one winner */
-    for (int i = 0; i < PQntuples(cr) && !in->dest; i++) {
+    for (int i = 0; !in->dest && i < PQntuples(cr); i++) {
         const char *h = PQgetvalue(cr, i, 0);
         const char *up[] = {h, vcpus, mem, disk, doc ? "true" : "false"};
         _cleanup_pq_ PGresult *u = NULL;
@@ -215,42 +222,42 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
     const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
                         rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
-                        in->s->name, lease, dl};
+                        in->s->name, lease, dl, vcpus, mem, disk};
+    /* one statement: the migration row; both hosts hold an allocation, the source's moved
+     * under the migration and the destination's new one under the instance (inserted after
+     * the move: it reads the move's result, so the instance never holds two at once); the
+     * instance marked migrating; the request recorded as accepted */
     _cleanup_pq_ PGresult *mr = NULL;
     if (db_exec(db, &mr,
-                "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
-                " disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
-                " completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
-                " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
-                " $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-                " now() + make_interval(secs => $16::int))"
-                " RETURNING id",
-                16, mp) < 0)
+                "WITH m AS ("
+                "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
+                "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
+                "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
+                "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
+                "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
+                "   now() + make_interval(secs => $16::int))"
+                "  RETURNING id),"
+                " src AS ("
+                "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
+                "  WHERE a.consumer_type = 'instance' AND a.consumer_id = $2::text RETURNING a.id),"
+                " dst AS ("
+                "  INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+                "  SELECT 'instance', $2::text, $2::uuid, $4, $17::int, $18::bigint, $19::bigint"
+                "  FROM (SELECT count(*) FROM src) moved RETURNING id),"
+                " ins AS (UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $2::uuid RETURNING uuid),"
+                " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
+                "  RETURNING request_id)"
+                " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
+                19, mp) < 0)
         return -1;
+    if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
+        strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
+        *err = xasprintf("the claim of %s wrote %s rows (migration, destination allocation, instance, request): expected one each",
+                         in->ec2_id, PQntuples(mr) == 1 ? "too few" : "no");
+        return -1;
+    }
     in->migration = atoll(PQgetvalue(mr, 0, 0));
     const char *mid = PQgetvalue(mr, 0, 0);
-    /* both hosts hold an allocation: the source's under the migration, the destination's
-     * under the instance */
-    const char *ap[] = {in->instance_uuid, mid};
-    if (db_exec(db, NULL,
-                "UPDATE allocations SET consumer_type = 'migration', consumer_id = $2::text, migration_id = $2::bigint"
-                " WHERE consumer_type = 'instance' AND consumer_id = $1",
-                2, ap) < 0)
-        return -1;
-    const char *dp[] = {in->instance_uuid, in->dest, vcpus, mem, disk};
-    if (db_exec(db, NULL,
-                "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                " VALUES ('instance', $1::text, $1::uuid, $2, $3::int, $4::bigint, $5::bigint)",
-                5, dp) < 0)
-        return -1;
-    const char *tp[] = {in->instance_uuid};
-    if (db_exec(db, NULL, "UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $1::uuid", 1, tp) < 0)
-        return -1;
-    const char *pp[] = {rq->id, mid};
-    if (db_exec(db, NULL,
-                "INSERT INTO processed_requests (request_id, outcome, migration_id) VALUES ($1::uuid, 'accepted', $2::bigint)",
-                2, pp) < 0)
-        return -1;
     /* over a concurrency limit: accepted, claimed, and waiting in `queued`, owned by nobody */
     _cleanup_free_ char *wait_why = NULL;
     int fits = queue_limits_allow(in->s, db, in->source, in->dest, mid, &wait_why);
