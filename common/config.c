@@ -162,6 +162,9 @@ static const cfg_option cfg_table[] = {
             "statement_timeout of every database session, in milliseconds (0 = none)"),
     OPT_INT(database, tx_retries, "5", 0, 100,
             "times a transaction is retried after a serialization failure or deadlock"),
+    OPT_BOOL(database, prepared_statements, "true",
+             "prepare each statement once per session (false behind a pooler that does not keep "
+             "prepared statements, e.g. PgBouncer in transaction mode before 1.21)"),
 
     OPT_STR(scheduler, name, "", NULL, "name of this scheduler replica (empty = the host name)"),
     OPT_INT(scheduler, heartbeat_max_age_s, "60", 1, 86400,

@@ -42,6 +42,7 @@ typedef struct cfg_database {
     int64_t connect_timeout_s;
     int64_t statement_timeout_ms; /* 0 = no limit */
     int64_t tx_retries;
+    bool prepared_statements; /* false: every statement parsed and planned each time */
 } cfg_database;
 
 typedef struct cfg_scheduler {

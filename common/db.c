@@ -1,8 +1,19 @@
 #include "db.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "log.h"
+
+/* Statements with parameters are prepared once per connection (PQprepare) and then only
+ * executed: parsing and planning each of a claim's statements again was a large part of its
+ * cost in the server. At most this many per connection; more run unprepared. */
+#define DB_PREPARED_MAX 256
+
+typedef struct prepared {
+    uint64_t hash;
+    char *sql;
+} prepared;
 
 struct db_conn {
     PGconn *pg;
@@ -11,9 +22,31 @@ struct db_conn {
     int connect_timeout_s;
     int statement_timeout_ms;
     int tx_retries;
+    int unprepared;
     char *error;
     char sqlstate[6];
+    prepared prep[DB_PREPARED_MAX]; /* this connection's prepared statements: name f<gen>_<index> */
+    int nprep;
+    unsigned prep_gen; /* bumped when the cache is dropped, so old names are never reused */
 };
+
+/* forgets the prepared statements (a new connection has none; after a schema change the
+ * server's may no longer fit) */
+static void prep_drop(db_conn *db)
+{
+    for (int i = 0; i < db->nprep; i++)
+        free(db->prep[i].sql);
+    db->nprep = 0;
+    db->prep_gen++;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
 
 static void set_error(db_conn *db, const char *sqlstate, const char *fmt, ...) FERRY_PRINTF(3, 4);
 
@@ -34,6 +67,7 @@ static void set_error(db_conn *db, const char *sqlstate, const char *fmt, ...)
 
 static int db_connect(db_conn *db)
 {
+    prep_drop(db);
     if (db->pg) {
         PQfinish(db->pg);
         db->pg = NULL;
@@ -77,6 +111,7 @@ void db_options_from_config(const ferry_config *cfg, const char *app_name, db_op
     o->connect_timeout_s = (int)cfg->database.connect_timeout_s;
     o->statement_timeout_ms = (int)cfg->database.statement_timeout_ms;
     o->tx_retries = (int)cfg->database.tx_retries;
+    o->unprepared = !cfg->database.prepared_statements;
     o->application_name = app_name;
 }
 
@@ -88,6 +123,7 @@ int db_open(const db_options *opt, db_conn **out, char **err)
     db->connect_timeout_s = opt->connect_timeout_s;
     db->statement_timeout_ms = opt->statement_timeout_ms;
     db->tx_retries = opt->tx_retries;
+    db->unprepared = opt->unprepared;
     db->error = xstrdup("");
     if (db_connect(db) < 0) {
         *err = xstrdup(db->error);
@@ -104,6 +140,7 @@ void db_close(db_conn *db)
         return;
     if (db->pg)
         PQfinish(db->pg);
+    prep_drop(db);
     free(db->dsn);
     free(db->app);
     free(db->error);
@@ -133,11 +170,43 @@ int db_ensure(db_conn *db)
     return db_connect(db);
 }
 
+/* The name of sql's prepared statement on this connection (in name), prepared now if it was
+ * not; NULL to run it unprepared (no parameters, or the cache is full). A failed PQprepare
+ * leaves its result in *failed. */
+static const char *prep_name(db_conn *db, const char *sql, int n, char name[32], PGresult **failed)
+{
+    if (n <= 0 || db->unprepared)
+        return NULL;
+    uint64_t h = fnv1a(sql);
+    int i = 0;
+    while (i < db->nprep && (db->prep[i].hash != h || strcmp(db->prep[i].sql, sql) != 0))
+        i++;
+    if (i == DB_PREPARED_MAX)
+        return NULL;
+    snprintf(name, 32, "f%u_%d", db->prep_gen, i);
+    if (i < db->nprep)
+        return name;
+    PGresult *r = PQprepare(db->pg, name, sql, n, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *failed = r;
+        return NULL;
+    }
+    PQclear(r);
+    db->prep[i].hash = h;
+    db->prep[i].sql = xstrdup(sql);
+    db->nprep++;
+    return name;
+}
+
 int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *const *params)
 {
     if (db_ensure(db) < 0)
         return -1;
-    PGresult *r = PQexecParams(db->pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = NULL;
+    char buf[32];
+    const char *name = prep_name(db, sql, n, buf, &r);
+    if (!r)
+        r = name ? PQexecPrepared(db->pg, name, n, params, NULL, NULL, 0) : PQexecParams(db->pg, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -145,6 +214,10 @@ int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *con
             set_error(db, state ? state : "08006", "PostgreSQL connection lost: %s", PQerrorMessage(db->pg));
         else
             set_error(db, state, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db->pg));
+        /* a prepared statement the schema no longer fits, or one the server forgot: prepare
+         * again next time (under new names) */
+        if (state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0))
+            prep_drop(db);
         PQclear(r);
         return -1;
     }

@@ -1,6 +1,6 @@
 /* Integration tests of common/db and common/schema against the real PostgreSQL started by the
  * harness: upgrade of an empty database (twice), refusal of a newer one, the invariants the
- * schema enforces, and db_tx's retry on a serialization failure. */
+ * schema enforces, db_tx's retry on a serialization failure, and prepared statements. */
 #include "testlib.h"
 
 #include <string.h>
@@ -251,6 +251,58 @@ static void test_tx_retries_serialization_failure(void **state)
     assert_non_null(strstr(db_error(f->db), "no_such_table"));
 }
 
+/* Statements with parameters are prepared once per session: the same text runs again from
+ * its prepared statement, and a statement the schema no longer fits fails once with
+ * PostgreSQL's reason and is prepared afresh on the next call. */
+static void test_prepared_statements(void **state)
+{
+    fixture *f = *state;
+    exec_ok(f->db, "CREATE TABLE prep (id int PRIMARY KEY, a text)");
+    exec_ok(f->db, "INSERT INTO prep VALUES (1, 'one'), (2, 'two')");
+    const char *sql = "SELECT * FROM prep WHERE id = $1::int";
+    for (int i = 1; i <= 2; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "%d", i);
+        const char *p[] = {id};
+        _cleanup_pq_ PGresult *r = NULL;
+        assert_int_equal(db_exec(f->db, &r, sql, 1, p), 0);
+        assert_string_equal(PQgetvalue(r, 0, 1), i == 1 ? "one" : "two");
+    }
+    _cleanup_pq_ PGresult *n = NULL;
+    assert_int_equal(db_exec(f->db, &n, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE $1", 1,
+                             (const char *[]){"SELECT * FROM prep%"}),
+                     0);
+    assert_string_equal(PQgetvalue(n, 0, 0), "1");
+    /* the table changes shape under the prepared statement */
+    exec_ok(f->db, "ALTER TABLE prep ADD COLUMN b int DEFAULT 7");
+    const char *p1[] = {"1"};
+    assert_int_equal(db_exec(f->db, NULL, sql, 1, p1), -1);
+    assert_string_equal(db_sqlstate(f->db), "0A000");
+    _cleanup_pq_ PGresult *r = NULL;
+    assert_int_equal(db_exec(f->db, &r, sql, 1, p1), 0);
+    assert_int_equal(PQnfields(r), 3);
+    assert_string_equal(PQgetvalue(r, 0, 2), "7");
+}
+
+/* [database] prepared_statements = false: nothing is prepared on the session. */
+static void test_unprepared(void **state)
+{
+    fixture *f = *state;
+    _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
+    db_options o = {.dsn = dsn, .connect_timeout_s = 5, .tx_retries = 5, .unprepared = 1, .application_name = "ferry-test"};
+    db_conn *db = NULL;
+    char *err = NULL;
+    if (db_open(&o, &db, &err) < 0)
+        fail_msg("db_open(%s): %s", dsn, err);
+    _cleanup_pq_ PGresult *r = NULL;
+    assert_int_equal(db_exec(db, &r, "SELECT $1::int + 1", 1, (const char *[]){"41"}), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    _cleanup_pq_ PGresult *n = NULL;
+    assert_int_equal(db_exec(db, &n, "SELECT count(*) FROM pg_prepared_statements", 0, NULL), 0);
+    assert_string_equal(PQgetvalue(n, 0, 0), "0");
+    db_close(db);
+}
+
 static void test_reconnects_after_postgres_restart(void **state)
 {
     fixture *f = *state;
@@ -273,6 +325,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_newer_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariants_enforced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_retries_serialization_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unprepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_postgres_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -164,6 +164,7 @@ static void test_default_values(void **state)
     assert_int_equal(c.amqp.rpc_timeout_ms, 30000);
     assert_string_equal(c.database.dsn, "dbname=ferry");
     assert_int_equal(c.database.tx_retries, 5);
+    assert_true(c.database.prepared_statements);
     assert_string_equal(c.scheduler.name, "");
     assert_int_equal(c.scheduler.lease_s, 30);
     assert_int_equal(c.scheduler.max_cluster, 16);
@@ -205,6 +206,7 @@ static void test_valid_file_sets_values(void **state)
             "[database]\r\n"
             "dsn = host=/run/postgresql dbname=ferry_test\r\n"
             "statement_timeout_ms=0\n"
+            "prepared_statements = no\n"
             "[scheduler]\n"
             "    # indented comment\n"
             "name = sched-a\n"
@@ -230,6 +232,7 @@ static void test_valid_file_sets_values(void **state)
     assert_int_equal(c.amqp.reconnect_max_ms, 20000);
     assert_string_equal(c.database.dsn, "host=/run/postgresql dbname=ferry_test");
     assert_int_equal(c.database.statement_timeout_ms, 0);
+    assert_false(c.database.prepared_statements);
     assert_string_equal(c.scheduler.name, "sched-a");
     assert_true(c.scheduler.cpu_allocation_ratio == 2.5);
     assert_true(c.scheduler.disk_allocation_ratio == 1000.0);
