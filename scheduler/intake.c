@@ -163,43 +163,26 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
     " AND ($10::text IS NULL OR h.name = $10)"                                                                          \
     " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, h.migrations_active ASC, h.name"
-    /* the best host no other claim holds at this moment, locked and claimed in one statement:
-     * replicas claiming at once take the next best instead of queueing on one row. Only when
-     * every candidate is held (or a host is named: then its claim must be waited for) the
-     * waiting form below. */
-    if (!rq->host) {
+    /* claim, in one statement: the best candidate locked, then the conditional update, which
+     * is the check (racing replicas get one winner). First the best host no other claim holds
+     * at this moment (SKIP LOCKED: replicas claiming at once take the next best instead of
+     * queueing on one row); when every candidate is held, or a host is named, the best one
+     * waited for (a row that no longer fits once its holder commits is passed over). */
+#define CLAIM(lock)                                                                                                       \
+    "WITH c AS (" CANDIDATES " LIMIT 1 FOR UPDATE OF h" lock ")"                                                         \
+    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
+    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                          \
+    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
+    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb) RETURNING h.name"
+    for (int wait = rq->host ? 1 : 0; wait < 2 && !in->dest; wait++) {
         _cleanup_pq_ PGresult *u = NULL;
-        if (db_exec(db, &u,
-                    "WITH c AS (" CANDIDATES " LIMIT 1 FOR UPDATE OF h SKIP LOCKED)"
-                    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"
-                    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"
-                    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"
-                    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb) RETURNING h.name",
-                    10, cp) < 0)
+        if (db_exec(db, &u, wait ? CLAIM("") : CLAIM(" SKIP LOCKED"), 10, cp) < 0)
             return -1;
         if (PQntuples(u) == 1)
             in->dest = xstrdup(PQgetvalue(u, 0, 0));
     }
-    _cleanup_pq_ PGresult *cr = NULL;
-    if (!in->dest && db_exec(db, &cr, CANDIDATES " LIMIT 8", 10, cp) < 0)
-        return -1;
+#undef CLAIM
 #undef CANDIDATES
-    /* claim: the conditional update is the check; racing replicas get one winner */
-    for (int i = 0; !in->dest && i < PQntuples(cr); i++) {
-        const char *h = PQgetvalue(cr, i, 0);
-        const char *up[] = {h, vcpus, mem, disk, doc ? "true" : "false"};
-        _cleanup_pq_ PGresult *u = NULL;
-        if (db_exec(db, &u,
-                    "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
-                    " used_disk_gb = used_disk_gb + $4::bigint"
-                    " WHERE name = $1 AND used_vcpus + $2::int <= capacity_vcpus"
-                    " AND used_memory_mb + $3::bigint <= capacity_memory_mb"
-                    " AND ($5::boolean OR used_disk_gb + $4::bigint <= capacity_disk_gb) RETURNING name",
-                    5, up) < 0)
-            return -1;
-        if (PQntuples(u) == 1)
-            in->dest = xstrdup(h);
-    }
     if (!in->dest) {
         if (rq->host) {
             _cleanup_free_ char *why = why_not(db, rq->host, in->source, arch, hv, rq->post_copy, vcpus, mem, disk, doc, age);
