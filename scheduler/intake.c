@@ -140,10 +140,12 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return refuse(db, in, "instance %s is %s, not running", in->ec2_id, PQgetvalue(ir, 0, 3));
     /* the source's facts for the filters; its row locked first, so claims lock hosts in one
      * order (source, then destination) and the active-migrations trigger never waits on a
-     * claim that waits on us */
+     * claim that waits on us. Host rows are locked FOR NO KEY UPDATE, what an UPDATE takes:
+     * it does not block (nor is it skipped for) the key-share locks of foreign-key checks,
+     * e.g. another claim's migration or allocation row that names the host. */
     const char *sp[] = {in->source};
     _cleanup_pq_ PGresult *sr = NULL;
-    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1 FOR UPDATE", 1, sp) < 0)
+    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1 FOR NO KEY UPDATE", 1, sp) < 0)
         return -1;
     if (PQntuples(sr) == 0)
         return refuse(db, in, "the source host %s is unknown", in->source);
@@ -169,7 +171,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
      * queueing on one row); when every candidate is held, or a host is named, the best one
      * waited for (a row that no longer fits once its holder commits is passed over). */
 #define CLAIM(lock)                                                                                                       \
-    "WITH c AS (" CANDIDATES " LIMIT 1 FOR UPDATE OF h" lock ")"                                                         \
+    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                         \
     " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
     " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                          \
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
