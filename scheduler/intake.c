@@ -114,15 +114,32 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         in->reason = xstrdup(PQgetvalue(dup, 0, 2));
         return 0;
     }
-    /* the instance, locked */
+    /* the instance and its host (the source: its facts for the filters), locked in the order
+     * a heartbeat of that host takes them, host then instance, so the two never wait on each
+     * other; claims also lock hosts in one order, source then destination, so the
+     * active-migrations trigger never waits on a claim that waits on us. Host rows are locked
+     * FOR NO KEY UPDATE, what an UPDATE takes: it does not block (nor is it skipped for) the
+     * key-share locks of foreign-key checks, e.g. another claim's rows that name the host. */
     const char *col = rq->instance_kind == MSG_INSTANCE_UUID ? "uuid::text" : rq->instance_kind == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
     _cleanup_free_ char *sql = xasprintf(
-        "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb, disk_gb"
-        " FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR UPDATE", col);
+        "SELECT i.uuid::text, i.ec2_id, i.host, i.vm_state, coalesce(i.task_state, ''), i.vcpus, i.memory_mb, i.disk_gb,"
+        " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted')"
+        " FROM hosts h JOIN instances i ON i.host = h.name WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
+        " FOR NO KEY UPDATE OF h, i", col, col);
     const char *ip[] = {rq->instance};
     _cleanup_pq_ PGresult *ir = NULL;
     if (db_exec(db, &ir, sql, 1, ip) < 0)
         return -1;
+    if (PQntuples(ir) != 1 || strcmp(PQgetvalue(ir, 0, 10), "1") != 0) {
+        /* none, several, or one without a host: the instances alone say which, for the refusal */
+        pq_clearp(&ir);
+        ir = NULL;
+        free(sql);
+        sql = xasprintf("SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb,"
+                        " disk_gb FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR NO KEY UPDATE", col);
+        if (db_exec(db, &ir, sql, 1, ip) < 0)
+            return -1;
+    }
     if (PQntuples(ir) == 0)
         return refuse(db, in, "no instance %s", rq->instance);
     if (PQntuples(ir) > 1)
@@ -138,18 +155,9 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return refuse(db, in, "instance %s is already migrating", in->ec2_id);
     if (strcmp(PQgetvalue(ir, 0, 3), "running") != 0)
         return refuse(db, in, "instance %s is %s, not running", in->ec2_id, PQgetvalue(ir, 0, 3));
-    /* the source's facts for the filters; its row locked first, so claims lock hosts in one
-     * order (source, then destination) and the active-migrations trigger never waits on a
-     * claim that waits on us. Host rows are locked FOR NO KEY UPDATE, what an UPDATE takes:
-     * it does not block (nor is it skipped for) the key-share locks of foreign-key checks,
-     * e.g. another claim's migration or allocation row that names the host. */
-    const char *sp[] = {in->source};
-    _cleanup_pq_ PGresult *sr = NULL;
-    if (db_exec(db, &sr, "SELECT arch, hypervisor FROM hosts WHERE name = $1 FOR NO KEY UPDATE", 1, sp) < 0)
-        return -1;
-    if (PQntuples(sr) == 0)
+    if (PQnfields(ir) < 10) /* found without its host: hosts.name is a foreign key, so not seen yet */
         return refuse(db, in, "the source host %s is unknown", in->source);
-    const char *arch = PQgetvalue(sr, 0, 0), *hv = PQgetvalue(sr, 0, 1);
+    const char *arch = PQgetvalue(ir, 0, 8), *hv = PQgetvalue(ir, 0, 9);
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->s->cfg->scheduler.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;

@@ -125,6 +125,30 @@ queued=$(sql "SELECT count(*) FROM migrations WHERE status = 'queued'")
 owners=$(sql "SELECT count(DISTINCT owner) FROM migrations WHERE status <> 'queued'")
 ok "limits hold across replicas: $active active (by $owners replicas), $queued queued"
 
+# the instance side of the intake, one request each: the reason of every refusal
+sql "INSERT INTO instances (uuid, name, host, vcpus, memory_mb, disk_gb, vm_state)
+     VALUES (gen_random_uuid(), 'twin', 'src1', 1, 256, 1, 'running'), (gen_random_uuid(), 'twin', NULL, 1, 256, 1, 'running'),
+            (gen_random_uuid(), 'homeless', NULL, 1, 256, 1, 'running'), (gen_random_uuid(), 'halted', 'src2', 1, 256, 1, 'stopped')" >/dev/null
+busy=$(sql "SELECT i.name FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid ORDER BY m.id LIMIT 1")
+declare -A want=(
+  [twin]="instance name twin is ambiguous (2 instances): use its uuid or i-xxxxxxxx id"
+  [homeless]="instance i-N has no host"
+  [halted]="instance i-N is stopped, not running"
+  [$busy]="instance i-N is already migrating"
+  [nosuch]="no instance nosuch")
+for name in "${!want[@]}"; do
+  id=$(cat /proc/sys/kernel/random/uuid)
+  amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -C application/json -p \
+    -b "{\"v\":1,\"type\":\"migration.request\",\"id\":\"$id\",\"body\":{\"instance\":\"$name\",
+         \"os-migrateLive\":{\"host\":null,\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":false}}}" ||
+    fail "publish for $name"
+  for _ in $(seq 1 100); do [[ -n $(sql "SELECT 1 FROM processed_requests WHERE request_id = '$id'") ]] && break; sleep 0.1; done
+  got=$(sql "SELECT outcome || ': ' || regexp_replace(coalesce(reason, ''), 'i-[0-9a-f]{8}', 'i-N')
+             FROM processed_requests WHERE request_id = '$id'")
+  [[ $got == "refused: ${want[$name]}" ]] || fail "request for $name: '$got', wanted 'refused: ${want[$name]}'"
+done
+ok "refusals: ambiguous name, no host, not running, already migrating, unknown instance, each with its reason"
+
 for n in 1 2 3; do
   grep -q "no host can take\|scheduled\|queued" "$work/race$n.log" || fail "replica race$n took no request"
 done
