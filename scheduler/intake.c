@@ -177,9 +177,11 @@ static int intake_tx(db_conn *db, void *arg, char **err)
      * is the check (racing replicas get one winner). First the best host no other claim holds
      * at this moment (SKIP LOCKED: replicas claiming at once take the next best instead of
      * queueing on one row); when every candidate is held, or a host is named, the best one
-     * waited for (a row that no longer fits once its holder commits is passed over). */
+     * waited for (a row that no longer fits once its holder commits is passed over). Two
+     * claims whose sources are each other's only candidates wait on each other there:
+     * PostgreSQL finds the deadlock and db_tx retries the one it aborted (40P01). */
 #define CLAIM(lock)                                                                                                       \
-    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                         \
+    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                  \
     " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
     " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                          \
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
