@@ -2,8 +2,9 @@
 -- kept by a trigger on migrations, so placement ranks hosts (fewest active migrations after
 -- most free memory) from the hosts table alone. Counting the unfinished migrations by host
 -- at each claim cost ~3 ms with 1,000 of them and was most of a claim's time
--- (bench/RESULTS.md). The trigger sees every insert, status change and delete, whatever
--- code path makes it, so the counter cannot drift from the rows it counts.
+-- (bench/RESULTS.md). The trigger sees every insert and delete and every change of a
+-- migration's hosts or of its end (finished_at), whatever code path makes it, so the counter
+-- cannot drift from the rows it counts.
 ALTER TABLE hosts ADD COLUMN migrations_active integer NOT NULL DEFAULT 0 CHECK (migrations_active >= 0);
 
 CREATE FUNCTION hosts_count_migrations() RETURNS trigger LANGUAGE plpgsql AS $$
