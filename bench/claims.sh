@@ -13,8 +13,8 @@
 #     transaction log);
 #   * K replicas (`ferry-scheduler --name benchN`) consume M requests (no destination) for
 #     distinct instances, published at once as fast as the broker takes them
-#     (bench/publish.py, python3-pika, publisher confirms); nothing drives the accepted migrations (no agents,
-#     the RPC timeout is an hour), so every claim stays in place;
+#     (bench/publish.py, python3-pika, publisher confirms); nothing drives the accepted
+#     migrations (no agents, the RPC timeout is an hour), so every claim stays in place;
 #   * claims/s = accepted / (last claim commit - first publish); decision latency of each
 #     request = its commit time (PostgreSQL's track_commit_timestamp of the processed_requests
 #     row; processed_at is the transaction's start) - the time it was published; p50/p99 by
