@@ -481,16 +481,17 @@ static int check_rules(const ferry_config *c, size_t blame[2], char **reason)
                             c->amqp.reconnect_min_ms, c->amqp.reconnect_max_ms);
         return -1;
     }
-    static const char *const pairs[] = {"amqp", "http"};
+    /* a certificate and its key: both or neither */
+    const struct {
+        const char *section, *cert, *key;
+    } pairs[] = {{"amqp", c->amqp.cert_file, c->amqp.key_file}, {"http", c->http.cert_file, c->http.key_file}};
     for (size_t i = 0; i < ARRAY_SIZE(pairs); i++) {
-        const char *cert = pairs[i][0] == 'a' ? c->amqp.cert_file : c->http.cert_file;
-        const char *key = pairs[i][0] == 'a' ? c->amqp.key_file : c->http.key_file;
-        if (!*cert != !*key) {
-            blame[0] = option_index(pairs[i], "cert_file");
-            blame[1] = option_index(pairs[i], "key_file");
-            *reason = xasprintf(*cert ? "[%s] cert_file is set but key_file is not: a certificate needs its key"
-                                      : "[%s] key_file is set but cert_file is not: a key needs its certificate",
-                                pairs[i]);
+        if (!*pairs[i].cert != !*pairs[i].key) {
+            blame[0] = option_index(pairs[i].section, "cert_file");
+            blame[1] = option_index(pairs[i].section, "key_file");
+            *reason = xasprintf(*pairs[i].cert ? "[%s] cert_file is set but key_file is not: a certificate needs its key"
+                                               : "[%s] key_file is set but cert_file is not: a key needs its certificate",
+                                pairs[i].section);
             return -1;
         }
     }
