@@ -16,6 +16,7 @@
 #include "log.h"
 #include "lv.h"
 #include "mq.h"
+#include "trust.h"
 
 typedef struct job job;
 
@@ -31,6 +32,8 @@ typedef struct agent {
     job *jobs;
     struct event *heartbeat_ev;
     int lv_up;
+    char boot[37];   /* this process's id: heartbeats are ordered by (boot, seq) */
+    int64_t hb_seq;  /* the last heartbeat's number */
 } agent;
 
 typedef enum {
