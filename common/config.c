@@ -115,6 +115,16 @@ static int check_user_list(const char *v, char **reason)
     return 0;
 }
 
+/* The same, without "*": the schedulers are trusted with everything, so always named. */
+static int check_named_user_list(const char *v, char **reason)
+{
+    if (strcmp(v, "*") == 0) {
+        *reason = xstrdup("'*' would trust every broker user as a scheduler: name the schedulers' users");
+        return -1;
+    }
+    return check_user_list(v, reason);
+}
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 /* The value of an enum option is the index of its word. */
@@ -283,7 +293,7 @@ static const cfg_option cfg_table[] = {
             "(empty = plain HTTP)"),
     OPT_STR(http, key_file, "", check_optional_path, "HTTPS: the certificate's private key (PEM)"),
 
-    OPT_STR(trust, scheduler_users, "ferry-scheduler", check_user_list,
+    OPT_STR(trust, scheduler_users, "ferry-scheduler", check_named_user_list,
             "comma-separated broker users of the scheduler replicas: the only senders of agent RPCs "
             "(the broker vouches for a message's user_id)"),
     OPT_STR(trust, operator_users, "*", check_user_list,
