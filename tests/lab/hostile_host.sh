@@ -21,7 +21,8 @@ slog=$logs/scheduler.log
 # ---- the scene: vm2 on compute2, moved by a real migration to compute3 (compute1 has no part) -----
 "$LAB" guest compute1 vm1 >/dev/null
 "$LAB" guest compute2 vm2 >/dev/null
-wait_sql 30 "SELECT string_agg(name || '@' || host, ' ' ORDER BY name) FROM instances" "vm1@compute1 vm2@compute2" ||
+wait_sql 30 "SELECT string_agg(name || '@' || host || ':' || vm_state, ' ' ORDER BY name) FROM instances" \
+  "vm1@compute1:running vm2@compute2:running" ||
   fail "guests not discovered"
 wait_sql 10 "SELECT count(*) FROM allocations" 2 || fail "no allocations"
 out=$("$CTL" --timeout 60000 migrate vm2 compute3 --wait 2>&1) || fail "the real migration of vm2: $out"
