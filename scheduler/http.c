@@ -110,13 +110,14 @@ static void send_error(struct evhttp_request *req, int code, const char *fmt, ..
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     if (conn)
         evhttp_connection_get_peer(conn, &addr, &port);
-    const char *uri = evhttp_request_get_uri(req);
+    /* the target as received, maybe not text at all: printable ASCII only, at most 200 bytes */
+    _cleanup_free_ char *uri = httpcheck_printable(evhttp_request_get_uri(req), 200);
     if (code == 404 || code == 409)
-        log_info(NULL, "HTTP: %s %.200s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)),
-                 uri ? uri : "?", addr ? addr : "?", (unsigned)port, code, msg);
+        log_info(NULL, "HTTP: %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
     else
-        log_warn(NULL, "HTTP: refused %s %.200s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)),
-                 uri ? uri : "?", addr ? addr : "?", (unsigned)port, code, msg);
+        log_warn(NULL, "HTTP: refused %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
     json_object *e = json_object_new_object();
     json_object_object_add(e, "code", json_object_new_int(code));
     json_object_object_add(e, "title", json_object_new_string(title_of(code)));

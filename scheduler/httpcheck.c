@@ -102,7 +102,10 @@ int httpcheck_decode(const char *raw, size_t len, int plus, const char *what, ch
     const char *why = NULL;
     if (!httpcheck_utf8(d, k, &why)) {
         free(d);
-        *err = xasprintf("%s is not valid UTF-8 text once decoded: it has %s", what, why);
+        if (strstr(why, "NUL"))
+            *err = xasprintf("%s has a NUL byte once decoded", what);
+        else
+            *err = xasprintf("%s is not valid UTF-8 text once decoded: it has %s", what, why);
         return -1;
     }
     for (size_t i = 0; i < k; i++) {
@@ -305,10 +308,39 @@ int httpcheck_body(const char *body, size_t len, char **err)
 {
     const char *why = NULL;
     if (!httpcheck_utf8(body, len, &why)) {
-        *err = xasprintf("the body is not valid UTF-8 text: it has %s", why);
+        if (strstr(why, "NUL"))
+            *err = xstrdup("the body has a NUL byte");
+        else
+            *err = xasprintf("the body is not valid UTF-8 text: it has %s", why);
         return -1;
     }
     return 0;
+}
+
+char *httpcheck_printable(const char *s, size_t max)
+{
+    if (!s)
+        return xstrdup("");
+    size_t n = strnlen(s, max + 1), k = 0;
+    char *out = xmalloc((n > max ? max : n) * 4 + 4);
+    for (size_t i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '\\') {
+            static const char hex[] = "0123456789abcdef";
+            out[k++] = '\\';
+            out[k++] = 'x';
+            out[k++] = hex[c >> 4];
+            out[k++] = hex[c & 15];
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    if (n > max) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = '\0';
+    return out;
 }
 
 /* SHA-256 of s[0..n) into md (32 bytes); aborts when OpenSSL cannot (it always can). */

@@ -79,6 +79,10 @@ int httpcheck_header(httpcheck_headers *h, const char *name, const char *value, 
  * valid UTF-8 without NUL. 0, or -1 with *err (caller frees). */
 int httpcheck_body(const char *body, size_t len, char **err) FERRY_WUR;
 
+/* A copy of s for a log line or an answer (caller frees): bytes outside printable ASCII, and
+ * the backslash, written \xHH; cut after max bytes of s with "..." appended. NULL gives "". */
+char *httpcheck_printable(const char *s, size_t max);
+
 /* 1 if given equals one of the comma-separated tokens of list (spaces around a token are not
  * part of it), else 0. Compares SHA-256 digests with CRYPTO_memcmp against every listed token:
  * the time taken does not depend on where given and a token first differ, nor on which token

@@ -258,12 +258,29 @@ static void test_tokens(void **state)
     assert_false(httpcheck_token_ok(" ", " , "));
 }
 
+static void test_printable(void **state)
+{
+    (void)state;
+    char *p = httpcheck_printable("/api/hosts/\xff\xfe\n\\x", 100);
+    assert_string_equal(p, "/api/hosts/\\xff\\xfe\\x0a\\x5cx");
+    free(p);
+    p = httpcheck_printable("abcdef", 3);
+    assert_string_equal(p, "abc...");
+    free(p);
+    p = httpcheck_printable("abc", 3);
+    assert_string_equal(p, "abc");
+    free(p);
+    p = httpcheck_printable(NULL, 3);
+    assert_string_equal(p, "");
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8),    cmocka_unit_test(test_decode),  cmocka_unit_test(test_path),
         cmocka_unit_test(test_query),   cmocka_unit_test(test_headers), cmocka_unit_test(test_body),
-        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_tokens),  cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
