@@ -2,7 +2,8 @@
  * as a request: the first line is the request target (path?query), then header lines
  * "name: value" up to an empty line, then the body. Whatever the bytes, a refusal must say
  * why, and what is accepted must be what the checks promise: path segments and query values
- * valid UTF-8 without control bytes, typed values in range, a body of UTF-8 text. */
+ * valid UTF-8 without control bytes, typed values in range, a body of UTF-8 text, a token
+ * equal to itself and not to itself one bit off, the logged target printable ASCII. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nl)
         *nl = '\0';
     one_target(line);
+    /* the target as logged: printable ASCII only, bounded */
+    char *pr = httpcheck_printable(line, 200);
+    if (strlen(pr) > 4 * 200 + 3)
+        abort();
+    for (const char *c = pr; *c; c++)
+        if (*c < 0x20 || *c > 0x7e)
+            abort();
+    free(pr);
 
     httpcheck_headers h = {0};
     char *p = nl ? nl + 1 : NULL;
