@@ -97,8 +97,8 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     }
 }
 
-/* Answers code with a JSON reason, and logs the refusal once with the client's address (the
- * log escapes the untrusted request target). */
+/* Answers code with a JSON reason, and logs it once with the client's address and the request
+ * target made printable (it is untrusted and may not be text at all). */
 static void send_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -114,6 +114,9 @@ static void send_error(struct evhttp_request *req, int code, const char *fmt, ..
     _cleanup_free_ char *uri = httpcheck_printable(evhttp_request_get_uri(req), 200);
     if (code == 404 || code == 409)
         log_info(NULL, "HTTP: %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
+    else if (code == 500 || code == 502 || code == 504) /* ours or a replica's failure, not a refusal */
+        log_warn(NULL, "HTTP: failed %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
                  addr ? addr : "?", (unsigned)port, code, msg);
     else
         log_warn(NULL, "HTTP: refused %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
