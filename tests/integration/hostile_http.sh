@@ -90,6 +90,12 @@ if mode == "raw":  # raw.py PORT raw PYTHON-BYTES-LITERAL: status, then the body
     code, head, body = ask(eval(sys.argv[3]))
     sys.stdout.write(code + "\n")
     sys.stdout.buffer.write(body)
+elif mode == "hold":  # raw.py PORT hold N SECONDS: N idle connections for SECONDS
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(int(sys.argv[3]))]
+    print("held", flush=True)
+    time.sleep(float(sys.argv[4]))
+    for s in idle:
+        s.close()
 elif mode == "idle":  # raw.py PORT idle N: N idle connections held while one more asks
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(int(sys.argv[3]))]
     time.sleep(0.3)
@@ -254,12 +260,46 @@ if command -v chromium >/dev/null; then
 else
   echo "skip: no chromium here to load the dashboard under its CSP (tests/lab/dashboard.sh does)"
 fi
-# a clean stop: the connections' bookkeeping is released (the ASan build checks for leaks here)
-kill -TERM "$spid"
+# HTTPS: the same connection limit holds for TLS connections (idle ones, no handshake, count)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
+  -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null || fail "openssl req"
+printf '[amqp]\nheartbeat_s = 5\n[http]\nport = 0\ntokens = %s\nmax_connections = 2\ncert_file = %s/cert.pem\nkey_file = %s/key.pem\n' \
+  "$token" "$work" "$work" >"$work/https.conf"
+"$bin/ferry-scheduler" --config "$work/https.conf" --name hostile2 2>"$work/https.log" &
+hpid=$!
+pids+=("$hpid")
+for _ in $(seq 1 150); do grep -q "HTTP API and dashboard on https://" "$work/https.log" && break; sleep 0.1; done
+hport=$(sed -n 's|.*HTTP API and dashboard on https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/https.log" | head -n 1)
+[[ -n $hport ]] || fail "no HTTPS port in the log: $(tail -n 5 "$work/https.log")"
+hurl=https://127.0.0.1:$hport
+C=(--cacert "$work/cert.pem")
+[[ $(curl -sS -o "$body" -w '%{http_code}' "${C[@]}" "${T[@]}" "$hurl/api/hosts/%FF") == 400 && $(jq -r .error.message "$body") == *"not valid UTF-8"* ]] ||
+  fail "HTTPS /api/hosts/%FF: $(cat "$body")"
+python3 "$work/raw.py" "$hport" hold 2 3 >"$work/hold.out" &
+holder=$!
+for _ in $(seq 1 50); do grep -q held "$work/hold.out" && break; sleep 0.1; done
+sleep 0.3
+[[ $(curl -sS -o "$body" -w '%{http_code}' "${C[@]}" "$hurl/healthz") == 503 &&
+   $(jq -r .error.message "$body") == *"too many connections: "*" open, at most 2 ([http] max_connections)"* ]] ||
+  fail "HTTPS with 2 idle connections, one more: $(cat "$body")"
+wait "$holder"
 st=0
-wait "$spid" || st=$?
+for _ in $(seq 1 30); do
+  st=$(curl -sS -o /dev/null -w '%{http_code}' "${C[@]}" "$hurl/healthz") || true
+  [[ $st == 200 ]] && break
+  sleep 0.1
+done
+[[ $st == 200 ]] || fail "HTTPS /healthz once the idle connections closed: $st"
+ok "HTTPS: %FF -> 400; with 2 idle TLS connections, one more -> 503; room again once they close"
+
+# a clean stop: the connections' bookkeeping is released (the ASan build checks for leaks here)
+for p in "$spid" "$hpid"; do
+  kill -TERM "$p"
+  st=0
+  wait "$p" || st=$?
+  [[ $st == 0 ]] || fail "scheduler $p exited with $st on SIGTERM"
+done
 pids=()
-[[ $st == 0 ]] || fail "the scheduler exited with $st on SIGTERM"
-grep -q "ERROR: \(AddressSanitizer\|LeakSanitizer\)\|runtime error:" "$work/scheduler.log" && fail "the sanitizers reported an error"
-ok "the scheduler stops cleanly"
+grep -q "ERROR: \(AddressSanitizer\|LeakSanitizer\)\|runtime error:" "$work/scheduler.log" "$work/https.log" && fail "the sanitizers reported an error"
+ok "the schedulers stop cleanly"
 echo "all checks passed"
