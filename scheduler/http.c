@@ -41,7 +41,10 @@ extern const unsigned long dashboard_html_len;
  * when a connection it accepted goes away before a request: each bufferevent it uses comes
  * from new_bufferevent, which keeps a reference; once evhttp has freed the connection, its
  * bufferevent has no callbacks left (bufferevent_free clears them), and conns_sweep drops our
- * reference, which closes the socket. */
+ * reference, which closes the socket. (In libevent 2.1.12 only evhttp_connection_reset_ also
+ * clears them on a live connection, and it runs on outgoing connections only; were it to
+ * run on ours, we would drop our reference early and count one connection too few, never
+ * free what evhttp still uses.) */
 struct http_conns {
     struct bufferevent **bev;
     size_t n, cap;
@@ -732,12 +735,15 @@ static struct bufferevent *new_bufferevent(struct event_base *base, void *arg)
     conns_sweep(c);
     struct bufferevent *bev;
     if (s->http_tls) {
+        /* evhttp 2.1 replaces a NULL from here with a plain socket bufferevent: HTTPS would
+         * be served as plain HTTP. These fail only when memory is exhausted: abort, as
+         * xmalloc does, rather than answer in clear text. */
         SSL *ssl = SSL_new(s->http_tls);
-        if (!ssl)
-            return NULL;
-        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-        if (!bev)
-            SSL_free(ssl);
+        bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+        if (!bev) {
+            log_error(NULL, "HTTPS: cannot create a TLS session for a connection: %s", ssl_reason());
+            abort();
+        }
     } else {
         bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }
