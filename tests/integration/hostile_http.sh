@@ -6,7 +6,10 @@
 # too many connections, wrong, missing and wrong-length tokens -- with curl and, where curl
 # cannot, raw bytes from a python3 socket client. Each answer's status code AND reason are
 # checked; each refusal is logged once with the client's address; the database does not
-# change; the scheduler still answers /healthz, the dashboard and a legitimate read.
+# change; the scheduler still answers /healthz, the dashboard and a legitimate read. The
+# dashboard is loaded in headless Chromium when there is one (its script must run under its
+# CSP, with no violation). A second scheduler serves HTTPS: the same checks and connection
+# limit hold for TLS connections. Both must stop cleanly (the ASan build checks for leaks).
 set -euo pipefail
 bin=${FERRY_BIN_DIR:?run through ctest}
 work=$(mktemp -d)
