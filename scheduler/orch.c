@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "orchset.h"
 #include "sched.h"
 
 typedef struct orch orch;
 typedef void (*step_fn)(orch *o, json_object *reply);
 
 struct orch {
-    orch *next;
     sched *s;
     int64_t id;
     char id_s[24];
@@ -48,26 +48,17 @@ struct orch {
     log_fields lf;
 };
 
-static orch *all;
+/* the migrations this replica drives (created with the first one: the loop is known then) */
+static orchset *all;
 
 static orch *find(int64_t id)
 {
-    for (orch *o = all; o; o = o->next)
-        if (o->id == id)
-            return o;
-    return NULL;
+    return all ? orchset_find(all, id) : NULL;
 }
 
-static void orch_free_later(evutil_socket_t fd, short what, void *arg)
+static void orch_free(void *arg)
 {
-    (void)fd;
-    (void)what;
     orch *o = arg;
-    for (orch **pp = &all; *pp; pp = &(*pp)->next)
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
     if (o->poll_ev)
         event_free(o->poll_ev);
     json_object_put(o->src_check);
@@ -81,7 +72,7 @@ static void orch_done(orch *o)
 {
     if (o->poll_ev)
         event_del(o->poll_ev);
-    event_base_once(o->s->base, -1, EV_TIMEOUT, orch_free_later, o, NULL);
+    orchset_retire(all, o);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -721,8 +712,9 @@ void orch_start(sched *s, int64_t id)
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
     o->poll_ev = event_new(s->base, -1, EV_PERSIST, poll_job, o);
-    o->next = all;
-    all = o;
+    if (!all)
+        all = orchset_new(s->base, orch_free);
+    orchset_add(all, o->id, o);
     if (strcmp(o->status, "scheduled") == 0 || strcmp(o->status, "preparing") == 0) {
         /* nothing has moved yet: checks and preparation are idempotent, run them (again) */
         start_checks(o);
@@ -789,9 +781,11 @@ static char *active_ids(void)
     size_t cap = 64, len = 0;
     char *buf = xcalloc(1, cap);
     buf[len++] = '{';
-    for (orch *o = all; o; o = o->next) {
+    int nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    for (int k = 0; k < nids; k++) {
         char one[32];
-        int n = snprintf(one, sizeof(one), "%s%lld", len > 1 ? "," : "", (long long)o->id);
+        int n = snprintf(one, sizeof(one), "%s%lld", len > 1 ? "," : "", (long long)idv[k]);
         if (len + (size_t)n + 2 > cap) {
             cap = cap * 2 + (size_t)n;
             buf = xrealloc(buf, cap);
@@ -875,14 +869,17 @@ void orch_tick(sched *s, int starting)
 {
     /* renew the leases of what this replica drives; read the operators' requests and the
      * deadlines on the way */
-    if (all) {
+    int nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    if (nids > 0) {
         size_t cap = 64, len = 1;
         char *ids = xcalloc(1, cap), *eps = xcalloc(1, cap);
         ids[0] = '{';
         size_t elen = 1;
         eps[0] = '{';
-        for (orch *o = all; o; o = o->next) {
-            if (o->finishing)
+        for (int k = 0; k < nids; k++) {
+            orch *o = find(idv[k]);
+            if (!o || o->finishing)
                 continue;
             char a[32], b[32];
             int na = snprintf(a, sizeof(a), "%s%lld", len > 1 ? "," : "", (long long)o->id);
@@ -914,8 +911,9 @@ void orch_tick(sched *s, int starting)
                     4, p) < 0) {
             log_warn(NULL, "could not renew the leases of this scheduler's migrations: %s", db_error(s->db));
         } else {
-            for (orch *o = all; o; o = o->next) {
-                if (o->finishing)
+            for (int k = 0; k < nids; k++) {
+                orch *o = find(idv[k]);
+                if (!o || o->finishing)
                     continue;
                 int seen = 0;
                 for (int i = 0; i < PQntuples(r) && !seen; i++) {
@@ -959,9 +957,12 @@ void orch_tick(sched *s, int starting)
 
 int orch_count(void)
 {
-    int n = 0;
-    for (orch *o = all; o; o = o->next)
-        n += !o->finishing;
+    int n = 0, nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    for (int k = 0; k < nids; k++) {
+        orch *o = find(idv[k]);
+        n += o && !o->finishing;
+    }
     return n;
 }
 
