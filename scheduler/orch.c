@@ -67,9 +67,11 @@ static void orch_free(void *arg)
     free(o);
 }
 
-/* Never free an object inside its own callback: schedule it. */
+/* Stops driving o: no later reply, resend or tick finds it; it is freed after the current
+ * callback, once however many paths give it up in one loop pass (orchset_retire). */
 static void orch_done(orch *o)
 {
+    o->finishing = 1;
     if (o->poll_ev)
         event_del(o->poll_ev);
     orchset_retire(all, o);

@@ -13,26 +13,42 @@ typedef struct entry {
 struct orchset {
     struct event_base *base;
     orchset_free_fn free_fn;
-    entry *live;
+    entry *live;    /* driven: found by id */
+    entry *retired; /* given up, freed by `reaper` on the next loop turn */
+    struct event *reaper;
 };
 
-typedef struct later {
-    orchset *set;
-    void *obj;
-} later;
+static void reap(evutil_socket_t fd, short what, void *arg);
 
 orchset *orchset_new(struct event_base *base, orchset_free_fn free_fn)
 {
     orchset *set = xcalloc(1, sizeof(*set));
     set->base = base;
     set->free_fn = free_fn;
+    set->reaper = event_new(base, -1, 0, reap, set);
     return set;
+}
+
+/* frees what was given up (on the loop, outside every callback of those objects) */
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    orchset *set = arg;
+    while (set->retired) {
+        entry *e = set->retired;
+        set->retired = e->next;
+        set->free_fn(e->obj);
+        free(e);
+    }
 }
 
 void orchset_free(orchset *set)
 {
     if (!set)
         return;
+    event_free(set->reaper);
+    reap(-1, 0, set);
     while (set->live) {
         entry *e = set->live;
         set->live = e->next;
@@ -79,26 +95,17 @@ int64_t *orchset_ids(const orchset *set, int *n)
     return ids;
 }
 
-static void free_later(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    later *l = arg;
-    for (entry **pp = &l->set->live; *pp; pp = &(*pp)->next)
-        if ((*pp)->obj == l->obj) {
-            entry *e = *pp;
-            *pp = e->next;
-            free(e);
-            break;
-        }
-    l->set->free_fn(l->obj);
-    free(l);
-}
-
 void orchset_retire(orchset *set, void *obj)
 {
-    later *l = xcalloc(1, sizeof(*l));
-    l->set = set;
-    l->obj = obj;
-    event_base_once(set->base, -1, EV_TIMEOUT, free_later, l, NULL);
+    /* out of the set at once: a second retire (a reply and the tick in one loop pass) finds
+     * nothing to do, and no later callback finds the object */
+    for (entry **pp = &set->live; *pp; pp = &(*pp)->next)
+        if ((*pp)->obj == obj) {
+            entry *e = *pp;
+            *pp = e->next;
+            e->next = set->retired;
+            set->retired = e;
+            event_active(set->reaper, EV_TIMEOUT, 1);
+            return;
+        }
 }

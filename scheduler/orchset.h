@@ -2,7 +2,9 @@
  *
  * The orchestration gives a migration up (it finished, lost its lease, or a transition lost)
  * from inside a callback of that very migration: a reply, a resend, the tick. Its object is
- * never freed there but on a later turn of the loop (CONVENTIONS: schedule it). */
+ * never freed there but after that callback (CONVENTIONS: schedule it), and only once
+ * however many of its callbacks give it up in one loop pass (issue 13: a reply and an overdue
+ * tick both did, and it was freed twice). */
 #ifndef FERRY_ORCHSET_H
 #define FERRY_ORCHSET_H
 
@@ -28,7 +30,9 @@ int orchset_count(const orchset *set);
 /* Returns the ids the set drives now as a new array of *n elements (caller frees; NULL when
  * *n is 0): a snapshot to walk while callbacks give objects up. */
 int64_t *orchset_ids(const orchset *set, int *n);
-/* Gives obj up: it is freed on a later loop turn with free_fn. */
+/* Gives obj up: it leaves the set at once (orchset_find no longer returns it) and is freed
+ * with free_fn after the current callback, exactly once; retiring it again, or an object
+ * not in the set, does nothing. */
 void orchset_retire(orchset *set, void *obj);
 
 #endif
