@@ -247,6 +247,18 @@ static int retryable(const db_conn *db)
     return strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0;
 }
 
+int db_failure_retryable(const db_conn *db)
+{
+    const char *st = db->sqlstate;
+    if (conn_lost(db))
+        return 1;
+    if (!*st) /* connected, no SQL error: the body's own refusal */
+        return 0;
+    return strncmp(st, "08", 2) == 0 || strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 ||
+           strncmp(st, "53", 2) == 0 || strcmp(st, "55P03") == 0 || strcmp(st, "57014") == 0 ||
+           strncmp(st, "57P0", 4) == 0 || strncmp(st, "58", 2) == 0;
+}
+
 int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attempts, char **err)
 {
     char begin[64];

@@ -38,6 +38,12 @@ PGconn *db_pg(db_conn *db);
 const char *db_error(const db_conn *db);
 /* Returns the SQLSTATE of the last failed statement (borrowed; "" when none or not SQL). */
 const char *db_sqlstate(const db_conn *db);
+/* After a failed db_exec or db_tx: returns 1 when running it again may succeed (no
+ * connection, or SQLSTATE class 08 connection, 40001 / 40P01, 53 insufficient resources,
+ * 55P03 lock not available, 57014 statement timeout, 57P01-57P05 server shut down or
+ * restarting, 58 system error), 0 when it cannot (constraints, data, a trigger's exception,
+ * a transaction body's own refusal). */
+int db_failure_retryable(const db_conn *db);
 /* Reconnects if the connection is bad. Returns 0 when usable, -1 (see db_error). */
 int db_ensure(db_conn *db) FERRY_WUR;
 
