@@ -44,6 +44,7 @@ struct orch {
     int abort_sent, fc_sent, deadline_hit;
     int soft_tries; /* abort / force-complete calls refused so far */
     int64_t last_progress_ms;
+    int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
     log_fields lf;
 };
@@ -75,6 +76,30 @@ static void orch_done(orch *o)
     if (o->poll_ev)
         event_del(o->poll_ev);
     orchset_retire(all, o);
+}
+
+/* The lease as this replica knows it holds it: from before a renewal (or the transaction that
+ * set it) that succeeded, lease_s less a second, on the monotonic clock. */
+static int64_t lease_from(const sched *s, int64_t t0_ms)
+{
+    return t0_ms + s->cfg->scheduler.lease_s * 1000 - 1000;
+}
+
+/* Whether this replica may still act for o: its lease is not known lost. */
+static int lease_held(const orch *o)
+{
+    return mono_ms() < o->lease_ms;
+}
+
+/* The lease of o is lost, or may be (another replica may adopt it now): no RPC is sent for it
+ * any more, and it is neither rolled back nor completed here; it is forgotten. */
+static void lease_lost(orch *o, const char *why)
+{
+    if (o->finishing)
+        return;
+    log_error(&o->lf, "migration %lld: %s: this replica stops driving it (no more RPCs; the replica that holds its"
+              " lease, or adopts it, carries on)", (long long)o->id, why);
+    orch_done(o);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -381,6 +406,14 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
 
 static void send_pending(pending *p, orch *o)
 {
+    if (!lease_held(o)) {
+        /* the lease may be another replica's by now: an RPC from here could undo its work */
+        _cleanup_free_ char *why = xasprintf("its lease was not renewed for %lld s (lease_s): %s to %s not sent",
+                                             (long long)o->s->cfg->scheduler.lease_s, p->method, p->host);
+        pending_free(p);
+        lease_lost(o, why);
+        return;
+    }
     _cleanup_free_ char *key = xasprintf("compute.%s", p->host);
     char *err = NULL;
     p->attempts++;
@@ -677,6 +710,7 @@ void orch_start(sched *s, int64_t id)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     const char *p[] = {ids, s->name};
     _cleanup_pq_ PGresult *r = NULL;
+    int64_t t0 = mono_ms();
     if (db_exec(s->db, &r,
                 "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
                 " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
@@ -713,6 +747,8 @@ void orch_start(sched *s, int64_t id)
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
+    /* the lease was set (or renewed) by the transaction that gave it to this replica */
+    o->lease_ms = lease_from(s, t0);
     o->poll_ev = event_new(s->base, -1, EV_PERSIST, poll_job, o);
     if (!all)
         all = orchset_new(s->base, orch_free);
@@ -904,6 +940,7 @@ void orch_tick(sched *s, int starting)
         snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg->scheduler.lease_s);
         const char *p[] = {ids, eps, lease, s->name};
         _cleanup_pq_ PGresult *r = NULL;
+        int64_t t0 = mono_ms();
         if (db_exec(s->db, &r,
                     "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
                     " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
@@ -912,6 +949,15 @@ void orch_tick(sched *s, int starting)
                     "   m.postcopy_active",
                     4, p) < 0) {
             log_warn(NULL, "could not renew the leases of this scheduler's migrations: %s", db_error(s->db));
+            /* a lease not renewed in time may be adopted by another replica at any moment */
+            for (int k = 0; k < nids; k++) {
+                orch *o = find(idv[k]);
+                if (!o || o->finishing || lease_held(o))
+                    continue;
+                _cleanup_free_ char *why = xasprintf("could not renew its lease for %lld s (lease_s): %s",
+                                                     (long long)s->cfg->scheduler.lease_s, db_error(s->db));
+                lease_lost(o, why);
+            }
         } else {
             for (int k = 0; k < nids; k++) {
                 orch *o = find(idv[k]);
@@ -922,16 +968,17 @@ void orch_tick(sched *s, int starting)
                     if (atoll(PQgetvalue(r, i, 0)) != o->id)
                         continue;
                     seen = 1;
+                    o->lease_ms = lease_from(s, t0);
                     if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                         o->postcopy = 1;
                     act_on_requests(o, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
                                     strcmp(PQgetvalue(r, i, 3), "t") == 0);
                 }
                 if (!seen) {
-                    log_warn(&o->lf, "migration %lld is no longer this scheduler's (adopted by another replica, epoch > %lld):"
-                             " leaving it", (long long)o->id, (long long)o->epoch);
-                    o->finishing = 1;
-                    orch_done(o);
+                    _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"
+                                                         " replica's at epoch %lld (adopted by another replica, or ended)",
+                                                         (long long)o->epoch);
+                    lease_lost(o, why);
                 }
             }
         }
