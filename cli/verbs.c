@@ -414,8 +414,13 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
                 fprintf(stderr, PROG ": ignored an event of migration %lld from %s: not a scheduler's or an agent's\n",
                         (long long)f->id, u);
             } else if (strcmp(jsd(b, "origin", ""), "scheduler") == 0) {
-                if (role == TRUST_SCHEDULER)
+                if (role == TRUST_SCHEDULER) {
                     set_status(f, js(b, "status"), js(b, "message"));
+                } else {
+                    _cleanup_free_ char *u = log_escape(msg->user_id);
+                    fprintf(stderr, PROG ": ignored a status of migration %lld from %s: only a scheduler tells a status\n",
+                            (long long)f->id, u);
+                }
                 set_status(f, js(b, "status"), js(b, "message"));
             } else if (strcmp(what, "progress") == 0 && json_object_object_get_ex(b, "stats", &st)) {
                 f->total = ji(st, "memory_total");

@@ -86,6 +86,7 @@ void app_mq_options(const ferry_config *cfg, const char *conn_name, mq_options *
     o->reconnect_min_ms = (int)cfg->amqp.reconnect_min_ms;
     o->reconnect_max_ms = (int)cfg->amqp.reconnect_max_ms;
     o->confirm_timeout_ms = (int)cfg->amqp.confirm_timeout_ms;
+    o->max_message_bytes = (size_t)cfg->amqp.max_message_bytes;
     o->ca_file = cfg->amqp.ca_file;
     o->cert_file = cfg->amqp.cert_file;
     o->key_file = cfg->amqp.key_file;

@@ -183,6 +183,9 @@ static const cfg_option cfg_table[] = {
             "how long a request to another ferry service waits for its reply, in milliseconds"),
     OPT_INT(amqp, confirm_timeout_ms, "10000", 100, 600000,
             "how long a publish waits for the broker's publisher confirm, in milliseconds"),
+    OPT_INT(amqp, max_message_bytes, "1048576", 4096, 268435456,
+            "largest message body taken, in bytes: a larger one is not read into memory but dead-lettered to "
+            "ferry.dead with the reason and its first 4 KiB"),
     OPT_BOOL(amqp, declare_topology, "true",
              "declare ferry's shared exchanges and queues at connect (false for a user without the right "
              "to: they come from deploy/rabbitmq/definitions.json)"),

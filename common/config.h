@@ -31,6 +31,7 @@ typedef struct cfg_amqp {
     int64_t reconnect_max_ms; /* backoff ceiling */
     int64_t rpc_timeout_ms;
     int64_t confirm_timeout_ms; /* publisher confirm wait */
+    int64_t max_message_bytes;  /* larger deliveries are dead-lettered unread */
     bool declare_topology;      /* false: the shared exchanges and queues exist (definitions) */
     char *ca_file;              /* amqps: CA bundle verifying the broker ("" = the system's) */
     char *cert_file;            /* amqps: client certificate ("" = none) */

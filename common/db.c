@@ -28,6 +28,7 @@ struct db_conn {
     prepared prep[DB_PREPARED_MAX]; /* this connection's prepared statements: name f<gen>_<index> */
     int nprep;
     unsigned prep_gen; /* bumped when the cache is dropped, so old names are never reused */
+    int in_tx;         /* inside db_tx's BEGIN ... COMMIT: a lost connection is not reopened */
 };
 
 /* forgets the prepared statements (a new connection has none; after a schema change the
@@ -198,8 +199,20 @@ static const char *prep_name(db_conn *db, const char *sql, int n, char name[32],
     return name;
 }
 
+static int conn_lost(const db_conn *db)
+{
+    return !db->pg || PQstatus(db->pg) != CONNECTION_OK;
+}
+
 int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *const *params)
 {
+    /* inside a transaction a new session would run the rest of it outside the transaction,
+     * its first part lost with the old session: the attempt fails, db_tx runs it again whole */
+    if (db->in_tx && conn_lost(db)) {
+        set_error(db, "08003", "PostgreSQL connection lost inside a transaction: not reconnecting before the "
+                               "transaction is retried");
+        return -1;
+    }
     if (db_ensure(db) < 0)
         return -1;
     PGresult *r = NULL;
@@ -234,9 +247,16 @@ static int retryable(const db_conn *db)
     return strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0;
 }
 
-static int conn_lost(const db_conn *db)
+int db_failure_retryable(const db_conn *db)
 {
-    return !db->pg || PQstatus(db->pg) != CONNECTION_OK;
+    const char *st = db->sqlstate;
+    if (conn_lost(db))
+        return 1;
+    if (!*st) /* connected, no SQL error: the body's own refusal */
+        return 0;
+    return strncmp(st, "08", 2) == 0 || strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 ||
+           strncmp(st, "53", 2) == 0 || strcmp(st, "55P03") == 0 || strcmp(st, "57014") == 0 ||
+           strncmp(st, "57P0", 4) == 0 || strncmp(st, "58", 2) == 0;
 }
 
 int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attempts, char **err)
@@ -251,11 +271,17 @@ int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attem
         char *body_err = NULL;
         int in_commit = 0;
         if (db_exec(db, NULL, begin, 0, NULL) == 0) {
-            if (fn(db, arg, &body_err) == 0) {
+            db->in_tx = 1;
+            /* a body may go on after a failed statement: if the connection went meanwhile,
+             * COMMIT is not sent (it would not commit what the lost session did) */
+            if (fn(db, arg, &body_err) == 0 && !conn_lost(db)) {
                 in_commit = 1;
-                if (db_exec(db, NULL, "COMMIT", 0, NULL) == 0)
+                if (db_exec(db, NULL, "COMMIT", 0, NULL) == 0) {
+                    db->in_tx = 0;
                     return 0;
+                }
             }
+            db->in_tx = 0;
         }
         /* a failure of the body with its own reason is final; so is any non-retryable one */
         int again = !body_err && tries <= db->tx_retries &&

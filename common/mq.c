@@ -135,6 +135,7 @@ void mq_options_defaults(mq_options *o)
     o->reconnect_min_ms = 200;
     o->reconnect_max_ms = 10000;
     o->confirm_timeout_ms = 10000;
+    o->max_message_bytes = MQ_MAX_MESSAGE_BYTES;
 }
 
 static amqp_bytes_t bytes(const char *s)
@@ -213,6 +214,8 @@ int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char *
         c->opt.confirm_timeout_ms = 10000;
     if (c->opt.prefetch <= 0)
         c->opt.prefetch = 64;
+    if (c->opt.max_message_bytes == 0)
+        c->opt.max_message_bytes = MQ_MAX_MESSAGE_BYTES;
     /* one URL, or several separated by commas (a cluster's nodes, tried in turn) */
     _cleanup_free_ char *list = xstrdup(opt->url);
     char *save = NULL;
@@ -1283,6 +1286,122 @@ static int handle_frame(mq_conn *c, const amqp_frame_t *f, char **why)
     }
 }
 
+/* Of a message over the size limit, the first bytes kept for ferry.dead. */
+#define MQ_DEAD_HEAD_BYTES 4096
+
+/* Reads the next frame of a delivery's content (header or body), waiting up to the connect
+ * timeout for it. Returns 0, or -1 with *why (caller frees). */
+static int content_frame(mq_conn *c, amqp_frame_t *f, uint8_t type, char **why)
+{
+    struct timeval tv = {c->opt.connect_timeout_ms / 1000, (c->opt.connect_timeout_ms % 1000) * 1000};
+    int rc = amqp_simple_wait_frame_noblock(c->amqp, f, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        *why = xasprintf("could not read a delivery's content: %s", amqp_error_string2(rc));
+        return -1;
+    }
+    if (f->frame_type != type || f->channel != MQ_CHANNEL) {
+        *why = xasprintf("unexpected AMQP frame (type %u, channel %u) inside a delivery", f->frame_type, f->channel);
+        return -1;
+    }
+    return 0;
+}
+
+/* A delivery whose basic.deliver frame is mf: its content header gives the body's size before
+ * any body frame is read. A body within [amqp] max_message_bytes is assembled and dispatched;
+ * a larger one is never assembled: its frames are read and dropped one by one (the library's
+ * buffers released after each), and the delivery goes to ferry.dead with the reason and only
+ * its first MQ_DEAD_HEAD_BYTES (an RPC reply is dropped; its call times out). Returns 0, or -1
+ * with *why (caller frees) when the connection must be reset. */
+static int read_delivery(mq_conn *c, const amqp_frame_t *mf, char **why)
+{
+    const amqp_basic_deliver_t *m = mf->payload.method.decoded;
+    amqp_envelope_t env;
+    memset(&env, 0, sizeof(env));
+    env.channel = mf->channel;
+    env.consumer_tag = m->consumer_tag;
+    env.delivery_tag = m->delivery_tag;
+    env.redelivered = m->redelivered;
+    env.exchange = m->exchange;
+    env.routing_key = m->routing_key;
+    amqp_frame_t f;
+    if (content_frame(c, &f, AMQP_FRAME_HEADER, why) < 0)
+        return -1;
+    uint64_t size = f.payload.properties.body_size;
+    env.message.properties = *(const amqp_basic_properties_t *)f.payload.properties.decoded;
+    size_t max = c->opt.max_message_bytes;
+    if (size <= max) {
+        char *body = xmalloc(size ? (size_t)size : 1);
+        uint64_t got = 0;
+        while (got < size) {
+            if (content_frame(c, &f, AMQP_FRAME_BODY, why) < 0) {
+                free(body);
+                return -1;
+            }
+            size_t n = f.payload.body_fragment.len;
+            if (n > size - got) {
+                free(body);
+                *why = xasprintf("a delivery's body frames are longer than its header said (%llu bytes)",
+                                 (unsigned long long)size);
+                return -1;
+            }
+            memcpy(body + got, f.payload.body_fragment.bytes, n);
+            got += n;
+        }
+        env.message.body = (amqp_bytes_t){.len = (size_t)size, .bytes = body};
+        dispatch_delivery(c, &env);
+        free(body);
+        return 0;
+    }
+
+    /* too large: copy what identifies the delivery now, before the library's buffers go */
+    _cleanup_free_ char *reason = xasprintf("message of %llu bytes over the limit of %zu bytes ([amqp] max_message_bytes)",
+                                            (unsigned long long)size, max);
+    env.message.body = amqp_empty_bytes;
+    mq_delivery *d = NULL;
+    for (consumer *k = c->consumers; k && !d; k = k->next)
+        if (k->tag && env.consumer_tag.len == strlen(k->tag) && memcmp(env.consumer_tag.bytes, k->tag, env.consumer_tag.len) == 0)
+            d = make_delivery(c, &env, k->queue);
+    _cleanup_free_ char *tag = dup_bytes(env.consumer_tag);
+    uint64_t dtag = env.delivery_tag;
+    char *head = xmalloc(MQ_DEAD_HEAD_BYTES + 1);
+    size_t hlen = 0;
+    uint64_t got = 0;
+    while (got < size) {
+        amqp_maybe_release_buffers_on_channel(c->amqp, MQ_CHANNEL);
+        if (content_frame(c, &f, AMQP_FRAME_BODY, why) < 0) {
+            free(head);
+            delivery_free(d); /* the connection resets: the broker redelivers it */
+            return -1;
+        }
+        size_t n = f.payload.body_fragment.len;
+        if (hlen < MQ_DEAD_HEAD_BYTES) {
+            size_t take = n < MQ_DEAD_HEAD_BYTES - hlen ? n : MQ_DEAD_HEAD_BYTES - hlen;
+            memcpy(head + hlen, f.payload.body_fragment.bytes, take);
+            hlen += take;
+        }
+        got += n;
+    }
+    head[hlen] = '\0';
+    if (d) {
+        log_warn(conn_fields(c), "delivery from %s refused: %s; dead-lettered with its first %zu bytes", d->msg.queue, reason,
+                 hlen);
+        free(d->strs[3]);
+        d->strs[3] = head;
+        d->msg.body = head;
+        d->msg.len = hlen;
+        mq_dead_letter(c, d, reason);
+        return 0;
+    }
+    free(head);
+    if (strcmp(tag, "rpc-replies") == 0) {
+        log_warn(conn_fields(c), "RPC reply dropped: %s", reason);
+        return 0;
+    }
+    log_warn(conn_fields(c), "delivery for unknown consumer dead-lettered: %s", reason);
+    amqp_basic_reject(c->amqp, MQ_CHANNEL, dtag, 0);
+    return 0;
+}
+
 /* Reads and dispatches every frame available now without blocking. */
 static void drain(mq_conn *c)
 {
@@ -1294,32 +1413,25 @@ static void drain(mq_conn *c)
      * the loop's timers (lease renewals, heartbeats) from running */
     int64_t until = mono_ms() + 20;
     for (int budget = 0; budget < 32 && c->up && !c->reset_pending && (budget == 0 || mono_ms() < until); budget++) {
-        amqp_envelope_t env;
         struct timeval zero = {0, 0};
         amqp_maybe_release_buffers(c->amqp);
-        amqp_rpc_reply_t r = amqp_consume_message(c->amqp, &env, &zero, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-            dispatch_delivery(c, &env);
-            amqp_destroy_envelope(&env);
-            continue;
-        }
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        amqp_frame_t f;
+        int rc = amqp_simple_wait_frame_noblock(c->amqp, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
             break;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            amqp_frame_t f;
-            int rc = amqp_simple_wait_frame_noblock(c->amqp, &f, &zero);
-            if (rc == AMQP_STATUS_TIMEOUT)
-                break;
-            if (rc != AMQP_STATUS_OK) {
-                why = xasprintf("could not read from the broker: %s", amqp_error_string2(rc));
-                break;
-            }
-            if (handle_frame(c, &f, &why) < 0)
+        if (rc != AMQP_STATUS_OK) {
+            why = xasprintf("could not read from the broker: %s", amqp_error_string2(rc));
+            break;
+        }
+        /* a delivery is read frame by frame (read_delivery): its size is checked before its
+         * body is copied */
+        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+            if (read_delivery(c, &f, &why) < 0)
                 break;
             continue;
         }
-        why = reply_text(r, "could not read from the broker");
-        break;
+        if (handle_frame(c, &f, &why) < 0)
+            break;
     }
     c->in_dispatch = 0;
     if (c->reset_pending) {

@@ -35,6 +35,9 @@ typedef struct mq_delivery mq_delivery;
 /* Header carrying the reason on a dead-lettered message. */
 #define MQ_REASON_HEADER "x-ferry-reason"
 
+/* Default of [amqp] max_message_bytes: a delivery's body over it is never assembled. */
+#define MQ_MAX_MESSAGE_BYTES (1024 * 1024)
+
 /* Brokers one connection may know (a cluster's nodes). */
 #define MQ_MAX_BROKERS 8
 
@@ -53,6 +56,9 @@ typedef struct mq_options {
     int confirm_timeout_ms; /* a publish not confirmed by then fails */
     int no_rpc_replies;     /* 1: this connection calls no RPC (an agent): no reply queue, so its
                              * broker user needs no right to bind one to ferry.reply */
+    size_t max_message_bytes; /* a delivery whose body is larger (known from its content header)
+                               * is not assembled: a consumer's goes to ferry.dead with the
+                               * reason and its first 4 KiB, an RPC reply is dropped (0 = 1 MiB) */
 } mq_options;
 
 /* Fills o with the defaults of the [amqp] section (url stays NULL). */

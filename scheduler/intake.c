@@ -279,8 +279,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
 }
 
 typedef struct later {
+    sched *s;
     mq_conn *c;
     mq_delivery *d;
+    int hold; /* kept here and taken again, not put back in the queue */
 } later;
 
 static void requeue_later(evutil_socket_t fd, short what, void *arg)
@@ -288,8 +290,28 @@ static void requeue_later(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     later *l = arg;
-    mq_reject(l->c, l->d, 1);
+    if (l->hold)
+        intake_on_request(l->c, l->d, l->s);
+    else
+        mq_reject(l->c, l->d, 1);
     free(l);
+}
+
+/* A request whose transaction failed for a reason that may pass, taken again in 1 s (not at
+ * once: a database that refuses now would spin). While the database cannot be reached the
+ * delivery is kept and retried here: every return to the queue counts against its
+ * delivery-limit policy, and an outage must not send good requests to ferry.dead. Any other
+ * retryable failure (serialization, deadlock past tx_retries, resources) returns it to the
+ * queue, where another replica may take it. */
+static void retry_later(sched *s, mq_conn *c, mq_delivery *d)
+{
+    later *l = xcalloc(1, sizeof(*l));
+    l->s = s;
+    l->c = c;
+    l->d = d;
+    l->hold = !db_pg(s->db) || PQstatus(db_pg(s->db)) != CONNECTION_OK;
+    struct timeval tv = {1, 0};
+    event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
 }
 
 static void reply(sched *s, const char *reply_to, const char *corr, const char *text)
@@ -361,16 +383,28 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     int txrc = db_tx(s->db, "READ COMMITTED", intake_tx, &in, NULL, &err);
     s->claims++;
     s->claim_us += mono_us() - t0;
+    if (txrc < 0 && !db_failure_retryable(s->db)) {
+        /* the database refuses this request (a constraint, a trigger, bad data): it would refuse
+         * it on every try, so it is kept in ferry.dead with the reason instead of requeued */
+        _cleanup_free_ char *why = xasprintf("cannot take request for %s: %s", rq.instance, err);
+        log_error(&f, "%s; not retryable: dead-lettered", why);
+        free(err);
+        s->refused++;
+        _cleanup_free_ char *r = msg_build_refused(rq.id, why);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, why);
+        intake_clear(&in);
+        msg_request_free(&rq);
+        msg_envelope_free(env);
+        return;
+    }
     if (txrc < 0) {
-        /* the database said no for its own reasons: the request goes back for another try */
+        /* the database could not answer now (connection, serialization, shutdown): the request
+         * goes back for another try (the broker's delivery-limit policy ends a request that
+         * never gets through in ferry.dead) */
         log_error(&f, "could not take request for %s: %s; it will be retried in 1 s", rq.instance, err);
         free(err);
-        /* back to the queue, but not at once: a database that refuses now would spin */
-        later *l = xcalloc(1, sizeof(*l));
-        l->c = c;
-        l->d = d;
-        struct timeval tv = {1, 0};
-        event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
+        retry_later(s, c, d);
         intake_clear(&in);
         msg_request_free(&rq);
         msg_envelope_free(env);
@@ -505,14 +539,24 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
     snprintf(ids, sizeof(ids), "%lld", (long long)q.id);
     f.migration = ids;
     char *err = NULL;
-    if (db_tx(s->db, "READ COMMITTED", operator_tx, &q, NULL, &err) < 0) {
+    if (db_tx(s->db, "READ COMMITTED", operator_tx, &q, NULL, &err) < 0 && !db_failure_retryable(s->db)) {
+        _cleanup_free_ char *why = xasprintf("cannot take %s of migration %s: %s", type, ids, err);
+        log_error(&f, "%s; not retryable: dead-lettered", why);
+        free(err);
+        json_object *rb = json_object_new_object();
+        json_object_object_add(rb, "migration", json_object_new_int64(q.id));
+        json_object_object_add(rb, "reason", json_object_new_string(why));
+        _cleanup_free_ char *rt = xasprintf("%s.refused", type);
+        _cleanup_free_ char *r = msg_build(rt, msg_envelope_id(env), rb);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, why);
+        free(q.reason);
+        return;
+    }
+    if (err) {
         log_error(&f, "could not take %s of migration %s: %s; it will be retried in 1 s", type, ids, err);
         free(err);
-        later *l = xcalloc(1, sizeof(*l));
-        l->c = c;
-        l->d = d;
-        struct timeval tv = {1, 0};
-        event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
+        retry_later(s, c, d);
         free(q.reason);
         return;
     }

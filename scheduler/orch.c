@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "orchset.h"
 #include "sched.h"
 
 typedef struct orch orch;
 typedef void (*step_fn)(orch *o, json_object *reply);
 
 struct orch {
-    orch *next;
     sched *s;
     int64_t id;
     char id_s[24];
@@ -44,30 +44,22 @@ struct orch {
     int abort_sent, fc_sent, deadline_hit;
     int soft_tries; /* abort / force-complete calls refused so far */
     int64_t last_progress_ms;
+    int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
     log_fields lf;
 };
 
-static orch *all;
+/* the migrations this replica drives (created with the first one: the loop is known then) */
+static orchset *all;
 
 static orch *find(int64_t id)
 {
-    for (orch *o = all; o; o = o->next)
-        if (o->id == id)
-            return o;
-    return NULL;
+    return all ? orchset_find(all, id) : NULL;
 }
 
-static void orch_free_later(evutil_socket_t fd, short what, void *arg)
+static void orch_free(void *arg)
 {
-    (void)fd;
-    (void)what;
     orch *o = arg;
-    for (orch **pp = &all; *pp; pp = &(*pp)->next)
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
     if (o->poll_ev)
         event_free(o->poll_ev);
     json_object_put(o->src_check);
@@ -76,12 +68,38 @@ static void orch_free_later(evutil_socket_t fd, short what, void *arg)
     free(o);
 }
 
-/* Never free an object inside its own callback: schedule it. */
+/* Stops driving o: no later reply, resend or tick finds it; it is freed after the current
+ * callback, once however many paths give it up in one loop pass (orchset_retire). */
 static void orch_done(orch *o)
 {
+    o->finishing = 1;
     if (o->poll_ev)
         event_del(o->poll_ev);
-    event_base_once(o->s->base, -1, EV_TIMEOUT, orch_free_later, o, NULL);
+    orchset_retire(all, o);
+}
+
+/* The lease as this replica knows it holds it: from before a renewal (or the transaction that
+ * set it) that succeeded, lease_s less a second, on the monotonic clock. */
+static int64_t lease_from(const sched *s, int64_t t0_ms)
+{
+    return t0_ms + s->cfg->scheduler.lease_s * 1000 - 1000;
+}
+
+/* Whether this replica may still act for o: its lease is not known lost. */
+static int lease_held(const orch *o)
+{
+    return mono_ms() < o->lease_ms;
+}
+
+/* The lease of o is lost, or may be (another replica may adopt it now): no RPC is sent for it
+ * any more, and it is neither rolled back nor completed here; it is forgotten. */
+static void lease_lost(orch *o, const char *why)
+{
+    if (o->finishing)
+        return;
+    log_error(&o->lf, "migration %lld: %s: this replica stops driving it (no more RPCs; the replica that holds its"
+              " lease, or adopts it, carries on)", (long long)o->id, why);
+    orch_done(o);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -388,6 +406,14 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
 
 static void send_pending(pending *p, orch *o)
 {
+    if (!lease_held(o)) {
+        /* the lease may be another replica's by now: an RPC from here could undo its work */
+        _cleanup_free_ char *why = xasprintf("its lease was not renewed for %lld s (lease_s): %s to %s not sent",
+                                             (long long)o->s->cfg->scheduler.lease_s, p->method, p->host);
+        pending_free(p);
+        lease_lost(o, why);
+        return;
+    }
     _cleanup_free_ char *key = xasprintf("compute.%s", p->host);
     char *err = NULL;
     p->attempts++;
@@ -688,6 +714,7 @@ void orch_start(sched *s, int64_t id)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     const char *p[] = {ids, s->name};
     _cleanup_pq_ PGresult *r = NULL;
+    int64_t t0 = mono_ms();
     if (db_exec(s->db, &r,
                 "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
                 " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
@@ -724,9 +751,12 @@ void orch_start(sched *s, int64_t id)
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
+    /* the lease was set (or renewed) by the transaction that gave it to this replica */
+    o->lease_ms = lease_from(s, t0);
     o->poll_ev = event_new(s->base, -1, EV_PERSIST, poll_job, o);
-    o->next = all;
-    all = o;
+    if (!all)
+        all = orchset_new(s->base, orch_free);
+    orchset_add(all, o->id, o);
     if (strcmp(o->status, "scheduled") == 0 || strcmp(o->status, "preparing") == 0) {
         /* nothing has moved yet: checks and preparation are idempotent, run them (again) */
         start_checks(o);
@@ -793,9 +823,11 @@ static char *active_ids(void)
     size_t cap = 64, len = 0;
     char *buf = xcalloc(1, cap);
     buf[len++] = '{';
-    for (orch *o = all; o; o = o->next) {
+    int nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    for (int k = 0; k < nids; k++) {
         char one[32];
-        int n = snprintf(one, sizeof(one), "%s%lld", len > 1 ? "," : "", (long long)o->id);
+        int n = snprintf(one, sizeof(one), "%s%lld", len > 1 ? "," : "", (long long)idv[k]);
         if (len + (size_t)n + 2 > cap) {
             cap = cap * 2 + (size_t)n;
             buf = xrealloc(buf, cap);
@@ -879,14 +911,17 @@ void orch_tick(sched *s, int starting)
 {
     /* renew the leases of what this replica drives; read the operators' requests and the
      * deadlines on the way */
-    if (all) {
+    int nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    if (nids > 0) {
         size_t cap = 64, len = 1;
         char *ids = xcalloc(1, cap), *eps = xcalloc(1, cap);
         ids[0] = '{';
         size_t elen = 1;
         eps[0] = '{';
-        for (orch *o = all; o; o = o->next) {
-            if (o->finishing)
+        for (int k = 0; k < nids; k++) {
+            orch *o = find(idv[k]);
+            if (!o || o->finishing)
                 continue;
             char a[32], b[32];
             int na = snprintf(a, sizeof(a), "%s%lld", len > 1 ? "," : "", (long long)o->id);
@@ -909,6 +944,7 @@ void orch_tick(sched *s, int starting)
         snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg->scheduler.lease_s);
         const char *p[] = {ids, eps, lease, s->name};
         _cleanup_pq_ PGresult *r = NULL;
+        int64_t t0 = mono_ms();
         if (db_exec(s->db, &r,
                     "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
                     " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
@@ -917,25 +953,36 @@ void orch_tick(sched *s, int starting)
                     "   m.postcopy_active",
                     4, p) < 0) {
             log_warn(NULL, "could not renew the leases of this scheduler's migrations: %s", db_error(s->db));
+            /* a lease not renewed in time may be adopted by another replica at any moment */
+            for (int k = 0; k < nids; k++) {
+                orch *o = find(idv[k]);
+                if (!o || o->finishing || lease_held(o))
+                    continue;
+                _cleanup_free_ char *why = xasprintf("could not renew its lease for %lld s (lease_s): %s",
+                                                     (long long)s->cfg->scheduler.lease_s, db_error(s->db));
+                lease_lost(o, why);
+            }
         } else {
-            for (orch *o = all; o; o = o->next) {
-                if (o->finishing)
+            for (int k = 0; k < nids; k++) {
+                orch *o = find(idv[k]);
+                if (!o || o->finishing)
                     continue;
                 int seen = 0;
                 for (int i = 0; i < PQntuples(r) && !seen; i++) {
                     if (atoll(PQgetvalue(r, i, 0)) != o->id)
                         continue;
                     seen = 1;
+                    o->lease_ms = lease_from(s, t0);
                     if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                         o->postcopy = 1;
                     act_on_requests(o, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
                                     strcmp(PQgetvalue(r, i, 3), "t") == 0);
                 }
                 if (!seen) {
-                    log_warn(&o->lf, "migration %lld is no longer this scheduler's (adopted by another replica, epoch > %lld):"
-                             " leaving it", (long long)o->id, (long long)o->epoch);
-                    o->finishing = 1;
-                    orch_done(o);
+                    _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"
+                                                         " replica's at epoch %lld (adopted by another replica, or ended)",
+                                                         (long long)o->epoch);
+                    lease_lost(o, why);
                 }
             }
         }
@@ -963,9 +1010,12 @@ void orch_tick(sched *s, int starting)
 
 int orch_count(void)
 {
-    int n = 0;
-    for (orch *o = all; o; o = o->next)
-        n += !o->finishing;
+    int n = 0, nids = 0;
+    _cleanup_free_ int64_t *idv = all ? orchset_ids(all, &nids) : NULL;
+    for (int k = 0; k < nids; k++) {
+        orch *o = find(idv[k]);
+        n += o && !o->finishing;
+    }
     return n;
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deploy/rabbitmq/setup.sh SCHEDULER_PASSWORD: ferry's topology on the broker (definitions.json:
 # the exchanges ferry, ferry.events, ferry.dead and the quorum queues ferry.scheduler, with
-# dead-lettering, and ferry.dead) and the schedulers' user `ferry-scheduler`, which may
+# dead-lettering, and ferry.dead; the policy ferry-scheduler-delivery-limit: a request delivered
+# more than 50 times goes to ferry.dead; the policy ferry-dead-bound: ferry.dead keeps the newest
+# 100000 messages / 512 MiB, dropping the oldest) and the schedulers' user `ferry-scheduler`, which may
 # configure, write and read ferry's resources. Agents get a user each: add-agent-user.
 # RABBITMQCTL names the command (default rabbitmqctl). Idempotent.
 set -euo pipefail

@@ -317,6 +317,74 @@ static void test_reconnects_after_postgres_restart(void **state)
     assert_int_equal(schema_check(f->db, &err), 0);
 }
 
+/* ---- a connection lost inside a transaction fails that attempt ------------------------- */
+
+typedef struct {
+    db_conn *admin;
+    int calls;
+    char state_c[6]; /* SQLSTATE of the third statement of the first attempt */
+} killed;
+
+/* Inserts a, b, c tagged with the attempt. In the first attempt a second connection terminates
+ * this one's backend after a; the body goes on past failed statements, as a best-effort
+ * statement in a transaction body does (a log line, no return). */
+static int killed_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    killed *k = arg;
+    k->calls++;
+    char n[16];
+    snprintf(n, sizeof(n), "%d", k->calls);
+    const char *pa[] = {"a", n}, *pb[] = {"b", n}, *pc[] = {"c", n};
+    if (db_exec(db, NULL, "INSERT INTO txk (step, attempt) VALUES ($1, $2::int)", 2, pa) < 0)
+        return -1;
+    if (k->calls == 1) {
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", PQbackendPID(db_pg(db)));
+        const char *pp[] = {pid};
+        _cleanup_pq_ PGresult *r = NULL;
+        /* waits (up to 5 s) until the backend is gone */
+        if (db_exec(k->admin, &r, "SELECT pg_terminate_backend($1::int, 5000)", 1, pp) < 0)
+            fail_msg("pg_terminate_backend: %s", db_error(k->admin));
+        assert_string_equal(PQgetvalue(r, 0, 0), "t");
+    }
+    if (db_exec(db, NULL, "INSERT INTO txk (step, attempt) VALUES ($1, $2::int)", 2, pb) < 0)
+        log_warn(NULL, "b failed: %s", db_error(db));
+    if (db_exec(db, NULL, "INSERT INTO txk (step, attempt) VALUES ($1, $2::int)", 2, pc) < 0) {
+        log_warn(NULL, "c failed: %s", db_error(db));
+        if (k->calls == 1)
+            strlcpy_f(k->state_c, db_sqlstate(db), sizeof(k->state_c));
+    }
+    return 0;
+}
+
+static void test_tx_connection_lost_retries_whole(void **state)
+{
+    fixture *f = *state;
+    exec_ok(f->db, "CREATE TABLE txk (step text, attempt int)");
+    _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
+    killed k = {.admin = open_dsn(dsn)};
+    int attempts = 0;
+    char *err = NULL;
+    if (db_tx(f->db, "READ COMMITTED", killed_tx, &k, &attempts, &err) < 0)
+        fail_msg("db_tx: %s", err);
+    /* the first attempt failed (not continued on a new session), the second ran whole */
+    assert_int_equal(k.calls, 2);
+    assert_int_equal(attempts, 2);
+    assert_string_equal(k.state_c, "08003");
+    _cleanup_pq_ PGresult *r = NULL;
+    assert_int_equal(db_exec(f->db, &r, "SELECT string_agg(step || attempt, ',' ORDER BY step) FROM txk", 0, NULL), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "a2,b2,c2");
+    /* outside a transaction a lost connection is reopened by the next statement, as before */
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", PQbackendPID(db_pg(f->db)));
+    const char *pp[] = {pid};
+    assert_int_equal(db_exec(k.admin, NULL, "SELECT pg_terminate_backend($1::int, 5000)", 1, pp), 0);
+    assert_int_equal(db_exec(f->db, NULL, "SELECT 1", 0, NULL), -1);
+    assert_int_equal(db_exec(f->db, NULL, "SELECT 1", 0, NULL), 0);
+    db_close(k.admin);
+}
+
 int main(void)
 {
     log_set_proc("test-db");
@@ -328,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unprepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_postgres_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_connection_lost_retries_whole, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

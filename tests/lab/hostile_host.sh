@@ -147,8 +147,21 @@ d1=$(dbstate)
 curl -fsS "$FERRY_HTTP_URL/healthz" >/dev/null || fail "the scheduler is not healthy"
 check_usage
 grep -q "level=error" "$slog" && fail "the scheduler logged errors: $(grep level=error "$slog" | head -n 3)"
-# and the cluster still works: the victim moves back on an operator's request
-out=$("$CTL" --timeout 60000 migrate vm2 compute2 --wait 2>&1) || fail "a legitimate migration after the attack: $out"
+# and the cluster still works: the victim moves back on an operator's request, followed with
+# --wait while compute1 keeps telling ferryctl that this migration failed
+next=$((mig + 1))
+( while :; do
+    "$send" "$rogue" ferry.events "migration.$next.failed" \
+      "{\"v\":1,\"type\":\"migration.$next.failed\",\"id\":\"$(newid)\",\"body\":{\"origin\":\"scheduler\",\"migration\":$next,\"status\":\"failed\",\"message\":\"forged\"}}" >/dev/null 2>&1 || true
+    sleep 0.2
+  done ) &
+liar=$!
+out=$("$CTL" --timeout 60000 migrate vm2 compute2 --wait 2>&1) || { kill $liar; fail "a legitimate migration after the attack: $out"; }
+kill $liar; wait $liar 2>/dev/null || true
 [[ $(where vm2) == "compute2 running yes" ]] || fail "vm2 did not move back"
+[[ $out == *"ignored a status of migration $next from ferry-agent-compute1: only a scheduler tells a status"* ]] ||
+  fail "ferryctl --wait did not say it ignored compute1's statuses: $out"
+[[ $out != *forged* ]] || fail "ferryctl --wait believed compute1: $out"
+echo "    ferryctl --wait, while compute1 claims the migration failed: $(grep -c 'ignored a status' <<<"$out") statuses ignored, ended: $(tail -n 1 <<<"$out")"
 ok "virsh on every host, the instances path and the database are as before; a legitimate migration still works"
 echo "all checks passed"
