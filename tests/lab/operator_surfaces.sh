@@ -253,6 +253,9 @@ grep -q '^ferry_migrations{status="completed"} [1-9]' "$out" && grep -q '^ferry_
   grep -q '^ferry_migration_duration_seconds_count [1-9]' "$out" && grep -q '^ferry_claim_seconds_count [0-9]' "$out" ||
   fail "metrics: $(cat "$out")"
 [[ $(curl -sS "$FERRY_HTTP_URL/healthz" | jq -r '"\(.ok) \(.database) \(.broker)"') == "true true true" ]] || fail "healthz"
-curl -sS "$FERRY_HTTP_URL/" | grep -qi "<html" || fail "no dashboard page at /"
+# into a file first: `curl | grep -q` under pipefail fails when grep quits before curl has
+# written the whole page (curl: (23) failure writing output), as seen here once
+curl -sS "$FERRY_HTTP_URL/" >"$out" || fail "GET /: curl exit $?"
+grep -qi "<html" "$out" || fail "no dashboard page at /"
 pgrep -f "ferry-scheduler --config $FERRY_LAB_DIR/scheduler.conf --name scheduler1" >/dev/null || fail "scheduler1 died"
 ok "/metrics (Prometheus text), /healthz, the dashboard page; the scheduler still runs"
