@@ -16,6 +16,7 @@
 #include "log.h"
 #include "lv.h"
 #include "mq.h"
+#include "rpcin.h"
 
 typedef struct job job;
 
@@ -39,20 +40,6 @@ typedef enum {
     JOB_FAILED,
     JOB_CANCELLED,
 } job_state;
-
-/* The options of one outgoing live migration (live_migration's body). */
-typedef struct job_opts {
-    int block_migration;
-    int post_copy;
-    int postcopy_after_iterations;
-    int auto_converge;
-    int auto_converge_initial;   /* 0 = libvirt's default */
-    int auto_converge_increment; /* 0 = libvirt's default */
-    int bandwidth_mib_s;
-    int max_downtime_ms;
-    int completion_timeout_s;
-    int completion_postcopy; /* completion timeout switches to post-copy instead of aborting */
-} job_opts;
 
 /* ---- events (main.c) ----------------------------------------------------------------- */
 /* Publishes body (taken) on ferry.events with routing key key; adds "at" and "host". Logs and

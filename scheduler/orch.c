@@ -414,6 +414,9 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
     json_object_object_add(body, "migration", json_object_new_int64(o->id));
     json_object_object_add(body, "instance", json_object_new_string(o->uuid));
     json_object_object_add(body, "instance_id", json_object_new_string(o->ec2));
+    /* the owner's epoch: an agent refuses calls with a lower one than it has seen (fencing),
+     * so a replica that lost this migration to another cannot act on it any more */
+    json_object_object_add(body, "epoch", json_object_new_int64(o->epoch));
     _cleanup_free_ char *type = xasprintf("rpc.%s", method);
     pending *p = xcalloc(1, sizeof(*p));
     p->text = msg_build(type, NULL, body);
