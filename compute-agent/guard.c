@@ -155,7 +155,8 @@ static int open_parent(const char *root, const char *rel, int create, int *dirfd
             *missing = e == ENOENT;
             *why = e == ENOENT ? xasprintf("%s/%s does not exist", root, copy)
                    : e == ELOOP || e == ENOTDIR
-                       ? xasprintf("%s/%s %s: a path may not go through a symlink", root, copy, what_is(fd, p, 1))
+                       ? xasprintf("%s/%s %s%s", root, copy, what_is(fd, p, 1),
+                                   strcmp(what_is(fd, p, 1), "is a symlink") == 0 ? ": a path may not go through a symlink" : "")
                        : xasprintf("cannot open %s/%s: %s", root, copy, strerror(e));
             close(fd);
             return -1;
@@ -384,9 +385,10 @@ int guard_address(const char *s, size_t len, char **why)
         } else if ((rule = host_name_rule(host, hl)) == NULL) {
             /* a host name */
         } else {
-            rule = memchr(host, ':', hl) ? "is not a host name or IPv4 address (an IPv6 address needs brackets)"
-                                         : "is not a host name, an IPv4 address or a bracketed IPv6 address";
+            rule = "is not a host name, an IPv4 address or a bracketed IPv6 address";
         }
+        if (colon && memchr(colon + 1, ':', (size_t)(s + len - colon - 1)))
+            rule = "is not a host name or IPv4 address with a port (an IPv6 address needs brackets)";
     }
     if (!rule && port) {
         int ok = port_len >= 1 && port_len <= 5 && port[0] != '0';

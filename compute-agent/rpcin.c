@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "domxml.h"
 #include "guard.h"
 
 /* Reads an optional field of type t; -1 with *err when present with the wrong type. */
@@ -142,7 +143,24 @@ int rpcin_check_destination(json_object *body, int64_t migration, rpcin_check_de
         free(why);
         return -1;
     }
-    return 0;
+    /* the interfaces' bridges go into a /sys path, their networks into a libvirt lookup */
+    domxml_iface *ifs = NULL;
+    size_t n = 0;
+    domxml_ifaces(out->domain_xml, &ifs, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (ifs[i].bridge && guard_plain_name(ifs[i].bridge, strlen(ifs[i].bridge), 15, &why) < 0) {
+            *err = xasprintf("body.domain_xml: interface %zu: bridge %s", i, why);
+            rc = -1;
+        } else if (ifs[i].network && guard_plain_name(ifs[i].network, strlen(ifs[i].network), 64, &why) < 0) {
+            *err = xasprintf("body.domain_xml: interface %zu: network %s", i, why);
+            rc = -1;
+        }
+        free(why);
+        why = NULL;
+    }
+    domxml_ifaces_free(ifs, n);
+    return rc;
 }
 
 void rpcin_pre_free(rpcin_pre *p)
