@@ -133,6 +133,8 @@ static int open_parent(const char *root, const char *rel, int create, int *dirfd
     if (components_ok(rel, strlen(rel), rel, why) < 0)
         return -1;
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create && mkdir(root, 0755) == 0) /* the root itself: configuration */
+        fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         *why = xasprintf("cannot open %s: %s", root, strerror(errno));
         return -1;

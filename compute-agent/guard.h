@@ -28,7 +28,7 @@ int guard_path(const char *path, size_t len, const char *const *roots, size_t nr
 /* Opens the directory holding rel (a path relative to root already checked by guard_path),
  * walking every component from root with O_DIRECTORY|O_NOFOLLOW, so a symlink anywhere below
  * root is refused; root itself (trusted configuration) may be a symlink. With create, missing
- * directories are made (mode 0755). On success returns 0, *dirfd is the directory (caller
+ * directories are made (mode 0755), root included when it is missing. On success returns 0, *dirfd is the directory (caller
  * closes) and *leaf the last component of rel (borrowed). Returns -1 with *why. */
 int guard_open_parent(const char *root, const char *rel, int create, int *dirfd, const char **leaf, char **why) FERRY_WUR;
 
