@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -705,8 +706,14 @@ static int fence(call *c, char **err, const char **code)
     _cleanup_free_ char *sname = xasprintf("epoch-%lld", (long long)c->migration);
     json_object *st = state_read(c->a, sname), *v;
     int64_t seen = 0;
-    if (st && json_object_object_get_ex(st, "epoch", &v) && json_object_is_type(v, json_type_int))
+    /* a record of another instance is another migration under a reused id (a database
+     * restored from a backup): it does not fence this one */
+    if (st && json_object_object_get_ex(st, "epoch", &v) && json_object_is_type(v, json_type_int) &&
+        json_object_object_get_ex(st, "instance", &v) && json_object_is_type(v, json_type_string) &&
+        strcasecmp(json_object_get_string(v), c->instance) == 0) {
+        json_object_object_get_ex(st, "epoch", &v);
         seen = json_object_get_int64(v);
+    }
     json_object_put(st);
     if (guard_epoch(c->migration, seen, c->epoch, err) < 0) {
         *code = "stale_epoch";
@@ -715,6 +722,7 @@ static int fence(call *c, char **err, const char **code)
     if (c->epoch > seen) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "migration", json_object_new_int64(c->migration));
+        json_object_object_add(o, "instance", json_object_new_string(c->instance));
         json_object_object_add(o, "epoch", json_object_new_int64(c->epoch));
         int rc = state_write(c->a, sname, o);
         json_object_put(o);

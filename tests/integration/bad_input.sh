@@ -230,6 +230,9 @@ refused stale_epoch "stale epoch 4 for migration 42: epoch 5 was already seen he
 out=$(arpc pre_live_migration "$(ep 6)") || fail "epoch 6 after the restart: $out"
 refused stale_epoch "stale epoch 5 for migration 42: epoch 6 was already seen here" pre_live_migration "$(ep 5)"
 out=$(arpc pre_live_migration '{"migration":43,"instance":"'$U'","disks":[]}') || fail "another migration, no epoch: $out"
+# the same id for another instance (a database restored from a backup): another migration, not fenced
+out=$(arpc pre_live_migration '{"migration":42,"instance":"11111111-2222-3333-4444-555555555555","epoch":1,"disks":[]}') ||
+  fail "a reused migration id for another instance: $out"
 grep -q 'pre_live_migration refused: stale epoch 4 for migration 42' "$work/agent.log" || fail "the stale epoch is not logged"
 out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped answering: $out"
 kill -0 "$apid" || fail "the agent died"
