@@ -62,6 +62,10 @@ url = $amqp
 dsn = $pg dbname=$db
 [http]
 port = 0
+[trust]
+# the simulated hosts all publish as this one user (with user_id set): a scheduler's user may
+# speak for any host, an agent's only for its own
+scheduler_users = guest
 [log]
 file = $work/scheduler.log
 EOF

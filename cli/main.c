@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
+#include "trust.h"
 #include "ctl.h"
 
 static int cmd_check(ctl *c, int argc, char **argv);
@@ -162,7 +163,12 @@ msg_envelope *ctl_call_raw(ctl *c, const char *key, const char *req, const char 
 {
     ping_state p = {0};
     char *err = NULL;
-    if (mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, ping_done, &p, &err) < 0) {
+    /* the answer is taken only from whom it was asked: the host's agent, or a scheduler */
+    char **from = trust_answer_senders(&c->cfg.trust, strncmp(key, "compute.", 8) == 0 ? key + 8 : NULL);
+    int rc = mq_rpc_call(c->mq, MQ_EXCHANGE, key, req, strlen(req), c->timeout_ms, (const char *const *)from, ping_done,
+                         &p, &err);
+    trust_list_free(from);
+    if (rc < 0) {
         fprintf(stderr, PROG ": could not send the request to %s: %s\n", who, err);
         free(err);
         return NULL;

@@ -9,6 +9,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "trust.h"
 #include "util.h"
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -406,7 +407,15 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
         msg_envelope *env = NULL;
         if (msg_parse(msg->body, msg->len, &env, NULL) == 0) {
             json_object *b = msg_envelope_body(env), *st = NULL;
-            if (strcmp(jsd(b, "origin", ""), "scheduler") == 0) {
+            trust_role role = trust_role_of(&f->c->cfg.trust, msg->user_id, NULL, 0);
+            if (role != TRUST_SCHEDULER && role != TRUST_AGENT) {
+                /* a status only a scheduler may tell, progress only an agent: anyone else lies */
+                _cleanup_free_ char *u = log_escape(msg->user_id ? msg->user_id : "(no user_id)");
+                fprintf(stderr, PROG ": ignored an event of migration %lld from %s: not a scheduler's or an agent's\n",
+                        (long long)f->id, u);
+            } else if (strcmp(jsd(b, "origin", ""), "scheduler") == 0) {
+                if (role == TRUST_SCHEDULER)
+                    set_status(f, js(b, "status"), js(b, "message"));
                 set_status(f, js(b, "status"), js(b, "message"));
             } else if (strcmp(what, "progress") == 0 && json_object_object_get_ex(b, "stats", &st)) {
                 f->total = ji(st, "memory_total");

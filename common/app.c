@@ -18,6 +18,7 @@ static const struct {
     {"FERRY_DB_DSN", "database", "dsn"},
     {"FERRY_LOG_LEVEL", "log", "level"},
     {"FERRY_LOG_FORMAT", "log", "format"},
+    {"FERRY_SCHEDULER_USERS", "trust", "scheduler_users"},
 };
 
 int app_read_config(const char *path, ferry_config *cfg, char **err)

@@ -86,6 +86,45 @@ static int check_nonempty(const char *v, char **reason)
     return -1;
 }
 
+/* A comma-separated list of broker user names (RabbitMQ's: printable, no comma), or "*". */
+static int check_user_list(const char *v, char **reason)
+{
+    if (strcmp(v, "*") == 0)
+        return 0;
+    int n = 0;
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f || p[i] == '*') {
+                *reason = xasprintf("'%.*s' is not a user name (no spaces, control bytes or *)", (int)len, p);
+                return -1;
+            }
+        if (len == 0) {
+            *reason = xstrdup("an empty user name in the list");
+            return -1;
+        }
+        n++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (n == 0) {
+        *reason = xstrdup("must name at least one user (or *)");
+        return -1;
+    }
+    return 0;
+}
+
+/* The same, without "*": the schedulers are trusted with everything, so always named. */
+static int check_named_user_list(const char *v, char **reason)
+{
+    if (strcmp(v, "*") == 0) {
+        *reason = xstrdup("'*' would trust every broker user as a scheduler: name the schedulers' users");
+        return -1;
+    }
+    return check_user_list(v, reason);
+}
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 /* The value of an enum option is the index of its word. */
@@ -207,6 +246,12 @@ static const cfg_option cfg_table[] = {
             "memory of each host kept for the host itself, in MiB"),
     OPT_INT(scheduler, reserved_host_disk_gb, "0", 0, 1048576,
             "disk of each host kept for the host itself, in GiB"),
+    OPT_INT(scheduler, host_max_vcpus, "4096", 1, 1048576,
+            "a heartbeat claiming more vCPUs is refused (a compromised host must not win every placement)"),
+    OPT_INT(scheduler, host_max_memory_mb, "16777216", 1, INT64_C(1099511627776),
+            "a heartbeat claiming more memory (MiB) is refused"),
+    OPT_INT(scheduler, host_max_disk_gb, "1048576", 1, INT64_C(1099511627776),
+            "a heartbeat claiming more disk (GiB) is refused"),
     OPT_INT(scheduler, reserved_host_cpus, "0", 0, 4096,
             "physical CPUs of each host kept for the host itself"),
 
@@ -250,6 +295,19 @@ static const cfg_option cfg_table[] = {
             "HTTPS: the server's certificate (PEM, followed by its chain) for the API and dashboard "
             "(empty = plain HTTP)"),
     OPT_STR(http, key_file, "", check_optional_path, "HTTPS: the certificate's private key (PEM)"),
+
+    OPT_STR(trust, scheduler_users, "ferry-scheduler", check_named_user_list,
+            "comma-separated broker users of the scheduler replicas: the only senders of agent RPCs "
+            "(the broker vouches for a message's user_id)"),
+    OPT_STR(trust, operator_users, "*", check_user_list,
+            "comma-separated broker users that may send migration requests and operator calls "
+            "(* = any user that is not an agent's)"),
+    OPT_STR(trust, agent_user_prefix, "ferry-agent-", check_nonempty,
+            "host H's agent logs in as <prefix>H (deploy/rabbitmq/add-agent-user): only it may "
+            "speak for H"),
+    OPT_BOOL(trust, anonymous_requests, "true",
+             "take a request without user_id (plain amqp-publish cannot set one) as an operator's; only "
+             "users with write on the exchange ferry reach ferry.scheduler"),
 
     OPT_ENUM(log, level, log_level, "info", log_level_words, "most verbose level written"),
     OPT_ENUM(log, format, log_format, "text", log_format_words,

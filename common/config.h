@@ -68,6 +68,9 @@ typedef struct cfg_scheduler {
     int64_t reserved_host_memory_mb;
     int64_t reserved_host_disk_gb;
     int64_t reserved_host_cpus;
+    int64_t host_max_vcpus;     /* a heartbeat claiming more is refused (a compromised host */
+    int64_t host_max_memory_mb; /* must not win every placement) */
+    int64_t host_max_disk_gb;
 } cfg_scheduler;
 
 typedef struct cfg_agent {
@@ -100,6 +103,13 @@ typedef struct cfg_http {
     char *key_file;  /* HTTPS: its private key */
 } cfg_http;
 
+typedef struct cfg_trust {
+    char *scheduler_users;   /* broker users of the scheduler replicas (comma-separated) */
+    char *operator_users;    /* users that may send requests ("*" = any that is not an agent's) */
+    char *agent_user_prefix; /* host H's agent logs in as <prefix>H */
+    bool anonymous_requests; /* a request without user_id (amqp-publish) counts as an operator's */
+} cfg_trust;
+
 typedef struct cfg_log {
     log_level level;
     log_format format;
@@ -113,6 +123,7 @@ typedef struct ferry_config {
     cfg_agent agent;
     cfg_libvirt libvirt;
     cfg_http http;
+    cfg_trust trust;
     cfg_log log;
 } ferry_config;
 

@@ -55,7 +55,18 @@ typedef struct rpc_call {
     mq_rpc_cb cb;
     void *arg;
     int done;
+    char **from; /* users whose reply is accepted (NULL-terminated; NULL = any) */
 } rpc_call;
+
+static void rpc_call_free(rpc_call *k)
+{
+    if (!k)
+        return;
+    for (char **p = k->from; p && *p; p++)
+        free(*p);
+    free(k->from);
+    free(k);
+}
 
 struct mq_delivery {
     mq_message msg;
@@ -325,6 +336,7 @@ void mq_declare_ferry_topology(mq_conn *c)
     mq_declare_exchange(c, MQ_EXCHANGE, "direct");
     mq_declare_exchange(c, MQ_EVENTS_EXCHANGE, "topic");
     mq_declare_exchange(c, MQ_DEAD_EXCHANGE, "fanout");
+    mq_declare_exchange(c, MQ_REPLY_EXCHANGE, "direct");
     mq_declare_queue(c, MQ_DEAD_QUEUE, MQ_Q_QUORUM);
     mq_bind(c, MQ_DEAD_QUEUE, MQ_DEAD_EXCHANGE, "");
     mq_declare_queue(c, MQ_SCHEDULER_QUEUE, MQ_Q_QUORUM | MQ_Q_DEAD_LETTER);
@@ -529,6 +541,36 @@ static int tls_setup(mq_conn *c, amqp_socket_t *sock, char **err)
     return 0;
 }
 
+/* Declares the private RPC reply queue (exclusive, server-named, gone with the connection),
+ * binds it to ferry.reply by its own name and consumes it. 0, or -1 with *err. */
+static int setup_reply_queue(mq_conn *c, char **err)
+{
+    amqp_queue_declare_ok_t *q = amqp_queue_declare(c->amqp, MQ_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1,
+                                                    amqp_empty_table);
+    if (!q) {
+        *err = reply_text(amqp_get_rpc_reply(c->amqp), "could not declare the RPC reply queue");
+        return -1;
+    }
+    free(c->reply_queue);
+    c->reply_queue = dup_bytes(q->queue);
+    /* answers come through ferry.reply, bound by the queue's own name (the exchange is part of
+     * ferry's topology: declared on connect, or by deploy/rabbitmq/setup.sh) */
+    amqp_queue_bind(c->amqp, MQ_CHANNEL, bytes(c->reply_queue), amqp_cstring_bytes(MQ_REPLY_EXCHANGE),
+                    bytes(c->reply_queue), amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->amqp);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        *err = reply_text(r, "could not bind the RPC reply queue to " MQ_REPLY_EXCHANGE);
+        return -1;
+    }
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(c->amqp, MQ_CHANNEL, bytes(c->reply_queue),
+                                                     amqp_cstring_bytes("rpc-replies"), 0, 1, 1, amqp_empty_table);
+    if (!ok) {
+        *err = reply_text(amqp_get_rpc_reply(c->amqp), "could not consume the RPC reply queue");
+        return -1;
+    }
+    return 0;
+}
+
 static int do_connect(mq_conn *c, char **err)
 {
     c->amqp = amqp_new_connection();
@@ -604,21 +646,8 @@ static int do_connect(mq_conn *c, char **err)
     for (decl *d = c->decls; d; d = d->next)
         if (apply_decl(c, d, err) < 0)
             return -1;
-    /* the private RPC reply queue: exclusive, server-named, gone with the connection */
-    amqp_queue_declare_ok_t *q = amqp_queue_declare(c->amqp, MQ_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1,
-                                                    amqp_empty_table);
-    if (!q) {
-        *err = reply_text(amqp_get_rpc_reply(c->amqp), "could not declare the RPC reply queue");
+    if (!c->opt.no_rpc_replies && setup_reply_queue(c, err) < 0)
         return -1;
-    }
-    free(c->reply_queue);
-    c->reply_queue = dup_bytes(q->queue);
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(c->amqp, MQ_CHANNEL, q->queue, amqp_cstring_bytes("rpc-replies"),
-                                                     0, 1, 1, amqp_empty_table);
-    if (!ok) {
-        *err = reply_text(amqp_get_rpc_reply(c->amqp), "could not consume the RPC reply queue");
-        return -1;
-    }
     for (consumer *k = c->consumers; k; k = k->next)
         if (start_consumer(c, k, 0, err) < 0)
             return -1;
@@ -725,7 +754,7 @@ static void fail_pending(mq_conn *c, const char *why)
     while (k) {
         rpc_call *n = k->next;
         k->cb(c, 0, why, NULL, k->arg);
-        free(k);
+        rpc_call_free(k);
         k = n;
     }
 }
@@ -822,6 +851,12 @@ static int publish_raw(mq_conn *c, const char *exchange, const char *key, const 
     if (!p)
         p = &none;
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+    /* who sends it, vouched for by the broker (it refuses a user_id that is not the login's):
+     * every consumer decides by it */
+    if (c->info.user && *c->info.user) {
+        props._flags |= AMQP_BASIC_USER_ID_FLAG;
+        props.user_id = amqp_cstring_bytes(c->info.user);
+    }
     props.content_type = amqp_cstring_bytes(p->content_type ? p->content_type : "application/json");
     props.delivery_mode = p->transient ? 1 : 2;
     props.timestamp = (uint64_t)(wall_ms() / 1000);
@@ -964,6 +999,7 @@ static mq_delivery *make_delivery(mq_conn *c, const amqp_envelope_t *env, const 
     d->msg.correlation_id = opt_str(d, 6, p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
     d->msg.reply_to = opt_str(d, 7, p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
     d->msg.type = opt_str(d, 8, p, AMQP_BASIC_TYPE_FLAG, p->type);
+    d->msg.user_id = opt_str(d, 9, p, AMQP_BASIC_USER_ID_FLAG, p->user_id);
     d->msg.redelivered = env->redelivered;
     if (p->_flags & AMQP_BASIC_HEADERS_FLAG && p->headers.num_entries > 0) {
         d->hkeys = xcalloc((size_t)p->headers.num_entries, sizeof(char *));
@@ -1089,8 +1125,12 @@ void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason)
 /* ---- RPC --------------------------------------------------------------------------- */
 
 int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *body, size_t len, int timeout_ms,
-                mq_rpc_cb cb, void *arg, char **err)
+                const char *const *from, mq_rpc_cb cb, void *arg, char **err)
 {
+    if (c->opt.no_rpc_replies) {
+        *err = xstrdup("this connection takes no RPC replies (no_rpc_replies)");
+        return -1;
+    }
     if (!c->up || !c->reply_queue) {
         *err = xasprintf("not connected to the broker%s%s", *mq_last_error(c) ? ": " : "", mq_last_error(c));
         return -1;
@@ -1100,12 +1140,20 @@ int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *b
     k->deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
     k->cb = cb;
     k->arg = arg;
+    if (from) {
+        size_t n = 0;
+        while (from[n])
+            n++;
+        k->from = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            k->from[i] = xstrdup(from[i]);
+    }
     mq_props p = {.correlation_id = k->corr,
                   .reply_to = c->reply_queue,
                   .transient = 1,
                   .expiration_ms = timeout_ms > 0 ? timeout_ms : 30000};
     if (publish_raw(c, exchange, key, &p, body, len, err) < 0) {
-        free(k);
+        rpc_call_free(k);
         return -1;
     }
     track(c, NULL, NULL);
@@ -1118,8 +1166,9 @@ int mq_rpc_reply(mq_conn *c, mq_delivery *d, const void *body, size_t len, char 
 {
     if (d->msg.reply_to && *d->msg.reply_to) {
         mq_props p = {.correlation_id = d->msg.correlation_id, .transient = 1};
-        /* the default exchange routes by queue name */
-        if (publish_raw(c, "", d->msg.reply_to, &p, body, len, err) < 0) {
+        /* ferry.reply reaches only the reply queues bound to it by their own name: an agent
+         * needs no write on the default exchange, which reaches every queue */
+        if (publish_raw(c, MQ_REPLY_EXCHANGE, d->msg.reply_to, &p, body, len, err) < 0) {
             delivery_free(d);
             return -1;
         }
@@ -1140,11 +1189,24 @@ static void on_reply(mq_conn *c, const amqp_envelope_t *env)
     for (rpc_call **pp = &c->calls; *pp; pp = &(*pp)->next) {
         rpc_call *k = *pp;
         if (strcmp(k->corr, corr) == 0) {
-            *pp = k->next;
             mq_delivery *d = make_delivery(c, env, c->reply_queue);
+            if (k->from) {
+                int ok = 0;
+                for (char **u = k->from; *u && !ok; u++)
+                    ok = d->msg.user_id && strcmp(*u, d->msg.user_id) == 0;
+                if (!ok) {
+                    /* a forged answer: the call goes on waiting for the one it asked */
+                    _cleanup_free_ char *u = log_escape(d->msg.user_id ? d->msg.user_id : "(no user_id)");
+                    log_warn(conn_fields(c), "RPC reply %s from %s refused: not from %s%s", corr, u, k->from[0],
+                             k->from[0] && k->from[1] ? " or the other users expected" : "");
+                    delivery_free(d);
+                    return;
+                }
+            }
+            *pp = k->next;
             k->cb(c, 1, NULL, &d->msg, k->arg);
             delivery_free(d);
-            free(k);
+            rpc_call_free(k);
             return;
         }
     }
@@ -1310,7 +1372,7 @@ static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
         rpc_call *k = *pp;
         *pp = k->next;
         k->cb(c, 0, "no reply before the deadline (timeout)", NULL, k->arg);
-        free(k);
+        rpc_call_free(k);
     }
     c->in_dispatch = outer;
     if (!outer && c->reset_pending) {

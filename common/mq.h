@@ -29,6 +29,9 @@ typedef struct mq_delivery mq_delivery;
 #define MQ_SCHEDULER_QUEUE "ferry.scheduler"
 #define MQ_SCHEDULER_KEY "scheduler"
 #define MQ_DEAD_QUEUE "ferry.dead"
+/* RPC answers: a direct exchange to which every private reply queue is bound by its own name,
+ * so answering needs no write on the default exchange (which reaches every queue). */
+#define MQ_REPLY_EXCHANGE "ferry.reply"
 /* Header carrying the reason on a dead-lettered message. */
 #define MQ_REASON_HEADER "x-ferry-reason"
 
@@ -48,6 +51,8 @@ typedef struct mq_options {
     int reconnect_min_ms;   /* first retry delay, doubled up to reconnect_max_ms */
     int reconnect_max_ms;
     int confirm_timeout_ms; /* a publish not confirmed by then fails */
+    int no_rpc_replies;     /* 1: this connection calls no RPC (an agent): no reply queue, so its
+                             * broker user needs no right to bind one to ferry.reply */
 } mq_options;
 
 /* Fills o with the defaults of the [amqp] section (url stays NULL). */
@@ -86,6 +91,7 @@ typedef struct mq_message {
     const char *correlation_id;
     const char *reply_to;
     const char *type;
+    const char *user_id;        /* the sender's broker user: the broker refuses a forged one */
     int redelivered;
 } mq_message;
 
@@ -136,7 +142,7 @@ enum {
 void mq_declare_queue(mq_conn *c, const char *name, unsigned flags);
 /* Registers a binding of queue to exchange with key, declared on every connect. */
 void mq_bind(mq_conn *c, const char *queue, const char *exchange, const char *key);
-/* Registers DESIGN.md's topology: exchanges ferry, ferry.events, ferry.dead; quorum queue
+/* Registers DESIGN.md's topology: exchanges ferry, ferry.events, ferry.dead, ferry.reply; quorum queue
  * ferry.scheduler (dead-lettering to ferry.dead) bound with key "scheduler"; queue ferry.dead. */
 void mq_declare_ferry_topology(mq_conn *c);
 /* Registers the RPC queue of compute host `host` (ferry.compute.<host>, key compute.<host>). */
@@ -146,7 +152,8 @@ void mq_declare_compute_queue(mq_conn *c, const char *host);
  * prefetch wait at the broker. */
 void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg);
 
-/* Publishes body to exchange/key, persistent unless props->transient; cb (may be NULL) is
+/* Publishes body to exchange/key, persistent unless props->transient, with user_id set to the
+ * user this connection logged in as; cb (may be NULL) is
  * called when the broker confirms or refuses it, or the connection is lost first. Returns -1
  * with *err (caller frees) when not connected or the write failed; cb is then not called. */
 int mq_publish(mq_conn *c, const char *exchange, const char *key, const mq_props *props,
@@ -165,10 +172,12 @@ void mq_reject(mq_conn *c, mq_delivery *d, int requeue);
 void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason);
 
 /* Sends an RPC request to exchange/key with a private reply queue and a correlation id; cb
- * gets the reply, or an error at the deadline (the request expires at the broker then too). */
+ * gets the reply, or an error at the deadline (the request expires at the broker then too).
+ * from (NULL-terminated, copied; NULL = anyone) names the broker users whose reply is taken:
+ * a reply from anyone else is logged and dropped, and the call goes on waiting. */
 int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *body, size_t len,
-                int timeout_ms, mq_rpc_cb cb, void *arg, char **err) FERRY_WUR;
-/* Answers the RPC request d with body (to its reply_to, same correlation id), then acks and
+                int timeout_ms, const char *const *from, mq_rpc_cb cb, void *arg, char **err) FERRY_WUR;
+/* Answers the RPC request d with body (through ferry.reply to its reply_to, same correlation id), then acks and
  * frees d. A request without reply_to is only acked. Returns -1 with *err when the reply
  * could not be sent (d is then left for redelivery and freed). */
 int mq_rpc_reply(mq_conn *c, mq_delivery *d, const void *body, size_t len, char **err) FERRY_WUR;

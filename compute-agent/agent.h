@@ -17,6 +17,7 @@
 #include "lv.h"
 #include "mq.h"
 #include "rpcin.h"
+#include "trust.h"
 
 typedef struct job job;
 
@@ -32,6 +33,8 @@ typedef struct agent {
     job *jobs;
     struct event *heartbeat_ev;
     int lv_up;
+    char boot[37];   /* this process's id: heartbeats are ordered by (boot, seq) */
+    int64_t hb_seq;  /* the last heartbeat's number */
 } agent;
 
 typedef enum {

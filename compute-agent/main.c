@@ -100,6 +100,9 @@ static void send_heartbeat(agent *a)
         free(err);
         return;
     }
+    /* the scheduler ignores a heartbeat older than one it recorded (a redelivery, a reorder) */
+    json_object_object_add(b, "boot", json_object_new_string(a->boot));
+    json_object_object_add(b, "seq", json_object_new_int64(++a->hb_seq));
     _cleanup_free_ char *key = xasprintf("host.%s.heartbeat", a->host);
     agent_publish(a, key, b);
 }
@@ -260,6 +263,7 @@ int main(int argc, char **argv)
     }
     evthread_use_pthreads(); /* evq's event_active comes from other threads */
     agent a = {.cfg = &cfg};
+    uuid_new(a.boot);
     a.host = *cfg.agent.host ? xstrdup(cfg.agent.host) : app_hostname();
     a.address = *cfg.agent.address ? xstrdup(cfg.agent.address) : resolve_address(a.host);
     a.queue = xasprintf("ferry.compute.%s", a.host);
@@ -281,6 +285,7 @@ int main(int argc, char **argv)
     struct timeval hb = {.tv_sec = cfg.agent.heartbeat_interval_s, .tv_usec = 0};
     _cleanup_free_ char *conn_name = xasprintf(PROG "@%s", a.host);
     app_mq_options(&cfg, conn_name, &mo);
+    mo.no_rpc_replies = 1; /* an agent answers RPCs and calls none */
     if (mq_new(a.base, &mo, &a.mq, &err) < 0) {
         log_error(NULL, "cannot start: %s", err);
         free(err);
@@ -288,9 +293,14 @@ int main(int argc, char **argv)
         goto out;
     }
     mq_on_state(a.mq, on_mq_state, &a);
-    if (cfg.amqp.declare_topology)
+    if (cfg.amqp.declare_topology) {
         mq_declare_ferry_topology(a.mq);
-    mq_declare_compute_queue(a.mq, a.host);
+        mq_declare_compute_queue(a.mq, a.host);
+    } else {
+        /* its queue and binding come from add-agent-user: an agent's user may not bind */
+        _cleanup_free_ char *q = xasprintf("ferry.compute.%s", a.host);
+        mq_declare_queue(a.mq, q, MQ_Q_QUORUM | MQ_Q_DEAD_LETTER);
+    }
     mq_consume(a.mq, a.queue, rpc_on_request, &a);
     log_info(NULL, PROG " " FERRY_VERSION " starting: host %s, address %s, libvirt %s, instances %s", a.host,
              a.address, cfg.libvirt.uri, cfg.agent.instances_path);

@@ -756,6 +756,19 @@ static const struct {
     {"rollback", m_rollback, 1},
 };
 
+/* Whether the sender of c's request may call method; if not, the request is dead-lettered
+ * with the reason, logged with the sender, and 0 is returned (c->d is gone). */
+static int sender_may_call(call *c, const mq_message *m, const char *method)
+{
+    char *why = NULL;
+    if (trust_may_call_agent(&c->a->cfg->trust, m->user_id, method, &why))
+        return 1;
+    log_warn(&c->lf, "refused an RPC on %s: %s", c->a->queue, why);
+    mq_dead_letter(c->a->mq, c->d, why);
+    free(why);
+    return 0;
+}
+
 void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
 {
     agent *a = arg;
@@ -765,9 +778,14 @@ void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
     c.lf.req = m->message_id;
     msg_envelope *env = NULL;
     char *err = NULL;
+    /* who may call: the schedulers, and operators (ping only); checked once the method is
+     * known, before anything is done. A malformed request is refused either way, and answered
+     * only to a sender who may call at all */
+    trust_role role = trust_role_of(&a->cfg->trust, m->user_id, NULL, 0);
     if (msg_parse(m->body, m->len, &env, &err) < 0) {
-        log_warn(&c.lf, "malformed RPC request on %s: %s", a->queue, err);
-        if (m->reply_to)
+        _cleanup_free_ char *from = log_escape(m->user_id ? m->user_id : "(no user_id)");
+        log_warn(&c.lf, "malformed RPC request on %s: %s (from %s)", a->queue, err, from);
+        if (m->reply_to && (role == TRUST_SCHEDULER || role == TRUST_OPERATOR))
             reply_error(&c, "invalid", err);
         else
             mq_dead_letter(mc, d, err);
@@ -784,6 +802,10 @@ void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
     for (; method && i < ARRAY_SIZE(methods); i++)
         if (strcmp(methods[i].name, method) == 0)
             break;
+    if (!sender_may_call(&c, m, method ? method : type)) {
+        msg_envelope_free(env);
+        return;
+    }
     if (!method || i == ARRAY_SIZE(methods)) {
         _cleanup_free_ char *why = xasprintf("unknown method '%s'", type);
         log_warn(&c.lf, "%s", why);

@@ -234,6 +234,12 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
     const mq_message *m = mq_delivery_message(d);
     msg_envelope *env = NULL;
     char *err = NULL;
+    if (!trust_may_request(&s->cfg->trust, m->user_id, &err)) {
+        log_warn(NULL, "refused a read RPC on " SCHED_RPC_QUEUE ": %s", err);
+        mq_dead_letter(c, d, err);
+        free(err);
+        return;
+    }
     if (msg_parse(m->body, m->len, &env, &err) < 0) {
         log_warn(NULL, "malformed read RPC on " SCHED_RPC_QUEUE ": %s", err);
         if (m->reply_to && *m->reply_to)

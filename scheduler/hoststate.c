@@ -1,10 +1,16 @@
-/* hoststate: what the agents report, recorded in PostgreSQL. A heartbeat updates its host
- * (totals, capacity = totals x allocation ratio - reserved, per-host overrides first) and the
- * instances it runs; an instance not migrating gets an allocation on the host that runs it.
- * Agent events about migrations go to the orchestration. */
+/* hoststate: what the agents report, recorded in PostgreSQL. Every event is a claim by its
+ * sender: a heartbeat counts only from its own host's agent (the broker-validated user_id),
+ * read strictly (agentmsg.c), and older than the one recorded changes nothing. It updates its
+ * host (totals, capacity = totals x allocation ratio - reserved, per-host overrides first) and
+ * the instances it runs, one domain at a time (a bad one is refused alone); an instance not
+ * migrating gets an allocation on the host that runs it, but an instance another host holds
+ * is not moved by a report. Agent events about a migration count only from its source's or
+ * destination's agent and go to the orchestration. Refused events are dead-lettered with the
+ * reason. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentmsg.h"
 #include "sched.h"
 
 static const char *jstr(json_object *o, const char *key)
@@ -13,21 +19,6 @@ static const char *jstr(json_object *o, const char *key)
     if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
         return json_object_get_string(v);
     return NULL;
-}
-
-static int64_t jint(json_object *o, const char *key, int64_t def)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
-        return json_object_get_int64(v);
-    return def;
-}
-
-static int jbool(json_object *o, const char *key)
-{
-    json_object *v;
-    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
-           json_object_get_boolean(v);
 }
 
 /* vm_state of the schema from libvirt's state word */
@@ -48,19 +39,87 @@ static const char *vm_state(const char *s)
 
 typedef struct hb_ctx {
     sched *s;
-    json_object *b;
+    const agentmsg_heartbeat *hb;
     const char *host;
+    int stale; /* set when the heartbeat is older than the one recorded */
 } hb_ctx;
+
+/* One domain of a heartbeat, in the caller's transaction under a savepoint: 0, or -1 when
+ * the database refused it (the caller rolls back to the savepoint; the rest stands). */
+static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
+{
+    char dv[24], dm[24], dd[24];
+    snprintf(dv, sizeof(dv), "%lld", (long long)d->vcpus);
+    snprintf(dm, sizeof(dm), "%lld", (long long)d->memory_mb);
+    snprintf(dd, sizeof(dd), "%lld", (long long)d->disk_gb);
+    const char *st = vm_state(d->state);
+    const char *ip[] = {d->uuid, d->name, d->project ? d->project : "", h->host, dv, dm, dd, st, d->instance_id};
+    /* a migrating instance is the orchestration's: the heartbeats of both hosts leave it be;
+     * an instance another host holds an allocation for is that host's: a report from here is
+     * a claim, not a fact, and does not move it (logged below for the operator) */
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id)"
+                " VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9)"
+                " ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,"
+                " host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,"
+                " disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, updated_at = now()"
+                " WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)"
+                " AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR NOT EXISTS (SELECT 1 FROM allocations a"
+                "      WHERE a.instance_uuid = i.uuid AND a.host IS DISTINCT FROM EXCLUDED.host))"
+                " RETURNING uuid",
+                9, ip) < 0)
+        return -1;
+    if (PQntuples(r) == 0) {
+        const char *qp[] = {d->uuid, h->host};
+        _cleanup_pq_ PGresult *o = NULL;
+        if (db_exec(db, &o,
+                    "SELECT i.host, i.task_state IS NOT NULL FROM instances i WHERE i.uuid = $1::uuid"
+                    " AND i.host IS DISTINCT FROM $2 AND i.task_state IS NULL",
+                    2, qp) < 0)
+            return -1;
+        if (PQntuples(o) == 1 && strcmp(st, "running") == 0) {
+            log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
+            log_warn(&f, "heartbeat of %s reports instance %s running, but %s holds it: not moved (a claim, not a fact)",
+                     h->host, d->uuid, PQgetvalue(o, 0, 0));
+        }
+        return 0;
+    }
+    if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
+        return 0;
+    /* what runs here holds an allocation here (found running without one: discovered) */
+    const char *ap[] = {d->uuid, h->host};
+    _cleanup_pq_ PGresult *a = NULL;
+    if (db_exec(db, &a,
+                "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+                " SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances"
+                " WHERE uuid = $1::uuid AND host = $2 AND task_state IS NULL"
+                " ON CONFLICT (consumer_type, consumer_id) DO NOTHING"
+                " RETURNING vcpus, memory_mb, disk_gb",
+                2, ap) < 0)
+        return -1;
+    if (PQntuples(a) == 1) {
+        const char *up[] = {h->host, PQgetvalue(a, 0, 0), PQgetvalue(a, 0, 1), PQgetvalue(a, 0, 2)};
+        if (db_exec(db, NULL,
+                    "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
+                    " used_disk_gb = used_disk_gb + $4::bigint WHERE name = $1",
+                    4, up) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static int heartbeat_tx(db_conn *db, void *arg, char **err)
 {
     (void)err;
     hb_ctx *h = arg;
-    json_object *b = h->b;
-    char vcpus[24], mem[24], disk[24], cr[32], rr[32], dr[32], rc[24], rm[24], rd[24];
-    snprintf(vcpus, sizeof(vcpus), "%lld", (long long)jint(b, "vcpus", 0));
-    snprintf(mem, sizeof(mem), "%lld", (long long)jint(b, "memory_mb", 0));
-    snprintf(disk, sizeof(disk), "%lld", (long long)jint(b, "disk_gb", 0));
+    const agentmsg_heartbeat *b = h->hb;
+    h->stale = 0;
+    char vcpus[24], mem[24], disk[24], seq[24], cr[32], rr[32], dr[32], rc[24], rm[24], rd[24];
+    snprintf(vcpus, sizeof(vcpus), "%lld", (long long)b->vcpus);
+    snprintf(mem, sizeof(mem), "%lld", (long long)b->memory_mb);
+    snprintf(disk, sizeof(disk), "%lld", (long long)b->disk_gb);
+    snprintf(seq, sizeof(seq), "%lld", (long long)b->seq);
     const cfg_scheduler *c = &h->s->cfg->scheduler;
     snprintf(cr, sizeof(cr), "%g", c->cpu_allocation_ratio);
     snprintf(rr, sizeof(rr), "%g", c->ram_allocation_ratio);
@@ -68,30 +127,46 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
     snprintf(rc, sizeof(rc), "%lld", (long long)c->reserved_host_cpus);
     snprintf(rm, sizeof(rm), "%lld", (long long)c->reserved_host_memory_mb);
     snprintf(rd, sizeof(rd), "%lld", (long long)c->reserved_host_disk_gb);
+    int numbered = b->boot && b->seq >= 0;
     const char *p[] = {h->host,
-                       jstr(b, "address") ? jstr(b, "address") : "",
+                       b->address ? b->address : "",
                        vcpus,
                        mem,
                        disk,
-                       jstr(b, "arch") ? jstr(b, "arch") : "",
-                       jstr(b, "cpu_model") ? jstr(b, "cpu_model") : "",
-                       jstr(b, "cpu_xml") ? jstr(b, "cpu_xml") : "",
-                       jstr(b, "hypervisor") ? jstr(b, "hypervisor") : "qemu",
-                       jstr(b, "libvirt_version") ? jstr(b, "libvirt_version") : "",
-                       jstr(b, "qemu_version") ? jstr(b, "qemu_version") : "",
-                       jbool(b, "postcopy") ? "true" : "false",
-                       cr, rr, dr, rc, rm, rd};
-    if (db_exec(db, NULL,
+                       b->arch ? b->arch : "",
+                       b->cpu_model ? b->cpu_model : "",
+                       b->cpu_xml ? b->cpu_xml : "",
+                       b->hypervisor ? b->hypervisor : "qemu",
+                       b->libvirt_version ? b->libvirt_version : "",
+                       b->qemu_version ? b->qemu_version : "",
+                       b->postcopy ? "true" : "false",
+                       numbered ? b->boot : NULL,
+                       numbered ? seq : NULL};
+    /* an older heartbeat of the same agent process (redelivered, reordered) changes nothing,
+     * nor does an unnumbered one once the host's agent numbers them (agents before schema 6
+     * send none; a new agent process starts its own numbering) */
+    _cleanup_pq_ PGresult *up = NULL;
+    if (db_exec(db, &up,
                 "INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,"
-                " libvirt_version, qemu_version, postcopy, last_heartbeat)"
-                " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, now())"
+                " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat)"
+                " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid,"
+                " $14::bigint, now())"
                 " ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, vcpus = EXCLUDED.vcpus,"
                 " memory_mb = EXCLUDED.memory_mb, disk_gb = EXCLUDED.disk_gb, arch = EXCLUDED.arch,"
                 " cpu_model = EXCLUDED.cpu_model, cpu_xml = EXCLUDED.cpu_xml, hypervisor = EXCLUDED.hypervisor,"
                 " libvirt_version = EXCLUDED.libvirt_version, qemu_version = EXCLUDED.qemu_version,"
-                " postcopy = EXCLUDED.postcopy, last_heartbeat = now(), updated_at = now()",
-                12, p) < 0)
+                " postcopy = EXCLUDED.postcopy, heartbeat_boot = EXCLUDED.heartbeat_boot,"
+                " heartbeat_seq = EXCLUDED.heartbeat_seq, last_heartbeat = now(), updated_at = now()"
+                " WHERE (EXCLUDED.heartbeat_seq IS NULL AND h.heartbeat_seq IS NULL)"
+                " OR (EXCLUDED.heartbeat_seq IS NOT NULL AND (h.heartbeat_seq IS NULL"
+                "     OR h.heartbeat_boot IS DISTINCT FROM EXCLUDED.heartbeat_boot OR h.heartbeat_seq < EXCLUDED.heartbeat_seq))"
+                " RETURNING name",
+                14, p) < 0)
         return -1;
+    if (PQntuples(up) == 0) {
+        h->stale = 1;
+        return 0;
+    }
     const char *q[] = {h->host, cr, rr, dr, rc, rm, rd};
     if (db_exec(db, NULL,
                 "UPDATE hosts SET"
@@ -104,65 +179,70 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
                 " WHERE name = $1",
                 7, q) < 0)
         return -1;
-    json_object *doms;
-    if (!json_object_object_get_ex(b, "domains", &doms) || !json_object_is_type(doms, json_type_array))
-        return 0;
-    for (size_t i = 0; i < json_object_array_length(doms); i++) {
-        json_object *d = json_object_array_get_idx(doms, i);
-        const char *uuid = jstr(d, "uuid"), *name = jstr(d, "name");
-        if (!uuid || !name || !uuid_valid(uuid))
-            continue;
-        char dv[24], dm[24], dd[24];
-        snprintf(dv, sizeof(dv), "%lld", (long long)jint(d, "vcpus", 0));
-        snprintf(dm, sizeof(dm), "%lld", (long long)jint(d, "memory_mb", 0));
-        snprintf(dd, sizeof(dd), "%lld", (long long)jint(d, "disk_gb", 0));
-        const char *st = vm_state(jstr(d, "state"));
-        const char *iid = jstr(d, "instance_id");
-        const char *ip[] = {uuid, name, jstr(d, "project") ? jstr(d, "project") : "", h->host, dv, dm, dd, st, iid};
-        /* a migrating instance is the orchestration's: the heartbeats of both hosts leave it be */
-        if (db_exec(db, NULL,
-                    "INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id)"
-                    " VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9)"
-                    " ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,"
-                    " host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,"
-                    " disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, updated_at = now()"
-                    " WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)",
-                    9, ip) < 0)
+    for (size_t i = 0; i < b->n_domains; i++) {
+        const agentmsg_domain *d = &b->domains[i];
+        if (d->bad)
+            continue; /* logged once by the caller */
+        /* one domain the database refuses (an instance id another guest has, say) is refused
+         * alone: the rest of the heartbeat stands */
+        if (db_exec(db, NULL, "SAVEPOINT heartbeat_domain", 0, NULL) < 0)
             return -1;
-        if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-            continue;
-        /* what runs here holds an allocation here (found running without one: discovered) */
-        const char *ap[] = {uuid, h->host};
-        _cleanup_pq_ PGresult *r = NULL;
-        if (db_exec(db, &r,
-                    "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                    " SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances"
-                    " WHERE uuid = $1::uuid AND host = $2 AND task_state IS NULL"
-                    " ON CONFLICT (consumer_type, consumer_id) DO NOTHING"
-                    " RETURNING vcpus, memory_mb, disk_gb",
-                    2, ap) < 0)
-            return -1;
-        if (PQntuples(r) == 1) {
-            const char *up[] = {h->host, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)};
-            if (db_exec(db, NULL,
-                        "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
-                        " used_disk_gb = used_disk_gb + $4::bigint WHERE name = $1",
-                        4, up) < 0)
+        if (domain_tx(db, h, d) < 0) {
+            log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
+            _cleanup_free_ char *why = xstrdup(db_error(db));
+            if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domain", 0, NULL) < 0)
                 return -1;
+            log_warn(&f, "heartbeat of %s: domain %s refused: %s", h->host, d->uuid, why);
+            continue;
         }
+        if (db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domain", 0, NULL) < 0)
+            return -1;
     }
     return 0;
 }
 
-static void on_heartbeat(sched *s, const char *host, json_object *b)
+static void on_heartbeat(sched *s, const char *host, const agentmsg_heartbeat *hb)
 {
-    hb_ctx h = {.s = s, .b = b, .host = host};
+    hb_ctx h = {.s = s, .hb = hb, .host = host};
     char *err = NULL;
+    log_fields f = {.host = host};
+    for (size_t i = 0; i < hb->n_domains; i++)
+        if (hb->domains[i].bad)
+            log_warn(&f, "heartbeat of %s: a domain refused: %s", host, hb->domains[i].bad);
     if (db_tx(s->db, "READ COMMITTED", heartbeat_tx, &h, NULL, &err) < 0) {
-        log_fields f = {.host = host};
         log_error(&f, "could not record the heartbeat of %s: %s", host, err);
         free(err);
+    } else if (h.stale) {
+        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", host, (long long)hb->seq);
     }
+}
+
+/* Dead-letters d, an event refused because of who sent it or what it says, with the reason,
+ * logged with the sender. */
+static void refuse(mq_conn *c, mq_delivery *d, const log_fields *f, const char *why)
+{
+    const mq_message *m = mq_delivery_message(d);
+    _cleanup_free_ char *key = log_escape(m->routing_key);
+    log_warn(f, "event %s refused: %s", key, why);
+    mq_dead_letter(c, d, why);
+}
+
+/* The source and dest of migration id (caller frees both), or NULL ones when it is unknown.
+ * -1 on a database error. */
+static int migration_hosts(sched *s, int64_t id, char **source, char **dest)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    const char *p[] = {ids};
+    _cleanup_pq_ PGresult *r = NULL;
+    *source = *dest = NULL;
+    if (db_exec(s->db, &r, "SELECT source_host, dest_host FROM migrations WHERE id = $1::bigint", 1, p) < 0)
+        return -1;
+    if (PQntuples(r) == 1) {
+        *source = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+        *dest = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
+    }
+    return 0;
 }
 
 void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
@@ -172,25 +252,52 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
     msg_envelope *env = NULL;
     char *err = NULL;
     if (msg_parse(m->body, m->len, &env, &err) < 0) {
-        log_warn(NULL, "malformed event %s: %s", m->routing_key, err);
+        _cleanup_free_ char *key = log_escape(m->routing_key);
+        log_warn(NULL, "malformed event %s: %s", key, err);
         mq_dead_letter(c, d, err);
         free(err);
         return;
     }
     json_object *b = msg_envelope_body(env);
     const char *origin = jstr(b, "origin");
-    const char *key = m->routing_key;
-    char host[256];
-    long long mig;
-    char what[32];
-    size_t kl = strlen(key);
-    /* host.<name>.heartbeat, where a name may hold dots (c1.example.com) */
-    if (kl > 15 && kl - 15 < sizeof(host) && strncmp(key, "host.", 5) == 0 && strcmp(key + kl - 10, ".heartbeat") == 0) {
-        memcpy(host, key + 5, kl - 15);
-        host[kl - 15] = 0;
-        on_heartbeat(s, host, b);
-    } else if (origin && strcmp(origin, "agent") == 0 && sscanf(key, "migration.%lld.%31s", &mig, what) == 2) {
-        orch_on_agent_event(s, mig, what, b);
+    char host[AGENTMSG_MAX_NAME + 1], what[32];
+    int64_t mig = 0;
+    agentmsg_key_kind kind = agentmsg_parse_key(m->routing_key, host, sizeof(host), &mig, what, sizeof(what));
+    const cfg_trust *t = &s->cfg->trust;
+    if (kind == AGENTMSG_KEY_HEARTBEAT) {
+        log_fields f = {.host = host};
+        agentmsg_limits l = {.max_vcpus = s->cfg->scheduler.host_max_vcpus,
+                             .max_memory_mb = s->cfg->scheduler.host_max_memory_mb,
+                             .max_disk_gb = s->cfg->scheduler.host_max_disk_gb};
+        agentmsg_heartbeat hb;
+        if (!trust_may_speak_for_host(t, m->user_id, host, &err) || agentmsg_heartbeat_parse(b, &l, &hb, &err) < 0) {
+            refuse(c, d, &f, err);
+            free(err);
+            msg_envelope_free(env);
+            return;
+        }
+        on_heartbeat(s, host, &hb);
+        agentmsg_heartbeat_clear(&hb);
+    } else if (kind == AGENTMSG_KEY_MIGRATION && origin && strcmp(origin, "agent") == 0) {
+        char ids[24];
+        snprintf(ids, sizeof(ids), "%lld", (long long)mig);
+        log_fields f = {.migration = ids};
+        _cleanup_free_ char *src = NULL, *dst = NULL;
+        if (migration_hosts(s, mig, &src, &dst) < 0) {
+            /* who may say it cannot be checked now: the agent's job_status tells it again */
+            log_warn(&f, "event of migration %s not recorded: could not read the migration: %s", ids, db_error(s->db));
+        } else if (!trust_may_speak_for_migration(t, m->user_id, src, dst, &err)) {
+            refuse(c, d, &f, err);
+            free(err);
+            msg_envelope_free(env);
+            return;
+        } else {
+            /* the host an agent event is recorded under is its sender's, not the body's claim */
+            char sender[AGENTMSG_MAX_NAME + 1];
+            if (trust_role_of(t, m->user_id, sender, sizeof(sender)) == TRUST_AGENT)
+                json_object_object_add(b, "host", json_object_new_string(sender));
+            orch_on_agent_event(s, mig, what, b);
+        }
     }
     msg_envelope_free(env);
     /* events are informative: recorded or not, they are not retried (the next heartbeat and

@@ -156,8 +156,11 @@ static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, cons
     w->req = req;
     w->conn = evhttp_request_get_connection(req);
     char *err = NULL;
-    if (mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), (int)s->cfg->amqp.rpc_timeout_ms, on_answer, w,
-                    &err) < 0) {
+    char **from = trust_scheduler_users(&s->cfg->trust); /* only a replica answers */
+    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), (int)s->cfg->amqp.rpc_timeout_ms,
+                         (const char *const *)from, on_answer, w, &err);
+    trust_list_free(from);
+    if (rc < 0) {
         send_error(req, 503, "cannot publish the request: %s", err);
         free(err);
         waiting_free(w);

@@ -311,6 +311,17 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     log_fields f = {.req = m->message_id};
     msg_envelope *env = NULL;
     char *err = NULL;
+    /* only operators and schedulers may ask (an agent's user cannot reach this queue through
+     * the broker's permissions; this holds even where they were set wrong) */
+    if (!trust_may_request(&s->cfg->trust, m->user_id, &err)) {
+        log_warn(&f, "request refused: %s", err);
+        s->invalid++;
+        _cleanup_free_ char *r = msg_build_refused(NULL, err);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, err);
+        free(err);
+        return;
+    }
     if (msg_parse(m->body, m->len, &env, &err) < 0 || msg_check_message_id(env, m->message_id, &err) < 0) {
         log_warn(&f, "request refused: %s", err);
         s->invalid++;

@@ -405,8 +405,12 @@ static void send_pending(pending *p, orch *o)
     char *err = NULL;
     p->attempts++;
     log_debug(&o->lf, "rpc %s to %s", p->method, p->host);
-    if (mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, p->text, strlen(p->text), (int)o->s->cfg->amqp.rpc_timeout_ms, on_reply, p,
-                    &err) < 0) {
+    /* the answer counts only when the host's own agent gives it (or a scheduler's user) */
+    char **from = trust_answer_senders(&o->s->cfg->trust, p->host);
+    int rc = mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, p->text, strlen(p->text), (int)o->s->cfg->amqp.rpc_timeout_ms,
+                         (const char *const *)from, on_reply, p, &err);
+    trust_list_free(from);
+    if (rc < 0) {
         if (retry_later(p, o, err)) {
             free(err);
             return;

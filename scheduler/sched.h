@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
+#include "trust.h"
 
 typedef struct sched {
     ferry_config *cfg;

@@ -7,12 +7,15 @@
 # agent keep running; the database holds nothing but the refusals.
 set -euo pipefail
 bin=${FERRY_BIN_DIR:?run through ctest}
+top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
 db=ferry_bad_$$
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  "$FERRY_TEST_HARNESS" rabbitmqctl delete_user ferry-agent-c1.example.com >/dev/null 2>&1 || true
+  amqp-delete-queue --url "$FERRY_TEST_AMQP_URL" -q ferry.compute.c1.example.com >/dev/null 2>&1 || true
   [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -238,9 +241,12 @@ out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped a
 kill -0 "$apid" || fail "the agent died"
 ok "agent: a lower epoch than seen is refused (stale_epoch), also after a restart; no epoch counts as 0; the agent still answers"
 
-# a host name with dots (a fully qualified name) arrives whole from its heartbeat's routing key
-amqp-publish --url "$FERRY_AMQP_URL" -e ferry.events -r host.c1.example.com.heartbeat -C application/json \
-  -b "{\"v\":1,\"type\":\"host.c1.example.com.heartbeat\",\"id\":\"$(id)\",\"body\":{\"host\":\"c1.example.com\",\"origin\":\"agent\",\"vcpus\":4,\"memory_mb\":4096,\"disk_gb\":10,\"arch\":\"x86_64\",\"hypervisor\":\"qemu\",\"domains\":[]}}" ||
+# a host name with dots (a fully qualified name) arrives whole from its heartbeat's routing key,
+# sent by that host's own agent user (the scheduler believes a heartbeat only from it)
+RABBITMQCTL="$FERRY_TEST_HARNESS rabbitmqctl" "$top/deploy/rabbitmq/add-agent-user" c1.example.com "c1-$$" >/dev/null ||
+  fail "add-agent-user c1.example.com"
+"$top/tests/harness/amqp-send" "amqp://ferry-agent-c1.example.com:c1-$$@127.0.0.1:$FERRY_TEST_AMQP_PORT" ferry.events host.c1.example.com.heartbeat \
+  "{\"v\":1,\"type\":\"host.c1.example.com.heartbeat\",\"id\":\"$(id)\",\"body\":{\"host\":\"c1.example.com\",\"origin\":\"agent\",\"vcpus\":4,\"memory_mb\":4096,\"disk_gb\":10,\"arch\":\"x86_64\",\"hypervisor\":\"qemu\",\"domains\":[]}}" >/dev/null ||
   fail "publish a heartbeat"
 for _ in $(seq 1 50); do [[ $(sql "SELECT count(*) FROM hosts WHERE name = 'c1.example.com'") == 1 ]] && break; sleep 0.1; done
 [[ $(sql "SELECT name || ' ' || vcpus FROM hosts WHERE name LIKE 'c1%'") == "c1.example.com 4" ]] ||

@@ -215,6 +215,7 @@ typedef struct {
     char *error;
     int64_t took_ms;
     int64_t started;
+    char *sender; /* user_id of the last request served */
 } rpc_state;
 
 static void rpc_server(mq_conn *c, mq_delivery *d, void *arg)
@@ -222,6 +223,8 @@ static void rpc_server(mq_conn *c, mq_delivery *d, void *arg)
     rpc_state *s = arg;
     const mq_message *m = mq_delivery_message(d);
     s->served++;
+    free(s->sender);
+    s->sender = m->user_id ? xstrdup(m->user_id) : NULL;
     _cleanup_free_ char *reply = xasprintf("{\"echo\":%.*s}", (int)m->len, m->body);
     char *err = NULL;
     if (mq_rpc_reply(c, d, reply, strlen(reply), &err) < 0) {
@@ -256,7 +259,9 @@ static void test_rpc_round_trip_and_timeout(void **state)
     rpc_state call = {0};
     char *err = NULL;
     call.started = mono_ms();
-    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.rpctest", "[1,2,3]", 7, 5000, rpc_done, &call, &err), 0);
+    const char *from_guest[] = {"guest", NULL}; /* the harness's user, who also answers */
+    assert_int_equal(
+        mq_rpc_call(f->c, MQ_EXCHANGE, "compute.rpctest", "[1,2,3]", 7, 5000, from_guest, rpc_done, &call, &err), 0);
     int done = 0;
     int64_t end = mono_ms() + 10000;
     while (!(done = call.replied + call.failed) && mono_ms() < end)
@@ -264,12 +269,32 @@ static void test_rpc_round_trip_and_timeout(void **state)
     assert_int_equal(call.replied, 1);
     assert_int_equal(srv.served, 1);
     assert_string_equal(call.reply, "{\"echo\":[1,2,3]}");
+    /* the request carried its sender, as the broker vouched for it */
+    assert_non_null(srv.sender);
+    assert_string_equal(srv.sender, "guest");
     free(call.reply);
+
+    /* an answer from a user the caller did not ask is dropped: the call times out waiting */
+    rpc_state forged = {0};
+    const char *from_other[] = {"ferry-agent-elsewhere", NULL};
+    forged.started = mono_ms();
+    assert_int_equal(
+        mq_rpc_call(f->c, MQ_EXCHANGE, "compute.rpctest", "[4]", 3, 1000, from_other, rpc_done, &forged, &err), 0);
+    end = mono_ms() + 10000;
+    while (!(forged.replied + forged.failed) && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(srv.served, 2);
+    assert_int_equal(forged.replied, 0);
+    assert_int_equal(forged.failed, 1);
+    assert_non_null(strstr(forged.error, "timeout"));
+    free(forged.error);
+    free(srv.sender);
 
     /* nobody consumes this queue: the caller gets a timeout at its deadline, not a hang */
     rpc_state lost = {0};
     lost.started = mono_ms();
-    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.nobody-listens", "{}", 2, 800, rpc_done, &lost, &err), 0);
+    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.nobody-listens", "{}", 2, 800, NULL, rpc_done, &lost, &err),
+                     0);
     end = mono_ms() + 10000;
     while (!(lost.replied + lost.failed) && mono_ms() < end)
         event_base_loop(f->base, EVLOOP_ONCE);

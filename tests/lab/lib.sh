@@ -54,8 +54,9 @@ leftovers() {
 
 # ---- talking to the agents with ferryctl rpc ----------------------------------------------
 CTL=${FERRY_BIN_DIR}/ferryctl
-# rpc HOST METHOD BODY: prints the reply body; exit status 1 on an error reply
-rpc() { "$CTL" --timeout 20000 rpc "$@"; }
+# rpc HOST METHOD BODY: prints the reply body; exit status 1 on an error reply. The test plays
+# the scheduler here: agents serve RPCs to the schedulers' broker user only
+rpc() { FERRY_AMQP_URL=${FERRY_SCHEDULER_AMQP_URL:?eval the lab env first} "$CTL" --timeout 20000 rpc "$@"; }
 # the domain UUID of guest NAME (from whichever host has it)
 guest_uuid() {
   local h out
