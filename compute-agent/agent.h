@@ -53,7 +53,8 @@ void agent_publish(agent *a, const char *key, json_object *body);
 int64_t agent_incoming_migration(agent *a, const char *uuid, char *instance_id, size_t n);
 
 /* ---- jobs (job.c) ------------------------------------------------------------------------ */
-/* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address).
+/* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address, which
+ * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise).
  * Idempotent: an existing job of that id is returned as it is. On success *out is the job
  * (owned by the agent). Returns -1 with *err and *code (borrowed word) on failure. */
 int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,

@@ -254,22 +254,21 @@ static int check_destination_conn(call *c, virConnectPtr conn, const char *xml, 
         return -1;
     }
     /* CPU: can this hypervisor run the guest's CPU as defined? */
+    /* (its <cpu> element, not <cputune>, which libvirt writes before it) */
     _cleanup_free_ char *cpu_xml = domxml_cpu(xml);
     if (cpu_xml) {
-        {
-            int r = virConnectCompareHypervisorCPU(conn, NULL, NULL, NULL, "qemu", cpu_xml, 0);
-            const char *word = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "incompatible"
-                               : r == VIR_CPU_COMPARE_IDENTICAL  ? "identical"
-                               : r == VIR_CPU_COMPARE_SUPERSET   ? "superset"
-                                                                 : "error";
-            json_object_object_add(out, "cpu", json_object_new_string(word));
-            if (r == VIR_CPU_COMPARE_INCOMPATIBLE || r == VIR_CPU_COMPARE_ERROR) {
-                *err = r == VIR_CPU_COMPARE_INCOMPATIBLE
-                           ? xasprintf("the guest's CPU is incompatible with %s: %s", c->a->host, lv_errmsg())
-                           : xasprintf("cannot compare the guest's CPU with %s: %s", c->a->host, lv_errmsg());
-                *code = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "refused" : "libvirt";
-                return -1;
-            }
+        int r = virConnectCompareHypervisorCPU(conn, NULL, NULL, NULL, "qemu", cpu_xml, 0);
+        const char *word = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "incompatible"
+                           : r == VIR_CPU_COMPARE_IDENTICAL  ? "identical"
+                           : r == VIR_CPU_COMPARE_SUPERSET   ? "superset"
+                                                             : "error";
+        json_object_object_add(out, "cpu", json_object_new_string(word));
+        if (r == VIR_CPU_COMPARE_INCOMPATIBLE || r == VIR_CPU_COMPARE_ERROR) {
+            *err = r == VIR_CPU_COMPARE_INCOMPATIBLE
+                       ? xasprintf("the guest's CPU is incompatible with %s: %s", c->a->host, lv_errmsg())
+                       : xasprintf("cannot compare the guest's CPU with %s: %s", c->a->host, lv_errmsg());
+            *code = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "refused" : "libvirt";
+            return -1;
         }
     }
     /* post-copy */
