@@ -290,6 +290,11 @@ static const cfg_option cfg_table[] = {
     OPT_STR(http, listen, "127.0.0.1", check_nonempty, "address the HTTP server listens on"),
     OPT_INT(http, port, "8774", 0, 65535, "TCP port of the HTTP server (0 = any free port)"),
     OPT_STR(http, tokens, "", NULL, "comma-separated X-Auth-Token values the HTTP API accepts"),
+    OPT_STR(http, metrics_token, "", NULL,
+            "comma-separated tokens /metrics needs, sent as Authorization: Bearer <token> or "
+            "X-Auth-Token (empty = /metrics needs none)"),
+    OPT_INT(http, max_connections, "256", 1, 65536,
+            "HTTP connections open at once; a request on any beyond is answered 503 and its connection closed"),
     OPT_STR(http, dashboard_dir, "", NULL, "serve index.html from this directory instead of the copy built in (for development)"),
     OPT_STR(http, cert_file, "", check_optional_path,
             "HTTPS: the server's certificate (PEM, followed by its chain) for the API and dashboard "

@@ -98,6 +98,8 @@ typedef struct cfg_http {
     char *listen;
     int64_t port; /* 0 = any free port */
     char *tokens; /* comma-separated accepted X-Auth-Token values */
+    char *metrics_token;     /* comma-separated tokens /metrics needs; "" = /metrics open */
+    int64_t max_connections; /* connections open at once; requests beyond get 503 */
     char *dashboard_dir;
     char *cert_file; /* HTTPS: certificate (with its chain); "" = plain HTTP */
     char *key_file;  /* HTTPS: its private key */

@@ -3,8 +3,8 @@
  * read strictly (agentmsg.c), and older than the one recorded changes nothing. It updates its
  * host (totals, capacity = totals x allocation ratio - reserved, per-host overrides first) and
  * the instances it runs, one domain at a time (a bad one is refused alone); an instance not
- * migrating gets an allocation on the host that runs it, but an instance another host holds
- * is not moved by a report. Agent events about a migration count only from its source's or
+ * migrating gets an allocation on the host that runs it, but an instance another host still
+ * lists is not moved by a report. Agent events about a migration count only from its source's or
  * destination's agent and go to the orchestration. Refused events are dead-lettered with the
  * reason. */
 #include <stdlib.h>
@@ -55,18 +55,20 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
     const char *st = vm_state(d->state);
     const char *ip[] = {d->uuid, d->name, d->project ? d->project : "", h->host, dv, dm, dd, st, d->instance_id};
     /* a migrating instance is the orchestration's: the heartbeats of both hosts leave it be;
-     * an instance another host holds an allocation for is that host's: a report from here is
-     * a claim, not a fact, and does not move it (logged below for the operator) */
+     * an instance its host still lists (in its last heartbeat) is that host's: a report from
+     * here is a claim, not a fact, and does not move it (logged below for the operator). It
+     * moves once its host has sent a heartbeat without it (a migration outside ferry). */
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r,
-                "INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id)"
-                " VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9)"
+                "INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id,"
+                " reported_at)"
+                " VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9, now())"
                 " ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,"
                 " host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,"
-                " disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, updated_at = now()"
+                " disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()"
                 " WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)"
-                " AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR NOT EXISTS (SELECT 1 FROM allocations a"
-                "      WHERE a.instance_uuid = i.uuid AND a.host IS DISTINCT FROM EXCLUDED.host))"
+                " AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h"
+                "      WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))"
                 " RETURNING uuid",
                 9, ip) < 0)
         return -1;
@@ -74,13 +76,13 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
         const char *qp[] = {d->uuid, h->host};
         _cleanup_pq_ PGresult *o = NULL;
         if (db_exec(db, &o,
-                    "SELECT i.host, i.task_state IS NOT NULL FROM instances i WHERE i.uuid = $1::uuid"
+                    "SELECT i.host FROM instances i WHERE i.uuid = $1::uuid"
                     " AND i.host IS DISTINCT FROM $2 AND i.task_state IS NULL",
                     2, qp) < 0)
             return -1;
         if (PQntuples(o) == 1 && strcmp(st, "running") == 0) {
             log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
-            log_warn(&f, "heartbeat of %s reports instance %s running, but %s holds it: not moved (a claim, not a fact)",
+            log_warn(&f, "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
                      h->host, d->uuid, PQgetvalue(o, 0, 0));
         }
         return 0;

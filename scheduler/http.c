@@ -1,6 +1,8 @@
 /* http: the scheduler's HTTP API (scheduler/API.md) on libevent's evhttp, in the loop thread.
  * POST .../action publishes the request contract on AMQP and answers when a replica accepted
- * or refused it; the reads come from api.c; the dashboard is one HTML file compiled in. */
+ * or refused it; the reads come from api.c; the dashboard is one HTML file compiled in.
+ * Every byte of a request is checked (httpcheck.c) before it is used: a refusal is answered
+ * with its reason, logged once with the client's address, and changes nothing. */
 #include <errno.h>
 #include <stdio.h>
 #include <netinet/in.h>
@@ -10,18 +12,44 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "httpcheck.h"
 #include "sched.h"
 
 extern const char dashboard_html[];
 extern const unsigned long dashboard_html_len;
 
 #define MAX_BODY 65536
+/* What libevent itself reads at most. Beyond these it answers alone, without our JSON reason
+ * and without calling us: headers (request line included) beyond MAX_READ_HEADERS get
+ * libevent 2.1's "400 Bad Request" (its DATA_TOO_LONG is reported as an invalid header), a
+ * body beyond MAX_READ_BODY "413 Request Entity Too Large" (read and discarded first, so the
+ * client sees the answer). Below them, our own checks answer 431 / 413 in JSON. */
+#define MAX_READ_HEADERS (4 * HTTPCHECK_MAX_HEADER_BYTES)
+#define MAX_READ_BODY (64 * MAX_BODY)
+/* A request target longer than this is refused (414) before it is parsed further. */
+#define MAX_URI 8192
+
+/* The connections open on the server. evhttp 2.1 has no connection limit nor a callback
+ * when a connection it accepted goes away before a request: each bufferevent it uses comes
+ * from new_bufferevent, which keeps a reference; once evhttp has freed the connection, its
+ * bufferevent has no callbacks left (bufferevent_free clears them), and conns_sweep drops our
+ * reference, which closes the socket. (In libevent 2.1.12 only evhttp_connection_reset_ also
+ * clears them on a live connection, and it runs on outgoing connections only; were it to
+ * run on ours, we would drop our reference early and count one connection too few, never
+ * free what evhttp still uses.) */
+struct http_conns {
+    struct bufferevent **bev;
+    size_t n, cap;
+};
+static void conns_sweep(struct http_conns *c);
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
@@ -33,6 +61,7 @@ static void send_json(struct evhttp_request *req, int code, json_object *o)
     evbuffer_add(b, "\n", 1);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
     evhttp_send_reply(req, code, NULL, b);
     evbuffer_free(b);
     json_object_put(o);
@@ -47,6 +76,8 @@ static const char *title_of(int code)
     case 405: return "methodNotAllowed";
     case 409: return "conflict";
     case 413: return "payloadTooLarge";
+    case 414: return "uriTooLong";
+    case 431: return "requestHeaderFieldsTooLarge";
     case 503: return "serviceUnavailable";
     case 504: return "gatewayTimeout";
     default: return code >= 500 ? "internalError" : "badRequest";
@@ -55,12 +86,44 @@ static const char *title_of(int code)
 
 static void send_error(struct evhttp_request *req, int code, const char *fmt, ...) FERRY_PRINTF(3, 4);
 
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "other";
+    }
+}
+
+/* Answers code with a JSON reason, and logs it once with the client's address and the request
+ * target made printable (it is untrusted and may not be text at all). */
 static void send_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     _cleanup_free_ char *msg = xvasprintf(fmt, ap);
     va_end(ap);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    /* the target as received, maybe not text at all: printable ASCII only, at most 200 bytes */
+    _cleanup_free_ char *uri = httpcheck_printable(evhttp_request_get_uri(req), 200);
+    if (code == 404 || code == 409)
+        log_info(NULL, "HTTP: %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
+    else if (code == 500 || code == 502 || code == 504) /* ours or a replica's failure, not a refusal */
+        log_warn(NULL, "HTTP: failed %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
+    else
+        log_warn(NULL, "HTTP: refused %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
+                 addr ? addr : "?", (unsigned)port, code, msg);
     json_object *e = json_object_new_object();
     json_object_object_add(e, "code", json_object_new_int(code));
     json_object_object_add(e, "title", json_object_new_string(title_of(code)));
@@ -171,23 +234,33 @@ static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, cons
 
 /* ---- the endpoints --------------------------------------------------------------------------- */
 
-static char *body_text(struct evhttp_request *req, size_t *len)
+/* The request's body as a NUL-terminated copy (caller frees), or NULL after answering 413
+ * (its size is checked before anything is copied) or 400 (not UTF-8 text). */
+static char *body_text(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    *len = evbuffer_get_length(in);
-    char *t = xcalloc(1, *len + 1);
-    evbuffer_copyout(in, t, *len);
+    size_t len = evbuffer_get_length(in);
+    if (len > MAX_BODY) {
+        send_error(req, 413, "the body is %zu bytes: at most %d", len, MAX_BODY);
+        return NULL;
+    }
+    char *t = xcalloc(1, len + 1);
+    evbuffer_copyout(in, t, len);
+    char *err = NULL;
+    if (httpcheck_body(t, len, &err) < 0) {
+        send_error(req, 400, "%s", err);
+        free(err);
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
 static void migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server)
 {
-    size_t len;
-    _cleanup_free_ char *text = body_text(req, &len);
-    if (len > MAX_BODY) {
-        send_error(req, 413, "the body is %zu bytes: at most %d", len, MAX_BODY);
+    _cleanup_free_ char *text = body_text(req);
+    if (!text)
         return;
-    }
     enum json_tokener_error jerr = json_tokener_success;
     json_object *in = json_tokener_parse_verbose(text, &jerr);
     if (!in) {
@@ -343,8 +416,39 @@ static void metrics(sched *s, struct evhttp_request *req)
                         (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
                         (long long)s->invalid);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
+}
+
+/* The page's Content-Security-Policy: scripts only the page's own inline <script> blocks, by
+ * their SHA-256 (computed from the page served, so a [http] dashboard_dir copy gets its own);
+ * styles inline ('unsafe-inline': the page sets style attributes in the HTML it builds, e.g.
+ * the usage bars' widths, which no hash can name); fetch() only to this origin; no frames
+ * around it (frame-ancestors 'none'), no plugins, no base or form targets. Caller frees. */
+static char *dashboard_csp(const char *html, size_t len)
+{
+    _cleanup_free_ char *hashes = xstrdup("");
+    const char *p = html, *end = html + len;
+    while ((p = memmem(p, (size_t)(end - p), "<script>", 8))) {
+        p += 8;
+        const char *q = memmem(p, (size_t)(end - p), "</script>", 9);
+        if (!q)
+            break;
+        unsigned char md[32];
+        unsigned int ml = 0;
+        char b64[64];
+        if (EVP_Digest(p, (size_t)(q - p), md, &ml, EVP_sha256(), NULL) != 1)
+            abort();
+        EVP_EncodeBlock((unsigned char *)b64, md, (int)ml);
+        char *h = xasprintf("%s 'sha256-%s'", hashes, b64);
+        free(hashes);
+        hashes = h;
+        p = q + 9;
+    }
+    return xasprintf("default-src 'none'; script-src%s; style-src 'unsafe-inline'; connect-src 'self'; "
+                     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                     *hashes ? hashes : " 'none'");
 }
 
 static void dashboard(sched *s, struct evhttp_request *req)
@@ -368,81 +472,138 @@ static void dashboard(sched *s, struct evhttp_request *req)
     } else {
         evbuffer_add(b, dashboard_html, dashboard_html_len);
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/html; charset=utf-8");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    _cleanup_free_ char *csp =
+        dashboard_csp((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    evhttp_add_header(oh, "Content-Type", "text/html; charset=utf-8");
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    evhttp_add_header(oh, "Content-Security-Policy", csp);
+    evhttp_add_header(oh, "X-Frame-Options", "DENY");
+    evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(oh, "Referrer-Policy", "no-referrer");
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
 }
 
 static int token_ok(sched *s, struct evhttp_request *req)
 {
-    const char *t = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token");
-    const char *list = s->cfg->http.tokens;
-    if (!t || !*t || !list)
-        return 0;
-    size_t n = strlen(t);
-    for (const char *p = list; *p;) {
-        p += strspn(p, " ,");
-        size_t k = strcspn(p, ",");
-        size_t e = k;
-        while (e > 0 && p[e - 1] == ' ')
-            e--;
-        if (e == n && e > 0 && memcmp(p, t, n) == 0)
-            return 1;
-        p += k;
-    }
+    return httpcheck_token_ok(evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token"),
+                              s->cfg->http.tokens);
+}
+
+/* /metrics with [http] metrics_token set: 1 when the request carries one of its tokens as
+ * "Authorization: Bearer <token>" (what Prometheus sends) or as X-Auth-Token, else 0 after
+ * answering 401 with the reason. */
+static int metrics_token_ok(sched *s, struct evhttp_request *req)
+{
+    const char *want = s->cfg->http.metrics_token;
+    if (!want || !*want)
+        return 1;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(h, "Authorization"), *given = evhttp_find_header(h, "X-Auth-Token");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        given = auth + 7 + strspn(auth + 7, " ");
+    if (httpcheck_token_ok(given, want))
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer realm=\"ferry metrics\"");
+    if (given && *given)
+        send_error(req, 401, "the metrics token is not valid");
+    else
+        send_error(req, 401, "/metrics needs a token ([http] metrics_token): send Authorization: Bearer <token>");
     return 0;
 }
 
-/* Splits path into at most max decoded segments; returns their number (or -1 if too many). */
-static int split_path(const char *path, char **seg, int max)
+/* The connection-count limit: 1 when the request may be served, else 0 after answering 503
+ * with the reason (and closing the connection, so the client makes room). */
+static int connections_ok(sched *s, struct evhttp_request *req)
 {
-    int n = 0;
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        size_t k = strcspn(p, "/");
-        if (n == max)
-            return -1;
-        _cleanup_free_ char *raw = xstrndup(p, k);
-        seg[n] = evhttp_uridecode(raw, 0, NULL);
-        if (!seg[n])
-            seg[n] = xstrdup("");
-        n++;
-        p += k;
+    struct http_conns *c = s->http_conns;
+    if (!c || c->n <= (size_t)s->cfg->http.max_connections)
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    send_error(req, 503, "too many connections: %zu open, at most %lld ([http] max_connections); try again later", c->n,
+               (long long)s->cfg->http.max_connections);
+    return 0;
+}
+
+/* The request's header fields within httpcheck's limits: 1, else 0 after answering 431. */
+static int headers_ok(struct evhttp_request *req)
+{
+    httpcheck_headers acc = {0};
+    struct evkeyval *h;
+    for (h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next) {
+        char *err = NULL;
+        if (httpcheck_header(&acc, h->key, h->value, &err) < 0) {
+            send_error(req, 431, "%s", err);
+            free(err);
+            return 0;
+        }
     }
-    return n;
+    return 1;
 }
 
 static int parse_id(const char *s, int64_t *out)
 {
     char *end = NULL;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v <= 0)
+    if (!*s || *end || v <= 0 || errno == ERANGE)
         return -1;
     *out = v;
+    return 0;
+}
+
+static const char *const migration_statuses[] = {"queued",    "scheduled", "preparing", "running", "completing",
+                                                  "completed", "failed",    "error",     "cancelled", NULL};
+
+/* GET /api/migrations' query: status (one of migration_statuses) and limit (1 to 10000,
+ * default 100). 0, or -1 with *err (caller frees). */
+static int migrations_query(const httpcheck_query *q, const char **status, int *limit, char **err)
+{
+    int64_t l = 0;
+    if (httpcheck_query_enum(q, "status", migration_statuses, status, err) < 0 ||
+        httpcheck_query_int(q, "limit", 1, 10000, 100, &l, err) < 0)
+        return -1;
+    *limit = (int)l;
     return 0;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
     sched *s = arg;
+    conns_sweep(s->http_conns);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD, post = cmd == EVHTTP_REQ_POST;
+    const char *target = evhttp_request_get_uri(req);
+    if (!connections_ok(s, req))
+        return;
+    if (target && strlen(target) > MAX_URI) {
+        send_error(req, 414, "the request target is %zu bytes: at most %d", strlen(target), MAX_URI);
+        return;
+    }
+    if (!headers_ok(req))
+        return;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = evhttp_uri_get_path(uri);
-    if (!path)
+    if (!path || !*path)
         path = "/";
-    char *seg[8] = {0};
-    int n = split_path(path, seg, 8);
-    struct evkeyvalq q = {0};
-    const char *query = evhttp_uri_get_query(uri);
-    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD, post = cmd == EVHTTP_REQ_POST;
-    if (query && evhttp_parse_query_str(query, &q) < 0) {
-        send_error(req, 400, "invalid query string");
-    } else if (n < 0) {
+    httpcheck_path ps = {0};
+    httpcheck_query q = {0};
+    char *cerr = NULL;
+    if (httpcheck_path_parse(path, &ps, &cerr) < 0 || httpcheck_query_parse(evhttp_uri_get_query(uri), &q, &cerr) < 0) {
+        send_error(req, 400, "%s", cerr);
+        free(cerr);
+        httpcheck_path_free(&ps);
+        return;
+    }
+    /* path and query are valid text from here on: they may be echoed in answers */
+    char **seg = ps.seg;
+    int n = ps.too_many ? -1 : ps.n;
+    const char *status = NULL;
+    int limit = 100;
+    int api = n >= 1 && strcmp(seg[0], "api") == 0;
+    if (n < 0) {
         send_error(req, 404, "no such resource: %s", path);
     } else if (n == 0 || (n == 1 && strcmp(seg[0], "index.html") == 0)) {
         if (get)
@@ -452,16 +613,20 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (n == 1 && strcmp(seg[0], "healthz") == 0) {
         healthz(s, req);
     } else if (n == 1 && strcmp(seg[0], "metrics") == 0) {
-        metrics(s, req);
-    } else if (strcmp(seg[0], "api") != 0 && strcmp(seg[0], "v2") != 0 && strcmp(seg[0], "v2.1") != 0) {
+        if (metrics_token_ok(s, req))
+            metrics(s, req);
+    } else if (!api && strcmp(seg[0], "v2") != 0 && strcmp(seg[0], "v2.1") != 0) {
         send_error(req, 404, "no such resource: %s", path);
     } else if (!token_ok(s, req)) {
         send_error(req, 401, evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token")
                                  ? "the X-Auth-Token is not valid"
                                  : "an X-Auth-Token header is required");
+    } else if (api && n == 2 && strcmp(seg[1], "migrations") == 0 && get && migrations_query(&q, &status, &limit, &cerr) < 0) {
+        send_error(req, 400, "%s", cerr);
+        free(cerr);
     } else if (!s->db) {
         send_error(req, 503, "the scheduler has no database connection yet");
-    } else if (strcmp(seg[0], "api") != 0) {
+    } else if (!api) {
         /* /v2/{tenant}/servers/{server}/action */
         if (n == 5 && strcmp(seg[2], "servers") == 0 && strcmp(seg[4], "action") == 0) {
             if (post)
@@ -481,10 +646,9 @@ static void on_request(struct evhttp_request *req, void *arg)
             json_object *o = api_host(s, seg[2], &found, &err);
             send_read(req, o, found, err);
         } else if (n == 2 && strcmp(seg[1], "instances") == 0 && get) {
-            send_read(req, api_instances(s, evhttp_find_header(&q, "host"), &err), 1, err);
+            send_read(req, api_instances(s, httpcheck_query_get(&q, "host"), &err), 1, err);
         } else if (n == 2 && strcmp(seg[1], "migrations") == 0 && get) {
-            const char *lim = evhttp_find_header(&q, "limit");
-            send_read(req, api_migrations(s, evhttp_find_header(&q, "status"), lim ? atoi(lim) : 100, &err), 1, err);
+            send_read(req, api_migrations(s, status, limit, &err), 1, err);
         } else if (n >= 3 && strcmp(seg[1], "migrations") == 0 && parse_id(seg[2], &id) < 0) {
             send_error(req, 404, "no migration %s: an id is a positive integer", seg[2]);
         } else if (n == 3 && strcmp(seg[1], "migrations") == 0 && get) {
@@ -500,9 +664,8 @@ static void on_request(struct evhttp_request *req, void *arg)
             send_error(req, get || post ? 404 : 405, "no such resource: %s %s", get ? "GET" : post ? "POST" : "method", path);
         }
     }
-    evhttp_clear_headers(&q);
-    for (int i = 0; i < 8; i++)
-        free(seg[i]);
+    httpcheck_query_free(&q);
+    httpcheck_path_free(&ps);
 }
 
 /* What OpenSSL says about the last failure, for an error message. */
@@ -547,16 +710,60 @@ static SSL_CTX *tls_context(const cfg_http *h, char **err)
     return NULL;
 }
 
-/* evhttp's connection factory for HTTPS: each accepted socket gets a TLS session. */
-static struct bufferevent *tls_bufferevent(struct event_base *base, void *arg)
+/* Drops our reference to every bufferevent whose connection evhttp has freed (its callbacks
+ * are gone): the count left is the connections open. Accepts NULL. */
+static void conns_sweep(struct http_conns *c)
 {
-    SSL *ssl = SSL_new(arg);
-    if (!ssl)
-        return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!c)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        bufferevent_event_cb eventcb = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(c->bev[i], NULL, NULL, &eventcb, &cbarg);
+        if (!eventcb && !cbarg)
+            bufferevent_decref(c->bev[i]);
+        else
+            c->bev[k++] = c->bev[i];
+    }
+    c->n = k;
+}
+
+/* evhttp's connection factory: each accepted socket gets a bufferevent (with a TLS session
+ * for HTTPS) that we count until evhttp frees it (struct http_conns). */
+static struct bufferevent *new_bufferevent(struct event_base *base, void *arg)
+{
+    sched *s = arg;
+    struct http_conns *c = s->http_conns;
+    conns_sweep(c);
+    struct bufferevent *bev;
+    if (s->http_tls) {
+        /* evhttp 2.1 replaces a NULL from here with a plain socket bufferevent: HTTPS would
+         * be served as plain HTTP. These fail only when memory is exhausted: abort, as
+         * xmalloc does, rather than answer in clear text. */
+        SSL *ssl = SSL_new(s->http_tls);
+        bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+        if (!bev) {
+            log_error(NULL, "HTTPS: cannot create a TLS session for a connection: %s", ssl_reason());
+            abort();
+        }
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!bev)
-        SSL_free(ssl);
+        return NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->bev = xrealloc(c->bev, c->cap * sizeof(*c->bev));
+    }
+    bufferevent_incref(bev);
+    c->bev[c->n++] = bev;
     return bev;
+}
+
+void http_tick(sched *s)
+{
+    conns_sweep(s->http_conns);
 }
 
 int http_start(sched *s, char **err)
@@ -566,10 +773,14 @@ int http_start(sched *s, char **err)
     if (*s->cfg->http.cert_file && !(s->http_tls = tls_context(&s->cfg->http, err)))
         return -1;
     s->http = evhttp_new(s->base);
-    if (s->http_tls)
-        evhttp_set_bevcb(s->http, tls_bufferevent, s->http_tls);
+    s->http_conns = xcalloc(1, sizeof(*s->http_conns));
+    evhttp_set_bevcb(s->http, new_bufferevent, s);
     evhttp_set_gencb(s->http, on_request, s);
-    evhttp_set_max_body_size(s->http, 128 * MAX_BODY); /* up to 8 MiB read, so a 413 says why in JSON */
+    /* read up to these, so that our own checks answer with the reason in JSON below them */
+    evhttp_set_max_headers_size(s->http, MAX_READ_HEADERS);
+    evhttp_set_max_body_size(s->http, MAX_READ_BODY);
+    if (evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+        log_warn(NULL, "HTTP: cannot set lingering close: a body beyond %d bytes may see its connection reset", MAX_READ_BODY);
     evhttp_set_timeout(s->http, 60);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
@@ -597,6 +808,14 @@ void http_stop(sched *s)
     if (s->http)
         evhttp_free(s->http);
     s->http = NULL;
+    if (s->http_conns) {
+        /* evhttp_free freed every connection: what is left are our references */
+        for (size_t i = 0; i < s->http_conns->n; i++)
+            bufferevent_decref(s->http_conns->bev[i]);
+        free(s->http_conns->bev);
+        free(s->http_conns);
+        s->http_conns = NULL;
+    }
     SSL_CTX_free(s->http_tls);
     s->http_tls = NULL;
 }

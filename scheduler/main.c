@@ -63,6 +63,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sched *s = arg;
+    http_tick(s);
     if (!s->db || !mq_is_up(s->mq))
         return;
     orch_tick(s, s->ticks++ == 0);
@@ -137,7 +138,8 @@ static void print_config(const ferry_config *cfg)
         char *v = NULL;
         if (cfg_get_text(cfg, opts[i].section, opts[i].key, &v) == 0) {
             /* never print credentials */
-            int secret = strcmp(opts[i].key, "tokens") == 0 || strcmp(opts[i].key, "dsn") == 0 ||
+            int secret = strcmp(opts[i].key, "tokens") == 0 || strcmp(opts[i].key, "metrics_token") == 0 ||
+                         strcmp(opts[i].key, "dsn") == 0 ||
                          strcmp(opts[i].key, "url") == 0;
             printf("%s = %s\n", opts[i].key, secret && *v ? "(set)" : v);
             free(v);

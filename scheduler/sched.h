@@ -30,6 +30,7 @@ typedef struct sched {
     struct evhttp *http;   /* NULL when [http] enabled = false */
     void *http_tls;        /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
     int http_port;         /* --http-port, or -1 for [http] port */
+    struct http_conns *http_conns; /* the HTTP server's open connections (http.c) */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;
 } sched;
@@ -98,6 +99,8 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg);
 int http_start(sched *s, char **err) FERRY_WUR;
 /* Stops it; answers still waiting for a replica are dropped. */
 void http_stop(sched *s);
+/* Every second: closes the sockets of HTTP connections evhttp has finished with. */
+void http_tick(sched *s);
 
 /* ---- orchestration (orch.c) -------------------------------------------------------------------- */
 /* Drives migration id, owned by this replica (owner and epoch in its row), from its recorded

@@ -131,15 +131,16 @@ check_4xx 404 "${T[@]}" -X POST "$url/v2/t/servers/%24%28touch%20pwned%29/action
 check_4xx 404 "${T[@]}" "$url/../../etc/passwd" --path-as-is
 check_4xx 404 "${T[@]}" "$url/api/migrations/-1"
 check_4xx 404 "${T[@]}" "$url/api/migrations/99999999999999999999999"
-check_4xx 404 "${T[@]}" "$url/api/hosts/%00"
+check_4xx 400 "${T[@]}" "$url/api/hosts/%00" # a NUL byte in a path: 400 with the reason (issue 13)
 check_4xx 405 "${T[@]}" -X DELETE "$url/api/hosts"
 check_4xx 401 -X POST "$url/v2/t/servers/vm1/action" -d '{}'
 check_4xx 401 -H "X-Auth-Token: ' OR 1=1 --" "$url/api/hosts"
-[[ $(hcode "${T[@]}" "$url/api/migrations?limit=abc&status=%27") == 200 ]] || fail "a junk query string: $(cat "$work/body")"
+# a junk query string: 400 with the reason (issue 13; it was ignored, answered 200)
+check_4xx 400 "${T[@]}" "$url/api/migrations?limit=abc&status=%27"
 [[ ! -e $work/pwned && ! -e pwned ]] || fail "a shell-looking server name was executed"
 [[ $(snapshot) == "$before" ]] || fail "the database changed through HTTP: $before -> $(snapshot)"
 kill -0 "$spid" || fail "the scheduler died"
-ok "HTTP: $n malformed calls answered 4xx with a JSON reason; junk queries harmless; database untouched"
+ok "HTTP: $n malformed calls answered 4xx with a JSON reason; junk queries refused; database untouched"
 
 # ---- agent RPCs ---------------------------------------------------------------------------------------------
 arpc() { "$bin/ferryctl" --timeout 5000 rpc badagent "$@" 2>&1; }

@@ -56,6 +56,21 @@ st=0; amqp-publish --url "$(url ferry-agent-ru1 "pw1-$$")" -e ferry.events -r ho
   fail "agent user published a heartbeat for another host: $st $(cat "$work/pub1.out")"
 amqp-publish --url "$(url ferry-agent-ru1 "pw1-$$")" -e ferry.events -r instance.11111111-2222-3333-4444-555555555555.started -b '{}' >"$work/pub2.out" 2>&1 ||
   fail "agent user cannot publish instance events: $(cat "$work/pub2.out")"
+# nothing on the default exchange (it reaches every queue by name) nor on ferry (requests, other
+# agents' RPCs); no queue but its own to consume; nothing to declare or bind
+send=$top/tests/harness/amqp-send
+for target in ":ferry.scheduler" ":ferry.compute.ru2" ":ferry.scheduler.rpc" ":ferry.dead" "ferry:scheduler" "ferry:compute.ru2" \
+              "ferry:scheduler.rpc" "ferry.events:host.ru1.down" "ferry.events:host.ru1.x.heartbeat"; do
+  st=0; out=$("$send" "$(url ferry-agent-ru1 "pw1-$$")" "${target%%:*}" "${target#*:}" '{}' 2>&1) || st=$?
+  [[ $st == 1 && $out == *ACCESS_REFUSED* ]] || fail "agent user published to exchange '${target%%:*}' key ${target#*:}: $out"
+done
+for q in ferry.scheduler.events ferry.scheduler.rpc ferry.dead; do
+  st=0; amqp-get --url "$(url ferry-agent-ru1 "pw1-$$")" -q "$q" >"$work/get3.out" 2>&1 || st=$?
+  [[ $st != 0 ]] && grep -qi "ACCESS_REFUSED" "$work/get3.out" || fail "agent user read $q: $st $(cat "$work/get3.out")"
+done
+"$send" "$(url ferry-agent-ru1 "pw1-$$")" ferry.events host.ru1.heartbeat '{}' >/dev/null || fail "agent user cannot publish its own heartbeat"
+"$send" "$(url ferry-agent-ru1 "pw1-$$")" ferry.reply amq.gen-none '{}' >/dev/null || fail "agent user cannot answer on ferry.reply"
+ok "the agent's user reaches neither the default exchange nor ferry, nor any queue but its own"
 kill -0 "${pids[0]}" && kill -0 "${pids[1]}" || fail "an agent died"
 ok "the agent's user cannot consume ferry.scheduler or another host's queue, declare other queues, or publish another host's events ($(grep -io 'ACCESS_REFUSED[^"]*' "$work/get1.out" | head -n 1))"
 # ---- an operator's user: ferryctl with declare_topology = false --------------------------------------
@@ -83,5 +98,13 @@ for q in ferry.scheduler ferry.compute.ru1 ferry.dead; do
   st=0; amqp-get --url "$(url ferry-op-ru "op-$$")" -q "$q" >"$work/opget.out" 2>&1 || st=$?
   [[ $st != 0 ]] && grep -qi "ACCESS_REFUSED\|access.*refused\|403" "$work/opget.out" || fail "the operator's user read $q: $st $(cat "$work/opget.out")"
 done
-ok "the operator's user cannot consume ferry.scheduler, an agent's queue or ferry.dead"
+for q in ferry.scheduler.events ferry.scheduler.rpc; do
+  st=0; amqp-get --url "$(url ferry-op-ru "op-$$")" -q "$q" >"$work/opget.out" 2>&1 || st=$?
+  [[ $st != 0 ]] && grep -qi "ACCESS_REFUSED" "$work/opget.out" || fail "the operator's user read $q: $st $(cat "$work/opget.out")"
+done
+for target in ":ferry.scheduler" ":ferry.compute.ru1" ":ferry.dead" "ferry.events:host.ru1.heartbeat" "ferry.dead:x" "ferry.reply:x"; do
+  st=0; out=$("$send" "$(url ferry-op-ru "op-$$")" "${target%%:*}" "${target#*:}" '{}' 2>&1) || st=$?
+  [[ $st == 1 && $out == *ACCESS_REFUSED* ]] || fail "the operator's user published to exchange '${target%%:*}' key ${target#*:}: $out"
+done
+ok "the operator's user cannot consume ferry.scheduler, an agent's queue, the scheduler's queues or ferry.dead, nor publish on the default exchange, ferry.events, ferry.dead or ferry.reply"
 echo "all checks passed"

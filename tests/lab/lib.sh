@@ -1,6 +1,9 @@
 # Shared by the lab tests: a lab of their own (own dir, namespace prefix, network, ports), so
 # a developer's lab (deploy/lab/ferry-lab up with the defaults) is never touched.
 set -euo pipefail
+# the lab runs as production does (per-host broker users, the schedulers as ferry-scheduler):
+# not the integration harness's "guest plays the schedulers" (tests/CMakeLists.txt)
+unset FERRY_SCHEDULER_USERS
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB=$top/deploy/lab/ferry-lab
 export FERRY_LAB_DIR=${FERRY_BIN_DIR:?run through ctest}/lab-test

@@ -180,6 +180,8 @@ static void test_default_values(void **state)
     assert_string_equal(c.http.listen, "127.0.0.1");
     assert_int_equal(c.http.port, 8774);
     assert_string_equal(c.http.tokens, "");
+    assert_string_equal(c.http.metrics_token, ""); /* /metrics open unless set */
+    assert_int_equal(c.http.max_connections, 256);
     assert_int_equal(c.log.level, LOG_LVL_INFO);
     assert_int_equal(c.log.format, LOG_FMT_TEXT);
     assert_string_equal(c.log.file, "");
@@ -219,6 +221,8 @@ static void test_valid_file_sets_values(void **state)
             "[http]\n"
             "enabled = Off\n"
             "tokens = abc,def\n"
+            "metrics_token = m3trics\n"
+            "max_connections = 8\n"
             "[log]\n"
             "level = debug\n"
             "format = JSON\n"
@@ -241,6 +245,8 @@ static void test_valid_file_sets_values(void **state)
     assert_string_equal(c.libvirt.live_migration_uri, "qemu+tls://%s/system?x=100%%");
     assert_false(c.http.enabled);
     assert_string_equal(c.http.tokens, "abc,def");
+    assert_string_equal(c.http.metrics_token, "m3trics");
+    assert_int_equal(c.http.max_connections, 8);
     assert_int_equal(c.log.level, LOG_LVL_DEBUG);
     assert_int_equal(c.log.format, LOG_FMT_JSON);
     assert_string_equal(c.log.file, "/var/log/ferry/scheduler.log");
