@@ -266,6 +266,9 @@ static const cfg_option cfg_table[] = {
             "how often the agent reports that its host is alive, in seconds"),
     OPT_STR(agent, instances_path, "/var/lib/ferry/instances", check_absolute_path,
             "directory holding the instances' disks and state"),
+    OPT_STR(agent, local_disks_path, "/var/lib/ferry/local", check_absolute_path,
+            "directory of host-local disk images: a block migration creates images only here or "
+            "in instances_path"),
     OPT_INT(agent, job_poll_ms, "1000", 50, 60000,
             "how often the statistics of a running migration job are polled, in milliseconds"),
     OPT_STR(agent, state_dir, "/var/lib/ferry/agent", check_absolute_path,

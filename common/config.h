@@ -79,6 +79,7 @@ typedef struct cfg_agent {
     char *address; /* "" = resolve host */
     int64_t heartbeat_interval_s;
     char *instances_path; /* absolute */
+    char *local_disks_path; /* absolute: where block migrations may create host-local images */
     int64_t job_poll_ms;
     char *state_dir;         /* absolute */
     int64_t memory_limit_mb; /* 0 = the machine's memory */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "lv.h"
 #include "mq.h"
+#include "rpcin.h"
 #include "trust.h"
 
 typedef struct job job;
@@ -43,20 +44,6 @@ typedef enum {
     JOB_CANCELLED,
 } job_state;
 
-/* The options of one outgoing live migration (live_migration's body). */
-typedef struct job_opts {
-    int block_migration;
-    int post_copy;
-    int postcopy_after_iterations;
-    int auto_converge;
-    int auto_converge_initial;   /* 0 = libvirt's default */
-    int auto_converge_increment; /* 0 = libvirt's default */
-    int bandwidth_mib_s;
-    int max_downtime_ms;
-    int completion_timeout_s;
-    int completion_postcopy; /* completion timeout switches to post-copy instead of aborting */
-} job_opts;
-
 /* ---- events (main.c) ----------------------------------------------------------------- */
 /* Publishes body (taken) on ferry.events with routing key key; adds "at" and "host". Logs and
  * drops it when the broker is away (events are informative; the scheduler asks job_status). */
@@ -66,7 +53,8 @@ void agent_publish(agent *a, const char *key, json_object *body);
 int64_t agent_incoming_migration(agent *a, const char *uuid, char *instance_id, size_t n);
 
 /* ---- jobs (job.c) ------------------------------------------------------------------------ */
-/* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address).
+/* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address, which
+ * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise).
  * Idempotent: an existing job of that id is returned as it is. On success *out is the job
  * (owned by the agent). Returns -1 with *err and *code (borrowed word) on failure. */
 int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,

@@ -14,6 +14,7 @@
 #include <libvirt/virterror.h>
 
 #include "agent.h"
+#include "guard.h"
 #include "inventory.h"
 
 struct job {
@@ -741,6 +742,14 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
         }
         *out = j; /* the same request again: one job */
         return 0;
+    }
+    /* the address goes into the libvirt URI: checked here too, whoever the caller */
+    char *bad = NULL;
+    if (guard_address(dest_address, strlen(dest_address), &bad) < 0) {
+        *err = xasprintf("cannot build the migration URI: %s", bad);
+        *code = "invalid";
+        free(bad);
+        return -1;
     }
     job *other = job_by_uuid(a, uuid);
     if (other) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,8 +12,11 @@
 #include <libvirt/virterror.h>
 
 #include "agent.h"
+#include "domxml.h"
+#include "guard.h"
 #include "inventory.h"
 #include "msg.h"
+#include "rpcin.h"
 
 extern char **environ;
 
@@ -25,19 +29,11 @@ typedef struct call {
     int64_t migration;     /* 0 when the method takes none */
     char mig_s[24];
     const char *instance;  /* borrowed; NULL when the method takes none */
+    int64_t epoch;         /* the owner's epoch the call carries (0 when absent) */
     log_fields lf;
 } call;
 
 typedef int (*handler)(call *c, json_object *out, char **err, const char **code);
-
-/* A short id fit for a log field: 1-64 characters of [A-Za-z0-9._-]. */
-static int log_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
@@ -59,84 +55,6 @@ static void reply_error(call *c, const char *code, const char *reason)
     json_object_object_add(b, "error", json_object_new_string(reason));
     json_object_object_add(b, "code", json_object_new_string(code));
     send_reply(c, "rpc.error", b);
-}
-
-/* ---- input -------------------------------------------------------------------------------- */
-
-/* Reads an optional field of type t; -1 with *err when present with the wrong type. */
-static int field(json_object *body, const char *key, json_type t, int required, json_object **out, char **err)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(body, key, &v) || !v) {
-        if (required) {
-            *err = xasprintf("body.%s: missing required field", key);
-            return -1;
-        }
-        *out = NULL;
-        return 0;
-    }
-    if (json_object_get_type(v) != t) {
-        *err = xasprintf("body.%s: expected %s, got %s", key, json_type_to_name(t), json_type_to_name(json_object_get_type(v)));
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int get_bool(json_object *body, const char *key, int def, int *out, char **err)
-{
-    json_object *v;
-    if (field(body, key, json_type_boolean, 0, &v, err) < 0)
-        return -1;
-    *out = v ? json_object_get_boolean(v) : def;
-    return 0;
-}
-
-static int get_int(json_object *body, const char *key, int64_t def, int64_t lo, int64_t hi, int64_t *out, char **err)
-{
-    json_object *v;
-    if (field(body, key, json_type_int, 0, &v, err) < 0)
-        return -1;
-    int64_t x = v ? json_object_get_int64(v) : def;
-    if (x < lo || x > hi) {
-        *err = xasprintf("body.%s: %lld is out of range %lld..%lld", key, (long long)x, (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-static int get_str(json_object *body, const char *key, int required, const char **out, char **err)
-{
-    json_object *v;
-    if (field(body, key, json_type_string, required, &v, err) < 0)
-        return -1;
-    *out = v ? json_object_get_string(v) : NULL;
-    if (required && (!*out || !**out)) {
-        *err = xasprintf("body.%s: must not be empty", key);
-        return -1;
-    }
-    return 0;
-}
-
-/* block_migration: false, true or "auto" (2). */
-static int get_block(json_object *body, int *out, char **err)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(body, "block_migration", &v) || !v) {
-        *out = 0;
-        return 0;
-    }
-    if (json_object_is_type(v, json_type_boolean)) {
-        *out = json_object_get_boolean(v);
-        return 0;
-    }
-    if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "auto") == 0) {
-        *out = 2;
-        return 0;
-    }
-    *err = xstrdup("body.block_migration: expected boolean or \"auto\"");
-    return -1;
 }
 
 /* ---- libvirt helpers ---------------------------------------------------------------------- */
@@ -166,84 +84,12 @@ static virDomainPtr domain_or_error(call *c, virConnectPtr conn, char **err, con
     return dom;
 }
 
-/* The value of attribute attr inside the tag text [tag, end) (quoted with ' or "); NULL if absent. */
-static char *xml_attr(const char *tag, const char *end, const char *attr)
-{
-    size_t al = strlen(attr);
-    for (const char *p = tag; p && p < end; p++) {
-        p = strstr(p, attr);
-        if (!p || p >= end)
-            return NULL;
-        if ((p == tag || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n') && p[al] == '=' &&
-            (p[al + 1] == '\'' || p[al + 1] == '"')) {
-            char q = p[al + 1];
-            const char *s = p + al + 2;
-            const char *e = memchr(s, q, (size_t)(end - s));
-            if (!e)
-                return NULL;
-            return xstrndup(s, (size_t)(e - s));
-        }
-    }
-    return NULL;
-}
-
-/* The end of element starting at p (after its closing tag or "/>"). */
-static const char *element_end(const char *p, const char *name)
-{
-    const char *gt = strchr(p, '>');
-    if (!gt)
-        return NULL;
-    if (gt[-1] == '/')
-        return gt + 1;
-    _cleanup_free_ char *close = xasprintf("</%s>", name);
-    const char *e = strstr(gt, close);
-    return e ? e + strlen(close) : NULL;
-}
-
-/* The disks of a domain XML that are files: [{path, format, target}]. */
-static json_object *xml_disks(const char *xml)
-{
-    json_object *arr = json_object_new_array();
-    for (const char *p = xml; (p = strstr(p, "<disk ")); p++) {
-        const char *end = element_end(p, "disk");
-        if (!end)
-            break;
-        const char *gt = strchr(p, '>');
-        _cleanup_free_ char *type = xml_attr(p, gt, "type");
-        _cleanup_free_ char *device = xml_attr(p, gt, "device");
-        const char *src = strstr(p, "<source ");
-        const char *drv = strstr(p, "<driver ");
-        const char *tgt = strstr(p, "<target ");
-        if (type && strcmp(type, "file") == 0 && (!device || strcmp(device, "disk") == 0) && src && src < end) {
-            _cleanup_free_ char *path = xml_attr(src, strchr(src, '>'), "file");
-            _cleanup_free_ char *fmt = drv && drv < end ? xml_attr(drv, strchr(drv, '>'), "type") : NULL;
-            _cleanup_free_ char *dev = tgt && tgt < end ? xml_attr(tgt, strchr(tgt, '>'), "dev") : NULL;
-            if (path) {
-                json_object *d = json_object_new_object();
-                json_object_object_add(d, "path", json_object_new_string(path));
-                json_object_object_add(d, "format", json_object_new_string(fmt ? fmt : "raw"));
-                if (dev)
-                    json_object_object_add(d, "target", json_object_new_string(dev));
-                json_object_array_add(arr, d);
-            }
-        }
-        p = end - 1;
-    }
-    return arr;
-}
-
 static int under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
     return strncmp(path, dir, n) == 0 && path[n] == '/';
-}
-
-/* A path component without '/' or "..": safe to join under a directory. */
-static int safe_name(const char *s)
-{
-    return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && strlen(s) < 200;
 }
 
 /* ---- methods --------------------------------------------------------------------------------- */
@@ -283,7 +129,7 @@ static int check_source_dom(call *c, virDomainPtr dom, int block, json_object *o
         free(xml);
         return -1;
     }
-    json_object *disks = xml_disks(xml);
+    json_object *disks = domxml_disks(xml);
     int all_shared = 1;
     for (size_t i = 0; i < json_object_array_length(disks); i++) {
         json_object *d = json_object_array_get_idx(disks, i);
@@ -307,16 +153,21 @@ static int check_source_dom(call *c, virDomainPtr dom, int block, json_object *o
     }
     /* the seed's shared-storage test: a file written here must be seen by the destination */
     char probe[64];
-    snprintf(probe, sizeof(probe), ".ferry-probe-%lld-%08x", (long long)c->migration, (unsigned)(wall_ms() & 0xffffffff));
-    _cleanup_free_ char *probe_path = xasprintf("%s/%s", c->a->cfg->agent.instances_path, probe);
-    int fd = open(probe_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        if (write(fd, c->a->host, strlen(c->a->host)) < 0)
-            log_warn(&c->lf, "could not write the shared-storage probe %s: %s", probe_path, strerror(errno));
-        close(fd);
+    guard_probe_name(probe, sizeof(probe), c->migration, (uint32_t)(wall_ms() & 0xffffffff));
+    int fd = -1;
+    char *perr = NULL;
+    /* a new regular file, never through a symlink another host planted in the shared path */
+    int made = guard_create_file(c->a->cfg->agent.instances_path, probe, &fd, &perr);
+    if (made >= 0) {
+        if (fd >= 0 && write(fd, c->a->host, strlen(c->a->host)) < 0)
+            log_warn(&c->lf, "could not write the shared-storage probe %s/%s: %s", c->a->cfg->agent.instances_path, probe,
+                     strerror(errno));
+        if (fd >= 0)
+            close(fd);
         json_object_object_add(out, "shared_probe", json_object_new_string(probe));
     } else {
-        log_warn(&c->lf, "could not create the shared-storage probe %s: %s", probe_path, strerror(errno));
+        log_warn(&c->lf, "could not create the shared-storage probe: %s", perr);
+        free(perr);
     }
     json_object_object_add(out, "domain_xml", json_object_new_string(xml));
     json_object_object_add(out, "name", json_object_new_string(virDomainGetName(dom)));
@@ -350,7 +201,7 @@ static int with_domain(call *c, dom_step fn, int arg, json_object *out, char **e
 static int m_check_source(call *c, json_object *out, char **err, const char **code)
 {
     int block;
-    if (get_block(c->body, &block, err) < 0)
+    if (rpcin_check_source(c->body, &block, err) < 0)
         return -1;
     return with_domain(c, check_source_dom, block, out, err, code);
 }
@@ -403,24 +254,21 @@ static int check_destination_conn(call *c, virConnectPtr conn, const char *xml, 
         return -1;
     }
     /* CPU: can this hypervisor run the guest's CPU as defined? */
-    const char *cpu = strstr(xml, "<cpu");
-    if (cpu) {
-        const char *end = element_end(cpu, "cpu");
-        if (end) {
-            _cleanup_free_ char *cpu_xml = xstrndup(cpu, (size_t)(end - cpu));
-            int r = virConnectCompareHypervisorCPU(conn, NULL, NULL, NULL, "qemu", cpu_xml, 0);
-            const char *word = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "incompatible"
-                               : r == VIR_CPU_COMPARE_IDENTICAL  ? "identical"
-                               : r == VIR_CPU_COMPARE_SUPERSET   ? "superset"
-                                                                 : "error";
-            json_object_object_add(out, "cpu", json_object_new_string(word));
-            if (r == VIR_CPU_COMPARE_INCOMPATIBLE || r == VIR_CPU_COMPARE_ERROR) {
-                *err = r == VIR_CPU_COMPARE_INCOMPATIBLE
-                           ? xasprintf("the guest's CPU is incompatible with %s: %s", c->a->host, lv_errmsg())
-                           : xasprintf("cannot compare the guest's CPU with %s: %s", c->a->host, lv_errmsg());
-                *code = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "refused" : "libvirt";
-                return -1;
-            }
+    /* (its <cpu> element, not <cputune>, which libvirt writes before it) */
+    _cleanup_free_ char *cpu_xml = domxml_cpu(xml);
+    if (cpu_xml) {
+        int r = virConnectCompareHypervisorCPU(conn, NULL, NULL, NULL, "qemu", cpu_xml, 0);
+        const char *word = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "incompatible"
+                           : r == VIR_CPU_COMPARE_IDENTICAL  ? "identical"
+                           : r == VIR_CPU_COMPARE_SUPERSET   ? "superset"
+                                                             : "error";
+        json_object_object_add(out, "cpu", json_object_new_string(word));
+        if (r == VIR_CPU_COMPARE_INCOMPATIBLE || r == VIR_CPU_COMPARE_ERROR) {
+            *err = r == VIR_CPU_COMPARE_INCOMPATIBLE
+                       ? xasprintf("the guest's CPU is incompatible with %s: %s", c->a->host, lv_errmsg())
+                       : xasprintf("cannot compare the guest's CPU with %s: %s", c->a->host, lv_errmsg());
+            *code = r == VIR_CPU_COMPARE_INCOMPATIBLE ? "refused" : "libvirt";
+            return -1;
         }
     }
     /* post-copy */
@@ -429,50 +277,52 @@ static int check_destination_conn(call *c, virConnectPtr conn, const char *xml, 
         *code = "refused";
         return -1;
     }
-    /* bridges and networks the guest's interfaces use */
-    for (const char *p = xml; (p = strstr(p, "<interface ")); p++) {
-        const char *end = element_end(p, "interface");
-        if (!end)
-            break;
-        const char *src = strstr(p, "<source ");
-        if (src && src < end) {
-            const char *gt = strchr(src, '>');
-            _cleanup_free_ char *br = xml_attr(src, gt, "bridge");
-            _cleanup_free_ char *net = xml_attr(src, gt, "network");
-            if (br) {
-                _cleanup_free_ char *sys = xasprintf("/sys/class/net/%s", br);
-                if (!safe_name(br) || access(sys, F_OK) != 0) {
-                    *err = xasprintf("bridge %s of the guest's network interface does not exist on %s", br, c->a->host);
-                    *code = "refused";
-                    return -1;
-                }
-            }
-            if (net) {
-                virNetworkPtr nw = virNetworkLookupByName(conn, net);
-                if (!nw) {
-                    *err = xasprintf("network %s of the guest's network interface does not exist on %s: %s", net,
-                                     c->a->host, lv_errmsg());
-                    *code = "refused";
-                    return -1;
-                }
-                int act = virNetworkIsActive(nw);
-                virNetworkFree(nw);
-                if (act != 1) {
-                    *err = xasprintf("network %s is not active on %s", net, c->a->host);
-                    *code = "refused";
-                    return -1;
-                }
+    /* bridges and networks the guest's interfaces use (their names were checked by rpcin) */
+    domxml_iface *ifs = NULL;
+    size_t nifs = 0;
+    domxml_ifaces(xml, &ifs, &nifs);
+    for (size_t i = 0; i < nifs; i++) {
+        const char *br = ifs[i].bridge, *net = ifs[i].network;
+        if (br) {
+            _cleanup_free_ char *sys = xasprintf("/sys/class/net/%s", br);
+            if (access(sys, F_OK) != 0) {
+                *err = xasprintf("bridge %s of the guest's network interface does not exist on %s", br, c->a->host);
+                *code = "refused";
+                domxml_ifaces_free(ifs, nifs);
+                return -1;
             }
         }
-        p = end - 1;
+        if (net) {
+            virNetworkPtr nw = virNetworkLookupByName(conn, net);
+            int act = nw ? virNetworkIsActive(nw) : -1;
+            if (!nw || act != 1) {
+                *err = !nw ? xasprintf("network %s of the guest's network interface does not exist on %s: %s", net,
+                                       c->a->host, lv_errmsg())
+                           : xasprintf("network %s is not active on %s", net, c->a->host);
+                *code = "refused";
+                if (nw)
+                    virNetworkFree(nw);
+                domxml_ifaces_free(ifs, nifs);
+                return -1;
+            }
+            virNetworkFree(nw);
+        }
     }
+    domxml_ifaces_free(ifs, nifs);
     /* shared storage: the source's probe file must be visible here */
     int shared = 0;
     if (probe) {
-        _cleanup_free_ char *path = xasprintf("%s/%s", c->a->cfg->agent.instances_path, probe);
-        shared = access(path, F_OK) == 0;
-        if (shared)
-            unlink(path);
+        /* only a regular file with ferry's probe name (checked by rpcin), removed relative to
+         * the opened instances path: never a symlink's target */
+        char *why = NULL;
+        int r = guard_unlink_file(c->a->cfg->agent.instances_path, probe, &why);
+        if (r < 0) {
+            *err = xasprintf("body.shared_probe: %s", why);
+            *code = "invalid";
+            free(why);
+            return -1;
+        }
+        shared = r == 1;
     }
     json_object_object_add(out, "shared_storage", json_object_new_boolean(shared));
     if (!shared && block == 0) {
@@ -488,33 +338,33 @@ static int check_destination_conn(call *c, virConnectPtr conn, const char *xml, 
 
 static int m_check_destination(call *c, json_object *out, char **err, const char **code)
 {
-    const char *xml = NULL, *probe = NULL;
-    int64_t memory_mb;
-    int post_copy, block;
-    if (get_str(c->body, "domain_xml", 1, &xml, err) < 0 || get_int(c->body, "memory_mb", 0, 1, 1 << 30, &memory_mb, err) < 0 ||
-        get_bool(c->body, "post_copy", 0, &post_copy, err) < 0 || get_block(c->body, &block, err) < 0 ||
-        get_str(c->body, "shared_probe", 0, &probe, err) < 0)
+    rpcin_check_dest in;
+    if (rpcin_check_destination(c->body, c->migration, &in, err) < 0)
         return -1;
-    if (probe && !safe_name(probe)) {
-        *err = xstrdup("body.shared_probe: not a plain file name");
-        return -1;
-    }
     virConnectPtr conn = conn_or_error(c, err, code);
     if (!conn)
         return -1;
-    int rc = check_destination_conn(c, conn, xml, memory_mb, post_copy, block, probe, out, err, code);
+    int rc = check_destination_conn(c, conn, in.domain_xml, in.memory_mb, in.post_copy, in.block, in.probe, out, err, code);
     virConnectClose(conn);
     return rc;
 }
 
-/* Runs qemu-img create -f fmt path size; 0 or -1 with *err. */
-static int qemu_img_create(const char *fmt, const char *path, long long size, char **err)
+/* Runs qemu-img create -f fmt on the file open as fd (through /proc/self/fd, so qemu-img
+ * writes the very file guard_create_file made, whatever happens to its path meanwhile); path
+ * is for messages only. 0 or -1 with *err. */
+static int qemu_img_create(const char *fmt, int fd, const char *path, long long size, char **err)
 {
-    char sz[32];
+    char sz[32], target[40];
+    int child_fd = fd == 3 ? 4 : 3; /* dup2 in the child clears O_CLOEXEC */
     snprintf(sz, sizeof(sz), "%lld", size);
-    char *argv[] = {"qemu-img", "create", "-q", "-f", (char *)fmt, (char *)path, sz, NULL};
+    snprintf(target, sizeof(target), "/proc/self/fd/%d", child_fd);
+    char *argv[] = {"qemu-img", "create", "-q", "-f", (char *)fmt, target, sz, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, child_fd);
     pid_t pid;
-    int rc = posix_spawnp(&pid, "qemu-img", NULL, NULL, argv, environ);
+    int rc = posix_spawnp(&pid, "qemu-img", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
         *err = xasprintf("could not run qemu-img: %s", strerror(rc));
         return -1;
@@ -527,12 +377,30 @@ static int qemu_img_create(const char *fmt, const char *path, long long size, ch
     return 0;
 }
 
+/* The directories a peer may name disk paths in: the instances path and the local disks
+ * path (configuration, trusted). */
+static void disk_roots(agent *a, const char *roots[2])
+{
+    roots[0] = a->cfg->agent.instances_path;
+    roots[1] = a->cfg->agent.local_disks_path;
+}
+
 static int m_pre_live_migration(call *c, json_object *out, char **err, const char **code)
 {
-    int block;
-    json_object *disks;
-    if (get_block(c->body, &block, err) < 0 || field(c->body, "disks", json_type_array, 0, &disks, err) < 0)
+    const char *roots[2];
+    disk_roots(c->a, roots);
+    _cleanup_(rpcin_pre_free) rpcin_pre in = {0};
+    if (rpcin_pre_live_migration(c->body, roots, 2, &in, err) < 0)
         return -1;
+    /* every place checked before anything is made: a refusal creates nothing */
+    for (size_t i = 0; i < in.n; i++) {
+        char *why = NULL;
+        if (guard_check_place(roots[in.disks[i].root], in.disks[i].rel, &why) < 0) {
+            *err = xasprintf("body.disks[%zu].path: %s", i, why);
+            free(why);
+            return -1;
+        }
+    }
     _cleanup_free_ char *sname = xasprintf("dest-%lld", (long long)c->migration);
     json_object *st = state_read(c->a, sname);
     if (!st) {
@@ -544,58 +412,51 @@ static int m_pre_live_migration(call *c, json_object *out, char **err, const cha
         json_object_object_add(st, "created", json_object_new_array());
     }
     json_object *created;
-    json_object_object_get_ex(st, "created", &created);
+    if (!json_object_object_get_ex(st, "created", &created) || !json_object_is_type(created, json_type_array)) {
+        created = json_object_new_array();
+        json_object_object_add(st, "created", created);
+    }
     int rc = 0;
-    for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
-        json_object *d = json_object_array_get_idx(disks, i), *v;
-        if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "path", &v) ||
-            !json_object_is_type(v, json_type_string)) {
-            *err = xasprintf("body.disks[%zu].path: missing or not a string", i);
+    for (size_t i = 0; i < in.n; i++) {
+        const rpcin_disk *k = &in.disks[i];
+        const char *root = roots[k->root];
+        char *why = NULL;
+        if (!k->create) {
+            /* directories for every disk (walked without following a symlink) */
+            int dfd;
+            const char *leaf;
+            if (guard_open_parent(root, k->rel, 1, &dfd, &leaf, &why) < 0) {
+                *err = xasprintf("body.disks[%zu].path: %s", i, why);
+                *code = "invalid";
+                free(why);
+                rc = -1;
+                break;
+            }
+            close(dfd);
+            continue;
+        }
+        int fd = -1;
+        int made = guard_create_file(root, k->rel, &fd, &why);
+        if (made < 0) {
+            *err = xasprintf("body.disks[%zu].path: %s", i, why);
+            *code = "invalid";
+            free(why);
             rc = -1;
             break;
         }
-        const char *path = json_object_get_string(v);
-        if (path[0] != '/' || strstr(path, "/../")) {
-            *err = xasprintf("body.disks[%zu].path: %s is not an absolute, plain path", i, path);
-            rc = -1;
-            break;
-        }
-        /* directories for every disk */
-        _cleanup_free_ char *dir = xstrdup(path);
-        *strrchr(dir, '/') = '\0';
-        if (*dir && mkdir(dir, 0755) < 0 && errno != EEXIST) {
-            *err = xasprintf("could not create %s on %s: %s", dir, c->a->host, strerror(errno));
-            *code = "internal";
-            rc = -1;
-            break;
-        }
-        json_object *sh;
-        int shared = json_object_object_get_ex(d, "shared", &sh) && json_object_get_boolean(sh);
-        if (!block || (block == 2 && shared))
-            continue; /* on shared storage the image is already here */
-        if (access(path, F_OK) == 0)
+        if (made == 0)
             continue; /* idempotent: made by an earlier call */
-        json_object *fv, *sv;
-        const char *fmt = json_object_object_get_ex(d, "format", &fv) ? json_object_get_string(fv) : "qcow2";
-        if (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
-            *err = xasprintf("body.disks[%zu].format: %s is not supported (qcow2, raw)", i, fmt);
-            rc = -1;
-            break;
-        }
-        if (!json_object_object_get_ex(d, "virtual_size", &sv) || !json_object_is_type(sv, json_type_int) ||
-            json_object_get_int64(sv) <= 0) {
-            *err = xasprintf("body.disks[%zu].virtual_size: needed (bytes) to create the image for block migration", i);
-            rc = -1;
-            break;
-        }
-        if (qemu_img_create(fmt, path, (long long)json_object_get_int64(sv), err) < 0) {
+        /* recorded at once, so rollback removes even a half-made image */
+        json_object_array_add(created, json_object_new_string(k->path));
+        int qrc = qemu_img_create(k->format, fd, k->path, (long long)k->virtual_size, err);
+        close(fd);
+        if (qrc < 0) {
             *code = "internal";
             rc = -1;
             break;
         }
-        log_info(&c->lf, "created %s (%s, %lld bytes) for the incoming block migration", path, fmt,
-                 (long long)json_object_get_int64(sv));
-        json_object_array_add(created, json_object_new_string(path));
+        log_info(&c->lf, "created %s (%s, %lld bytes) for the incoming block migration", k->path, k->format,
+                 (long long)k->virtual_size);
     }
     /* what was made is recorded even on failure, so rollback removes it */
     (void)state_write(c->a, sname, st);
@@ -607,39 +468,11 @@ static int m_pre_live_migration(call *c, json_object *out, char **err, const cha
 
 static int m_live_migration(call *c, json_object *out, char **err, const char **code)
 {
-    const char *dest, *dest_address, *action = NULL;
-    int64_t after, bw, downtime, timeout, aci, acinc;
-    job_opts o = {0};
-    if (get_str(c->body, "dest", 1, &dest, err) < 0 || get_str(c->body, "dest_address", 1, &dest_address, err) < 0 ||
-        get_bool(c->body, "block_migration", 0, &o.block_migration, err) < 0 ||
-        get_bool(c->body, "post_copy", 0, &o.post_copy, err) < 0 ||
-        get_int(c->body, "postcopy_after_iterations", 1, 1, 1000, &after, err) < 0 ||
-        get_bool(c->body, "auto_converge", 0, &o.auto_converge, err) < 0 ||
-        get_int(c->body, "auto_converge_initial", 0, 0, 100, &aci, err) < 0 ||
-        get_int(c->body, "auto_converge_increment", 0, 0, 100, &acinc, err) < 0 ||
-        get_int(c->body, "bandwidth_mib_s", 0, 0, 100000, &bw, err) < 0 ||
-        get_int(c->body, "max_downtime_ms", 300, 1, 600000, &downtime, err) < 0 ||
-        get_int(c->body, "completion_timeout_s", 0, 0, 86400, &timeout, err) < 0 ||
-        get_str(c->body, "completion_action", 0, &action, err) < 0)
+    rpcin_live in;
+    if (rpcin_live_migration(c->body, c->a->host, &in, err) < 0)
         return -1;
-    if (action && strcmp(action, "abort") != 0 && strcmp(action, "postcopy") != 0) {
-        *err = xstrdup("body.completion_action: expected \"abort\" or \"postcopy\"");
-        return -1;
-    }
-    if (strcmp(dest, c->a->host) == 0) {
-        *err = xasprintf("cannot migrate to %s: it is this host", dest);
-        *code = "invalid";
-        return -1;
-    }
-    o.postcopy_after_iterations = (int)after;
-    o.auto_converge_initial = (int)aci;
-    o.auto_converge_increment = (int)acinc;
-    o.bandwidth_mib_s = (int)bw;
-    o.max_downtime_ms = (int)downtime;
-    o.completion_timeout_s = (int)timeout;
-    o.completion_postcopy = action && strcmp(action, "postcopy") == 0;
     job *j = NULL;
-    if (job_start(c->a, c->migration, c->instance, dest, dest_address, &o, &j, err, code) < 0)
+    if (job_start(c->a, c->migration, c->instance, in.dest, in.dest_address, &in.o, &j, err, code) < 0)
         return -1;
     json_object_object_add(out, "started", json_object_new_boolean(1));
     json_object_object_add(out, "job", job_status_json(j));
@@ -805,13 +638,24 @@ static int m_rollback(call *c, json_object *out, char **err, const char **code)
     removed = json_object_new_array();
     if (st && json_object_object_get_ex(st, "created", &created)) {
         for (size_t i = 0; i < json_object_array_length(created); i++) {
-            const char *p = json_object_get_string(json_object_array_get_idx(created, i));
-            if (unlink(p) == 0) {
+            /* the agent's own record, made under the same rules; checked again all the same,
+             * and removed relative to its opened directory, never through a symlink */
+            json_object *pv = json_object_array_get_idx(created, i);
+            const char *p = json_object_get_string(pv), *rel, *roots[2];
+            size_t root;
+            char *why = NULL;
+            disk_roots(c->a, roots);
+            int r = p && json_object_is_type(pv, json_type_string) &&
+                            guard_path(p, strlen(p), roots, 2, &root, &rel, &why) == 0
+                        ? guard_unlink_file(roots[root], rel, &why)
+                        : -1;
+            if (r == 1) {
                 json_object_array_add(removed, json_object_new_string(p));
                 log_info(&c->lf, "rollback removed %s", p);
-            } else if (errno != ENOENT) {
-                log_warn(&c->lf, "rollback could not remove %s: %s", p, strerror(errno));
+            } else if (r < 0) {
+                log_warn(&c->lf, "rollback did not remove %s: %s", p ? p : "(not a path)", why ? why : "not a string");
             }
+            free(why);
         }
     }
     state_remove(c->a, sname);
@@ -824,6 +668,74 @@ out:
         virDomainFree(dom);
     virConnectClose(conn);
     return rc;
+}
+
+/* ---- who may act on a migration ----------------------------------------------------------- */
+
+/* Reads the fields every migration method carries into c; on a refusal answers it (invalid)
+ * and returns -1. */
+static int call_migration(call *c, const char *method)
+{
+    rpcin_mig m;
+    char *err = NULL;
+    if (rpcin_migration(c->body, &m, &err) < 0) {
+        log_warn(&c->lf, "invalid %s request: %s", method, err);
+        reply_error(c, "invalid", err);
+        free(err);
+        return -1;
+    }
+    c->migration = m.migration;
+    c->epoch = m.epoch;
+    snprintf(c->mig_s, sizeof(c->mig_s), "%lld", (long long)m.migration);
+    c->lf.migration = c->mig_s;
+    c->instance = m.instance;
+    c->lf.instance = m.instance_id ? m.instance_id : m.instance;
+    job *j = job_find(c->a, m.migration);
+    if (j)
+        c->lf.instance = job_fields(j)->instance;
+    return 0;
+}
+
+/* Fencing: the highest epoch of each migration seen here is kept in the state dir
+ * (epoch-<id>.json, written atomically, so it survives a restart); a call with a lower one
+ * comes from a scheduler replica that lost the migration to another and is refused
+ * (stale_epoch). A higher one is recorded before the call acts. */
+static int fence(call *c, char **err, const char **code)
+{
+    _cleanup_free_ char *sname = xasprintf("epoch-%lld", (long long)c->migration);
+    json_object *st = state_read(c->a, sname), *v;
+    int64_t seen = 0;
+    /* a record of another instance is another migration under a reused id (a database
+     * restored from a backup): it does not fence this one */
+    if (st && json_object_object_get_ex(st, "epoch", &v) && json_object_is_type(v, json_type_int) &&
+        json_object_object_get_ex(st, "instance", &v) && json_object_is_type(v, json_type_string) &&
+        strcasecmp(json_object_get_string(v), c->instance) == 0) {
+        json_object_object_get_ex(st, "epoch", &v);
+        seen = json_object_get_int64(v);
+    }
+    json_object_put(st);
+    if (guard_epoch(c->migration, seen, c->epoch, err) < 0) {
+        *code = "stale_epoch";
+        return -1;
+    }
+    if (c->epoch > seen) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(c->migration));
+        json_object_object_add(o, "instance", json_object_new_string(c->instance));
+        json_object_object_add(o, "epoch", json_object_new_int64(c->epoch));
+        int rc = state_write(c->a, sname, o);
+        json_object_put(o);
+        if (rc < 0) {
+            *err = xasprintf("could not record epoch %lld of migration %lld in %s", (long long)c->epoch,
+                             (long long)c->migration, c->a->cfg->agent.state_dir);
+            *code = "internal";
+            return -1;
+        }
+        if (seen > 0)
+            log_info(&c->lf, "migration %lld: epoch %lld replaces %lld (another scheduler replica drives it now)",
+                     (long long)c->migration, (long long)c->epoch, (long long)seen);
+    }
+    return 0;
 }
 
 static const struct {
@@ -900,45 +812,19 @@ void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
         msg_envelope_free(env);
         return;
     }
-    if (methods[i].takes_migration) {
-        json_object *mv = NULL;
-        const char *inst = NULL;
-        if (field(c.body, "migration", json_type_int, 1, &mv, &err) < 0 || get_str(c.body, "instance", 1, &inst, &err) < 0) {
-            log_warn(&c.lf, "invalid %s request: %s", method, err);
-            reply_error(&c, "invalid", err);
-            free(err);
-            msg_envelope_free(env);
-            return;
-        }
-        int64_t mig = json_object_get_int64(mv);
-        const char *bad = mig < 1 ? "body.migration: must be >= 1" : !uuid_valid(inst) ? "body.instance: not a UUID" : NULL;
-        if (bad) {
-            log_warn(&c.lf, "invalid %s request: %s", method, bad);
-            reply_error(&c, "invalid", bad);
-            msg_envelope_free(env);
-            return;
-        }
-        c.migration = mig;
-        snprintf(c.mig_s, sizeof(c.mig_s), "%lld", (long long)mig);
-        c.lf.migration = c.mig_s;
-        c.instance = inst;
-        c.lf.instance = inst;
-        /* the scheduler also sends the instance's i-xxxxxxxx id: the one operators grep for */
-        json_object *iv;
-        if (json_object_object_get_ex(c.body, "instance_id", &iv) && json_object_is_type(iv, json_type_string) &&
-            log_id_ok(json_object_get_string(iv)))
-            c.lf.instance = json_object_get_string(iv);
-        job *j = job_find(a, mig);
-        if (j)
-            c.lf.instance = job_fields(j)->instance;
+    if (methods[i].takes_migration && call_migration(&c, method) < 0) {
+        msg_envelope_free(env);
+        return;
     }
     json_object *out = json_object_new_object();
     json_object_object_add(out, "ok", json_object_new_boolean(1));
     const char *code = "invalid";
     log_debug(&c.lf, "rpc %s", method);
-    if (methods[i].fn(&c, out, &err, &code) < 0) {
+    if ((methods[i].takes_migration && fence(&c, &err, &code) < 0) || methods[i].fn(&c, out, &err, &code) < 0) {
         if (strcmp(code, "invalid") == 0)
             log_warn(&c.lf, "invalid %s request: %s", method, err);
+        else if (strcmp(code, "stale_epoch") == 0)
+            log_warn(&c.lf, "%s refused: %s", method, err);
         else if (strcmp(code, "refused") == 0)
             log_info(&c.lf, "%s refused: %s", method, err);
         else

@@ -379,6 +379,19 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
         if (!json_object_object_get_ex(b, "ok", &okv) || !json_object_get_boolean(okv)) {
             json_object_object_get_ex(b, "error", &ev);
             why = xasprintf("%s on %s: %s", p->method, p->host, ev ? json_object_get_string(ev) : "failed");
+            json_object *cv;
+            if (json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string) &&
+                strcmp(json_object_get_string(cv), "stale_epoch") == 0) {
+                /* the agent has seen a newer owner of this migration: this replica lost it and
+                 * stops driving it (no rollback, no failure: the owner decides) */
+                log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it", (long long)o->id,
+                         (long long)o->epoch, why);
+                pending_free(p);
+                msg_envelope_free(env);
+                o->finishing = 1;
+                orch_done(o);
+                return;
+            }
         }
     }
     step_fn next = p->next;
@@ -444,6 +457,9 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
     json_object_object_add(body, "migration", json_object_new_int64(o->id));
     json_object_object_add(body, "instance", json_object_new_string(o->uuid));
     json_object_object_add(body, "instance_id", json_object_new_string(o->ec2));
+    /* the owner's epoch: an agent refuses calls with a lower one than it has seen (fencing),
+     * so a replica that lost this migration to another cannot act on it any more */
+    json_object_object_add(body, "epoch", json_object_new_int64(o->epoch));
     _cleanup_free_ char *type = xasprintf("rpc.%s", method);
     pending *p = xcalloc(1, sizeof(*p));
     p->text = msg_build(type, NULL, body);

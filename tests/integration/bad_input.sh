@@ -29,6 +29,10 @@ sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 port=$((FERRY_TEST_PG_PORT + 40))
 token=t0ken-$$
 printf '[amqp]\nheartbeat_s = 5\n[http]\nport = %d\ntokens = %s\n[log]\nlevel = info\n' "$port" "$token" >"$work/ferry.conf"
+# the agent's trusted directories, in the work dir (hostile paths are aimed next to them)
+mkdir -p "$work/instances" "$work/local" "$work/outside"
+printf '[agent]\ninstances_path = %s\nlocal_disks_path = %s\nstate_dir = %s\n' "$work/instances" "$work/local" \
+  "$work/agent-state" >>"$work/ferry.conf"
 "$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
 sql "INSERT INTO hosts (name, arch, last_heartbeat, vcpus, memory_mb, capacity_vcpus, capacity_memory_mb) VALUES
      ('h1', 'x86_64', now(), 8, 8192, 8, 8192), ('h2', 'x86_64', now(), 8, 8192, 8, 8192)" >/dev/null
@@ -154,6 +158,90 @@ for _ in $(seq 1 50); do [[ $(grep -c "malformed RPC request" "$work/agent.log")
 out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped answering: $out"
 kill -0 "$apid" || fail "the agent died"
 ok "agent RPCs: mistyped, hostile and unknown calls answered with an error; garbage dead-lettered; the agent still answers"
+
+# ---- the agent trusts nothing it is sent (issue #13): paths, probe names, addresses, epochs --------------
+U=6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
+echo secret >"$work/outside/victim"
+echo disk >"$work/instances/vm1.qcow2"
+ln -s "$work/outside" "$work/instances/linkdir"
+ln -s "$work/outside/victim" "$work/instances/linkfile"
+tree_before=$(cd "$work" && find instances local outside -printf '%p %y %s\n' | sort)
+refused() { # CODE REASON METHOD BODY: the call fails with that code and a reason containing REASON
+  local code=$1 why=$2 st=0 out
+  out=$(arpc "$3" "$4") || st=$?
+  [[ $st == 1 && $out == *"\"code\":\"$code\""* && $out == *"$why"* ]] ||
+    fail "agent $3 $4: wanted $code '$why', got $st: $out"
+}
+disk() { printf '{"migration":41,"instance":"%s","block_migration":true,"disks":[{"path":"%s","format":"qcow2","virtual_size":1048576}]}' "$U" "$1"; }
+refused invalid "body.disks[0].path: path /etc/passwd is outside $work/instances or $work/local" pre_live_migration "$(disk /etc/passwd)"
+refused invalid "body.disks[0].path: path $work/outside/pwned.qcow2 is outside" pre_live_migration "$(disk "$work/outside/pwned.qcow2")"
+refused invalid "body.disks[0].path: path ../x is not absolute" pre_live_migration "$(disk ../x)"
+refused invalid "body.disks[0].path: path a/../../x is not absolute" pre_live_migration "$(disk a/../../x)"
+refused invalid "has a '..' component" pre_live_migration "$(disk "$work/instances/../outside/pwned.qcow2")"
+refused invalid "has a '..' component" pre_live_migration "$(disk "$work/local/a/../../outside/pwned.qcow2")"
+refused invalid "$work/instances/linkdir is a symlink: a path may not go through a symlink" pre_live_migration \
+  "$(disk "$work/instances/linkdir/pwned.qcow2")"
+refused invalid "$work/instances/linkfile is a symlink: refused" pre_live_migration "$(disk "$work/instances/linkfile")"
+refused invalid "/instances/ok... contains a NUL byte" pre_live_migration "$(disk "$work/instances/ok\\u0000/../../outside/x")"
+# one good disk and one hostile: refused whole, the good one not made either
+refused invalid "body.disks[1].path" pre_live_migration \
+  "{\"migration\":41,\"instance\":\"$U\",\"block_migration\":true,\"disks\":[{\"path\":\"$work/local/good.qcow2\",\"format\":\"qcow2\",\"virtual_size\":1048576},{\"path\":\"$work/instances/linkdir/x.qcow2\",\"format\":\"qcow2\",\"virtual_size\":1048576}]}"
+probe() { printf '{"migration":41,"instance":"%s","domain_xml":"<domain/>","memory_mb":64,"block_migration":true,"shared_probe":"%s"}' "$U" "$1"; }
+refused invalid "body.shared_probe: probe name vm1.qcow2 is not ferry's probe of migration 41" check_destination "$(probe vm1.qcow2)"
+refused invalid "body.shared_probe: probe name ../outside/victim is not ferry's probe" check_destination "$(probe ../outside/victim)"
+refused invalid "body.shared_probe: probe name linkfile is not ferry's probe" check_destination "$(probe linkfile)"
+refused invalid "body.shared_probe: probe name .ferry-probe-40-0a1b2c3d is not ferry's probe of migration 41" check_destination \
+  "$(probe .ferry-probe-40-0a1b2c3d)"
+refused invalid "body.domain_xml: interface 0: bridge name '../../../etc'" check_destination \
+  "{\"migration\":41,\"instance\":\"$U\",\"domain_xml\":\"<domain><interface type='bridge'><source bridge='../../../etc'/></interface></domain>\",\"memory_mb\":64}"
+live() { printf '{"migration":41,"instance":"%s","dest":"%s","dest_address":"%s"}' "$U" "$1" "$2"; }
+refused invalid "body.dest_address: address 'x/system?command=id&' is not a host name, an IPv4 address or a bracketed IPv6 address" \
+  live_migration "$(live compute2 'x/system?command=id&')"
+refused invalid "body.dest_address: address 'root@compute2'" live_migration "$(live compute2 root@compute2)"
+refused invalid "body.dest_address: address 'compute2:0' has a port that is not a number in 1..65535" live_migration "$(live compute2 compute2:0)"
+refused invalid "body.dest_address: address 'compute2:65536' has a port" live_migration "$(live compute2 compute2:65536)"
+refused invalid "body.dest_address: address '169.254.77.12 --x' is not" live_migration "$(live compute2 '169.254.77.12 --x')"
+refused invalid "body.dest: host name 'compute2/../x' has a byte that is not a letter" live_migration "$(live compute2/../x 10.0.0.2)"
+[[ $(cd "$work" && find instances local outside -printf '%p %y %s\n' | sort) == "$tree_before" ]] ||
+  fail "a refused call changed the files: $(cd "$work" && find instances local outside -printf '%p %y %s\n' | sort)"
+grep -q 'invalid pre_live_migration request: .*migration=41\|migration=41.*invalid pre_live_migration request: ' "$work/agent.log" ||
+  fail "the refusals are not logged with migration=41"
+ok "agent: hostile disk paths, symlinks, probe names, interface names and destination addresses refused with their reasons; no file made or removed"
+# a disk where it may be: made (qemu-img on the file the agent created), named in the reply
+out=$(arpc pre_live_migration "$(disk "$work/local/sub/blk1.qcow2")") || fail "a confined disk was refused: $out"
+[[ $out == *'"created":['*'blk1.qcow2'* ]] || fail "pre_live_migration: $out"
+[[ $(qemu-img info --output=json "$work/local/sub/blk1.qcow2" | jq -r '.format + " " + (."virtual-size"|tostring)') == "qcow2 1048576" ]] ||
+  fail "the image made: $(qemu-img info "$work/local/sub/blk1.qcow2" 2>&1)"
+ok "agent: a disk inside the local disks path is made by pre_live_migration"
+
+# fencing: the highest epoch seen per migration, kept across a restart of the agent
+ep() { printf '{"migration":42,"instance":"%s","epoch":%s,"disks":[]}' "$U" "$1"; }
+out=$(arpc pre_live_migration '{"migration":42,"instance":"'$U'","disks":[]}') || fail "no epoch, nothing seen: $out"
+out=$(arpc pre_live_migration "$(ep 5)") || fail "epoch 5: $out"
+out=$(arpc pre_live_migration "$(ep 5)") || fail "epoch 5 again: $out"
+refused stale_epoch "stale epoch 4 for migration 42: epoch 5 was already seen here" pre_live_migration "$(ep 4)"
+refused stale_epoch "stale epoch 0 for migration 42: epoch 5 was already seen here" pre_live_migration '{"migration":42,"instance":"'$U'","disks":[]}'
+refused stale_epoch "stale epoch 4 for migration 42" rollback "$(ep 4)"
+refused invalid "body.epoch: -1 is out of range" pre_live_migration "$(ep -1)"
+refused invalid "body.epoch: expected int" pre_live_migration "$(ep '"6"')"
+kill -TERM "$apid"
+wait "$apid" 2>/dev/null || true
+"$bin/ferry-agent" --config "$work/ferry.conf" --host badagent 2>>"$work/agent.log" &
+apid=$!
+pids+=("$apid")
+for _ in $(seq 1 100); do [[ $(grep -c "agent ready" "$work/agent.log") -ge 2 ]] && break; sleep 0.1; done
+refused stale_epoch "stale epoch 4 for migration 42: epoch 5 was already seen here" pre_live_migration "$(ep 4)"
+out=$(arpc pre_live_migration "$(ep 6)") || fail "epoch 6 after the restart: $out"
+refused stale_epoch "stale epoch 5 for migration 42: epoch 6 was already seen here" pre_live_migration "$(ep 5)"
+out=$(arpc pre_live_migration '{"migration":43,"instance":"'$U'","disks":[]}') || fail "another migration, no epoch: $out"
+# the same id for another instance (a database restored from a backup): another migration, not fenced
+out=$(arpc pre_live_migration '{"migration":42,"instance":"11111111-2222-3333-4444-555555555555","epoch":1,"disks":[]}') ||
+  fail "a reused migration id for another instance: $out"
+grep -q 'pre_live_migration refused: stale epoch 4 for migration 42' "$work/agent.log" || fail "the stale epoch is not logged"
+out=$("$bin/ferryctl" --timeout 5000 ping badagent) || fail "the agent stopped answering: $out"
+kill -0 "$apid" || fail "the agent died"
+ok "agent: a lower epoch than seen is refused (stale_epoch), also after a restart; no epoch counts as 0; the agent still answers"
+
 # a host name with dots (a fully qualified name) arrives whole from its heartbeat's routing key,
 # sent by that host's own agent user (the scheduler believes a heartbeat only from it)
 RABBITMQCTL="$FERRY_TEST_HARNESS rabbitmqctl" "$top/deploy/rabbitmq/add-agent-user" c1.example.com "c1-$$" >/dev/null ||
