@@ -133,6 +133,19 @@ echo "    migration.$mig.postcopy / .failed: may not speak for a migration from 
 "$send" "$rogue" ferry.reply ferry.scheduler "$(request)" >/dev/null || fail "publish on ferry.reply"
 ok "the scheduler refused each claim with its reason"
 
+# ---- a scheduler replica that lost its lease: its epoch is stale -------------------------------
+# (the schedulers' own user: the broker and the sender checks let it through; the epoch fences it)
+epoch=$(sql "SELECT epoch FROM migrations WHERE id = $mig")
+((epoch >= 1)) || fail "migration $mig has epoch $epoch"
+st=0
+out=$(FERRY_AMQP_URL=$FERRY_SCHEDULER_AMQP_URL "$CTL" --timeout 20000 rpc compute3 rollback \
+  "{\"migration\":$mig,\"instance\":\"$uuid2\",\"epoch\":$((epoch - 1))}" 2>&1) || st=$?
+[[ $st == 1 && $out == *"stale epoch $((epoch - 1)) for migration $mig"* ]] ||
+  fail "a rollback at a stale epoch on the destination was not refused (exit $st): $out"
+[[ $(where vm2) == "compute3 running yes" ]] || fail "vm2 after the stale rollback: $(where vm2)"
+echo "    rollback of migration $mig on compute3 at epoch $((epoch - 1)) (the row has $epoch): $(grep -o 'stale epoch[^"]*' <<<"$out" | head -n 1)"
+ok "a stale epoch is refused by the agent; vm2 still runs on compute3"
+
 # ---- 3. nothing changed ---------------------------------------------------------------------------
 # the real agent's next heartbeat makes compute1's row its own again
 wait_sql 15 "SELECT heartbeat_boot || ' ' || vcpus || ':' || memory_mb || ':' || disk_gb FROM hosts WHERE name = 'compute1'" "$boot0 $host0" ||
