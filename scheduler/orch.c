@@ -216,10 +216,14 @@ static int release(db_conn *db, const char *where_sql, const char *a, const char
 int orch_settle(db_conn *db, const char *status, const char *id_s, const char *uuid, const char *dest)
 {
     if (strcmp(status, "completed") == 0) {
-        /* the instance lives on the destination now; the source's allocation goes */
+        /* the instance lives on the destination now; the source's allocation goes. Its host
+         * holds it as of now (reported_at): another host's heartbeat cannot claim it before the
+         * destination's next one lists it (hoststate.c) */
         const char *ip[] = {uuid, dest};
-        if (db_exec(db, NULL, "UPDATE instances SET host = $2, task_state = NULL, vm_state = 'running', updated_at = now()"
-                              " WHERE uuid = $1::uuid", 2, ip) < 0)
+        if (db_exec(db, NULL,
+                    "UPDATE instances SET host = $2, task_state = NULL, vm_state = 'running', reported_at = now(),"
+                    " updated_at = now() WHERE uuid = $1::uuid",
+                    2, ip) < 0)
             return -1;
         return release(db, "consumer_type = 'migration' AND migration_id = $1::bigint AND $2::text IS NULL", id_s, NULL);
     }
@@ -235,7 +239,9 @@ int orch_settle(db_conn *db, const char *status, const char *id_s, const char *u
                     2, ap) < 0)
             return -1;
         const char *ip[] = {uuid};
-        return db_exec(db, NULL, "UPDATE instances SET task_state = NULL, updated_at = now() WHERE uuid = $1::uuid", 1, ip);
+        return db_exec(db, NULL,
+                       "UPDATE instances SET task_state = NULL, reported_at = now(), updated_at = now() WHERE uuid = $1::uuid",
+                       1, ip);
     }
     /* error: both allocations stay and the instance stays migrating until an operator looks */
     return 0;
