@@ -56,8 +56,10 @@ for i in $(seq 1 $((rounds * 2))); do
   echo $((($(ns) - t) / 1000000)) >>"$work/raw.ms"
   at=$to
 done
-# the scheduler learns where ov1 is from the heartbeats before ferry moves it
-wait_sql 30 "SELECT host FROM instances WHERE name = 'ov1'" "$at" || fail "the scheduler does not see ov1 on $at"
+# the scheduler learns where ov1 is, and that it runs, from the heartbeats before ferry moves it
+# (a heartbeat sent mid-migration reports it paused: a request then is refused, as seen here)
+wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'ov1'" "$at running" ||
+  fail "the scheduler does not see ov1 running on $at"
 sleep 1
 
 # ---- 1. through ferry ------------------------------------------------------------------------------------

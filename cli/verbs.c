@@ -421,7 +421,6 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
                     fprintf(stderr, PROG ": ignored a status of migration %lld from %s: only a scheduler tells a status\n",
                             (long long)f->id, u);
                 }
-                set_status(f, js(b, "status"), js(b, "message"));
             } else if (strcmp(what, "progress") == 0 && json_object_object_get_ex(b, "stats", &st)) {
                 f->total = ji(st, "memory_total");
                 f->processed = ji(st, "memory_processed");
