@@ -65,7 +65,7 @@ static virConnectPtr conn_or_error(call *c, char **err, const char **code)
     virConnectPtr conn = lv_ref(c->a->lv, &why);
     if (!conn) {
         *err = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
-        *code = "libvirt";
+        *code = "unavailable"; /* a moment after a restart: the caller tries again */
     }
     return conn;
 }

@@ -386,8 +386,17 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
             json_object_object_get_ex(b, "error", &ev);
             why = xasprintf("%s on %s: %s", p->method, p->host, ev ? json_object_get_string(ev) : "failed");
             json_object *cv;
-            if (json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string) &&
-                strcmp(json_object_get_string(cv), "stale_epoch") == 0) {
+            const char *code = json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string)
+                                   ? json_object_get_string(cv)
+                                   : "";
+            /* an agent not connected to its libvirtd (yet: it was just restarted) is asked again,
+             * as for an RPC lost in transit, within rpc_retry_s; the chaos test saw a migration
+             * end in error on one such answer */
+            if (strcmp(code, "unavailable") == 0 && retry_later(p, o, why)) {
+                msg_envelope_free(env);
+                return;
+            }
+            if (strcmp(code, "stale_epoch") == 0) {
                 /* the agent has seen a newer owner of this migration: this replica lost it and
                  * stops driving it (no rollback, no failure: the owner decides) */
                 log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it", (long long)o->id,
