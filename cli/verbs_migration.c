@@ -51,7 +51,7 @@ int cmd_migrate(ctl *c, int argc, char **argv)
     }
     if (o[5].value) {
         if (verbs_int_arg(vn, "--postcopy-after", o[5].value, MSG_OPT_POSTCOPY_AFTER_MIN, MSG_OPT_POSTCOPY_AFTER_MAX,
-                    &rq.options.postcopy_after_iterations) < 0)
+                          &rq.options.postcopy_after_iterations) < 0)
             return 2;
         rq.options_given |= MSG_OPT_POSTCOPY_AFTER;
     }

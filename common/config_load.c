@@ -157,7 +157,7 @@ int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err)
     if (ret > 0 && (!x.err || ret < x.err_line)) {
         free(x.err);
         cfg_set_err(err,
-                xasprintf("%s:%d: syntax error (expected [section] or key = value)", path, ret));
+                    xasprintf("%s:%d: syntax error (expected [section] or key = value)", path, ret));
         return -1;
     }
     if (x.err) {

@@ -83,7 +83,7 @@ int msg_parse(const char *data, size_t len, msg_envelope **out, char **err)
     v = json_object_get_int64(vobj);
     if (v != MSG_VERSION) {
         msg_set_err(err, "unsupported message version %s",
-                json_object_to_json_string_ext(vobj, JSON_C_TO_STRING_PLAIN));
+                    json_object_to_json_string_ext(vobj, JSON_C_TO_STRING_PLAIN));
         goto fail;
     }
 

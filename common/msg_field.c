@@ -161,7 +161,7 @@ int msg_get_int(json_object *obj, const char *prefix, const char *key, bool requ
         bool above = x == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX;
         if (x < min || x > max || above) {
             msg_field_err(err, prefix, key, "%s is out of range %" PRId64 "..%" PRId64,
-                      json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), min, max);
+                          json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), min, max);
             return -1;
         }
         *out = x;
@@ -185,7 +185,7 @@ int msg_get_string(json_object *obj, const char *prefix, const char *key, bool r
     if (found && !(null_ok && v == NULL)) {
         if (!json_object_is_type(v, json_type_string)) {
             msg_field_err(err, prefix, key, "expected %s, got %s",
-                      null_ok ? "string or null" : "string", msg_jtype_name(v));
+                          null_ok ? "string or null" : "string", msg_jtype_name(v));
             return -1;
         }
         *out = json_object_get_string(v);

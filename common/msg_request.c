@@ -125,7 +125,7 @@ static int check_host(const char *prefix, const char *key, const char *s, size_t
         unsigned char c = (unsigned char)s[i];
         if (!(isascii(c) && (isalnum(c) || c == '-' || c == '.' || c == '_'))) {
             msg_field_err(err, prefix, key,
-                      "invalid character at byte %zu (allowed: letters, digits, '-', '.', '_')", i);
+                          "invalid character at byte %zu (allowed: letters, digits, '-', '.', '_')", i);
             return -1;
         }
     }
@@ -193,7 +193,7 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
             return -1;
         } else {
             msg_field_err(err, ml, "block_migration", "expected boolean or \"auto\", got %s",
-                      msg_jtype_name(bm));
+                          msg_jtype_name(bm));
             return -1;
         }
     }
@@ -361,7 +361,7 @@ int msg_reply_parse(const msg_envelope *env, msg_reply *out, char **err)
     } else {
         _cleanup_free_ char *t = msg_printable_str(env->type);
         msg_set_err(err, "type: expected \"%s\" or \"%s\", got \"%s\"", MSG_TYPE_ACCEPTED,
-                MSG_TYPE_REFUSED, t);
+                    MSG_TYPE_REFUSED, t);
         return -1;
     }
     r.id = xstrdup(env->id);

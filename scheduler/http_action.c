@@ -62,7 +62,7 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     if (tl > 8 && strcmp(type + tl - 8, ".refused") == 0) {
         const char *why = json_object_object_get_ex(b, "reason", &v) ? json_object_get_string(v) : "refused";
         http_send_error(req, strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409, "%s",
-                   why);
+                        why);
     } else {
         json_object *o = json_object_new_object();
         json_object_object_foreach(b, k, val) json_object_object_add(o, k, json_object_get(val));

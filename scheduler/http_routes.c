@@ -206,7 +206,7 @@ static int connections_ok(sched *s, struct evhttp_request *req)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     http_send_error(req, 503, "too many connections: %zu open, at most %lld ([http] max_connections); try again later", c->n,
-               (long long)s->cfg->http.max_connections);
+                    (long long)s->cfg->http.max_connections);
     return 0;
 }
 
