@@ -1,4 +1,4 @@
-/* ctl: what ferryctl's verbs share (main.c: options and agent verbs; verbs.c: the
+/* ctl: what ferryctl's verbs share (main.c: options and agent verbs; verbs*.c: the
  * scheduler's verbs). */
 #ifndef FERRY_CTL_H
 #define FERRY_CTL_H
@@ -38,7 +38,7 @@ msg_envelope *ctl_call(ctl *c, const char *key, const char *type, json_object *b
 /* The same with a message already built (text, borrowed). */
 msg_envelope *ctl_call_raw(ctl *c, const char *key, const char *text, const char *who);
 
-/* verbs.c: the scheduler's verbs (see their entries in main.c's table) */
+/* verbs_host.c, verbs_migration.c: the scheduler's verbs (see their entries in main.c's table) */
 int cmd_host_list(ctl *c, int argc, char **argv);
 int cmd_host_show(ctl *c, int argc, char **argv);
 int cmd_host_disable(ctl *c, int argc, char **argv);

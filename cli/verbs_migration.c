@@ -1,0 +1,302 @@
+/* verbs_migration: ferryctl migrate and the migration verbs (list, show, events, abort,
+ * force-complete). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "util.h"
+#include "verbs_priv.h"
+
+/* ---- migrate ------------------------------------------------------------------------------------ */
+
+int cmd_migrate(ctl *c, int argc, char **argv)
+{
+    int seed = strcmp(argv[0], "live_migration") == 0;
+    const char *vn = seed ? "instances live_migration" : "migrate";
+    char *pos[2];
+    opt o[] = {{"--block-migrate", 0, NULL}, {"--postcopy", 0, NULL},      {"--auto-converge", 0, NULL},
+               {"--bandwidth", 1, NULL},     {"--max-downtime", 1, NULL},  {"--postcopy-after", 1, NULL},
+               {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL}, {"--disk-over-commit", 0, NULL},
+               {"--block-migrate-auto", 0, NULL}};
+    int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
+    if (n < 1 || (seed && n != 2)) {
+        fprintf(stderr, PROG ": %s needs INSTANCE%s\n", vn, seed ? " and DEST" : " [DEST]");
+        return 2;
+    }
+    msg_request rq = {0};
+    char id[37];
+    uuid_new(id);
+    rq.id = id;
+    rq.instance = pos[0];
+    rq.host = n == 2 ? pos[1] : NULL;
+    rq.block_migration = o[9].value ? MSG_BLOCK_AUTO : o[0].value ? MSG_BLOCK_YES : MSG_BLOCK_NO;
+    rq.disk_over_commit = o[8].value != NULL;
+    rq.post_copy = o[1].value != NULL;
+    msg_request_defaults_init(&rq.options);
+    if (o[2].value) {
+        rq.options.auto_converge = true;
+        rq.options_given |= MSG_OPT_AUTO_CONVERGE;
+    }
+    if (o[3].value) {
+        if (verbs_int_arg(vn, "--bandwidth", o[3].value, 0, MSG_OPT_BANDWIDTH_MAX, &rq.options.bandwidth_mib_s) < 0)
+            return 2;
+        rq.options_given |= MSG_OPT_BANDWIDTH;
+    }
+    if (o[4].value) {
+        if (verbs_int_arg(vn, "--max-downtime", o[4].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &rq.options.max_downtime_ms) < 0)
+            return 2;
+        rq.options_given |= MSG_OPT_MAX_DOWNTIME;
+    }
+    if (o[5].value) {
+        if (verbs_int_arg(vn, "--postcopy-after", o[5].value, MSG_OPT_POSTCOPY_AFTER_MIN, MSG_OPT_POSTCOPY_AFTER_MAX,
+                          &rq.options.postcopy_after_iterations) < 0)
+            return 2;
+        rq.options_given |= MSG_OPT_POSTCOPY_AFTER;
+    }
+    if (o[6].value) {
+        if (verbs_int_arg(vn, "--completion-timeout", o[6].value, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, &rq.options.completion_timeout_s) < 0)
+            return 2;
+        rq.options_given |= MSG_OPT_COMPLETION_TIMEOUT;
+    }
+    char *err = NULL;
+    _cleanup_free_ char *text = NULL;
+    if (msg_build_request(&rq, &text, &err) < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", vn, err);
+        free(err);
+        return 2;
+    }
+    int wait = o[7].value != NULL;
+    follow f = {.c = c};
+    if (ctl_connect(c) < 0)
+        return 1;
+    if (wait)
+        verbs_watch_events(c, &f); /* bound before the request goes out: no event is missed */
+    msg_envelope *env = verbs_sched_request(c, text);
+    if (!env)
+        return 1;
+    msg_reply r = {0};
+    if (msg_reply_parse(env, &r, &err) < 0) {
+        fprintf(stderr, PROG ": the scheduler's answer is not valid: %s\n", err);
+        free(err);
+        msg_envelope_free(env);
+        return 1;
+    }
+    msg_envelope_free(env);
+    if (!r.accepted) {
+        if (c->json) {
+            json_object *j = json_object_new_object();
+            json_object_object_add(j, "request", json_object_new_string(id));
+            json_object_object_add(j, "accepted", json_object_new_boolean(0));
+            json_object_object_add(j, "reason", json_object_new_string(r.reason));
+            verbs_print_json(j);
+            json_object_put(j);
+        }
+        fprintf(stderr, PROG ": refused: %s\n", r.reason);
+        msg_reply_free(&r);
+        return 1;
+    }
+    if (c->json && !wait) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "request", json_object_new_string(id));
+        json_object_object_add(j, "accepted", json_object_new_boolean(1));
+        json_object_object_add(j, "migration", json_object_new_int64(r.migration));
+        json_object_object_add(j, "dest", r.dest ? json_object_new_string(r.dest) : NULL);
+        verbs_print_json(j);
+        json_object_put(j);
+    } else if (!c->json) {
+        printf("migration %lld accepted: %s to %s (request %s)\n", (long long)r.migration, pos[0], r.dest ? r.dest : "?", id);
+    }
+    int rc = 0;
+    if (wait) {
+        f.id = r.migration;
+        verbs_catch_sigint();
+        rc = verbs_follow_migration(c, &f);
+    }
+    msg_reply_free(&r);
+    return rc;
+}
+
+/* ---- migration ---------------------------------------------------------------------------------- */
+
+int cmd_migration_list(ctl *c, int argc, char **argv)
+{
+    char *pos[1];
+    opt o[] = {{"--status", 1, NULL}, {"--limit", 1, NULL}};
+    if (verbs_parse_args("migration list", argc, argv, o, ARRAY_SIZE(o), pos, 0) < 0)
+        return 2;
+    int limit = 50;
+    if (o[1].value && verbs_int_arg("migration list", "--limit", o[1].value, 1, 10000, &limit) < 0)
+        return 2;
+    static const char *const st[] = {"queued", "scheduled", "preparing", "running", "completing",
+                                     "completed", "failed", "error", "cancelled"};
+    if (o[0].value) {
+        int known = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(st); i++)
+            known |= strcmp(st[i], o[0].value) == 0;
+        if (!known) {
+            fprintf(stderr, PROG ": migration list: --status must be one of queued, scheduled, preparing, running, "
+                            "completing, completed, failed, error, cancelled\n");
+            return 2;
+        }
+    }
+    if (ctl_connect(c) < 0)
+        return 1;
+    json_object *b = json_object_new_object();
+    if (o[0].value)
+        json_object_object_add(b, "status", json_object_new_string(o[0].value));
+    json_object_object_add(b, "limit", json_object_new_int(limit));
+    json_object *list = NULL;
+    int rc;
+    json_object *r = verbs_read_list(c, "migration_list", b, "migrations", &list, &rc);
+    if (!r)
+        return rc;
+    printf("%-6s%-12s%-13s%-16s%-14s%-14s%-10s%s\n", "ID", "STATUS", "INSTANCE", "NAME", "SOURCE", "DEST", "TIME", "ERROR");
+    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+        json_object *m = json_object_array_get_idx(list, i);
+        char t[24] = "-";
+        if (js(m, "duration_ms"))
+            snprintf(t, sizeof(t), "%.1f s", (double)ji(m, "duration_ms") / 1000.0);
+        printf("%-6lld%-12s%-13s%-16s%-14s%-14s%-10s%s\n", (long long)ji(m, "id"), jsd(m, "status", "?"),
+               jsd(m, "instance_id", "?"), jsd(m, "name", "?"), jsd(m, "source", "?"), jsd(m, "dest", "-"), t,
+               jsd(m, "error", ""));
+    }
+    json_object_put(r);
+    return 0;
+}
+
+/* bytes as MiB for people: one decimal below 10 MiB, so a small transfer does not read as 0;
+ * writes into buf (32 bytes) and returns it */
+static const char *mib_text(int64_t bytes, char buf[32])
+{
+    if (bytes > 0 && bytes < (10LL << 20))
+        snprintf(buf, 32, "%.1f MiB", (double)bytes / (1 << 20));
+    else
+        snprintf(buf, 32, "%lld MiB", (long long)(bytes >> 20));
+    return buf;
+}
+
+/* Reads the migration named by argv; NULL with *rc = 2 (bad usage) or 1 (printed). */
+static json_object *read_migration(ctl *c, const char *vn, int argc, char **argv, int *rc)
+{
+    char *pos[1];
+    int64_t id;
+    *rc = 2;
+    if (verbs_parse_args(vn, argc, argv, NULL, 0, pos, 1) != 1) {
+        fprintf(stderr, PROG ": %s needs exactly one migration ID\n", vn);
+        return NULL;
+    }
+    if (verbs_migration_id_arg(vn, pos[0], &id) < 0)
+        return NULL;
+    *rc = 1;
+    if (ctl_connect(c) < 0)
+        return NULL;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    return verbs_sched_read(c, "migration_show", b, NULL);
+}
+
+int cmd_migration_show(ctl *c, int argc, char **argv)
+{
+    int rc;
+    json_object *m = read_migration(c, "migration show", argc, argv, &rc);
+    if (!m)
+        return rc;
+    if (c->json) {
+        json_object_object_del(m, "events");
+        verbs_print_json(m);
+        json_object_put(m);
+        return 0;
+    }
+    printf("migration %lld: %s\n", (long long)ji(m, "id"), jsd(m, "status", "?"));
+    printf("  instance   %s (%s, %s)\n", jsd(m, "instance_id", "?"), jsd(m, "name", "?"), jsd(m, "instance", "?"));
+    printf("  from       %s\n  to         %s\n", jsd(m, "source", "?"), jsd(m, "dest", "-"));
+    printf("  request    %s\n", jsd(m, "request", "?"));
+    char bw[32] = "unlimited";
+    if (ji(m, "bandwidth_mib_s"))
+        snprintf(bw, sizeof(bw), "%lld MiB/s", (long long)ji(m, "bandwidth_mib_s"));
+    printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s\n",
+           jb(m, "post_copy") ? "allowed" : "no", jb(m, "postcopy_active") ? " (switched)" : "",
+           jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"), bw);
+    char sent[32], total[32], left[32];
+    printf("  memory     %s sent of %s, %s left, iteration %lld\n", mib_text(ji(m, "memory_processed_bytes"), sent),
+           mib_text(ji(m, "memory_total_bytes"), total), mib_text(ji(m, "memory_remaining_bytes"), left),
+           (long long)ji(m, "iteration"));
+    printf("  downtime   %s ms\n", jsd(m, "downtime_ms", "-"));
+    printf("  created    %s\n  finished   %s\n", jsd(m, "created_at", "-"), jsd(m, "finished_at", "-"));
+    printf("  owner      %s\n", jsd(m, "owner", "-"));
+    if (js(m, "error"))
+        printf("  error      %s\n", js(m, "error"));
+    json_object_put(m);
+    return 0;
+}
+
+int cmd_migration_events(ctl *c, int argc, char **argv)
+{
+    int rc;
+    json_object *m = read_migration(c, "migration events", argc, argv, &rc);
+    if (!m)
+        return rc;
+    json_object *ev = NULL;
+    json_object_object_get_ex(m, "events", &ev);
+    if (c->json) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(ji(m, "id")));
+        json_object_object_add(o, "events", json_object_get(ev));
+        verbs_print_json(o);
+        json_object_put(o);
+        json_object_put(m);
+        return 0;
+    }
+    printf("%-34s%-12s%-12s%-12s%-16s%s\n", "AT", "ORIGIN", "HOST", "STATUS", "KIND", "MESSAGE");
+    for (size_t i = 0; ev && i < json_object_array_length(ev); i++) {
+        json_object *e = json_object_array_get_idx(ev, i);
+        printf("%-34s%-12s%-12s%-12s%-16s%s\n", jsd(e, "at", "?"), jsd(e, "origin", "?"), jsd(e, "host", "-"),
+               jsd(e, "status", "-"), jsd(e, "kind", "?"), jsd(e, "message", ""));
+    }
+    json_object_put(m);
+    return 0;
+}
+
+static int operator_request(ctl *c, const char *vn, const char *type, int argc, char **argv)
+{
+    char *pos[1];
+    int64_t id;
+    if (verbs_parse_args(vn, argc, argv, NULL, 0, pos, 1) != 1) {
+        fprintf(stderr, PROG ": %s needs exactly one migration ID\n", vn);
+        return 2;
+    }
+    if (verbs_migration_id_arg(vn, pos[0], &id) < 0)
+        return 2;
+    if (ctl_connect(c) < 0)
+        return 1;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    _cleanup_free_ char *text = msg_build(type, NULL, b);
+    msg_envelope *env = verbs_sched_request(c, text);
+    if (!env)
+        return 1;
+    const char *rt = msg_envelope_type(env);
+    json_object *rb = msg_envelope_body(env);
+    int refused = strlen(rt) > 8 && strcmp(rt + strlen(rt) - 8, ".refused") == 0;
+    if (c->json)
+        verbs_print_json(rb);
+    if (refused)
+        fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(rb, "reason", "no reason given"));
+    else if (!c->json)
+        printf("migration %lld: %s requested (it was %s)\n", (long long)id, strcmp(type, "migration.abort") == 0 ? "abort" : "force-complete",
+               jsd(rb, "status", "?"));
+    msg_envelope_free(env);
+    return refused ? 1 : 0;
+}
+
+int cmd_migration_abort(ctl *c, int argc, char **argv)
+{
+    return operator_request(c, "migration abort", "migration.abort", argc, argv);
+}
+
+int cmd_migration_force_complete(ctl *c, int argc, char **argv)
+{
+    return operator_request(c, "migration force-complete", "migration.force_complete", argc, argv);
+}

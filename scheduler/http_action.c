@@ -1,0 +1,196 @@
+/* http_action: the HTTP requests that a replica decides: each is published on ferry.scheduler
+ * as the request contract and answered when a replica accepted or refused it (the
+ * OpenStack-compatible os-migrateLive, the operator's abort and force-complete). */
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "http_priv.h"
+
+/* ---- requests waiting for a replica's answer over AMQP -------------------------------------- */
+
+typedef struct waiting {
+    sched *s;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+    char kind[32]; /* "migrate", "abort", "force-complete" */
+    char request_id[40];
+    char *uuid, *ec2;
+} waiting;
+
+static void waiting_free(waiting *w)
+{
+    free(w->uuid);
+    free(w->ec2);
+    free(w);
+}
+
+static void on_client_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    waiting *w = arg;
+    w->req = NULL; /* libevent frees the request: the answer has nowhere to go */
+}
+
+static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *reply, void *arg)
+{
+    (void)c;
+    waiting *w = arg;
+    if (!w->req) {
+        waiting_free(w);
+        return;
+    }
+    evhttp_connection_set_closecb(w->conn, NULL, NULL);
+    struct evhttp_request *req = w->req;
+    if (!ok) {
+        http_send_error(req, 504, "no scheduler answered the %s request %s: %s", w->kind, w->request_id, err);
+        waiting_free(w);
+        return;
+    }
+    msg_envelope *env = NULL;
+    char *perr = NULL;
+    if (msg_parse(reply->body, reply->len, &env, &perr) < 0) {
+        http_send_error(req, 502, "the scheduler's answer is not valid: %s", perr);
+        free(perr);
+        waiting_free(w);
+        return;
+    }
+    const char *type = msg_envelope_type(env);
+    json_object *b = msg_envelope_body(env), *v;
+    size_t tl = strlen(type);
+    if (tl > 8 && strcmp(type + tl - 8, ".refused") == 0) {
+        const char *why = json_object_object_get_ex(b, "reason", &v) ? json_object_get_string(v) : "refused";
+        http_send_error(req, strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409, "%s",
+                        why);
+    } else {
+        json_object *o = json_object_new_object();
+        json_object_object_foreach(b, k, val) json_object_object_add(o, k, json_object_get(val));
+        json_object_object_add(o, "request", json_object_new_string(w->request_id));
+        if (w->uuid)
+            json_object_object_add(o, "instance", json_object_new_string(w->uuid));
+        if (w->ec2)
+            json_object_object_add(o, "instance_id", json_object_new_string(w->ec2));
+        http_send_json(req, 202, o);
+    }
+    msg_envelope_free(env);
+    waiting_free(w);
+}
+
+/* Publishes text on ferry.scheduler and answers req when a replica replies. Takes w. */
+static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, const char *text)
+{
+    w->s = s;
+    w->req = req;
+    w->conn = evhttp_request_get_connection(req);
+    char *err = NULL;
+    char **from = trust_scheduler_users(&s->cfg->trust); /* only a replica answers */
+    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), (int)s->cfg->amqp.rpc_timeout_ms,
+                         (const char *const *)from, on_answer, w, &err);
+    trust_list_free(from);
+    if (rc < 0) {
+        http_send_error(req, 503, "cannot publish the request: %s", err);
+        free(err);
+        waiting_free(w);
+        return;
+    }
+    evhttp_connection_set_closecb(w->conn, on_client_close, w);
+}
+
+/* The request's body as a NUL-terminated copy (caller frees), or NULL after answering 413
+ * (its size is checked before anything is copied) or 400 (not UTF-8 text). */
+static char *body_text(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > MAX_BODY) {
+        http_send_error(req, 413, "the body is %zu bytes: at most %d", len, MAX_BODY);
+        return NULL;
+    }
+    char *t = xcalloc(1, len + 1);
+    evbuffer_copyout(in, t, len);
+    char *err = NULL;
+    if (httpcheck_body(t, len, &err) < 0) {
+        http_send_error(req, 400, "%s", err);
+        free(err);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server)
+{
+    _cleanup_free_ char *text = body_text(req);
+    if (!text)
+        return;
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *in = json_tokener_parse_verbose(text, &jerr);
+    if (!in) {
+        http_send_error(req, 400, "the body is not JSON: %s", json_tokener_error_desc(jerr));
+        return;
+    }
+    json_object *action = NULL, *opts = NULL;
+    if (!json_object_is_type(in, json_type_object) || !json_object_object_get_ex(in, "os-migrateLive", &action)) {
+        json_object_put(in);
+        http_send_error(req, 400, "the body has no os-migrateLive action (the only server action ferry serves)");
+        return;
+    }
+    json_object_object_get_ex(in, "options", &opts);
+    json_object *hv = NULL;
+    _cleanup_free_ char *dest = xstrdup(json_object_object_get_ex(action, "host", &hv) && json_object_is_type(hv, json_type_string)
+                                            ? json_object_get_string(hv)
+                                            : "a host the scheduler chooses");
+    char *uuid = NULL, *ec2 = NULL, *err = NULL;
+    int r = api_resolve_instance(s, server, &uuid, &ec2, &err);
+    if (r != 1) {
+        json_object_put(in);
+        http_send_error(req, r == 0 ? 404 : r == 2 ? 409 : 503, "%s", err);
+        free(err);
+        return;
+    }
+    /* the request contract, checked exactly as the scheduler's intake will check it */
+    char id[37];
+    uuid_new(id);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(uuid));
+    json_object_object_add(b, "os-migrateLive", json_object_get(action));
+    if (opts)
+        json_object_object_add(b, "options", json_object_get(opts));
+    json_object_put(in);
+    _cleanup_free_ char *msg = msg_build(MSG_TYPE_REQUEST, id, b);
+    msg_envelope *env = NULL;
+    msg_request rq = {0};
+    if (msg_parse(msg, strlen(msg), &env, &err) < 0 || msg_request_parse(env, NULL, &rq, &err) < 0) {
+        msg_envelope_free(env);
+        http_send_error(req, 400, "%s", err);
+        free(err);
+        free(uuid);
+        free(ec2);
+        return;
+    }
+    msg_request_free(&rq);
+    msg_envelope_free(env);
+    log_fields f = {.req = id, .instance = ec2};
+    log_info(&f, "HTTP: os-migrateLive of %s (tenant %s) to %s: request %s published", ec2, tenant, dest, id);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, "os-migrateLive", sizeof(w->kind));
+    strlcpy_f(w->request_id, id, sizeof(w->request_id));
+    w->uuid = uuid;
+    w->ec2 = ec2;
+    ask_scheduler(s, req, w, msg);
+}
+
+void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what)
+{
+    char rid[37];
+    uuid_new(rid);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    _cleanup_free_ char *type = xasprintf("migration.%s", strcmp(what, "abort") == 0 ? "abort" : "force_complete");
+    _cleanup_free_ char *msg = msg_build(type, rid, b);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, what, sizeof(w->kind));
+    strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    ask_scheduler(s, req, w, msg);
+}

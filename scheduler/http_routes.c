@@ -1,0 +1,352 @@
+/* http_routes: every request's checks (connections, target, headers, path, query, tokens)
+ * and its route; the read-only endpoints (/healthz, /metrics, the dashboard, /api reads). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+
+#include "http_priv.h"
+
+extern const char dashboard_html[];
+extern const unsigned long dashboard_html_len;
+
+static void healthz(sched *s, struct evhttp_request *req)
+{
+    int db_ok = 0;
+    if (s->db) {
+        _cleanup_pq_ PGresult *r = NULL;
+        db_ok = db_exec(s->db, &r, "SELECT 1", 0, NULL) == 0;
+    }
+    int mq_ok = s->mq && mq_is_up(s->mq);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(db_ok && mq_ok));
+    json_object_object_add(o, "scheduler", json_object_new_string(s->name));
+    json_object_object_add(o, "database", json_object_new_boolean(db_ok));
+    json_object_object_add(o, "broker", json_object_new_boolean(mq_ok));
+    json_object_object_add(o, "migrations_driven", json_object_new_int(orch_count()));
+    http_send_json(req, db_ok && mq_ok ? 200 : 503, o);
+}
+
+static void metrics(sched *s, struct evhttp_request *req)
+{
+    if (!s->db) {
+        http_send_error(req, 503, "no database connection yet");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "# HELP ferry_scheduler_info This replica.\n# TYPE ferry_scheduler_info gauge\n"
+                           "ferry_scheduler_info{name=\"%s\",version=\"" FERRY_VERSION "\"} 1\n",
+                        s->name);
+    static const char *const statuses[] = {"queued", "scheduled", "preparing", "running", "completing",
+                                           "completed", "failed", "error", "cancelled"};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(s->db, &r, "SELECT status, count(*) FROM migrations GROUP BY status", 0, NULL) == 0) {
+        evbuffer_add_printf(b, "# HELP ferry_migrations Migrations by status.\n# TYPE ferry_migrations gauge\n");
+        for (size_t i = 0; i < ARRAY_SIZE(statuses); i++) {
+            const char *n = "0";
+            for (int j = 0; j < PQntuples(r); j++)
+                if (strcmp(PQgetvalue(r, j, 0), statuses[i]) == 0)
+                    n = PQgetvalue(r, j, 1);
+            evbuffer_add_printf(b, "ferry_migrations{status=\"%s\"} %s\n", statuses[i], n);
+        }
+    }
+    _cleanup_pq_ PGresult *c = NULL;
+    if (db_exec(s->db, &c,
+                "SELECT count(*), round(coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), 3),"
+                " coalesce(sum(memory_processed_bytes), 0), round(coalesce(sum(downtime_ms), 0) / 1000.0, 3), count(downtime_ms)"
+                " FROM migrations WHERE status = 'completed'",
+                0, NULL) == 0 &&
+        PQntuples(c) == 1) {
+        evbuffer_add_printf(b,
+                            "# HELP ferry_migration_duration_seconds Time of completed migrations, accepted to completed.\n"
+                            "# TYPE ferry_migration_duration_seconds summary\n"
+                            "ferry_migration_duration_seconds_sum %s\nferry_migration_duration_seconds_count %s\n"
+                            "# HELP ferry_migration_memory_bytes Memory sent by completed migrations.\n"
+                            "# TYPE ferry_migration_memory_bytes counter\nferry_migration_memory_bytes_total %s\n"
+                            "# HELP ferry_migration_downtime_seconds Guest downtime of completed migrations.\n"
+                            "# TYPE ferry_migration_downtime_seconds summary\n"
+                            "ferry_migration_downtime_seconds_sum %s\nferry_migration_downtime_seconds_count %s\n",
+                            PQgetvalue(c, 0, 1), PQgetvalue(c, 0, 0), PQgetvalue(c, 0, 2), PQgetvalue(c, 0, 3),
+                            PQgetvalue(c, 0, 4));
+    }
+    _cleanup_pq_ PGresult *h = NULL;
+    char age[24];
+    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    const char *hp[] = {age};
+    if (db_exec(s->db, &h,
+                "SELECT count(*) FILTER (WHERE last_heartbeat > now() - make_interval(secs => $1::int)), count(*),"
+                " (SELECT count(*) FROM outbox) FROM hosts",
+                1, hp) == 0 &&
+        PQntuples(h) == 1) {
+        evbuffer_add_printf(b,
+                            "# HELP ferry_hosts_up Compute hosts with a fresh heartbeat.\n# TYPE ferry_hosts_up gauge\n"
+                            "ferry_hosts_up %s\n# HELP ferry_hosts Compute hosts known.\n# TYPE ferry_hosts gauge\n"
+                            "ferry_hosts %s\n# HELP ferry_outbox_events Events written but not yet published.\n"
+                            "# TYPE ferry_outbox_events gauge\nferry_outbox_events %s\n",
+                            PQgetvalue(h, 0, 0), PQgetvalue(h, 0, 1), PQgetvalue(h, 0, 2));
+    }
+    evbuffer_add_printf(b,
+                        "# HELP ferry_claim_seconds Request intake transactions of this replica (decision and claim).\n"
+                        "# TYPE ferry_claim_seconds summary\nferry_claim_seconds_sum %.6f\nferry_claim_seconds_count %lld\n"
+                        "# HELP ferry_requests Requests taken by this replica, by outcome.\n# TYPE ferry_requests counter\n"
+                        "ferry_requests_total{outcome=\"accepted\"} %lld\nferry_requests_total{outcome=\"refused\"} %lld\n"
+                        "ferry_requests_total{outcome=\"invalid\"} %lld\n",
+                        (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
+                        (long long)s->invalid);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+/* The page's Content-Security-Policy: scripts only the page's own inline <script> blocks, by
+ * their SHA-256 (computed from the page served, so a [http] dashboard_dir copy gets its own);
+ * styles inline ('unsafe-inline': the page sets style attributes in the HTML it builds, e.g.
+ * the usage bars' widths, which no hash can name); fetch() only to this origin; no frames
+ * around it (frame-ancestors 'none'), no plugins, no base or form targets. Caller frees. */
+static char *dashboard_csp(const char *html, size_t len)
+{
+    _cleanup_free_ char *hashes = xstrdup("");
+    const char *p = html, *end = html + len;
+    while ((p = memmem(p, (size_t)(end - p), "<script>", 8))) {
+        p += 8;
+        const char *q = memmem(p, (size_t)(end - p), "</script>", 9);
+        if (!q)
+            break;
+        unsigned char md[32];
+        unsigned int ml = 0;
+        char b64[64];
+        if (EVP_Digest(p, (size_t)(q - p), md, &ml, EVP_sha256(), NULL) != 1)
+            abort();
+        EVP_EncodeBlock((unsigned char *)b64, md, (int)ml);
+        char *h = xasprintf("%s 'sha256-%s'", hashes, b64);
+        free(hashes);
+        hashes = h;
+        p = q + 9;
+    }
+    return xasprintf("default-src 'none'; script-src%s; style-src 'unsafe-inline'; connect-src 'self'; "
+                     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                     *hashes ? hashes : " 'none'");
+}
+
+static void dashboard(sched *s, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    const char *dir = s->cfg->http.dashboard_dir;
+    if (dir && *dir) {
+        /* a development copy, read at each request */
+        _cleanup_free_ char *path = xasprintf("%s/index.html", dir);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            evbuffer_free(b);
+            http_send_error(req, 404, "cannot read %s ([http] dashboard_dir): %s", path, strerror(errno));
+            return;
+        }
+        char buf[8192];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            evbuffer_add(b, buf, n);
+        fclose(f);
+    } else {
+        evbuffer_add(b, dashboard_html, dashboard_html_len);
+    }
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    _cleanup_free_ char *csp =
+        dashboard_csp((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    evhttp_add_header(oh, "Content-Type", "text/html; charset=utf-8");
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    evhttp_add_header(oh, "Content-Security-Policy", csp);
+    evhttp_add_header(oh, "X-Frame-Options", "DENY");
+    evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(oh, "Referrer-Policy", "no-referrer");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static int token_ok(sched *s, struct evhttp_request *req)
+{
+    return httpcheck_token_ok(evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token"),
+                              s->cfg->http.tokens);
+}
+
+/* /metrics with [http] metrics_token set: 1 when the request carries one of its tokens as
+ * "Authorization: Bearer <token>" (what Prometheus sends) or as X-Auth-Token, else 0 after
+ * answering 401 with the reason. */
+static int metrics_token_ok(sched *s, struct evhttp_request *req)
+{
+    const char *want = s->cfg->http.metrics_token;
+    if (!want || !*want)
+        return 1;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(h, "Authorization"), *given = evhttp_find_header(h, "X-Auth-Token");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        given = auth + 7 + strspn(auth + 7, " ");
+    if (httpcheck_token_ok(given, want))
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer realm=\"ferry metrics\"");
+    if (given && *given)
+        http_send_error(req, 401, "the metrics token is not valid");
+    else
+        http_send_error(req, 401, "/metrics needs a token ([http] metrics_token): send Authorization: Bearer <token>");
+    return 0;
+}
+
+/* The connection-count limit: 1 when the request may be served, else 0 after answering 503
+ * with the reason (and closing the connection, so the client makes room). */
+static int connections_ok(sched *s, struct evhttp_request *req)
+{
+    struct http_conns *c = s->http_conns;
+    if (!c || c->n <= (size_t)s->cfg->http.max_connections)
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    http_send_error(req, 503, "too many connections: %zu open, at most %lld ([http] max_connections); try again later", c->n,
+                    (long long)s->cfg->http.max_connections);
+    return 0;
+}
+
+/* The request's header fields within httpcheck's limits: 1, else 0 after answering 431. */
+static int headers_ok(struct evhttp_request *req)
+{
+    httpcheck_headers acc = {0};
+    struct evkeyval *h;
+    for (h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next) {
+        char *err = NULL;
+        if (httpcheck_header(&acc, h->key, h->value, &err) < 0) {
+            http_send_error(req, 431, "%s", err);
+            free(err);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int parse_id(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v <= 0 || errno == ERANGE)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *const migration_statuses[] = {"queued",    "scheduled", "preparing", "running", "completing",
+                                                  "completed", "failed",    "error",     "cancelled", NULL};
+
+/* GET /api/migrations' query: status (one of migration_statuses) and limit (1 to 10000,
+ * default 100). 0, or -1 with *err (caller frees). */
+static int migrations_query(const httpcheck_query *q, const char **status, int *limit, char **err)
+{
+    int64_t l = 0;
+    if (httpcheck_query_enum(q, "status", migration_statuses, status, err) < 0 ||
+        httpcheck_query_int(q, "limit", 1, 10000, 100, &l, err) < 0)
+        return -1;
+    *limit = (int)l;
+    return 0;
+}
+
+void http_on_request(struct evhttp_request *req, void *arg)
+{
+    sched *s = arg;
+    http_conns_sweep(s->http_conns);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD, post = cmd == EVHTTP_REQ_POST;
+    const char *target = evhttp_request_get_uri(req);
+    if (!connections_ok(s, req))
+        return;
+    if (target && strlen(target) > MAX_URI) {
+        http_send_error(req, 414, "the request target is %zu bytes: at most %d", strlen(target), MAX_URI);
+        return;
+    }
+    if (!headers_ok(req))
+        return;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = evhttp_uri_get_path(uri);
+    if (!path || !*path)
+        path = "/";
+    httpcheck_path ps = {0};
+    httpcheck_query q = {0};
+    char *cerr = NULL;
+    if (httpcheck_path_parse(path, &ps, &cerr) < 0 || httpcheck_query_parse(evhttp_uri_get_query(uri), &q, &cerr) < 0) {
+        http_send_error(req, 400, "%s", cerr);
+        free(cerr);
+        httpcheck_path_free(&ps);
+        return;
+    }
+    /* path and query are valid text from here on: they may be echoed in answers */
+    char **seg = ps.seg;
+    int n = ps.too_many ? -1 : ps.n;
+    const char *status = NULL;
+    int limit = 100;
+    int api = n >= 1 && strcmp(seg[0], "api") == 0;
+    if (n < 0) {
+        http_send_error(req, 404, "no such resource: %s", path);
+    } else if (n == 0 || (n == 1 && strcmp(seg[0], "index.html") == 0)) {
+        if (get)
+            dashboard(s, req);
+        else
+            http_send_error(req, 405, "%s accepts GET only", path);
+    } else if (n == 1 && strcmp(seg[0], "healthz") == 0) {
+        healthz(s, req);
+    } else if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+        if (metrics_token_ok(s, req))
+            metrics(s, req);
+    } else if (!api && strcmp(seg[0], "v2") != 0 && strcmp(seg[0], "v2.1") != 0) {
+        http_send_error(req, 404, "no such resource: %s", path);
+    } else if (!token_ok(s, req)) {
+        http_send_error(req, 401, evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token")
+                                 ? "the X-Auth-Token is not valid"
+                                 : "an X-Auth-Token header is required");
+    } else if (api && n == 2 && strcmp(seg[1], "migrations") == 0 && get && migrations_query(&q, &status, &limit, &cerr) < 0) {
+        http_send_error(req, 400, "%s", cerr);
+        free(cerr);
+    } else if (!s->db) {
+        http_send_error(req, 503, "the scheduler has no database connection yet");
+    } else if (!api) {
+        /* /v2/{tenant}/servers/{server}/action */
+        if (n == 5 && strcmp(seg[2], "servers") == 0 && strcmp(seg[4], "action") == 0) {
+            if (post)
+                http_action_migrate_live(s, req, seg[1], seg[3]);
+            else
+                http_send_error(req, 405, "a server action is a POST");
+        } else {
+            http_send_error(req, 404, "no such resource: %s (ferry serves POST /v2/{tenant}/servers/{server}/action)", path);
+        }
+    } else {
+        char *err = NULL;
+        int found = 1;
+        int64_t id = 0;
+        if (n == 2 && strcmp(seg[1], "hosts") == 0 && get) {
+            http_send_read(req, api_hosts(s, &err), 1, err);
+        } else if (n == 3 && strcmp(seg[1], "hosts") == 0 && get) {
+            json_object *o = api_host(s, seg[2], &found, &err);
+            http_send_read(req, o, found, err);
+        } else if (n == 2 && strcmp(seg[1], "instances") == 0 && get) {
+            http_send_read(req, api_instances(s, httpcheck_query_get(&q, "host"), &err), 1, err);
+        } else if (n == 2 && strcmp(seg[1], "migrations") == 0 && get) {
+            http_send_read(req, api_migrations(s, status, limit, &err), 1, err);
+        } else if (n >= 3 && strcmp(seg[1], "migrations") == 0 && parse_id(seg[2], &id) < 0) {
+            http_send_error(req, 404, "no migration %s: an id is a positive integer", seg[2]);
+        } else if (n == 3 && strcmp(seg[1], "migrations") == 0 && get) {
+            json_object *o = api_migration(s, id, &found, &err);
+            http_send_read(req, o, found, err);
+        } else if (n == 4 && strcmp(seg[1], "migrations") == 0 &&
+                   (strcmp(seg[3], "abort") == 0 || strcmp(seg[3], "force-complete") == 0)) {
+            if (post)
+                http_action_operator(s, req, id, seg[3]);
+            else
+                http_send_error(req, 405, "%s is a POST", seg[3]);
+        } else {
+            http_send_error(req, get || post ? 404 : 405, "no such resource: %s %s", get ? "GET" : post ? "POST" : "method", path);
+        }
+    }
+    httpcheck_query_free(&q);
+    httpcheck_path_free(&ps);
+}
