@@ -78,8 +78,8 @@ int limits_load(db_conn *db, const char *self, const char *source, const char *d
 {
     const char *p[] = {self, source, dest};
     _cleanup_pq_ PGresult *r = NULL;
-    /* the first row: the cluster's total and the queued ones before a new one; then one row
-     * per host (only source and dest when named) with its outgoing and incoming counts */
+    /* the row without a host: the cluster's total and the queued ones before a new one; then
+     * one row per host (only source and dest when named) with its outgoing and incoming counts */
     if (db_exec(db, &r,
                 "SELECT NULL::text, 0::bigint, 0::bigint, count(*),"
                 "  (SELECT count(*) FROM migrations WHERE status = 'queued' AND (source_host = $2 OR dest_host = $3)"
@@ -90,7 +90,7 @@ int limits_load(db_conn *db, const char *self, const char *source, const char *d
                 " SELECT x.h, count(*) FILTER (WHERE x.outgoing), count(*) FILTER (WHERE NOT x.outgoing), 0, 0"
                 " FROM migrations m CROSS JOIN LATERAL (VALUES (m.source_host, true), (m.dest_host, false)) AS x(h, outgoing)"
                 " WHERE m.status IN ('scheduled', 'preparing', 'running', 'completing') AND m.id IS DISTINCT FROM $1::bigint"
-                "  AND ($2::text IS NULL OR x.h = $2 OR x.h = $3)"
+                "  AND x.h IS NOT NULL AND ($2::text IS NULL OR x.h = $2 OR x.h = $3)"
                 " GROUP BY x.h",
                 3, p) < 0)
         return -1;
