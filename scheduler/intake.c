@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ledger.h"
 #include "sched.h"
 
 typedef struct intake {
@@ -213,7 +214,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
     char lease[16], dl[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)in->s->cfg->scheduler.lease_s);
-    snprintf(dl, sizeof(dl), "%lld", (long long)orch_deadline_s(in->s, "scheduled"));
+    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_s(in->s, MIG_SCHEDULED));
     const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
     const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
                         rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
@@ -261,7 +262,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     in->queued = !fits;
     if (in->queued) {
         char qdl[24];
-        snprintf(qdl, sizeof(qdl), "%lld", (long long)orch_deadline_s(in->s, "queued"));
+        snprintf(qdl, sizeof(qdl), "%lld", (long long)ledger_deadline_s(in->s, MIG_QUEUED));
         const char *qp[] = {mid, qdl};
         if (db_exec(db, NULL,
                     "UPDATE migrations SET status = 'queued', owner = NULL, lease_expires_at = NULL, epoch = 0,"
@@ -272,7 +273,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");
-    if (orch_record(in->s, in->migration, "scheduler", NULL, in->queued ? "queued" : "scheduled", "status", msg) < 0)
+    if (ledger_record(in->s, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
         return -1;
     in->accepted = 1;
     return 0;
@@ -445,14 +446,13 @@ typedef struct opreq {
     const char *req;
     /* results */
     char *reason; /* refused: why */
-    char status[16];
+    mig_status status;
     char owner[256];
     int ended; /* a queued migration cancelled here */
 } opreq;
 
 static int operator_tx(db_conn *db, void *arg, char **err)
 {
-    (void)err;
     opreq *q = arg;
     free(q->reason);
     q->reason = NULL;
@@ -470,18 +470,20 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         q->reason = xasprintf("no migration %lld", (long long)q->id);
         return 0;
     }
-    strlcpy_f(q->status, PQgetvalue(r, 0, 0), sizeof(q->status));
+    if (mig_status_from_str(PQgetvalue(r, 0, 0), &q->status) < 0) {
+        *err = xasprintf("migration %lld has an unknown status '%s'", (long long)q->id, PQgetvalue(r, 0, 0));
+        return -1;
+    }
     strlcpy_f(q->owner, PQgetvalue(r, 0, 2), sizeof(q->owner));
-    const char *st = q->status;
+    const char *st = mig_status_str(q->status);
     int postcopy = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
-    int terminal = !strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "error") || !strcmp(st, "cancelled");
-    if (terminal) {
+    if (mig_status_is_final(q->status)) {
         q->reason = xasprintf("migration %lld has already ended: %s", (long long)q->id, st);
         return 0;
     }
     _cleanup_free_ char *note = xasprintf("requested by the operator (request %s)", q->req);
     if (q->abort) {
-        if (strcmp(st, "completing") == 0) {
+        if (q->status == MIG_COMPLETING) {
             q->reason = xasprintf("migration %lld is completing: the guest already runs on the destination", (long long)q->id);
             return 0;
         }
@@ -490,32 +492,27 @@ static int operator_tx(db_conn *db, void *arg, char **err)
                                   (long long)q->id);
             return 0;
         }
-        if (strcmp(st, "queued") == 0) {
-            /* nobody drives a queued migration: cancelled here and now */
-            const char *why = "cancelled: aborted by the operator while queued";
-            const char *up[] = {ids, why};
-            if (db_exec(db, NULL,
-                        "UPDATE migrations SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now(),"
-                        " deadline_at = NULL WHERE id = $1::bigint",
-                        2, up) < 0 ||
-                orch_settle(db, "cancelled", ids, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4)) < 0 ||
-                orch_record(q->s, q->id, "operator", NULL, "queued", "abort", note) < 0 ||
-                orch_record(q->s, q->id, "scheduler", NULL, "cancelled", "status", why) < 0)
+        if (q->status == MIG_QUEUED) {
+            /* nobody drives a queued migration: cancelled here and now (the operator's request
+             * recorded first, then the status) */
+            if (ledger_record(q->s, q->id, "operator", NULL, MIG_QUEUED, "abort", note) < 0 ||
+                ledger_cancel_queued(q->s, db, ids, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
+                                     "cancelled: aborted by the operator while queued") < 0)
                 return -1;
             q->ended = 1;
             return 0;
         }
         if (db_exec(db, NULL, "UPDATE migrations SET abort_requested = true WHERE id = $1::bigint", 1, p) < 0)
             return -1;
-        return orch_record(q->s, q->id, "operator", NULL, st, "abort", note);
+        return ledger_record(q->s, q->id, "operator", NULL, q->status, "abort", note);
     }
-    if (strcmp(st, "running") != 0) {
+    if (q->status != MIG_RUNNING) {
         q->reason = xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
         return 0;
     }
     if (db_exec(db, NULL, "UPDATE migrations SET force_complete_requested = true WHERE id = $1::bigint", 1, p) < 0)
         return -1;
-    return orch_record(q->s, q->id, "operator", NULL, st, "force_complete", note);
+    return ledger_record(q->s, q->id, "operator", NULL, q->status, "force_complete", note);
 }
 
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
@@ -567,9 +564,9 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
         log_warn(&f, "%s of migration %s refused: %s", type, ids, q.reason);
         json_object_object_add(body, "reason", json_object_new_string(q.reason));
     } else {
-        log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, q.status, *q.owner ? ", driven by " : "",
-                 q.owner);
-        json_object_object_add(body, "status", json_object_new_string(q.ended ? "cancelled" : q.status));
+        log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, mig_status_str(q.status),
+                 *q.owner ? ", driven by " : "", q.owner);
+        json_object_object_add(body, "status", json_object_new_string(mig_status_str(q.ended ? MIG_CANCELLED : q.status)));
     }
     _cleanup_free_ char *r = msg_build(rtype, msg_envelope_id(env), body);
     reply(s, m->reply_to, m->correlation_id, r);

@@ -10,6 +10,7 @@
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 #include "mq.h"
 #include "schema.h"
@@ -66,7 +67,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     http_tick(s);
     if (!s->db || !mq_is_up(s->mq))
         return;
-    orch_tick(s, s->ticks++ == 0);
+    lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
 }
@@ -250,6 +251,7 @@ int main(int argc, char **argv)
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
     s.base = event_base_new();
+    s.dispatch = event_new(s.base, -1, 0, queue_on_dispatch, &s); /* queue_dispatch_soon */
     app_signals *sig = app_signals_new(s.base);
     reload_ctx reload = {.s = &s, .path = config_path, .level = level_arg};
     app_signals_on_reload(sig, on_reload, &reload);
@@ -299,6 +301,8 @@ out:
         event_free(s.db_retry);
     if (s.tick)
         event_free(s.tick);
+    if (s.dispatch)
+        event_free(s.dispatch);
     app_signals_free(sig);
     event_base_free(s.base);
     free(s.name);

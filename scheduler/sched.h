@@ -25,7 +25,7 @@ typedef struct sched {
     struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
-    int dispatch_pending;  /* a queue_dispatch is scheduled on the loop */
+    struct event *dispatch; /* activated for a queue_dispatch on the next loop turn (made by main.c) */
     int stopping;          /* the loop has ended: calls cut short are not failures */
     struct evhttp *http;   /* NULL when [http] enabled = false */
     void *http_tls;        /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
@@ -71,8 +71,10 @@ int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *de
 /* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
  * cancels queued ones that were aborted or waited past deadline_queued_s. */
 void queue_dispatch(sched *s);
-/* queue_dispatch on the next loop turn (safe from inside any callback). */
+/* queue_dispatch on the next loop turn (safe from inside any callback), through s->dispatch. */
 void queue_dispatch_soon(sched *s);
+/* The callback of s->dispatch (arg: the sched): queue_dispatch. */
+void queue_on_dispatch(evutil_socket_t fd, short what, void *arg);
 
 /* ---- events outbox (outbox.c) ---------------------------------------------------------------- */
 /* Publishes the outbox's unclaimed rows on ferry.events (message id fixed in the row), each
@@ -106,26 +108,14 @@ void http_tick(sched *s);
 /* Drives migration id, owned by this replica (owner and epoch in its row), from its recorded
  * status onwards; a migration found mid-way is resumed from what the agents say. */
 void orch_start(sched *s, int64_t migration);
-/* Every second: renews this replica's leases (a migration adopted by another is left), acts
- * on abort / force-complete requests and passed deadlines, and adopts migrations whose lease
- * expired; with starting=1 (the first tick) it resumes its own migrations instead. */
-void orch_tick(sched *s, int starting);
+/* Acts on what the lease renewal read for migration id, if this replica drives it: the
+ * operator's abort or force-complete request, a passed deadline. */
+void orch_act(sched *s, int64_t migration, int abort_req, int fc_req, int past_deadline);
 /* How many migrations this replica drives now. */
 int orch_count(void);
 /* Acts now on the operator's requests recorded for migration id, if this replica drives it. */
 void orch_poke(sched *s, int64_t migration);
-/* How long a migration may stay in status, from the config, in seconds. */
-int64_t orch_deadline_s(const sched *s, const char *status);
-/* In the caller's transaction: moves allocations and the instance's host and task state for
- * a migration ending in status (completed: to dest; failed/cancelled: back to the source;
- * error: nothing moves). id_s, uuid and dest are the migration's. Returns 0 or -1. */
-int orch_settle(db_conn *db, const char *status, const char *id_s, const char *uuid, const char *dest) FERRY_WUR;
 /* An agent event about migration id (completed / failed / cancelled / postcopy / progress). */
 void orch_on_agent_event(sched *s, int64_t migration, const char *what, json_object *body);
-/* Appends a row to migration_events (in the caller's transaction when one is open); for
- * kind "status" also the matching migration.<id>.<status> event to the outbox, which the
- * caller flushes after the commit (outbox_flush). Returns 0, or -1 (see db_error). */
-int orch_record(sched *s, int64_t migration, const char *origin, const char *host, const char *status,
-                const char *kind, const char *message) FERRY_WUR;
 
 #endif

@@ -1,0 +1,100 @@
+/* orchcore: the migrations this replica drives, their leases as known here, and the status
+ * machine's pure rules (orchcore.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orchcore.h"
+#include "orchset.h"
+
+/* the migrations this replica drives (created with the first one: the loop is known then) */
+static orchset *all;
+
+orch *orchcore_find(int64_t id)
+{
+    return all ? orchset_find(all, id) : NULL;
+}
+
+static void orch_free(void *arg)
+{
+    orch *o = arg;
+    if (o->poll_ev)
+        event_free(o->poll_ev);
+    json_object_put(o->src_check);
+    free(o->fail_reason);
+    free(o->abort_reason);
+    free(o);
+}
+
+void orchcore_add(sched *s, orch *o)
+{
+    if (!all)
+        all = orchset_new(s->base, orch_free);
+    orchset_add(all, o->id, o);
+}
+
+int64_t *orchcore_ids(int *n)
+{
+    *n = 0;
+    return all ? orchset_ids(all, n) : NULL;
+}
+
+int orchcore_count(void)
+{
+    int n = 0, nids = 0;
+    _cleanup_free_ int64_t *idv = orchcore_ids(&nids);
+    for (int k = 0; k < nids; k++) {
+        orch *o = orchcore_find(idv[k]);
+        n += o && !o->finishing;
+    }
+    return n;
+}
+
+void orchcore_done(orch *o)
+{
+    o->finishing = 1;
+    if (o->poll_ev)
+        event_del(o->poll_ev);
+    orchset_retire(all, o);
+}
+
+int64_t orchcore_lease_from(const sched *s, int64_t t0_ms)
+{
+    return t0_ms + s->cfg->scheduler.lease_s * 1000 - 1000;
+}
+
+int orchcore_lease_held(const orch *o)
+{
+    return mono_ms() < o->lease_ms;
+}
+
+void orchcore_lease_lost(orch *o, const char *why)
+{
+    if (o->finishing)
+        return;
+    log_error(&o->lf, "migration %lld: %s: this replica stops driving it (no more RPCs; the replica that holds its"
+              " lease, or adopts it, carries on)", (long long)o->id, why);
+    orchcore_done(o);
+}
+
+mig_status orchcore_rollback_end(orch_cause cause)
+{
+    return cause == ORCH_CAUSE_FAILURE ? MIG_FAILED : MIG_CANCELLED;
+}
+
+orch_cause orchcore_job_end_cause(const char *job_state, int aborting, orch_cause abort_cause)
+{
+    int cancelled = strcmp(job_state, "cancelled") == 0;
+    if (aborting && (cancelled || strcmp(job_state, "failed") == 0))
+        return abort_cause;
+    return cancelled ? ORCH_CAUSE_JOB_CANCELLED : ORCH_CAUSE_FAILURE;
+}
+
+int orchcore_landed(mig_status st, int rolling_back, rpc_code code)
+{
+    return rolling_back && st == MIG_RUNNING && code == RPC_LANDED;
+}
+
+int orchcore_is_early(mig_status st)
+{
+    return st == MIG_SCHEDULED || st == MIG_PREPARING;
+}

@@ -1,0 +1,92 @@
+/* orchcore: the object of one migration this replica drives (struct orch), the set of them,
+ * the lease as this replica knows it holds it, and the pure rules of the status machine that
+ * the orchestration's files share (orch.c the steps, orchcall.c the RPCs, lease.c the leases
+ * and adoption). Below all of them: it calls only orchset, the log and the clock. */
+#ifndef FERRY_ORCHCORE_H
+#define FERRY_ORCHCORE_H
+
+#include "proto.h"
+#include "sched.h"
+
+/* Why a migration turned to failure before its guest moved: how it ends once the destination
+ * is rolled back (orchcore_rollback_end). Decided where the failure is known, never read back
+ * from the reason's text. */
+typedef enum orch_cause {
+    ORCH_CAUSE_FAILURE = 0,      /* an RPC, the source's job or a deadline failed it: failed */
+    ORCH_CAUSE_OPERATOR_ABORT,   /* the operator aborted it: cancelled */
+    ORCH_CAUSE_JOB_CANCELLED,    /* the source's job was cancelled, not by this scheduler: cancelled */
+} orch_cause;
+
+typedef struct orch orch;
+
+struct orch {
+    sched *s;
+    int64_t id;
+    char id_s[24];
+    char req[40];
+    char uuid[40];
+    char ec2[40];
+    char source[256];
+    char dest[256];
+    char dest_addr[64];
+    mig_status status;
+    char block[8];
+    int post_copy, auto_converge, after, bw, downtime, timeout;
+    int64_t epoch;
+    char epoch_s[24];
+    json_object *src_check;
+    char *fail_reason;        /* the destination is being rolled back for this reason */
+    orch_cause fail_cause;    /* ... and the migration then ends as this says */
+    char *abort_reason;       /* an abort was sent to the source: the reason the migration ends with */
+    orch_cause abort_cause;   /* ... and its cause */
+    int gen;            /* bumped when the orchestration turns to failure: older replies are dropped */
+    int prepared;
+    int finishing;
+    int polling;
+    int postcopy;
+    int abort_sent, fc_sent, deadline_hit;
+    int soft_tries; /* abort / force-complete calls refused so far */
+    int64_t last_progress_ms;
+    int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
+    struct event *poll_ev;
+    log_fields lf;
+};
+
+/* Returns the migration id this replica drives (borrowed), or NULL. */
+orch *orchcore_find(int64_t id);
+/* Adds o (taken) to the migrations this replica drives; the set is made on s->base with the
+ * first one. */
+void orchcore_add(sched *s, orch *o);
+/* Returns the ids driven now as a new array of *n (caller frees; NULL when *n is 0). */
+int64_t *orchcore_ids(int *n);
+/* Returns how many migrations this replica drives now (not counting those it gives up). */
+int orchcore_count(void);
+/* Stops driving o: no later reply, resend or tick finds it; it is freed after the current
+ * callback, once however many paths give it up in one loop pass (orchset_retire). */
+void orchcore_done(orch *o);
+
+/* The lease as this replica knows it holds it: from t0_ms, the monotonic time before a renewal
+ * (or the transaction that set it) that succeeded, lease_s less a second. */
+int64_t orchcore_lease_from(const sched *s, int64_t t0_ms);
+/* Whether this replica may still act for o: its lease is not known lost. */
+int orchcore_lease_held(const orch *o);
+/* The lease of o is lost, or may be (another replica may adopt it now): no RPC is sent for it
+ * any more, and it is neither rolled back nor completed here; it is forgotten (why borrowed). */
+void orchcore_lease_lost(orch *o, const char *why);
+
+/* ---- the rules (pure) ---- */
+/* The final status of a migration whose destination was rolled back for cause. */
+mig_status orchcore_rollback_end(orch_cause cause);
+/* The cause of a failure found when the source's job ended in job_state ("cancelled",
+ * "failed", ...: job_status's word): the abort's cause when this scheduler had asked it to
+ * abort (aborting) and the job ended cancelled or failed, else a job cancelled on the source
+ * or a plain failure. */
+orch_cause orchcore_job_end_cause(const char *job_state, int aborting, orch_cause abort_cause);
+/* Whether the rollback's error reply means the guest landed on the destination after all (the
+ * migration completes instead): code RPC_LANDED to the rollback of a running migration. */
+int orchcore_landed(mig_status st, int rolling_back, rpc_code code);
+/* Whether nothing has moved yet in st (scheduled, preparing): checks and preparation may run
+ * again, and an abort fails the migration at once. */
+int orchcore_is_early(mig_status st);
+
+#endif

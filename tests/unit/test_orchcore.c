@@ -1,0 +1,62 @@
+/* Unit tests of scheduler/orchcore's rules: how a failure before the guest moved ends, decided
+ * on the typed cause and the agent's code, never on the reason's text. */
+#include "testlib.h"
+
+#include <string.h>
+
+#include "orchcore.h"
+
+static void test_rollback_end_by_cause(void **state)
+{
+    (void)state;
+    assert_int_equal(orchcore_rollback_end(ORCH_CAUSE_FAILURE), MIG_FAILED);
+    assert_int_equal(orchcore_rollback_end(ORCH_CAUSE_OPERATOR_ABORT), MIG_CANCELLED);
+    assert_int_equal(orchcore_rollback_end(ORCH_CAUSE_JOB_CANCELLED), MIG_CANCELLED);
+}
+
+static void test_job_end_cause(void **state)
+{
+    (void)state;
+    /* asked to abort: a job that ends cancelled, or failed (the destination saw the cut stream
+     * first), ends for the abort's cause */
+    assert_int_equal(orchcore_job_end_cause("cancelled", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
+    assert_int_equal(orchcore_job_end_cause("failed", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
+    /* a deadline's abort ends failed, whatever the job says */
+    assert_int_equal(orchcore_job_end_cause("cancelled", 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause("failed", 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
+    /* not asked: a job cancelled on the source (not by ferry) cancels, any other end fails */
+    assert_int_equal(orchcore_job_end_cause("cancelled", 0, ORCH_CAUSE_FAILURE), ORCH_CAUSE_JOB_CANCELLED);
+    assert_int_equal(orchcore_job_end_cause("failed", 0, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause("unknown", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
+}
+
+static void test_landed_on_the_code_alone(void **state)
+{
+    (void)state;
+    assert_true(orchcore_landed(MIG_RUNNING, 1, RPC_LANDED));
+    /* not rolling back, not running, or another code: not landed */
+    assert_false(orchcore_landed(MIG_RUNNING, 0, RPC_LANDED));
+    assert_false(orchcore_landed(MIG_PREPARING, 1, RPC_LANDED));
+    assert_false(orchcore_landed(MIG_RUNNING, 1, RPC_CONFLICT));
+    assert_false(orchcore_landed(MIG_RUNNING, 1, RPC_OK));
+    assert_false(orchcore_landed(MIG_RUNNING, 1, rpc_code_from_str("cannot roll back a migration that landed here")));
+    assert_true(orchcore_landed(MIG_RUNNING, 1, rpc_code_from_str("landed")));
+}
+
+static void test_early_statuses(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MIG_STATUS_COUNT; i++)
+        assert_int_equal(orchcore_is_early((mig_status)i), i == MIG_SCHEDULED || i == MIG_PREPARING);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rollback_end_by_cause),
+        cmocka_unit_test(test_job_end_cause),
+        cmocka_unit_test(test_landed_on_the_code_alone),
+        cmocka_unit_test(test_early_statuses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
