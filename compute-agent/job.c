@@ -140,26 +140,23 @@ void job_free_all(agent *a)
     }
 }
 
+/* Writes the job's record to the state dir (a failure is logged there). */
 static void persist(job *j)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "migration", json_object_new_int64(j->migration));
-    json_object_object_add(o, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(o, "name", json_object_new_string(j->name ? j->name : ""));
-    if (j->ec2_id)
-        json_object_object_add(o, "instance_id", json_object_new_string(j->ec2_id));
-    json_object_object_add(o, "dest", json_object_new_string(j->dest ? j->dest : ""));
-    json_object_object_add(o, "uri", json_object_new_string(j->uri ? j->uri : ""));
-    json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
-    json_object_object_add(o, "post_copy", json_object_new_boolean(j->o.post_copy));
-    json_object_object_add(o, "postcopy_active", json_object_new_boolean(j->postcopy_active));
-    if (j->error)
-        json_object_object_add(o, "error", json_object_new_string(j->error));
-    if (j->final_stats)
-        json_object_object_add(o, "stats", json_object_get(j->final_stats));
-    _cleanup_free_ char *name = sf_name(SF_JOB, j->migration);
-    (void)sf_write(j->a->cfg->agent.state_dir, name, o, &j->lf);
-    json_object_put(o);
+    sf_job r = {
+        .migration = j->migration,
+        .instance = j->uuid,
+        .name = j->name,
+        .instance_id = j->ec2_id,
+        .dest = j->dest,
+        .uri = j->uri,
+        .state = state_name(j->state),
+        .post_copy = j->o.post_copy,
+        .postcopy_active = j->postcopy_active,
+        .error = j->error,
+        .stats = j->final_stats,
+    };
+    (void)sf_job_write(j->a->cfg->agent.state_dir, &r, &j->lf);
 }
 
 static int64_t stat_i64(json_object *stats, const char *key, int64_t def)
@@ -410,9 +407,8 @@ static void start_polling(job *j)
                                   j->migration, &j->lf);
 }
 
-/* job_start with a typed code (job_start's wrapper gives its word until rpc.c takes the enum). */
-static int start_job(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-                     const job_opts *o, job **out, char **err, rpc_code *code)
+int job_start_code(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
+                   const job_opts *o, job **out, char **err, rpc_code *code)
 {
     job *j = job_find(a, migration);
     if (j) {
@@ -505,7 +501,7 @@ static int start_job(agent *a, int64_t migration, const char *uuid, const char *
     return 0;
 }
 
-static int abort_job(agent *a, job *j, char **err, rpc_code *code)
+int job_abort_code(agent *a, job *j, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {
@@ -538,7 +534,7 @@ static int abort_job(agent *a, job *j, char **err, rpc_code *code)
     return rc < 0 ? -1 : 0;
 }
 
-static int force_complete_job(agent *a, job *j, const char **action, char **err, rpc_code *code)
+int job_force_complete_code(agent *a, job *j, const char **action, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {
@@ -578,36 +574,6 @@ static int force_complete_job(agent *a, job *j, const char **action, char **err,
     }
     virDomainFree(dom);
     virConnectClose(conn);
-    return rc;
-}
-
-/* The exported forms with the code's word (rpc.c reads words today): when rpc.c takes rpc_code,
- * these three go and the functions above take their names. */
-int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-              const job_opts *o, job **out, char **err, const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = start_job(a, migration, uuid, dest, dest_address, o, out, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
-    return rc;
-}
-
-int job_abort(agent *a, job *j, char **err, const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = abort_job(a, j, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
-    return rc;
-}
-
-int job_force_complete(agent *a, job *j, const char **action, char **err, const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = force_complete_job(a, j, action, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
     return rc;
 }
 
@@ -686,35 +652,24 @@ static void adopted_ended(job *j)
     virConnectClose(conn);
 }
 
-/* One job record of the state dir (sf_each): adopted as a job unless one of that id exists. */
-static int recover_one(void *arg, int64_t id, json_object *o)
+/* One job record of the state dir: adopted as a job unless one of that id exists. */
+static int recover_one(void *arg, const sf_job *r)
 {
     agent *a = arg;
-    if (job_find(a, id))
+    int64_t id = r->migration;
+    int st = state_from_name(r->state);
+    if (job_find(a, id) || !r->instance || st < 0)
         return 0;
-    json_object *v;
-    const char *uuid = json_object_object_get_ex(o, "instance", &v) ? json_object_get_string(v) : NULL;
-    int st = json_object_object_get_ex(o, "state", &v) ? state_from_name(json_object_get_string(v)) : -1;
-    if (!uuid || st < 0)
-        return 0;
-    job *j = job_new(a, id, uuid);
+    job *j = job_new(a, id, r->instance);
     j->adopted = 1;
-    if (json_object_object_get_ex(o, "name", &v))
-        j->name = xstrdup(json_object_get_string(v));
-    if (json_object_object_get_ex(o, "instance_id", &v))
-        j->ec2_id = xstrdup(json_object_get_string(v));
-    if (json_object_object_get_ex(o, "dest", &v))
-        j->dest = xstrdup(json_object_get_string(v));
-    if (json_object_object_get_ex(o, "uri", &v))
-        j->uri = xstrdup(json_object_get_string(v));
-    if (json_object_object_get_ex(o, "post_copy", &v))
-        j->o.post_copy = json_object_get_boolean(v);
-    if (json_object_object_get_ex(o, "postcopy_active", &v))
-        j->postcopy_active = json_object_get_boolean(v);
-    if (json_object_object_get_ex(o, "error", &v))
-        j->error = xstrdup(json_object_get_string(v));
-    if (json_object_object_get_ex(o, "stats", &v))
-        j->final_stats = json_object_get(v);
+    j->name = xstrdup(r->name); /* xstrdup(NULL) is NULL */
+    j->ec2_id = xstrdup(r->instance_id);
+    j->dest = xstrdup(r->dest);
+    j->uri = xstrdup(r->uri);
+    j->o.post_copy = r->post_copy;
+    j->postcopy_active = r->postcopy_active;
+    j->error = xstrdup(r->error);
+    j->final_stats = json_object_get(r->stats);
     job_set_fields(j);
     j->state = (job_state)st;
     if (j->state != JOB_RUNNING) {
@@ -731,5 +686,5 @@ static int recover_one(void *arg, int64_t id, json_object *o)
 
 void job_recover(agent *a)
 {
-    sf_each(a->cfg->agent.state_dir, SF_JOB, recover_one, a);
+    sf_job_each(a->cfg->agent.state_dir, recover_one, a);
 }

@@ -109,11 +109,6 @@ out:
     return NULL;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? xstrdup(s) : NULL;
-}
-
 int migrate_start(lv_conn *lv, evq *q, const migrate_req *req, migrate_cb cb, void *owner, int64_t key)
 {
     worker_arg *w = xcalloc(1, sizeof(*w));
@@ -127,9 +122,9 @@ int migrate_start(lv_conn *lv, evq *q, const migrate_req *req, migrate_cb cb, vo
     w->o = *req->o;
     w->tls = req->tls;
     if (req->lf) {
-        w->lf_migration = dup_or_null(req->lf->migration);
-        w->lf_instance = dup_or_null(req->lf->instance);
-        w->lf_host = dup_or_null(req->lf->host);
+        w->lf_migration = xstrdup(req->lf->migration);
+        w->lf_instance = xstrdup(req->lf->instance);
+        w->lf_host = xstrdup(req->lf->host);
     }
     pthread_t t;
     pthread_attr_t attr;

@@ -133,6 +133,73 @@ void sf_each(const char *dir, sf_kind kind, sf_visit fn, void *arg)
     closedir(d);
 }
 
+int sf_job_write(const char *dir, const sf_job *r, const log_fields *lf)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "migration", json_object_new_int64(r->migration));
+    json_object_object_add(o, "instance", json_object_new_string(r->instance));
+    json_object_object_add(o, "name", json_object_new_string(r->name ? r->name : ""));
+    if (r->instance_id)
+        json_object_object_add(o, "instance_id", json_object_new_string(r->instance_id));
+    json_object_object_add(o, "dest", json_object_new_string(r->dest ? r->dest : ""));
+    json_object_object_add(o, "uri", json_object_new_string(r->uri ? r->uri : ""));
+    json_object_object_add(o, "state", json_object_new_string(r->state));
+    json_object_object_add(o, "post_copy", json_object_new_boolean(r->post_copy));
+    json_object_object_add(o, "postcopy_active", json_object_new_boolean(r->postcopy_active));
+    if (r->error)
+        json_object_object_add(o, "error", json_object_new_string(r->error));
+    if (r->stats)
+        json_object_object_add(o, "stats", json_object_get(r->stats));
+    _cleanup_free_ char *name = sf_name(SF_JOB, r->migration);
+    int rc = sf_write(dir, name, o, lf);
+    json_object_put(o);
+    return rc;
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int get_bool(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_boolean(v) : 0;
+}
+
+typedef struct job_visit {
+    sf_job_visit fn;
+    void *arg;
+} job_visit;
+
+static int visit_job(void *arg, int64_t migration, json_object *o)
+{
+    job_visit *jv = arg;
+    json_object *stats = NULL;
+    json_object_object_get_ex(o, "stats", &stats);
+    sf_job r = {
+        .migration = migration,
+        .instance = get_str(o, "instance"),
+        .name = get_str(o, "name"),
+        .instance_id = get_str(o, "instance_id"),
+        .dest = get_str(o, "dest"),
+        .uri = get_str(o, "uri"),
+        .state = get_str(o, "state"),
+        .post_copy = get_bool(o, "post_copy"),
+        .postcopy_active = get_bool(o, "postcopy_active"),
+        .error = get_str(o, "error"),
+        .stats = stats,
+    };
+    return jv->fn(jv->arg, &r);
+}
+
+void sf_job_each(const char *dir, sf_job_visit fn, void *arg)
+{
+    job_visit jv = {.fn = fn, .arg = arg};
+    sf_each(dir, SF_JOB, visit_job, &jv);
+}
+
 typedef struct dest_search {
     const char *uuid;
     char *instance_id;

@@ -46,6 +46,31 @@ typedef int (*sf_visit)(void *arg, int64_t migration, json_object *rec);
  * dir has none. */
 void sf_each(const char *dir, sf_kind kind, sf_visit fn, void *arg);
 
+/* A job record, "job-<migration>": what a restarted agent needs of one outgoing migration.
+ * Every pointer is borrowed. */
+typedef struct sf_job {
+    int64_t migration;
+    const char *instance;    /* the domain's UUID (NULL read back: not a usable record) */
+    const char *name;        /* the domain's name; written "" when NULL */
+    const char *instance_id; /* its i-xxxxxxxx id; left out when NULL */
+    const char *dest;        /* the destination host; written "" when NULL */
+    const char *uri;         /* the libvirt migration URI; written "" when NULL */
+    const char *state;       /* the job's state word ("running", "completed", ...) */
+    int post_copy;           /* post-copy allowed */
+    int postcopy_active;     /* switched to post-copy */
+    const char *error;       /* why it failed; left out when NULL */
+    json_object *stats;      /* the final statistics; left out when NULL */
+} sf_job;
+
+/* Writes r as its job record (sf_write: 0, or -1 logged with lf). */
+int sf_job_write(const char *dir, const sf_job *r, const log_fields *lf);
+/* Called by sf_job_each with one job record (r and its strings valid during the call only).
+ * Returns 0 to go on, non-zero to stop. */
+typedef int (*sf_job_visit)(void *arg, const sf_job *r);
+/* Calls fn(arg, ...) for every readable job record in dir; absent members read back NULL (0
+ * for the flags). */
+void sf_job_each(const char *dir, sf_job_visit fn, void *arg);
+
 /* The incoming migration this host prepared for domain uuid (its dest record), or 0 when none;
  * the record's i-xxxxxxxx id goes to instance_id (n bytes; "" when unknown). */
 int64_t sf_dest_find(const char *dir, const char *uuid, char *instance_id, size_t n);
