@@ -31,7 +31,8 @@ typedef enum sf_kind {
 char *sf_name(sf_kind kind, int64_t migration);
 
 /* Writes obj (borrowed) atomically as <dir>/<name>.json, making dir when missing. Returns 0,
- * or -1 after logging what failed with lf's fields (NULL: the migration= of name). */
+ * or -1 after logging what failed with lf's fields (may be NULL), migration= taken from name
+ * when lf has none. */
 int sf_write(const char *dir, const char *name, json_object *obj, const log_fields *lf);
 /* Reads <dir>/<name>.json: a new object the caller puts, or NULL when the file is absent, not
  * JSON, or not a JSON object. */
