@@ -1,21 +1,23 @@
-/* job: outgoing live migrations. The blocking virDomainMigrateToURI3 runs on a worker thread;
- * everything else — polling the job's statistics, the post-copy switch, the completion
- * timeout, stall detection, publishing — runs on the loop thread. What the agent knows of a
- * job is also written to its state dir, so a restarted agent finds its jobs again and asks
- * libvirt what became of them. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+/* job: outgoing live migrations (job.h). The blocking virDomainMigrateToURI3 runs on a worker
+ * thread (migrate.c) and the job's statistics are read on a poller thread (jobstats.c);
+ * everything else — the post-copy switch, the completion timeout, stall detection, how the job
+ * ends — is decided here, on the loop thread. What the agent knows of a job is also written to
+ * its state dir (statefile.c), so a restarted agent finds its jobs again and asks libvirt what
+ * became of them. */
+#include "job.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <libvirt/virterror.h>
 
 #include "agent.h"
+#include "events.h"
 #include "guard.h"
 #include "inventory.h"
+#include "jobstats.h"
+#include "migrate.h"
+#include "proto.h"
+#include "statefile.h"
 
 struct job {
     job *next;
@@ -38,83 +40,17 @@ struct job {
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
     char *error;
-    char *error_code;
+    migrate_outcome outcome; /* how the worker's libvirt call ended (once worker_done) */
     json_object *last_stats;
     json_object *final_stats;
     int64_t started_ms;
     int64_t ended_ms; /* adopted: when libvirt first showed no job */
     int64_t best_remaining_ms; /* when memory_remaining last reached a new low */
     unsigned long long best_remaining;
-    struct pollctl *poll;
+    jobstats_poller *poll;
     struct event *finish_ev;
     log_fields lf;
 };
-
-/* ---- state files ------------------------------------------------------------------------ */
-
-static char *state_path(agent *a, const char *name)
-{
-    return xasprintf("%s/%s.json", a->cfg->agent.state_dir, name);
-}
-
-static int mkdir_p(const char *path)
-{
-    _cleanup_free_ char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s == '/') {
-            *s = '\0';
-            if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *s = '/';
-        }
-    }
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-int state_write(agent *a, const char *name, json_object *obj)
-{
-    if (mkdir_p(a->cfg->agent.state_dir) < 0) {
-        log_error(NULL, "could not create state dir %s: %s", a->cfg->agent.state_dir, strerror(errno));
-        return -1;
-    }
-    _cleanup_free_ char *path = state_path(a, name);
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
-    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_error(NULL, "could not write %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    int ok = w == (ssize_t)len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) < 0) {
-        log_error(NULL, "could not write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-json_object *state_read(agent *a, const char *name)
-{
-    _cleanup_free_ char *path = state_path(a, name);
-    json_object *o = json_object_from_file(path);
-    if (o && !json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        return NULL;
-    }
-    return o;
-}
-
-void state_remove(agent *a, const char *name)
-{
-    _cleanup_free_ char *path = state_path(a, name);
-    unlink(path);
-}
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -139,98 +75,9 @@ static job *job_by_uuid(agent *a, const char *uuid)
     return NULL;
 }
 
-/* ---- the statistics poller ---------------------------------------------------------------- */
-/* virDomainGetJobStats may wait for the domain's job lock (for seconds while a migration
- * finishes): it runs on a thread of its own per job, never on the loop thread, and posts
- * what it read. */
-typedef struct pollctl {
-    pthread_mutex_t m;
-    int stop;
-    int refs;
-    agent *a;
-    int64_t migration;
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    int ms;
-} pollctl;
-
-typedef struct poll_msg {
-    agent *a;
-    int64_t migration;
-    int gone; /* the domain is not here any more */
-    int type;
-    json_object *stats;
-} poll_msg;
-
-static void poll_unref(pollctl *p)
-{
-    pthread_mutex_lock(&p->m);
-    int last = --p->refs == 0;
-    pthread_mutex_unlock(&p->m);
-    if (last) {
-        pthread_mutex_destroy(&p->m);
-        free(p);
-    }
-}
-
-static void on_stats(void *arg);
-
-static void *poller(void *arg)
-{
-    pollctl *p = arg;
-    for (;;) {
-        usleep((useconds_t)p->ms * 1000);
-        pthread_mutex_lock(&p->m);
-        int stop = p->stop;
-        pthread_mutex_unlock(&p->m);
-        if (stop)
-            break;
-        virConnectPtr conn = lv_ref(p->a->lv, NULL);
-        if (!conn)
-            continue;
-        poll_msg *m = xcalloc(1, sizeof(*m));
-        m->a = p->a;
-        m->migration = p->migration;
-        virDomainPtr dom = virDomainLookupByUUIDString(conn, p->uuid);
-        if (!dom) {
-            virErrorPtr e = virGetLastError();
-            m->gone = e && e->code == VIR_ERR_NO_DOMAIN;
-        } else {
-            int type = VIR_DOMAIN_JOB_NONE, n = 0;
-            virTypedParameterPtr params = NULL;
-            if (virDomainGetJobStats(dom, &type, &params, &n, 0) == 0) {
-                m->type = type;
-                m->stats = job_stats_json(params, n, type);
-                virTypedParamsFree(params, n);
-            } else {
-                m->type = -1; /* could not read: say nothing */
-            }
-            virDomainFree(dom);
-        }
-        virConnectClose(conn);
-        if (m->gone || m->type >= 0) {
-            pthread_mutex_lock(&p->m);
-            stop = p->stop;
-            pthread_mutex_unlock(&p->m);
-            if (!stop) {
-                evq_post(p->a->q, on_stats, m);
-                continue;
-            }
-        }
-        json_object_put(m->stats);
-        free(m);
-    }
-    poll_unref(p);
-    return NULL;
-}
-
 static void poll_stop(job *j)
 {
-    if (!j->poll)
-        return;
-    pthread_mutex_lock(&j->poll->m);
-    j->poll->stop = 1;
-    pthread_mutex_unlock(&j->poll->m);
-    poll_unref(j->poll);
+    jobstats_poll_stop(j->poll);
     j->poll = NULL;
 }
 
@@ -270,7 +117,6 @@ static void job_free(job *j)
     free(j->dest_address);
     free(j->uri);
     free(j->error);
-    free(j->error_code);
     free(j->abort_reason);
     free(j);
 }
@@ -294,69 +140,23 @@ void job_free_all(agent *a)
     }
 }
 
+/* Writes the job's record to the state dir (a failure is logged there). */
 static void persist(job *j)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "migration", json_object_new_int64(j->migration));
-    json_object_object_add(o, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(o, "name", json_object_new_string(j->name ? j->name : ""));
-    if (j->ec2_id)
-        json_object_object_add(o, "instance_id", json_object_new_string(j->ec2_id));
-    json_object_object_add(o, "dest", json_object_new_string(j->dest ? j->dest : ""));
-    json_object_object_add(o, "uri", json_object_new_string(j->uri ? j->uri : ""));
-    json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
-    json_object_object_add(o, "post_copy", json_object_new_boolean(j->o.post_copy));
-    json_object_object_add(o, "postcopy_active", json_object_new_boolean(j->postcopy_active));
-    if (j->error)
-        json_object_object_add(o, "error", json_object_new_string(j->error));
-    if (j->final_stats)
-        json_object_object_add(o, "stats", json_object_get(j->final_stats));
-    _cleanup_free_ char *name = xasprintf("job-%lld", (long long)j->migration);
-    (void)state_write(j->a, name, o);
-    json_object_put(o);
-}
-
-json_object *job_stats_json(virTypedParameterPtr p, int n, int type)
-{
-    json_object *o = json_object_new_object();
-    static const struct {
-        const char *field, *key;
-    } map[] = {
-        {VIR_DOMAIN_JOB_TIME_ELAPSED, "time_elapsed_ms"},
-        {VIR_DOMAIN_JOB_DOWNTIME, "downtime_ms"},
-        {VIR_DOMAIN_JOB_DATA_TOTAL, "data_total"},
-        {VIR_DOMAIN_JOB_DATA_PROCESSED, "data_processed"},
-        {VIR_DOMAIN_JOB_DATA_REMAINING, "data_remaining"},
-        {VIR_DOMAIN_JOB_MEMORY_TOTAL, "memory_total"},
-        {VIR_DOMAIN_JOB_MEMORY_PROCESSED, "memory_processed"},
-        {VIR_DOMAIN_JOB_MEMORY_REMAINING, "memory_remaining"},
-        {VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, "dirty_rate"},
-        {VIR_DOMAIN_JOB_MEMORY_ITERATION, "iteration"},
-        {VIR_DOMAIN_JOB_MEMORY_BPS, "memory_bps"},
-        {VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS, "postcopy_requests"},
-        {VIR_DOMAIN_JOB_DISK_TOTAL, "disk_total"},
-        {VIR_DOMAIN_JOB_DISK_PROCESSED, "disk_processed"},
-        {VIR_DOMAIN_JOB_DISK_REMAINING, "disk_remaining"},
-        {VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE, "auto_converge_throttle"},
-        {VIR_DOMAIN_JOB_SETUP_TIME, "setup_time_ms"},
+    sf_job r = {
+        .migration = j->migration,
+        .instance = j->uuid,
+        .name = j->name,
+        .instance_id = j->ec2_id,
+        .dest = j->dest,
+        .uri = j->uri,
+        .state = state_name(j->state),
+        .post_copy = j->o.post_copy,
+        .postcopy_active = j->postcopy_active,
+        .error = j->error,
+        .stats = j->final_stats,
     };
-    for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
-        unsigned long long v;
-        int iv;
-        if (virTypedParamsGetULLong(p, n, map[i].field, &v) == 1)
-            json_object_object_add(o, map[i].key, json_object_new_int64((int64_t)v));
-        else if (virTypedParamsGetInt(p, n, map[i].field, &iv) == 1)
-            json_object_object_add(o, map[i].key, json_object_new_int64(iv));
-    }
-    unsigned long long bps;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_BPS, &bps) == 1)
-        json_object_object_add(o, "bandwidth_mib_s", json_object_new_double((double)bps / (1024.0 * 1024.0)));
-    int op;
-    if (virTypedParamsGetInt(p, n, VIR_DOMAIN_JOB_OPERATION, &op) == 1)
-        json_object_object_add(o, "operation", json_object_new_int(op));
-    json_object_object_add(o, "job_type", json_object_new_int(type));
-    /* unknown keys are ignored on purpose: libvirt adds new ones over time */
-    return o;
+    (void)sf_job_write(j->a->cfg->agent.state_dir, &r, &j->lf);
 }
 
 static int64_t stat_i64(json_object *stats, const char *key, int64_t def)
@@ -388,22 +188,6 @@ json_object *job_status_json(const job *j)
 
 /* ---- finishing ------------------------------------------------------------------------- */
 
-static void publish_result(job *j)
-{
-    agent *a = j->a;
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "migration", json_object_new_int64(j->migration));
-    json_object_object_add(b, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(b, "dest", json_object_new_string(j->dest ? j->dest : ""));
-    json_object_object_add(b, "postcopy", json_object_new_boolean(j->postcopy_active));
-    if (j->error)
-        json_object_object_add(b, "error", json_object_new_string(j->error));
-    if (j->final_stats)
-        json_object_object_add(b, "stats", json_object_get(j->final_stats));
-    _cleanup_free_ char *key = xasprintf("migration.%lld.%s", (long long)j->migration, state_name(j->state));
-    agent_publish(a, key, b);
-}
-
 static void finish(job *j, job_state st, const char *error)
 {
     if (j->state != JOB_RUNNING)
@@ -433,7 +217,8 @@ static void finish(job *j, job_state st, const char *error)
         break;
     }
     persist(j);
-    publish_result(j);
+    events_migration_ended(j->a, &j->lf, j->migration, j->uuid, state_name(j->state), j->dest, j->postcopy_active,
+                           j->error, j->final_stats);
 }
 
 static void finish_after_grace(evutil_socket_t fd, short what, void *arg);
@@ -452,97 +237,18 @@ static void worker_result(job *j)
     evtimer_add(j->finish_ev, &tv);
 }
 
-/* ---- the worker thread ------------------------------------------------------------------ */
+/* ---- the worker's outcome ----------------------------------------------------------------- */
 
-typedef struct worker_msg {
-    agent *a;
-    int64_t migration;
-    int ok;
-    int aborted;
-    char *error;
-} worker_msg;
-
-typedef struct worker_arg {
-    agent *a;
-    int64_t migration;
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    char *uri;
-    job_opts o;
-    bool tls; /* [libvirt] migrate_tls: QEMU encrypts the stream itself */
-} worker_arg;
-
-static void on_worker_done(void *arg)
+static void on_worker_done(void *owner, int64_t key, migrate_outcome out, const char *error)
 {
-    worker_msg *m = arg;
-    job *j = job_find(m->a, m->migration);
+    job *j = job_find(owner, key);
     if (j && j->state == JOB_RUNNING) {
         j->worker_done = 1;
         free(j->error);
-        j->error = m->error ? xstrdup(m->error) : NULL;
-        free(j->error_code);
-        j->error_code = xstrdup(m->ok ? "" : m->aborted ? "cancelled" : "failed");
+        j->error = error ? xstrdup(error) : NULL;
+        j->outcome = out;
         worker_result(j);
     }
-    free(m->error);
-    free(m);
-}
-
-static void *worker(void *arg)
-{
-    worker_arg *w = arg;
-    worker_msg *m = xcalloc(1, sizeof(*m));
-    m->a = w->a;
-    m->migration = w->migration;
-    const char *why = NULL;
-    virConnectPtr conn = lv_ref(w->a->lv, &why);
-    virDomainPtr dom = NULL;
-    virTypedParameterPtr params = NULL;
-    int n = 0, max = 0;
-    unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
-                         VIR_MIGRATE_UNDEFINE_SOURCE;
-    if (!conn) {
-        m->error = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
-        goto out;
-    }
-    dom = virDomainLookupByUUIDString(conn, w->uuid);
-    if (!dom) {
-        m->error = xasprintf("cannot find domain %s: %s", w->uuid, lv_errmsg());
-        goto out;
-    }
-    if (w->o.post_copy)
-        flags |= VIR_MIGRATE_POSTCOPY;
-    if (w->o.auto_converge)
-        flags |= VIR_MIGRATE_AUTO_CONVERGE;
-    if (w->o.block_migration)
-        flags |= VIR_MIGRATE_NON_SHARED_DISK;
-    if (w->tls)
-        flags |= VIR_MIGRATE_TLS;
-    if (w->o.bandwidth_mib_s > 0)
-        virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH, (unsigned long long)w->o.bandwidth_mib_s);
-    if (w->o.auto_converge && w->o.auto_converge_initial > 0)
-        virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL, w->o.auto_converge_initial);
-    if (w->o.auto_converge && w->o.auto_converge_increment > 0)
-        virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT, w->o.auto_converge_increment);
-    if (w->o.max_downtime_ms > 0 && virDomainMigrateSetMaxDowntime(dom, (unsigned long long)w->o.max_downtime_ms, 0) < 0)
-        log_warn(NULL, "could not set the maximum downtime of %s to %d ms: %s", w->uuid, w->o.max_downtime_ms,
-                 lv_errmsg());
-    if (virDomainMigrateToURI3(dom, w->uri, params, (unsigned int)n, flags) == 0) {
-        m->ok = 1;
-    } else {
-        virErrorPtr e = virGetLastError();
-        m->aborted = e && e->code == VIR_ERR_OPERATION_ABORTED;
-        m->error = xstrdup(lv_errmsg());
-    }
-out:
-    virTypedParamsFree(params, n);
-    if (dom)
-        virDomainFree(dom);
-    if (conn)
-        virConnectClose(conn);
-    evq_post(w->a->q, on_worker_done, m);
-    free(w->uri);
-    free(w);
-    return NULL;
 }
 
 /* ---- polling (loop thread) --------------------------------------------------------------- */
@@ -572,13 +278,7 @@ static void switch_postcopy(job *j, virDomainPtr dom, const char *why)
     j->postcopy_active = 1;
     log_info(&j->lf, "switched to post-copy after memory iteration %d (%s)", j->iteration, why);
     persist(j);
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "migration", json_object_new_int64(j->migration));
-    json_object_object_add(b, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(b, "iteration", json_object_new_int(j->iteration));
-    json_object_object_add(b, "reason", json_object_new_string(why));
-    _cleanup_free_ char *key = xasprintf("migration.%lld.postcopy", (long long)j->migration);
-    agent_publish(j->a, key, b);
+    events_migration_postcopy(j->a, &j->lf, j->migration, j->uuid, j->iteration, why);
 }
 
 /* The post-copy rule of ORBIT: after N completed memory iterations, switch. Iteration k
@@ -602,12 +302,7 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
     if (it > j->iteration)
         j->iteration = it;
     maybe_postcopy(j, dom);
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "migration", json_object_new_int64(j->migration));
-    json_object_object_add(b, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(b, "stats", json_object_get(j->last_stats));
-    _cleanup_free_ char *key = xasprintf("migration.%lld.progress", (long long)j->migration);
-    agent_publish(j->a, key, b);
+    events_migration_progress(j->a, &j->lf, j->migration, j->uuid, j->last_stats);
 
     int64_t now = mono_ms();
     unsigned long long rem = (unsigned long long)stat_i64(j->last_stats, "memory_remaining", 0);
@@ -643,26 +338,24 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
     }
 }
 
-static void on_stats(void *arg)
+/* A reading of the poller of job `key` (owner is the agent). */
+static void on_stats(void *owner, int64_t key, const jobstats_reading *r)
 {
-    poll_msg *m = arg;
-    job *j = job_find(m->a, m->migration);
+    job *j = job_find(owner, key);
     if (j && j->state == JOB_RUNNING) {
-        if (m->gone || m->type == VIR_DOMAIN_JOB_NONE) {
+        if (r->gone || r->type == VIR_DOMAIN_JOB_NONE) {
             if (j->adopted)
                 adopted_ended(j);
         } else {
             virConnectPtr conn = NULL;
             virDomainPtr dom = job_domain(j, &conn);
             if (dom) {
-                poll_update(j, dom, json_object_get(m->stats));
+                poll_update(j, dom, json_object_get(r->stats));
                 virDomainFree(dom);
                 virConnectClose(conn);
             }
         }
     }
-    json_object_put(m->stats);
-    free(m);
 }
 
 static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
@@ -672,13 +365,13 @@ static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
     job *j = arg;
     if (j->state != JOB_RUNNING)
         return;
-    if (j->error_code && !*j->error_code)
+    if (j->worker_done && j->outcome == MIGRATE_OK)
         finish(j, JOB_COMPLETED, NULL);
-    else if (j->error_code && strcmp(j->error_code, "cancelled") == 0 && j->abort_reason) {
+    else if (j->worker_done && j->outcome == MIGRATE_ABORTED && j->abort_reason) {
         /* the agent aborted it (timeout, stall): a failure, with the agent's reason first */
         _cleanup_free_ char *e = xasprintf("%s (libvirt: %s)", j->abort_reason, j->error ? j->error : "aborted");
         finish(j, JOB_FAILED, e);
-    } else if (j->error_code && strcmp(j->error_code, "cancelled") == 0)
+    } else if (j->worker_done && j->outcome == MIGRATE_ABORTED)
         finish(j, JOB_CANCELLED, j->error ? j->error : "aborted");
     else {
         _cleanup_free_ char *e = xstrdup(j->error ? j->error : "unknown libvirt error");
@@ -710,34 +403,18 @@ static void start_polling(job *j)
 {
     if (j->poll)
         return;
-    pollctl *p = xcalloc(1, sizeof(*p));
-    pthread_mutex_init(&p->m, NULL);
-    p->refs = 2; /* the job's and the thread's */
-    p->a = j->a;
-    p->migration = j->migration;
-    strlcpy_f(p->uuid, j->uuid, sizeof(p->uuid));
-    p->ms = (int)j->a->cfg->agent.job_poll_ms;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, poller, p) != 0) {
-        log_error(&j->lf, "could not start the statistics poller: %s", strerror(errno));
-        free(p);
-    } else {
-        j->poll = p;
-    }
-    pthread_attr_destroy(&attr);
+    j->poll = jobstats_poll_start(j->a->lv, j->a->q, j->uuid, (int)j->a->cfg->agent.job_poll_ms, on_stats, j->a,
+                                  j->migration, &j->lf);
 }
 
-int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-              const job_opts *o, job **out, char **err, const char **code)
+int job_start_code(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
+                   const job_opts *o, job **out, char **err, rpc_code *code)
 {
     job *j = job_find(a, migration);
     if (j) {
         if (strcmp(j->uuid, uuid) != 0) {
             *err = xasprintf("migration %lld is already a job of domain %s, not %s", (long long)migration, j->uuid, uuid);
-            *code = "conflict";
+            *code = RPC_CONFLICT;
             return -1;
         }
         *out = j; /* the same request again: one job */
@@ -747,27 +424,27 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
     char *bad = NULL;
     if (guard_address(dest_address, strlen(dest_address), &bad) < 0) {
         *err = xasprintf("cannot build the migration URI: %s", bad);
-        *code = "invalid";
+        *code = RPC_INVALID;
         free(bad);
         return -1;
     }
     job *other = job_by_uuid(a, uuid);
     if (other) {
         *err = xasprintf("domain %s is already being migrated (migration %lld)", uuid, (long long)other->migration);
-        *code = "conflict";
+        *code = RPC_CONFLICT;
         return -1;
     }
     const char *why = NULL;
     virConnectPtr conn = lv_ref(a->lv, &why);
     if (!conn) {
         *err = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
-        *code = "libvirt";
+        *code = RPC_LIBVIRT;
         return -1;
     }
     virDomainPtr dom = virDomainLookupByUUIDString(conn, uuid);
     if (!dom) {
         *err = xasprintf("cannot find domain %s: %s", uuid, lv_errmsg());
-        *code = "not_found";
+        *code = RPC_NOT_FOUND;
         virConnectClose(conn);
         return -1;
     }
@@ -781,7 +458,7 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
         *err = active != 1 ? xasprintf("domain %s is not running", dname)
                            : xasprintf("domain %s already has a job running (not ferry's migration %lld)", dname,
                                        (long long)migration);
-        *code = "conflict";
+        *code = RPC_CONFLICT;
         virDomainFree(dom);
         virConnectClose(conn);
         return -1;
@@ -806,24 +483,11 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
     job_set_fields(j);
     persist(j);
 
-    worker_arg *w = xcalloc(1, sizeof(*w));
-    w->a = a;
-    w->migration = migration;
-    strlcpy_f(w->uuid, uuid, sizeof(w->uuid));
-    w->uri = xstrdup(j->uri);
-    w->o = *o;
-    w->tls = a->cfg->libvirt.migrate_tls;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, worker, w);
-    pthread_attr_destroy(&attr);
+    migrate_req req = {.uuid = uuid, .uri = j->uri, .o = o, .tls = a->cfg->libvirt.migrate_tls, .lf = &j->lf};
+    int rc = migrate_start(a->lv, a->q, &req, on_worker_done, a, migration);
     if (rc != 0) {
-        free(w->uri);
-        free(w);
         *err = xasprintf("could not start the migration thread: %s", strerror(rc));
-        *code = "internal";
+        *code = RPC_INTERNAL;
         finish(j, JOB_FAILED, *err);
         return -1;
     }
@@ -832,40 +496,36 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
              o->post_copy ? ", post-copy allowed" : "", o->auto_converge ? ", auto-converge" : "",
              a->cfg->libvirt.migrate_tls ? ", stream over TLS" : "", o->bandwidth_mib_s, o->max_downtime_ms);
     start_polling(j);
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "migration", json_object_new_int64(migration));
-    json_object_object_add(b, "dest", json_object_new_string(dest));
-    _cleanup_free_ char *key = xasprintf("instance.%s.migrating", uuid);
-    agent_publish(a, key, b);
+    events_migration_started(a, &j->lf, migration, uuid, dest);
     *out = j;
     return 0;
 }
 
-int job_abort(agent *a, job *j, char **err, const char **code)
+int job_abort_code(agent *a, job *j, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {
         *err = xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state));
-        *code = "conflict";
+        *code = RPC_CONFLICT;
         return -1;
     }
     if (j->postcopy_active) {
         *err = xstrdup("cannot abort after the switch to post-copy: the guest already runs on the destination");
-        *code = "conflict";
+        *code = RPC_CONFLICT;
         return -1;
     }
     virConnectPtr conn = NULL;
     virDomainPtr dom = job_domain(j, &conn);
     if (!dom) {
         *err = xasprintf("cannot find domain %s: %s", j->uuid, lv_errmsg());
-        *code = "not_found";
+        *code = RPC_NOT_FOUND;
         return -1;
     }
     j->abort_requested = 1;
     int rc = virDomainAbortJob(dom);
     if (rc < 0) {
         *err = xasprintf("could not abort the migration job: %s", lv_errmsg());
-        *code = "libvirt";
+        *code = RPC_LIBVIRT;
     } else {
         log_info(&j->lf, "abort of the migration requested");
     }
@@ -874,19 +534,19 @@ int job_abort(agent *a, job *j, char **err, const char **code)
     return rc < 0 ? -1 : 0;
 }
 
-int job_force_complete(agent *a, job *j, const char **action, char **err, const char **code)
+int job_force_complete_code(agent *a, job *j, const char **action, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {
         *err = xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state));
-        *code = "conflict";
+        *code = RPC_CONFLICT;
         return -1;
     }
     virConnectPtr conn = NULL;
     virDomainPtr dom = job_domain(j, &conn);
     if (!dom) {
         *err = xasprintf("cannot find domain %s: %s", j->uuid, lv_errmsg());
-        *code = "not_found";
+        *code = RPC_NOT_FOUND;
         return -1;
     }
     int rc = 0;
@@ -896,7 +556,7 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, const 
         switch_postcopy(j, dom, "force-complete");
         if (!j->postcopy_active) {
             *err = xasprintf("could not switch to post-copy: %s", lv_errmsg());
-            *code = "libvirt";
+            *code = RPC_LIBVIRT;
             rc = -1;
         }
         *action = "postcopy";
@@ -904,7 +564,7 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, const 
         /* pre-copy only: pause the guest so the remaining memory can be sent */
         if (virDomainSuspend(dom) < 0) {
             *err = xasprintf("could not pause the guest to finish the migration: %s", lv_errmsg());
-            *code = "libvirt";
+            *code = RPC_LIBVIRT;
             rc = -1;
         } else {
             j->paused_to_finish = 1;
@@ -940,7 +600,7 @@ void job_on_completed(agent *a, const char *uuid, virTypedParameterPtr params, i
     if (!j)
         return;
     json_object_put(j->final_stats);
-    j->final_stats = job_stats_json(params, n, VIR_DOMAIN_JOB_COMPLETED);
+    j->final_stats = jobstats_json(params, n, VIR_DOMAIN_JOB_COMPLETED);
     if (j->worker_done && j->finish_ev && evtimer_pending(j->finish_ev, NULL)) {
         evtimer_del(j->finish_ev);
         finish_after_grace(-1, 0, j);
@@ -992,59 +652,39 @@ static void adopted_ended(job *j)
     virConnectClose(conn);
 }
 
+/* One job record of the state dir: adopted as a job unless one of that id exists. */
+static int recover_one(void *arg, const sf_job *r)
+{
+    agent *a = arg;
+    int64_t id = r->migration;
+    int st = state_from_name(r->state);
+    if (job_find(a, id) || !r->instance || st < 0)
+        return 0;
+    job *j = job_new(a, id, r->instance);
+    j->adopted = 1;
+    j->name = xstrdup(r->name); /* xstrdup(NULL) is NULL */
+    j->ec2_id = xstrdup(r->instance_id);
+    j->dest = xstrdup(r->dest);
+    j->uri = xstrdup(r->uri);
+    j->o.post_copy = r->post_copy;
+    j->postcopy_active = r->postcopy_active;
+    j->error = xstrdup(r->error);
+    j->final_stats = json_object_get(r->stats);
+    job_set_fields(j);
+    j->state = (job_state)st;
+    if (j->state != JOB_RUNNING) {
+        log_info(&j->lf, "recovered the record of migration %lld: %s", (long long)id, state_name(j->state));
+        return 0;
+    }
+    /* it was running when the agent stopped: the poller asks libvirt (off this thread)
+     * and the job ends here when libvirt says there is none */
+    log_warn(&j->lf, "found migration %lld unfinished from before a restart: asking libvirt what became of it",
+             (long long)id);
+    start_polling(j);
+    return 0;
+}
+
 void job_recover(agent *a)
 {
-    DIR *d = opendir(a->cfg->agent.state_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        long long id;
-        char tail[8];
-        if (sscanf(e->d_name, "job-%lld.%7s", &id, tail) != 2 || strcmp(tail, "json") != 0)
-            continue;
-        if (job_find(a, id))
-            continue;
-        _cleanup_free_ char *name = xasprintf("job-%lld", id);
-        json_object *o = state_read(a, name);
-        if (!o)
-            continue;
-        json_object *v;
-        const char *uuid = json_object_object_get_ex(o, "instance", &v) ? json_object_get_string(v) : NULL;
-        int st = json_object_object_get_ex(o, "state", &v) ? state_from_name(json_object_get_string(v)) : -1;
-        if (!uuid || st < 0) {
-            json_object_put(o);
-            continue;
-        }
-        job *j = job_new(a, id, uuid);
-        j->adopted = 1;
-        if (json_object_object_get_ex(o, "name", &v))
-            j->name = xstrdup(json_object_get_string(v));
-        if (json_object_object_get_ex(o, "instance_id", &v))
-            j->ec2_id = xstrdup(json_object_get_string(v));
-        if (json_object_object_get_ex(o, "dest", &v))
-            j->dest = xstrdup(json_object_get_string(v));
-        if (json_object_object_get_ex(o, "uri", &v))
-            j->uri = xstrdup(json_object_get_string(v));
-        if (json_object_object_get_ex(o, "post_copy", &v))
-            j->o.post_copy = json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "postcopy_active", &v))
-            j->postcopy_active = json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "error", &v))
-            j->error = xstrdup(json_object_get_string(v));
-        if (json_object_object_get_ex(o, "stats", &v))
-            j->final_stats = json_object_get(v);
-        job_set_fields(j);
-        j->state = (job_state)st;
-        json_object_put(o);
-        if (j->state != JOB_RUNNING) {
-            log_info(&j->lf, "recovered the record of migration %lld: %s", id, state_name(j->state));
-            continue;
-        }
-        /* it was running when the agent stopped: the poller asks libvirt (off this thread)
-         * and the job ends here when libvirt says there is none */
-        log_warn(&j->lf, "found migration %lld unfinished from before a restart: asking libvirt what became of it", id);
-        start_polling(j);
-    }
-    closedir(d);
+    sf_job_each(a->cfg->agent.state_dir, recover_one, a);
 }

@@ -3,7 +3,6 @@
  * and every domain lifecycle change, and serves the migration RPCs of compute-agent/RPC.md on
  * ferry.compute.<host>. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -14,8 +13,8 @@
 
 #include "agent.h"
 #include "app.h"
-#include "inventory.h"
-#include "msg.h"
+#include "events.h"
+#include "job.h"
 
 #define PROG "ferry-agent"
 
@@ -39,113 +38,18 @@ static void usage(FILE *f)
             "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or configuration.\n");
 }
 
-/* ---- events --------------------------------------------------------------------------------- */
-
-void agent_publish(agent *a, const char *key, json_object *body)
-{
-    char at[40];
-    rfc3339_ms(wall_ms(), at, sizeof(at));
-    json_object_object_add(body, "at", json_object_new_string(at));
-    json_object_object_add(body, "host", json_object_new_string(a->host));
-    json_object_object_add(body, "origin", json_object_new_string("agent"));
-    /* the envelope type is the routing key, so a consumer of several keys tells them apart */
-    _cleanup_free_ char *text = msg_build(key, NULL, body);
-    char *err = NULL;
-    mq_props p = {.type = key};
-    if (mq_publish(a->mq, MQ_EVENTS_EXCHANGE, key, &p, text, strlen(text), NULL, NULL, &err) < 0) {
-        log_debug(NULL, "event %s not published: %s", key, err);
-        free(err);
-    }
-}
-
-int64_t agent_incoming_migration(agent *a, const char *uuid, char *instance_id, size_t n)
-{
-    if (n)
-        *instance_id = 0;
-    DIR *d = opendir(a->cfg->agent.state_dir);
-    if (!d)
-        return 0;
-    int64_t found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        long long id;
-        char tail[8];
-        if (sscanf(e->d_name, "dest-%lld.%7s", &id, tail) != 2 || strcmp(tail, "json") != 0)
-            continue;
-        _cleanup_free_ char *name = xasprintf("dest-%lld", id);
-        json_object *o = state_read(a, name), *v;
-        if (o && json_object_object_get_ex(o, "instance", &v) && strcmp(json_object_get_string(v), uuid) == 0) {
-            found = id;
-            if (n && json_object_object_get_ex(o, "instance_id", &v))
-                strlcpy_f(instance_id, json_object_get_string(v), n);
-        }
-        json_object_put(o);
-    }
-    closedir(d);
-    return found;
-}
-
-static void send_heartbeat(agent *a)
-{
-    if (!a->lv_up || !mq_is_up(a->mq))
-        return;
-    virConnectPtr conn = lv_ref(a->lv, NULL);
-    if (!conn)
-        return;
-    char *err = NULL;
-    json_object *b = inv_build(conn, a->host, a->address, a->cfg->agent.instances_path, a->cfg->agent.memory_limit_mb, &err);
-    virConnectClose(conn);
-    if (!b) {
-        log_warn(NULL, "could not build the host inventory: %s", err);
-        free(err);
-        return;
-    }
-    /* the scheduler ignores a heartbeat older than one it recorded (a redelivery, a reorder) */
-    json_object_object_add(b, "boot", json_object_new_string(a->boot));
-    json_object_object_add(b, "seq", json_object_new_int64(++a->hb_seq));
-    _cleanup_free_ char *key = xasprintf("host.%s.heartbeat", a->host);
-    agent_publish(a, key, b);
-}
+/* ---- wiring: timers and callbacks (loop thread) ------------------------------------------ */
 
 static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    send_heartbeat(arg);
+    events_heartbeat(arg);
 }
-
-/* ---- libvirt callbacks (loop thread) ---------------------------------------------------- */
 
 static void on_lifecycle(void *arg, const lv_lifecycle *ev)
 {
-    agent *a = arg;
-    log_fields f = {.instance = ev->uuid, .host = a->host};
-    log_info(&f, "domain %s %s (%s)", ev->name, ev->event_name, ev->detail_name);
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "instance", json_object_new_string(ev->uuid));
-    json_object_object_add(b, "name", json_object_new_string(ev->name));
-    json_object_object_add(b, "event", json_object_new_string(ev->event_name));
-    json_object_object_add(b, "detail", json_object_new_string(ev->detail_name));
-    _cleanup_free_ char *key = xasprintf("instance.%s.%s", ev->uuid, ev->event_name);
-    agent_publish(a, key, b);
-    /* the guest resumed here after an incoming migration: it runs on this host now */
-    if (ev->event == VIR_DOMAIN_EVENT_RESUMED &&
-        (ev->detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED || ev->detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY)) {
-        char iid[64];
-        int64_t mig = agent_incoming_migration(a, ev->uuid, iid, sizeof(iid));
-        char mig_s[24];
-        snprintf(mig_s, sizeof(mig_s), "%lld", (long long)mig);
-        log_fields g = {.instance = *iid ? iid : ev->uuid, .host = a->host, .migration = mig ? mig_s : NULL};
-        log_info(&g, "domain %s resumed here after its migration (%s)", ev->name, ev->detail_name);
-        json_object *r = json_object_new_object();
-        json_object_object_add(r, "instance", json_object_new_string(ev->uuid));
-        json_object_object_add(r, "name", json_object_new_string(ev->name));
-        if (mig)
-            json_object_object_add(r, "migration", json_object_new_int64(mig));
-        json_object_object_add(r, "detail", json_object_new_string(ev->detail_name));
-        _cleanup_free_ char *rk = xasprintf("instance.%s.running", ev->uuid);
-        agent_publish(a, rk, r);
-    }
+    events_lifecycle(arg, ev);
 }
 
 static void on_iteration(void *arg, const char *uuid, int iteration)
@@ -165,7 +69,7 @@ static void on_lv_connection(void *arg, int up, const char *why)
     if (up) {
         log_info(NULL, "libvirt connected (%s)", a->cfg->libvirt.uri);
         job_recover(a);
-        send_heartbeat(a);
+        events_heartbeat(a);
     } else {
         log_warn(NULL, "libvirt connection lost: %s", why ? why : "unknown");
     }
@@ -179,7 +83,7 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
         log_info(NULL, "agent ready: serving %s", a->queue);
         _cleanup_free_ char *st = xasprintf("serving %s", a->queue);
         app_notify_ready(st);
-        send_heartbeat(a);
+        events_heartbeat(a);
     } else {
         log_warn(NULL, "agent lost the broker: %s", err);
         _cleanup_free_ char *st = xasprintf("broker lost (%s), reconnecting", err);
