@@ -479,15 +479,23 @@ int rpcmig_job_status(rpcmig_call *c, json_object *out, char **err, rpc_code *co
     return 0;
 }
 
-int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+/* The call's migration job here; NULL with *err and *code when there is none. */
+static job *job_or_error(rpcmig_call *c, char **err, rpc_code *code)
 {
     job *j = job_find(c->a, c->migration);
     if (!j) {
         *err = xasprintf("no migration %lld on %s", (long long)c->migration, c->a->host);
         *code = RPC_NOT_FOUND;
-        return -1;
     }
+    return j;
+}
+
+int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    job *j = job_or_error(c, err, code);
     const char *word = NULL;
+    if (!j)
+        return -1;
     if (job_abort(c->a, j, err, &word) < 0) {
         code_of_job(word, code);
         return -1;
@@ -498,14 +506,10 @@ int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
 
 int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
 {
-    job *j = job_find(c->a, c->migration);
-    if (!j) {
-        *err = xasprintf("no migration %lld on %s", (long long)c->migration, c->a->host);
-        *code = RPC_NOT_FOUND;
+    job *j = job_or_error(c, err, code);
+    const char *action = NULL, *word = NULL;
+    if (!j)
         return -1;
-    }
-    const char *action = NULL;
-    const char *word = NULL;
     if (job_force_complete(c->a, j, &action, err, &word) < 0) {
         code_of_job(word, code);
         return -1;
