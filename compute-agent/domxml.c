@@ -1,121 +1,114 @@
-/* domxml: what the agent reads from a domain's XML for a migration (see domxml.h). */
+/* domxml: what the agent reads from a domain's XML (see domxml.h), on lvxml. */
 #include "domxml.h"
 
 #include <string.h>
 
-#include "util.h"
+#include "lvxml.h"
 
-/* The value of attribute attr inside the tag text [tag, end) (quoted with ' or "); NULL if absent. */
-static char *xml_attr(const char *tag, const char *end, const char *attr)
+#define WHAT "the domain XML"
+
+/* Parses xml; NULL when it is not well-formed (what the readers then find: nothing). */
+static lvxml_doc *parse(const char *xml)
 {
-    if (!end)
+    lvxml_doc *d = NULL;
+    char *err = NULL;
+    if (!xml || lvxml_parse(xml, strlen(xml), WHAT, &d, &err) < 0) {
+        free(err);
         return NULL;
-    size_t al = strlen(attr);
-    for (const char *p = tag; p && p < end; p++) {
-        p = strstr(p, attr);
-        if (!p || p >= end)
-            return NULL;
-        if ((p == tag || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n') && p[al] == '=' &&
-            (p[al + 1] == '\'' || p[al + 1] == '"')) {
-            char q = p[al + 1];
-            const char *s = p + al + 2;
-            if (s > end)
-                return NULL;
-            const char *e = memchr(s, q, (size_t)(end - s));
-            if (!e)
-                return NULL;
-            return xstrndup(s, (size_t)(e - s));
-        }
     }
-    return NULL;
+    return d;
 }
 
-/* The end of element starting at p (after its closing tag or "/>"). */
-static const char *element_end(const char *p, const char *name)
+int domxml_check(const char *xml, char **err)
 {
-    const char *gt = strchr(p, '>');
-    if (!gt)
-        return NULL;
-    if (gt > p && gt[-1] == '/')
-        return gt + 1;
-    _cleanup_free_ char *close = xasprintf("</%s>", name);
-    const char *e = strstr(gt, close);
-    return e ? e + strlen(close) : NULL;
+    _cleanup_(lvxml_freep) lvxml_doc *d = NULL;
+    if (lvxml_parse(xml, strlen(xml), WHAT, &d, err) < 0)
+        return -1;
+    if (!lvxml_root(d, "domain")) {
+        *err = xstrdup(WHAT " has no <domain> root element");
+        return -1;
+    }
+    return 0;
 }
 
-/* The first start tag <name followed by a space, '>' or '/' at or after p (so "<cpu" does not
- * find "<cputune>"), or NULL. */
-static const char *find_tag(const char *p, const char *name)
+void domxml_disk_list(const char *xml, domxml_disk **out, size_t *n)
 {
-    size_t n = strlen(name);
-    for (; (p = strstr(p, name)); p++) {
-        char c = p[n];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' || c == '/')
-            return p;
+    *out = NULL;
+    *n = 0;
+    _cleanup_(lvxml_freep) lvxml_doc *d = parse(xml);
+    const lvxml_node *devices = lvxml_child(lvxml_root(d, "domain"), "devices");
+    for (const lvxml_node *k = lvxml_child(devices, "disk"); k; k = lvxml_next(k)) {
+        /* the disk's own <source> and <driver>, not those inside <backingStore> or <mirror> */
+        const lvxml_node *src = lvxml_child(k, "source");
+        char *path = lvxml_attr(src, "file");
+        if (!path)
+            path = lvxml_attr(src, "dev");
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[*n] = (domxml_disk){
+            .type = lvxml_attr(k, "type"),
+            .device = lvxml_attr(k, "device"),
+            .path = path,
+            .format = lvxml_attr(lvxml_child(k, "driver"), "type"),
+            .target = lvxml_attr(lvxml_child(k, "target"), "dev"),
+        };
+        (*n)++;
     }
-    return NULL;
+}
+
+void domxml_disk_list_free(domxml_disk *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++) {
+        free(d[i].type);
+        free(d[i].device);
+        free(d[i].path);
+        free(d[i].format);
+        free(d[i].target);
+    }
+    free(d);
 }
 
 json_object *domxml_disks(const char *xml)
 {
     json_object *arr = json_object_new_array();
-    for (const char *p = xml; (p = find_tag(p, "<disk")); p++) {
-        const char *end = element_end(p, "disk");
-        if (!end)
-            break;
-        const char *gt = strchr(p, '>');
-        _cleanup_free_ char *type = xml_attr(p, gt, "type");
-        _cleanup_free_ char *device = xml_attr(p, gt, "device");
-        const char *src = find_tag(p, "<source");
-        const char *drv = find_tag(p, "<driver");
-        const char *tgt = find_tag(p, "<target");
-        if (type && strcmp(type, "file") == 0 && (!device || strcmp(device, "disk") == 0) && src && src < end) {
-            _cleanup_free_ char *path = xml_attr(src, strchr(src, '>'), "file");
-            _cleanup_free_ char *fmt = drv && drv < end ? xml_attr(drv, strchr(drv, '>'), "type") : NULL;
-            _cleanup_free_ char *dev = tgt && tgt < end ? xml_attr(tgt, strchr(tgt, '>'), "dev") : NULL;
-            if (path) {
-                json_object *d = json_object_new_object();
-                json_object_object_add(d, "path", json_object_new_string(path));
-                json_object_object_add(d, "format", json_object_new_string(fmt ? fmt : "raw"));
-                if (dev)
-                    json_object_object_add(d, "target", json_object_new_string(dev));
-                json_object_array_add(arr, d);
-            }
-        }
-        p = end - 1;
+    domxml_disk *d;
+    size_t n;
+    domxml_disk_list(xml, &d, &n);
+    for (size_t i = 0; i < n; i++) {
+        const domxml_disk *k = &d[i];
+        if (!k->type || strcmp(k->type, "file") != 0 || (k->device && strcmp(k->device, "disk") != 0) || !k->path)
+            continue;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "path", json_object_new_string(k->path));
+        json_object_object_add(o, "format", json_object_new_string(k->format ? k->format : "raw"));
+        if (k->target)
+            json_object_object_add(o, "target", json_object_new_string(k->target));
+        json_object_array_add(arr, o);
     }
+    domxml_disk_list_free(d, n);
     return arr;
 }
 
 char *domxml_cpu(const char *xml)
 {
-    const char *cpu = find_tag(xml, "<cpu");
-    if (!cpu)
-        return NULL;
-    const char *end = element_end(cpu, "cpu");
-    return end ? xstrndup(cpu, (size_t)(end - cpu)) : NULL;
+    _cleanup_(lvxml_freep) lvxml_doc *d = parse(xml);
+    const lvxml_node *cpu = lvxml_child(lvxml_root(d, "domain"), "cpu");
+    return cpu ? lvxml_format(cpu) : NULL;
 }
 
 void domxml_ifaces(const char *xml, domxml_iface **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    for (const char *p = xml; (p = find_tag(p, "<interface")); p++) {
-        const char *end = element_end(p, "interface");
-        if (!end)
-            break;
-        const char *src = find_tag(p, "<source");
-        if (src && src < end) {
-            const char *gt = strchr(src, '>');
-            char *br = xml_attr(src, gt, "bridge"), *net = xml_attr(src, gt, "network");
-            if (br || net) {
-                *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-                (*out)[*n].bridge = br;
-                (*out)[*n].network = net;
-                (*n)++;
-            }
+    _cleanup_(lvxml_freep) lvxml_doc *d = parse(xml);
+    const lvxml_node *root = lvxml_root(d, NULL), *top = lvxml_root(d, "interface");
+    for (const lvxml_node *i = top ? top : lvxml_find(root, NULL, "interface"); i; i = lvxml_find(root, i, "interface")) {
+        const lvxml_node *src = lvxml_child(i, "source");
+        char *br = lvxml_attr(src, "bridge"), *net = lvxml_attr(src, "network");
+        if (br || net) {
+            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+            (*out)[*n] = (domxml_iface){.bridge = br, .network = net};
+            (*n)++;
         }
-        p = end - 1;
     }
 }
 

@@ -1,11 +1,7 @@
 /* inventory: what a compute host has and runs (see inventory.h).
  *
- * libvirt hands out XML (capabilities, domain XML, metadata) and libxml2 is not one of our
- * dependencies, so a small tolerant scanner below reads the few elements we need: it knows
- * tags, attributes (quoted either way), comments, CDATA, processing instructions, namespace
- * prefixes and entities, and assumes well-formed input (libvirt's).
- *
- * The XML helpers come first and need no libvirt library: tests/unit/test_inventory.c
+ * libvirt hands out XML (capabilities, domain XML, metadata): it is read with lvxml (libxml2)
+ * and domxml. The readers come first and need no libvirt library: tests/unit/test_inventory.c
  * includes this file with INV_XML_ONLY defined to test them without linking libvirt. */
 #include "inventory.h"
 
@@ -21,304 +17,52 @@
 
 #include <libvirt/virterror.h>
 
+#include "domxml.h"
 #include "log.h"
+#include "lvxml.h"
 
 #define GIB (1024ULL * 1024 * 1024)
 #define MIB (1024ULL * 1024)
 
-/* ---- a tolerant XML scanner ------------------------------------------------------------- */
+/* ---- the XML libvirt hands out -------------------------------------------------------------- */
 
-typedef enum { TAG_NONE = 0, TAG_OPEN, TAG_CLOSE, TAG_EMPTY, TAG_OTHER } tag_kind;
-
-typedef struct xtag {
-    tag_kind kind;
-    const char *start; /* '<' */
-    const char *name;  /* qualified name */
-    size_t name_len;
-    const char *attrs; /* after the name */
-    const char *attrs_end;
-    const char *end; /* after '>' */
-} xtag;
-
-/* An element: start tag [tag, body), content [body, body_end), end tag [body_end, end).
- * For <x/>, body == body_end == end. */
-typedef struct xel {
-    const char *tag;
-    const char *attrs;
-    const char *attrs_end;
-    const char *body;
-    const char *body_end;
-    const char *end;
-} xel;
-
-static const char *find_str(const char *p, const char *end, const char *s)
-{
-    size_t n = strlen(s);
-    for (; p && (size_t)(end - p) >= n; p++)
-        if (memcmp(p, s, n) == 0)
-            return p;
-    return NULL;
-}
-
-/* Reads the next tag at or after p; 0 and *t, or -1 at the end or on malformed input. */
-static int tag_next(const char *p, const char *end, xtag *t)
-{
-    p = p < end ? memchr(p, '<', (size_t)(end - p)) : NULL;
-    if (!p)
-        return -1;
-    memset(t, 0, sizeof(*t));
-    t->start = p;
-    const char *q = p + 1;
-    if (q < end && (*q == '!' || *q == '?')) {
-        const char *close;
-        if ((size_t)(end - q) >= 3 && memcmp(q, "!--", 3) == 0)
-            close = find_str(q + 3, end, "-->"), close = close ? close + 3 : NULL;
-        else if ((size_t)(end - q) >= 8 && memcmp(q, "![CDATA[", 8) == 0)
-            close = find_str(q + 8, end, "]]>"), close = close ? close + 3 : NULL;
-        else if (*q == '?')
-            close = find_str(q + 1, end, "?>"), close = close ? close + 2 : NULL;
-        else
-            close = memchr(q, '>', (size_t)(end - q)), close = close ? close + 1 : NULL;
-        if (!close)
-            return -1;
-        t->kind = TAG_OTHER;
-        t->end = close;
-        return 0;
-    }
-    t->kind = TAG_OPEN;
-    if (q < end && *q == '/') {
-        t->kind = TAG_CLOSE;
-        q++;
-    }
-    t->name = q;
-    while (q < end && !isspace((unsigned char)*q) && *q != '>' && *q != '/')
-        q++;
-    t->name_len = (size_t)(q - t->name);
-    if (t->name_len == 0)
-        return -1;
-    t->attrs = q;
-    char quote = 0;
-    for (; q < end; q++) {
-        if (quote) {
-            if (*q == quote)
-                quote = 0;
-        } else if (*q == '"' || *q == '\'') {
-            quote = *q;
-        } else if (*q == '>') {
-            break;
-        }
-    }
-    if (q >= end)
-        return -1;
-    t->attrs_end = q;
-    if (t->kind == TAG_OPEN && q > t->attrs && q[-1] == '/') {
-        t->kind = TAG_EMPTY;
-        t->attrs_end = q - 1;
-    }
-    t->end = q + 1;
-    return 0;
-}
-
-/* The local part of a qualified name equals local. */
-static int name_is(const char *name, size_t n, const char *local)
-{
-    const char *colon = memchr(name, ':', n);
-    if (colon) {
-        n -= (size_t)(colon + 1 - name);
-        name = colon + 1;
-    }
-    return strlen(local) == n && memcmp(name, local, n) == 0;
-}
-
-/* Fills e from the start tag t, finding the matching end tag; 0, or -1 when unbalanced. */
-static int element_from(const xtag *t, const char *end, xel *e)
-{
-    e->tag = t->start;
-    e->attrs = t->attrs;
-    e->attrs_end = t->attrs_end;
-    e->body = t->end;
-    if (t->kind == TAG_EMPTY) {
-        e->body_end = e->end = t->end;
-        return 0;
-    }
-    int depth = 0;
-    xtag u;
-    for (const char *p = t->end; tag_next(p, end, &u) == 0; p = u.end) {
-        if (u.kind == TAG_OPEN) {
-            depth++;
-        } else if (u.kind == TAG_CLOSE) {
-            if (depth-- == 0) {
-                e->body_end = u.start;
-                e->end = u.end;
-                return 0;
-            }
-        }
-    }
-    return -1;
-}
-
-/* The first element named local (any prefix, any depth) in [p, end); 0 or -1. */
-static int xml_find(const char *p, const char *end, const char *local, xel *e)
-{
-    xtag t;
-    for (; tag_next(p, end, &t) == 0; p = t.end)
-        if ((t.kind == TAG_OPEN || t.kind == TAG_EMPTY) && name_is(t.name, t.name_len, local))
-            return element_from(&t, end, e);
-    return -1;
-}
-
-/* The first direct child of parent named local; 0 or -1. */
-static int xml_child(const xel *parent, const char *local, xel *e)
-{
-    const char *p = parent->body, *end = parent->body_end;
-    xtag t;
-    while (tag_next(p, end, &t) == 0) {
-        if (t.kind == TAG_OPEN || t.kind == TAG_EMPTY) {
-            xel c;
-            if (element_from(&t, end, &c) < 0)
-                return -1;
-            if (name_is(t.name, t.name_len, local)) {
-                *e = c;
-                return 0;
-            }
-            p = c.end;
-        } else {
-            p = t.end;
-        }
-    }
-    return -1;
-}
-
-/* Decodes XML entities of [s, s+n) into a new string. Caller frees. */
-static char *xml_unescape(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1), *o = out;
-    const char *end = s + n;
-    while (s < end) {
-        if (*s != '&') {
-            *o++ = *s++;
-            continue;
-        }
-        const char *semi = memchr(s, ';', (size_t)(end - s));
-        size_t len = semi ? (size_t)(semi - s) + 1 : 0;
-        static const struct {
-            const char *ent;
-            char c;
-        } named[] = {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
-        int done = 0;
-        for (size_t i = 0; semi && i < ARRAY_SIZE(named) && !done; i++) {
-            if (len == strlen(named[i].ent) && memcmp(s, named[i].ent, len) == 0) {
-                *o++ = named[i].c;
-                s += len;
-                done = 1;
-            }
-        }
-        if (!done && semi && len > 3 && s[1] == '#') {
-            char *e = NULL;
-            unsigned long cp = s[2] == 'x' || s[2] == 'X' ? strtoul(s + 3, &e, 16) : strtoul(s + 2, &e, 10);
-            if (e == semi && cp > 0 && cp <= 0x10FFFF) {
-                /* UTF-8; the output never grows: "&#N;" is at least as long as its encoding */
-                if (cp < 0x80) {
-                    *o++ = (char)cp;
-                } else if (cp < 0x800) {
-                    *o++ = (char)(0xC0 | (cp >> 6));
-                    *o++ = (char)(0x80 | (cp & 0x3F));
-                } else if (cp < 0x10000) {
-                    *o++ = (char)(0xE0 | (cp >> 12));
-                    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    *o++ = (char)(0x80 | (cp & 0x3F));
-                } else {
-                    *o++ = (char)(0xF0 | (cp >> 18));
-                    *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    *o++ = (char)(0x80 | (cp & 0x3F));
-                }
-                s = semi + 1;
-                done = 1;
-            }
-        }
-        if (!done)
-            *o++ = *s++; /* not an entity we know: keep the '&' as it is */
-    }
-    *o = '\0';
-    return out;
-}
-
-/* The element's text content, trimmed and unescaped, or NULL when empty. Caller frees. */
-static char *xml_text(const xel *e)
-{
-    const char *s = e->body, *end = e->body_end;
-    while (s < end && isspace((unsigned char)*s))
-        s++;
-    while (end > s && isspace((unsigned char)end[-1]))
-        end--;
-    if (s == end || memchr(s, '<', (size_t)(end - s)))
-        return NULL; /* empty, or not a text-only element */
-    return xml_unescape(s, (size_t)(end - s));
-}
-
-/* The value of attribute name (local name match) of e, unescaped, or NULL. Caller frees. */
-static char *xml_attr(const xel *e, const char *name)
-{
-    const char *p = e->attrs, *end = e->attrs_end;
-    for (;;) {
-        while (p < end && isspace((unsigned char)*p))
-            p++;
-        const char *n = p;
-        while (p < end && *p != '=' && !isspace((unsigned char)*p))
-            p++;
-        size_t nlen = (size_t)(p - n);
-        while (p < end && isspace((unsigned char)*p))
-            p++;
-        if (nlen == 0 || p >= end || *p != '=')
-            return NULL;
-        p++;
-        while (p < end && isspace((unsigned char)*p))
-            p++;
-        if (p >= end || (*p != '"' && *p != '\''))
-            return NULL;
-        char q = *p++;
-        const char *v = p;
-        p = memchr(p, q, (size_t)(end - p));
-        if (!p)
-            return NULL;
-        if (name_is(n, nlen, name))
-            return xml_unescape(v, (size_t)(p - v));
-        p++;
-    }
-}
-
-/* The host part of the capabilities: arch, CPU model and the whole host <cpu> element.
- * 0 with the found members set (others NULL; caller frees), -1 when there is no host cpu. */
+/* The host part of the capabilities (/capabilities/host/cpu): arch, CPU model and the whole
+ * host <cpu> element. 0 with the found members set (others NULL; caller frees), -1 when there
+ * is no host cpu or the document is not well-formed. */
 static int caps_parse(const char *caps, char **arch, char **model, char **cpu_xml)
 {
     *arch = *model = *cpu_xml = NULL;
-    const char *end = caps + strlen(caps);
-    xel host, cpu, x;
-    if (xml_find(caps, end, "host", &host) < 0 || xml_child(&host, "cpu", &cpu) < 0)
+    _cleanup_(lvxml_freep) lvxml_doc *d = NULL;
+    char *err = NULL;
+    if (lvxml_parse(caps, strlen(caps), "the host capabilities", &d, &err) < 0) {
+        free(err); /* libvirt's own output: inv_build says what it missed */
         return -1;
-    if (xml_child(&cpu, "arch", &x) == 0)
-        *arch = xml_text(&x);
-    if (xml_child(&cpu, "model", &x) == 0)
-        *model = xml_text(&x);
-    *cpu_xml = xstrndup(cpu.tag, (size_t)(cpu.end - cpu.tag));
+    }
+    const lvxml_node *cpu = lvxml_child(lvxml_child(lvxml_root(d, "capabilities"), "host"), "cpu");
+    if (!cpu)
+        return -1;
+    *arch = lvxml_text(lvxml_child(cpu, "arch"));
+    *model = lvxml_text(lvxml_child(cpu, "model"));
+    *cpu_xml = lvxml_format(cpu);
     return 0;
 }
 
-/* The ferry metadata element (as virDomainGetMetadata returns it): project and id, whatever
- * the prefix. Members NULL when absent. */
+/* The ferry metadata element (as virDomainGetMetadata returns it: the root, <instance> in
+ * ferry's namespace, whatever the prefix): its project and id children. Members NULL when
+ * absent or when the element is not well-formed. */
 static void meta_parse(const char *xml, inv_meta *out)
 {
     out->project = out->instance_id = NULL;
-    const char *end = xml + strlen(xml);
-    /* the element is <instance> (any prefix): its children first, else anywhere */
-    xel root = {.body = xml, .body_end = end}, inst, x;
-    if (xml_find(xml, end, "instance", &inst) == 0)
-        root = inst;
-    if (xml_child(&root, "project", &x) == 0 || xml_find(root.body, root.body_end, "project", &x) == 0)
-        out->project = xml_text(&x);
-    if (xml_child(&root, "id", &x) == 0 || xml_find(root.body, root.body_end, "id", &x) == 0)
-        out->instance_id = xml_text(&x);
+    _cleanup_(lvxml_freep) lvxml_doc *d = NULL;
+    char *err = NULL;
+    if (lvxml_parse(xml, strlen(xml), "the ferry metadata", &d, &err) < 0) {
+        log_debug(NULL, "%s", err);
+        free(err);
+        return;
+    }
+    const lvxml_node *inst = lvxml_root(d, "*:instance");
+    out->project = lvxml_text(lvxml_child(inst, "*:project"));
+    out->instance_id = lvxml_text(lvxml_child(inst, "*:id"));
 }
 
 /* One disk of a domain: the target device (vda) and the image path (file or block device). */
@@ -336,39 +80,26 @@ static void disks_free(inv_disk *d, size_t n)
     free(d);
 }
 
-/* The disks (device "disk" or "lun"; not cdrom or floppy) of a domain XML. Caller frees
- * with disks_free. */
+/* The disks (device "disk" or "lun"; not cdrom or floppy) of a domain XML that have a path or
+ * a target. Caller frees with disks_free. */
 static inv_disk *disks_parse(const char *xml, size_t *n_out)
 {
-    const char *p = xml, *end = xml + strlen(xml);
+    domxml_disk *all;
+    size_t nall, n = 0;
+    domxml_disk_list(xml, &all, &nall);
     inv_disk *d = NULL;
-    size_t n = 0;
-    xel devices, disk, x;
-    if (xml_find(p, end, "devices", &devices) == 0) {
-        p = devices.body;
-        end = devices.body_end;
-    }
-    while (xml_find(p, end, "disk", &disk) == 0) {
-        p = disk.end;
-        _cleanup_free_ char *device = xml_attr(&disk, "device");
-        if (device && (strcmp(device, "cdrom") == 0 || strcmp(device, "floppy") == 0))
+    for (size_t i = 0; i < nall; i++) {
+        domxml_disk *k = &all[i];
+        if (k->device && (strcmp(k->device, "cdrom") == 0 || strcmp(k->device, "floppy") == 0))
             continue;
-        char *path = NULL, *target = NULL;
-        /* the disk's own <source>, not one inside <backingStore> or <mirror> */
-        if (xml_child(&disk, "source", &x) == 0) {
-            path = xml_attr(&x, "file");
-            if (!path)
-                path = xml_attr(&x, "dev");
-        }
-        if (xml_child(&disk, "target", &x) == 0)
-            target = xml_attr(&x, "dev");
-        if (!path && !target)
+        if (!k->path && !k->target)
             continue;
         d = xrealloc(d, (n + 1) * sizeof(*d));
-        d[n].path = path;
-        d[n].target = target;
+        d[n].path = TAKE_PTR(k->path);
+        d[n].target = TAKE_PTR(k->target);
         n++;
     }
+    domxml_disk_list_free(all, nall);
     *n_out = n;
     return d;
 }
@@ -551,7 +282,7 @@ json_object *inv_build(virConnectPtr conn, const char *host, const char *address
         goto fail;
     }
     if (caps_parse(caps, &arch, &model, &cpu_xml) < 0) {
-        *err = xstrdup("could not read the host capabilities: no <host><cpu> element");
+        *err = xstrdup("could not read the host capabilities: no <capabilities><host><cpu> element in well-formed XML");
         goto fail;
     }
     if (virNodeGetInfo(conn, &ni) < 0) {

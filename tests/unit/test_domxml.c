@@ -1,11 +1,13 @@
 /* Unit tests of domxml: what the agent reads from a domain's XML for a migration — file disks,
  * the <cpu> element (never <cputune>, which libvirt writes before it), the interfaces' bridges
- * and networks — on a realistic migratable XML and on broken ones. */
+ * and networks — on a realistic migratable XML, on what libvirtd 9.0 writes (xml_samples.h) and
+ * on broken and hostile ones. */
 #include "testlib.h"
 
 #include <string.h>
 
 #include "../../compute-agent/domxml.h"
+#include "xml_samples.h"
 
 static const char *xml_full =
     "<domain type='kvm' id='7'>\n"
@@ -112,6 +114,144 @@ static void test_broken(void **state)
     }
 }
 
+
+/* The slice of text from the first occurrence of from to the end of the first to after it. */
+static char *slice(const char *text, const char *from, const char *to)
+{
+    const char *a = strstr(text, from);
+    assert_non_null(a);
+    const char *b = strstr(a, to);
+    assert_non_null(b);
+    return xstrndup(a, (size_t)(b + strlen(to) - a));
+}
+
+/* A pinned guest as libvirtd 9.0 writes it: <cputune> comes before <cpu>, and an application's
+ * metadata element named cpu (its own default namespace) comes before both. The old readers
+ * returned that metadata element as the guest's CPU, so check_destination compared the wrong
+ * XML with the host's CPU. */
+static void test_real_cpu_pinned(void **state)
+{
+    (void)state;
+    char *cpu = domxml_cpu(sample_domain_xml);
+    assert_non_null(cpu);
+    char *want = slice(sample_domain_xml, "<cpu mode='custom'", "</cpu>");
+    assert_string_equal(cpu, want); /* the element as libvirt wrote it, byte for byte */
+    assert_null(strstr(cpu, "vcpupin"));
+    assert_null(strstr(cpu, "capacity"));
+    free(want);
+    free(cpu);
+}
+
+/* File disks: the qcow2 overlay (not its backing files), and a file whose name libvirt escapes
+ * (the old reader returned "o&apos;brien &amp; co.raw", a file that does not exist). */
+static void test_real_disks(void **state)
+{
+    (void)state;
+    json_object *d = domxml_disks(sample_domain_xml);
+    assert_int_equal(json_object_array_length(d), 2); /* not block, rbd, volume or the cdrom */
+    json_object *d0 = json_object_array_get_idx(d, 0), *d1 = json_object_array_get_idx(d, 1);
+    assert_string_equal(str_of(d0, "path"), "/var/lib/ferry/instances/vm1/disk.qcow2");
+    assert_string_equal(str_of(d0, "format"), "qcow2");
+    assert_string_equal(str_of(d0, "target"), "vda");
+    assert_string_equal(str_of(d1, "path"), "/var/lib/ferry/local/vm1/o'brien & co.raw");
+    assert_string_equal(str_of(d1, "format"), "raw");
+    assert_string_equal(str_of(d1, "target"), "vdb");
+    json_object_put(d);
+}
+
+static void check_disk(const domxml_disk *k, const char *type, const char *device, const char *path,
+                       const char *format, const char *target)
+{
+    const char *got[] = {k->type, k->device, k->path, k->format, k->target};
+    const char *want[] = {type, device, path, format, target};
+    for (size_t i = 0; i < ARRAY_SIZE(got); i++) {
+        if (want[i])
+            assert_non_null(got[i]), assert_string_equal(got[i], want[i]);
+        else
+            assert_null(got[i]);
+    }
+}
+
+static void test_real_disk_list(void **state)
+{
+    (void)state;
+    domxml_disk *d;
+    size_t n;
+    domxml_disk_list(sample_domain_xml, &d, &n);
+    assert_int_equal(n, 6);
+    check_disk(&d[0], "file", "disk", "/var/lib/ferry/instances/vm1/disk.qcow2", "qcow2", "vda");
+    check_disk(&d[1], "file", "disk", "/var/lib/ferry/local/vm1/o'brien & co.raw", "raw", "vdb");
+    check_disk(&d[2], "block", "disk", "/dev/vg0/vm1-data", "raw", "vdc");
+    check_disk(&d[3], "network", "disk", NULL, "raw", "vdd"); /* rbd: no path here */
+    check_disk(&d[4], "volume", "disk", NULL, "qcow2", "vde");
+    check_disk(&d[5], "file", "cdrom", NULL, "raw", "sda"); /* no medium */
+    domxml_disk_list_free(d, n);
+    domxml_disk_list("<domain><devices/></domain>", &d, &n);
+    assert_int_equal(n, 0);
+    domxml_disk_list_free(d, n);
+}
+
+static void test_real_ifaces(void **state)
+{
+    (void)state;
+    domxml_iface *ifs;
+    size_t n;
+    domxml_ifaces(sample_domain_xml, &ifs, &n);
+    assert_int_equal(n, 2); /* the direct (macvtap) one names neither */
+    assert_string_equal(ifs[0].network, "default");
+    assert_string_equal(ifs[0].bridge, "virbr0");
+    assert_string_equal(ifs[1].bridge, "br-ex");
+    assert_null(ifs[1].network);
+    domxml_ifaces_free(ifs, n);
+}
+
+static void test_check(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    assert_int_equal(domxml_check(sample_domain_xml, &err), 0);
+    assert_int_equal(domxml_check("<domain/>", &err), 0);
+    const struct {
+        const char *xml, *why;
+    } bad[] = {
+        {"", "the domain XML is not well-formed XML: line 1: "},
+        {"<domain><cpu></domain>", "the domain XML is not well-formed XML: line 1: "},
+        {"<capabilities/>", "the domain XML has no <domain> root element"},
+        {"<dom:domain xmlns:dom='urn:x'/>", "the domain XML has no <domain> root element"},
+        {"<!DOCTYPE domain [<!ENTITY e 'br-ex'>]><domain/>", "a <!DOCTYPE> is not allowed"},
+        {"<domain><name>&e;</name></domain>", "Entity 'e' not defined"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err = NULL;
+        assert_int_equal(domxml_check(bad[i].xml, &err), -1);
+        assert_non_null(err);
+        if (!strstr(err, bad[i].why))
+            fail_msg("%s: got '%s', want '%s'", bad[i].xml, err, bad[i].why);
+        free(err);
+    }
+}
+
+/* Hostile documents give nothing: an entity would hide a bridge name from rpcin's check, a
+ * DOCTYPE could pull a file in. */
+static void test_hostile(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "<!DOCTYPE d [<!ENTITY b '../../etc'>]><domain><devices><interface type='bridge'>"
+        "<source bridge='&b;'/></interface></devices></domain>",
+        "<!DOCTYPE d SYSTEM 'file:///etc/passwd'><domain><cpu mode='custom'/></domain>",
+        "<?xml version='1.0' encoding='UTF-16'?><domain><cpu/></domain>\xff\xfe",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        domxml_iface *ifs;
+        size_t n;
+        domxml_ifaces(bad[i], &ifs, &n);
+        assert_int_equal(n, 0);
+        domxml_ifaces_free(ifs, n);
+        assert_null(domxml_cpu(bad[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +259,12 @@ int main(void)
         cmocka_unit_test(test_cpu_not_cputune),
         cmocka_unit_test(test_ifaces),
         cmocka_unit_test(test_broken),
+        cmocka_unit_test(test_real_cpu_pinned),
+        cmocka_unit_test(test_real_disks),
+        cmocka_unit_test(test_real_disk_list),
+        cmocka_unit_test(test_real_ifaces),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
