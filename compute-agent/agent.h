@@ -6,7 +6,9 @@
  * The agent's files, each calling only the ones below it (no circles), bottom to top:
  *
  *   main.c       wiring: options, configuration, logging, the loop; connects the modules
- *   rpc.c        the RPCs of ferry.compute.<host> (RPC.md)  -> job, statefile, domxml, guard,
+ *   rpc.c        the RPCs of ferry.compute.<host> (RPC.md):  -> rpcmig, statefile, guard, rpcin
+ *                parsing, fencing, dispatch, the reply
+ *   rpcmig.c     the migration RPCs' work                   -> job, statefile, domxml, guard,
  *                                                              inventory, rpcin, lv
  *   job.c        outgoing migrations: lifecycle, decisions,  -> events, migrate, jobstats,
  *                restart recovery                               statefile, guard, inventory, lv
@@ -15,7 +17,8 @@
  *   jobstats.c   a job's statistics, their poller thread     -> lv
  *   statefile.c  the records of [agent] state_dir            (common only)
  *   rpcin.c      RPC bodies checked                          -> guard, domxml
- *   inventory.c, domxml.c, guard.c, lv.c                     (common only)
+ *   inventory.c, domxml.c                                    -> lvxml
+ *   lvxml.c, guard.c, lv.c                                   (common only; lvxml on libxml2)
  *   common/      log, util, config, evq, mq, msg, proto, app
  */
 #ifndef FERRY_AGENT_H
@@ -34,7 +37,6 @@
 #include "lv.h"
 #include "mq.h"
 #include "rpcin.h"
-#include "statefile.h"
 #include "trust.h"
 
 typedef struct agent {
@@ -56,24 +58,5 @@ typedef struct agent {
 /* ---- RPC (rpc.c) -------------------------------------------------------------------------- */
 /* The consumer of ferry.compute.<host>: dispatches one request (owns d). */
 void rpc_on_request(mq_conn *c, mq_delivery *d, void *arg);
-
-/* ---- state files (statefile.h), by the agent's state dir ------------------------------------ */
-/* The names rpc.c calls (with its own "dest-%lld"/"epoch-%lld"); new code calls sf_* with
- * sf_name. job.h and statefile.h are included above for rpc.c, which includes only this file. */
-/* Writes obj (borrowed) atomically as <state_dir>/<name>.json. Returns 0 or -1 (logged). */
-static inline int state_write(agent *a, const char *name, json_object *obj)
-{
-    return sf_write(a->cfg->agent.state_dir, name, obj, NULL);
-}
-/* Reads <state_dir>/<name>.json (new object) or NULL when absent/invalid. */
-static inline json_object *state_read(agent *a, const char *name)
-{
-    return sf_read(a->cfg->agent.state_dir, name);
-}
-/* Removes <state_dir>/<name>.json; absent is fine. */
-static inline void state_remove(agent *a, const char *name)
-{
-    sf_remove(a->cfg->agent.state_dir, name);
-}
 
 #endif

@@ -407,8 +407,8 @@ static void start_polling(job *j)
                                   j->migration, &j->lf);
 }
 
-int job_start_code(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-                   const job_opts *o, job **out, char **err, rpc_code *code)
+int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
+              const job_opts *o, job **out, char **err, rpc_code *code)
 {
     job *j = job_find(a, migration);
     if (j) {
@@ -438,7 +438,7 @@ int job_start_code(agent *a, int64_t migration, const char *uuid, const char *de
     virConnectPtr conn = lv_ref(a->lv, &why);
     if (!conn) {
         *err = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
-        *code = RPC_LIBVIRT;
+        *code = RPC_UNAVAILABLE; /* as every RPC answers it: the scheduler asks again */
         return -1;
     }
     virDomainPtr dom = virDomainLookupByUUIDString(conn, uuid);
@@ -501,7 +501,7 @@ int job_start_code(agent *a, int64_t migration, const char *uuid, const char *de
     return 0;
 }
 
-int job_abort_code(agent *a, job *j, char **err, rpc_code *code)
+int job_abort(agent *a, job *j, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {
@@ -534,7 +534,7 @@ int job_abort_code(agent *a, job *j, char **err, rpc_code *code)
     return rc < 0 ? -1 : 0;
 }
 
-int job_force_complete_code(agent *a, job *j, const char **action, char **err, rpc_code *code)
+int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_code *code)
 {
     (void)a;
     if (j->state != JOB_RUNNING) {

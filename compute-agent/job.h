@@ -31,18 +31,18 @@ typedef enum {
  * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise).
  * Idempotent: an existing job of that id is returned as it is. On success *out is the job
  * (owned by the agent). Returns -1 with *err (caller frees) and *code on failure. */
-int job_start_code(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-                   const job_opts *o, job **out, char **err, rpc_code *code) FERRY_WUR;
+int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
+              const job_opts *o, job **out, char **err, rpc_code *code) FERRY_WUR;
 /* Finds the job of migration id (NULL when none; owned by the agent). */
 job *job_find(agent *a, int64_t migration);
 /* The job's status as the body of a job_status reply (new object, caller puts). */
 json_object *job_status_json(const job *j);
 /* Aborts the job (refused after the post-copy switch). Returns 0, or -1 with *err (caller
  * frees), *code. */
-int job_abort_code(agent *a, job *j, char **err, rpc_code *code) FERRY_WUR;
+int job_abort(agent *a, job *j, char **err, rpc_code *code) FERRY_WUR;
 /* Switches to post-copy (when allowed) or pauses the guest. *action gets "postcopy" or "paused"
  * (static words). Returns 0, or -1 with *err (caller frees), *code. */
-int job_force_complete_code(agent *a, job *j, const char **action, char **err, rpc_code *code) FERRY_WUR;
+int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_code *code) FERRY_WUR;
 /* Reloads the jobs recorded in the state dir and finds out from libvirt what became of them
  * (running on: adopted and watched; ended: outcome recorded). Called when libvirt is up. */
 void job_recover(agent *a);
@@ -56,38 +56,5 @@ int job_workers_running(const agent *a);
 void job_free_all(agent *a);
 /* The log fields of a job (borrowed from the job). */
 const log_fields *job_fields(const job *j);
-
-/* ---- the forms rpc.c calls today, with the code's word (a static string of rpc_code_str) --- */
-/* When rpc.c takes rpc_code, these three go (and the functions above may take their names). */
-
-/* job_start_code, its code as a word. */
-static inline FERRY_WUR int job_start(agent *a, int64_t migration, const char *uuid, const char *dest,
-                                      const char *dest_address, const job_opts *o, job **out, char **err,
-                                      const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = job_start_code(a, migration, uuid, dest, dest_address, o, out, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
-    return rc;
-}
-/* job_abort_code, its code as a word. */
-static inline FERRY_WUR int job_abort(agent *a, job *j, char **err, const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = job_abort_code(a, j, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
-    return rc;
-}
-/* job_force_complete_code, its code as a word. */
-static inline FERRY_WUR int job_force_complete(agent *a, job *j, const char **action, char **err, const char **code)
-{
-    rpc_code c = RPC_OK;
-    int rc = job_force_complete_code(a, j, action, err, &c);
-    if (rc < 0)
-        *code = rpc_code_str(c);
-    return rc;
-}
 
 #endif

@@ -11,6 +11,7 @@
 #include "proto.h"
 #include "rpcin.h"
 #include "rpcmig.h"
+#include "statefile.h"
 
 typedef rpcmig_call call;
 
@@ -85,8 +86,8 @@ static int call_migration(call *c, const char *method)
  * (stale_epoch). A higher one is recorded before the call acts. */
 static int fence(call *c, char **err, rpc_code *code)
 {
-    _cleanup_free_ char *sname = xasprintf("epoch-%lld", (long long)c->migration);
-    json_object *st = state_read(c->a, sname), *v;
+    _cleanup_free_ char *sname = sf_name(SF_EPOCH, c->migration);
+    json_object *st = sf_read(c->a->cfg->agent.state_dir, sname), *v;
     int64_t seen = 0;
     /* a record of another instance is another migration under a reused id (a database
      * restored from a backup): it does not fence this one */
@@ -106,7 +107,7 @@ static int fence(call *c, char **err, rpc_code *code)
         json_object_object_add(o, "migration", json_object_new_int64(c->migration));
         json_object_object_add(o, "instance", json_object_new_string(c->instance));
         json_object_object_add(o, "epoch", json_object_new_int64(c->epoch));
-        int rc = state_write(c->a, sname, o);
+        int rc = sf_write(c->a->cfg->agent.state_dir, sname, o, &c->lf);
         json_object_put(o);
         if (rc < 0) {
             *err = xasprintf("could not record epoch %lld of migration %lld in %s", (long long)c->epoch,

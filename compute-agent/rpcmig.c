@@ -15,18 +15,11 @@
 #include "guard.h"
 #include "inventory.h"
 #include "rpcin.h"
+#include "statefile.h"
 
 extern char **environ;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-/* job.c still answers with a code word (until it takes an rpc_code): its rpc_code, or the
- * dispatcher's default when it set none. */
-static void code_of_job(const char *word, rpc_code *code)
-{
-    if (word)
-        *code = rpc_code_from_str(word);
-}
 
 static virConnectPtr conn_or_error(rpcmig_call *c, char **err, rpc_code *code)
 {
@@ -361,8 +354,8 @@ int rpcmig_pre_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_
             return -1;
         }
     }
-    _cleanup_free_ char *sname = xasprintf("dest-%lld", (long long)c->migration);
-    json_object *st = state_read(c->a, sname);
+    _cleanup_free_ char *sname = sf_name(SF_DEST, c->migration);
+    json_object *st = sf_read(c->a->cfg->agent.state_dir, sname);
     if (!st) {
         st = json_object_new_object();
         json_object_object_add(st, "migration", json_object_new_int64(c->migration));
@@ -419,7 +412,7 @@ int rpcmig_pre_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_
                  (long long)k->virtual_size);
     }
     /* what was made is recorded even on failure, so rollback removes it */
-    (void)state_write(c->a, sname, st);
+    (void)sf_write(c->a->cfg->agent.state_dir, sname, st, &c->lf);
     if (rc == 0)
         json_object_object_add(out, "created", json_object_get(created));
     json_object_put(st);
@@ -432,11 +425,8 @@ int rpcmig_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_code
     if (rpcin_live_migration(c->body, c->a->host, &in, err) < 0)
         return -1;
     job *j = NULL;
-    const char *word = NULL;
-    if (job_start(c->a, c->migration, c->instance, in.dest, in.dest_address, &in.o, &j, err, &word) < 0) {
-        code_of_job(word, code);
+    if (job_start(c->a, c->migration, c->instance, in.dest, in.dest_address, &in.o, &j, err, code) < 0)
         return -1;
-    }
     json_object_object_add(out, "started", json_object_new_boolean(1));
     json_object_object_add(out, "job", job_status_json(j));
     return 0;
@@ -493,13 +483,8 @@ static job *job_or_error(rpcmig_call *c, char **err, rpc_code *code)
 int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
 {
     job *j = job_or_error(c, err, code);
-    const char *word = NULL;
-    if (!j)
+    if (!j || job_abort(c->a, j, err, code) < 0)
         return -1;
-    if (job_abort(c->a, j, err, &word) < 0) {
-        code_of_job(word, code);
-        return -1;
-    }
     json_object_object_add(out, "aborted", json_object_new_boolean(1));
     return 0;
 }
@@ -507,13 +492,9 @@ int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
 int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
 {
     job *j = job_or_error(c, err, code);
-    const char *action = NULL, *word = NULL;
-    if (!j)
+    const char *action = NULL;
+    if (!j || job_force_complete(c->a, j, &action, err, code) < 0)
         return -1;
-    if (job_force_complete(c->a, j, &action, err, &word) < 0) {
-        code_of_job(word, code);
-        return -1;
-    }
     json_object_object_add(out, "action", json_object_new_string(action));
     return 0;
 }
@@ -543,8 +524,8 @@ static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_obje
     }
     json_object_object_add(out, "running", json_object_new_boolean(1));
     json_object_object_add(out, "persistent", json_object_new_boolean(1));
-    _cleanup_free_ char *sname = xasprintf("dest-%lld", (long long)c->migration);
-    state_remove(c->a, sname);
+    _cleanup_free_ char *sname = sf_name(SF_DEST, c->migration);
+    sf_remove(c->a->cfg->agent.state_dir, sname);
     log_info(&c->lf, "domain %s runs here, persistent: migration landed", virDomainGetName(dom));
     return 0;
 }
@@ -561,8 +542,8 @@ int rpcmig_rollback(rpcmig_call *c, json_object *out, char **err, rpc_code *code
         return -1;
     int rc = -1, undefined = 0;
     json_object *removed = NULL, *created = NULL;
-    _cleanup_free_ char *sname = xasprintf("dest-%lld", (long long)c->migration);
-    json_object *st = state_read(c->a, sname);
+    _cleanup_free_ char *sname = sf_name(SF_DEST, c->migration);
+    json_object *st = sf_read(c->a->cfg->agent.state_dir, sname);
     virDomainPtr dom = virDomainLookupByUUIDString(conn, c->instance);
     if (dom && virDomainIsActive(dom) == 1) {
         /* an incoming domain that never resumed here is the migration's leftover: libvirt
@@ -631,7 +612,7 @@ int rpcmig_rollback(rpcmig_call *c, json_object *out, char **err, rpc_code *code
             free(why);
         }
     }
-    state_remove(c->a, sname);
+    sf_remove(c->a->cfg->agent.state_dir, sname);
     json_object_object_add(out, "removed", removed);
     json_object_object_add(out, "undefined", json_object_new_boolean(undefined));
     rc = 0;
