@@ -25,14 +25,15 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
     a->n = 0;
     char lease[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)a->s->cfg->scheduler.lease_s);
-    const char *p[] = {a->s->name, a->active, lease, a->own_only ? "true" : "false"};
+    const char *p[] = {a->s->name, a->active, lease, a->own_only ? "true" : "false", a->s->since};
     _cleanup_pq_ PGresult *r = NULL;
     /* expired leases (their replica died or lost the database), and, at this replica's start,
-     * its own migrations: it knows it is not driving them */
+     * its own migrations from before it started: it knows it is not driving them (not one it
+     * claimed since, which it drives or gave up: requests are taken before the first tick) */
     if (db_exec(db, &r,
                 "WITH c AS (SELECT id, owner, lease_expires_at FROM migrations"
                 "   WHERE status IN ('scheduled', 'preparing', 'running', 'completing')"
-                "   AND (($4::boolean AND owner = $1) OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
+                "   AND (($4::boolean AND owner = $1 AND updated_at < $5::timestamptz) OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
                 "   AND NOT (id = ANY ($2::bigint[]))"
                 "   ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED)"
                 " UPDATE migrations m SET owner = $1, epoch = m.epoch + 1, updated_at = now(),"
@@ -40,7 +41,7 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
                 " FROM c WHERE m.id = c.id"
                 " RETURNING m.id, coalesce(c.owner, ''), m.status, m.epoch,"
                 "   coalesce(extract(epoch FROM now() - c.lease_expires_at)::bigint, 0)",
-                4, p) < 0)
+                5, p) < 0)
         return -1;
     for (int i = 0; i < PQntuples(r) && a->n < 16; i++) {
         int64_t id = atoll(PQgetvalue(r, i, 0));

@@ -94,6 +94,20 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(s->base, NULL);
         return;
     }
+    if (!*s->since) {
+        /* the migrations this replica will resume at its start are those its name owned
+         * before this moment, never one it claims in this life (lease.c) */
+        _cleanup_pq_ PGresult *r = NULL;
+        if (db_exec(s->db, &r, "SELECT now()::text", 0, NULL) < 0 || PQntuples(r) != 1) {
+            log_warn(NULL, "could not read the database's clock: %s; retrying in 2 s", db_error(s->db));
+            db_close(s->db);
+            s->db = NULL;
+            struct timeval tv = {2, 0};
+            evtimer_add(s->db_retry, &tv);
+            return;
+        }
+        strlcpy_f(s->since, PQgetvalue(r, 0, 0), sizeof(s->since));
+    }
     log_info(NULL, "database connected, schema at version %d", schema_latest());
     mq_start(s->mq);
     struct timeval tv = {1, 0};

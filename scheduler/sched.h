@@ -24,6 +24,8 @@ typedef struct sched {
     int consuming;
     struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
+    char since[64];        /* the database's clock when this process first reached it: what this
+                            * replica owned before then is resumed at its start (lease.c) */
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
     struct event *dispatch; /* activated for a queue_dispatch on the next loop turn (made by main.c) */
     int stopping;          /* the loop has ended: calls cut short are not failures */
