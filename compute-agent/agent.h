@@ -50,6 +50,7 @@ typedef struct agent {
     char *queue;
     job *jobs;
     struct event *heartbeat_ev;
+    struct workq *rpcq; /* the RPC worker: the methods that wait (rpc.c) */
     int lv_up;
     char boot[37];   /* this process's id: heartbeats are ordered by (boot, seq) */
     int64_t hb_seq;  /* the last heartbeat's number */

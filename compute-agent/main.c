@@ -15,6 +15,7 @@
 #include "app.h"
 #include "events.h"
 #include "job.h"
+#include "workq.h"
 
 #define PROG "ferry-agent"
 
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
     log_set_host(a.host);
     a.base = event_base_new();
     a.q = evq_new(a.base);
+    a.rpcq = workq_new(a.q, "ferry-agent-rpc");
     app_signals *sig = app_signals_new(a.base);
     reload_ctx reload = {.cfg = &cfg, .path = config_path, .level = level_arg};
     app_signals_on_reload(sig, on_reload, &reload);
@@ -221,10 +223,17 @@ int main(int argc, char **argv)
     event_base_dispatch(a.base);
     log_info(NULL, PROG " stopped");
 out:
+    /* an RPC still waiting (on libvirt, on a leftover domain) gets a few seconds; the ones
+     * not started go back to the queue for the next agent */
+    int rpc_stuck = workq_free(a.rpcq, 5000) < 0;
+    if (rpc_stuck)
+        log_warn(NULL, "stopping while an RPC still waits on libvirt: its answer is not sent, the scheduler asks again");
     lv_close(a.lv);
     if (a.heartbeat_ev)
         event_free(a.heartbeat_ev);
-    if (job_workers_running(&a)) {
+    if (rpc_stuck) {
+        /* its answer will be posted to the queue: leave the queue to the process's end */
+    } else if (job_workers_running(&a)) {
         /* a worker still waits in libvirt and will post its result: leave the queue and the
          * jobs to the process's end rather than free them under it. The migration itself goes
          * on in libvirt; the next agent finds it (job_recover). */
@@ -237,10 +246,12 @@ out:
     mq_free(a.mq);
     app_signals_free(sig);
     event_base_free(a.base);
-    free(a.host);
-    free(a.address);
-    free(a.queue);
-    cfg_free(&cfg);
+    if (!rpc_stuck) { /* else the waiting RPC still reads them */
+        free(a.host);
+        free(a.address);
+        free(a.queue);
+        cfg_free(&cfg);
+    }
     log_close();
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "rpcin.h"
 #include "rpcmig.h"
 #include "statefile.h"
+#include "workq.h"
 
 typedef rpcmig_call call;
 
@@ -122,21 +123,25 @@ static int fence(call *c, char **err, rpc_code *code)
     return 0;
 }
 
+/* on_worker: the method waits (on libvirt, on qemu-img, on a leftover domain to go) and touches
+ * nothing only the loop may (jobs, AMQP): it runs on the agent's RPC worker thread (a->rpcq),
+ * one at a time in arrival order, and its answer is sent from the loop. */
 static const struct {
     const char *name;
     rpcmig_fn fn;
     int takes_migration;
+    int on_worker;
 } methods[] = {
-    {"ping", m_ping, 0},
-    {"check_source", rpcmig_check_source, 1},
-    {"check_destination", rpcmig_check_destination, 1},
-    {"pre_live_migration", rpcmig_pre_live_migration, 1},
-    {"live_migration", rpcmig_live_migration, 1},
-    {"job_status", rpcmig_job_status, 1},
-    {"abort", rpcmig_abort, 1},
-    {"force_complete", rpcmig_force_complete, 1},
-    {"post_live_migration", rpcmig_post_live_migration, 1},
-    {"rollback", rpcmig_rollback, 1},
+    {"ping", m_ping, 0, 0},
+    {"check_source", rpcmig_check_source, 1, 1},
+    {"check_destination", rpcmig_check_destination, 1, 1},
+    {"pre_live_migration", rpcmig_pre_live_migration, 1, 1},
+    {"live_migration", rpcmig_live_migration, 1, 0},
+    {"job_status", rpcmig_job_status, 1, 0},
+    {"abort", rpcmig_abort, 1, 0},
+    {"force_complete", rpcmig_force_complete, 1, 0},
+    {"post_live_migration", rpcmig_post_live_migration, 1, 1},
+    {"rollback", rpcmig_rollback, 1, 1},
 };
 
 /* Whether the sender of c's request may call method; if not, the request is dead-lettered
@@ -150,6 +155,78 @@ static int sender_may_call(call *c, const mq_message *m, const char *method)
     mq_dead_letter(c->a->mq, c->d, why);
     free(why);
     return 0;
+}
+
+/* The outcome of a method: the answer, logged in the words of its code. Owns out and err. */
+static void answer(call *c, const char *method, int rc, json_object *out, char *err, rpc_code code)
+{
+    if (rc < 0) {
+        switch (code) {
+        case RPC_INVALID: log_warn(&c->lf, "invalid %s request: %s", method, err); break;
+        case RPC_STALE_EPOCH: log_warn(&c->lf, "%s refused: %s", method, err); break;
+        case RPC_REFUSED:
+        case RPC_LANDED: log_info(&c->lf, "%s refused: %s", method, err); break;
+        default: log_error(&c->lf, "%s failed: %s", method, err); break;
+        }
+        reply_error(c, code, err);
+        free(err);
+        json_object_put(out);
+    } else {
+        send_reply(c, "rpc.result", out);
+    }
+}
+
+/* A call handed to the RPC worker: everything it reads lives here until it is answered. */
+typedef struct work_call {
+    call c;
+    char *instance_id; /* the log's instance when it is not the body's (a job's: copied) */
+    msg_envelope *env; /* the request (c's body and strings point into it) */
+    rpcmig_fn fn;
+    const char *method; /* a static name of methods[] */
+    json_object *out;
+    char *err;
+    rpc_code code;
+    int rc;
+} work_call;
+
+/* On the worker thread: the method's work. */
+static void work_run(void *arg)
+{
+    work_call *w = arg;
+    w->rc = w->fn(&w->c, w->out, &w->err, &w->code);
+}
+
+/* On the loop: the answer (cancelled: the agent stops; the request goes back to its queue). */
+static void work_done(void *arg, int cancelled)
+{
+    work_call *w = arg;
+    if (cancelled) {
+        mq_reject(w->c.a->mq, w->c.d, 1);
+        json_object_put(w->out);
+    } else {
+        answer(&w->c, w->method, w->rc, w->out, w->err, w->code);
+    }
+    msg_envelope_free(w->env);
+    free(w->instance_id);
+    free(w);
+}
+
+/* Hands c's method to the RPC worker; takes env and out. */
+static void to_worker(call *c, const char *method, rpcmig_fn fn, msg_envelope *env, json_object *out)
+{
+    work_call *w = xcalloc(1, sizeof(*w));
+    w->c = *c;
+    w->c.lf.migration = w->c.mig_s; /* it pointed into the stack's copy */
+    if (c->lf.instance && c->lf.instance != c->instance) {
+        w->instance_id = xstrdup(c->lf.instance);
+        w->c.lf.instance = w->instance_id;
+    }
+    w->env = env;
+    w->fn = fn;
+    w->method = method;
+    w->out = out;
+    w->code = RPC_INVALID;
+    workq_submit(c->a->rpcq, work_run, work_done, w);
 }
 
 void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
@@ -204,19 +281,14 @@ void rpc_on_request(mq_conn *mc, mq_delivery *d, void *arg)
     json_object_object_add(out, "ok", json_object_new_boolean(1));
     rpc_code code = RPC_INVALID;
     log_debug(&c.lf, "rpc %s", method);
-    if ((methods[i].takes_migration && fence(&c, &err, &code) < 0) || methods[i].fn(&c, out, &err, &code) < 0) {
-        switch (code) {
-        case RPC_INVALID: log_warn(&c.lf, "invalid %s request: %s", method, err); break;
-        case RPC_STALE_EPOCH: log_warn(&c.lf, "%s refused: %s", method, err); break;
-        case RPC_REFUSED:
-        case RPC_LANDED: log_info(&c.lf, "%s refused: %s", method, err); break;
-        default: log_error(&c.lf, "%s failed: %s", method, err); break;
-        }
-        reply_error(&c, code, err);
-        free(err);
-        json_object_put(out);
+    if (methods[i].takes_migration && fence(&c, &err, &code) < 0) {
+        answer(&c, method, -1, out, err, code);
+    } else if (methods[i].on_worker) {
+        to_worker(&c, methods[i].name, methods[i].fn, env, out);
+        return;
     } else {
-        send_reply(&c, "rpc.result", out);
+        int rc = methods[i].fn(&c, out, &err, &code);
+        answer(&c, method, rc, out, err, code);
     }
     msg_envelope_free(env);
 }
