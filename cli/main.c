@@ -1,6 +1,7 @@
 /* ferryctl: the operator's command line. It talks only AMQP (requests, RPC reads, events),
  * never PostgreSQL or libvirt: this file has the command table, the options and the agent
- * verbs (check, ping, rpc); verbs.c has the scheduler's (host, instance, migrate, migration). */
+ * verbs (check, ping, rpc); verbs_host.c and verbs_migration.c have the scheduler's
+ * (host, instance, migrate, migration), on verbs.c and verbs_follow.c (see verbs_priv.h). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* config: ferry's settings, read from one INI file (default /etc/ferry/ferry.conf).
  *
- * One table in config.c describes every option: section, key, type, default (as text),
+ * One table in config_table.c describes every option: section, key, type, default (as text),
  * bounds and a help line. Built-in defaults, values from the file and command-line or
  * environment overrides all go through the same parser, so a value is either valid or
  * rejected with a message that names the file, the line, the section and the key:

@@ -11,7 +11,7 @@
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 
-/* The logger is one of the two permitted globals (with the read-only config). */
+/* The logger is one of the process-wide globals docs/CONVENTIONS.md "Shape" allows. */
 static struct {
     const char *proc;
     log_level level;

@@ -22,7 +22,7 @@
 typedef struct mq_conn mq_conn;
 typedef struct mq_delivery mq_delivery;
 
-/* The names of DESIGN.md's topology. */
+/* The names of the topology of docs/DESIGN.md "AMQP topology". */
 #define MQ_EXCHANGE "ferry"
 #define MQ_EVENTS_EXCHANGE "ferry.events"
 #define MQ_DEAD_EXCHANGE "ferry.dead"
@@ -148,8 +148,9 @@ enum {
 void mq_declare_queue(mq_conn *c, const char *name, unsigned flags);
 /* Registers a binding of queue to exchange with key, declared on every connect. */
 void mq_bind(mq_conn *c, const char *queue, const char *exchange, const char *key);
-/* Registers DESIGN.md's topology: exchanges ferry, ferry.events, ferry.dead, ferry.reply; quorum queue
- * ferry.scheduler (dead-lettering to ferry.dead) bound with key "scheduler"; queue ferry.dead. */
+/* Registers the topology of docs/DESIGN.md "AMQP topology": exchanges ferry, ferry.events,
+ * ferry.dead, ferry.reply; quorum queue ferry.scheduler (dead-lettering to ferry.dead) bound
+ * with key "scheduler"; queue ferry.dead. */
 void mq_declare_ferry_topology(mq_conn *c);
 /* Registers the RPC queue of compute host `host` (ferry.compute.<host>, key compute.<host>). */
 void mq_declare_compute_queue(mq_conn *c, const char *host);

@@ -1,4 +1,4 @@
-/* msg: ferry's message envelope and the migration request contract (DESIGN.md "Messages",
+/* msg: ferry's message envelope and the migration request contract (docs/DESIGN.md "Messages",
  * "The request contract").
  *
  * Every message is one JSON object:

@@ -28,7 +28,7 @@ void msg_field_err(char **err, const char *prefix, const char *key, const char *
 /* Returns untrusted text fit to quote in a reason: printable ASCII kept, anything else as
  * \xNN, cut after 64 bytes. Caller frees. */
 char *msg_printable(const char *s, size_t len);
-/* printable() of a NUL-terminated s. Caller frees. */
+/* msg_printable() of a NUL-terminated s. Caller frees. */
 char *msg_printable_str(const char *s);
 /* The JSON type of o in the words of a reason (o NULL is JSON null). */
 const char *msg_jtype_name(json_object *o);

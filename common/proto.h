@@ -32,14 +32,16 @@ rpc_code rpc_code_from_str(const char *s);
 /* A migration's status (migrations.status, the migration.<id>.<status> events). */
 typedef enum mig_status {
     MIG_QUEUED = 0,  /* waits for the limits */
-    MIG_SCHEDULED,   /* claimed, not started */
-    MIG_PREPARING,   /* checks and pre_live_migration */
+    MIG_SCHEDULED,   /* claimed; check_source and check_destination */
+    MIG_PREPARING,   /* pre_live_migration on the destination */
     MIG_RUNNING,     /* the source's job runs */
     MIG_COMPLETING,  /* the guest moved; post_live_migration */
     MIG_COMPLETED,   /* final: the guest runs on the destination */
     MIG_FAILED,      /* final: the guest runs on the source */
     MIG_ERROR,       /* final: an operator must look (the rollback failed, ...) */
-    MIG_CANCELLED,   /* final: aborted by an operator or a deadline; the guest on the source */
+    MIG_CANCELLED,   /* final: aborted by an operator, past deadline_queued_s while queued, or its
+                      * job cancelled on the source by someone else; the guest on the source (a
+                      * deadline past `queued` ends `failed`, or `error` when completing) */
     MIG_STATUS_COUNT
 } mig_status;
 

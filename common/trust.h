@@ -2,7 +2,7 @@
  *
  * RabbitMQ refuses a message whose user_id property differs from the user the publishing
  * connection logged in as, so a user_id that arrives is a fact; a message without one names
- * no sender. ferry's own publishers always set it (mq.c). The roles come from [trust]:
+ * no sender. ferry's own publishers always set it (mq_publish.c). The roles come from [trust]:
  * scheduler replicas (scheduler_users: trusted with everything, they hold the database),
  * the agent of host H (<agent_user_prefix>H: may speak for H only), operators
  * (operator_users, "*" = any other user). Every check returns 1 (allowed) or 0 with *why

@@ -3,11 +3,12 @@
  * Everything here lives on the libevent loop's thread; libvirt's event thread and the
  * migration worker threads only post work to it through `q`.
  *
- * The agent's files, each calling only the ones below it (no circles), bottom to top:
+ * The agent's files, each calling only the ones below it (no circles), bottom to top (the
+ * same map with what each owns: docs/DESIGN.md "The modules"):
  *
  *   main.c       wiring: options, configuration, logging, the loop; connects the modules
- *   rpc.c        the RPCs of ferry.compute.<host> (RPC.md):  -> rpcmig, statefile, guard, rpcin
- *                parsing, fencing, dispatch, the reply
+ *   rpc.c        the RPCs of ferry.compute.<host> (RPC.md):  -> rpcmig, job, statefile, guard,
+ *                parsing, fencing, dispatch, the reply          rpcin
  *   rpcmig.c     the migration RPCs' work                   -> job, statefile, domxml, guard,
  *                                                              inventory, rpcin, lv
  *   job.c        outgoing migrations: lifecycle, decisions,  -> events, migrate, jobstats,
@@ -17,9 +18,10 @@
  *   jobstats.c   a job's statistics, their poller thread     -> lv
  *   statefile.c  the records of [agent] state_dir            (common only)
  *   rpcin.c      RPC bodies checked                          -> guard, domxml
- *   inventory.c, domxml.c                                    -> lvxml
+ *   inventory.c  the heartbeat's inventory                   -> domxml, lvxml
+ *   domxml.c     what a domain's XML says                    -> lvxml
  *   lvxml.c, guard.c, lv.c                                   (common only; lvxml on libxml2)
- *   common/      log, util, config, evq, mq, msg, proto, app
+ *   common/      log, util, config, evq, mq, msg, proto, trust, app
  */
 #ifndef FERRY_AGENT_H
 #define FERRY_AGENT_H

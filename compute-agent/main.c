@@ -1,7 +1,7 @@
-/* ferry-agent: the compute agent of one host (DESIGN.md "Processes", "Flow" 3-7). It talks to
- * RabbitMQ and to its own libvirtd, never to PostgreSQL: it publishes the host's inventory
- * and every domain lifecycle change, and serves the migration RPCs of compute-agent/RPC.md on
- * ferry.compute.<host>. */
+/* ferry-agent: the compute agent of one host (docs/DESIGN.md "Processes", "Flows" 3-7). It
+ * talks to RabbitMQ and to its own libvirtd, never to PostgreSQL: it publishes the host's
+ * inventory and every domain lifecycle change, and serves the migration RPCs of
+ * compute-agent/RPC.md on ferry.compute.<host>. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netdb.h>

@@ -30,7 +30,7 @@
 /* The connections open on the server. evhttp 2.1 has no connection limit nor a callback
  * when a connection it accepted goes away before a request: each bufferevent it uses comes
  * from new_bufferevent, which keeps a reference; once evhttp has freed the connection, its
- * bufferevent has no callbacks left (bufferevent_free clears them), and conns_sweep drops our
+ * bufferevent has no callbacks left (bufferevent_free clears them), and http_conns_sweep drops our
  * reference, which closes the socket. (In libevent 2.1.12 only evhttp_connection_reset_ also
  * clears them on a live connection, and it runs on outgoing connections only; were it to
  * run on ours, we would drop our reference early and count one connection too few, never

@@ -1,7 +1,7 @@
 /* httpcheck: the checks every byte of an HTTP request passes before the scheduler's HTTP API
- * (http.c) uses it -- path segments decoded once and checked, query parameters typed, header
- * limits, the body's text, and constant-time token comparison. Pure functions: no libevent,
- * no database, so the unit test and the fuzz target link this file alone. */
+ * (scheduler/http*.c) uses it -- path segments decoded once and checked, query parameters
+ * typed, header limits, the body's text, and constant-time token comparison. Pure functions: no
+ * libevent, no database, so the unit test and the fuzz target link this file alone. */
 #ifndef FERRY_HTTPCHECK_H
 #define FERRY_HTTPCHECK_H
 
@@ -12,7 +12,8 @@
 
 /* At most this many path segments are kept; a longer path is no resource of ours. */
 #define HTTPCHECK_MAX_SEGMENTS 8
-/* Header limits checked by httpcheck_header (what libevent reads beyond them: http.c). */
+/* Header limits checked by httpcheck_header (what libevent reads beyond them: http_priv.h,
+ * set in http.c). */
 #define HTTPCHECK_MAX_HEADERS 64
 #define HTTPCHECK_MAX_HEADER_BYTES 16384
 

@@ -1,4 +1,4 @@
-/* intake: one migration request, one transaction (DESIGN.md "Flow" 1-2). The request id is
+/* intake: one migration request, one transaction (docs/DESIGN.md "Flows" 1-2). The request id is
  * recorded so a redelivered or re-published request has one effect; the instance is resolved
  * and locked; the destination is chosen (or the named one checked) and claimed with a
  * conditional update that cannot over-commit; the message is acked only after the commit. */

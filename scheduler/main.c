@@ -1,5 +1,6 @@
 /* ferry-scheduler: consumes migration requests, claims capacity in PostgreSQL and drives the
- * compute agents (see DESIGN.md): intake.c, hoststate.c, orch.c. */
+ * compute agents. This file wires the modules (docs/DESIGN.md "The modules": intake, hoststate,
+ * orch, lease, queue, outbox, api, http) to the loop, the broker and the database. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

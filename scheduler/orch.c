@@ -1,16 +1,16 @@
-/* orch: the migration status machine of DESIGN.md, driven over RPC to the agents: the steps,
- * the transitions and the end of a migration, resuming one found mid-way, the operators'
- * requests and deadlines, what the agents report. Each transition is committed (guarded by
- * owner, epoch and expected status) before the next RPC; every transition is a
- * migration_events row and, in the same transaction, an outbox row for its
+/* orch: the migration status machine (docs/DESIGN.md "Migration status machine"), driven over
+ * RPC to the agents: the steps, the transitions and the end of a migration, resuming one found
+ * mid-way, the operators' requests and deadlines, what the agents report. Each transition is
+ * committed (guarded by owner, epoch and expected status) before the next RPC; every transition
+ * is a migration_events row and, in the same transaction, an outbox row for its
  * migration.<id>.<status> event (ledger.c). Failure before the guest moved rolls the
  * destination back and releases its allocation (`failed`, or `cancelled` on an operator's
  * abort: the orch_cause of the failure, orchcore.h); when the truth cannot be established the
  * status is `error`.
  *
- * Crash recovery: a replica holds a lease on each migration it drives and renews it every
- * tick; a migration whose lease expired (its replica died) is adopted by another with the
- * epoch bumped (lease.c), and resumed here from its recorded status by asking the agents
+ * Crash recovery: a replica holds a lease on each migration it drives and renews it every tick;
+ * a migration whose lease expired (its replica died) is adopted by another with the epoch
+ * bumped (lease.c), and resumed here from its recorded status by asking the agents
  * (job_status), never by guessing. A stale owner's writes carry the old epoch and change
  * nothing. The RPC plumbing is orchcall.c; the object and its lease as known here orchcore.c. */
 #include <stdlib.h>

@@ -2,9 +2,9 @@
  *
  * The orchestration gives a migration up (it finished, lost its lease, or a transition lost)
  * from inside a callback of that very migration: a reply, a resend, the tick. Its object is
- * never freed there but after that callback (CONVENTIONS: schedule it), and only once
- * however many of its callbacks give it up in one loop pass (issue 13: a reply and an overdue
- * tick both did, and it was freed twice). */
+ * never freed there but after that callback (docs/CONVENTIONS.md "Shape": schedule it), and
+ * only once however many of its callbacks give it up in one loop pass (issue 13: a reply and an
+ * overdue tick both did, and it was freed twice). */
 #ifndef FERRY_ORCHSET_H
 #define FERRY_ORCHSET_H
 

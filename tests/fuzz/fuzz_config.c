@@ -1,5 +1,6 @@
-/* libFuzzer target: the configuration parser (common/config.c over libinih) on any bytes as
- * an INI file; a refusal must say why, an accepted file must pass cfg_check and print back. */
+/* libFuzzer target: the configuration parser (common/config_load.c over libinih, and config.c)
+ * on any bytes as an INI file; a refusal must say why, an accepted file must pass cfg_check and
+ * print back. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

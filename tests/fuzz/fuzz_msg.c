@@ -1,6 +1,6 @@
-/* libFuzzer target: the message parser (common/msg.c) on any bytes — the envelope, then the
- * request contract, the reply and the operator requests, and a round trip of every request
- * that parses (built again, it must parse to the same values). */
+/* libFuzzer target: the message parser (common/msg.c, msg_request.c, msg_field.c) on any bytes
+ * — the envelope, then the request contract, the reply and the operator requests, and a round
+ * trip of every request that parses (built again, it must parse to the same values). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

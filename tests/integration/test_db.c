@@ -88,7 +88,7 @@ static void test_upgrade_empty_twice(void **state)
     assert_int_equal(to, schema_latest());
     assert_int_equal(schema_check(f->db, &err), 0);
 
-    /* every table of DESIGN.md is there */
+    /* every table of docs/DESIGN.md "Data (PostgreSQL)" is there */
     const char *tables[] = {"hosts", "instances", "allocations", "migrations", "migration_events",
                             "processed_requests", "schema_version"};
     for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
