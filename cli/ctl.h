@@ -1,5 +1,6 @@
-/* ctl: what ferryctl's verbs share (main.c: options and agent verbs; verbs*.c: the
- * scheduler's verbs). */
+/* ctl: what ferryctl's verbs share: the options' state, the verb table's entry, and the broker
+ * connection and RPC calls (ctl.c) every verb uses (main.c: options and agent verbs; verbs*.c:
+ * the scheduler's verbs). */
 #ifndef FERRY_CTL_H
 #define FERRY_CTL_H
 
