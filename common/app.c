@@ -66,6 +66,19 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg)
     return 0;
 }
 
+int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, ferry_config *cfg)
+{
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[optind], prog);
+        return 2;
+    }
+    if (app_load_config(prog, path, cfg) < 0) {
+        cfg_free(cfg);
+        return 2;
+    }
+    return 0;
+}
+
 int app_setup_log(const char *prog, const ferry_config *cfg)
 {
     log_set_proc(prog);

@@ -144,15 +144,9 @@ int main(int argc, char **argv)
         default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\nTry '" PROG " --help' for more information.\n", argv[optind]);
-        return 2;
-    }
     ferry_config cfg;
-    if (app_load_config(PROG, config_path, &cfg) < 0) {
-        cfg_free(&cfg);
+    if (app_start_config(PROG, optind, argc, argv, config_path, &cfg) != 0)
         return 2;
-    }
     char *err = NULL;
     if ((host && cfg_set(&cfg, "agent", "host", host, &err) < 0) ||
         (address && cfg_set(&cfg, "agent", "address", address, &err) < 0) ||
