@@ -66,7 +66,8 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg)
     return 0;
 }
 
-int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, ferry_config *cfg)
+int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, const app_override *ov,
+                     size_t n, ferry_config *cfg)
 {
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[optind], prog);
@@ -75,6 +76,15 @@ int app_start_config(const char *prog, int optind, int argc, char **argv, const 
     if (app_load_config(prog, path, cfg) < 0) {
         cfg_free(cfg);
         return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *err = NULL;
+        if (ov[i].value && cfg_set(cfg, ov[i].section, ov[i].key, ov[i].value, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            free(err);
+            cfg_free(cfg);
+            return 2;
+        }
     }
     return 0;
 }

@@ -14,10 +14,16 @@
  * On error prints "prog: <reason naming file, line and key>" to stderr and returns -1.
  * *cfg is owned by the caller (cfg_free). */
 int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY_WUR;
-/* A daemon's start: refuses an argument left after the options (argv[optind]), then
- * app_load_config. Returns 0 with *cfg the caller's (cfg_free), or 2, the exit status, after
- * printing why (nothing to free). */
-int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, ferry_config *cfg) FERRY_WUR;
+/* A command-line option that sets a config key (--log-level: [log] level); value NULL when
+ * the option was not given. All borrowed. */
+typedef struct app_override {
+    const char *section, *key, *value;
+} app_override;
+/* A daemon's start: refuses an argument left after the options (argv[optind]), runs
+ * app_load_config, then sets the n overrides given. Returns 0 with *cfg the caller's
+ * (cfg_free), or 2, the exit status, after printing why (nothing to free). */
+int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, const app_override *ov,
+                     size_t n, ferry_config *cfg) FERRY_WUR;
 /* The same without printing: -1 with *err (caller frees); for a reload. */
 int app_read_config(const char *path, ferry_config *cfg, char **err) FERRY_WUR;
 /* For a SIGHUP: reads the config at path into *n (level, if not NULL, overrides [log] level as

@@ -145,17 +145,10 @@ int main(int argc, char **argv)
         }
     }
     ferry_config cfg;
-    if (app_start_config(PROG, optind, argc, argv, config_path, &cfg) != 0)
+    const app_override ov[] = {{"agent", "host", host}, {"agent", "address", address}, {"log", "level", level_arg}};
+    if (app_start_config(PROG, optind, argc, argv, config_path, ov, ARRAY_SIZE(ov), &cfg) != 0)
         return 2;
     char *err = NULL;
-    if ((host && cfg_set(&cfg, "agent", "host", host, &err) < 0) ||
-        (address && cfg_set(&cfg, "agent", "address", address, &err) < 0) ||
-        (level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0)) {
-        fprintf(stderr, PROG ": %s\n", err);
-        free(err);
-        cfg_free(&cfg);
-        return 2;
-    }
     if (app_setup_log(PROG, &cfg) < 0) {
         cfg_free(&cfg);
         return 2;

@@ -230,16 +230,9 @@ int main(int argc, char **argv)
         }
     }
     ferry_config cfg;
-    if (app_start_config(PROG, optind, argc, argv, config_path, &cfg) != 0)
+    const app_override ov[] = {{"log", "level", level_arg}, {"scheduler", "name", name_arg}};
+    if (app_start_config(PROG, optind, argc, argv, config_path, ov, ARRAY_SIZE(ov), &cfg) != 0)
         return 2;
-    char *err = NULL;
-    if ((level_arg && cfg_set(&cfg, "log", "level", level_arg, &err) < 0) ||
-        (name_arg && cfg_set(&cfg, "scheduler", "name", name_arg, &err) < 0)) {
-        fprintf(stderr, PROG ": %s\n", err);
-        free(err);
-        cfg_free(&cfg);
-        return 2;
-    }
     if (check_only) {
         print_config(&cfg);
         cfg_free(&cfg);
@@ -267,6 +260,7 @@ int main(int argc, char **argv)
     mq_options mo;
     _cleanup_free_ char *conn_name = xasprintf(PROG "@%s", s.name);
     app_mq_options(&cfg, conn_name, &mo);
+    char *err = NULL;
     if (mq_new(s.base, &mo, &s.mq, &err) < 0) {
         log_error(NULL, "cannot start: %s", err);
         free(err);
