@@ -11,11 +11,13 @@
  *                parsing, fencing, dispatch, the reply          rpcin
  *   rpcmig.c     the migration RPCs' work                   -> job, statefile, domxml, guard,
  *                                                              inventory, rpcin, lv
- *   job.c        outgoing migrations: lifecycle, decisions,  -> events, migrate, jobstats,
- *                restart recovery                               statefile, guard, inventory, lv
+ *   job.c        outgoing migrations: lifecycle, acting on   -> jobrule, events, migrate,
+ *                jobrule's decisions, restart recovery          jobstats, statefile, guard,
+ *                                                              inventory, lv
  *   events.c     what the agent publishes on ferry.events   -> statefile, inventory, lv
  *   migrate.c    virDomainMigrateToURI3 on a worker thread  -> lv
  *   jobstats.c   a job's statistics, their poller thread     -> lv
+ *   jobrule.c    a job's decisions, pure functions           -> rpcin (job_opts), proto
  *   statefile.c  the records of [agent] state_dir            (common only)
  *   rpcin.c      RPC bodies checked                          -> guard, domxml
  *   inventory.c  the heartbeat's inventory                   -> domxml, lvxml

@@ -14,6 +14,7 @@
 #include "events.h"
 #include "guard.h"
 #include "inventory.h"
+#include "jobrule.h"
 #include "jobstats.h"
 #include "migrate.h"
 #include "proto.h"
@@ -34,19 +35,14 @@ struct job {
     job_state state;
     int adopted;         /* found after a restart: no worker thread of ours */
     int worker_done;     /* the worker's result arrived */
-    int postcopy_active;
-    int iteration;
-    int abort_requested;
+    jobrule_state rs; /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
     char *error;
     migrate_outcome outcome; /* how the worker's libvirt call ended (once worker_done) */
     json_object *last_stats;
     json_object *final_stats;
-    int64_t started_ms;
     int64_t ended_ms; /* adopted: when libvirt first showed no job */
-    int64_t best_remaining_ms; /* when memory_remaining last reached a new low */
-    unsigned long long best_remaining;
     jobstats_poller *poll;
     struct event *finish_ev;
     log_fields lf;
@@ -152,7 +148,7 @@ static void persist(job *j)
         .uri = j->uri,
         .state = state_name(j->state),
         .post_copy = j->o.post_copy,
-        .postcopy_active = j->postcopy_active,
+        .postcopy_active = j->rs.postcopy_active,
         .error = j->error,
         .stats = j->final_stats,
     };
@@ -174,7 +170,7 @@ json_object *job_status_json(const job *j)
     json_object_object_add(o, "migration", json_object_new_int64(j->migration));
     json_object_object_add(o, "instance", json_object_new_string(j->uuid));
     json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
-    json_object_object_add(o, "postcopy", json_object_new_boolean(j->postcopy_active));
+    json_object_object_add(o, "postcopy", json_object_new_boolean(j->rs.postcopy_active));
     json_object_object_add(o, "adopted", json_object_new_boolean(j->adopted));
     if (j->dest)
         json_object_object_add(o, "dest", json_object_new_string(j->dest));
@@ -207,7 +203,7 @@ static void finish(job *j, job_state st, const char *error)
         log_info(&j->lf, "migration of %s to %s completed: %lld ms, downtime %lld ms, %lld bytes of memory sent%s",
                  who, j->dest ? j->dest : "?", (long long)stat_i64(fs, "time_elapsed_ms", -1),
                  (long long)stat_i64(fs, "downtime_ms", -1), (long long)stat_i64(fs, "memory_processed", -1),
-                 j->postcopy_active ? " (post-copy)" : "");
+                 j->rs.postcopy_active ? " (post-copy)" : "");
         break;
     case JOB_CANCELLED:
         log_warn(&j->lf, "migration of %s to %s cancelled: %s", who, j->dest ? j->dest : "?", error ? error : "aborted");
@@ -217,7 +213,7 @@ static void finish(job *j, job_state st, const char *error)
         break;
     }
     persist(j);
-    events_migration_ended(j->a, &j->lf, j->migration, j->uuid, state_name(j->state), j->dest, j->postcopy_active,
+    events_migration_ended(j->a, &j->lf, j->migration, j->uuid, state_name(j->state), j->dest, j->rs.postcopy_active,
                            j->error, j->final_stats);
 }
 
@@ -269,23 +265,23 @@ static virDomainPtr job_domain(job *j, virConnectPtr *conn_out)
 
 static void switch_postcopy(job *j, virDomainPtr dom, const char *why)
 {
-    if (j->postcopy_active)
+    if (j->rs.postcopy_active)
         return;
     if (virDomainMigrateStartPostCopy(dom, 0) < 0) {
         log_warn(&j->lf, "could not switch to post-copy (%s): %s", why, lv_errmsg());
         return;
     }
-    j->postcopy_active = 1;
-    log_info(&j->lf, "switched to post-copy after memory iteration %d (%s)", j->iteration, why);
+    j->rs.postcopy_active = 1;
+    log_info(&j->lf, "switched to post-copy after memory iteration %d (%s)", j->rs.iteration, why);
     persist(j);
-    events_migration_postcopy(j->a, &j->lf, j->migration, j->uuid, j->iteration, why);
+    events_migration_postcopy(j->a, &j->lf, j->migration, j->uuid, j->rs.iteration, why);
 }
 
 /* The post-copy rule of ORBIT: after N completed memory iterations, switch. Iteration k
  * running means k-1 are complete. */
 static void maybe_postcopy(job *j, virDomainPtr dom)
 {
-    if (j->o.post_copy && !j->postcopy_active && j->iteration - 1 >= j->o.postcopy_after_iterations)
+    if (jobrule_postcopy_due(&j->o, &j->rs))
         switch_postcopy(j, dom, "iterations");
 }
 
@@ -297,42 +293,36 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
 {
     json_object_put(j->last_stats);
     j->last_stats = stats;
-    json_object_object_add(j->last_stats, "postcopy", json_object_new_boolean(j->postcopy_active));
-    int it = (int)stat_i64(j->last_stats, "iteration", 0);
-    if (it > j->iteration)
-        j->iteration = it;
+    json_object_object_add(j->last_stats, "postcopy", json_object_new_boolean(j->rs.postcopy_active));
+    int64_t now = mono_ms();
+    jobrule_take_reading(&j->rs, (int)stat_i64(j->last_stats, "iteration", 0),
+                         (unsigned long long)stat_i64(j->last_stats, "memory_remaining", 0), now);
     maybe_postcopy(j, dom);
     events_migration_progress(j->a, &j->lf, j->migration, j->uuid, j->last_stats);
 
-    int64_t now = mono_ms();
-    unsigned long long rem = (unsigned long long)stat_i64(j->last_stats, "memory_remaining", 0);
-    if (j->best_remaining == 0 || rem < j->best_remaining) {
-        j->best_remaining = rem;
-        j->best_remaining_ms = now;
-    }
     /* completion timeout: abort, or switch to post-copy when that was asked */
-    if (j->o.completion_timeout_s > 0 && !j->postcopy_active && !j->abort_requested &&
-        now - j->started_ms > (int64_t)j->o.completion_timeout_s * 1000) {
-        if (j->o.completion_postcopy && j->o.post_copy) {
+    jobrule_timeout t = jobrule_completion(&j->o, &j->rs, now);
+    if (t != JOBRULE_IN_TIME) {
+        if (t == JOBRULE_TIMEOUT_POSTCOPY) {
             switch_postcopy(j, dom, "completion timeout");
         } else {
             log_warn(&j->lf, "completion timeout of %d s reached: aborting", j->o.completion_timeout_s);
             free(j->abort_reason);
             j->abort_reason = xasprintf("completion timeout of %d s reached", j->o.completion_timeout_s);
-            j->abort_requested = 1;
+            j->rs.abort_requested = 1;
             if (virDomainAbortJob(dom) < 0)
                 log_error(&j->lf, "could not abort the job: %s", lv_errmsg());
         }
     }
     /* stall: remaining memory has not reached a new low for stall_timeout_s */
     int64_t stall = j->a->cfg->agent.stall_timeout_s;
-    if (stall > 0 && !j->postcopy_active && !j->abort_requested && now - j->best_remaining_ms > stall * 1000) {
+    if (jobrule_stalled(&j->rs, now, stall)) {
         log_warn(&j->lf, "migration stalled: remaining memory has not shrunk below %llu bytes for %lld s: aborting",
-                 j->best_remaining, (long long)stall);
+                 j->rs.best_remaining, (long long)stall);
         free(j->abort_reason);
         j->abort_reason = xasprintf("stalled: remaining memory did not shrink below %llu bytes for %lld s",
-                                    j->best_remaining, (long long)stall);
-        j->abort_requested = 1;
+                                    j->rs.best_remaining, (long long)stall);
+        j->rs.abort_requested = 1;
         if (virDomainAbortJob(dom) < 0)
             log_error(&j->lf, "could not abort the stalled job: %s", lv_errmsg());
     }
@@ -386,7 +376,7 @@ static job *job_new(agent *a, int64_t migration, const char *uuid)
     j->migration = migration;
     snprintf(j->mig_s, sizeof(j->mig_s), "%lld", (long long)migration);
     strlcpy_f(j->uuid, uuid, sizeof(j->uuid));
-    j->started_ms = j->best_remaining_ms = mono_ms();
+    j->rs.started_ms = j->rs.best_remaining_ms = mono_ms();
     j->next = a->jobs;
     a->jobs = j;
     return j;
@@ -504,13 +494,10 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
 int job_abort(agent *a, job *j, char **err, rpc_code *code)
 {
     (void)a;
-    if (j->state != JOB_RUNNING) {
-        *err = xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state));
-        *code = RPC_CONFLICT;
-        return -1;
-    }
-    if (j->postcopy_active) {
-        *err = xstrdup("cannot abort after the switch to post-copy: the guest already runs on the destination");
+    if (jobrule_may_abort(j->state == JOB_RUNNING, &j->rs) != RPC_OK) {
+        *err = j->state != JOB_RUNNING
+                   ? xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state))
+                   : xstrdup("cannot abort after the switch to post-copy: the guest already runs on the destination");
         *code = RPC_CONFLICT;
         return -1;
     }
@@ -521,7 +508,7 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code)
         *code = RPC_NOT_FOUND;
         return -1;
     }
-    j->abort_requested = 1;
+    j->rs.abort_requested = 1;
     int rc = virDomainAbortJob(dom);
     if (rc < 0) {
         *err = xasprintf("could not abort the migration job: %s", lv_errmsg());
@@ -537,7 +524,8 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code)
 int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_code *code)
 {
     (void)a;
-    if (j->state != JOB_RUNNING) {
+    jobrule_finish how = jobrule_force_complete(&j->o, j->state == JOB_RUNNING, &j->rs);
+    if (how == JOBRULE_FINISH_CONFLICT) {
         *err = xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state));
         *code = RPC_CONFLICT;
         return -1;
@@ -550,11 +538,11 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_co
         return -1;
     }
     int rc = 0;
-    if (j->postcopy_active) {
+    if (how == JOBRULE_FINISH_ALREADY_POSTCOPY) {
         *action = "postcopy";
-    } else if (j->o.post_copy) {
+    } else if (how == JOBRULE_FINISH_POSTCOPY) {
         switch_postcopy(j, dom, "force-complete");
-        if (!j->postcopy_active) {
+        if (!j->rs.postcopy_active) {
             *err = xasprintf("could not switch to post-copy: %s", lv_errmsg());
             *code = RPC_LIBVIRT;
             rc = -1;
@@ -582,8 +570,8 @@ void job_on_iteration(agent *a, const char *uuid, int iteration)
     job *j = job_by_uuid(a, uuid);
     if (!j)
         return;
-    if (iteration > j->iteration)
-        j->iteration = iteration;
+    if (iteration > j->rs.iteration)
+        j->rs.iteration = iteration;
     log_debug(&j->lf, "memory iteration %d", iteration);
     virConnectPtr conn = NULL;
     virDomainPtr dom = job_domain(j, &conn);
@@ -667,7 +655,7 @@ static int recover_one(void *arg, const sf_job *r)
     j->dest = xstrdup(r->dest);
     j->uri = xstrdup(r->uri);
     j->o.post_copy = r->post_copy;
-    j->postcopy_active = r->postcopy_active;
+    j->rs.postcopy_active = r->postcopy_active;
     j->error = xstrdup(r->error);
     j->final_stats = json_object_get(r->stats);
     job_set_fields(j);

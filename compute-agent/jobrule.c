@@ -1,0 +1,43 @@
+#include "jobrule.h"
+
+void jobrule_take_reading(jobrule_state *st, int iteration, unsigned long long remaining, int64_t now_ms)
+{
+    if (iteration > st->iteration)
+        st->iteration = iteration;
+    if (st->best_remaining == 0 || remaining < st->best_remaining) {
+        st->best_remaining = remaining;
+        st->best_remaining_ms = now_ms;
+    }
+}
+
+int jobrule_postcopy_due(const job_opts *o, const jobrule_state *st)
+{
+    return o->post_copy && !st->postcopy_active && st->iteration - 1 >= o->postcopy_after_iterations;
+}
+
+jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int64_t now_ms)
+{
+    if (o->completion_timeout_s <= 0 || st->postcopy_active || st->abort_requested ||
+        now_ms - st->started_ms <= (int64_t)o->completion_timeout_s * 1000)
+        return JOBRULE_IN_TIME;
+    return o->completion_postcopy && o->post_copy ? JOBRULE_TIMEOUT_POSTCOPY : JOBRULE_TIMEOUT_ABORT;
+}
+
+int jobrule_stalled(const jobrule_state *st, int64_t now_ms, int64_t stall_s)
+{
+    return stall_s > 0 && !st->postcopy_active && !st->abort_requested && now_ms - st->best_remaining_ms > stall_s * 1000;
+}
+
+rpc_code jobrule_may_abort(int running, const jobrule_state *st)
+{
+    return running && !st->postcopy_active ? RPC_OK : RPC_CONFLICT;
+}
+
+jobrule_finish jobrule_force_complete(const job_opts *o, int running, const jobrule_state *st)
+{
+    if (!running)
+        return JOBRULE_FINISH_CONFLICT;
+    if (st->postcopy_active)
+        return JOBRULE_FINISH_ALREADY_POSTCOPY;
+    return o->post_copy ? JOBRULE_FINISH_POSTCOPY : JOBRULE_FINISH_PAUSE;
+}

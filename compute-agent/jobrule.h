@@ -1,0 +1,57 @@
+/* jobrule: the decisions of an outgoing migration's job, as pure functions of what the job
+ * knows (its options, its state, the clock, the statistics read): when to switch to post-copy,
+ * when the agent aborts on its own (completion timeout, stall), whether an abort or a
+ * force-complete may be done and how. job.c acts on them (libvirt, events, logs); unit.jobrule
+ * tests them. No libvirt, no loop. */
+#ifndef FERRY_JOBRULE_H
+#define FERRY_JOBRULE_H
+
+#include <stdint.h>
+
+#include "proto.h"
+#include "rpcin.h"
+
+/* What a job knows of its progress, as far as the rules need (a member of job.c's job). */
+typedef struct jobrule_state {
+    int postcopy_active;   /* switched to post-copy */
+    int abort_requested;   /* an abort was asked (by an operator or by the agent) */
+    int iteration;         /* the highest pre-copy iteration seen (1 = the first pass) */
+    int64_t started_ms;    /* when the job started (monotonic ms) */
+    unsigned long long best_remaining; /* the lowest memory_remaining seen; 0 = none yet */
+    int64_t best_remaining_ms;         /* when it was seen */
+} jobrule_state;
+
+/* Takes a reading of the statistics into st: the iteration (kept when higher) and
+ * memory_remaining at now_ms (a new low is remembered with its time). */
+void jobrule_take_reading(jobrule_state *st, int iteration, unsigned long long remaining, int64_t now_ms);
+/* Whether the switch to post-copy is due: allowed, not done, and postcopy_after_iterations
+ * passes over memory done (the first pass is not counted). */
+int jobrule_postcopy_due(const job_opts *o, const jobrule_state *st);
+
+/* What the completion timeout asks at now_ms. */
+typedef enum jobrule_timeout {
+    JOBRULE_IN_TIME = 0,
+    JOBRULE_TIMEOUT_POSTCOPY, /* past completion_timeout_s, completion_action postcopy allowed */
+    JOBRULE_TIMEOUT_ABORT,    /* past completion_timeout_s: abort */
+} jobrule_timeout;
+/* Never once switched to post-copy or while an abort is under way; 0 s means no timeout. */
+jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int64_t now_ms);
+/* Whether the job is stalled: memory_remaining reached no new low for stall_s (0: never),
+ * never once switched to post-copy or while an abort is under way. */
+int jobrule_stalled(const jobrule_state *st, int64_t now_ms, int64_t stall_s);
+
+/* Whether an operator's abort may be done: RPC_OK, or RPC_CONFLICT (the job is not running, or
+ * the guest already runs on the destination after the post-copy switch). */
+rpc_code jobrule_may_abort(int running, const jobrule_state *st);
+
+/* How a force-complete finishes the job. */
+typedef enum jobrule_finish {
+    JOBRULE_FINISH_CONFLICT = 0,     /* the job is not running: nothing to finish */
+    JOBRULE_FINISH_ALREADY_POSTCOPY, /* already in post-copy: nothing more to do */
+    JOBRULE_FINISH_POSTCOPY,         /* switch to post-copy (allowed for this migration) */
+    JOBRULE_FINISH_PAUSE,            /* pre-copy only: pause the guest so the rest can be sent */
+} jobrule_finish;
+/* The way to finish a running job (JOBRULE_FINISH_CONFLICT when it is not running). */
+jobrule_finish jobrule_force_complete(const job_opts *o, int running, const jobrule_state *st);
+
+#endif

@@ -1,0 +1,126 @@
+/* Unit tests of jobrule: an outgoing job's decisions without libvirt — the post-copy switch
+ * after N passes, the completion timeout (abort, or post-copy when asked and allowed), the
+ * stall rule, and what an operator's abort and force-complete may do in each state. */
+#include "testlib.h"
+
+#include "../../compute-agent/jobrule.h"
+
+static jobrule_state fresh(int64_t now)
+{
+    jobrule_state st = {.started_ms = now, .best_remaining_ms = now};
+    return st;
+}
+
+static void test_postcopy_after_iterations(void **state)
+{
+    (void)state;
+    job_opts o = {.post_copy = 1, .postcopy_after_iterations = 2};
+    jobrule_state st = fresh(0);
+    jobrule_take_reading(&st, 1, 1000, 10);
+    assert_false(jobrule_postcopy_due(&o, &st)); /* the first pass does not count */
+    jobrule_take_reading(&st, 2, 900, 20);
+    assert_false(jobrule_postcopy_due(&o, &st));
+    jobrule_take_reading(&st, 3, 800, 30);
+    assert_true(jobrule_postcopy_due(&o, &st)); /* two passes after the first */
+    jobrule_take_reading(&st, 2, 800, 40);      /* a late reading does not move it back */
+    assert_int_equal(st.iteration, 3);
+    st.postcopy_active = 1;
+    assert_false(jobrule_postcopy_due(&o, &st)); /* switched once only */
+    o.post_copy = 0;
+    st.postcopy_active = 0;
+    assert_false(jobrule_postcopy_due(&o, &st)); /* never when not allowed */
+    /* postcopy_after_iterations 0: as soon as the first pass is seen */
+    job_opts z = {.post_copy = 1};
+    jobrule_state s0 = fresh(0);
+    assert_false(jobrule_postcopy_due(&z, &s0));
+    jobrule_take_reading(&s0, 1, 5, 1);
+    assert_true(jobrule_postcopy_due(&z, &s0));
+}
+
+static void test_best_remaining(void **state)
+{
+    (void)state;
+    jobrule_state st = fresh(0);
+    st.best_remaining_ms = 0;
+    jobrule_take_reading(&st, 1, 500, 100);
+    assert_int_equal(st.best_remaining, 500);
+    assert_int_equal(st.best_remaining_ms, 100);
+    jobrule_take_reading(&st, 1, 700, 200); /* higher: the low and its time stay */
+    assert_int_equal(st.best_remaining, 500);
+    assert_int_equal(st.best_remaining_ms, 100);
+    jobrule_take_reading(&st, 1, 400, 300);
+    assert_int_equal(st.best_remaining, 400);
+    assert_int_equal(st.best_remaining_ms, 300);
+}
+
+static void test_completion_timeout(void **state)
+{
+    (void)state;
+    job_opts o = {.completion_timeout_s = 10};
+    jobrule_state st = fresh(1000);
+    assert_int_equal(jobrule_completion(&o, &st, 11000), JOBRULE_IN_TIME); /* exactly 10 s: not past */
+    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_ABORT);
+    o.completion_postcopy = 1; /* post-copy asked but not allowed for this migration: abort */
+    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_ABORT);
+    o.post_copy = 1;
+    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_POSTCOPY);
+    st.postcopy_active = 1; /* past the switch nothing is aborted */
+    assert_int_equal(jobrule_completion(&o, &st, 99000), JOBRULE_IN_TIME);
+    st.postcopy_active = 0;
+    st.abort_requested = 1; /* already ending */
+    assert_int_equal(jobrule_completion(&o, &st, 99000), JOBRULE_IN_TIME);
+    job_opts none = {0}; /* 0 s: no timeout */
+    jobrule_state s2 = fresh(0);
+    assert_int_equal(jobrule_completion(&none, &s2, INT64_C(1) << 40), JOBRULE_IN_TIME);
+}
+
+static void test_stall(void **state)
+{
+    (void)state;
+    jobrule_state st = fresh(0);
+    jobrule_take_reading(&st, 1, 1000, 0);
+    jobrule_take_reading(&st, 2, 1000, 29000); /* no new low */
+    assert_false(jobrule_stalled(&st, 30000, 30));
+    assert_true(jobrule_stalled(&st, 30001, 30));
+    assert_false(jobrule_stalled(&st, 30001, 0)); /* 0: off */
+    jobrule_take_reading(&st, 3, 999, 30001);    /* a new low resets it */
+    assert_false(jobrule_stalled(&st, 40000, 30));
+    st.postcopy_active = 1;
+    assert_false(jobrule_stalled(&st, 999999, 30));
+    st.postcopy_active = 0;
+    st.abort_requested = 1;
+    assert_false(jobrule_stalled(&st, 999999, 30));
+}
+
+static void test_operator_abort(void **state)
+{
+    (void)state;
+    jobrule_state st = fresh(0);
+    assert_int_equal(jobrule_may_abort(1, &st), RPC_OK);
+    assert_int_equal(jobrule_may_abort(0, &st), RPC_CONFLICT); /* ended */
+    st.postcopy_active = 1;
+    assert_int_equal(jobrule_may_abort(1, &st), RPC_CONFLICT); /* the guest runs on the destination */
+}
+
+static void test_force_complete(void **state)
+{
+    (void)state;
+    job_opts pre = {0}, post = {.post_copy = 1};
+    jobrule_state st = fresh(0);
+    assert_int_equal(jobrule_force_complete(&pre, 0, &st), JOBRULE_FINISH_CONFLICT);
+    assert_int_equal(jobrule_force_complete(&pre, 1, &st), JOBRULE_FINISH_PAUSE);
+    assert_int_equal(jobrule_force_complete(&post, 1, &st), JOBRULE_FINISH_POSTCOPY);
+    st.postcopy_active = 1;
+    assert_int_equal(jobrule_force_complete(&post, 1, &st), JOBRULE_FINISH_ALREADY_POSTCOPY);
+    assert_int_equal(jobrule_force_complete(&post, 0, &st), JOBRULE_FINISH_CONFLICT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_postcopy_after_iterations), cmocka_unit_test(test_best_remaining),
+        cmocka_unit_test(test_completion_timeout),        cmocka_unit_test(test_stall),
+        cmocka_unit_test(test_operator_abort),            cmocka_unit_test(test_force_complete),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
