@@ -355,17 +355,19 @@ static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
     job *j = arg;
     if (j->state != JOB_RUNNING)
         return;
-    if (j->worker_done && j->outcome == MIGRATE_OK)
-        finish(j, JOB_COMPLETED, NULL);
-    else if (j->worker_done && j->outcome == MIGRATE_ABORTED && j->abort_reason) {
-        /* the agent aborted it (timeout, stall): a failure, with the agent's reason first */
+    if (!j->worker_done) {
+        finish(j, JOB_FAILED, j->error ? j->error : "unknown libvirt error");
+        return;
+    }
+    switch (jobrule_end_of(j->outcome == MIGRATE_OK, j->outcome == MIGRATE_ABORTED, &j->rs, j->abort_reason != NULL)) {
+    case JOBRULE_END_COMPLETED: finish(j, JOB_COMPLETED, NULL); break;
+    case JOBRULE_END_AGENT_ABORT: {
         _cleanup_free_ char *e = xasprintf("%s (libvirt: %s)", j->abort_reason, j->error ? j->error : "aborted");
         finish(j, JOB_FAILED, e);
-    } else if (j->worker_done && j->outcome == MIGRATE_ABORTED)
-        finish(j, JOB_CANCELLED, j->error ? j->error : "aborted");
-    else {
-        _cleanup_free_ char *e = xstrdup(j->error ? j->error : "unknown libvirt error");
-        finish(j, JOB_FAILED, e);
+        break;
+    }
+    case JOBRULE_END_CANCELLED: finish(j, JOB_CANCELLED, j->error ? j->error : "aborted"); break;
+    case JOBRULE_END_FAILED: finish(j, JOB_FAILED, j->error ? j->error : "unknown libvirt error"); break;
     }
 }
 

@@ -41,3 +41,12 @@ jobrule_finish jobrule_force_complete(const job_opts *o, int running, const jobr
         return JOBRULE_FINISH_ALREADY_POSTCOPY;
     return o->post_copy ? JOBRULE_FINISH_POSTCOPY : JOBRULE_FINISH_PAUSE;
 }
+
+jobrule_end jobrule_end_of(int ok, int libvirt_aborted, const jobrule_state *st, int agent_aborted)
+{
+    if (ok)
+        return JOBRULE_END_COMPLETED;
+    if (!libvirt_aborted && !st->abort_requested)
+        return JOBRULE_END_FAILED;
+    return agent_aborted ? JOBRULE_END_AGENT_ABORT : JOBRULE_END_CANCELLED;
+}

@@ -54,4 +54,17 @@ typedef enum jobrule_finish {
 /* The way to finish a running job (JOBRULE_FINISH_CONFLICT when it is not running). */
 jobrule_finish jobrule_force_complete(const job_opts *o, int running, const jobrule_state *st);
 
+/* How a job whose migrate call returned ends. */
+typedef enum jobrule_end {
+    JOBRULE_END_COMPLETED = 0, /* the guest runs on the destination */
+    JOBRULE_END_AGENT_ABORT,   /* failed: the agent aborted it (timeout, stall); its reason first */
+    JOBRULE_END_CANCELLED,     /* an operator's abort */
+    JOBRULE_END_FAILED,        /* libvirt's failure */
+} jobrule_end;
+/* The end of a job from the migrate call's outcome: ok, or failed with libvirt saying aborted
+ * (libvirt_aborted) or not; agent_aborted when the agent itself asked for the abort. After an
+ * abort was asked, any failure counts as the abort's doing: the job may end as aborted, or as
+ * libvirt's failure of what the abort cut short ("Unable to write to socket: Broken pipe"). */
+jobrule_end jobrule_end_of(int ok, int libvirt_aborted, const jobrule_state *st, int agent_aborted);
+
 #endif

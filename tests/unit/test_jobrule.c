@@ -115,12 +115,30 @@ static void test_force_complete(void **state)
     assert_int_equal(jobrule_force_complete(&post, 0, &st), JOBRULE_FINISH_CONFLICT);
 }
 
+/* How a job ends: an abort asked makes any failure the abort's doing (libvirt reported a
+ * completion-timeout abort once as "Unable to write to socket: Broken pipe"). */
+static void test_end_of(void **state)
+{
+    (void)state;
+    jobrule_state st = fresh(0);
+    assert_int_equal(jobrule_end_of(1, 0, &st, 0), JOBRULE_END_COMPLETED);
+    assert_int_equal(jobrule_end_of(0, 0, &st, 0), JOBRULE_END_FAILED);
+    assert_int_equal(jobrule_end_of(0, 1, &st, 0), JOBRULE_END_CANCELLED); /* aborted by someone else */
+    st.abort_requested = 1;
+    assert_int_equal(jobrule_end_of(0, 1, &st, 0), JOBRULE_END_CANCELLED);   /* the operator's abort */
+    assert_int_equal(jobrule_end_of(0, 0, &st, 0), JOBRULE_END_CANCELLED);   /* ... ending as a failure */
+    assert_int_equal(jobrule_end_of(0, 1, &st, 1), JOBRULE_END_AGENT_ABORT); /* the agent's timeout, stall */
+    assert_int_equal(jobrule_end_of(0, 0, &st, 1), JOBRULE_END_AGENT_ABORT);
+    assert_int_equal(jobrule_end_of(1, 0, &st, 1), JOBRULE_END_COMPLETED); /* it landed before the abort */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_postcopy_after_iterations), cmocka_unit_test(test_best_remaining),
         cmocka_unit_test(test_completion_timeout),        cmocka_unit_test(test_stall),
         cmocka_unit_test(test_operator_abort),            cmocka_unit_test(test_force_complete),
+        cmocka_unit_test(test_end_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
