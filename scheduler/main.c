@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "app.h"
 #include "config.h"
@@ -57,14 +58,37 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
     }
 }
 
+static int probe_work(db_conn *db, void *arg, char **err)
+{
+    (void)arg;
+    if (db_exec(db, NULL, "SELECT 1", 0, NULL) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void probe_done(void *arg, int rc, char *err)
+{
+    (void)rc;
+    sched *s = arg;
+    s->db_probe_busy = 0;
+    free(err); /* the worker's health holds the reason */
+}
+
 /* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
- * Nothing is adopted or started while the broker is away (no agent could be asked). */
+ * Nothing is adopted or started while the broker is away (no agent could be asked). The
+ * database worker's health is kept fresh by a probe when nothing else asks the database. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     sched *s = arg;
     http_tick(s);
+    if (!s->db_probe_busy) {
+        s->db_probe_busy = 1;
+        dbq_submit(s->dbq, probe_work, probe_done, s);
+    }
     if (!s->db || !mq_is_up(s->mq))
         return;
     lease_tick(s, s->ticks++ == 0);
@@ -95,6 +119,11 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
         return;
     }
     log_info(NULL, "database connected, schema at version %d", schema_latest());
+    s->db_ready = 1;
+    if (!s->db_probe_busy) { /* the worker connects too, for /healthz */
+        s->db_probe_busy = 1;
+        dbq_submit(s->dbq, probe_work, probe_done, s);
+    }
     mq_start(s->mq);
     struct timeval tv = {1, 0};
     event_add(s->tick, &tv);
@@ -250,7 +279,11 @@ int main(int argc, char **argv)
     sched s = {.cfg = &cfg, .http_port = http_port};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
+    evthread_use_pthreads(); /* the database worker posts to the loop (dbq, evq) */
     s.base = event_base_new();
+    db_options dbo;
+    db_options_from_config(&cfg, PROG, &dbo);
+    s.dbq = dbq_new(s.base, &dbo, SCHED_DB_STALL_MS);
     s.dispatch = event_new(s.base, -1, 0, queue_on_dispatch, &s); /* queue_dispatch_soon */
     app_signals *sig = app_signals_new(s.base);
     reload_ctx reload = {.s = &s, .path = config_path, .level = level_arg};
@@ -294,6 +327,8 @@ int main(int argc, char **argv)
         log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");
 out:
+    /* the continuations still due answer their HTTP requests and finish their deliveries */
+    dbq_free(s.dbq, SCHED_DB_STOP_GRACE_MS);
     http_stop(&s);
     mq_free(s.mq);
     db_close(s.db);
