@@ -273,7 +273,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");
-    if (ledger_record(in->s, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
+    if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
         return -1;
     in->accepted = 1;
     return 0;
@@ -495,7 +495,7 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         if (q->status == MIG_QUEUED) {
             /* nobody drives a queued migration: cancelled here and now (the operator's request
              * recorded first, then the status) */
-            if (ledger_record(q->s, q->id, "operator", NULL, MIG_QUEUED, "abort", note) < 0 ||
+            if (ledger_record(db, q->s->name, q->id, "operator", NULL, MIG_QUEUED, "abort", note) < 0 ||
                 ledger_cancel_queued(q->s, db, ids, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
                                      "cancelled: aborted by the operator while queued") < 0)
                 return -1;
@@ -504,7 +504,7 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         }
         if (db_exec(db, NULL, "UPDATE migrations SET abort_requested = true WHERE id = $1::bigint", 1, p) < 0)
             return -1;
-        return ledger_record(q->s, q->id, "operator", NULL, q->status, "abort", note);
+        return ledger_record(db, q->s->name, q->id, "operator", NULL, q->status, "abort", note);
     }
     if (q->status != MIG_RUNNING) {
         q->reason = xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
@@ -512,7 +512,7 @@ static int operator_tx(db_conn *db, void *arg, char **err)
     }
     if (db_exec(db, NULL, "UPDATE migrations SET force_complete_requested = true WHERE id = $1::bigint", 1, p) < 0)
         return -1;
-    return ledger_record(q->s, q->id, "operator", NULL, q->status, "force_complete", note);
+    return ledger_record(db, q->s->name, q->id, "operator", NULL, q->status, "force_complete", note);
 }
 
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)

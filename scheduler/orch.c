@@ -45,7 +45,7 @@ static int transition_tx(db_conn *db, void *arg, char **err)
     t->won = PQntuples(r) == 1;
     if (!t->won)
         return 0;
-    return ledger_record(t->o->s, t->o->id, "scheduler", NULL, t->to, "status", t->message);
+    return ledger_record(db, t->o->s->name, t->o->id, "scheduler", NULL, t->to, "status", t->message);
 }
 
 /* Commits from -> to; 0 when done (or already there, on a resumed migration), -1 when it
@@ -108,7 +108,7 @@ static int finish_tx(db_conn *db, void *arg, char **err)
                     2, sp) < 0)
             return -1;
     }
-    return ledger_record(o->s, o->id, "scheduler", NULL, f->status, "status", f->error);
+    return ledger_record(db, o->s->name, o->id, "scheduler", NULL, f->status, "status", f->error);
 }
 
 /* Ends o in final status (committed with its settling), then frees a slot of the limits. */
@@ -484,7 +484,7 @@ static void fc_done(orch *o, json_object *r)
     _cleanup_free_ char *msg = xasprintf("force-complete on %s: %s", o->source,
                                          strcmp(action, "postcopy") == 0 ? "switched to post-copy" : "guest paused to finish");
     log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
-    if (ledger_record(o->s, o->id, "scheduler", NULL, o->status, "force_complete", msg) < 0)
+    if (ledger_record(o->s->db, o->s->name, o->id, "scheduler", NULL, o->status, "force_complete", msg) < 0)
         log_warn(&o->lf, "could not record it: %s", db_error(o->s->db));
 }
 
@@ -623,7 +623,7 @@ void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bo
     if (strcmp(what, "postcopy") == 0) {
         const char *p[] = {ids};
         if (db_exec(s->db, NULL, "UPDATE migrations SET postcopy_active = true WHERE id = $1::bigint", 1, p) < 0 ||
-            ledger_record(s, id, "source", jstr(body, "host"), MIG_RUNNING, "postcopy", "switched to post-copy") < 0)
+            ledger_record(s->db, s->name, id, "source", jstr(body, "host"), MIG_RUNNING, "postcopy", "switched to post-copy") < 0)
             log_warn(&f, "could not record the post-copy switch: %s", db_error(s->db));
         if (o)
             o->postcopy = 1;
@@ -632,7 +632,7 @@ void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bo
     }
     if (strcmp(what, "completed") == 0 || strcmp(what, "failed") == 0 || strcmp(what, "cancelled") == 0) {
         const char *e = jstr(body, "error");
-        if (ledger_record(s, id, "source", jstr(body, "host"), LEDGER_NO_STATUS, what, e ? e : what) < 0)
+        if (ledger_record(s->db, s->name, id, "source", jstr(body, "host"), LEDGER_NO_STATUS, what, e ? e : what) < 0)
             log_warn(&f, "could not record the agent's event: %s", db_error(s->db));
         json_object *st = NULL, *v;
         if (strcmp(what, "completed") == 0 && json_object_object_get_ex(body, "stats", &st)) {

@@ -75,7 +75,7 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
                     " lease_expires_at = now() + make_interval(secs => $3::int),"
                     " deadline_at = now() + make_interval(secs => $4::int) WHERE id = $1::bigint",
                     4, p) < 0 ||
-            ledger_record(s, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status", "the limits allow it now") < 0) {
+            ledger_record(db, s->name, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status", "the limits allow it now") < 0) {
             rc = -1;
             continue;
         }

@@ -29,6 +29,7 @@ typedef struct sched {
     struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
+    int lease_busy;        /* the tick's lease renewal and adoption are with the database worker */
     int outbox_claiming;   /* an outbox claim is with the database worker */
     int outbox_again;      /* ... and another flush was asked meanwhile */
     struct event *dispatch; /* activated for a queue_dispatch on the next loop turn (made by main.c) */
