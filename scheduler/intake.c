@@ -256,7 +256,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     const char *mid = PQgetvalue(mr, 0, 0);
     /* over a concurrency limit: accepted, claimed, and waiting in `queued`, owned by nobody */
     _cleanup_free_ char *wait_why = NULL;
-    int fits = queue_limits_allow(in->s, db, in->source, in->dest, mid, &wait_why);
+    int fits = queue_limits_allow(&in->s->cfg->scheduler, db, in->source, in->dest, mid, &wait_why);
     if (fits < 0)
         return -1;
     in->queued = !fits;

@@ -29,6 +29,8 @@ typedef struct sched {
     struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
+    int dispatch_busy;     /* a queue dispatch is with the database worker */
+    int dispatch_again;    /* ... and another was asked meanwhile */
     int lease_busy;        /* the tick's lease renewal and adoption are with the database worker */
     int outbox_claiming;   /* an outbox claim is with the database worker */
     int outbox_again;      /* ... and another flush was asked meanwhile */
@@ -77,10 +79,12 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
  * `self` (the caller's own, already inserted; NULL for none). Returns 1 (fits), 0 (*why, caller
  * frees, says which limit) or -1 (database error). Take it as late as the transaction allows:
  * the lock is held to the commit and every replica's claims wait for it. */
-int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, const char *self,
+int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self,
                        char **why) FERRY_WUR;
 /* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
- * cancels queued ones that were aborted or waited past deadline_queued_s. */
+ * cancels queued ones that were aborted or waited past deadline_queued_s: one transaction on
+ * the database worker, the migrations started in its continuation (a dispatch asked while
+ * one is on its way runs after it). */
 void queue_dispatch(sched *s);
 /* queue_dispatch on the next loop turn (safe from inside any callback), through s->dispatch. */
 void queue_dispatch_soon(sched *s);
