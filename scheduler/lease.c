@@ -20,6 +20,8 @@ typedef struct adopt_ctx {
     char lease[24];
     char *active;
     int own_only;
+    char started_at[64]; /* own_only: only migrations made before this process met the database
+                          * (a request taken since is driven already, or about to be) */
     /* renewal */
     int64_t t0;        /* mono_ms() before the renewal */
     PGresult *renewed; /* NULL when it failed (renew_err) */
@@ -33,14 +35,15 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
 {
     adopt_ctx *a = arg;
     a->n = 0;
-    const char *p[] = {a->name, a->active, a->lease, a->own_only ? "true" : "false"};
+    const char *p[] = {a->name, a->active, a->lease, a->own_only ? "true" : "false", a->started_at};
     _cleanup_pq_ PGresult *r = NULL;
     /* expired leases (their replica died or lost the database), and, at this replica's start,
      * its own migrations: it knows it is not driving them */
     if (db_exec(db, &r,
                 "WITH c AS (SELECT id, owner, lease_expires_at FROM migrations"
                 "   WHERE status IN ('scheduled', 'preparing', 'running', 'completing')"
-                "   AND (($4::boolean AND owner = $1) OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
+                "   AND (($4::boolean AND owner = $1 AND created_at < $5::timestamptz)"
+                "        OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
                 "   AND NOT (id = ANY ($2::bigint[]))"
                 "   ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED)"
                 " UPDATE migrations m SET owner = $1, epoch = m.epoch + 1, updated_at = now(),"
@@ -48,7 +51,7 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
                 " FROM c WHERE m.id = c.id"
                 " RETURNING m.id, coalesce(c.owner, ''), m.status, m.epoch,"
                 "   coalesce(extract(epoch FROM now() - c.lease_expires_at)::bigint, 0)",
-                4, p) < 0)
+                5, p) < 0)
         return -1;
     for (int i = 0; i < PQntuples(r) && a->n < 16; i++) {
         int64_t id = atoll(PQgetvalue(r, i, 0));
@@ -222,6 +225,7 @@ void lease_tick(sched *s, int starting)
     a->s = s;
     a->name = s->name;
     a->own_only = starting;
+    strlcpy_f(a->started_at, s->db_started_at, sizeof(a->started_at));
     snprintf(a->lease, sizeof(a->lease), "%lld", (long long)s->cfg->scheduler.lease_s);
     /* renew the leases of what this replica drives; read the operators' requests and the
      * deadlines on the way */

@@ -118,6 +118,14 @@ static void try_db(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(s->base, NULL);
         return;
     }
+    _cleanup_pq_ PGresult *now = NULL;
+    if (db_exec(s->db, &now, "SELECT now()::text", 0, NULL) < 0) {
+        log_warn(NULL, "could not read the database's clock: %s; retrying in 2 s", db_error(s->db));
+        struct timeval tv = {2, 0};
+        evtimer_add(s->db_retry, &tv);
+        return;
+    }
+    strlcpy_f(s->db_started_at, PQgetvalue(now, 0, 0), sizeof(s->db_started_at));
     log_info(NULL, "database connected, schema at version %d", schema_latest());
     s->db_ready = 1;
     if (!s->db_probe_busy) { /* the worker connects too, for /healthz */

@@ -20,6 +20,7 @@ typedef struct sched {
     db_conn *db;
     dbq *dbq;              /* the database worker: every statement of the loop goes through it */
     int db_ready;          /* the database answered at the start and its schema is the expected one */
+    char db_started_at[64]; /* the database's clock then: the first tick resumes only older migrations */
     int db_probe_busy;     /* the tick's health probe is queued or running */
     mq_conn *mq;
     struct event *db_retry;
@@ -62,14 +63,15 @@ typedef struct sched {
 void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg);
 
 /* ---- intake (intake.c) ------------------------------------------------------------------------ */
-/* Consumer of ferry.scheduler: one request, one transaction. Owns d. */
+/* Consumer of ferry.scheduler: one request, one transaction (on the database worker; the
+ * answer and the ack after its commit, on the loop). Owns d. */
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
 
 /* ---- operator requests (intake.c) ------------------------------------------------------------ */
 /* Handles a migration.abort or migration.force_complete request on ferry.scheduler (body
  * {"migration": id}): recorded on the migration for its owner, or a queued migration is
- * cancelled at once; replies <type>.accepted or <type>.refused with the reason. Owns d; env is
- * the caller's. */
+ * cancelled at once; replies <type>.accepted or <type>.refused with the reason, after its
+ * transaction on the database worker. Owns d and env. */
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
