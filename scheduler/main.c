@@ -89,52 +89,78 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         s->db_probe_busy = 1;
         dbq_submit(s->dbq, probe_work, probe_done, s);
     }
-    if (!s->db || !mq_is_up(s->mq))
+    if (!s->db_ready || !mq_is_up(s->mq))
         return;
     lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
 }
 
-static void try_db(evutil_socket_t fd, short what, void *arg)
+/* The start's database check, with the worker: connected, and the schema the expected one. */
+typedef struct start_check {
+    sched *s;
+    int schema_bad;       /* connected, but the schema cannot be used: do not retry */
+    char started_at[64];  /* the database's clock */
+} start_check;
+
+static int start_check_work(db_conn *db, void *arg, char **err)
 {
-    (void)fd;
-    (void)what;
-    sched *s = arg;
-    db_options o;
-    db_options_from_config(s->cfg, PROG, &o);
-    char *err = NULL;
-    if (db_open(&o, &s->db, &err) < 0) {
-        log_warn(NULL, "%s; retrying in 2 s", err);
+    start_check *c = arg;
+    if (schema_check(db, err) < 0) {
+        c->schema_bad = 1;
+        return -1;
+    }
+    _cleanup_pq_ PGresult *now = NULL;
+    if (db_exec(db, &now, "SELECT now()::text", 0, NULL) < 0) {
+        *err = xasprintf("could not read the database's clock: %s", db_error(db));
+        return -1;
+    }
+    strlcpy_f(c->started_at, PQgetvalue(now, 0, 0), sizeof(c->started_at));
+    return 0;
+}
+
+static void start_check_done(void *arg, int rc, char *err)
+{
+    start_check *c = arg;
+    sched *s = c->s;
+    int bad = c->schema_bad;
+    strlcpy_f(s->db_started_at, c->started_at, sizeof(s->db_started_at));
+    free(c);
+    if (s->stopping) {
         free(err);
-        struct timeval tv = {2, 0};
-        evtimer_add(s->db_retry, &tv);
         return;
     }
-    if (schema_check(s->db, &err) < 0) {
+    if (rc < 0 && bad) {
         log_error(NULL, "cannot start: %s", err);
         free(err);
         s->exit_code = 1;
         event_base_loopexit(s->base, NULL);
         return;
     }
-    _cleanup_pq_ PGresult *now = NULL;
-    if (db_exec(s->db, &now, "SELECT now()::text", 0, NULL) < 0) {
-        log_warn(NULL, "could not read the database's clock: %s; retrying in 2 s", db_error(s->db));
+    if (rc < 0) {
+        log_warn(NULL, "%s; retrying in 2 s", err);
+        free(err);
         struct timeval tv = {2, 0};
         evtimer_add(s->db_retry, &tv);
         return;
     }
-    strlcpy_f(s->db_started_at, PQgetvalue(now, 0, 0), sizeof(s->db_started_at));
+    free(err);
     log_info(NULL, "database connected, schema at version %d", schema_latest());
     s->db_ready = 1;
-    if (!s->db_probe_busy) { /* the worker connects too, for /healthz */
-        s->db_probe_busy = 1;
-        dbq_submit(s->dbq, probe_work, probe_done, s);
-    }
     mq_start(s->mq);
     struct timeval tv = {1, 0};
     event_add(s->tick, &tv);
+}
+
+/* Asks the database worker to connect and check the schema (again after a failure). */
+static void try_db(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sched *s = arg;
+    start_check *c = xcalloc(1, sizeof(*c));
+    c->s = s;
+    dbq_submit(s->dbq, start_check_work, start_check_done, c);
 }
 
 static int db_upgrade(const ferry_config *cfg)
@@ -339,7 +365,6 @@ out:
     dbq_free(s.dbq, SCHED_DB_STOP_GRACE_MS);
     http_stop(&s);
     mq_free(s.mq);
-    db_close(s.db);
     if (s.db_retry)
         event_free(s.db_retry);
     if (s.tick)

@@ -1,5 +1,7 @@
 /* sched: the state of one ferry-scheduler replica and what its modules share. Everything runs
- * on the libevent loop's thread; database calls are short synchronous transactions. */
+ * on the libevent loop's thread but the database: every statement is a job of the database
+ * worker (common/dbq), submitted from the loop, whose continuation runs on the loop again and
+ * finds what it acts on by id (a migration may have ended meanwhile). */
 #ifndef FERRY_SCHED_H
 #define FERRY_SCHED_H
 
@@ -17,7 +19,6 @@
 typedef struct sched {
     ferry_config *cfg;
     struct event_base *base;
-    db_conn *db;
     dbq *dbq;              /* the database worker: every statement of the loop goes through it */
     int db_ready;          /* the database answered at the start and its schema is the expected one */
     char db_started_at[64]; /* the database's clock then: the first tick resumes only older migrations */
