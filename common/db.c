@@ -29,6 +29,7 @@ struct db_conn {
     int nprep;
     unsigned prep_gen; /* bumped when the cache is dropped, so old names are never reused */
     int in_tx;         /* inside db_tx's BEGIN ... COMMIT: a lost connection is not reopened */
+    const int *stop;   /* when set and non-zero (read atomically), no new connection is opened */
 };
 
 /* forgets the prepared statements (a new connection has none; after a schema change the
@@ -148,6 +149,11 @@ void db_close(db_conn *db)
     free(db);
 }
 
+void db_set_stop(db_conn *db, const int *stop)
+{
+    db->stop = stop;
+}
+
 PGconn *db_pg(db_conn *db)
 {
     return db->pg;
@@ -167,6 +173,10 @@ int db_ensure(db_conn *db)
 {
     if (db->pg && PQstatus(db->pg) == CONNECTION_OK)
         return 0;
+    if (db->stop && __atomic_load_n(db->stop, __ATOMIC_ACQUIRE)) {
+        set_error(db, "08006", "PostgreSQL connection closed: the process is stopping");
+        return -1;
+    }
     log_warn(NULL, "PostgreSQL connection lost, reconnecting");
     return db_connect(db);
 }

@@ -32,6 +32,9 @@ void db_options_from_config(const ferry_config *cfg, const char *app_name, db_op
 int db_open(const db_options *opt, db_conn **out, char **err) FERRY_WUR;
 /* Closes the connection and frees it; NULL is accepted. */
 void db_close(db_conn *db);
+/* From now on a lost connection is not reopened once *stop (borrowed, written by another
+ * thread with an atomic store) is non-zero: statements then fail at once with SQLSTATE 08006. */
+void db_set_stop(db_conn *db, const int *stop);
 /* Returns the underlying libpq connection (borrowed; NULL while disconnected). */
 PGconn *db_pg(db_conn *db);
 /* Returns the last error text of this connection (borrowed; "" when none). */

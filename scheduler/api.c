@@ -7,11 +7,11 @@
 #include "sched.h"
 
 /* Runs sql (one row, one column of JSON) and parses it; NULL with *err when it fails. */
-static json_object *json_query(sched *s, const char *sql, int n, const char *const *p, char **err)
+static json_object *json_query(db_conn *db, const char *sql, int n, const char *const *p, char **err)
 {
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r, sql, n, p) < 0) {
-        *err = xasprintf("database: %s", db_error(s->db));
+    if (db_exec(db, &r, sql, n, p) < 0) {
+        *err = xasprintf("database: %s", db_error(db));
         return NULL;
     }
     if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
@@ -36,12 +36,12 @@ static json_object *json_query(sched *s, const char *sql, int n, const char *con
     "    AND (m.source_host = h.name OR m.dest_host = h.name)) AS active_migrations"                                 \
     " FROM hosts h WHERE ($2::text IS NULL OR h.name = $2)) x"
 
-json_object *api_hosts(sched *s, char **err)
+static json_object *read_hosts(db_conn *db, int64_t max_age_s, char **err)
 {
     char age[24];
-    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    snprintf(age, sizeof(age), "%lld", (long long)max_age_s);
     const char *p[] = {age, NULL};
-    json_object *a = json_query(s, HOSTS_SQL, 2, p, err);
+    json_object *a = json_query(db, HOSTS_SQL, 2, p, err);
     if (!a)
         return NULL;
     json_object *o = json_object_new_object();
@@ -49,12 +49,12 @@ json_object *api_hosts(sched *s, char **err)
     return o;
 }
 
-json_object *api_host(sched *s, const char *name, int *found, char **err)
+static json_object *read_host(db_conn *db, int64_t max_age_s, const char *name, int *found, char **err)
 {
     char age[24];
-    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    snprintf(age, sizeof(age), "%lld", (long long)max_age_s);
     const char *p[] = {age, name};
-    json_object *a = json_query(s, HOSTS_SQL, 2, p, err);
+    json_object *a = json_query(db, HOSTS_SQL, 2, p, err);
     if (!a)
         return NULL;
     *found = json_object_array_length(a) == 1;
@@ -66,7 +66,7 @@ json_object *api_host(sched *s, const char *name, int *found, char **err)
     json_object *h = json_object_get(json_object_array_get_idx(a, 0));
     json_object_put(a);
     const char *q[] = {name};
-    json_object *projects = json_query(s,
+    json_object *projects = json_query(db,
                                        "SELECT coalesce(json_agg(x ORDER BY x.project), '[]') FROM ("
                                        " SELECT i.project, sum(a.vcpus) AS vcpus, sum(a.memory_mb) AS memory_mb,"
                                        "  sum(a.disk_gb) AS disk_gb"
@@ -81,15 +81,16 @@ json_object *api_host(sched *s, const char *name, int *found, char **err)
     return h;
 }
 
-json_object *api_host_set_state(sched *s, const char *name, const char *state, const char *reason, int *found, char **err)
+static json_object *write_host_state(db_conn *db, int64_t max_age_s, const char *name, const char *state,
+                                     const char *reason, int *found, char **err)
 {
     const char *p[] = {name, state, reason && *reason ? reason : NULL};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r,
+    if (db_exec(db, &r,
                 "UPDATE hosts SET state = $2, state_reason = CASE WHEN $2 = 'enabled' THEN NULL ELSE $3 END,"
                 " updated_at = now() WHERE name = $1 RETURNING name",
                 3, p) < 0) {
-        *err = xasprintf("database: %s", db_error(s->db));
+        *err = xasprintf("database: %s", db_error(db));
         *found = 1;
         return NULL;
     }
@@ -100,13 +101,13 @@ json_object *api_host_set_state(sched *s, const char *name, const char *state, c
     }
     log_fields f = {.host = name};
     log_warn(&f, "host %s is now %s%s%s (operator)", name, state, reason && *reason ? ": " : "", reason ? reason : "");
-    return api_host(s, name, found, err);
+    return read_host(db, max_age_s, name, found, err);
 }
 
-json_object *api_instances(sched *s, const char *host, char **err)
+static json_object *read_instances(db_conn *db, const char *host, char **err)
 {
     const char *p[] = {host && *host ? host : NULL};
-    json_object *a = json_query(s,
+    json_object *a = json_query(db,
                                 "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
                                 " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
                                 "  disk_gb FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
@@ -130,12 +131,12 @@ json_object *api_instances(sched *s, const char *host, char **err)
     " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                             \
     " ORDER BY m.id DESC LIMIT $2::int) x"
 
-json_object *api_migrations(sched *s, const char *status, int limit, char **err)
+static json_object *read_migrations(db_conn *db, const char *status, int limit, char **err)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit > 0 && limit <= 10000 ? limit : 100);
     const char *p[] = {status && *status ? status : NULL, lim, NULL};
-    json_object *a = json_query(s, MIGRATIONS_SQL, 3, p, err);
+    json_object *a = json_query(db, MIGRATIONS_SQL, 3, p, err);
     if (!a)
         return NULL;
     json_object *o = json_object_new_object();
@@ -143,12 +144,12 @@ json_object *api_migrations(sched *s, const char *status, int limit, char **err)
     return o;
 }
 
-json_object *api_migration(sched *s, int64_t id, int *found, char **err)
+static json_object *read_migration(db_conn *db, int64_t id, int *found, char **err)
 {
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     const char *p[] = {NULL, "1", ids};
-    json_object *a = json_query(s, MIGRATIONS_SQL, 3, p, err);
+    json_object *a = json_query(db, MIGRATIONS_SQL, 3, p, err);
     if (!a) {
         *found = 1;
         return NULL;
@@ -162,7 +163,7 @@ json_object *api_migration(sched *s, int64_t id, int *found, char **err)
     json_object *m = json_object_get(json_object_array_get_idx(a, 0));
     json_object_put(a);
     const char *q[] = {ids};
-    json_object *ev = json_query(s,
+    json_object *ev = json_query(db,
                                  "SELECT coalesce(json_agg(x ORDER BY x.id), '[]') FROM ("
                                  " SELECT id, at, origin, host, status, kind, message FROM migration_events"
                                  " WHERE migration_id = $1::bigint) x",
@@ -175,7 +176,7 @@ json_object *api_migration(sched *s, int64_t id, int *found, char **err)
     return m;
 }
 
-int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, char **err)
+static int resolve_instance(db_conn *db, const char *ref, char **uuid, char **ec2, char **err)
 {
     msg_instance_kind k = msg_instance_classify(ref);
     const char *col = k == MSG_INSTANCE_UUID ? "uuid::text" : k == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
@@ -183,8 +184,8 @@ int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, cha
         xasprintf("SELECT uuid::text, ec2_id FROM instances WHERE %s = $1 AND vm_state <> 'deleted' LIMIT 2", col);
     const char *p[] = {ref};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r, sql, 1, p) < 0) {
-        *err = xasprintf("database: %s", db_error(s->db));
+    if (db_exec(db, &r, sql, 1, p) < 0) {
+        *err = xasprintf("database: %s", db_error(db));
         return -1;
     }
     if (PQntuples(r) == 0) {
@@ -198,6 +199,73 @@ int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, cha
     *uuid = xstrdup(PQgetvalue(r, 0, 0));
     *ec2 = xstrdup(PQgetvalue(r, 0, 1));
     return 1;
+}
+
+/* ---- the reads as database jobs ------------------------------------------------------------ */
+
+api_read *api_read_new(api_what what)
+{
+    api_read *r = xcalloc(1, sizeof(*r));
+    r->what = what;
+    r->found = 1;
+    return r;
+}
+
+static void api_read_free(api_read *r)
+{
+    free(r->name);
+    free(r->state);
+    free(r->reason);
+    free(r->filter);
+    json_object_put(r->out);
+    free(r->uuid);
+    free(r->ec2);
+    free(r->err);
+    free(r);
+}
+
+/* On the worker: the read itself. */
+static int read_work(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    api_read *r = arg;
+    switch (r->what) {
+    case API_HOSTS: r->out = read_hosts(db, r->max_age_s, &r->err); break;
+    case API_HOST: r->out = read_host(db, r->max_age_s, r->name, &r->found, &r->err); break;
+    case API_HOST_SET_STATE:
+        r->out = write_host_state(db, r->max_age_s, r->name, r->state, r->reason, &r->found, &r->err);
+        break;
+    case API_INSTANCES: r->out = read_instances(db, r->filter, &r->err); break;
+    case API_MIGRATIONS: r->out = read_migrations(db, r->filter, r->limit, &r->err); break;
+    case API_MIGRATION: r->out = read_migration(db, r->id, &r->found, &r->err); break;
+    case API_RESOLVE_INSTANCE: r->resolved = resolve_instance(db, r->name, &r->uuid, &r->ec2, &r->err); break;
+    }
+    return 0;
+}
+
+/* On the loop: the caller's continuation; a job the worker could not run (no connection,
+ * stopping) failed as a database error does. */
+static void read_done(void *arg, int rc, char *err)
+{
+    api_read *r = arg;
+    if (rc < 0) {
+        free(r->err);
+        r->err = xasprintf("database: %s", err ? err : "the database worker could not run the read");
+        r->found = 1;
+        r->resolved = -1;
+    }
+    free(err);
+    r->done(r->s, r, r->arg);
+    api_read_free(r);
+}
+
+void api_submit(sched *s, api_read *r, api_done_fn done, void *arg)
+{
+    r->max_age_s = s->cfg->scheduler.heartbeat_max_age_s; /* the config is the loop's */
+    r->done = done;
+    r->arg = arg;
+    r->s = s;
+    dbq_submit(s->dbq, read_work, read_done, r);
 }
 
 /* ---- the read RPCs on ferry.scheduler.rpc --------------------------------------------------- */
@@ -228,6 +296,36 @@ static const char *jstr_opt(json_object *b, const char *key)
     return NULL;
 }
 
+/* A read RPC waiting for its read: the delivery to answer and the method. */
+typedef struct rpc_wait {
+    mq_conn *c;
+    mq_delivery *d;
+    char *req, *type;
+} rpc_wait;
+
+/* The answer of a read RPC (log and reply, and the delivery finished), from out or code/err. */
+static void rpc_finish(mq_conn *c, mq_delivery *d, const char *req, const char *type, json_object *out, const char *code,
+                       int found, const char *err)
+{
+    if (!out && !code)
+        code = found ? "internal" : "not_found";
+    if (code && strcmp(code, "not_found") != 0)
+        log_warn(&(log_fields){.req = req}, "read RPC %s failed: %s", type, err);
+    rpc_answer(c, d, req, out, code, err);
+}
+
+static void rpc_done(sched *s, api_read *r, void *arg)
+{
+    (void)s;
+    rpc_wait *w = arg;
+    json_object *out = r->out;
+    r->out = NULL; /* rpc_answer takes it */
+    rpc_finish(w->c, w->d, w->req, w->type, out, NULL, r->found, r->err);
+    free(w->req);
+    free(w->type);
+    free(w);
+}
+
 void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
 {
     sched *s = arg;
@@ -251,14 +349,13 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
     }
     const char *type = msg_envelope_type(env), *req = msg_envelope_id(env);
     json_object *b = msg_envelope_body(env), *v;
-    json_object *out = NULL;
     const char *code = NULL;
-    int found = 1;
-    if (!s->db) {
+    api_read *r = NULL;
+    if (!s->db_ready) {
         code = "unavailable";
         err = xstrdup("the scheduler has no database connection yet");
     } else if (strcmp(type, "rpc.host_list") == 0) {
-        out = api_hosts(s, &err);
+        r = api_read_new(API_HOSTS);
     } else if (strcmp(type, "rpc.host_show") == 0 || strcmp(type, "rpc.host_set_state") == 0) {
         const char *h = jstr_opt(b, "host");
         const char *st = jstr_opt(b, "state");
@@ -266,34 +363,49 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
             code = "invalid";
             err = xstrdup("body.host: missing required string");
         } else if (strcmp(type, "rpc.host_show") == 0) {
-            out = api_host(s, h, &found, &err);
+            r = api_read_new(API_HOST);
+            r->name = xstrdup(h);
         } else if (!st || (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0)) {
             code = "invalid";
             err = xstrdup("body.state: enabled, disabled or maintenance");
         } else {
-            out = api_host_set_state(s, h, st, jstr_opt(b, "reason"), &found, &err);
+            r = api_read_new(API_HOST_SET_STATE);
+            r->name = xstrdup(h);
+            r->state = xstrdup(st);
+            r->reason = jstr_opt(b, "reason") ? xstrdup(jstr_opt(b, "reason")) : NULL;
         }
     } else if (strcmp(type, "rpc.instance_list") == 0) {
-        out = api_instances(s, jstr_opt(b, "host"), &err);
+        r = api_read_new(API_INSTANCES);
+        const char *h = jstr_opt(b, "host");
+        r->filter = h && *h ? xstrdup(h) : NULL;
     } else if (strcmp(type, "rpc.migration_list") == 0) {
-        int limit = json_object_object_get_ex(b, "limit", &v) ? json_object_get_int(v) : 100;
-        out = api_migrations(s, jstr_opt(b, "status"), limit, &err);
+        r = api_read_new(API_MIGRATIONS);
+        r->limit = json_object_object_get_ex(b, "limit", &v) ? json_object_get_int(v) : 100;
+        const char *st = jstr_opt(b, "status");
+        r->filter = st && *st ? xstrdup(st) : NULL;
     } else if (strcmp(type, "rpc.migration_show") == 0) {
         if (!json_object_object_get_ex(b, "migration", &v) || !json_object_is_type(v, json_type_int)) {
             code = "invalid";
             err = xstrdup("body.migration: missing required integer");
         } else {
-            out = api_migration(s, json_object_get_int64(v), &found, &err);
+            r = api_read_new(API_MIGRATION);
+            r->id = json_object_get_int64(v);
         }
     } else {
         code = "invalid";
         err = xasprintf("unknown method '%s'", type);
     }
-    if (!out && !code)
-        code = found ? "internal" : "not_found";
-    if (code && strcmp(code, "not_found") != 0)
-        log_warn(&(log_fields){.req = req}, "read RPC %s failed: %s", type, err);
-    rpc_answer(c, d, req, out, code, err);
+    if (r) {
+        /* answered when the database worker has read it; d waits until then */
+        rpc_wait *w = xcalloc(1, sizeof(*w));
+        w->c = c;
+        w->d = d;
+        w->req = req ? xstrdup(req) : NULL;
+        w->type = xstrdup(type);
+        api_submit(s, r, rpc_done, w);
+    } else {
+        rpc_finish(c, d, req, type, NULL, code, 1, err);
+    }
     free(err);
     msg_envelope_free(env);
 }

@@ -37,12 +37,34 @@ static const char *vm_state(const char *s)
     return "unknown";
 }
 
-typedef struct hb_ctx {
+/* One event waiting for the database worker: the delivery, acked (or dead-lettered) in the
+ * continuation, after the commit. */
+typedef struct ev_job {
     sched *s;
-    const agentmsg_heartbeat *hb;
-    const char *host;
-    int stale; /* set when the heartbeat is older than the one recorded */
-} hb_ctx;
+    mq_conn *c;
+    mq_delivery *d;
+    msg_envelope *env; /* the event; the heartbeat's strings are borrowed from it */
+    char host[AGENTMSG_MAX_NAME + 1];
+    /* a heartbeat */
+    agentmsg_heartbeat hb;
+    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
+    int stale;         /* set when the heartbeat is older than the one recorded */
+    /* an agent's migration event */
+    int64_t migration;
+    char what[32];
+    char *source, *dest; /* the migration's hosts, NULL when unknown */
+} ev_job;
+
+static void ev_job_free(ev_job *j)
+{
+    agentmsg_heartbeat_clear(&j->hb);
+    msg_envelope_free(j->env);
+    free(j->source);
+    free(j->dest);
+    free(j);
+}
+
+typedef ev_job hb_ctx;
 
 /* One domain of a heartbeat, in the caller's transaction under a savepoint: 0, or -1 when
  * the database refused it (the caller rolls back to the savepoint; the rest stands). */
@@ -115,14 +137,14 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
 {
     (void)err;
     hb_ctx *h = arg;
-    const agentmsg_heartbeat *b = h->hb;
+    const agentmsg_heartbeat *b = &h->hb;
     h->stale = 0;
     char vcpus[24], mem[24], disk[24], seq[24], cr[32], rr[32], dr[32], rc[24], rm[24], rd[24];
     snprintf(vcpus, sizeof(vcpus), "%lld", (long long)b->vcpus);
     snprintf(mem, sizeof(mem), "%lld", (long long)b->memory_mb);
     snprintf(disk, sizeof(disk), "%lld", (long long)b->disk_gb);
     snprintf(seq, sizeof(seq), "%lld", (long long)b->seq);
-    const cfg_scheduler *c = &h->s->cfg->scheduler;
+    const cfg_scheduler *c = &h->cfg;
     snprintf(cr, sizeof(cr), "%g", c->cpu_allocation_ratio);
     snprintf(rr, sizeof(rr), "%g", c->ram_allocation_ratio);
     snprintf(dr, sizeof(dr), "%g", c->disk_allocation_ratio);
@@ -203,20 +225,35 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
     return 0;
 }
 
-static void on_heartbeat(sched *s, const char *host, const agentmsg_heartbeat *hb)
+static int heartbeat_work(db_conn *db, void *arg, char **err)
 {
-    hb_ctx h = {.s = s, .hb = hb, .host = host};
-    char *err = NULL;
-    log_fields f = {.host = host};
-    for (size_t i = 0; i < hb->n_domains; i++)
-        if (hb->domains[i].bad)
-            log_warn(&f, "heartbeat of %s: a domain refused: %s", host, hb->domains[i].bad);
-    if (db_tx(s->db, "READ COMMITTED", heartbeat_tx, &h, NULL, &err) < 0) {
-        log_error(&f, "could not record the heartbeat of %s: %s", host, err);
-        free(err);
-    } else if (h.stale) {
-        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", host, (long long)hb->seq);
-    }
+    return db_tx(db, "READ COMMITTED", heartbeat_tx, arg, NULL, err);
+}
+
+/* On the loop, after the heartbeat's transaction: logged, and the delivery acked (events are
+ * informative: recorded or not, they are not retried; the next heartbeat carries the same truth). */
+static void heartbeat_done(void *arg, int rc, char *err)
+{
+    ev_job *j = arg;
+    log_fields f = {.host = j->host};
+    if (rc < 0)
+        log_error(&f, "could not record the heartbeat of %s: %s", j->host, err);
+    else if (j->stale)
+        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", j->host, (long long)j->hb.seq);
+    free(err);
+    mq_ack(j->c, j->d);
+    ev_job_free(j);
+}
+
+/* Submits the heartbeat of j (parsed) to the database worker; takes j. */
+static void on_heartbeat(sched *s, ev_job *j)
+{
+    log_fields f = {.host = j->host};
+    for (size_t i = 0; i < j->hb.n_domains; i++)
+        if (j->hb.domains[i].bad)
+            log_warn(&f, "heartbeat of %s: a domain refused: %s", j->host, j->hb.domains[i].bad);
+    j->cfg = s->cfg->scheduler;
+    dbq_submit(s->dbq, heartbeat_work, heartbeat_done, j);
 }
 
 /* Dead-letters d, an event refused because of who sent it or what it says, with the reason,
@@ -229,22 +266,59 @@ static void refuse(mq_conn *c, mq_delivery *d, const log_fields *f, const char *
     mq_dead_letter(c, d, why);
 }
 
-/* The source and dest of migration id (caller frees both), or NULL ones when it is unknown.
- * -1 on a database error. */
-static int migration_hosts(sched *s, int64_t id, char **source, char **dest)
+/* On the worker: the source and dest of the event's migration (NULL ones when it is unknown). */
+static int migration_hosts_work(db_conn *db, void *arg, char **err)
 {
+    ev_job *j = arg;
     char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    snprintf(ids, sizeof(ids), "%lld", (long long)j->migration);
     const char *p[] = {ids};
     _cleanup_pq_ PGresult *r = NULL;
-    *source = *dest = NULL;
-    if (db_exec(s->db, &r, "SELECT source_host, dest_host FROM migrations WHERE id = $1::bigint", 1, p) < 0)
+    if (db_exec(db, &r, "SELECT source_host, dest_host FROM migrations WHERE id = $1::bigint", 1, p) < 0) {
+        *err = xstrdup(db_error(db));
         return -1;
+    }
     if (PQntuples(r) == 1) {
-        *source = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
-        *dest = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
+        j->source = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+        j->dest = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
     }
     return 0;
+}
+
+/* On the loop, the migration's hosts read: the sender checked against them, the event handed
+ * to the orchestration, the delivery acked (or dead-lettered when refused). */
+static void migration_event_done(void *arg, int rc, char *err)
+{
+    ev_job *j = arg;
+    sched *s = j->s;
+    const mq_message *m = mq_delivery_message(j->d);
+    const cfg_trust *t = &s->cfg->trust;
+    json_object *b = msg_envelope_body(j->env);
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)j->migration);
+    log_fields f = {.migration = ids};
+    char *why = NULL;
+    if (rc < 0) {
+        /* who may say it cannot be checked now: the agent's job_status tells it again */
+        log_warn(&f, "event of migration %s not recorded: could not read the migration: %s", ids, err);
+    } else if (!trust_may_speak_for_migration(t, m->user_id, j->source, j->dest, &why)) {
+        refuse(j->c, j->d, &f, why);
+        free(why);
+        free(err);
+        ev_job_free(j);
+        return;
+    } else {
+        /* the host an agent event is recorded under is its sender's, not the body's claim */
+        char sender[AGENTMSG_MAX_NAME + 1];
+        if (trust_role_of(t, m->user_id, sender, sizeof(sender)) == TRUST_AGENT)
+            json_object_object_add(b, "host", json_object_new_string(sender));
+        orch_on_agent_event(s, j->migration, j->what, b);
+    }
+    free(err);
+    /* events are informative: recorded or not, they are not retried (the next heartbeat and
+     * job_status carry the same truth) */
+    mq_ack(j->c, j->d);
+    ev_job_free(j);
 }
 
 void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
@@ -260,49 +334,34 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
         free(err);
         return;
     }
+    ev_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->c = c;
+    j->d = d;
+    j->env = env;
     json_object *b = msg_envelope_body(env);
     const char *origin = jstr(b, "origin");
-    char host[AGENTMSG_MAX_NAME + 1], what[32];
-    int64_t mig = 0;
-    agentmsg_key_kind kind = agentmsg_parse_key(m->routing_key, host, sizeof(host), &mig, what, sizeof(what));
+    agentmsg_key_kind kind =
+        agentmsg_parse_key(m->routing_key, j->host, sizeof(j->host), &j->migration, j->what, sizeof(j->what));
     const cfg_trust *t = &s->cfg->trust;
     if (kind == AGENTMSG_KEY_HEARTBEAT) {
-        log_fields f = {.host = host};
+        log_fields f = {.host = j->host};
         agentmsg_limits l = {.max_vcpus = s->cfg->scheduler.host_max_vcpus,
                              .max_memory_mb = s->cfg->scheduler.host_max_memory_mb,
                              .max_disk_gb = s->cfg->scheduler.host_max_disk_gb};
-        agentmsg_heartbeat hb;
-        if (!trust_may_speak_for_host(t, m->user_id, host, &err) || agentmsg_heartbeat_parse(b, &l, &hb, &err) < 0) {
+        if (!trust_may_speak_for_host(t, m->user_id, j->host, &err) || agentmsg_heartbeat_parse(b, &l, &j->hb, &err) < 0) {
             refuse(c, d, &f, err);
             free(err);
-            msg_envelope_free(env);
+            ev_job_free(j);
             return;
         }
-        on_heartbeat(s, host, &hb);
-        agentmsg_heartbeat_clear(&hb);
-    } else if (kind == AGENTMSG_KEY_MIGRATION && origin && strcmp(origin, "agent") == 0) {
-        char ids[24];
-        snprintf(ids, sizeof(ids), "%lld", (long long)mig);
-        log_fields f = {.migration = ids};
-        _cleanup_free_ char *src = NULL, *dst = NULL;
-        if (migration_hosts(s, mig, &src, &dst) < 0) {
-            /* who may say it cannot be checked now: the agent's job_status tells it again */
-            log_warn(&f, "event of migration %s not recorded: could not read the migration: %s", ids, db_error(s->db));
-        } else if (!trust_may_speak_for_migration(t, m->user_id, src, dst, &err)) {
-            refuse(c, d, &f, err);
-            free(err);
-            msg_envelope_free(env);
-            return;
-        } else {
-            /* the host an agent event is recorded under is its sender's, not the body's claim */
-            char sender[AGENTMSG_MAX_NAME + 1];
-            if (trust_role_of(t, m->user_id, sender, sizeof(sender)) == TRUST_AGENT)
-                json_object_object_add(b, "host", json_object_new_string(sender));
-            orch_on_agent_event(s, mig, what, b);
-        }
+        on_heartbeat(s, j); /* acked after its commit */
+        return;
     }
-    msg_envelope_free(env);
-    /* events are informative: recorded or not, they are not retried (the next heartbeat and
-     * job_status carry the same truth) */
+    if (kind == AGENTMSG_KEY_MIGRATION && origin && strcmp(origin, "agent") == 0) {
+        dbq_submit(s->dbq, migration_hosts_work, migration_event_done, j);
+        return;
+    }
+    ev_job_free(j);
     mq_ack(c, d);
 }

@@ -119,6 +119,79 @@ static char *body_text(struct evhttp_request *req)
     return t;
 }
 
+/* An os-migrateLive waiting for its instance to be resolved by the database worker. */
+typedef struct resolving {
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+    json_object *action, *opts; /* references of the body's parts (opts may be NULL) */
+    char *tenant, *dest;
+} resolving;
+
+static void resolving_free(resolving *v)
+{
+    json_object_put(v->action);
+    json_object_put(v->opts);
+    free(v->tenant);
+    free(v->dest);
+    free(v);
+}
+
+static void resolving_client_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    ((resolving *)arg)->req = NULL; /* libevent frees the request */
+}
+
+/* The instance resolved (or not): the request contract published to a replica. */
+static void migrate_live_resolved(sched *s, api_read *r, void *arg)
+{
+    resolving *v = arg;
+    struct evhttp_request *req = v->req;
+    if (!req) {
+        resolving_free(v);
+        return;
+    }
+    evhttp_connection_set_closecb(v->conn, NULL, NULL);
+    if (r->resolved != 1) {
+        http_send_error(req, r->resolved == 0 ? 404 : r->resolved == 2 ? 409 : 503, "%s", r->err ? r->err : "unknown error");
+        resolving_free(v);
+        return;
+    }
+    char *uuid = r->uuid, *ec2 = r->ec2, *err = NULL;
+    r->uuid = r->ec2 = NULL;
+    /* the request contract, checked exactly as the scheduler's intake will check it */
+    char id[37];
+    uuid_new(id);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(uuid));
+    json_object_object_add(b, "os-migrateLive", json_object_get(v->action));
+    if (v->opts)
+        json_object_object_add(b, "options", json_object_get(v->opts));
+    _cleanup_free_ char *msg = msg_build(MSG_TYPE_REQUEST, id, b);
+    msg_envelope *env = NULL;
+    msg_request rq = {0};
+    if (msg_parse(msg, strlen(msg), &env, &err) < 0 || msg_request_parse(env, NULL, &rq, &err) < 0) {
+        msg_envelope_free(env);
+        http_send_error(req, 400, "%s", err);
+        free(err);
+        free(uuid);
+        free(ec2);
+        resolving_free(v);
+        return;
+    }
+    msg_request_free(&rq);
+    msg_envelope_free(env);
+    log_fields f = {.req = id, .instance = ec2};
+    log_info(&f, "HTTP: os-migrateLive of %s (tenant %s) to %s: request %s published", ec2, v->tenant, v->dest, id);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, "os-migrateLive", sizeof(w->kind));
+    strlcpy_f(w->request_id, id, sizeof(w->request_id));
+    w->uuid = uuid;
+    w->ec2 = ec2;
+    resolving_free(v);
+    ask_scheduler(s, req, w, msg);
+}
+
 void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server)
 {
     _cleanup_free_ char *text = body_text(req);
@@ -138,47 +211,20 @@ void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *
     }
     json_object_object_get_ex(in, "options", &opts);
     json_object *hv = NULL;
-    _cleanup_free_ char *dest = xstrdup(json_object_object_get_ex(action, "host", &hv) && json_object_is_type(hv, json_type_string)
-                                            ? json_object_get_string(hv)
-                                            : "a host the scheduler chooses");
-    char *uuid = NULL, *ec2 = NULL, *err = NULL;
-    int r = api_resolve_instance(s, server, &uuid, &ec2, &err);
-    if (r != 1) {
-        json_object_put(in);
-        http_send_error(req, r == 0 ? 404 : r == 2 ? 409 : 503, "%s", err);
-        free(err);
-        return;
-    }
-    /* the request contract, checked exactly as the scheduler's intake will check it */
-    char id[37];
-    uuid_new(id);
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "instance", json_object_new_string(uuid));
-    json_object_object_add(b, "os-migrateLive", json_object_get(action));
-    if (opts)
-        json_object_object_add(b, "options", json_object_get(opts));
+    resolving *v = xcalloc(1, sizeof(*v));
+    v->dest = xstrdup(json_object_object_get_ex(action, "host", &hv) && json_object_is_type(hv, json_type_string)
+                          ? json_object_get_string(hv)
+                          : "a host the scheduler chooses");
+    v->action = json_object_get(action);
+    v->opts = opts ? json_object_get(opts) : NULL;
+    v->tenant = xstrdup(tenant);
+    v->req = req;
+    v->conn = evhttp_request_get_connection(req);
     json_object_put(in);
-    _cleanup_free_ char *msg = msg_build(MSG_TYPE_REQUEST, id, b);
-    msg_envelope *env = NULL;
-    msg_request rq = {0};
-    if (msg_parse(msg, strlen(msg), &env, &err) < 0 || msg_request_parse(env, NULL, &rq, &err) < 0) {
-        msg_envelope_free(env);
-        http_send_error(req, 400, "%s", err);
-        free(err);
-        free(uuid);
-        free(ec2);
-        return;
-    }
-    msg_request_free(&rq);
-    msg_envelope_free(env);
-    log_fields f = {.req = id, .instance = ec2};
-    log_info(&f, "HTTP: os-migrateLive of %s (tenant %s) to %s: request %s published", ec2, tenant, dest, id);
-    waiting *w = xcalloc(1, sizeof(*w));
-    strlcpy_f(w->kind, "os-migrateLive", sizeof(w->kind));
-    strlcpy_f(w->request_id, id, sizeof(w->request_id));
-    w->uuid = uuid;
-    w->ec2 = ec2;
-    ask_scheduler(s, req, w, msg);
+    api_read *r = api_read_new(API_RESOLVE_INSTANCE);
+    r->name = xstrdup(server);
+    evhttp_connection_set_closecb(v->conn, resolving_client_close, v);
+    api_submit(s, r, migrate_live_resolved, v);
 }
 
 void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what)

@@ -15,13 +15,15 @@
 extern const char dashboard_html[];
 extern const unsigned long dashboard_html_len;
 
+/* /healthz: what the replica knows without waiting on anything: the broker connection and
+ * the database worker's health (its connection after its last job, a job running past
+ * SCHED_DB_STALL_MS); it never runs a statement itself. */
 static void healthz(sched *s, struct evhttp_request *req)
 {
-    int db_ok = 0;
-    if (s->db) {
-        _cleanup_pq_ PGresult *r = NULL;
-        db_ok = db_exec(s->db, &r, "SELECT 1", 0, NULL) == 0;
-    }
+    dbq_health h = {0};
+    if (s->dbq)
+        dbq_get_health(s->dbq, &h);
+    int db_ok = h.connected && !h.stalled;
     int mq_ok = s->mq && mq_is_up(s->mq);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "ok", json_object_new_boolean(db_ok && mq_ok));
@@ -29,34 +31,44 @@ static void healthz(sched *s, struct evhttp_request *req)
     json_object_object_add(o, "database", json_object_new_boolean(db_ok));
     json_object_object_add(o, "broker", json_object_new_boolean(mq_ok));
     json_object_object_add(o, "migrations_driven", json_object_new_int(orch_count()));
+    json_object_object_add(o, "database_jobs_queued", json_object_new_int(h.queued));
+    if (h.stalled)
+        json_object_object_add(o, "database_stalled_ms", json_object_new_int64(h.running_ms));
+    if (!h.connected && *h.error)
+        json_object_object_add(o, "database_error", json_object_new_string(h.error));
     http_send_json(req, db_ok && mq_ok ? 200 : 503, o);
 }
 
-static void metrics(sched *s, struct evhttp_request *req)
+/* /metrics: the database's figures are read by the worker (metrics_work), this replica's
+ * counters added on the loop (metrics_done). */
+typedef struct metrics_job {
+    sched *s;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+    int64_t max_age_s;
+    struct evbuffer *db; /* the database's part of the text (filled by the worker only) */
+} metrics_job;
+
+static int metrics_work(db_conn *db, void *arg, char **err)
 {
-    if (!s->db) {
-        http_send_error(req, 503, "no database connection yet");
-        return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "# HELP ferry_scheduler_info This replica.\n# TYPE ferry_scheduler_info gauge\n"
-                           "ferry_scheduler_info{name=\"%s\",version=\"" FERRY_VERSION "\"} 1\n",
-                        s->name);
+    (void)err;
+    metrics_job *j = arg;
+    struct evbuffer *b = j->db;
     static const char *const statuses[] = {"queued", "scheduled", "preparing", "running", "completing",
                                            "completed", "failed", "error", "cancelled"};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r, "SELECT status, count(*) FROM migrations GROUP BY status", 0, NULL) == 0) {
+    if (db_exec(db, &r, "SELECT status, count(*) FROM migrations GROUP BY status", 0, NULL) == 0) {
         evbuffer_add_printf(b, "# HELP ferry_migrations Migrations by status.\n# TYPE ferry_migrations gauge\n");
         for (size_t i = 0; i < ARRAY_SIZE(statuses); i++) {
             const char *n = "0";
-            for (int j = 0; j < PQntuples(r); j++)
-                if (strcmp(PQgetvalue(r, j, 0), statuses[i]) == 0)
-                    n = PQgetvalue(r, j, 1);
+            for (int k = 0; k < PQntuples(r); k++)
+                if (strcmp(PQgetvalue(r, k, 0), statuses[i]) == 0)
+                    n = PQgetvalue(r, k, 1);
             evbuffer_add_printf(b, "ferry_migrations{status=\"%s\"} %s\n", statuses[i], n);
         }
     }
     _cleanup_pq_ PGresult *c = NULL;
-    if (db_exec(s->db, &c,
+    if (db_exec(db, &c,
                 "SELECT count(*), round(coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), 3),"
                 " coalesce(sum(memory_processed_bytes), 0), round(coalesce(sum(downtime_ms), 0) / 1000.0, 3), count(downtime_ms)"
                 " FROM migrations WHERE status = 'completed'",
@@ -76,9 +88,9 @@ static void metrics(sched *s, struct evhttp_request *req)
     }
     _cleanup_pq_ PGresult *h = NULL;
     char age[24];
-    snprintf(age, sizeof(age), "%lld", (long long)s->cfg->scheduler.heartbeat_max_age_s);
+    snprintf(age, sizeof(age), "%lld", (long long)j->max_age_s);
     const char *hp[] = {age};
-    if (db_exec(s->db, &h,
+    if (db_exec(db, &h,
                 "SELECT count(*) FILTER (WHERE last_heartbeat > now() - make_interval(secs => $1::int)), count(*),"
                 " (SELECT count(*) FROM outbox) FROM hosts",
                 1, hp) == 0 &&
@@ -90,18 +102,98 @@ static void metrics(sched *s, struct evhttp_request *req)
                             "# TYPE ferry_outbox_events gauge\nferry_outbox_events %s\n",
                             PQgetvalue(h, 0, 0), PQgetvalue(h, 0, 1), PQgetvalue(h, 0, 2));
     }
-    evbuffer_add_printf(b,
-                        "# HELP ferry_claim_seconds Request intake transactions of this replica (decision and claim).\n"
-                        "# TYPE ferry_claim_seconds summary\nferry_claim_seconds_sum %.6f\nferry_claim_seconds_count %lld\n"
-                        "# HELP ferry_requests Requests taken by this replica, by outcome.\n# TYPE ferry_requests counter\n"
-                        "ferry_requests_total{outcome=\"accepted\"} %lld\nferry_requests_total{outcome=\"refused\"} %lld\n"
-                        "ferry_requests_total{outcome=\"invalid\"} %lld\n",
-                        (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
-                        (long long)s->invalid);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
+    return 0;
+}
+
+static void metrics_done(void *arg, int rc, char *err)
+{
+    (void)rc;
+    free(err); /* a figure the database did not give is left out, as before */
+    metrics_job *j = arg;
+    sched *s = j->s;
+    struct evhttp_request *req = j->req;
+    if (req) {
+        evhttp_connection_set_closecb(j->conn, NULL, NULL);
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "# HELP ferry_scheduler_info This replica.\n# TYPE ferry_scheduler_info gauge\n"
+                               "ferry_scheduler_info{name=\"%s\",version=\"" FERRY_VERSION "\"} 1\n",
+                            s->name);
+        evbuffer_add_buffer(b, j->db);
+        evbuffer_add_printf(b,
+                            "# HELP ferry_claim_seconds Request intake transactions of this replica (decision and claim).\n"
+                            "# TYPE ferry_claim_seconds summary\nferry_claim_seconds_sum %.6f\nferry_claim_seconds_count %lld\n"
+                            "# HELP ferry_requests Requests taken by this replica, by outcome.\n# TYPE ferry_requests counter\n"
+                            "ferry_requests_total{outcome=\"accepted\"} %lld\nferry_requests_total{outcome=\"refused\"} %lld\n"
+                            "ferry_requests_total{outcome=\"invalid\"} %lld\n",
+                            (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
+                            (long long)s->invalid);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+    }
+    evbuffer_free(j->db);
+    free(j);
+}
+
+static void metrics_client_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    ((metrics_job *)arg)->req = NULL; /* libevent frees the request */
+}
+
+static void metrics(sched *s, struct evhttp_request *req)
+{
+    if (!s->db_ready) {
+        http_send_error(req, 503, "no database connection yet");
+        return;
+    }
+    metrics_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->req = req;
+    j->conn = evhttp_request_get_connection(req);
+    j->max_age_s = s->cfg->scheduler.heartbeat_max_age_s;
+    j->db = evbuffer_new();
+    evhttp_connection_set_closecb(j->conn, metrics_client_close, j);
+    dbq_submit(s->dbq, metrics_work, metrics_done, j);
+}
+
+/* ---- the reads of api.c, answered when the database worker has them --------------------------- */
+
+typedef struct read_wait {
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+} read_wait;
+
+static void read_client_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    ((read_wait *)arg)->req = NULL; /* libevent frees the request: the answer has nowhere to go */
+}
+
+static void read_answer(sched *s, api_read *r, void *arg)
+{
+    (void)s;
+    read_wait *w = arg;
+    if (w->req) {
+        evhttp_connection_set_closecb(w->conn, NULL, NULL);
+        json_object *o = r->out;
+        char *err = r->err;
+        r->out = NULL;
+        r->err = NULL;
+        http_send_read(w->req, o, r->found, err);
+    }
+    free(w);
+}
+
+/* Submits the read r (taken) and answers req with it (http_send_read) when it is done. */
+static void read_submit(sched *s, struct evhttp_request *req, api_read *r)
+{
+    read_wait *w = xcalloc(1, sizeof(*w));
+    w->req = req;
+    w->conn = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(w->conn, read_client_close, w);
+    api_submit(s, r, read_answer, w);
 }
 
 /* The page's Content-Security-Policy: scripts only the page's own inline <script> blocks, by
@@ -307,7 +399,7 @@ void http_on_request(struct evhttp_request *req, void *arg)
     } else if (api && n == 2 && strcmp(seg[1], "migrations") == 0 && get && migrations_query(&q, &status, &limit, &cerr) < 0) {
         http_send_error(req, 400, "%s", cerr);
         free(cerr);
-    } else if (!s->db) {
+    } else if (!s->db_ready) {
         http_send_error(req, 503, "the scheduler has no database connection yet");
     } else if (!api) {
         /* /v2/{tenant}/servers/{server}/action */
@@ -320,23 +412,29 @@ void http_on_request(struct evhttp_request *req, void *arg)
             http_send_error(req, 404, "no such resource: %s (ferry serves POST /v2/{tenant}/servers/{server}/action)", path);
         }
     } else {
-        char *err = NULL;
-        int found = 1;
         int64_t id = 0;
         if (n == 2 && strcmp(seg[1], "hosts") == 0 && get) {
-            http_send_read(req, api_hosts(s, &err), 1, err);
+            read_submit(s, req, api_read_new(API_HOSTS));
         } else if (n == 3 && strcmp(seg[1], "hosts") == 0 && get) {
-            json_object *o = api_host(s, seg[2], &found, &err);
-            http_send_read(req, o, found, err);
+            api_read *r = api_read_new(API_HOST);
+            r->name = xstrdup(seg[2]);
+            read_submit(s, req, r);
         } else if (n == 2 && strcmp(seg[1], "instances") == 0 && get) {
-            http_send_read(req, api_instances(s, httpcheck_query_get(&q, "host"), &err), 1, err);
+            api_read *r = api_read_new(API_INSTANCES);
+            const char *h = httpcheck_query_get(&q, "host");
+            r->filter = h && *h ? xstrdup(h) : NULL;
+            read_submit(s, req, r);
         } else if (n == 2 && strcmp(seg[1], "migrations") == 0 && get) {
-            http_send_read(req, api_migrations(s, status, limit, &err), 1, err);
+            api_read *r = api_read_new(API_MIGRATIONS);
+            r->filter = status && *status ? xstrdup(status) : NULL;
+            r->limit = limit;
+            read_submit(s, req, r);
         } else if (n >= 3 && strcmp(seg[1], "migrations") == 0 && parse_id(seg[2], &id) < 0) {
             http_send_error(req, 404, "no migration %s: an id is a positive integer", seg[2]);
         } else if (n == 3 && strcmp(seg[1], "migrations") == 0 && get) {
-            json_object *o = api_migration(s, id, &found, &err);
-            http_send_read(req, o, found, err);
+            api_read *r = api_read_new(API_MIGRATION);
+            r->id = id;
+            read_submit(s, req, r);
         } else if (n == 4 && strcmp(seg[1], "migrations") == 0 &&
                    (strcmp(seg[3], "abort") == 0 || strcmp(seg[3], "force-complete") == 0)) {
             if (post)

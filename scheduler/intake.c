@@ -9,7 +9,8 @@
 #include "sched.h"
 
 typedef struct intake {
-    sched *s;
+    sched *s;          /* the worker reads only name (fixed) through it */
+    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
     const msg_request *req;
     const char *reply_to;
     /* results */
@@ -160,7 +161,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return refuse(db, in, "the source host %s is unknown", in->source);
     const char *arch = PQgetvalue(ir, 0, 8), *hv = PQgetvalue(ir, 0, 9);
     char age[24];
-    snprintf(age, sizeof(age), "%lld", (long long)in->s->cfg->scheduler.heartbeat_max_age_s);
+    snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
     /* candidates: filters in SQL, weighed by free memory then fewest active migrations (the
      * hosts' own counter, schema 5) */
@@ -213,8 +214,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(down, sizeof(down), "%d", rq->options.max_downtime_ms);
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
     char lease[16], dl[24];
-    snprintf(lease, sizeof(lease), "%lld", (long long)in->s->cfg->scheduler.lease_s);
-    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_s(in->s, MIG_SCHEDULED));
+    snprintf(lease, sizeof(lease), "%lld", (long long)in->cfg.lease_s);
+    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_SCHEDULED));
     const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
     const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
                         rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
@@ -256,13 +257,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     const char *mid = PQgetvalue(mr, 0, 0);
     /* over a concurrency limit: accepted, claimed, and waiting in `queued`, owned by nobody */
     _cleanup_free_ char *wait_why = NULL;
-    int fits = queue_limits_allow(in->s, db, in->source, in->dest, mid, &wait_why);
+    int fits = queue_limits_allow(&in->cfg, db, in->source, in->dest, mid, &wait_why);
     if (fits < 0)
         return -1;
     in->queued = !fits;
     if (in->queued) {
         char qdl[24];
-        snprintf(qdl, sizeof(qdl), "%lld", (long long)ledger_deadline_s(in->s, MIG_QUEUED));
+        snprintf(qdl, sizeof(qdl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_QUEUED));
         const char *qp[] = {mid, qdl};
         if (db_exec(db, NULL,
                     "UPDATE migrations SET status = 'queued', owner = NULL, lease_expires_at = NULL, epoch = 0,"
@@ -273,7 +274,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");
-    if (ledger_record(in->s, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
+    if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
         return -1;
     in->accepted = 1;
     return 0;
@@ -298,19 +299,20 @@ static void requeue_later(evutil_socket_t fd, short what, void *arg)
     free(l);
 }
 
-/* A request whose transaction failed for a reason that may pass, taken again in 1 s (not at
+/* A request whose transaction failed for a reason that may pass (connected: whether the
+ * database worker's connection was usable after it), taken again in 1 s (not at
  * once: a database that refuses now would spin). While the database cannot be reached the
  * delivery is kept and retried here: every return to the queue counts against its
  * delivery-limit policy, and an outage must not send good requests to ferry.dead. Any other
  * retryable failure (serialization, deadlock past tx_retries, resources) returns it to the
  * queue, where another replica may take it. */
-static void retry_later(sched *s, mq_conn *c, mq_delivery *d)
+static void retry_later(sched *s, mq_conn *c, mq_delivery *d, int connected)
 {
     later *l = xcalloc(1, sizeof(*l));
     l->s = s;
     l->c = c;
     l->d = d;
-    l->hold = !db_pg(s->db) || PQstatus(db_pg(s->db)) != CONNECTION_OK;
+    l->hold = !connected;
     struct timeval tv = {1, 0};
     event_base_once(s->base, -1, EV_TIMEOUT, requeue_later, l, &tv);
 }
@@ -325,6 +327,98 @@ static void reply(sched *s, const char *reply_to, const char *corr, const char *
         log_warn(NULL, "could not reply to %s: %s", reply_to, err);
         free(err);
     }
+}
+
+/* A request with the database worker: its delivery is finished in intake_done. */
+typedef struct intake_job {
+    mq_conn *c;
+    mq_delivery *d;
+    msg_envelope *env;
+    msg_request rq;
+    intake in;
+    int64_t us;    /* how long the transaction took */
+    int retryable; /* after a failure: db_failure_retryable */
+    int connected; /* the connection was usable after it */
+} intake_job;
+
+static int intake_work(db_conn *db, void *arg, char **err)
+{
+    intake_job *j = arg;
+    int64_t t0 = mono_us();
+    int rc = db_tx(db, "READ COMMITTED", intake_tx, &j->in, NULL, err);
+    j->us = mono_us() - t0;
+    j->retryable = rc < 0 && db_failure_retryable(db);
+    j->connected = db_pg(db) && PQstatus(db_pg(db)) == CONNECTION_OK;
+    return rc;
+}
+
+static void intake_job_free(intake_job *j)
+{
+    intake_clear(&j->in);
+    msg_request_free(&j->rq);
+    msg_envelope_free(j->env);
+    free(j);
+}
+
+/* On the loop, after the request's transaction: the answer, then the ack (after the commit). */
+static void intake_done(void *arg, int txrc, char *err)
+{
+    intake_job *j = arg;
+    sched *s = j->in.s;
+    mq_conn *c = j->c;
+    mq_delivery *d = j->d;
+    const mq_message *m = mq_delivery_message(d);
+    msg_request *rq = &j->rq;
+    intake *in = &j->in;
+    log_fields f = {.req = rq->id};
+    s->claims++;
+    s->claim_us += j->us;
+    if (txrc < 0 && !j->retryable) {
+        /* the database refuses this request (a constraint, a trigger, bad data): it would refuse
+         * it on every try, so it is kept in ferry.dead with the reason instead of requeued */
+        _cleanup_free_ char *why = xasprintf("cannot take request for %s: %s", rq->instance, err);
+        log_error(&f, "%s; not retryable: dead-lettered", why);
+        free(err);
+        s->refused++;
+        _cleanup_free_ char *r = msg_build_refused(rq->id, why);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, why);
+        intake_job_free(j);
+        return;
+    }
+    if (txrc < 0) {
+        /* the database could not answer now (connection, serialization, shutdown): the request
+         * goes back for another try (the broker's delivery-limit policy ends a request that
+         * never gets through in ferry.dead) */
+        log_error(&f, "could not take request for %s: %s; it will be retried in 1 s", rq->instance, err);
+        free(err);
+        retry_later(s, c, d, j->connected);
+        intake_job_free(j);
+        return;
+    }
+    free(err);
+    char mig_s[24];
+    snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in->migration);
+    log_fields g = {.req = rq->id, .migration = in->migration ? mig_s : NULL, .instance = in->ec2_id};
+    _cleanup_free_ char *r = in->accepted ? msg_build_accepted(rq->id, in->migration, in->dest) : msg_build_refused(rq->id, in->reason);
+    if (!in->duplicate)
+        *(in->accepted ? &s->accepted : &s->refused) += 1;
+    if (in->duplicate)
+        log_info(&g, "request %s seen before (%s): one effect only", rq->id, in->accepted ? "accepted" : "refused");
+    else if (in->accepted)
+        log_info(&g, "migration %lld of %s: %s -> %s %s", (long long)in->migration, in->ec2_id, in->source, in->dest,
+                 in->queued ? "queued (a concurrency limit is reached)" : "scheduled");
+    else
+        log_warn(&g, "request for %s refused: %s", rq->instance, in->reason);
+    reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
+    mq_ack(c, d);                                 /* after the commit */
+    if (!in->duplicate)
+        outbox_flush(s);
+    if (in->accepted && !in->duplicate && !s->stopping) {
+        if (!in->queued)
+            orch_start(s, in->migration);
+    }
+    intake_job_free(j);
 }
 
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
@@ -357,8 +451,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     }
     const char *type = msg_envelope_type(env);
     if (strcmp(type, "migration.abort") == 0 || strcmp(type, "migration.force_complete") == 0) {
-        intake_operator(s, c, d, env);
-        msg_envelope_free(env);
+        intake_operator(s, c, d, env); /* takes env */
         return;
     }
     msg_request_defaults defs;
@@ -379,62 +472,16 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         free(err);
         return;
     }
-    intake in = {.s = s, .req = &rq};
-    int64_t t0 = mono_us();
-    int txrc = db_tx(s->db, "READ COMMITTED", intake_tx, &in, NULL, &err);
-    s->claims++;
-    s->claim_us += mono_us() - t0;
-    if (txrc < 0 && !db_failure_retryable(s->db)) {
-        /* the database refuses this request (a constraint, a trigger, bad data): it would refuse
-         * it on every try, so it is kept in ferry.dead with the reason instead of requeued */
-        _cleanup_free_ char *why = xasprintf("cannot take request for %s: %s", rq.instance, err);
-        log_error(&f, "%s; not retryable: dead-lettered", why);
-        free(err);
-        s->refused++;
-        _cleanup_free_ char *r = msg_build_refused(rq.id, why);
-        reply(s, m->reply_to, m->correlation_id, r);
-        mq_dead_letter(c, d, why);
-        intake_clear(&in);
-        msg_request_free(&rq);
-        msg_envelope_free(env);
-        return;
-    }
-    if (txrc < 0) {
-        /* the database could not answer now (connection, serialization, shutdown): the request
-         * goes back for another try (the broker's delivery-limit policy ends a request that
-         * never gets through in ferry.dead) */
-        log_error(&f, "could not take request for %s: %s; it will be retried in 1 s", rq.instance, err);
-        free(err);
-        retry_later(s, c, d);
-        intake_clear(&in);
-        msg_request_free(&rq);
-        msg_envelope_free(env);
-        return;
-    }
-    char mig_s[24];
-    snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in.migration);
-    log_fields g = {.req = rq.id, .migration = in.migration ? mig_s : NULL, .instance = in.ec2_id};
-    _cleanup_free_ char *r = in.accepted ? msg_build_accepted(rq.id, in.migration, in.dest) : msg_build_refused(rq.id, in.reason);
-    if (!in.duplicate)
-        *(in.accepted ? &s->accepted : &s->refused) += 1;
-    if (in.duplicate)
-        log_info(&g, "request %s seen before (%s): one effect only", rq.id, in.accepted ? "accepted" : "refused");
-    else if (in.accepted)
-        log_info(&g, "migration %lld of %s: %s -> %s %s", (long long)in.migration, in.ec2_id, in.source, in.dest,
-                 in.queued ? "queued (a concurrency limit is reached)" : "scheduled");
-    else
-        log_warn(&g, "request for %s refused: %s", rq.instance, in.reason);
-    reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
-    mq_ack(c, d);                                 /* after the commit */
-    if (!in.duplicate)
-        outbox_flush(s);
-    if (in.accepted && !in.duplicate) {
-        if (!in.queued)
-            orch_start(s, in.migration);
-    }
-    intake_clear(&in);
-    msg_request_free(&rq);
-    msg_envelope_free(env);
+    intake_job *j = xcalloc(1, sizeof(*j));
+    j->c = c;
+    j->d = d;
+    j->env = env;
+    j->rq = rq;
+    j->in.s = s;
+    j->in.cfg = s->cfg->scheduler;
+    j->in.req = &j->rq;
+    j->retryable = 1; /* as when the worker cannot connect */
+    dbq_submit(s->dbq, intake_work, intake_done, j); /* acked in intake_done, after the commit */
 }
 
 /* ---- abort and force-complete ---------------------------------------------------------------- */
@@ -495,7 +542,7 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         if (q->status == MIG_QUEUED) {
             /* nobody drives a queued migration: cancelled here and now (the operator's request
              * recorded first, then the status) */
-            if (ledger_record(q->s, q->id, "operator", NULL, MIG_QUEUED, "abort", note) < 0 ||
+            if (ledger_record(db, q->s->name, q->id, "operator", NULL, MIG_QUEUED, "abort", note) < 0 ||
                 ledger_cancel_queued(q->s, db, ids, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
                                      "cancelled: aborted by the operator while queued") < 0)
                 return -1;
@@ -504,7 +551,7 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         }
         if (db_exec(db, NULL, "UPDATE migrations SET abort_requested = true WHERE id = $1::bigint", 1, p) < 0)
             return -1;
-        return ledger_record(q->s, q->id, "operator", NULL, q->status, "abort", note);
+        return ledger_record(db, q->s->name, q->id, "operator", NULL, q->status, "abort", note);
     }
     if (q->status != MIG_RUNNING) {
         q->reason = xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
@@ -512,7 +559,92 @@ static int operator_tx(db_conn *db, void *arg, char **err)
     }
     if (db_exec(db, NULL, "UPDATE migrations SET force_complete_requested = true WHERE id = $1::bigint", 1, p) < 0)
         return -1;
-    return ledger_record(q->s, q->id, "operator", NULL, q->status, "force_complete", note);
+    return ledger_record(db, q->s->name, q->id, "operator", NULL, q->status, "force_complete", note);
+}
+
+/* An operator's request with the database worker; env (taken from the caller) is freed with it. */
+typedef struct opjob {
+    mq_conn *c;
+    mq_delivery *d;
+    msg_envelope *env;
+    opreq q;
+    int retryable; /* after a failure: db_failure_retryable */
+    int connected; /* the connection was usable after it */
+} opjob;
+
+static int operator_work(db_conn *db, void *arg, char **err)
+{
+    opjob *j = arg;
+    int rc = db_tx(db, "READ COMMITTED", operator_tx, &j->q, NULL, err);
+    j->retryable = rc < 0 && db_failure_retryable(db);
+    j->connected = db_pg(db) && PQstatus(db_pg(db)) == CONNECTION_OK;
+    return rc;
+}
+
+static void opjob_free(opjob *j)
+{
+    free(j->q.reason);
+    msg_envelope_free(j->env);
+    free(j);
+}
+
+/* On the loop, after the request's transaction: the answer, the ack, then what it starts. */
+static void operator_done(void *arg, int rc, char *err)
+{
+    opjob *j = arg;
+    opreq *q = &j->q;
+    sched *s = q->s;
+    mq_conn *c = j->c;
+    mq_delivery *d = j->d;
+    msg_envelope *env = j->env;
+    const mq_message *m = mq_delivery_message(d);
+    const char *type = msg_envelope_type(env);
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)q->id);
+    log_fields f = {.req = msg_envelope_id(env), .migration = ids};
+    if (rc < 0 && !j->retryable) {
+        _cleanup_free_ char *why = xasprintf("cannot take %s of migration %s: %s", type, ids, err);
+        log_error(&f, "%s; not retryable: dead-lettered", why);
+        free(err);
+        json_object *rb = json_object_new_object();
+        json_object_object_add(rb, "migration", json_object_new_int64(q->id));
+        json_object_object_add(rb, "reason", json_object_new_string(why));
+        _cleanup_free_ char *rt = xasprintf("%s.refused", type);
+        _cleanup_free_ char *r = msg_build(rt, msg_envelope_id(env), rb);
+        reply(s, m->reply_to, m->correlation_id, r);
+        mq_dead_letter(c, d, why);
+        opjob_free(j);
+        return;
+    }
+    if (rc < 0) {
+        log_error(&f, "could not take %s of migration %s: %s; it will be retried in 1 s", type, ids, err);
+        free(err);
+        retry_later(s, c, d, j->connected);
+        opjob_free(j);
+        return;
+    }
+    free(err);
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "migration", json_object_new_int64(q->id));
+    _cleanup_free_ char *rtype = xasprintf("%s.%s", type, q->reason ? "refused" : "accepted");
+    if (q->reason) {
+        log_warn(&f, "%s of migration %s refused: %s", type, ids, q->reason);
+        json_object_object_add(body, "reason", json_object_new_string(q->reason));
+    } else {
+        log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, mig_status_str(q->status),
+                 *q->owner ? ", driven by " : "", q->owner);
+        json_object_object_add(body, "status", json_object_new_string(mig_status_str(q->ended ? MIG_CANCELLED : q->status)));
+    }
+    _cleanup_free_ char *r = msg_build(rtype, msg_envelope_id(env), body);
+    reply(s, m->reply_to, m->correlation_id, r);
+    mq_ack(c, d);
+    if (q->ended) {
+        outbox_flush(s);
+        queue_dispatch_soon(s);
+    } else if (!q->reason) {
+        orch_poke(s, q->id); /* when this replica drives it; otherwise its owner's next tick */
+    }
+    opjob_free(j);
 }
 
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
@@ -528,54 +660,17 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
         _cleanup_free_ char *r = msg_build_refused(msg_envelope_id(env), why);
         reply(s, m->reply_to, m->correlation_id, r);
         mq_dead_letter(c, d, why);
+        msg_envelope_free(env);
         return;
     }
-    opreq q = {.s = s, .id = json_object_get_int64(v), .abort = strcmp(type, "migration.abort") == 0,
-               .req = msg_envelope_id(env)};
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)q.id);
-    f.migration = ids;
-    char *err = NULL;
-    if (db_tx(s->db, "READ COMMITTED", operator_tx, &q, NULL, &err) < 0 && !db_failure_retryable(s->db)) {
-        _cleanup_free_ char *why = xasprintf("cannot take %s of migration %s: %s", type, ids, err);
-        log_error(&f, "%s; not retryable: dead-lettered", why);
-        free(err);
-        json_object *rb = json_object_new_object();
-        json_object_object_add(rb, "migration", json_object_new_int64(q.id));
-        json_object_object_add(rb, "reason", json_object_new_string(why));
-        _cleanup_free_ char *rt = xasprintf("%s.refused", type);
-        _cleanup_free_ char *r = msg_build(rt, msg_envelope_id(env), rb);
-        reply(s, m->reply_to, m->correlation_id, r);
-        mq_dead_letter(c, d, why);
-        free(q.reason);
-        return;
-    }
-    if (err) {
-        log_error(&f, "could not take %s of migration %s: %s; it will be retried in 1 s", type, ids, err);
-        free(err);
-        retry_later(s, c, d);
-        free(q.reason);
-        return;
-    }
-    json_object *body = json_object_new_object();
-    json_object_object_add(body, "migration", json_object_new_int64(q.id));
-    _cleanup_free_ char *rtype = xasprintf("%s.%s", type, q.reason ? "refused" : "accepted");
-    if (q.reason) {
-        log_warn(&f, "%s of migration %s refused: %s", type, ids, q.reason);
-        json_object_object_add(body, "reason", json_object_new_string(q.reason));
-    } else {
-        log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, mig_status_str(q.status),
-                 *q.owner ? ", driven by " : "", q.owner);
-        json_object_object_add(body, "status", json_object_new_string(mig_status_str(q.ended ? MIG_CANCELLED : q.status)));
-    }
-    _cleanup_free_ char *r = msg_build(rtype, msg_envelope_id(env), body);
-    reply(s, m->reply_to, m->correlation_id, r);
-    mq_ack(c, d);
-    if (q.ended) {
-        outbox_flush(s);
-        queue_dispatch_soon(s);
-    } else if (!q.reason) {
-        orch_poke(s, q.id); /* when this replica drives it; otherwise its owner's next tick */
-    }
-    free(q.reason);
+    opjob *j = xcalloc(1, sizeof(*j));
+    j->c = c;
+    j->d = d;
+    j->env = env;
+    j->q.s = s;
+    j->q.id = json_object_get_int64(v);
+    j->q.abort = strcmp(type, "migration.abort") == 0;
+    j->q.req = msg_envelope_id(env);
+    j->retryable = 1;
+    dbq_submit(s->dbq, operator_work, operator_done, j);
 }

@@ -11,11 +11,23 @@
 #include "ledger.h"
 #include "orchcore.h"
 
+/* One tick's leases and adoption, run by the database worker: what the loop knew when it
+ * submitted (copied), and what the database said. */
 typedef struct adopt_ctx {
-    sched *s;
-    const char *active;
+    sched *s; /* for the continuation only: the worker reads name, which never changes */
+    const char *name;
+    char *ids, *eps; /* the migrations driven and their epochs, as array literals; NULL: none */
+    char lease[24];
+    char *active;
     int own_only;
-    int64_t ids[16];
+    char started_at[64]; /* own_only: only migrations made before this process met the database
+                          * (a request taken since is driven already, or about to be) */
+    /* renewal */
+    int64_t t0;        /* mono_ms() before the renewal */
+    PGresult *renewed; /* NULL when it failed (renew_err) */
+    char *renew_err;
+    /* adoption */
+    int64_t adopt_ids[16];
     int n;
 } adopt_ctx;
 
@@ -23,17 +35,16 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
 {
     adopt_ctx *a = arg;
     a->n = 0;
-    char lease[24];
-    snprintf(lease, sizeof(lease), "%lld", (long long)a->s->cfg->scheduler.lease_s);
-    const char *p[] = {a->s->name, a->active, lease, a->own_only ? "true" : "false", a->s->since};
+    const char *p[] = {a->name, a->active, a->lease, a->own_only ? "true" : "false", a->started_at};
     _cleanup_pq_ PGresult *r = NULL;
     /* expired leases (their replica died or lost the database), and, at this replica's start,
      * its own migrations from before it started: it knows it is not driving them (not one it
-     * claimed since, which it drives or gave up: requests are taken before the first tick) */
+     * claimed since, which it drives or gave up: requests may be taken before the first tick) */
     if (db_exec(db, &r,
                 "WITH c AS (SELECT id, owner, lease_expires_at FROM migrations"
                 "   WHERE status IN ('scheduled', 'preparing', 'running', 'completing')"
-                "   AND (($4::boolean AND owner = $1 AND updated_at < $5::timestamptz) OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
+                "   AND (($4::boolean AND owner = $1 AND created_at < $5::timestamptz)"
+                "        OR (NOT $4::boolean AND (lease_expires_at IS NULL OR lease_expires_at < now())))"
                 "   AND NOT (id = ANY ($2::bigint[]))"
                 "   ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED)"
                 " UPDATE migrations m SET owner = $1, epoch = m.epoch + 1, updated_at = now(),"
@@ -48,17 +59,17 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
         mig_status st; /* one of the four the statement selects */
         const char *from = PQgetvalue(r, i, 1);
         _cleanup_free_ char *msg =
-            strcmp(from, a->s->name) == 0
-                ? xasprintf("resumed by %s after its restart, epoch %s", a->s->name, PQgetvalue(r, i, 3))
-                : xasprintf("adopted by %s from %s (lease expired %s s ago), epoch %s", a->s->name, *from ? from : "nobody",
+            strcmp(from, a->name) == 0
+                ? xasprintf("resumed by %s after its restart, epoch %s", a->name, PQgetvalue(r, i, 3))
+                : xasprintf("adopted by %s from %s (lease expired %s s ago), epoch %s", a->name, *from ? from : "nobody",
                             PQgetvalue(r, i, 4), PQgetvalue(r, i, 3));
         if (mig_status_from_str(PQgetvalue(r, i, 2), &st) < 0) {
             *err = xasprintf("migration %lld has an unknown status '%s'", (long long)id, PQgetvalue(r, i, 2));
             return -1;
         }
-        if (ledger_record(a->s, id, "scheduler", NULL, st, "adopted", msg) < 0)
+        if (ledger_record(db, a->name, id, "scheduler", NULL, st, "adopted", msg) < 0)
             return -1;
-        a->ids[a->n++] = id;
+        a->adopt_ids[a->n++] = id;
     }
     return 0;
 }
@@ -86,8 +97,137 @@ static char *active_ids(void)
     return buf;
 }
 
+/* Whether the array literal arr ("{1,2,3}") holds the number one. */
+static int in_array_literal(const char *arr, const char *one)
+{
+    size_t n = strlen(one);
+    for (const char *p = arr + 1; *p;) {
+        if (strncmp(p, one, n) == 0 && (p[n] == ',' || p[n] == '}'))
+            return 1;
+        const char *c = strchr(p, ',');
+        if (!c)
+            break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+/* On the worker: the renewal of the leases driven (one statement), then the adoption. */
+static int lease_work(db_conn *db, void *arg, char **err)
+{
+    adopt_ctx *a = arg;
+    if (a->ids) {
+        const char *p[] = {a->ids, a->eps, a->lease, a->name};
+        a->t0 = mono_ms();
+        if (db_exec(db, &a->renewed,
+                    "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
+                    " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
+                    " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
+                    " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
+                    "   m.postcopy_active",
+                    4, p) < 0)
+            a->renew_err = xstrdup(db_error(db));
+    }
+    return db_tx(db, "READ COMMITTED", adopt_tx, a, NULL, err);
+}
+
+static void adopt_ctx_free(adopt_ctx *a)
+{
+    free(a->ids);
+    free(a->eps);
+    free(a->active);
+    if (a->renewed)
+        PQclear(a->renewed);
+    free(a->renew_err);
+    free(a);
+}
+
+/* On the loop: what the renewal returned, for each migration still driven here (looked up
+ * again by id: one may have ended meanwhile), then the adopted ones started. */
+static void lease_done(void *arg, int rc, char *err)
+{
+    adopt_ctx *a = arg;
+    sched *s = a->s;
+    s->lease_busy = 0;
+    if (s->stopping) { /* run by the stop: nothing is driven any more */
+        free(err);
+        adopt_ctx_free(a);
+        return;
+    }
+    if (a->ids && !a->renewed) {
+        const char *why_db = a->renew_err ? a->renew_err : err ? err : "the database worker could not run it";
+        log_warn(NULL, "could not renew the leases of this scheduler's migrations: %s", why_db);
+        /* a lease not renewed in time may be adopted by another replica at any moment */
+        int nids = 0;
+        _cleanup_free_ int64_t *idv = orchcore_ids(&nids);
+        for (int k = 0; k < nids; k++) {
+            orch *o = orchcore_find(idv[k]);
+            if (!o || o->finishing || orchcore_lease_held(o))
+                continue;
+            _cleanup_free_ char *why =
+                xasprintf("could not renew its lease for %lld s (lease_s): %s", (long long)s->cfg->scheduler.lease_s, why_db);
+            orchcore_lease_lost(o, why);
+        }
+    } else if (a->ids) {
+        PGresult *r = a->renewed;
+        int nids = 0;
+        _cleanup_free_ int64_t *idv = orchcore_ids(&nids);
+        for (int k = 0; k < nids; k++) {
+            orch *o = orchcore_find(idv[k]);
+            if (!o || o->finishing)
+                continue;
+            /* only those this renewal asked for: one started since was not in it */
+            char one[32];
+            snprintf(one, sizeof(one), "%lld", (long long)o->id);
+            if (!in_array_literal(a->ids, one))
+                continue;
+            int seen = 0;
+            for (int i = 0; i < PQntuples(r) && !seen; i++) {
+                if (atoll(PQgetvalue(r, i, 0)) != o->id)
+                    continue;
+                seen = 1;
+                o->lease_ms = orchcore_lease_from(s, a->t0);
+                if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
+                    o->postcopy = 1;
+                orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
+                         strcmp(PQgetvalue(r, i, 3), "t") == 0);
+            }
+            if (!seen) {
+                _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"
+                                                     " replica's at epoch %lld (adopted by another replica, or ended)",
+                                                     (long long)o->epoch);
+                orchcore_lease_lost(o, why);
+            }
+        }
+    }
+    if (rc < 0) {
+        log_warn(NULL, "could not look for migrations to adopt: %s", err);
+        free(err);
+        adopt_ctx_free(a);
+        return;
+    }
+    free(err);
+    for (int i = 0; i < a->n; i++) {
+        char ids[24];
+        snprintf(ids, sizeof(ids), "%lld", (long long)a->adopt_ids[i]);
+        log_fields f = {.migration = ids};
+        log_warn(&f, "migration %lld adopted by %s%s: resuming it from what the agents say", (long long)a->adopt_ids[i],
+                 s->name, a->own_only ? " at its start" : " (the lease of its owner expired)");
+        orch_start(s, a->adopt_ids[i]);
+    }
+    adopt_ctx_free(a);
+}
+
 void lease_tick(sched *s, int starting)
 {
+    if (s->lease_busy)
+        return; /* the last tick's renewal is still with the database: one at a time */
+    adopt_ctx *a = xcalloc(1, sizeof(*a));
+    a->s = s;
+    a->name = s->name;
+    a->own_only = starting;
+    strlcpy_f(a->started_at, s->db_started_at, sizeof(a->started_at));
+    snprintf(a->lease, sizeof(a->lease), "%lld", (long long)s->cfg->scheduler.lease_s);
     /* renew the leases of what this replica drives; read the operators' requests and the
      * deadlines on the way */
     int nids = 0;
@@ -102,87 +242,28 @@ void lease_tick(sched *s, int starting)
             orch *o = orchcore_find(idv[k]);
             if (!o || o->finishing)
                 continue;
-            char a[32], b[32];
-            int na = snprintf(a, sizeof(a), "%s%lld", len > 1 ? "," : "", (long long)o->id);
-            int nb = snprintf(b, sizeof(b), "%s%lld", elen > 1 ? "," : "", (long long)o->epoch);
+            char x[32], y[32];
+            int na = snprintf(x, sizeof(x), "%s%lld", len > 1 ? "," : "", (long long)o->id);
+            int nb = snprintf(y, sizeof(y), "%s%lld", elen > 1 ? "," : "", (long long)o->epoch);
             if (len + (size_t)na + 2 > cap || elen + (size_t)nb + 2 > cap) {
                 cap = cap * 2 + 64;
                 ids = xrealloc(ids, cap);
                 eps = xrealloc(eps, cap);
             }
-            memcpy(ids + len, a, (size_t)na);
+            memcpy(ids + len, x, (size_t)na);
             len += (size_t)na;
-            memcpy(eps + elen, b, (size_t)nb);
+            memcpy(eps + elen, y, (size_t)nb);
             elen += (size_t)nb;
         }
         ids[len++] = '}';
         ids[len] = 0;
         eps[elen++] = '}';
         eps[elen] = 0;
-        char lease[24];
-        snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg->scheduler.lease_s);
-        const char *p[] = {ids, eps, lease, s->name};
-        _cleanup_pq_ PGresult *r = NULL;
-        int64_t t0 = mono_ms();
-        if (db_exec(s->db, &r,
-                    "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
-                    " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
-                    " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
-                    " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
-                    "   m.postcopy_active",
-                    4, p) < 0) {
-            log_warn(NULL, "could not renew the leases of this scheduler's migrations: %s", db_error(s->db));
-            /* a lease not renewed in time may be adopted by another replica at any moment */
-            for (int k = 0; k < nids; k++) {
-                orch *o = orchcore_find(idv[k]);
-                if (!o || o->finishing || orchcore_lease_held(o))
-                    continue;
-                _cleanup_free_ char *why = xasprintf("could not renew its lease for %lld s (lease_s): %s",
-                                                     (long long)s->cfg->scheduler.lease_s, db_error(s->db));
-                orchcore_lease_lost(o, why);
-            }
-        } else {
-            for (int k = 0; k < nids; k++) {
-                orch *o = orchcore_find(idv[k]);
-                if (!o || o->finishing)
-                    continue;
-                int seen = 0;
-                for (int i = 0; i < PQntuples(r) && !seen; i++) {
-                    if (atoll(PQgetvalue(r, i, 0)) != o->id)
-                        continue;
-                    seen = 1;
-                    o->lease_ms = orchcore_lease_from(s, t0);
-                    if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
-                        o->postcopy = 1;
-                    orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
-                             strcmp(PQgetvalue(r, i, 3), "t") == 0);
-                }
-                if (!seen) {
-                    _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"
-                                                         " replica's at epoch %lld (adopted by another replica, or ended)",
-                                                         (long long)o->epoch);
-                    orchcore_lease_lost(o, why);
-                }
-            }
-        }
-        free(ids);
-        free(eps);
+        a->ids = ids;
+        a->eps = eps;
     }
     /* adopt what nobody drives any more */
-    _cleanup_free_ char *active = active_ids();
-    adopt_ctx a = {.s = s, .active = active, .own_only = starting};
-    char *err = NULL;
-    if (db_tx(s->db, "READ COMMITTED", adopt_tx, &a, NULL, &err) < 0) {
-        log_warn(NULL, "could not look for migrations to adopt: %s", err);
-        free(err);
-        return;
-    }
-    for (int i = 0; i < a.n; i++) {
-        char ids[24];
-        snprintf(ids, sizeof(ids), "%lld", (long long)a.ids[i]);
-        log_fields f = {.migration = ids};
-        log_warn(&f, "migration %lld adopted by %s%s: resuming it from what the agents say", (long long)a.ids[i], s->name,
-                 starting ? " at its start" : " (the lease of its owner expired)");
-        orch_start(s, a.ids[i]);
-    }
+    a->active = active_ids();
+    s->lease_busy = 1;
+    dbq_submit(s->dbq, lease_work, lease_done, a);
 }

@@ -7,7 +7,11 @@
 
 int64_t ledger_deadline_s(const sched *s, mig_status st)
 {
-    const cfg_scheduler *c = &s->cfg->scheduler;
+    return ledger_deadline_cfg(&s->cfg->scheduler, st);
+}
+
+int64_t ledger_deadline_cfg(const cfg_scheduler *c, mig_status st)
+{
     switch (st) {
     case MIG_QUEUED:
         return c->deadline_queued_s;
@@ -20,15 +24,15 @@ int64_t ledger_deadline_s(const sched *s, mig_status st)
     }
 }
 
-int ledger_record(sched *s, int64_t migration, const char *origin, const char *host, mig_status st, const char *kind,
-                  const char *message)
+int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host, mig_status st,
+                  const char *kind, const char *message)
 {
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)migration);
     const char *status = st == LEDGER_NO_STATUS ? NULL : mig_status_str(st);
-    const char *p[] = {id, origin, host, status, kind, message ? message : "", s->name};
+    const char *p[] = {id, origin, host, status, kind, message ? message : "", scheduler};
     /* a status change is also an event for ferry.events, in the outbox of the same transaction */
-    return db_exec(s->db, NULL,
+    return db_exec(db, NULL,
                    "WITH e AS (INSERT INTO migration_events (migration_id, origin, host, status, kind, message)"
                    "           VALUES ($1::bigint, $2, $3, $4, $5, $6) RETURNING id, at)"
                    " INSERT INTO outbox (routing_key, body)"
@@ -105,5 +109,71 @@ int ledger_cancel_queued(sched *s, db_conn *db, const char *id_s, const char *uu
                 2, p) < 0 ||
         ledger_settle(db, MIG_CANCELLED, id_s, uuid, dest) < 0)
         return -1;
-    return ledger_record(s, atoll(id_s), "scheduler", NULL, MIG_CANCELLED, "status", why);
+    return ledger_record(db, s->name, atoll(id_s), "scheduler", NULL, MIG_CANCELLED, "status", why);
+}
+
+/* ---- one event recorded later, by the database worker ---------------------------------------- */
+
+typedef struct later_rec {
+    const char *name; /* the replica's (fixed) */
+    int64_t migration;
+    mig_status st;
+    char *origin, *host, *kind, *message, *what;
+    char f_mig[24], f_inst[40], f_host[256], f_req[40];
+    int has_inst, has_host, has_req;
+} later_rec;
+
+static int later_work(db_conn *db, void *arg, char **err)
+{
+    later_rec *l = arg;
+    if (ledger_record(db, l->name, l->migration, l->origin, l->host, l->st, l->kind, l->message) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void later_done(void *arg, int rc, char *err)
+{
+    later_rec *l = arg;
+    if (rc < 0) {
+        log_fields f = {.migration = l->f_mig, .instance = l->has_inst ? l->f_inst : NULL,
+                        .host = l->has_host ? l->f_host : NULL, .req = l->has_req ? l->f_req : NULL};
+        log_warn(&f, "could not %s: %s", l->what, err);
+    }
+    free(err);
+    free(l->origin);
+    free(l->host);
+    free(l->kind);
+    free(l->message);
+    free(l->what);
+    free(l);
+}
+
+void ledger_record_later(sched *s, const log_fields *f, int64_t migration, const char *origin, const char *host,
+                         mig_status st, const char *kind, const char *message, const char *what)
+{
+    later_rec *l = xcalloc(1, sizeof(*l));
+    l->name = s->name;
+    l->migration = migration;
+    l->st = st;
+    l->origin = xstrdup(origin);
+    l->host = host ? xstrdup(host) : NULL;
+    l->kind = xstrdup(kind);
+    l->message = message ? xstrdup(message) : NULL;
+    l->what = xstrdup(what);
+    snprintf(l->f_mig, sizeof(l->f_mig), "%lld", (long long)migration);
+    if (f && f->instance) {
+        l->has_inst = 1;
+        strlcpy_f(l->f_inst, f->instance, sizeof(l->f_inst));
+    }
+    if (f && f->host) {
+        l->has_host = 1;
+        strlcpy_f(l->f_host, f->host, sizeof(l->f_host));
+    }
+    if (f && f->req) {
+        l->has_req = 1;
+        strlcpy_f(l->f_req, f->req, sizeof(l->f_req));
+    }
+    dbq_submit(s->dbq, later_work, later_done, l);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "app.h"
 #include "config.h"
@@ -58,61 +59,109 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
     }
 }
 
+static int probe_work(db_conn *db, void *arg, char **err)
+{
+    (void)arg;
+    if (db_exec(db, NULL, "SELECT 1", 0, NULL) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void probe_done(void *arg, int rc, char *err)
+{
+    (void)rc;
+    sched *s = arg;
+    s->db_probe_busy = 0;
+    free(err); /* the worker's health holds the reason */
+}
+
 /* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
- * Nothing is adopted or started while the broker is away (no agent could be asked). */
+ * Nothing is adopted or started while the broker is away (no agent could be asked). The
+ * database worker's health is kept fresh by a probe when nothing else asks the database. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     sched *s = arg;
     http_tick(s);
-    if (!s->db || !mq_is_up(s->mq))
+    if (!s->db_probe_busy) {
+        s->db_probe_busy = 1;
+        dbq_submit(s->dbq, probe_work, probe_done, s);
+    }
+    if (!s->db_ready || !mq_is_up(s->mq))
         return;
     lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
 }
 
-static void try_db(evutil_socket_t fd, short what, void *arg)
+/* The start's database check, with the worker: connected, and the schema the expected one. */
+typedef struct start_check {
+    sched *s;
+    int schema_bad;       /* connected, but the schema cannot be used: do not retry */
+    char started_at[64];  /* the database's clock */
+} start_check;
+
+static int start_check_work(db_conn *db, void *arg, char **err)
 {
-    (void)fd;
-    (void)what;
-    sched *s = arg;
-    db_options o;
-    db_options_from_config(s->cfg, PROG, &o);
-    char *err = NULL;
-    if (db_open(&o, &s->db, &err) < 0) {
-        log_warn(NULL, "%s; retrying in 2 s", err);
+    start_check *c = arg;
+    if (schema_check(db, err) < 0) {
+        c->schema_bad = 1;
+        return -1;
+    }
+    _cleanup_pq_ PGresult *now = NULL;
+    if (db_exec(db, &now, "SELECT now()::text", 0, NULL) < 0) {
+        *err = xasprintf("could not read the database's clock: %s", db_error(db));
+        return -1;
+    }
+    strlcpy_f(c->started_at, PQgetvalue(now, 0, 0), sizeof(c->started_at));
+    return 0;
+}
+
+static void start_check_done(void *arg, int rc, char *err)
+{
+    start_check *c = arg;
+    sched *s = c->s;
+    int bad = c->schema_bad;
+    strlcpy_f(s->db_started_at, c->started_at, sizeof(s->db_started_at));
+    free(c);
+    if (s->stopping) {
         free(err);
-        struct timeval tv = {2, 0};
-        evtimer_add(s->db_retry, &tv);
         return;
     }
-    if (schema_check(s->db, &err) < 0) {
+    if (rc < 0 && bad) {
         log_error(NULL, "cannot start: %s", err);
         free(err);
         s->exit_code = 1;
         event_base_loopexit(s->base, NULL);
         return;
     }
-    if (!*s->since) {
-        /* the migrations this replica will resume at its start are those its name owned
-         * before this moment, never one it claims in this life (lease.c) */
-        _cleanup_pq_ PGresult *r = NULL;
-        if (db_exec(s->db, &r, "SELECT now()::text", 0, NULL) < 0 || PQntuples(r) != 1) {
-            log_warn(NULL, "could not read the database's clock: %s; retrying in 2 s", db_error(s->db));
-            db_close(s->db);
-            s->db = NULL;
-            struct timeval tv = {2, 0};
-            evtimer_add(s->db_retry, &tv);
-            return;
-        }
-        strlcpy_f(s->since, PQgetvalue(r, 0, 0), sizeof(s->since));
+    if (rc < 0) {
+        log_warn(NULL, "%s; retrying in 2 s", err);
+        free(err);
+        struct timeval tv = {2, 0};
+        evtimer_add(s->db_retry, &tv);
+        return;
     }
+    free(err);
     log_info(NULL, "database connected, schema at version %d", schema_latest());
+    s->db_ready = 1;
     mq_start(s->mq);
     struct timeval tv = {1, 0};
     event_add(s->tick, &tv);
+}
+
+/* Asks the database worker to connect and check the schema (again after a failure). */
+static void try_db(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sched *s = arg;
+    start_check *c = xcalloc(1, sizeof(*c));
+    c->s = s;
+    dbq_submit(s->dbq, start_check_work, start_check_done, c);
 }
 
 static int db_upgrade(const ferry_config *cfg)
@@ -252,7 +301,11 @@ int main(int argc, char **argv)
     sched s = {.cfg = &cfg, .http_port = http_port};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
+    evthread_use_pthreads(); /* the database worker posts to the loop (dbq, evq) */
     s.base = event_base_new();
+    db_options dbo;
+    db_options_from_config(&cfg, PROG, &dbo);
+    s.dbq = dbq_new(s.base, &dbo, SCHED_DB_STALL_MS);
     s.dispatch = event_new(s.base, -1, 0, queue_on_dispatch, &s); /* queue_dispatch_soon */
     app_signals *sig = app_signals_new(s.base);
     reload_ctx reload = {.s = &s, .path = config_path, .level = level_arg};
@@ -297,9 +350,10 @@ int main(int argc, char **argv)
         log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");
 out:
+    /* the continuations still due answer their HTTP requests and finish their deliveries */
+    dbq_free(s.dbq, SCHED_DB_STOP_GRACE_MS);
     http_stop(&s);
     mq_free(s.mq);
-    db_close(s.db);
     if (s.db_retry)
         event_free(s.db_retry);
     if (s.tick)

@@ -6,7 +6,7 @@
  * migration.<id>.<status> event (ledger.c). Failure before the guest moved rolls the
  * destination back and releases its allocation (`failed`, or `cancelled` on an operator's
  * abort: the orch_cause of the failure, orchcore.h); when the truth cannot be established the
- * status is `error`.
+ * status is `error`. The transactions are orchtx.c's, what the agents report orchevent.c's.
  *
  * Crash recovery: a replica holds a lease on each migration it drives and renews it every tick;
  * a migration whose lease expired (its replica died) is adopted by another with the epoch
@@ -19,123 +19,7 @@
 #include "ledger.h"
 #include "orchcall.h"
 #include "orchcore.h"
-
-/* ---- transitions --------------------------------------------------------------------------- */
-
-typedef struct tr {
-    orch *o;
-    mig_status from, to;
-    const char *message;
-    int won;
-} tr;
-
-static int transition_tx(db_conn *db, void *arg, char **err)
-{
-    (void)err;
-    tr *t = arg;
-    char dl[24];
-    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_s(t->o->s, t->to));
-    const char *p[] = {t->o->id_s, mig_status_str(t->to), mig_status_str(t->from), t->o->s->name, t->o->epoch_s, dl};
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "UPDATE migrations SET status = $2, updated_at = now(), deadline_at = now() + make_interval(secs => $6::int)"
-                " WHERE id = $1::bigint AND status = $3 AND owner = $4 AND epoch = $5::bigint RETURNING id",
-                6, p) < 0)
-        return -1;
-    t->won = PQntuples(r) == 1;
-    if (!t->won)
-        return 0;
-    return ledger_record(t->o->s, t->o->id, "scheduler", NULL, t->to, "status", t->message);
-}
-
-/* Commits from -> to; 0 when done (or already there, on a resumed migration), -1 when it
- * could not (logged; the orchestration stops). */
-static int transition(orch *o, mig_status to, const char *message)
-{
-    if (o->status == to)
-        return 0;
-    tr t = {.o = o, .from = o->status, .to = to, .message = message};
-    char *err = NULL;
-    if (db_tx(o->s->db, "READ COMMITTED", transition_tx, &t, NULL, &err) < 0) {
-        log_error(&o->lf, "could not record status %s: %s", mig_status_str(to), err);
-        free(err);
-        return -1;
-    }
-    if (!t.won) {
-        log_warn(&o->lf, "migration %lld is no longer %s under this scheduler (epoch %lld): leaving it", (long long)o->id,
-                 mig_status_str(o->status), (long long)o->epoch);
-        return -1;
-    }
-    log_info(&o->lf, "migration %lld: %s -> %s%s%s", (long long)o->id, mig_status_str(o->status), mig_status_str(to),
-             message ? ": " : "", message ? message : "");
-    o->status = to;
-    outbox_flush(o->s);
-    return 0;
-}
-
-typedef struct fin {
-    orch *o;
-    mig_status status;
-    const char *error;
-    json_object *stats;
-} fin;
-
-static int finish_tx(db_conn *db, void *arg, char **err)
-{
-    fin *f = arg;
-    orch *o = f->o;
-    const char *p[] = {o->id_s, mig_status_str(f->status), f->error, o->s->name, mig_status_str(o->status), o->epoch_s};
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "UPDATE migrations SET status = $2, error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL,"
-                " deadline_at = NULL WHERE id = $1::bigint AND owner = $4 AND status = $5 AND epoch = $6::bigint RETURNING id",
-                6, p) < 0)
-        return -1;
-    if (PQntuples(r) != 1) {
-        *err = xasprintf("migration %lld is no longer %s under this scheduler (epoch %lld)", (long long)o->id,
-                         mig_status_str(o->status), (long long)o->epoch);
-        return -1;
-    }
-    if (ledger_settle(db, f->status, o->id_s, o->uuid, o->dest) < 0)
-        return -1;
-    if (f->status == MIG_COMPLETED && f->stats) {
-        json_object *v;
-        char dt[24] = "";
-        if (json_object_object_get_ex(f->stats, "downtime_ms", &v))
-            snprintf(dt, sizeof(dt), "%lld", (long long)json_object_get_int64(v));
-        const char *sp[] = {o->id_s, *dt ? dt : NULL};
-        if (db_exec(db, NULL, "UPDATE migrations SET downtime_ms = $2::int, memory_remaining_bytes = 0 WHERE id = $1::bigint",
-                    2, sp) < 0)
-            return -1;
-    }
-    return ledger_record(o->s, o->id, "scheduler", NULL, f->status, "status", f->error);
-}
-
-/* Ends o in final status (committed with its settling), then frees a slot of the limits. */
-static void finish(orch *o, mig_status status, const char *error, json_object *stats)
-{
-    if (o->finishing)
-        return;
-    o->finishing = 1;
-    fin f = {.o = o, .status = status, .error = error, .stats = stats};
-    char *err = NULL;
-    if (db_tx(o->s->db, "READ COMMITTED", finish_tx, &f, NULL, &err) < 0) {
-        log_error(&o->lf, "could not record the end of migration %lld (%s): %s", (long long)o->id, mig_status_str(status), err);
-        free(err);
-        orchcore_done(o);
-        return;
-    }
-    if (status == MIG_COMPLETED)
-        log_info(&o->lf, "migration %lld of %s from %s to %s completed", (long long)o->id, o->ec2, o->source, o->dest);
-    else
-        log_warn(&o->lf, "migration %lld of %s from %s to %s %s: %s", (long long)o->id, o->ec2, o->source, o->dest,
-                 mig_status_str(status), error ? error : "");
-    outbox_flush(o->s);
-    orchcore_done(o);
-    /* a slot is free: a queued migration may start (queue.c's dispatch, on the next loop turn,
-     * through the event main.c made for it) */
-    event_active(o->s->dispatch, EV_TIMEOUT, 1);
-}
+#include "orchtx.h"
 
 /* ---- the steps ----------------------------------------------------------------------------- */
 
@@ -155,7 +39,7 @@ static void rollback_done(orch *o, json_object *r)
     (void)r;
     _cleanup_free_ char *why = o->fail_reason;
     o->fail_reason = NULL;
-    finish(o, orchcore_rollback_end(o->fail_cause), why, NULL);
+    orchtx_finish(o, orchcore_rollback_end(o->fail_cause), why, NULL);
 }
 
 /* The migration turns to failure for cause: why (borrowed) says what failed; code is the
@@ -179,7 +63,7 @@ static void fail_for(orch *o, orch_cause cause, rpc_code code, const char *why)
         /* the rollback itself failed: the destination may hold the guest or its leftovers */
         _cleanup_free_ char *both = xasprintf("%s; then %s", o->fail_reason, why);
         log_error(&o->lf, "migration %lld: the rollback failed: %s", (long long)o->id, why);
-        finish(o, MIG_ERROR, both, NULL);
+        orchtx_finish(o, MIG_ERROR, both, NULL);
         return;
     }
     o->gen++; /* replies to calls made before this are no longer steps */
@@ -187,7 +71,7 @@ static void fail_for(orch *o, orch_cause cause, rpc_code code, const char *why)
     log_error(&o->lf, "migration %lld failed while %s: %s", (long long)o->id, mig_status_str(o->status), why);
     if (o->status == MIG_COMPLETING) {
         /* the guest moved, or may have: only an operator can tell now */
-        finish(o, MIG_ERROR, why, NULL);
+        orchtx_finish(o, MIG_ERROR, why, NULL);
         return;
     }
     /* the guest is still on the source: undo what the destination prepared */
@@ -219,17 +103,18 @@ static void poll_job(evutil_socket_t fd, short what, void *arg)
 static void post_done(orch *o, json_object *r)
 {
     (void)r;
-    finish(o, MIG_COMPLETED, NULL, NULL);
+    orchtx_finish(o, MIG_COMPLETED, NULL, NULL);
+}
+
+static void completing(orch *o)
+{
+    call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
 }
 
 static void start_completing(orch *o, const char *why)
 {
     event_del(o->poll_ev);
-    if (transition(o, MIG_COMPLETING, why) < 0) {
-        orchcore_done(o);
-        return;
-    }
-    call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
+    orchtx_transition(o, MIG_COMPLETING, why, completing);
 }
 
 static void resume_source_seen(orch *o, json_object *r);
@@ -299,11 +184,16 @@ static void prepared(orch *o, json_object *r)
 {
     (void)r;
     o->prepared = 1;
-    if (transition(o, MIG_RUNNING, NULL) < 0) {
-        orchcore_done(o);
-        return;
-    }
-    start_live(o);
+    orchtx_transition(o, MIG_RUNNING, NULL, start_live);
+}
+
+static void prepare(orch *o)
+{
+    json_object *v, *b = json_object_new_object();
+    json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
+    if (json_object_object_get_ex(o->src_check, "disks", &v))
+        json_object_object_add(b, "disks", json_object_get(v));
+    call(o, o->dest, "pre_live_migration", b, prepared);
 }
 
 static void dest_checked(orch *o, json_object *r)
@@ -317,15 +207,7 @@ static void dest_checked(orch *o, json_object *r)
     }
     if (json_object_object_get_ex(r, "address", &v) && json_object_is_type(v, json_type_string))
         strlcpy_f(o->dest_addr, json_object_get_string(v), sizeof(o->dest_addr));
-    if (transition(o, MIG_PREPARING, NULL) < 0) {
-        orchcore_done(o);
-        return;
-    }
-    json_object *b = json_object_new_object();
-    json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
-    if (json_object_object_get_ex(o->src_check, "disks", &v))
-        json_object_object_add(b, "disks", json_object_get(v));
-    call(o, o->dest, "pre_live_migration", b, prepared);
+    orchtx_transition(o, MIG_PREPARING, NULL, prepare);
 }
 
 static void source_checked(orch *o, json_object *r)
@@ -377,7 +259,7 @@ static void resume_dest_seen(orch *o, json_object *r)
         start_completing(o, "resumed: the source has neither job nor domain, the guest runs on the destination");
         return;
     }
-    finish(o, MIG_ERROR, "resumed: the source knows no job and has no domain, and the guest does not run on the destination", NULL);
+    orchtx_finish(o, MIG_ERROR, "resumed: the source knows no job and has no domain, and the guest does not run on the destination", NULL);
 }
 
 static void resume_source_seen(orch *o, json_object *r)
@@ -408,29 +290,56 @@ static void resume_source_seen(orch *o, json_object *r)
 
 /* ---- start, adopt, renew ------------------------------------------------------------------ */
 
-void orch_start(sched *s, int64_t id)
-{
-    if (orchcore_find(id))
-        return;
+/* orch_start's read of the migration, with the database worker. */
+typedef struct start_job {
+    sched *s; /* the worker reads only name (fixed) through it */
+    int64_t id;
     char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    log_fields f = {.migration = ids};
-    mig_status st = MIG_QUEUED;
-    const char *p[] = {ids, s->name};
-    _cleanup_pq_ PGresult *r = NULL;
-    int64_t t0 = mono_ms();
-    if (db_exec(s->db, &r,
+    int64_t t0;
+    PGresult *r;
+} start_job;
+
+static int start_work(db_conn *db, void *arg, char **err)
+{
+    start_job *j = arg;
+    const char *p[] = {j->ids, j->s->name};
+    j->t0 = mono_ms();
+    if (db_exec(db, &j->r,
                 "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
                 " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
                 " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active"
                 " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
                 " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
-                2, p) < 0 ||
-        PQntuples(r) != 1) {
+                2, p) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* On the loop: the orchestration of the migration read, unless this replica drives it already
+ * (two starts of one migration may have been on their way). */
+static void start_done(void *arg, int rc, char *err)
+{
+    start_job *j = arg;
+    sched *s = j->s;
+    int64_t id = j->id;
+    _cleanup_pq_ PGresult *r = j->r;
+    int64_t t0 = j->t0;
+    char ids[24];
+    strlcpy_f(ids, j->ids, sizeof(ids));
+    free(j);
+    log_fields f = {.migration = ids};
+    mig_status st = MIG_QUEUED;
+    if (rc < 0 || PQntuples(r) != 1) {
         log_error(&f, "cannot drive migration %lld: %s", (long long)id,
-                  r ? "it is not an unfinished migration of this scheduler" : db_error(s->db));
+                  rc == 0 ? "it is not an unfinished migration of this scheduler" : err);
+        free(err);
         return;
     }
+    free(err);
+    if (orchcore_find(id) || s->stopping)
+        return;
     if (mig_status_from_str(PQgetvalue(r, 0, 5), &st) < 0) {
         _cleanup_free_ char *word = log_escape(PQgetvalue(r, 0, 5));
         log_error(&f, "cannot drive migration %lld: its status %s is not one this scheduler knows", (long long)id, word);
@@ -460,7 +369,8 @@ void orch_start(sched *s, int64_t id)
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
-    /* the lease was set (or renewed) by the transaction that gave it to this replica */
+    /* the lease was set (or renewed) by the transaction that gave it to this replica, before
+     * this read (the worker runs them in that order) */
     o->lease_ms = orchcore_lease_from(s, t0);
     o->poll_ev = event_new(s->base, -1, EV_PERSIST, poll_job, o);
     orchcore_add(s, o);
@@ -477,6 +387,17 @@ void orch_start(sched *s, int64_t id)
     }
 }
 
+void orch_start(sched *s, int64_t id)
+{
+    if (orchcore_find(id))
+        return;
+    start_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->id = id;
+    snprintf(j->ids, sizeof(j->ids), "%lld", (long long)id);
+    dbq_submit(s->dbq, start_work, start_done, j);
+}
+
 static void fc_done(orch *o, json_object *r)
 {
     json_object *v;
@@ -484,8 +405,7 @@ static void fc_done(orch *o, json_object *r)
     _cleanup_free_ char *msg = xasprintf("force-complete on %s: %s", o->source,
                                          strcmp(action, "postcopy") == 0 ? "switched to post-copy" : "guest paused to finish");
     log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
-    if (ledger_record(o->s, o->id, "scheduler", NULL, o->status, "force_complete", msg) < 0)
-        log_warn(&o->lf, "could not record it: %s", db_error(o->s->db));
+    ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "force_complete", msg, "record it");
 }
 
 static void abort_sent(orch *o, json_object *r)
@@ -506,7 +426,7 @@ static void act_on_requests(orch *o, int abort_req, int fc_req, int past_deadlin
         if (o->status == MIG_COMPLETING) {
             _cleanup_free_ char *why = xasprintf("deadline: still completing after %lld s (deadline_completing_s)", (long long)secs);
             log_error(&o->lf, "migration %lld: %s", (long long)o->id, why);
-            finish(o, MIG_ERROR, why, NULL);
+            orchtx_finish(o, MIG_ERROR, why, NULL);
             return;
         }
         if (early) {
@@ -558,106 +478,51 @@ int orch_count(void)
     return orchcore_count();
 }
 
-void orch_poke(sched *s, int64_t id)
+/* orch_poke's read of the operator's requests, with the database worker. */
+typedef struct poke_job {
+    sched *s;
+    int64_t id;
+    char ids[24];
+    int abort_req, fc_req, past_deadline;
+} poke_job;
+
+static int poke_work(db_conn *db, void *arg, char **err)
 {
-    orch *o = orchcore_find(id);
-    if (!o)
-        return;
-    const char *p[] = {o->id_s};
+    poke_job *j = arg;
+    const char *p[] = {j->ids};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r,
+    if (db_exec(db, &r,
                 "SELECT abort_requested, force_complete_requested, coalesce(deadline_at < now(), false) FROM migrations"
                 " WHERE id = $1::bigint",
-                1, p) < 0 ||
-        PQntuples(r) != 1)
-        return;
-    act_on_requests(o, strcmp(PQgetvalue(r, 0, 0), "t") == 0, strcmp(PQgetvalue(r, 0, 1), "t") == 0,
-                    strcmp(PQgetvalue(r, 0, 2), "t") == 0);
+                1, p) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    if (PQntuples(r) != 1)
+        return -1;
+    j->abort_req = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    j->fc_req = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    j->past_deadline = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+    return 0;
 }
 
-/* ---- what the agents report --------------------------------------------------------------- */
-
-static const char *jstr(json_object *o, const char *key)
+static void poke_done(void *arg, int rc, char *err)
 {
-    json_object *v;
-    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
-
-void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *body)
-{
-    /* any replica records what an agent says (each event reaches one of them); the owner, if it
-     * is this one, acts on it */
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    log_fields f = {.migration = ids, .host = jstr(body, "host")};
-    orch *o = orchcore_find(id);
+    poke_job *j = arg;
+    orch *o = rc == 0 && !j->s->stopping ? orchcore_find(j->id) : NULL;
     if (o)
-        f = o->lf;
-    if (strcmp(what, "progress") == 0) {
-        json_object *st = NULL, *v;
-        json_object_object_get_ex(body, "stats", &st);
-        char tot[24] = "0", proc[24] = "0", rem[24] = "0", it[16] = "0", ms[24];
-        if (st && json_object_object_get_ex(st, "memory_total", &v))
-            snprintf(tot, sizeof(tot), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "memory_processed", &v))
-            snprintf(proc, sizeof(proc), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "memory_remaining", &v))
-            snprintf(rem, sizeof(rem), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "iteration", &v))
-            snprintf(it, sizeof(it), "%lld", (long long)json_object_get_int64(v));
-        snprintf(ms, sizeof(ms), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
-        const char *p[] = {ids, tot, proc, rem, it, ms};
-        /* stored at most every progress_interval_ms (throttled in the row itself, whichever
-         * replica gets the event) */
-        if (db_exec(s->db, NULL,
-                    "UPDATE migrations SET memory_total_bytes = $2::bigint, memory_processed_bytes = $3::bigint,"
-                    " memory_remaining_bytes = $4::bigint, iteration = $5::int, updated_at = now()"
-                    " WHERE id = $1::bigint AND status = 'running'"
-                    " AND updated_at < now() - make_interval(secs => $6::int / 1000.0)",
-                    6, p) < 0)
-            log_warn(&f, "could not store progress: %s", db_error(s->db));
+        act_on_requests(o, j->abort_req, j->fc_req, j->past_deadline);
+    free(err);
+    free(j);
+}
+
+void orch_poke(sched *s, int64_t id)
+{
+    if (!orchcore_find(id))
         return;
-    }
-    if (strcmp(what, "postcopy") == 0) {
-        const char *p[] = {ids};
-        if (db_exec(s->db, NULL, "UPDATE migrations SET postcopy_active = true WHERE id = $1::bigint", 1, p) < 0 ||
-            ledger_record(s, id, "source", jstr(body, "host"), MIG_RUNNING, "postcopy", "switched to post-copy") < 0)
-            log_warn(&f, "could not record the post-copy switch: %s", db_error(s->db));
-        if (o)
-            o->postcopy = 1;
-        log_info(&f, "migration %lld switched to post-copy", (long long)id);
-        return;
-    }
-    if (strcmp(what, "completed") == 0 || strcmp(what, "failed") == 0 || strcmp(what, "cancelled") == 0) {
-        const char *e = jstr(body, "error");
-        if (ledger_record(s, id, "source", jstr(body, "host"), LEDGER_NO_STATUS, what, e ? e : what) < 0)
-            log_warn(&f, "could not record the agent's event: %s", db_error(s->db));
-        json_object *st = NULL, *v;
-        if (strcmp(what, "completed") == 0 && json_object_object_get_ex(body, "stats", &st)) {
-            /* the final figures of the source's job */
-            char dt[24] = "", mem[24] = "", tot[24] = "", it[24] = "";
-            if (json_object_object_get_ex(st, "downtime_ms", &v))
-                snprintf(dt, sizeof(dt), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "memory_processed", &v))
-                snprintf(mem, sizeof(mem), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "memory_total", &v))
-                snprintf(tot, sizeof(tot), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "iteration", &v))
-                snprintf(it, sizeof(it), "%lld", (long long)json_object_get_int64(v));
-            const char *p[] = {ids, *dt ? dt : NULL, *mem ? mem : NULL, *tot ? tot : NULL, *it ? it : NULL};
-            if (db_exec(s->db, NULL,
-                        "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms),"
-                        " memory_processed_bytes = coalesce($3::bigint, memory_processed_bytes),"
-                        " memory_total_bytes = coalesce($4::bigint, memory_total_bytes),"
-                        " iteration = greatest(iteration, coalesce($5::int, 0)), memory_remaining_bytes = 0"
-                        " WHERE id = $1::bigint",
-                        5, p) < 0)
-                log_warn(&f, "could not store the final figures: %s", db_error(s->db));
-        }
-        /* the source says it ended: ask now rather than at the next poll */
-        if (o && !o->finishing && o->status == MIG_RUNNING)
-            poll_job(-1, 0, o);
-    }
+    poke_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->id = id;
+    snprintf(j->ids, sizeof(j->ids), "%lld", (long long)id);
+    dbq_submit(s->dbq, poke_work, poke_done, j);
 }

@@ -118,8 +118,7 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
     pending_free(p);
     if (why && !fail) {
         log_warn(&o->lf, "%s", why);
-        if (ledger_record(o->s, o->id, "scheduler", NULL, o->status, method, why) < 0)
-            log_warn(&o->lf, "could not record it: %s", db_error(o->s->db));
+        ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, method, why, "record it");
         /* an abort or force-complete that came before the source's job existed (the request
          * raced the live_migration call) is sent again from the next ticks, a few times */
         if (strcmp(method, "abort") == 0 && o->soft_tries++ < 30)

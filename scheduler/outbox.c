@@ -26,6 +26,58 @@ static log_fields key_fields(const char *key, char buf[24])
     return f;
 }
 
+/* One row's statement after its publish, on the database worker: deleted (confirmed, or not
+ * JSON) or its claim freed (refused or not published), logged on the loop if it failed. */
+typedef enum row_op { ROW_DELETE_CONFIRMED, ROW_DROP_BAD, ROW_FREE_UNCONFIRMED, ROW_FREE_UNPUBLISHED } row_op;
+
+typedef struct row_job {
+    row_op op;
+    char id[24];
+    char key[160];
+} row_job;
+
+static int row_work(db_conn *db, void *arg, char **err)
+{
+    row_job *j = arg;
+    const char *p[] = {j->id};
+    int del = j->op == ROW_DELETE_CONFIRMED || j->op == ROW_DROP_BAD;
+    if (db_exec(db, NULL, del ? "DELETE FROM outbox WHERE id = $1::bigint" : "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint",
+                1, p) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void row_done(void *arg, int rc, char *err)
+{
+    row_job *j = arg;
+    char mid[24];
+    log_fields f = key_fields(j->key, mid);
+    if (rc < 0) {
+        switch (j->op) {
+        case ROW_DELETE_CONFIRMED:
+            log_warn(&f, "event %s published, but its outbox row stays (%s): it will be published again with the same id",
+                     j->key, err);
+            break;
+        case ROW_DROP_BAD: log_warn(&f, "could not drop it: %s", err); break;
+        case ROW_FREE_UNCONFIRMED: log_warn(&f, "could not free the outbox row of %s: %s", j->key, err); break;
+        case ROW_FREE_UNPUBLISHED: log_warn(&f, "could not free the outbox row: %s", err); break;
+        }
+    }
+    free(err);
+    free(j);
+}
+
+static void row_submit(sched *s, row_op op, const char *id, const char *key)
+{
+    row_job *j = xcalloc(1, sizeof(*j));
+    j->op = op;
+    strlcpy_f(j->id, id, sizeof(j->id));
+    strlcpy_f(j->key, key, sizeof(j->key));
+    dbq_submit(s->dbq, row_work, row_done, j);
+}
+
 typedef struct sent {
     sched *s;
     char id[24];
@@ -38,35 +90,19 @@ static void on_confirm(mq_conn *c, int ok, const char *err, void *arg)
     _cleanup_free_ sent *x = arg;
     sched *s = x->s;
     s->outbox_busy--;
-    const char *p[] = {x->id};
     char mid[24];
     log_fields f = key_fields(x->key, mid);
     if (!ok) {
         log_warn(&f, "event %s not confirmed by the broker (%s): it stays in the outbox", x->key, err);
-        if (db_exec(s->db, NULL, "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint", 1, p) < 0)
-            log_warn(&f, "could not free the outbox row of %s: %s", x->key, db_error(s->db));
+        row_submit(s, ROW_FREE_UNCONFIRMED, x->id, x->key);
         return;
     }
-    if (db_exec(s->db, NULL, "DELETE FROM outbox WHERE id = $1::bigint", 1, p) < 0)
-        log_warn(&f, "event %s published, but its outbox row stays (%s): it will be published again with the same id",
-                 x->key, db_error(s->db));
+    row_submit(s, ROW_DELETE_CONFIRMED, x->id, x->key);
 }
 
-void outbox_flush(sched *s)
+/* Publishes the claimed rows r (borrowed), each deleted when the broker confirms it. */
+static void publish_rows(sched *s, PGresult *r)
 {
-    if (!s->db || !s->mq || !mq_is_up(s->mq))
-        return;
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(s->db, &r,
-                "WITH c AS (UPDATE outbox SET claimed_until = now() + interval '" OUTBOX_CLAIM_S " s'"
-                "   WHERE id IN (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()"
-                "                ORDER BY id LIMIT " OUTBOX_BATCH " FOR UPDATE SKIP LOCKED)"
-                "   RETURNING id, message_id::text, routing_key, body)"
-                " SELECT * FROM c ORDER BY id",
-                0, NULL) < 0) {
-        log_warn(NULL, "could not read the events outbox: %s", db_error(s->db));
-        return;
-    }
     for (int i = 0; i < PQntuples(r); i++) {
         const char *id = PQgetvalue(r, i, 0), *mid = PQgetvalue(r, i, 1), *key = PQgetvalue(r, i, 2);
         char mig[24];
@@ -75,9 +111,7 @@ void outbox_flush(sched *s)
         if (!body) {
             /* written by ledger_record's json_build_object: cannot happen; never loop on it */
             log_error(&f, "outbox row %s (%s) is not JSON: dropped", id, key);
-            const char *p[] = {id};
-            if (db_exec(s->db, NULL, "DELETE FROM outbox WHERE id = $1::bigint", 1, p) < 0)
-                log_warn(&f, "could not drop it: %s", db_error(s->db));
+            row_submit(s, ROW_DROP_BAD, id, key);
             continue;
         }
         _cleanup_free_ char *text = msg_build(key, mid, body);
@@ -91,11 +125,66 @@ void outbox_flush(sched *s)
             log_warn(&f, "event %s not published (%s): it stays in the outbox", key, err);
             free(err);
             free(x);
-            const char *q[] = {id};
-            if (db_exec(s->db, NULL, "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint", 1, q) < 0)
-                log_warn(&f, "could not free the outbox row: %s", db_error(s->db));
+            row_submit(s, ROW_FREE_UNPUBLISHED, id, key);
             continue;
         }
         s->outbox_busy++;
     }
+}
+
+/* The rows a claim read (on the worker) for the loop to publish. */
+typedef struct claim_job {
+    sched *s;
+    PGresult *rows;
+} claim_job;
+
+static int claim_work(db_conn *db, void *arg, char **err)
+{
+    claim_job *j = arg;
+    if (db_exec(db, &j->rows,
+                "WITH c AS (UPDATE outbox SET claimed_until = now() + interval '" OUTBOX_CLAIM_S " s'"
+                "   WHERE id IN (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()"
+                "                ORDER BY id LIMIT " OUTBOX_BATCH " FOR UPDATE SKIP LOCKED)"
+                "   RETURNING id, message_id::text, routing_key, body)"
+                " SELECT * FROM c ORDER BY id",
+                0, NULL) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void claim_done(void *arg, int rc, char *err)
+{
+    claim_job *j = arg;
+    sched *s = j->s;
+    _cleanup_pq_ PGresult *r = j->rows;
+    free(j);
+    s->outbox_claiming = 0;
+    if (rc < 0) {
+        log_warn(NULL, "could not read the events outbox: %s", err);
+        free(err);
+    } else {
+        free(err);
+        publish_rows(s, r);
+    }
+    if (s->outbox_again && !s->stopping) {
+        s->outbox_again = 0;
+        outbox_flush(s);
+    }
+}
+
+void outbox_flush(sched *s)
+{
+    if (!s->db_ready || !s->mq || !mq_is_up(s->mq))
+        return;
+    if (s->outbox_claiming) {
+        /* the claim on its way may have run before what asks now was committed */
+        s->outbox_again = 1;
+        return;
+    }
+    s->outbox_claiming = 1;
+    claim_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    dbq_submit(s->dbq, claim_work, claim_done, j);
 }

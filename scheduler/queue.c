@@ -10,18 +10,21 @@
 #include "limits.h"
 #include "sched.h"
 
-int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, const char *self, char **why)
+int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self, char **why)
 {
     limits_counts *k = NULL;
     if (limits_lock(db) < 0 || limits_load(db, self, source, dest, &k) < 0)
         return -1;
-    int fits = limits_fit(&s->cfg->scheduler, k, source, dest, why);
+    int fits = limits_fit(c, k, source, dest, why);
     limits_counts_free(k);
     return fits;
 }
 
+/* One dispatch, run by the database worker. */
 typedef struct disp {
-    sched *s;
+    sched *s;          /* the worker reads only name (fixed) through it */
+    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
+    char dl[24];       /* the deadline of scheduled, in seconds */
     int64_t start[64];
     int n;
     int ended;
@@ -49,10 +52,10 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
     limits_counts *k = NULL;
     if (limits_load(db, NULL, NULL, NULL, &k) < 0)
         return -1;
-    const cfg_scheduler *c = &s->cfg->scheduler;
-    char lease[24], dl[24];
+    const cfg_scheduler *c = &d->cfg;
+    char lease[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)c->lease_s);
-    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_s(s, MIG_SCHEDULED));
+    const char *dl = d->dl;
     int rc = 0;
     for (int i = 0; i < PQntuples(q) && rc == 0; i++) {
         const char *id = PQgetvalue(q, i, 0), *src = PQgetvalue(q, i, 1), *dst = PQgetvalue(q, i, 2);
@@ -75,7 +78,7 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
                     " lease_expires_at = now() + make_interval(secs => $3::int),"
                     " deadline_at = now() + make_interval(secs => $4::int) WHERE id = $1::bigint",
                     4, p) < 0 ||
-            ledger_record(s, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status", "the limits allow it now") < 0) {
+            ledger_record(db, s->name, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status", "the limits allow it now") < 0) {
             rc = -1;
             continue;
         }
@@ -86,26 +89,52 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
     return rc;
 }
 
+static int dispatch_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", dispatch_tx, arg, NULL, err);
+}
+
+static void dispatch_done(void *arg, int rc, char *err)
+{
+    disp *d = arg;
+    sched *s = d->s;
+    s->dispatch_busy = 0;
+    if (rc < 0) {
+        log_warn(NULL, "could not look at the queued migrations: %s", err);
+    } else {
+        if (d->n || d->ended)
+            outbox_flush(s);
+        for (int i = 0; i < d->n && !s->stopping; i++) {
+            char ids[24];
+            snprintf(ids, sizeof(ids), "%lld", (long long)d->start[i]);
+            log_fields f = {.migration = ids};
+            log_info(&f, "migration %lld leaves the queue: the limits allow it now", (long long)d->start[i]);
+            orch_start(s, d->start[i]);
+        }
+    }
+    free(err);
+    free(d);
+    if (s->dispatch_again && !s->stopping) {
+        s->dispatch_again = 0;
+        queue_dispatch(s);
+    }
+}
+
 void queue_dispatch(sched *s)
 {
-    if (!s->db)
+    if (!s->db_ready)
         return;
-    disp d = {.s = s};
-    char *err = NULL;
-    if (db_tx(s->db, "READ COMMITTED", dispatch_tx, &d, NULL, &err) < 0) {
-        log_warn(NULL, "could not look at the queued migrations: %s", err);
-        free(err);
+    if (s->dispatch_busy) {
+        /* the dispatch on its way may have counted before what asks now was committed */
+        s->dispatch_again = 1;
         return;
     }
-    if (d.n || d.ended)
-        outbox_flush(s);
-    for (int i = 0; i < d.n; i++) {
-        char ids[24];
-        snprintf(ids, sizeof(ids), "%lld", (long long)d.start[i]);
-        log_fields f = {.migration = ids};
-        log_info(&f, "migration %lld leaves the queue: the limits allow it now", (long long)d.start[i]);
-        orch_start(s, d.start[i]);
-    }
+    disp *d = xcalloc(1, sizeof(*d));
+    d->s = s;
+    d->cfg = s->cfg->scheduler;
+    snprintf(d->dl, sizeof(d->dl), "%lld", (long long)ledger_deadline_s(s, MIG_SCHEDULED));
+    s->dispatch_busy = 1;
+    dbq_submit(s->dbq, dispatch_work, dispatch_done, d);
 }
 
 void queue_on_dispatch(evutil_socket_t fd, short what, void *arg)

@@ -1,5 +1,7 @@
 /* sched: the state of one ferry-scheduler replica and what its modules share. Everything runs
- * on the libevent loop's thread; database calls are short synchronous transactions. */
+ * on the libevent loop's thread but the database: every statement is a job of the database
+ * worker (common/dbq), submitted from the loop, whose continuation runs on the loop again and
+ * finds what it acts on by id (a migration may have ended meanwhile). */
 #ifndef FERRY_SCHED_H
 #define FERRY_SCHED_H
 
@@ -8,6 +10,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "dbq.h"
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
@@ -16,7 +19,10 @@
 typedef struct sched {
     ferry_config *cfg;
     struct event_base *base;
-    db_conn *db;
+    dbq *dbq;              /* the database worker: every statement of the loop goes through it */
+    int db_ready;          /* the database answered at the start and its schema is the expected one */
+    char db_started_at[64]; /* the database's clock then: the first tick resumes only older migrations */
+    int db_probe_busy;     /* the tick's health probe is queued or running */
     mq_conn *mq;
     struct event *db_retry;
     char *name;
@@ -24,9 +30,12 @@ typedef struct sched {
     int consuming;
     struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
-    char since[64];        /* the database's clock when this process first reached it: what this
-                            * replica owned before then is resumed at its start (lease.c) */
     int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
+    int dispatch_busy;     /* a queue dispatch is with the database worker */
+    int dispatch_again;    /* ... and another was asked meanwhile */
+    int lease_busy;        /* the tick's lease renewal and adoption are with the database worker */
+    int outbox_claiming;   /* an outbox claim is with the database worker */
+    int outbox_again;      /* ... and another flush was asked meanwhile */
     struct event *dispatch; /* activated for a queue_dispatch on the next loop turn (made by main.c) */
     int stopping;          /* the loop has ended: calls cut short are not failures */
     struct evhttp *http;   /* NULL when [http] enabled = false */
@@ -44,6 +53,10 @@ typedef struct sched {
  * ferry exchange. */
 #define SCHED_RPC_QUEUE "ferry.scheduler.rpc"
 #define SCHED_RPC_KEY "scheduler.rpc"
+/* A database job running longer than this makes /healthz say the database is stalled. */
+#define SCHED_DB_STALL_MS 2000
+/* How long a stop lets the running database job finish before abandoning it. */
+#define SCHED_DB_STOP_GRACE_MS 3000
 
 /* ---- host state (hoststate.c) ---------------------------------------------------------------- */
 /* Consumer of SCHED_EVENTS_QUEUE: heartbeats into hosts/instances/allocations, agent
@@ -51,14 +64,15 @@ typedef struct sched {
 void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg);
 
 /* ---- intake (intake.c) ------------------------------------------------------------------------ */
-/* Consumer of ferry.scheduler: one request, one transaction. Owns d. */
+/* Consumer of ferry.scheduler: one request, one transaction (on the database worker; the
+ * answer and the ack after its commit, on the loop). Owns d. */
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
 
 /* ---- operator requests (intake.c) ------------------------------------------------------------ */
 /* Handles a migration.abort or migration.force_complete request on ferry.scheduler (body
  * {"migration": id}): recorded on the migration for its owner, or a queued migration is
- * cancelled at once; replies <type>.accepted or <type>.refused with the reason. Owns d; env is
- * the caller's. */
+ * cancelled at once; replies <type>.accepted or <type>.refused with the reason, after its
+ * transaction on the database worker. Owns d and env. */
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
@@ -68,10 +82,12 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
  * `self` (the caller's own, already inserted; NULL for none). Returns 1 (fits), 0 (*why, caller
  * frees, says which limit) or -1 (database error). Take it as late as the transaction allows:
  * the lock is held to the commit and every replica's claims wait for it. */
-int queue_limits_allow(sched *s, db_conn *db, const char *source, const char *dest, const char *self,
+int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self,
                        char **why) FERRY_WUR;
 /* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
- * cancels queued ones that were aborted or waited past deadline_queued_s. */
+ * cancels queued ones that were aborted or waited past deadline_queued_s: one transaction on
+ * the database worker, the migrations started in its continuation (a dispatch asked while
+ * one is on its way runs after it). */
 void queue_dispatch(sched *s);
 /* queue_dispatch on the next loop turn (safe from inside any callback), through s->dispatch. */
 void queue_dispatch_soon(sched *s);
@@ -85,18 +101,45 @@ void queue_on_dispatch(evutil_socket_t fd, short what, void *arg);
 void outbox_flush(sched *s);
 
 /* ---- reads and the HTTP API (api.c, http.c; see scheduler/API.md) ------------------------------ */
-/* Each read returns a new JSON object (caller puts it), or NULL with *err (caller frees);
- * *found = 0 means the thing named does not exist (as opposed to a database failure). */
-json_object *api_hosts(sched *s, char **err);
-json_object *api_host(sched *s, const char *name, int *found, char **err);
-/* Sets host name's state (enabled / disabled / maintenance) and reason; returns the host. */
-json_object *api_host_set_state(sched *s, const char *name, const char *state, const char *reason, int *found, char **err);
-json_object *api_instances(sched *s, const char *host, char **err);
-json_object *api_migrations(sched *s, const char *status, int limit, char **err);
-json_object *api_migration(sched *s, int64_t id, int *found, char **err);
-/* Finds the instance ref (uuid, name or i-xxxxxxxx): 1 with *uuid and *ec2 (caller frees),
- * 0 none, 2 an ambiguous name, -1 database error; *err says why when not 1. */
-int api_resolve_instance(sched *s, const char *ref, char **uuid, char **ec2, char **err);
+/* One read of API.md (or the operator's host state change), run by the database worker. The
+ * caller fills what and its arguments (owned by the api_read, freed with it); the worker fills
+ * the answer. */
+typedef enum api_what {
+    API_HOSTS,
+    API_HOST,
+    API_HOST_SET_STATE,
+    API_INSTANCES,
+    API_MIGRATIONS,
+    API_MIGRATION,
+    API_RESOLVE_INSTANCE,
+} api_what;
+typedef struct api_read api_read;
+typedef void (*api_done_fn)(sched *s, api_read *r, void *arg);
+struct api_read {
+    api_what what;
+    char *name;           /* API_HOST, API_HOST_SET_STATE: the host; API_RESOLVE_INSTANCE: the reference */
+    char *state, *reason; /* API_HOST_SET_STATE (reason may be NULL) */
+    char *filter;         /* API_INSTANCES: the host, API_MIGRATIONS: the status (NULL: all) */
+    int limit;            /* API_MIGRATIONS */
+    int64_t id;           /* API_MIGRATION */
+    /* the answer */
+    json_object *out; /* the object, NULL when the read failed or found nothing */
+    int found;        /* 0: the thing named does not exist (as opposed to a database failure) */
+    int resolved;     /* API_RESOLVE_INSTANCE: 1 found (uuid, ec2), 0 none, 2 an ambiguous name, -1 failed */
+    char *uuid, *ec2;
+    char *err; /* why there is no out (or why not resolved) */
+    /* api.c's */
+    int64_t max_age_s;
+    sched *s;
+    api_done_fn done;
+    void *arg;
+};
+/* A new read of what, with no arguments yet (the caller sets them, as xstrdup'ed strings). */
+api_read *api_read_new(api_what what);
+/* Runs r on the database worker, then done(s, r, arg) on the loop's thread; r (and whatever
+ * done leaves in it: it may take out, err, uuid and ec2 and set them NULL) is freed after done
+ * returns. Takes r. */
+void api_submit(sched *s, api_read *r, api_done_fn done, void *arg);
 /* Consumer of SCHED_RPC_QUEUE: answers the read RPCs. Owns d. */
 void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg);
 /* Starts the HTTP server when [http] enabled; 0, or -1 with *err (caller frees). */

@@ -164,7 +164,7 @@ static void test_cancel_queued(void **state)
     fixture *f = *state;
     ferry_config cfg;
     memset(&cfg, 0, sizeof(cfg));
-    sched s = {.cfg = &cfg, .db = f->db, .name = "limits-test"};
+    sched s = {.cfg = &cfg, .name = "limits-test"};
     _cleanup_free_ char *m4 = one(f->db, "SELECT id FROM migrations WHERE status = 'queued'");
     _cleanup_free_ char *uuid = one(f->db, "SELECT instance_uuid FROM migrations WHERE status = 'queued'");
     assert_int_equal(ledger_cancel_queued(&s, f->db, m4, uuid, "h2", "cancelled: aborted by the operator while queued"), 0);

@@ -1,0 +1,172 @@
+/* orchevent: what the agents report about a migration (orch_on_agent_event, sched.h): progress,
+ * the post-copy switch and the end of the source's job, recorded by the database worker by
+ * whichever replica gets the event; the owner, if it is this one, polls the source at once when
+ * its job ended. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "orchcore.h"
+
+/* ---- what the agents report --------------------------------------------------------------- */
+
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+/* What an agent's event asks of the database, with the worker (strings copied). */
+typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED } ev_op;
+
+typedef struct agent_ev {
+    sched *s; /* the worker reads only name (fixed) through it */
+    ev_op op;
+    int64_t id;
+    char ids[24];
+    char *host, *what, *message;
+    char a[24], b[24], c[24], d[24], e[24]; /* the statement's numbers ("" = NULL) */
+    int figures;                            /* EV_ENDED: final figures to store */
+    char *fail_what;                        /* for the log: what could not be done */
+} agent_ev;
+
+static const char *nz(const char *v)
+{
+    return *v ? v : NULL;
+}
+
+static int agent_ev_work(db_conn *db, void *arg, char **err)
+{
+    agent_ev *j = arg;
+    if (j->op == EV_PROGRESS) {
+        const char *p[] = {j->ids, j->a, j->b, j->c, j->d, j->e};
+        /* stored at most every progress_interval_ms (throttled in the row itself, whichever
+         * replica gets the event) */
+        if (db_exec(db, NULL,
+                    "UPDATE migrations SET memory_total_bytes = $2::bigint, memory_processed_bytes = $3::bigint,"
+                    " memory_remaining_bytes = $4::bigint, iteration = $5::int, updated_at = now()"
+                    " WHERE id = $1::bigint AND status = 'running'"
+                    " AND updated_at < now() - make_interval(secs => $6::int / 1000.0)",
+                    6, p) < 0)
+            goto fail;
+        return 0;
+    }
+    if (j->op == EV_POSTCOPY) {
+        const char *p[] = {j->ids};
+        if (db_exec(db, NULL, "UPDATE migrations SET postcopy_active = true WHERE id = $1::bigint", 1, p) < 0 ||
+            ledger_record(db, j->s->name, j->id, "source", j->host, MIG_RUNNING, "postcopy", "switched to post-copy") < 0)
+            goto fail;
+        return 0;
+    }
+    if (ledger_record(db, j->s->name, j->id, "source", j->host, LEDGER_NO_STATUS, j->what, j->message) < 0) {
+        *err = xstrdup(db_error(db));
+        j->fail_what = xstrdup("record the agent's event");
+        /* the figures are still stored */
+    }
+    if (j->figures) {
+        const char *p[] = {j->ids, nz(j->a), nz(j->b), nz(j->c), nz(j->d)};
+        if (db_exec(db, NULL,
+                    "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms),"
+                    " memory_processed_bytes = coalesce($3::bigint, memory_processed_bytes),"
+                    " memory_total_bytes = coalesce($4::bigint, memory_total_bytes),"
+                    " iteration = greatest(iteration, coalesce($5::int, 0)), memory_remaining_bytes = 0"
+                    " WHERE id = $1::bigint",
+                    5, p) < 0) {
+            if (*err) { /* the first failure is logged here, this one in the continuation */
+                log_fields f = {.migration = j->ids, .host = j->host};
+                log_warn(&f, "could not %s: %s", j->fail_what, *err);
+                free(*err);
+                free(j->fail_what);
+            }
+            *err = xstrdup(db_error(db));
+            j->fail_what = xstrdup("store the final figures");
+        }
+    }
+    return *err ? -1 : 0;
+fail:
+    *err = xstrdup(db_error(db));
+    j->fail_what = xstrdup(j->op == EV_PROGRESS ? "store progress" : "record the post-copy switch");
+    return -1;
+}
+
+/* On the loop: a failure logged; after the source said its job ended, the owner (if this
+ * replica, found again by id) asks it now rather than at the next poll. */
+static void agent_ev_done(void *arg, int rc, char *err)
+{
+    agent_ev *j = arg;
+    orch *o = orchcore_find(j->id);
+    if (rc < 0) {
+        log_fields f = {.migration = j->ids, .host = j->host};
+        log_warn(o ? &o->lf : &f, "could not %s: %s", j->fail_what ? j->fail_what : "record the agent's event", err);
+    }
+    if (j->op == EV_ENDED && o && !o->finishing && o->status == MIG_RUNNING && !j->s->stopping)
+        event_active(o->poll_ev, EV_TIMEOUT, 1); /* orch.c's poll, on this loop pass */
+    free(err);
+    free(j->host);
+    free(j->what);
+    free(j->message);
+    free(j->fail_what);
+    free(j);
+}
+
+void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *body)
+{
+    /* any replica records what an agent says (each event reaches one of them); the owner, if it
+     * is this one, acts on it */
+    agent_ev *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->id = id;
+    snprintf(j->ids, sizeof(j->ids), "%lld", (long long)id);
+    const char *host = jstr(body, "host");
+    j->host = host ? xstrdup(host) : NULL;
+    j->what = xstrdup(what);
+    json_object *st = NULL, *v;
+    if (strcmp(what, "progress") == 0) {
+        j->op = EV_PROGRESS;
+        json_object_object_get_ex(body, "stats", &st);
+        strlcpy_f(j->a, "0", sizeof(j->a));
+        strlcpy_f(j->b, "0", sizeof(j->b));
+        strlcpy_f(j->c, "0", sizeof(j->c));
+        strlcpy_f(j->d, "0", sizeof(j->d));
+        if (st && json_object_object_get_ex(st, "memory_total", &v))
+            snprintf(j->a, sizeof(j->a), "%lld", (long long)json_object_get_int64(v));
+        if (st && json_object_object_get_ex(st, "memory_processed", &v))
+            snprintf(j->b, sizeof(j->b), "%lld", (long long)json_object_get_int64(v));
+        if (st && json_object_object_get_ex(st, "memory_remaining", &v))
+            snprintf(j->c, sizeof(j->c), "%lld", (long long)json_object_get_int64(v));
+        if (st && json_object_object_get_ex(st, "iteration", &v))
+            snprintf(j->d, sizeof(j->d), "%lld", (long long)json_object_get_int64(v));
+        snprintf(j->e, sizeof(j->e), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
+    } else if (strcmp(what, "postcopy") == 0) {
+        j->op = EV_POSTCOPY;
+        orch *o = orchcore_find(id);
+        if (o)
+            o->postcopy = 1;
+        log_fields f = {.migration = j->ids, .host = host};
+        log_info(o ? &o->lf : &f, "migration %lld switched to post-copy", (long long)id);
+    } else if (strcmp(what, "completed") == 0 || strcmp(what, "failed") == 0 || strcmp(what, "cancelled") == 0) {
+        j->op = EV_ENDED;
+        const char *e = jstr(body, "error");
+        j->message = xstrdup(e ? e : what);
+        if (strcmp(what, "completed") == 0 && json_object_object_get_ex(body, "stats", &st)) {
+            /* the final figures of the source's job */
+            j->figures = 1;
+            if (json_object_object_get_ex(st, "downtime_ms", &v))
+                snprintf(j->a, sizeof(j->a), "%lld", (long long)json_object_get_int64(v));
+            if (json_object_object_get_ex(st, "memory_processed", &v))
+                snprintf(j->b, sizeof(j->b), "%lld", (long long)json_object_get_int64(v));
+            if (json_object_object_get_ex(st, "memory_total", &v))
+                snprintf(j->c, sizeof(j->c), "%lld", (long long)json_object_get_int64(v));
+            if (json_object_object_get_ex(st, "iteration", &v))
+                snprintf(j->d, sizeof(j->d), "%lld", (long long)json_object_get_int64(v));
+        }
+    } else {
+        free(j->host);
+        free(j->what);
+        free(j);
+        return;
+    }
+    dbq_submit(s->dbq, agent_ev_work, agent_ev_done, j);
+}

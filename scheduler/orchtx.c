@@ -1,0 +1,201 @@
+/* orchtx: the orchestration's transactions, on the database worker (orchtx.h): a status
+ * transition guarded by owner, epoch and expected status, and a migration's end with its
+ * settling. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "orchtx.h"
+
+/* ---- transitions --------------------------------------------------------------------------- */
+
+/* One transition with the database worker: what it needs, copied (the worker never reads o). */
+typedef struct tr {
+    sched *s;
+    int64_t id;
+    char id_s[24], epoch_s[24];
+    int64_t epoch;
+    int gen;
+    mig_status from, to;
+    char *message;
+    char dl[24];
+    orchtx_next_fn next;
+    int won;
+} tr;
+
+static int transition_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    tr *t = arg;
+    const char *p[] = {t->id_s, mig_status_str(t->to), mig_status_str(t->from), t->s->name, t->epoch_s, t->dl};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "UPDATE migrations SET status = $2, updated_at = now(), deadline_at = now() + make_interval(secs => $6::int)"
+                " WHERE id = $1::bigint AND status = $3 AND owner = $4 AND epoch = $5::bigint RETURNING id",
+                6, p) < 0)
+        return -1;
+    t->won = PQntuples(r) == 1;
+    if (!t->won)
+        return 0;
+    return ledger_record(db, t->s->name, t->id, "scheduler", NULL, t->to, "status", t->message);
+}
+
+static int transition_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", transition_tx, arg, NULL, err);
+}
+
+/* On the loop, after the transition's transaction: next, when it was committed and o is still
+ * this replica's, at the same epoch and on the same path (no failure began meanwhile); the
+ * orchestration stops when it could not be committed. */
+static void transition_done(void *arg, int rc, char *err)
+{
+    tr *t = arg;
+    orch *o = orchcore_find(t->id);
+    if (o && o->epoch != t->epoch)
+        o = NULL; /* another object for the same migration: not ours */
+    log_fields none = {.migration = t->id_s};
+    if (rc < 0 || !t->won) {
+        if (rc < 0)
+            log_error(o ? &o->lf : &none, "could not record status %s: %s", mig_status_str(t->to), err);
+        else
+            log_warn(o ? &o->lf : &none, "migration %lld is no longer %s under this scheduler (epoch %lld): leaving it",
+                     (long long)t->id, mig_status_str(t->from), (long long)t->epoch);
+        if (o)
+            orchcore_done(o);
+    } else {
+        log_info(o ? &o->lf : &none, "migration %lld: %s -> %s%s%s", (long long)t->id, mig_status_str(t->from),
+                 mig_status_str(t->to), t->message ? ": " : "", t->message ? t->message : "");
+        outbox_flush(t->s);
+        if (o && !o->finishing && o->gen == t->gen && t->next && !t->s->stopping)
+            t->next(o);
+    }
+    free(err);
+    free(t->message);
+    free(t);
+}
+
+void orchtx_transition(orch *o, mig_status to, const char *message, orchtx_next_fn next)
+{
+    if (o->status == to) {
+        next(o);
+        return;
+    }
+    tr *t = xcalloc(1, sizeof(*t));
+    t->s = o->s;
+    t->id = o->id;
+    strlcpy_f(t->id_s, o->id_s, sizeof(t->id_s));
+    strlcpy_f(t->epoch_s, o->epoch_s, sizeof(t->epoch_s));
+    t->epoch = o->epoch;
+    t->gen = o->gen;
+    t->from = o->status;
+    t->to = to;
+    t->message = message ? xstrdup(message) : NULL;
+    snprintf(t->dl, sizeof(t->dl), "%lld", (long long)ledger_deadline_s(o->s, to));
+    t->next = next;
+    o->status = to;
+    dbq_submit(o->s->dbq, transition_work, transition_done, t);
+}
+
+/* The end of a migration with the database worker, copied from o. */
+typedef struct fin {
+    sched *s;
+    int64_t id, epoch;
+    char id_s[24], epoch_s[24], uuid[40], dest[256];
+    mig_status from, status;
+    char *error;
+    char dt[24]; /* the downtime of a completed one, "" when unknown; has_stats: it had stats */
+    int has_stats;
+    /* for the log */
+    char ec2[40], source[256];
+} fin;
+
+static int finish_tx(db_conn *db, void *arg, char **err)
+{
+    fin *f = arg;
+    const char *p[] = {f->id_s, mig_status_str(f->status), f->error, f->s->name, mig_status_str(f->from), f->epoch_s};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "UPDATE migrations SET status = $2, error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL,"
+                " deadline_at = NULL WHERE id = $1::bigint AND owner = $4 AND status = $5 AND epoch = $6::bigint RETURNING id",
+                6, p) < 0)
+        return -1;
+    if (PQntuples(r) != 1) {
+        *err = xasprintf("migration %lld is no longer %s under this scheduler (epoch %lld)", (long long)f->id,
+                         mig_status_str(f->from), (long long)f->epoch);
+        return -1;
+    }
+    if (ledger_settle(db, f->status, f->id_s, f->uuid, f->dest) < 0)
+        return -1;
+    if (f->status == MIG_COMPLETED && f->has_stats) {
+        const char *sp[] = {f->id_s, *f->dt ? f->dt : NULL};
+        if (db_exec(db, NULL, "UPDATE migrations SET downtime_ms = $2::int, memory_remaining_bytes = 0 WHERE id = $1::bigint",
+                    2, sp) < 0)
+            return -1;
+    }
+    return ledger_record(db, f->s->name, f->id, "scheduler", NULL, f->status, "status", f->error);
+}
+
+static int finish_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", finish_tx, arg, NULL, err);
+}
+
+/* On the loop, after the end's transaction: logged, o let go (found again by id), and a slot
+ * of the limits freed. */
+static void finish_done(void *arg, int rc, char *err)
+{
+    fin *f = arg;
+    orch *o = orchcore_find(f->id);
+    if (o && o->epoch != f->epoch)
+        o = NULL;
+    log_fields lf = {.migration = f->id_s, .instance = f->ec2};
+    if (rc < 0) {
+        log_error(&lf, "could not record the end of migration %lld (%s): %s", (long long)f->id, mig_status_str(f->status),
+                  err);
+    } else {
+        if (f->status == MIG_COMPLETED)
+            log_info(&lf, "migration %lld of %s from %s to %s completed", (long long)f->id, f->ec2, f->source, f->dest);
+        else
+            log_warn(&lf, "migration %lld of %s from %s to %s %s: %s", (long long)f->id, f->ec2, f->source, f->dest,
+                     mig_status_str(f->status), f->error ? f->error : "");
+        outbox_flush(f->s);
+    }
+    if (o)
+        orchcore_done(o);
+    /* a slot is free: a queued migration may start (queue.c's dispatch, on the next loop turn,
+     * through the event main.c made for it) */
+    if (rc == 0)
+        event_active(f->s->dispatch, EV_TIMEOUT, 1);
+    free(err);
+    free(f->error);
+    free(f);
+}
+
+void orchtx_finish(orch *o, mig_status status, const char *error, json_object *stats)
+{
+    if (o->finishing)
+        return;
+    o->finishing = 1;
+    event_del(o->poll_ev);
+    fin *f = xcalloc(1, sizeof(*f));
+    f->s = o->s;
+    f->id = o->id;
+    f->epoch = o->epoch;
+    strlcpy_f(f->id_s, o->id_s, sizeof(f->id_s));
+    strlcpy_f(f->epoch_s, o->epoch_s, sizeof(f->epoch_s));
+    strlcpy_f(f->uuid, o->uuid, sizeof(f->uuid));
+    strlcpy_f(f->dest, o->dest, sizeof(f->dest));
+    strlcpy_f(f->ec2, o->ec2, sizeof(f->ec2));
+    strlcpy_f(f->source, o->source, sizeof(f->source));
+    f->from = o->status;
+    f->status = status;
+    f->error = error ? xstrdup(error) : NULL;
+    json_object *v;
+    if (stats) {
+        f->has_stats = 1;
+        if (json_object_object_get_ex(stats, "downtime_ms", &v))
+            snprintf(f->dt, sizeof(f->dt), "%lld", (long long)json_object_get_int64(v));
+    }
+    dbq_submit(o->s->dbq, finish_work, finish_done, f);
+}

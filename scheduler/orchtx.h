@@ -1,0 +1,25 @@
+/* orchtx: the orchestration's two transactions (orch.c's steps are above it): a status
+ * transition and a migration's end, each submitted to the database worker with what it needs
+ * copied from the orch, its continuation finding the orch again by id and epoch. Each
+ * transition is a migration_events row and, in the same transaction, the outbox row of its
+ * migration.<id>.<status> event (ledger.c), flushed after the commit. */
+#ifndef FERRY_ORCHTX_H
+#define FERRY_ORCHTX_H
+
+#include "orchcore.h"
+
+/* A step that runs once a transition is committed, with o found again (still driven here, at
+ * the same epoch, and no failure begun since the transition was asked). */
+typedef void (*orchtx_next_fn)(orch *o);
+
+/* Commits o's status from its current one to `to` (message borrowed) on the database worker,
+ * then runs next(o); when it could not (logged) the orchestration of o stops. o->status says
+ * `to` from now on: every later statement for o is submitted after this one and runs after its
+ * commit. Already there (a resumed migration): next at once. */
+void orchtx_transition(orch *o, mig_status to, const char *message, orchtx_next_fn next);
+/* Ends o in final status (error and stats borrowed: what is needed is copied), committed with
+ * its settling on the database worker; then o is let go and a slot of the limits is freed. o
+ * is marked finishing at once: nothing else is done for it. */
+void orchtx_finish(orch *o, mig_status status, const char *error, json_object *stats);
+
+#endif
