@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "log.h"
 #include "mq.h"
@@ -434,6 +435,7 @@ static void test_broker_restart_loses_nothing(void **state)
 int main(void)
 {
     log_set_proc("test-mq");
+    evthread_use_pthreads(); /* mq's connect worker hands its result to the loop (evq) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish_confirm_consume_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_goes_to_dead_letter_queue, setup, teardown),
