@@ -85,10 +85,10 @@ static char *active_ids(void)
     return buf;
 }
 
-void lease_tick(sched *s, int starting)
+/* Renews the leases of what this replica drives; with act, hands the operators' requests and
+ * the deadlines read on the way to orch_act. */
+static void renew(sched *s, int act)
 {
-    /* renew the leases of what this replica drives; read the operators' requests and the
-     * deadlines on the way */
     int nids = 0;
     _cleanup_free_ int64_t *idv = orchcore_ids(&nids);
     if (nids > 0) {
@@ -153,7 +153,8 @@ void lease_tick(sched *s, int starting)
                     o->lease_ms = orchcore_lease_from(s, t0);
                     if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                         o->postcopy = 1;
-                    orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
+                    if (act)
+                        orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
                              strcmp(PQgetvalue(r, i, 3), "t") == 0);
                 }
                 if (!seen) {
@@ -167,6 +168,16 @@ void lease_tick(sched *s, int starting)
         free(ids);
         free(eps);
     }
+}
+
+void lease_renew(sched *s)
+{
+    renew(s, 0);
+}
+
+void lease_tick(sched *s, int starting)
+{
+    renew(s, 1);
     /* adopt what nobody drives any more */
     _cleanup_free_ char *active = active_ids();
     adopt_ctx a = {.s = s, .active = active, .own_only = starting};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "app.h"
 #include "config.h"
@@ -58,15 +59,21 @@ static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
 }
 
 /* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
- * Nothing is adopted or started while the broker is away (no agent could be asked). */
+ * Nothing is adopted, started or acted on while the broker is away (no agent could be asked),
+ * but the leases are renewed: this replica lives and drives its migrations on once the broker
+ * is back (its RPCs fail meanwhile and are sent again). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     sched *s = arg;
     http_tick(s);
-    if (!s->db || !mq_is_up(s->mq))
+    if (!s->db)
         return;
+    if (!mq_is_up(s->mq)) {
+        lease_renew(s);
+        return;
+    }
     lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
@@ -250,6 +257,7 @@ int main(int argc, char **argv)
     sched s = {.cfg = &cfg, .http_port = http_port};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
+    evthread_use_pthreads(); /* mq's connect worker hands its result to the loop (evq) */
     s.base = event_base_new();
     s.dispatch = event_new(s.base, -1, 0, queue_on_dispatch, &s); /* queue_dispatch_soon */
     app_signals *sig = app_signals_new(s.base);
