@@ -350,6 +350,8 @@ void mq_free(mq_conn *c)
         /* a connect in progress: its socket is shut down so the worker stops waiting on the
          * broker (a TCP connect still in progress ends by its own timeout); evq_free below
          * then runs its hand-over, which frees it */
+        log_info(conn_fields(c), "connect to broker %s:%d abandoned: the connection is being closed", c->dial->info.host,
+                 c->dial->info.port);
         mq_dial_abandon(c->dial);
         mq_dial_join(c->dial);
         c->dial = NULL;

@@ -14,6 +14,7 @@
 #include "lease.h"
 #include "log.h"
 #include "mq.h"
+#include "orchcall.h"
 #include "schema.h"
 #include "sched.h"
 
@@ -298,6 +299,7 @@ int main(int argc, char **argv)
     /* the agent calls still out end with the connection: not failures of their migrations,
      * which keep their status; the lease brings them back (to this replica or another) */
     s.stopping = 1;
+    orchcall_stop(&s);
     if (orch_count())
         log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");
