@@ -89,21 +89,32 @@ ok "scheduler drives migration $m1 with a lease (lease_expires_at $(sql "SELECT 
 # the broker's processes, as the harness started them: the Erlang VM of its pid file first, then
 # every other process carrying the same harness tag in its environment (epmd, the VM's helpers;
 # one that ends meanwhile is no matter)
-beam=$(cat "$state/rabbitmq/rabbitmq-server.pid" 2>/dev/null) || fail "no broker pid file in $state/rabbitmq"
-tag=$({ tr '\0' '\n' <"/proc/$beam/environ"; } 2>/dev/null | grep -m1 '^FERRY_TEST_SERVICES_TAG=rabbitmq@') ||
-  fail "pid $beam of the broker's pid file is not the harness's broker"
-lost0=$(grep -c "connection to broker .* lost: " "$work/scheduler.log" || true)
-stopped=("$beam")
-kill -STOP "$beam"
+stop_broker() {
+  local beam tag d p
+  beam=$(cat "$state/rabbitmq/rabbitmq-server.pid" 2>/dev/null) || fail "no broker pid file in $state/rabbitmq"
+  tag=$({ tr '\0' '\n' <"/proc/$beam/environ"; } 2>/dev/null | grep -m1 '^FERRY_TEST_SERVICES_TAG=rabbitmq@') ||
+    fail "pid $beam of the broker's pid file is not the harness's broker"
+  stopped=("$beam")
+  kill -STOP "$beam"
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [[ $p == "$beam" ]] && continue
+    if { tr '\0' '\n' <"$d/environ"; } 2>/dev/null | grep -qxF "$tag"; then
+      kill -STOP "$p" 2>/dev/null && stopped+=("$p")
+    fi
+  done
+  [[ $(awk '{print $3}' "/proc/$beam/stat") == T ]] || fail "the broker's VM $beam is not stopped"
+}
+resume_broker() {
+  kill -CONT "${stopped[@]}" 2>/dev/null || true
+  stopped=()
+}
+count() { grep -cE "$1" "$work/scheduler.log" || true; }
+LOST="connection to broker .* lost: "
+RETRY="; (retrying in|trying broker [^ ]* in) [0-9]+ ms"
+lost0=$(count "$LOST")
+stop_broker
 t_stop=$(now_ms)
-for d in /proc/[0-9]*; do
-  p=${d#/proc/}
-  [[ $p == "$beam" ]] && continue
-  if { tr '\0' '\n' <"$d/environ"; } 2>/dev/null | grep -qxF "$tag"; then
-    kill -STOP "$p" 2>/dev/null && stopped+=("$p")
-  fi
-done
-[[ $(awk '{print $3}' "/proc/$beam/stat") == T ]] || fail "the broker's VM $beam is not stopped"
 ok "broker stopped (SIGSTOP): pids ${stopped[*]} ($(for p in "${stopped[@]}"; do cat "/proc/$p/comm" 2>/dev/null; done | tr '\n' ' '))"
 
 # what failed to reconnect since the connection was lost, as the log says it
@@ -138,12 +149,21 @@ while :; do
   sleep 0.3
 done
 t_cont=$(now_ms)
-kill -CONT "${stopped[@]}" 2>/dev/null || true
-stopped=()
+# ferryctl gives up on the stalled broker after its --timeout (1.5 s) although its connect
+# timeout is 10 s: the attempt still waiting for the handshake is abandoned (socket shut down,
+# thread joined) rather than waited for
+printf '[amqp]\nconnect_timeout_ms = 10000\n' >"$work/cli.conf"
+t0=$(now_ms)
+crc=0
+"$bin/ferryctl" --config "$work/cli.conf" --timeout 1500 check >"$work/ferryctl.out" 2>&1 || crc=$?
+cli_ms=$(($(now_ms) - t0))
+((crc == 1)) || problems+=("ferryctl check against the stalled broker exited with $crc: $(cat "$work/ferryctl.out")")
+((cli_ms <= 6000)) || problems+=("ferryctl --timeout 1500 check took $cli_ms ms against the stalled broker (connect_timeout_ms 10000)")
+! grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$work/ferryctl.out" || problems+=("ferryctl: the sanitizers found errors")
+resume_broker
 echo "stall of $(((t_cont - t_stop) / 1000)) s: /healthz asked $samples times (slowest ${max_ms} ms, $answered_503 times 503 = broker down);" \
   "lease_expires_at moved $lease_moves times (longest still ${max_still} ms); $(failed_attempts) reconnect attempts failed"
-lost=$(grep -c "connection to broker .* lost: " "$work/scheduler.log" || true)
-((lost > lost0)) || problems+=("the scheduler never noticed the connection was dead")
+(($(count "$LOST") > lost0)) || problems+=("the scheduler never noticed the connection was dead")
 ((answered_503 > 0)) || problems+=("/healthz never said the broker was down")
 ((lease_moves >= 3)) || problems+=("lease_expires_at of migration $m1 moved only $lease_moves times during the stall")
 if ((${#problems[@]})); then
@@ -152,6 +172,7 @@ if ((${#problems[@]})); then
 fi
 ok "(a) lease_expires_at of migration $m1 kept moving ($lease_moves renewals, never still over ${max_still} ms)"
 ok "(b) /healthz answered all $samples times within ${max_ms} ms (503 while the broker was away)"
+ok "ferryctl --timeout 1500 gave up on the stalled broker after $cli_ms ms (connect_timeout_ms 10000): $(head -n 1 "$work/ferryctl.out")"
 ok "(c) the reconnect attempts failed with a reason: $(sed -n "/connection to broker .* lost: /,\$p" "$work/scheduler.log" |
   grep -E "; (retrying in|trying broker [^ ]* in) [0-9]+ ms" | sed 's/.* msg="//; s/; \(retrying\|trying\) .*//' | sort | uniq -c |
   sed 's/^ *//' | paste -sd'|')"
@@ -162,7 +183,7 @@ until sed -n "/connection to broker .* lost: /,\$p" "$work/scheduler.log" | grep
   (($(now_ms) < end)) || fail "the scheduler did not reconnect within 60 s of SIGCONT"
   sleep 0.2
 done
-ok "reconnected: $(sed -n "/connection to broker .* lost: /,\$p" "$work/scheduler.log" | grep -o "connected to broker .*" | head -n 1)"
+ok "reconnected: $(sed -n "/connection to broker .* lost: /,\$p" "$work/scheduler.log" | grep -o 'connected to broker [^"]*' | head -n 1)"
 end=$(($(now_ms) + 30000))
 while :; do
   read -r code ms < <(healthz)
@@ -177,4 +198,29 @@ end=$(($(now_ms) + 15000))
 until [[ $(lease "$m1") -gt $l0 ]]; do (($(now_ms) < end)) || fail "the lease of migration $m1 is no longer renewed"; sleep 0.2; done
 kill -0 "$spid" || fail "the scheduler died"
 ok "the scheduler works on: /healthz 200 in ${ms} ms, request for vm2 accepted as migration $m2, lease of $m1 renewed"
+
+# ---- stopped while a reconnect attempt waits on the stalled broker ------------------------------------------------
+# the attempt is abandoned (its socket shut down, its thread joined) and the scheduler exits at
+# once and cleanly (in the ASan build, with its memory checked)
+lost1=$(count "$LOST")
+stop_broker
+end=$(($(now_ms) + 30000))
+until (($(count "$LOST") > lost1)); do (($(now_ms) < end)) || fail "the second stall was not noticed within 30 s"; sleep 0.1; done
+fails1=$(count "$RETRY")
+until (($(count "$RETRY") > fails1)); do (($(now_ms) < end)) || fail "no reconnect attempt failed within 30 s"; sleep 0.1; done
+sleep 1.5 # the next attempt (400 ms later) waits up to connect_timeout_ms (3 s) on the handshake
+t0=$(now_ms)
+kill -TERM "$spid"
+rc=0
+end=$((t0 + 20000))
+while kill -0 "$spid" 2>/dev/null; do (($(now_ms) < end)) || fail "the scheduler did not exit within 20 s of SIGTERM"; sleep 0.05; done
+wait "$spid" || rc=$?
+dt=$(($(now_ms) - t0))
+resume_broker
+((rc == 0)) || fail "the scheduler exited with $rc"
+grep -q "connect to broker .* abandoned: the connection is being closed" "$work/scheduler.log" ||
+  fail "no reconnect attempt was in progress at SIGTERM"
+! grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$work/scheduler.log" || fail "the sanitizers found errors"
+((dt <= 10000)) || fail "the scheduler took $dt ms to exit during a reconnect attempt"
+ok "SIGTERM during a reconnect attempt: attempt abandoned, exit 0 after $dt ms"
 echo "all checks passed"
