@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <string.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -188,6 +190,17 @@ static int do_connect(mq_dial *d, char **err)
     if (abandoned) {
         *err = xstrdup("connect abandoned: the connection is being closed");
         return -1;
+    }
+    if (d->opt.heartbeat_s > 0) {
+        /* rabbitmq-c writes (publish, ack, heartbeat) wait for room in the socket without a
+         * deadline: a broker that stops reading would hold the loop for as long as the kernel
+         * keeps the connection. The kernel gives up on bytes left unacknowledged (or a zero
+         * window) for as long as a missed heartbeat takes to notice, and the write fails. */
+        unsigned int ms = (unsigned int)d->opt.heartbeat_s * 2000u;
+        if (ms < (unsigned int)d->opt.connect_timeout_ms)
+            ms = (unsigned int)d->opt.connect_timeout_ms;
+        if (setsockopt(d->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0)
+            log_debug(NULL, "could not set TCP_USER_TIMEOUT on the AMQP socket: %s", strerror(errno));
     }
     amqp_set_handshake_timeout(d->amqp, &tv);
     amqp_set_rpc_timeout(d->amqp, &tv);

@@ -1,14 +1,21 @@
 /* Integration tests of common/mq against the real RabbitMQ started by the harness:
  * publish -> confirm -> consume -> ack; a malformed message dead-lettered with its reason while
  * the consumer keeps going; RPC round trip and timeout; a broker restart loses nothing; a
- * "broker" that accepts TCP but never answers holds up the connect, never the loop. */
+ * "broker" that accepts TCP but never answers holds up the connect, never the loop; a publish
+ * to a broker that stopped reading fails in bounded time. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -526,6 +533,77 @@ static void test_silent_broker_never_blocks_the_loop(void **state)
     close(lfd);
 }
 
+/* A free loopback port (bound then released: socat takes it right after). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
+ * started here) that is SIGSTOPped, so the socket's buffers fill. rabbitmq-c waits for room
+ * without a deadline; the connection's TCP_USER_TIMEOUT (twice the heartbeat) makes the kernel
+ * give up, so the publish fails within seconds instead of holding the loop indefinitely. */
+static void test_publish_to_stalled_broker_fails_in_time(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char listen_arg[96], to_arg[96];
+    snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+    snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
+    char *argv[] = {"socat", listen_arg, to_arg, NULL};
+    pid_t relay;
+    assert_int_equal(posix_spawnp(&relay, "socat", NULL, NULL, argv, environ), 0);
+    /* (socat relays one connection, so nothing probes its port: the connect retries until it listens) */
+
+    struct event_base *base = event_base_new();
+    char url[64];
+    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
+    mq_options o;
+    mq_options_defaults(&o);
+    o.url = url;
+    o.name = "test-mq-stalled";
+    o.heartbeat_s = 2;
+    o.connect_timeout_ms = 2000;
+    mq_conn *c = NULL;
+    char *err = NULL;
+    if (mq_new(base, &o, &c, &err) < 0)
+        fail_msg("mq_new: %s", err);
+    mq_start(c);
+    int64_t end = mono_ms() + 30000;
+    while (!mq_is_up(c) && mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(mq_is_up(c));
+
+    kill(relay, SIGSTOP);
+    static char body[65536];
+    int64_t t0 = mono_ms(), took = 0;
+    int failed = 0, n = 0;
+    while (!failed && mono_ms() - t0 < 60000) {
+        int64_t t = mono_ms();
+        if (mq_publish(c, "", "test-mq-nowhere", NULL, body, sizeof(body), NULL, NULL, &err) < 0) {
+            failed = 1;
+            print_message("publish %d failed after %lld ms: %s\n", n, (long long)(mono_ms() - t), err);
+            free(err);
+        }
+        took = mono_ms() - t;
+        n++;
+    }
+    kill(relay, SIGCONT);
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+    assert_true(failed);
+    assert_true(took < 15000); /* TCP_USER_TIMEOUT of 4 s, with room for a loaded machine */
+    assert_false(mq_is_up(c));
+    mq_free(c);
+    event_base_free(base);
+}
+
 int main(void)
 {
     log_set_proc("test-mq");
@@ -536,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rpc_round_trip_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing, setup, teardown),
         cmocka_unit_test(test_silent_broker_never_blocks_the_loop),
+        cmocka_unit_test(test_publish_to_stalled_broker_fails_in_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
