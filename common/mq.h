@@ -52,7 +52,8 @@ typedef struct mq_options {
     const char *ca_file;    /* amqps: CAs the broker must chain to (copied; NULL/"" = the system's) */
     const char *cert_file;  /* amqps: client certificate (copied; NULL/"" = none) */
     const char *key_file;   /* amqps: its private key (copied; required with cert_file) */
-    int heartbeat_s;        /* 0 = none */
+    int heartbeat_s;        /* 0 = none; else a write the broker does not take for twice this
+                             * (at least connect_timeout_ms) fails: TCP_USER_TIMEOUT */
     int prefetch;           /* unacked deliveries at most (basic.qos) */
     int connect_timeout_ms; /* TCP connect, handshake and each declare */
     int reconnect_min_ms;   /* first retry delay, doubled up to reconnect_max_ms */
