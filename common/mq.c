@@ -360,7 +360,8 @@ void mq_free(mq_conn *c)
     c->evq = NULL;
     if (c->amqp) {
         if (c->up) {
-            /* a goodbye, not a wait: a stalled broker holds the exit up 1 s at most */
+            /* a goodbye, not a wait: a stalled broker holds the exit up 1 s (the channel's
+             * close is not answered, so the connection's is not tried) */
             struct timeval tv = {.tv_sec = 1};
             amqp_set_rpc_timeout(c->amqp, &tv);
             amqp_rpc_reply_t r = amqp_channel_close(c->amqp, MQ_CHANNEL, AMQP_REPLY_SUCCESS);

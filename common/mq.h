@@ -126,7 +126,7 @@ typedef void (*mq_rpc_cb)(mq_conn *c, int ok, const char *err, const mq_message 
  * mq_start. Returns -1 with *err (caller frees) when the URL is invalid. Caller frees with
  * mq_free. */
 int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char **err) FERRY_WUR;
-/* Closes the connection gracefully (waiting 1 s at most for the broker's answer) and frees
+/* Closes the connection gracefully (waiting 1 s at most for each answer of the broker) and frees
  * everything; pending publishes and RPC calls are failed first. A connect in progress is
  * abandoned: its socket is shut down and its thread joined (a TCP connect not yet through may
  * take up to connect_timeout_ms to give up). NULL is accepted. Not to be called from inside one
