@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <json-c/json.h>
 
 #include "app.h"
@@ -295,6 +296,7 @@ int main(int argc, char **argv)
         c.timeout_ms = (int)t;
     }
     log_set_proc(PROG);
+    evthread_use_pthreads(); /* mq's connect worker hands its result to the loop (evq) */
     c.base = event_base_new();
     int rc = v->run(&c, argc - optind, argv + optind);
     mq_free(c.mq);

@@ -126,6 +126,7 @@ int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char *
     }
     c->info = c->brokers[0].info;
     c->last_error = xstrdup("");
+    c->evq = evq_new(base);
     c->backoff_ms = c->opt.reconnect_min_ms;
     *out = c;
     return 0;
@@ -162,6 +163,7 @@ const char *mq_last_error(const mq_conn *c)
 static decl *add_decl(mq_conn *c)
 {
     decl *d = xcalloc(1, sizeof(*d));
+    c->n_decls++;
     if (c->decls_tail)
         c->decls_tail->next = d;
     else
@@ -175,7 +177,9 @@ static void decl_added(mq_conn *c, decl *d)
     if (!c->up)
         return;
     char *e = NULL;
-    if (mq_apply_decl(c, d, &e) < 0) {
+    /* an RPC on the loop (up to the RPC timeout): registrations come before mq_start in the
+     * daemons, so this is only a tool's late declaration */
+    if (mq_apply_decl(c->amqp, d, &e) < 0) {
         log_error(conn_fields(c), "%s", e);
         mq_reset(c, e);
         free(e);
@@ -232,14 +236,14 @@ void mq_declare_compute_queue(mq_conn *c, const char *host)
     mq_bind(c, q, MQ_EXCHANGE, k);
 }
 
-int mq_apply_decl(mq_conn *c, const decl *d, char **err)
+int mq_apply_decl(amqp_connection_state_t amqp, const decl *d, char **err)
 {
     amqp_rpc_reply_t r;
     switch (d->kind) {
     case DECL_EXCHANGE:
-        amqp_exchange_declare(c->amqp, MQ_CHANNEL, bytes(d->name), bytes(d->type), 0, 1, 0, 0,
+        amqp_exchange_declare(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->type), 0, 1, 0, 0,
                               amqp_empty_table);
-        r = amqp_get_rpc_reply(c->amqp);
+        r = amqp_get_rpc_reply(amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what = xasprintf("could not declare exchange %s", d->name);
             *err = mq_reply_text(r, what);
@@ -263,8 +267,8 @@ int mq_apply_decl(mq_conn *c, const decl *d, char **err)
         }
         amqp_table_t args = {.num_entries = n, .entries = e};
         int transient = (d->flags & MQ_Q_TRANSIENT) != 0;
-        amqp_queue_declare(c->amqp, MQ_CHANNEL, bytes(d->name), 0, !transient, transient, transient, args);
-        r = amqp_get_rpc_reply(c->amqp);
+        amqp_queue_declare(amqp, MQ_CHANNEL, bytes(d->name), 0, !transient, transient, transient, args);
+        r = amqp_get_rpc_reply(amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what = xasprintf("could not declare queue %s", d->name);
             *err = mq_reply_text(r, what);
@@ -273,9 +277,9 @@ int mq_apply_decl(mq_conn *c, const decl *d, char **err)
         return 0;
     }
     case DECL_BIND:
-        amqp_queue_bind(c->amqp, MQ_CHANNEL, bytes(d->name), bytes(d->other), bytes(d->key),
+        amqp_queue_bind(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->other), bytes(d->key),
                         amqp_empty_table);
-        r = amqp_get_rpc_reply(c->amqp);
+        r = amqp_get_rpc_reply(amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what =
                 xasprintf("could not bind queue %s to %s with key %s", d->name, d->other, d->key);
@@ -289,17 +293,16 @@ int mq_apply_decl(mq_conn *c, const decl *d, char **err)
 
 /* ---- consumers --------------------------------------------------------------------- */
 
-int mq_start_consumer(mq_conn *c, consumer *k, int no_ack, char **err)
+int mq_consume_on(amqp_connection_state_t amqp, const char *queue, char **tag, char **err)
 {
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(c->amqp, MQ_CHANNEL, bytes(k->queue),
-                                                     amqp_empty_bytes, 0, no_ack, 0, amqp_empty_table);
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(amqp, MQ_CHANNEL, bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                                                     amqp_empty_table);
     if (!ok) {
-        _cleanup_free_ char *what = xasprintf("could not consume from queue %s", k->queue);
-        *err = mq_reply_text(amqp_get_rpc_reply(c->amqp), what);
+        _cleanup_free_ char *what = xasprintf("could not consume from queue %s", queue);
+        *err = mq_reply_text(amqp_get_rpc_reply(amqp), what);
         return -1;
     }
-    free(k->tag);
-    k->tag = mq_dup_bytes(ok->consumer_tag);
+    *tag = mq_dup_bytes(ok->consumer_tag);
     return 0;
 }
 
@@ -311,9 +314,11 @@ void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg)
     k->arg = arg;
     k->next = c->consumers;
     c->consumers = k;
+    c->n_consumers++;
     if (c->up) {
         char *e = NULL;
-        if (mq_start_consumer(c, k, 0, &e) < 0) {
+        /* an RPC on the loop, as in decl_added */
+        if (mq_consume_on(c->amqp, k->queue, &k->tag, &e) < 0) {
             log_error(conn_fields(c), "%s", e);
             mq_reset(c, e);
             free(e);
@@ -324,14 +329,44 @@ void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg)
 }
 
 
+void mq_decls_free(decl *d)
+{
+    while (d) {
+        decl *n = d->next;
+        free(d->name);
+        free(d->type);
+        free(d->other);
+        free(d->key);
+        free(d);
+        d = n;
+    }
+}
+
 void mq_free(mq_conn *c)
 {
     if (!c)
         return;
+    if (c->dial) {
+        /* a connect in progress: its socket is shut down so the worker stops waiting on the
+         * broker (a TCP connect still in progress ends by its own timeout); evq_free below
+         * then runs its hand-over, which frees it */
+        log_info(conn_fields(c), "connect to broker %s:%d abandoned: the connection is being closed", c->dial->info.host,
+                 c->dial->info.port);
+        mq_dial_abandon(c->dial);
+        mq_dial_join(c->dial);
+        c->dial = NULL;
+    }
+    evq_free(c->evq);
+    c->evq = NULL;
     if (c->amqp) {
         if (c->up) {
-            amqp_channel_close(c->amqp, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
-            amqp_connection_close(c->amqp, AMQP_REPLY_SUCCESS);
+            /* a goodbye, not a wait: a stalled broker holds the exit up 1 s (the channel's
+             * close is not answered, so the connection's is not tried) */
+            struct timeval tv = {.tv_sec = 1};
+            amqp_set_rpc_timeout(c->amqp, &tv);
+            amqp_rpc_reply_t r = amqp_channel_close(c->amqp, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+            if (r.reply_type == AMQP_RESPONSE_NORMAL)
+                amqp_connection_close(c->amqp, AMQP_REPLY_SUCCESS);
         }
         amqp_destroy_connection(c->amqp);
         c->amqp = NULL;
@@ -344,15 +379,7 @@ void mq_free(mq_conn *c)
         event_free(c->ev_timer);
     if (c->ev_house)
         event_free(c->ev_house);
-    for (decl *d = c->decls; d;) {
-        decl *n = d->next;
-        free(d->name);
-        free(d->type);
-        free(d->other);
-        free(d->key);
-        free(d);
-        d = n;
-    }
+    mq_decls_free(c->decls);
     for (consumer *k = c->consumers; k;) {
         consumer *n = k->next;
         free(k->queue);

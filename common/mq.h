@@ -7,8 +7,12 @@
  * (the caller decides to retry), unacked deliveries are redelivered by the broker, and the
  * connection comes back by itself.
  *
- * Threads: everything here runs on the loop's thread. Connecting and declaring block that
- * thread for at most the configured timeouts. */
+ * Threads: everything here runs on the loop's thread, but for the connect itself (socket, TLS,
+ * login, channel, topology, consumers), which runs on a worker thread of its own and hands the
+ * ready connection (or why there is none) back to the loop through an evq: a broker that
+ * accepts TCP but does not answer holds up that thread, never the loop. So the base must be made
+ * after evthread_use_pthreads(). A declaration or consumer registered while already connected
+ * is an RPC on the loop (bounded by connect_timeout_ms): register them before mq_start. */
 #ifndef FERRY_MQ_H
 #define FERRY_MQ_H
 
@@ -48,7 +52,8 @@ typedef struct mq_options {
     const char *ca_file;    /* amqps: CAs the broker must chain to (copied; NULL/"" = the system's) */
     const char *cert_file;  /* amqps: client certificate (copied; NULL/"" = none) */
     const char *key_file;   /* amqps: its private key (copied; required with cert_file) */
-    int heartbeat_s;        /* 0 = none */
+    int heartbeat_s;        /* 0 = none; else a write the broker does not take for twice this
+                             * (at least connect_timeout_ms) fails: TCP_USER_TIMEOUT */
     int prefetch;           /* unacked deliveries at most (basic.qos) */
     int connect_timeout_ms; /* TCP connect, handshake and each declare */
     int reconnect_min_ms;   /* first retry delay, doubled up to reconnect_max_ms */
@@ -116,12 +121,16 @@ typedef void (*mq_state_cb)(mq_conn *c, int up, const char *err, void *arg);
  * (timeout, connection lost, refused publish). */
 typedef void (*mq_rpc_cb)(mq_conn *c, int ok, const char *err, const mq_message *reply, void *arg);
 
-/* Creates a connection bound to base (borrowed; must outlive it). Nothing happens until
+/* Creates a connection bound to base (borrowed; must outlive it; made after
+ * evthread_use_pthreads()). Nothing happens until
  * mq_start. Returns -1 with *err (caller frees) when the URL is invalid. Caller frees with
  * mq_free. */
 int mq_new(struct event_base *base, const mq_options *opt, mq_conn **out, char **err) FERRY_WUR;
-/* Closes the connection gracefully and frees everything; pending publishes and RPC calls are
- * failed first. NULL is accepted. Not to be called from inside one of c's callbacks. */
+/* Closes the connection gracefully (waiting 1 s at most for each answer of the broker) and frees
+ * everything; pending publishes and RPC calls are failed first. A connect in progress is
+ * abandoned: its socket is shut down and its thread joined (a TCP connect not yet through may
+ * take up to connect_timeout_ms to give up). NULL is accepted. Not to be called from inside one
+ * of c's callbacks. */
 void mq_free(mq_conn *c);
 /* Sets the state callback (arg borrowed). */
 void mq_on_state(mq_conn *c, mq_state_cb cb, void *arg);

@@ -1,14 +1,17 @@
 /* mq_priv: what the parts of the mq module share (mq.c: the connection object, topology and
- * consumers; mq_connect.c: connect, reconnect and housekeeping; mq_publish.c: publishes and
+ * consumers; mq_connect.c: reconnect, the hand-over of a new connection to the loop, reset and
+ * housekeeping; mq_dial.c: the connect itself, on a worker thread; mq_publish.c: publishes and
  * their confirms; mq_deliver.c: deliveries and the read path; mq_rpc.c: RPC calls and
  * replies). Internal to common/mq*.c: nothing outside includes it. */
 #ifndef FERRY_MQ_PRIV_H
 #define FERRY_MQ_PRIV_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <amqp.h>
 
+#include "evq.h"
 #include "log.h"
 #include "mq.h"
 
@@ -73,6 +76,38 @@ struct mq_delivery {
     char *strs[10];        /* owned copies backing msg's strings */
 };
 
+/* One connect attempt (mq_dial.c), run by a worker thread so that the loop never waits on the
+ * broker: socket (TLS), login, channel, confirms, prefetch, topology, reply queue, consumers.
+ * The loop fills the inputs and starts the thread; from then on the worker alone touches the
+ * attempt (but for `lock`ed fields) until it posts the attempt to the connection's evq as its
+ * last act; the loop then owns it again, with the results. */
+typedef struct mq_dial {
+    /* inputs, copied by the loop before the thread starts; strings of info and opt are
+     * borrowed from the mq_conn, which joins the thread before freeing them */
+    struct amqp_connection_info info;
+    mq_options opt;
+    decl *decls;       /* owned copy of the topology */
+    int n_decls;       /* how many the mq_conn had then */
+    int n_consumers;   /* consumers to start, in the mq_conn's list order */
+    consumer **ks;     /* the mq_conn's consumers (identity only: the worker never reads them) */
+    char **queues;     /* their queues (owned copies) */
+    mq_conn *c;        /* the loop's: never dereferenced by the worker */
+    evq *q;            /* where the worker posts the attempt when done (borrowed) */
+    evq_fn done;       /* what runs on the loop then, with the attempt */
+    pthread_t thread;
+    int joined;
+
+    pthread_mutex_t lock; /* guards fd and abandoned */
+    int fd;               /* the socket once open, -1 before and after (for mq_dial_abandon) */
+    int abandoned;        /* the mq_conn is being freed: nobody takes the result */
+
+    /* results, written by the worker before it posts the attempt */
+    amqp_connection_state_t amqp; /* the ready connection (NULL on failure) */
+    char *err;                    /* why it failed, in librabbitmq's, OpenSSL's or the OS's words */
+    char **tags;                  /* consumer tags, as ks */
+    char *reply_queue;            /* the RPC reply queue's name (NULL with no_rpc_replies) */
+} mq_dial;
+
 struct mq_conn {
     struct event_base *base;
     char *url;
@@ -107,6 +142,10 @@ struct mq_conn {
     decl *decls, *decls_tail;
     consumer *consumers;
 
+    int n_decls, n_consumers; /* registered so far: a connect that copied fewer is redone */
+    evq *evq;                 /* where the connect worker hands its result to the loop */
+    mq_dial *dial;            /* the connect attempt in flight (at most one), or NULL */
+
     mq_state_cb state_cb;
     void *state_arg;
 };
@@ -130,10 +169,30 @@ char *mq_dup_bytes(amqp_bytes_t b);
 char *mq_reply_text(amqp_rpc_reply_t r, const char *what);
 /* Replaces c's last error text with a copy of e (NULL = ""). */
 void mq_set_last_error(mq_conn *c, const char *e);
-/* Declares d on the broker now. Returns 0, or -1 with *err (caller frees). */
-int mq_apply_decl(mq_conn *c, const decl *d, char **err);
-/* Starts consumer k on the broker (its tag stored in k). Returns 0, or -1 with *err (caller frees). */
-int mq_start_consumer(mq_conn *c, consumer *k, int no_ack, char **err);
+/* Declares d on the broker through amqp (blocks up to its RPC timeout). Returns 0, or -1 with
+ * *err (caller frees). */
+int mq_apply_decl(amqp_connection_state_t amqp, const decl *d, char **err);
+/* Starts a manual-ack consumer of queue through amqp (blocks up to its RPC timeout); *tag gets
+ * the broker's consumer tag (caller frees). Returns 0, or -1 with *err (caller frees). */
+int mq_consume_on(amqp_connection_state_t amqp, const char *queue, char **tag, char **err);
+/* Frees a list of decls; NULL is accepted. */
+void mq_decls_free(decl *d);
+
+/* mq_dial.c */
+/* Starts a connect attempt to c's current broker on a worker thread, with copies of c's
+ * topology and consumers; the worker posts the attempt to c->evq, to done, when it is over.
+ * Returns the attempt (owned by the worker until then), or NULL with *err (caller frees) when
+ * no thread could be started. */
+mq_dial *mq_dial_start(mq_conn *c, evq_fn done, char **err);
+/* Tells a running attempt that nobody will take its result and shuts its socket down so that
+ * the worker's wait on the broker ends now (the worker still posts it: free it then). */
+void mq_dial_abandon(mq_dial *d);
+/* Waits for the attempt's thread to end (once; the worker has posted it or is about to). */
+void mq_dial_join(mq_dial *d);
+/* Returns 1 when mq_dial_abandon was called on d. */
+int mq_dial_abandoned(mq_dial *d);
+/* Frees an attempt whose thread ended, with the connection it holds, if any. NULL is accepted. */
+void mq_dial_free(mq_dial *d);
 
 /* mq_connect.c */
 /* Fails every publish waiting for its confirm and every RPC call in flight with why. */

@@ -1,4 +1,5 @@
 /* mq_publish: publishing in publisher-confirm mode and the broker's confirms. */
+#include <errno.h>
 #include <string.h>
 
 #include <amqp.h>
@@ -66,10 +67,15 @@ int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_p
         props.headers.entries = h;
     }
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    errno = 0;
     int rc = amqp_basic_publish(c->amqp, MQ_CHANNEL, bytes(exchange), bytes(key), 0, 0, &props, b);
+    int e = errno; /* rabbitmq-c says only "a socket error occurred": the system says which */
     free(h);
     if (rc != AMQP_STATUS_OK) {
-        *err = xasprintf("could not publish to %s/%s: %s", exchange, key, amqp_error_string2(rc));
+        if (rc == AMQP_STATUS_SOCKET_ERROR && e)
+            *err = xasprintf("could not publish to %s/%s: %s (%s)", exchange, key, amqp_error_string2(rc), strerror(e));
+        else
+            *err = xasprintf("could not publish to %s/%s: %s", exchange, key, amqp_error_string2(rc));
         mq_reset(c, *err);
         return -1;
     }

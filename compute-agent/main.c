@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         cfg_free(&cfg);
         return 2;
     }
-    evthread_use_pthreads(); /* evq's event_active comes from other threads */
+    evthread_use_pthreads(); /* evq's event_active comes from other threads (mq's connect worker too) */
     agent a = {.cfg = &cfg};
     uuid_new(a.boot);
     a.host = *cfg.agent.host ? xstrdup(cfg.agent.host) : app_hostname();

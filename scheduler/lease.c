@@ -20,6 +20,7 @@ typedef struct adopt_ctx {
     char lease[24];
     char *active;
     int own_only;
+    int renew_only; /* the broker is away: renew, act on nothing, adopt nothing */
     char started_at[64]; /* own_only: only migrations made before this process met the database
                           * (a request taken since is driven already, or about to be) */
     /* renewal */
@@ -128,6 +129,8 @@ static int lease_work(db_conn *db, void *arg, char **err)
                     4, p) < 0)
             a->renew_err = xstrdup(db_error(db));
     }
+    if (a->renew_only)
+        return 0;
     return db_tx(db, "READ COMMITTED", adopt_tx, a, NULL, err);
 }
 
@@ -189,8 +192,9 @@ static void lease_done(void *arg, int rc, char *err)
                 o->lease_ms = orchcore_lease_from(s, a->t0);
                 if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                     o->postcopy = 1;
-                orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
-                         strcmp(PQgetvalue(r, i, 3), "t") == 0);
+                if (!a->renew_only)
+                    orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
+                             strcmp(PQgetvalue(r, i, 3), "t") == 0);
             }
             if (!seen) {
                 _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"
@@ -218,11 +222,13 @@ static void lease_done(void *arg, int rc, char *err)
     adopt_ctx_free(a);
 }
 
-void lease_tick(sched *s, int starting)
+/* Submits a renewal (and, unless renew_only, the adoption) to the database worker. */
+static void submit(sched *s, int starting, int renew_only)
 {
     if (s->lease_busy)
         return; /* the last tick's renewal is still with the database: one at a time */
     adopt_ctx *a = xcalloc(1, sizeof(*a));
+    a->renew_only = renew_only;
     a->s = s;
     a->name = s->name;
     a->own_only = starting;
@@ -266,4 +272,14 @@ void lease_tick(sched *s, int starting)
     a->active = active_ids();
     s->lease_busy = 1;
     dbq_submit(s->dbq, lease_work, lease_done, a);
+}
+
+void lease_tick(sched *s, int starting)
+{
+    submit(s, starting, 0);
+}
+
+void lease_renew(sched *s)
+{
+    submit(s, 0, 1);
 }

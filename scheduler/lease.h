@@ -9,5 +9,13 @@
  * on abort / force-complete requests and passed deadlines, and adopts migrations whose lease
  * expired; with starting=1 (the first tick) it resumes its own migrations instead. */
 void lease_tick(sched *s, int starting);
+/* Every second while the broker is away: only renews this replica's leases (a migration
+ * adopted by another is left). Requests and deadlines wait for the broker, when an agent can be
+ * asked again; nothing is adopted. */
+void lease_renew(sched *s);
+/* Every second while the broker is away: only renews this replica's leases (a migration
+ * adopted by another is left). Requests and deadlines wait for the broker, when an agent can be
+ * asked again; nothing is adopted. */
+void lease_renew(sched *s);
 
 #endif

@@ -15,6 +15,7 @@
 #include "lease.h"
 #include "log.h"
 #include "mq.h"
+#include "orchcall.h"
 #include "schema.h"
 #include "sched.h"
 
@@ -78,8 +79,10 @@ static void probe_done(void *arg, int rc, char *err)
 }
 
 /* Every second: leases, adoption, operators' requests, deadlines, the queue and the outbox.
- * Nothing is adopted or started while the broker is away (no agent could be asked). The
- * database worker's health is kept fresh by a probe when nothing else asks the database. */
+ * Nothing is adopted, started or acted on while the broker is away (no agent could be asked),
+ * but the leases are renewed: this replica lives and drives its migrations on once the broker
+ * is back (its RPCs fail meanwhile and are sent again). The database worker's health is kept
+ * fresh by a probe when nothing else asks the database. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -90,8 +93,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         s->db_probe_busy = 1;
         dbq_submit(s->dbq, probe_work, probe_done, s);
     }
-    if (!s->db_ready || !mq_is_up(s->mq))
+    if (!s->db_ready)
         return;
+    if (!mq_is_up(s->mq)) {
+        lease_renew(s);
+        return;
+    }
     lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
@@ -301,7 +308,7 @@ int main(int argc, char **argv)
     sched s = {.cfg = &cfg, .http_port = http_port};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
-    evthread_use_pthreads(); /* the database worker posts to the loop (dbq, evq) */
+    evthread_use_pthreads(); /* the database worker and mq's connect worker post to the loop (evq) */
     s.base = event_base_new();
     db_options dbo;
     db_options_from_config(&cfg, PROG, &dbo);
@@ -346,6 +353,7 @@ int main(int argc, char **argv)
     /* the agent calls still out end with the connection: not failures of their migrations,
      * which keep their status; the lease brings them back (to this replica or another) */
     s.stopping = 1;
+    orchcall_stop(&s);
     if (orch_count())
         log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");

@@ -6,7 +6,7 @@
 #include "ledger.h"
 #include "orchcall.h"
 
-typedef struct pending {
+typedef struct orchcall_pending {
     int64_t id;
     orchcall_step_fn next;
     orchcall_fail_fn fail; /* NULL: soft, an error reply is logged and recorded, the migration goes on */
@@ -16,6 +16,10 @@ typedef struct pending {
     char *text;       /* the request, sent again after a transport failure */
     int64_t first_ms; /* when it was first sent */
     int attempts;
+    /* while waiting to be sent again: its timer, and its place in s->resends */
+    sched *s;
+    struct event *timer;
+    struct orchcall_pending *next_resend;
 } pending;
 
 static void pending_free(pending *p)
@@ -26,6 +30,29 @@ static void pending_free(pending *p)
     }
 }
 
+/* Takes p out of s->resends and frees its timer (p is being sent again, or freed). */
+static void resend_unlink(pending *p)
+{
+    for (pending **pp = &p->s->resends; *pp; pp = &(*pp)->next_resend) {
+        if (*pp == p) {
+            *pp = p->next_resend;
+            break;
+        }
+    }
+    event_free(p->timer);
+    p->timer = NULL;
+    p->next_resend = NULL;
+}
+
+void orchcall_stop(sched *s)
+{
+    while (s->resends) {
+        pending *p = s->resends;
+        resend_unlink(p);
+        pending_free(p);
+    }
+}
+
 static void send_pending(pending *p, orch *o);
 
 static void resend(evutil_socket_t fd, short what, void *arg)
@@ -33,6 +60,7 @@ static void resend(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pending *p = arg;
+    resend_unlink(p);
     orch *o = orchcore_find(p->id);
     if (!o || o->finishing || (p->fail && p->gen != o->gen)) {
         pending_free(p);
@@ -52,7 +80,12 @@ static int retry_later(pending *p, orch *o, const char *err)
     int delay = p->attempts < 3 ? 1 << p->attempts : 5; /* 1, 2, 4, 5, 5 ... s */
     log_warn(&o->lf, "%s to %s: %s; sending it again in %d s (attempt %d)", p->method, p->host, err, delay, p->attempts + 1);
     struct timeval tv = {delay, 0};
-    event_base_once(o->s->base, -1, EV_TIMEOUT, resend, p, &tv);
+    /* a timer of its own (not event_base_once): orchcall_stop frees what still waits at exit */
+    p->s = o->s;
+    p->timer = evtimer_new(o->s->base, resend, p);
+    evtimer_add(p->timer, &tv);
+    p->next_resend = o->s->resends;
+    o->s->resends = p;
     return 1;
 }
 

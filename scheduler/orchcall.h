@@ -25,5 +25,8 @@ void orchcall_call(orch *o, const char *host, const char *method, json_object *b
  * abort or force-complete may be sent again by the next ticks (o->abort_sent, o->fc_sent
  * cleared, up to 30 times). Its reply counts whatever o->gen is by then. */
 void orchcall_soft(orch *o, const char *host, const char *method, json_object *body, orchcall_step_fn next);
+/* Once the loop has ended: frees the calls still waiting to be sent again (their migrations
+ * keep their status; the lease brings them back). */
+void orchcall_stop(sched *s);
 
 #endif

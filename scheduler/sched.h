@@ -42,6 +42,7 @@ typedef struct sched {
     void *http_tls;        /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
     int http_port;         /* --http-port, or -1 for [http] port */
     struct http_conns *http_conns; /* the HTTP server's open connections (http.c) */
+    struct orchcall_pending *resends; /* agent calls waiting to be sent again (orchcall.c) */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;
 } sched;

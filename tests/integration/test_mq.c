@@ -1,11 +1,24 @@
 /* Integration tests of common/mq against the real RabbitMQ started by the harness:
  * publish -> confirm -> consume -> ack; a malformed message dead-lettered with its reason while
- * the consumer keeps going; RPC round trip and timeout; a broker restart loses nothing. */
+ * the consumer keeps going; RPC round trip and timeout; a broker restart loses nothing; a
+ * "broker" that accepts TCP but never answers holds up the connect, never the loop; a publish
+ * to a broker that stopped reading fails in bounded time. */
 #include "testlib.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "log.h"
 #include "mq.h"
@@ -431,14 +444,181 @@ static void test_broker_restart_loses_nothing(void **state)
     }
 }
 
+static void count_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (*(int *)arg)++;
+}
+
+static mq_conn *silent_conn(struct event_base *base, int port, int connect_timeout_ms)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
+    mq_options o;
+    mq_options_defaults(&o);
+    o.url = url;
+    o.name = "test-mq-silent";
+    o.heartbeat_s = 2;
+    o.connect_timeout_ms = connect_timeout_ms;
+    o.reconnect_min_ms = 100;
+    o.reconnect_max_ms = 100;
+    mq_conn *c = NULL;
+    char *err = NULL;
+    if (mq_new(base, &o, &c, &err) < 0)
+        fail_msg("mq_new: %s", err);
+    mq_declare_ferry_topology(c);
+    return c;
+}
+
+/* A listener that never accept()s is a broker whose process is stopped: the kernel completes
+ * TCP connects into its backlog, and no AMQP frame ever comes. The connect attempts wait on
+ * their worker thread while the loop's 20 ms timer keeps running, each failed attempt says
+ * why, and mq_free abandons an attempt in progress instead of waiting for its timeout. */
+static void test_silent_broker_never_blocks_the_loop(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 64), 0);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    int port = ntohs(sa.sin_port);
+
+    struct event_base *base = event_base_new();
+    int ticks = 0;
+    struct event *tick = event_new(base, -1, EV_PERSIST, count_tick, &ticks);
+    struct timeval tv = {0, 20 * 1000};
+    event_add(tick, &tv);
+
+    /* attempts of 1.5 s each, 100 ms apart: two fail within 3.5 s */
+    mq_conn *c = silent_conn(base, port, 1500);
+    mq_start(c);
+    int64_t t0 = mono_ms(), last = t0, longest = 0;
+    int seen = 0;
+    while (mono_ms() - t0 < 3500) {
+        event_base_loop(base, EVLOOP_ONCE);
+        int64_t now = mono_ms();
+        if (ticks != seen) {
+            if (now - last > longest)
+                longest = now - last;
+            last = now;
+            seen = ticks;
+        }
+    }
+    assert_false(mq_is_up(c));
+    print_message("longest time between two runs of the loop's timer: %lld ms\n", (long long)longest);
+    assert_true(longest < 700);
+    assert_non_null(strstr(mq_last_error(c), "could not log in to 127.0.0.1:"));
+    assert_non_null(strstr(mq_last_error(c), "timed out"));
+    mq_free(c);
+
+    /* an attempt that would wait 10 s is abandoned at once by mq_free */
+    c = silent_conn(base, port, 10000);
+    mq_start(c);
+    t0 = mono_ms();
+    while (mono_ms() - t0 < 300)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_false(mq_is_up(c));
+    t0 = mono_ms();
+    mq_free(c);
+    int64_t took = mono_ms() - t0;
+    print_message("mq_free during a connect attempt took %lld ms\n", (long long)took);
+    assert_true(took < 3000);
+
+    event_free(tick);
+    event_base_free(base);
+    close(lfd);
+}
+
+/* A free loopback port (bound then released: socat takes it right after). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
+ * started here) that is SIGSTOPped, so the socket's buffers fill. rabbitmq-c waits for room
+ * without a deadline; the connection's TCP_USER_TIMEOUT (twice the heartbeat) makes the kernel
+ * give up, so the publish fails within seconds instead of holding the loop indefinitely. */
+static void test_publish_to_stalled_broker_fails_in_time(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char listen_arg[96], to_arg[96];
+    snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+    snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
+    char *argv[] = {"socat", listen_arg, to_arg, NULL};
+    pid_t relay;
+    assert_int_equal(posix_spawnp(&relay, "socat", NULL, NULL, argv, environ), 0);
+    /* (socat relays one connection, so nothing probes its port: the connect retries until it listens) */
+
+    struct event_base *base = event_base_new();
+    char url[64];
+    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
+    mq_options o;
+    mq_options_defaults(&o);
+    o.url = url;
+    o.name = "test-mq-stalled";
+    o.heartbeat_s = 2;
+    o.connect_timeout_ms = 2000;
+    mq_conn *c = NULL;
+    char *err = NULL;
+    if (mq_new(base, &o, &c, &err) < 0)
+        fail_msg("mq_new: %s", err);
+    mq_start(c);
+    int64_t end = mono_ms() + 30000;
+    while (!mq_is_up(c) && mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    if (!mq_is_up(c)) {
+        kill(relay, SIGTERM);
+        waitpid(relay, NULL, 0);
+        fail_msg("no connection through the relay: %s", mq_last_error(c));
+    }
+
+    kill(relay, SIGSTOP);
+    static char body[65536];
+    int64_t t0 = mono_ms(), took = 0;
+    int failed = 0, n = 0;
+    while (!failed && mono_ms() - t0 < 60000) {
+        int64_t t = mono_ms();
+        if (mq_publish(c, "", "test-mq-nowhere", NULL, body, sizeof(body), NULL, NULL, &err) < 0) {
+            failed = 1;
+            print_message("publish %d failed after %lld ms: %s\n", n, (long long)(mono_ms() - t), err);
+            free(err);
+        }
+        took = mono_ms() - t;
+        n++;
+    }
+    kill(relay, SIGCONT);
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+    assert_true(failed);
+    assert_true(took < 15000); /* TCP_USER_TIMEOUT of 4 s, with room for a loaded machine */
+    assert_false(mq_is_up(c));
+    mq_free(c);
+    event_base_free(base);
+}
+
 int main(void)
 {
     log_set_proc("test-mq");
+    evthread_use_pthreads(); /* mq's connect worker hands its result to the loop (evq) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish_confirm_consume_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_goes_to_dead_letter_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_round_trip_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing, setup, teardown),
+        cmocka_unit_test(test_silent_broker_never_blocks_the_loop),
+        cmocka_unit_test(test_publish_to_stalled_broker_fails_in_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
