@@ -66,11 +66,11 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg)
     return 0;
 }
 
-int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, const app_override *ov,
+int app_start_config(const char *prog, int first_arg, int argc, char **argv, const char *path, const app_override *ov,
                      size_t n, ferry_config *cfg)
 {
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[optind], prog);
+    if (first_arg < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[first_arg], prog);
         return 2;
     }
     if (app_load_config(prog, path, cfg) < 0) {

@@ -19,10 +19,10 @@ int app_load_config(const char *prog, const char *path, ferry_config *cfg) FERRY
 typedef struct app_override {
     const char *section, *key, *value;
 } app_override;
-/* A daemon's start: refuses an argument left after the options (argv[optind]), runs
+/* A daemon's start: refuses an argument left after the options (argv[first_arg], getopt's optind), runs
  * app_load_config, then sets the n overrides given. Returns 0 with *cfg the caller's
  * (cfg_free), or 2, the exit status, after printing why (nothing to free). */
-int app_start_config(const char *prog, int optind, int argc, char **argv, const char *path, const app_override *ov,
+int app_start_config(const char *prog, int first_arg, int argc, char **argv, const char *path, const app_override *ov,
                      size_t n, ferry_config *cfg) FERRY_WUR;
 /* The same without printing: -1 with *err (caller frees); for a reload. */
 int app_read_config(const char *path, ferry_config *cfg, char **err) FERRY_WUR;

@@ -63,3 +63,27 @@ int mig_status_is_final(mig_status st)
 {
     return st == MIG_COMPLETED || st == MIG_FAILED || st == MIG_ERROR || st == MIG_CANCELLED;
 }
+
+static const char *const job_words[JOB_STATE_COUNT] = {
+    [JOB_RUNNING] = "running", [JOB_COMPLETED] = "completed", [JOB_FAILED] = "failed",
+    [JOB_CANCELLED] = "cancelled", [JOB_NONE] = "none",
+};
+
+const char *job_state_str(job_state st)
+{
+    if ((unsigned)st >= JOB_STATE_COUNT)
+        return "?";
+    return job_words[st];
+}
+
+int job_state_from_str(const char *s, job_state *out)
+{
+    if (!s)
+        return -1;
+    for (unsigned i = 0; i < JOB_STATE_COUNT; i++)
+        if (strcmp(s, job_words[i]) == 0) {
+            *out = (job_state)i;
+            return 0;
+        }
+    return -1;
+}

@@ -52,4 +52,21 @@ int mig_status_from_str(const char *s, mig_status *out) FERRY_WUR;
 /* Returns 1 for the final statuses (completed, failed, error, cancelled), else 0. */
 int mig_status_is_final(mig_status st);
 
+/* The state of a migration's job on its source: job_status's "state" (compute-agent/RPC.md)
+ * and the agent's job record. JOB_NONE: the source knows no job for the migration. */
+typedef enum job_state {
+    JOB_RUNNING = 0,
+    JOB_COMPLETED, /* the guest runs on the destination */
+    JOB_FAILED,
+    JOB_CANCELLED, /* aborted */
+    JOB_NONE,
+    JOB_STATE_COUNT
+} job_state;
+
+/* Returns the state's word ("running", "completed", "failed", "cancelled", "none"); "?" for a
+ * value out of range. */
+const char *job_state_str(job_state st);
+/* Parses a state word: 0 with *out, or -1 when s names none (NULL accepted). */
+int job_state_from_str(const char *s, job_state *out) FERRY_WUR;
+
 #endif

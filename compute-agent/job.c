@@ -77,27 +77,6 @@ static void poll_stop(job *j)
     j->poll = NULL;
 }
 
-static const char *state_name(job_state s)
-{
-    switch (s) {
-    case JOB_RUNNING: return "running";
-    case JOB_COMPLETED: return "completed";
-    case JOB_FAILED: return "failed";
-    case JOB_CANCELLED: return "cancelled";
-    }
-    return "unknown";
-}
-
-static int state_from_name(const char *s)
-{
-    if (!s)
-        return -1;
-    for (int i = JOB_RUNNING; i <= JOB_CANCELLED; i++)
-        if (strcmp(s, state_name((job_state)i)) == 0)
-            return i;
-    return -1;
-}
-
 static void job_free(job *j)
 {
     if (!j)
@@ -146,7 +125,7 @@ static void persist(job *j)
         .instance_id = j->ec2_id,
         .dest = j->dest,
         .uri = j->uri,
-        .state = state_name(j->state),
+        .state = job_state_str(j->state),
         .post_copy = j->o.post_copy,
         .postcopy_active = j->rs.postcopy_active,
         .error = j->error,
@@ -169,7 +148,7 @@ json_object *job_status_json(const job *j)
     json_object_object_add(o, "ok", json_object_new_boolean(1));
     json_object_object_add(o, "migration", json_object_new_int64(j->migration));
     json_object_object_add(o, "instance", json_object_new_string(j->uuid));
-    json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
+    json_object_object_add(o, "state", json_object_new_string(job_state_str(j->state)));
     json_object_object_add(o, "postcopy", json_object_new_boolean(j->rs.postcopy_active));
     json_object_object_add(o, "adopted", json_object_new_boolean(j->adopted));
     if (j->dest)
@@ -213,7 +192,7 @@ static void finish(job *j, job_state st, const char *error)
         break;
     }
     persist(j);
-    events_migration_ended(j->a, &j->lf, j->migration, j->uuid, state_name(j->state), j->dest, j->rs.postcopy_active,
+    events_migration_ended(j->a, &j->lf, j->migration, j->uuid, job_state_str(j->state), j->dest, j->rs.postcopy_active,
                            j->error, j->final_stats);
 }
 
@@ -498,7 +477,7 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code)
     (void)a;
     if (jobrule_may_abort(j->state == JOB_RUNNING, &j->rs) != RPC_OK) {
         *err = j->state != JOB_RUNNING
-                   ? xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state))
+                   ? xasprintf("migration %lld is already %s", (long long)j->migration, job_state_str(j->state))
                    : xstrdup("cannot abort after the switch to post-copy: the guest already runs on the destination");
         *code = RPC_CONFLICT;
         return -1;
@@ -528,7 +507,7 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_co
     (void)a;
     jobrule_finish how = jobrule_force_complete(&j->o, j->state == JOB_RUNNING, &j->rs);
     if (how == JOBRULE_FINISH_CONFLICT) {
-        *err = xasprintf("migration %lld is already %s", (long long)j->migration, state_name(j->state));
+        *err = xasprintf("migration %lld is already %s", (long long)j->migration, job_state_str(j->state));
         *code = RPC_CONFLICT;
         return -1;
     }
@@ -647,8 +626,8 @@ static int recover_one(void *arg, const sf_job *r)
 {
     agent *a = arg;
     int64_t id = r->migration;
-    int st = state_from_name(r->state);
-    if (job_find(a, id) || !r->instance || st < 0)
+    job_state st = JOB_NONE;
+    if (job_find(a, id) || !r->instance || job_state_from_str(r->state, &st) < 0 || st == JOB_NONE)
         return 0;
     job *j = job_new(a, id, r->instance);
     j->adopted = 1;
@@ -663,7 +642,7 @@ static int recover_one(void *arg, const sf_job *r)
     job_set_fields(j);
     j->state = (job_state)st;
     if (j->state != JOB_RUNNING) {
-        log_info(&j->lf, "recovered the record of migration %lld: %s", (long long)id, state_name(j->state));
+        log_info(&j->lf, "recovered the record of migration %lld: %s", (long long)id, job_state_str(j->state));
         return 0;
     }
     /* it was running when the agent stopped: the poller asks libvirt (off this thread)

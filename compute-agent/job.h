@@ -20,12 +20,7 @@
 typedef struct agent agent;
 typedef struct job job;
 
-typedef enum {
-    JOB_RUNNING = 0,
-    JOB_COMPLETED,
-    JOB_FAILED,
-    JOB_CANCELLED,
-} job_state;
+/* a job's state is common/proto.h's job_state (never JOB_NONE here) */
 
 /* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address, which
  * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise).

@@ -209,7 +209,7 @@ int main(int argc, char **argv)
     mq_start(a.mq);
     event_base_dispatch(a.base);
     log_info(NULL, PROG " stopped");
-out:
+out:;
     /* an RPC still waiting (on libvirt, on a leftover domain) gets a few seconds; the ones
      * not started go back to the queue for the next agent */
     int rpc_stuck = workq_free(a.rpcq, 5000) < 0;

@@ -124,7 +124,10 @@ static void job_polled(orch *o, json_object *r)
     o->polling = 0;
     json_object *v;
     const char *state = json_object_object_get_ex(r, "state", &v) ? json_object_get_string(v) : "none";
-    if (strcmp(state, "none") == 0) {
+    job_state st;
+    if (job_state_from_str(state, &st) < 0)
+        st = JOB_STATE_COUNT; /* a word this scheduler does not know: the job ended, failed */
+    if (st == JOB_NONE) {
         /* the source knows no job for this migration (its agent restarted without the record):
          * where the guest is tells what happened — on the source, the job is started again; gone
          * from it, the destination is asked (seen in the chaos test: a migration that had landed
@@ -136,25 +139,25 @@ static void job_polled(orch *o, json_object *r)
     }
     if (json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v))
         o->postcopy = 1;
-    if (strcmp(state, "running") == 0)
+    if (st == JOB_RUNNING)
         return;
-    if (strcmp(state, "completed") == 0) {
+    if (st == JOB_COMPLETED) {
         start_completing(o, "the source's job completed");
         return;
     }
     const char *err = json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : "the job ended without a reason";
-    orch_cause cause = orchcore_job_end_cause(state, o->abort_reason != NULL, o->abort_cause);
+    orch_cause cause = orchcore_job_end_cause(st, o->abort_reason != NULL, o->abort_cause);
     _cleanup_free_ char *why = NULL;
-    if (strcmp(state, "cancelled") == 0 && o->abort_reason) {
+    if (st == JOB_CANCELLED && o->abort_reason) {
         why = xstrdup(o->abort_reason);
-    } else if (o->abort_reason && strcmp(state, "failed") == 0) {
+    } else if (o->abort_reason && st == JOB_FAILED) {
         /* asked to abort, the job may end failed rather than cancelled: the destination's QEMU
          * can see the cut stream first ("load of migration failed"), and libvirt reports that
          * (a clean-clone CI run's deadline test did). The migration ends for the abort's reason */
         log_warn(&o->lf, "migration %lld: the source's job, asked to abort, ended failed: %s", (long long)o->id, err);
         why = xstrdup(o->abort_reason);
     } else
-        why = xasprintf("%s on %s: %s", strcmp(state, "cancelled") == 0 ? "cancelled" : "live migration", o->source, err);
+        why = xasprintf("%s on %s: %s", st == JOB_CANCELLED ? "cancelled" : "live migration", o->source, err);
     fail_for(o, cause, RPC_OK, why);
 }
 
@@ -267,9 +270,10 @@ static void resume_source_seen(orch *o, json_object *r)
     json_object *v;
     const char *state = json_object_object_get_ex(r, "state", &v) ? json_object_get_string(v) : "none";
     log_info(&o->lf, "resumed migration %lld: the source's job is %s", (long long)o->id, state);
-    if (strcmp(state, "none") != 0) {
+    job_state st;
+    if (job_state_from_str(state, &st) < 0 || st != JOB_NONE) {
         job_polled(o, r);
-        if (strcmp(state, "running") == 0) {
+        if (job_state_from_str(state, &st) == 0 && st == JOB_RUNNING) {
             struct timeval tv = {1, 0};
             event_add(o->poll_ev, &tv);
         }

@@ -74,10 +74,9 @@ static void resend(evutil_socket_t fd, short what, void *arg)
  * [scheduler] rpc_retry_s; then the step fails. Returns 1 when a retry is scheduled. */
 static int retry_later(pending *p, orch *o, const char *err)
 {
-    int64_t window = o->s->cfg->scheduler.rpc_retry_s * 1000;
-    if (mono_ms() - p->first_ms >= window)
+    int delay = orchcore_retry_in_s(p->attempts, mono_ms() - p->first_ms, o->s->cfg->scheduler.rpc_retry_s * 1000);
+    if (delay < 0)
         return 0;
-    int delay = p->attempts < 3 ? 1 << p->attempts : 5; /* 1, 2, 4, 5, 5 ... s */
     log_warn(&o->lf, "%s to %s: %s; sending it again in %d s (attempt %d)", p->method, p->host, err, delay, p->attempts + 1);
     struct timeval tv = {delay, 0};
     /* a timer of its own (not event_base_once): orchcall_stop frees what still waits at exit */

@@ -81,12 +81,11 @@ mig_status orchcore_rollback_end(orch_cause cause)
     return cause == ORCH_CAUSE_FAILURE ? MIG_FAILED : MIG_CANCELLED;
 }
 
-orch_cause orchcore_job_end_cause(const char *job_state, int aborting, orch_cause abort_cause)
+orch_cause orchcore_job_end_cause(job_state st, int aborting, orch_cause abort_cause)
 {
-    int cancelled = strcmp(job_state, "cancelled") == 0;
-    if (aborting && (cancelled || strcmp(job_state, "failed") == 0))
+    if (aborting && (st == JOB_CANCELLED || st == JOB_FAILED))
         return abort_cause;
-    return cancelled ? ORCH_CAUSE_JOB_CANCELLED : ORCH_CAUSE_FAILURE;
+    return st == JOB_CANCELLED ? ORCH_CAUSE_JOB_CANCELLED : ORCH_CAUSE_FAILURE;
 }
 
 int orchcore_landed(mig_status st, int rolling_back, rpc_code code)
@@ -97,4 +96,11 @@ int orchcore_landed(mig_status st, int rolling_back, rpc_code code)
 int orchcore_is_early(mig_status st)
 {
     return st == MIG_SCHEDULED || st == MIG_PREPARING;
+}
+
+int orchcore_retry_in_s(int attempts, int64_t since_first_ms, int64_t window_ms)
+{
+    if (since_first_ms >= window_ms)
+        return -1;
+    return attempts < 3 ? 1 << attempts : 5;
 }

@@ -77,16 +77,21 @@ void orchcore_lease_lost(orch *o, const char *why);
 /* ---- the rules (pure) ---- */
 /* The final status of a migration whose destination was rolled back for cause. */
 mig_status orchcore_rollback_end(orch_cause cause);
-/* The cause of a failure found when the source's job ended in job_state ("cancelled",
- * "failed", ...: job_status's word): the abort's cause when this scheduler had asked it to
- * abort (aborting) and the job ended cancelled or failed, else a job cancelled on the source
- * or a plain failure. */
-orch_cause orchcore_job_end_cause(const char *job_state, int aborting, orch_cause abort_cause);
+/* The cause of a failure found when the source's job ended in st (job_status's state;
+ * JOB_STATE_COUNT for a word this scheduler does not know): the abort's cause when this
+ * scheduler had asked it to abort (aborting) and the job ended cancelled or failed, else a job
+ * cancelled on the source or a plain failure. */
+orch_cause orchcore_job_end_cause(job_state st, int aborting, orch_cause abort_cause);
 /* Whether the rollback's error reply means the guest landed on the destination after all (the
  * migration completes instead): code RPC_LANDED to the rollback of a running migration. */
 int orchcore_landed(mig_status st, int rolling_back, rpc_code code);
 /* Whether nothing has moved yet in st (scheduled, preparing): checks and preparation may run
  * again, and an abort fails the migration at once. */
 int orchcore_is_early(mig_status st);
+/* When to send an agent call again that got no answer (lost in transit, timed out) or the
+ * answer `unavailable` (its agent not yet connected to libvirtd): in 1, 2, 4, then 5 s after
+ * attempts earlier tries, while since_first_ms is under window_ms (rpc_retry_s); -1: give up,
+ * the call has failed. */
+int orchcore_retry_in_s(int attempts, int64_t since_first_ms, int64_t window_ms);
 
 #endif

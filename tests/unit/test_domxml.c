@@ -237,8 +237,8 @@ static void test_hostile(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "<!DOCTYPE d [<!ENTITY b '../../etc'>]><domain><devices><interface type='bridge'>"
-        "<source bridge='&b;'/></interface></devices></domain>",
+        ("<!DOCTYPE d [<!ENTITY b '../../etc'>]><domain><devices><interface type='bridge'>"
+         "<source bridge='&b;'/></interface></devices></domain>"),
         "<!DOCTYPE d SYSTEM 'file:///etc/passwd'><domain><cpu mode='custom'/></domain>",
         "<?xml version='1.0' encoding='UTF-16'?><domain><cpu/></domain>\xff\xfe",
     };

@@ -19,15 +19,15 @@ static void test_job_end_cause(void **state)
     (void)state;
     /* asked to abort: a job that ends cancelled, or failed (the destination saw the cut stream
      * first), ends for the abort's cause */
-    assert_int_equal(orchcore_job_end_cause("cancelled", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
-    assert_int_equal(orchcore_job_end_cause("failed", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
+    assert_int_equal(orchcore_job_end_cause(JOB_CANCELLED, 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
+    assert_int_equal(orchcore_job_end_cause(JOB_FAILED, 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_OPERATOR_ABORT);
     /* a deadline's abort ends failed, whatever the job says */
-    assert_int_equal(orchcore_job_end_cause("cancelled", 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
-    assert_int_equal(orchcore_job_end_cause("failed", 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause(JOB_CANCELLED, 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause(JOB_FAILED, 1, ORCH_CAUSE_FAILURE), ORCH_CAUSE_FAILURE);
     /* not asked: a job cancelled on the source (not by ferry) cancels, any other end fails */
-    assert_int_equal(orchcore_job_end_cause("cancelled", 0, ORCH_CAUSE_FAILURE), ORCH_CAUSE_JOB_CANCELLED);
-    assert_int_equal(orchcore_job_end_cause("failed", 0, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
-    assert_int_equal(orchcore_job_end_cause("unknown", 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause(JOB_CANCELLED, 0, ORCH_CAUSE_FAILURE), ORCH_CAUSE_JOB_CANCELLED);
+    assert_int_equal(orchcore_job_end_cause(JOB_FAILED, 0, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
+    assert_int_equal(orchcore_job_end_cause(JOB_STATE_COUNT, 1, ORCH_CAUSE_OPERATOR_ABORT), ORCH_CAUSE_FAILURE);
 }
 
 static void test_landed_on_the_code_alone(void **state)
@@ -50,6 +50,19 @@ static void test_early_statuses(void **state)
         assert_int_equal(orchcore_is_early((mig_status)i), i == MIG_SCHEDULED || i == MIG_PREPARING);
 }
 
+/* An agent call without an answer is sent again in 1, 2, 4, 5, 5 ... s, within rpc_retry_s. */
+static void test_retry_delays(void **state)
+{
+    (void)state;
+    assert_int_equal(orchcore_retry_in_s(0, 0, 30000), 1);
+    assert_int_equal(orchcore_retry_in_s(1, 1000, 30000), 2);
+    assert_int_equal(orchcore_retry_in_s(2, 3000, 30000), 4);
+    assert_int_equal(orchcore_retry_in_s(3, 7000, 30000), 5);
+    assert_int_equal(orchcore_retry_in_s(9, 29999, 30000), 5);
+    assert_int_equal(orchcore_retry_in_s(9, 30000, 30000), -1); /* the window is over: failed */
+    assert_int_equal(orchcore_retry_in_s(0, 0, 0), -1);         /* rpc_retry_s 0: never again */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -57,6 +70,7 @@ int main(void)
         cmocka_unit_test(test_job_end_cause),
         cmocka_unit_test(test_landed_on_the_code_alone),
         cmocka_unit_test(test_early_statuses),
+        cmocka_unit_test(test_retry_delays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
