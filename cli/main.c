@@ -34,8 +34,9 @@ static const verb verbs[] = {
      "        the end (Ctrl-C aborts those not finished)",
      cmd_host_evacuate},
     {"instance list", "[--host HOST]", "the instances: id, name, project, state, task state, host", cmd_instance_list},
-    {"migrate", "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
-                "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S] [--wait]",
+    {"migrate",
+     "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
+     "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S] [--wait]",
      "live-migrate INSTANCE (name, uuid or i-xxxxxxxx) to DEST, or where the scheduler\n"
      "        chooses; --wait follows it to the end (exit 0 only when completed)",
      cmd_migrate},
@@ -48,8 +49,9 @@ static const verb verbs[] = {
      cmd_migration_abort},
     {"migration force-complete", "ID", "make a running migration finish now (post-copy, or pause the guest)",
      cmd_migration_force_complete},
-    {"check", "", "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
-                  "        and report",
+    {"check", "",
+     "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
+     "        and report",
      cmd_check},
     {"ping", "HOST", "ask the agent of compute host HOST to answer over RPC", cmd_ping},
     {"rpc", "HOST METHOD [BODY]",
@@ -60,25 +62,23 @@ static const verb verbs[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
-            "Operate ferry, the live-migration control plane, over RabbitMQ.\n"
-            "\n"
-            "Commands:\n");
+    fprintf(f, "Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
+               "Operate ferry, the live-migration control plane, over RabbitMQ.\n"
+               "\n"
+               "Commands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         fprintf(f, "  %s %s\n        %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
-    fprintf(f,
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
-            "  -o, --output FMT    text (default) or json\n"
-            "  -t, --timeout MS    how long to wait for the broker and for replies (default:\n"
-            "                      [amqp] rpc_timeout_ms)\n"
-            "  -V, --version       print the version and exit\n"
-            "  -h, --help          show this help; '" PROG " COMMAND --help' for one command\n"
-            "\n"
-            "Environment: FERRY_AMQP_URL overrides [amqp] url.\n"
-            "Exit status: 0 on success, 1 when the operation failed, 2 on bad usage.\n");
+    fprintf(f, "\n"
+               "Options:\n"
+               "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
+               "  -o, --output FMT    text (default) or json\n"
+               "  -t, --timeout MS    how long to wait for the broker and for replies (default:\n"
+               "                      [amqp] rpc_timeout_ms)\n"
+               "  -V, --version       print the version and exit\n"
+               "  -h, --help          show this help; '" PROG " COMMAND --help' for one command\n"
+               "\n"
+               "Environment: FERRY_AMQP_URL overrides [amqp] url.\n"
+               "Exit status: 0 on success, 1 when the operation failed, 2 on bad usage.\n");
 }
 
 static void verb_usage(const verb *v, FILE *f)
@@ -99,7 +99,8 @@ static int cmd_check(ctl *c, int argc, char **argv)
     long ms = (long)(mono_ms() - t0);
     bool declared = c->cfg.amqp.declare_topology;
     if (c->json)
-        printf("{\"broker\":\"ok\",\"topology\":\"%s\",\"connect_ms\":%ld}\n", declared ? "declared" : "not declared", ms);
+        printf("{\"broker\":\"ok\",\"topology\":\"%s\",\"connect_ms\":%ld}\n", declared ? "declared" : "not declared",
+               ms);
     else
         printf("broker: ok (connected%s in %ld ms)\n",
                declared ? " and topology declared" : "; topology not declared: [amqp] declare_topology = false", ms);
@@ -135,7 +136,8 @@ static int cmd_rpc(ctl *c, int argc, char **argv)
     enum json_tokener_error jerr;
     json_object *body = json_tokener_parse_verbose(text, &jerr);
     if (!body || !json_object_is_type(body, json_type_object)) {
-        fprintf(stderr, PROG ": BODY must be a JSON object: %s\n", body ? "not an object" : json_tokener_error_desc(jerr));
+        fprintf(stderr, PROG ": BODY must be a JSON object: %s\n",
+                body ? "not an object" : json_tokener_error_desc(jerr));
         json_object_put(body);
         return 2;
     }
@@ -215,21 +217,33 @@ static const verb *find_verb(int argc, char **argv, int *words)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"output", required_argument, NULL, 'o'},
+        {"config", required_argument, NULL, 'c'},  {"output", required_argument, NULL, 'o'},
         {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *output = "text", *timeout = NULL;
     int opt;
     /* '+': options end at the command, whose own arguments follow */
     while ((opt = getopt_long(argc, argv, "+c:o:t:Vh", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'o': output = optarg; break;
-        case 't': timeout = optarg; break;
-        case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
-        case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 't':
+            timeout = optarg;
+            break;
+        case 'V':
+            printf(PROG " " FERRY_VERSION "\n");
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+            return 2;
         }
     }
     if (strcmp(output, "text") != 0 && strcmp(output, "json") != 0) {

@@ -111,7 +111,8 @@ json_object *verbs_sched_read(ctl *c, const char *method, json_object *body, int
 /* Calls read RPC method with body (taken). With -o json it prints the answer and returns NULL
  * with *rc = 0; otherwise it returns the answer (caller puts) with *list its array `key`. NULL
  * with *rc = 1 when the call failed (printed). */
-json_object *verbs_read_list(ctl *c, const char *method, json_object *body, const char *key, json_object **list, int *rc)
+json_object *verbs_read_list(ctl *c, const char *method, json_object *body, const char *key, json_object **list,
+                             int *rc)
 {
     *rc = 1;
     *list = NULL;

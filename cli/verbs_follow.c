@@ -80,7 +80,8 @@ static void set_status(follow *f, const char *st, const char *message)
     strlcpy_f(f->status, st, sizeof(f->status));
     end_line(f);
     if (!f->c->json)
-        printf("migration %lld: %s%s%s\n", (long long)f->id, st, message && *message ? ": " : "", message ? message : "");
+        printf("migration %lld: %s%s%s\n", (long long)f->id, st, message && *message ? ": " : "",
+               message ? message : "");
     fflush(stdout);
     if (verbs_terminal(st)) {
         f->done = 1;
@@ -112,7 +113,8 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
                     set_status(f, js(b, "status"), js(b, "message"));
                 } else {
                     _cleanup_free_ char *u = log_escape(msg->user_id);
-                    fprintf(stderr, PROG ": ignored a status of migration %lld from %s: only a scheduler tells a status\n",
+                    fprintf(stderr,
+                            PROG ": ignored a status of migration %lld from %s: only a scheduler tells a status\n",
                             (long long)f->id, u);
                 }
             } else if (strcmp(what, "progress") == 0 && json_object_object_get_ex(b, "stats", &st)) {
@@ -161,7 +163,8 @@ int verbs_follow_migration(ctl *c, follow *f)
     while (!f->done) {
         if (interrupted) {
             end_line(f);
-            fprintf(stderr, PROG ": stopped following migration %lld; it goes on (" PROG " migration abort %lld stops it)\n",
+            fprintf(stderr,
+                    PROG ": stopped following migration %lld; it goes on (" PROG " migration abort %lld stops it)\n",
                     (long long)f->id, (long long)f->id);
             return 130;
         }
@@ -182,7 +185,8 @@ int verbs_follow_migration(ctl *c, follow *f)
         printf("%s now runs on %s (%s, downtime %s ms)\n", jsd(m, "instance_id", "?"), jsd(m, "dest", "?"),
                jb(m, "postcopy_active") ? "post-copy" : "pre-copy", jsd(m, "downtime_ms", "?"));
     if (!ok)
-        fprintf(stderr, PROG ": migration %lld %s: %s\n", (long long)f->id, f->status, f->error ? f->error : "no reason given");
+        fprintf(stderr, PROG ": migration %lld %s: %s\n", (long long)f->id, f->status,
+                f->error ? f->error : "no reason given");
     json_object_put(m);
     free(f->error);
     return ok ? 0 : 1;

@@ -28,8 +28,8 @@ int cmd_host_list(ctl *c, int argc, char **argv)
     json_object *r = verbs_read_list(c, "host_list", json_object_new_object(), "hosts", &hosts, &rc);
     if (!r)
         return rc;
-    printf("%-16s%-13s%-7s%-11s%-18s%-14s%-10s%s\n", "HOST", "STATE", "ALIVE", "cpu", "mem(mb)", "disk(gb)", "INSTANCES",
-           "MIGRATIONS");
+    printf("%-16s%-13s%-7s%-11s%-18s%-14s%-10s%s\n", "HOST", "STATE", "ALIVE", "cpu", "mem(mb)", "disk(gb)",
+           "INSTANCES", "MIGRATIONS");
     for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
         json_object *h = json_object_array_get_idx(hosts, i);
         char cpu[32], mem[40], disk[40];
@@ -153,7 +153,6 @@ int cmd_instance_list(ctl *c, int argc, char **argv)
     return 0;
 }
 
-
 /* ---- host evacuate ------------------------------------------------------------------------------ */
 
 int cmd_host_evacuate(ctl *c, int argc, char **argv)
@@ -207,7 +206,8 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
             continue;
         }
         if (dry) {
-            printf("would migrate %s (%s) away from %s, to a host the scheduler chooses\n", iid, jsd(x, "name", "?"), host);
+            printf("would migrate %s (%s) away from %s, to a host the scheduler chooses\n", iid, jsd(x, "name", "?"),
+                   host);
             continue;
         }
         msg_request rq = {0};
@@ -233,7 +233,8 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
         }
         msg_envelope_free(env);
         if (rep.accepted) {
-            printf("%s (%s): migration %lld to %s\n", iid, jsd(x, "name", "?"), (long long)rep.migration, rep.dest ? rep.dest : "?");
+            printf("%s (%s): migration %lld to %s\n", iid, jsd(x, "name", "?"), (long long)rep.migration,
+                   rep.dest ? rep.dest : "?");
             ids[nids++] = rep.migration;
         } else {
             fprintf(stderr, PROG ": %s (%s) refused: %s\n", iid, jsd(x, "name", "?"), rep.reason);
@@ -266,10 +267,12 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
                 state[i] = 1;
                 if (strcmp(st, "completed") == 0) {
                     ok++;
-                    printf("migration %lld: %s now on %s\n", (long long)ids[i], jsd(m, "instance_id", "?"), jsd(m, "dest", "?"));
+                    printf("migration %lld: %s now on %s\n", (long long)ids[i], jsd(m, "instance_id", "?"),
+                           jsd(m, "dest", "?"));
                 } else {
                     bad++;
-                    printf("migration %lld: %s %s: %s\n", (long long)ids[i], jsd(m, "instance_id", "?"), st, jsd(m, "error", ""));
+                    printf("migration %lld: %s %s: %s\n", (long long)ids[i], jsd(m, "instance_id", "?"), st,
+                           jsd(m, "error", ""));
                 }
             } else {
                 open++;
@@ -284,7 +287,8 @@ int cmd_host_evacuate(ctl *c, int argc, char **argv)
         }
         if (verbs_interrupted() && !aborted) {
             aborted = 1;
-            fprintf(stderr, PROG ": interrupted: the unfinished migrations were asked to abort; waiting for their end\n");
+            fprintf(stderr,
+                    PROG ": interrupted: the unfinished migrations were asked to abort; waiting for their end\n");
         }
         fflush(stdout);
         if (!open)

@@ -16,9 +16,9 @@ int cmd_migrate(ctl *c, int argc, char **argv)
     int seed = strcmp(argv[0], "live_migration") == 0;
     const char *vn = seed ? "instances live_migration" : "migrate";
     char *pos[2];
-    opt o[] = {{"--block-migrate", 0, NULL}, {"--postcopy", 0, NULL},      {"--auto-converge", 0, NULL},
-               {"--bandwidth", 1, NULL},     {"--max-downtime", 1, NULL},  {"--postcopy-after", 1, NULL},
-               {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL}, {"--disk-over-commit", 0, NULL},
+    opt o[] = {{"--block-migrate", 0, NULL},      {"--postcopy", 0, NULL},     {"--auto-converge", 0, NULL},
+               {"--bandwidth", 1, NULL},          {"--max-downtime", 1, NULL}, {"--postcopy-after", 1, NULL},
+               {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL},         {"--disk-over-commit", 0, NULL},
                {"--block-migrate-auto", 0, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
@@ -45,7 +45,8 @@ int cmd_migrate(ctl *c, int argc, char **argv)
         rq.options_given |= MSG_OPT_BANDWIDTH;
     }
     if (o[4].value) {
-        if (verbs_int_arg(vn, "--max-downtime", o[4].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &rq.options.max_downtime_ms) < 0)
+        if (verbs_int_arg(vn, "--max-downtime", o[4].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX,
+                          &rq.options.max_downtime_ms) < 0)
             return 2;
         rq.options_given |= MSG_OPT_MAX_DOWNTIME;
     }
@@ -56,7 +57,8 @@ int cmd_migrate(ctl *c, int argc, char **argv)
         rq.options_given |= MSG_OPT_POSTCOPY_AFTER;
     }
     if (o[6].value) {
-        if (verbs_int_arg(vn, "--completion-timeout", o[6].value, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, &rq.options.completion_timeout_s) < 0)
+        if (verbs_int_arg(vn, "--completion-timeout", o[6].value, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX,
+                          &rq.options.completion_timeout_s) < 0)
             return 2;
         rq.options_given |= MSG_OPT_COMPLETION_TIMEOUT;
     }
@@ -106,7 +108,8 @@ int cmd_migrate(ctl *c, int argc, char **argv)
         verbs_print_json(j);
         json_object_put(j);
     } else if (!c->json) {
-        printf("migration %lld accepted: %s to %s (request %s)\n", (long long)r.migration, pos[0], r.dest ? r.dest : "?", id);
+        printf("migration %lld accepted: %s to %s (request %s)\n", (long long)r.migration, pos[0],
+               r.dest ? r.dest : "?", id);
     }
     int rc = 0;
     if (wait) {
@@ -129,15 +132,15 @@ int cmd_migration_list(ctl *c, int argc, char **argv)
     int limit = 50;
     if (o[1].value && verbs_int_arg("migration list", "--limit", o[1].value, 1, 10000, &limit) < 0)
         return 2;
-    static const char *const st[] = {"queued", "scheduled", "preparing", "running", "completing",
-                                     "completed", "failed", "error", "cancelled"};
+    static const char *const st[] = {"queued",    "scheduled", "preparing", "running",  "completing",
+                                     "completed", "failed",    "error",     "cancelled"};
     if (o[0].value) {
         int known = 0;
         for (size_t i = 0; i < ARRAY_SIZE(st); i++)
             known |= strcmp(st[i], o[0].value) == 0;
         if (!known) {
             fprintf(stderr, PROG ": migration list: --status must be one of queued, scheduled, preparing, running, "
-                            "completing, completed, failed, error, cancelled\n");
+                                 "completing, completed, failed, error, cancelled\n");
             return 2;
         }
     }
@@ -152,7 +155,8 @@ int cmd_migration_list(ctl *c, int argc, char **argv)
     json_object *r = verbs_read_list(c, "migration_list", b, "migrations", &list, &rc);
     if (!r)
         return rc;
-    printf("%-6s%-12s%-13s%-16s%-14s%-14s%-10s%s\n", "ID", "STATUS", "INSTANCE", "NAME", "SOURCE", "DEST", "TIME", "ERROR");
+    printf("%-6s%-12s%-13s%-16s%-14s%-14s%-10s%s\n", "ID", "STATUS", "INSTANCE", "NAME", "SOURCE", "DEST", "TIME",
+           "ERROR");
     for (size_t i = 0; list && i < json_object_array_length(list); i++) {
         json_object *m = json_object_array_get_idx(list, i);
         char t[24] = "-";
@@ -285,8 +289,8 @@ static int operator_request(ctl *c, const char *vn, const char *type, int argc, 
     if (refused)
         fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(rb, "reason", "no reason given"));
     else if (!c->json)
-        printf("migration %lld: %s requested (it was %s)\n", (long long)id, strcmp(type, "migration.abort") == 0 ? "abort" : "force-complete",
-               jsd(rb, "status", "?"));
+        printf("migration %lld: %s requested (it was %s)\n", (long long)id,
+               strcmp(type, "migration.abort") == 0 ? "abort" : "force-complete", jsd(rb, "status", "?"));
     msg_envelope_free(env);
     return refused ? 1 : 0;
 }

@@ -13,12 +13,9 @@
 static const struct {
     const char *env, *section, *key;
 } env_overrides[] = {
-    {"FERRY_AMQP_URL", "amqp", "url"},
-    {"FERRY_AMQP_CA_FILE", "amqp", "ca_file"},
-    {"FERRY_DB_DSN", "database", "dsn"},
-    {"FERRY_LOG_LEVEL", "log", "level"},
-    {"FERRY_LOG_FORMAT", "log", "format"},
-    {"FERRY_SCHEDULER_USERS", "trust", "scheduler_users"},
+    {"FERRY_AMQP_URL", "amqp", "url"},     {"FERRY_AMQP_CA_FILE", "amqp", "ca_file"},
+    {"FERRY_DB_DSN", "database", "dsn"},   {"FERRY_LOG_LEVEL", "log", "level"},
+    {"FERRY_LOG_FORMAT", "log", "format"}, {"FERRY_SCHEDULER_USERS", "trust", "scheduler_users"},
 };
 
 int app_read_config(const char *path, ferry_config *cfg, char **err)
@@ -70,7 +67,8 @@ int app_start_config(const char *prog, int first_arg, int argc, char **argv, con
                      size_t n, ferry_config *cfg)
 {
     if (first_arg < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[first_arg], prog);
+        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help' for more information.\n", prog, argv[first_arg],
+                prog);
         return 2;
     }
     if (app_load_config(prog, path, cfg) < 0) {

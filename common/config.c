@@ -86,8 +86,7 @@ int cfg_apply_value(ferry_config *c, const cfg_option *o, const char *text, char
     case CFG_INT: {
         int64_t v;
         if (!*text) {
-            *reason = xasprintf("empty value, expected an integer in %" PRId64 "..%" PRId64, o->min,
-                                o->max);
+            *reason = xasprintf("empty value, expected an integer in %" PRId64 "..%" PRId64, o->min, o->max);
             return -1;
         }
         if (!looks_like_int(text)) {
@@ -95,8 +94,7 @@ int cfg_apply_value(ferry_config *c, const cfg_option *o, const char *text, char
             return -1;
         }
         if (parse_i64(text, o->min, o->max, &v) < 0) {
-            *reason =
-                xasprintf("value %s is out of range %" PRId64 "..%" PRId64, text, o->min, o->max);
+            *reason = xasprintf("value %s is out of range %" PRId64 "..%" PRId64, text, o->min, o->max);
             return -1;
         }
         *(int64_t *)p = v;
@@ -165,8 +163,8 @@ void cfg_defaults(ferry_config *c)
         char *reason = NULL;
         if (cfg_apply_value(c, &cfg_table[i], cfg_table[i].def, &reason) < 0) {
             /* A bad built-in default is a programming error; the unit test catches it. */
-            fprintf(stderr, "ferry: built-in default of [%s] %s is invalid: %s\n",
-                    cfg_table[i].section, cfg_table[i].key, reason);
+            fprintf(stderr, "ferry: built-in default of [%s] %s is invalid: %s\n", cfg_table[i].section,
+                    cfg_table[i].key, reason);
             abort();
         }
     }
@@ -208,8 +206,7 @@ int cfg_check_rules(const ferry_config *c, size_t blame[2], char **reason)
     if (c->amqp.reconnect_min_ms > c->amqp.reconnect_max_ms) {
         blame[0] = option_index("amqp", "reconnect_min_ms");
         blame[1] = option_index("amqp", "reconnect_max_ms");
-        *reason = xasprintf("[amqp] reconnect_min_ms: value %" PRId64
-                            " is greater than reconnect_max_ms %" PRId64,
+        *reason = xasprintf("[amqp] reconnect_min_ms: value %" PRId64 " is greater than reconnect_max_ms %" PRId64,
                             c->amqp.reconnect_min_ms, c->amqp.reconnect_max_ms);
         return -1;
     }
@@ -221,9 +218,10 @@ int cfg_check_rules(const ferry_config *c, size_t blame[2], char **reason)
         if (!*pairs[i].cert != !*pairs[i].key) {
             blame[0] = option_index(pairs[i].section, "cert_file");
             blame[1] = option_index(pairs[i].section, "key_file");
-            *reason = xasprintf(*pairs[i].cert ? "[%s] cert_file is set but key_file is not: a certificate needs its key"
-                                               : "[%s] key_file is set but cert_file is not: a key needs its certificate",
-                                pairs[i].section);
+            *reason =
+                xasprintf(*pairs[i].cert ? "[%s] cert_file is set but key_file is not: a certificate needs its key"
+                                         : "[%s] key_file is set but cert_file is not: a key needs its certificate",
+                          pairs[i].section);
             return -1;
         }
     }

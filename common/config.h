@@ -58,8 +58,8 @@ typedef struct cfg_scheduler {
     int64_t bandwidth_mib_s;      /* 0 = unlimited */
     int64_t completion_timeout_s; /* 0 = never */
     int64_t progress_interval_ms;
-    int64_t deadline_queued_s;     /* how long a migration may wait in each status */
-    int64_t deadline_preparing_s;  /* scheduled + preparing */
+    int64_t deadline_queued_s;    /* how long a migration may wait in each status */
+    int64_t deadline_preparing_s; /* scheduled + preparing */
     int64_t deadline_running_s;
     int64_t deadline_completing_s;
     int64_t rpc_retry_s; /* how long an agent RPC lost in transit is sent again */
@@ -78,7 +78,7 @@ typedef struct cfg_agent {
     char *host;    /* "" = the host name */
     char *address; /* "" = resolve host */
     int64_t heartbeat_interval_s;
-    char *instances_path; /* absolute */
+    char *instances_path;   /* absolute */
     char *local_disks_path; /* absolute: where block migrations may create host-local images */
     int64_t job_poll_ms;
     char *state_dir;         /* absolute */
@@ -97,8 +97,8 @@ typedef struct cfg_libvirt {
 typedef struct cfg_http {
     bool enabled;
     char *listen;
-    int64_t port; /* 0 = any free port */
-    char *tokens; /* comma-separated accepted X-Auth-Token values */
+    int64_t port;            /* 0 = any free port */
+    char *tokens;            /* comma-separated accepted X-Auth-Token values */
     char *metrics_token;     /* comma-separated tokens /metrics needs; "" = /metrics open */
     int64_t max_connections; /* connections open at once; requests beyond get 503 */
     char *dashboard_dir;
@@ -171,8 +171,7 @@ int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err) FERR
  * validation as the file; value is copied. On error *c is unchanged and *err (if err is not
  * NULL) receives "[section] key: reason", which the caller frees. Call cfg_check after the
  * last override. */
-int cfg_set(ferry_config *c, const char *section, const char *key, const char *value,
-            char **err) FERRY_WUR;
+int cfg_set(ferry_config *c, const char *section, const char *key, const char *value, char **err) FERRY_WUR;
 
 /* Checks the rules that span options (amqp.reconnect_min_ms <= amqp.reconnect_max_ms). On
  * error *err (if err is not NULL) receives the reason, which the caller frees. */

@@ -17,9 +17,9 @@ typedef struct load_ctx {
     FILE *f;
     char *line; /* getline buffer */
     size_t cap;
-    int lineno;              /* lines read so far = the line inih is working on */
-    int *set_line;           /* line each option was set on, 0 = not set (N_OPTIONS) */
-    char *err;               /* first error, with path and line */
+    int lineno;    /* lines read so far = the line inih is working on */
+    int *set_line; /* line each option was set on, 0 = not set (N_OPTIONS) */
+    char *err;     /* first error, with path and line */
     int err_line;
     int read_errno; /* reading the file failed */
 } load_ctx;
@@ -156,8 +156,7 @@ int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err)
 
     if (ret > 0 && (!x.err || ret < x.err_line)) {
         free(x.err);
-        cfg_set_err(err,
-                    xasprintf("%s:%d: syntax error (expected [section] or key = value)", path, ret));
+        cfg_set_err(err, xasprintf("%s:%d: syntax error (expected [section] or key = value)", path, ret));
         return -1;
     }
     if (x.err) {
@@ -176,8 +175,7 @@ int cfg_load_stream(ferry_config *c, FILE *f, const char *path, char **err)
     size_t blame[2];
     char *reason = NULL;
     if (cfg_check_rules(c, blame, &reason) < 0) {
-        int line = x.set_line[blame[0]] > x.set_line[blame[1]] ? x.set_line[blame[0]]
-                                                               : x.set_line[blame[1]];
+        int line = x.set_line[blame[0]] > x.set_line[blame[1]] ? x.set_line[blame[0]] : x.set_line[blame[1]];
         if (line)
             cfg_set_err(err, xasprintf("%s:%d: %s", path, line, reason));
         else

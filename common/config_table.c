@@ -54,8 +54,7 @@ static int check_migration_uri(const char *v, char **reason)
         }
     }
     if (n_s != 1) {
-        *reason =
-            xasprintf("must contain exactly one %%s (the destination address), found %d", n_s);
+        *reason = xasprintf("must contain exactly one %%s (the destination address), found %d", n_s);
         return -1;
     }
     return 0;
@@ -131,37 +130,36 @@ static const char *const log_level_words[] = {"error", "warn", "info", "debug", 
 static const char *const log_format_words[] = {"text", "json", "journal", NULL};
 _Static_assert(LOG_LVL_ERROR == 0 && LOG_LVL_WARN == 1 && LOG_LVL_INFO == 2 && LOG_LVL_DEBUG == 3,
                "log_level_words must follow log_level");
-_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1 && LOG_FMT_JOURNAL == 2, "log_format_words must follow log_format");
-_Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(int),
-               "enum options are stored as int");
+_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1 && LOG_FMT_JOURNAL == 2,
+               "log_format_words must follow log_format");
+_Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(int), "enum options are stored as int");
 
 /* offsetof() of a field, which must have type T (compile error otherwise). */
 #define FIELD(s_, k_, T) _Generic(((ferry_config *)0)->s_.k_, T : offsetof(ferry_config, s_.k_))
 
-#define OPT_STR(s_, k_, def_, check_, help_)                                                       \
-    {                                                                                              \
-        .section = #s_, .key = #k_, .type = CFG_STRING, .def = def_,                               \
-        .offset = FIELD(s_, k_, char *), .check = check_, .help = help_                            \
+#define OPT_STR(s_, k_, def_, check_, help_)                                                                           \
+    {                                                                                                                  \
+        .section = #s_, .key = #k_, .type = CFG_STRING, .def = def_, .offset = FIELD(s_, k_, char *), .check = check_, \
+        .help = help_                                                                                                  \
     }
-#define OPT_INT(s_, k_, def_, lo, hi, help_)                                                       \
-    {                                                                                              \
-        .section = #s_, .key = #k_, .type = CFG_INT, .def = def_, .min = lo, .max = hi,            \
-        .offset = FIELD(s_, k_, int64_t), .help = help_                                            \
+#define OPT_INT(s_, k_, def_, lo, hi, help_)                                                                           \
+    {                                                                                                                  \
+        .section = #s_, .key = #k_, .type = CFG_INT, .def = def_, .min = lo, .max = hi,                                \
+        .offset = FIELD(s_, k_, int64_t), .help = help_                                                                \
     }
-#define OPT_BOOL(s_, k_, def_, help_)                                                              \
-    {                                                                                              \
-        .section = #s_, .key = #k_, .type = CFG_BOOL, .def = def_, .offset = FIELD(s_, k_, bool),  \
-        .help = help_                                                                              \
+#define OPT_BOOL(s_, k_, def_, help_)                                                                                  \
+    {                                                                                                                  \
+        .section = #s_, .key = #k_, .type = CFG_BOOL, .def = def_, .offset = FIELD(s_, k_, bool), .help = help_        \
     }
-#define OPT_DBL(s_, k_, def_, lo, hi, help_)                                                       \
-    {                                                                                              \
-        .section = #s_, .key = #k_, .type = CFG_DOUBLE, .def = def_, .dmin = lo, .dmax = hi,       \
-        .offset = FIELD(s_, k_, double), .help = help_                                             \
+#define OPT_DBL(s_, k_, def_, lo, hi, help_)                                                                           \
+    {                                                                                                                  \
+        .section = #s_, .key = #k_, .type = CFG_DOUBLE, .def = def_, .dmin = lo, .dmax = hi,                           \
+        .offset = FIELD(s_, k_, double), .help = help_                                                                 \
     }
-#define OPT_ENUM(s_, k_, T, def_, words_, help_)                                                   \
-    {                                                                                              \
-        .section = #s_, .key = #k_, .type = CFG_ENUM, .def = def_, .words = words_,                \
-        .offset = FIELD(s_, k_, T), .help = help_                                                  \
+#define OPT_ENUM(s_, k_, T, def_, words_, help_)                                                                       \
+    {                                                                                                                  \
+        .section = #s_, .key = #k_, .type = CFG_ENUM, .def = def_, .words = words_, .offset = FIELD(s_, k_, T),        \
+        .help = help_                                                                                                  \
     }
 
 const cfg_option cfg_table[] = {
@@ -170,14 +168,11 @@ const cfg_option cfg_table[] = {
             "several URLs separated by commas, tried in turn when one cannot be reached"),
     OPT_INT(amqp, heartbeat_s, "10", 0, 300,
             "AMQP heartbeat interval negotiated with the broker, in seconds (0 disables)"),
-    OPT_INT(amqp, prefetch, "64", 1, 65535,
-            "unacknowledged messages the broker may deliver to one consumer at once"),
+    OPT_INT(amqp, prefetch, "64", 1, 65535, "unacknowledged messages the broker may deliver to one consumer at once"),
     OPT_INT(amqp, connect_timeout_ms, "5000", 100, 600000,
             "timeout for connecting and logging in to the broker, in milliseconds"),
-    OPT_INT(amqp, reconnect_min_ms, "200", 10, 60000,
-            "first delay before reconnecting to the broker, in milliseconds"),
-    OPT_INT(amqp, reconnect_max_ms, "10000", 100, 600000,
-            "longest delay between reconnect attempts, in milliseconds"),
+    OPT_INT(amqp, reconnect_min_ms, "200", 10, 60000, "first delay before reconnecting to the broker, in milliseconds"),
+    OPT_INT(amqp, reconnect_max_ms, "10000", 100, 600000, "longest delay between reconnect attempts, in milliseconds"),
     OPT_INT(amqp, rpc_timeout_ms, "30000", 100, 3600000,
             "how long a request to another ferry service waits for its reply, in milliseconds"),
     OPT_INT(amqp, confirm_timeout_ms, "10000", 100, 600000,
@@ -195,10 +190,8 @@ const cfg_option cfg_table[] = {
             "amqps: client certificate (PEM) for a broker that asks for one (empty = none)"),
     OPT_STR(amqp, key_file, "", check_optional_path, "amqps: the client certificate's private key (PEM)"),
 
-    OPT_STR(database, dsn, "dbname=ferry", NULL,
-            "libpq connection string (key=value pairs or a postgresql:// URI)"),
-    OPT_INT(database, connect_timeout_s, "5", 1, 300,
-            "timeout for connecting to PostgreSQL, in seconds"),
+    OPT_STR(database, dsn, "dbname=ferry", NULL, "libpq connection string (key=value pairs or a postgresql:// URI)"),
+    OPT_INT(database, connect_timeout_s, "5", 1, 300, "timeout for connecting to PostgreSQL, in seconds"),
     OPT_INT(database, statement_timeout_ms, "10000", 0, 3600000,
             "statement_timeout of every database session, in milliseconds (0 = none)"),
     OPT_INT(database, tx_retries, "5", 0, 100,
@@ -212,18 +205,14 @@ const cfg_option cfg_table[] = {
             "a compute host whose last heartbeat is older than this is down, in seconds"),
     OPT_INT(scheduler, lease_s, "30", 5, 3600,
             "how long a replica's lease on a migration lasts without renewal, in seconds"),
-    OPT_INT(scheduler, max_outgoing_per_source, "2", 1, 64,
-            "live migrations running at once out of one source host"),
-    OPT_INT(scheduler, max_incoming_per_dest, "2", 1, 64,
-            "live migrations running at once into one destination host"),
-    OPT_INT(scheduler, max_cluster, "16", 1, 10000,
-            "live migrations running at once in the whole cluster"),
+    OPT_INT(scheduler, max_outgoing_per_source, "2", 1, 64, "live migrations running at once out of one source host"),
+    OPT_INT(scheduler, max_incoming_per_dest, "2", 1, 64, "live migrations running at once into one destination host"),
+    OPT_INT(scheduler, max_cluster, "16", 1, 10000, "live migrations running at once in the whole cluster"),
     OPT_INT(scheduler, postcopy_after_iterations, "1", 1, 1000,
             "pre-copy memory iterations after which a migration switches to post-copy"),
     OPT_INT(scheduler, max_downtime_ms, "300", 1, 600000,
             "longest guest pause allowed at switch-over, in milliseconds"),
-    OPT_INT(scheduler, bandwidth_mib_s, "0", 0, 100000,
-            "migration bandwidth limit, in MiB/s (0 = unlimited)"),
+    OPT_INT(scheduler, bandwidth_mib_s, "0", 0, 100000, "migration bandwidth limit, in MiB/s (0 = unlimited)"),
     OPT_INT(scheduler, completion_timeout_s, "0", 0, 86400,
             "abort a migration not completed after this long, in seconds (0 = never)"),
     OPT_INT(scheduler, progress_interval_ms, "1000", 100, 60000,
@@ -246,19 +235,16 @@ const cfg_option cfg_table[] = {
             "virtual to physical disk ratio allowed on a destination host"),
     OPT_INT(scheduler, reserved_host_memory_mb, "512", 0, 1048576,
             "memory of each host kept for the host itself, in MiB"),
-    OPT_INT(scheduler, reserved_host_disk_gb, "0", 0, 1048576,
-            "disk of each host kept for the host itself, in GiB"),
+    OPT_INT(scheduler, reserved_host_disk_gb, "0", 0, 1048576, "disk of each host kept for the host itself, in GiB"),
     OPT_INT(scheduler, host_max_vcpus, "4096", 1, 1048576,
             "a heartbeat claiming more vCPUs is refused (a compromised host must not win every placement)"),
     OPT_INT(scheduler, host_max_memory_mb, "16777216", 1, INT64_C(1099511627776),
             "a heartbeat claiming more memory (MiB) is refused"),
     OPT_INT(scheduler, host_max_disk_gb, "1048576", 1, INT64_C(1099511627776),
             "a heartbeat claiming more disk (GiB) is refused"),
-    OPT_INT(scheduler, reserved_host_cpus, "0", 0, 4096,
-            "physical CPUs of each host kept for the host itself"),
+    OPT_INT(scheduler, reserved_host_cpus, "0", 0, 4096, "physical CPUs of each host kept for the host itself"),
 
-    OPT_STR(agent, host, "", NULL,
-            "name this compute host registers under (empty = the host name)"),
+    OPT_STR(agent, host, "", NULL, "name this compute host registers under (empty = the host name)"),
     OPT_STR(agent, address, "", NULL,
             "address other hosts use to reach this one for migrations (empty = resolve host)"),
     OPT_INT(agent, heartbeat_interval_s, "10", 1, 3600,
@@ -297,7 +283,8 @@ const cfg_option cfg_table[] = {
             "X-Auth-Token (empty = /metrics needs none)"),
     OPT_INT(http, max_connections, "256", 1, 65536,
             "HTTP connections open at once; a request on any beyond is answered 503 and its connection closed"),
-    OPT_STR(http, dashboard_dir, "", NULL, "serve index.html from this directory instead of the copy built in (for development)"),
+    OPT_STR(http, dashboard_dir, "", NULL,
+            "serve index.html from this directory instead of the copy built in (for development)"),
     OPT_STR(http, cert_file, "", check_optional_path,
             "HTTPS: the server's certificate (PEM, followed by its chain) for the API and dashboard "
             "(empty = plain HTTP)"),

@@ -83,8 +83,7 @@ static int db_connect(db_conn *db)
     /* expand_dbname=1: the dsn may be a keyword string or a postgresql:// URI */
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg || PQstatus(pg) != CONNECTION_OK) {
-        set_error(db, "", "could not connect to PostgreSQL: %s",
-                  pg ? PQerrorMessage(pg) : "out of memory");
+        set_error(db, "", "could not connect to PostgreSQL: %s", pg ? PQerrorMessage(pg) : "out of memory");
         PQfinish(pg);
         return -1;
     }
@@ -93,8 +92,7 @@ static int db_connect(db_conn *db)
         char v[24];
         snprintf(v, sizeof(v), "%d", db->statement_timeout_ms);
         const char *p[] = {v};
-        PGresult *r = PQexecParams(pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, p,
-                                   NULL, NULL, 0);
+        PGresult *r = PQexecParams(pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, p, NULL, NULL, 0);
         int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
         if (!ok)
             set_error(db, PQresultErrorField(r, PG_DIAG_SQLSTATE), "could not set statement_timeout: %s",
@@ -219,8 +217,9 @@ int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *con
     /* inside a transaction a new session would run the rest of it outside the transaction,
      * its first part lost with the old session: the attempt fails, db_tx runs it again whole */
     if (db->in_tx && conn_lost(db)) {
-        set_error(db, "08003", "PostgreSQL connection lost inside a transaction: not reconnecting before the "
-                               "transaction is retried");
+        set_error(db, "08003",
+                  "PostgreSQL connection lost inside a transaction: not reconnecting before the "
+                  "transaction is retried");
         return -1;
     }
     if (db_ensure(db) < 0)
@@ -229,7 +228,8 @@ int db_exec(db_conn *db, PGresult **res, const char *sql, int n, const char *con
     char buf[32];
     const char *name = prep_name(db, sql, n, buf, &r);
     if (!r)
-        r = name ? PQexecPrepared(db->pg, name, n, params, NULL, NULL, 0) : PQexecParams(db->pg, sql, n, NULL, params, NULL, NULL, 0);
+        r = name ? PQexecPrepared(db->pg, name, n, params, NULL, NULL, 0)
+                 : PQexecParams(db->pg, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -294,8 +294,7 @@ int db_tx(db_conn *db, const char *isolation, db_tx_fn fn, void *arg, int *attem
             db->in_tx = 0;
         }
         /* a failure of the body with its own reason is final; so is any non-retryable one */
-        int again = !body_err && tries <= db->tx_retries &&
-                    (retryable(db) || (conn_lost(db) && !in_commit));
+        int again = !body_err && tries <= db->tx_retries && (retryable(db) || (conn_lost(db) && !in_commit));
         if (!conn_lost(db)) {
             PGresult *r = PQexec(db->pg, "ROLLBACK");
             PQclear(r);

@@ -17,11 +17,11 @@
 typedef struct db_conn db_conn;
 
 typedef struct db_options {
-    const char *dsn;          /* libpq connection string (borrowed during db_open) */
-    int connect_timeout_s;    /* 0 = libpq default */
-    int statement_timeout_ms; /* 0 = none */
-    int tx_retries;           /* extra attempts of db_tx on a retryable failure */
-    int unprepared;           /* 1: no prepared statements (a pooler that drops them) */
+    const char *dsn;              /* libpq connection string (borrowed during db_open) */
+    int connect_timeout_s;        /* 0 = libpq default */
+    int statement_timeout_ms;     /* 0 = none */
+    int tx_retries;               /* extra attempts of db_tx on a retryable failure */
+    int unprepared;               /* 1: no prepared statements (a pooler that drops them) */
     const char *application_name; /* shown in pg_stat_activity; NULL = "ferry" */
 } db_options;
 

@@ -26,10 +26,10 @@ struct dbq {
     /* under lock */
     job *head, *tail;
     int queued;
-    int stopping;      /* also read atomically by db_ensure (db_set_stop) */
-    int running;       /* a job's work is running */
-    int64_t started;   /* mono_ms() when it started */
-    int sock;          /* the socket of the running job's connection, -1 when none */
+    int stopping;    /* also read atomically by db_ensure (db_set_stop) */
+    int running;     /* a job's work is running */
+    int64_t started; /* mono_ms() when it started */
+    int sock;        /* the socket of the running job's connection, -1 when none */
     int connected;
     char error[256];
     /* the worker's own */
@@ -102,7 +102,12 @@ static void *worker(void *arg)
         q->sock = -1;
         if (j->work) {
             q->connected = up;
-            strlcpy_f(q->error, up ? "" : q->db ? db_error(q->db) : j->err ? j->err : "not connected", sizeof(q->error));
+            strlcpy_f(q->error,
+                      up       ? ""
+                      : q->db  ? db_error(q->db)
+                      : j->err ? j->err
+                               : "not connected",
+                      sizeof(q->error));
         }
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);

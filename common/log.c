@@ -17,7 +17,7 @@ static struct {
     log_level level;
     log_format format;
     char *host;
-    FILE *file;    /* owned when opened by log_open */
+    FILE *file;     /* owned when opened by log_open */
     FILE *borrowed; /* set by log_set_stream */
     pthread_mutex_t lock;
 } L = {
@@ -161,11 +161,21 @@ static void sb_escaped(sbuf *b, const char *s, int json)
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char tmp[8];
         switch (*c) {
-        case '"': sb_puts(b, "\\\""); break;
-        case '\\': sb_puts(b, "\\\\"); break;
-        case '\n': sb_puts(b, "\\n"); break;
-        case '\r': sb_puts(b, "\\r"); break;
-        case '\t': sb_puts(b, "\\t"); break;
+        case '"':
+            sb_puts(b, "\\\"");
+            break;
+        case '\\':
+            sb_puts(b, "\\\\");
+            break;
+        case '\n':
+            sb_puts(b, "\\n");
+            break;
+        case '\r':
+            sb_puts(b, "\\r");
+            break;
+        case '\t':
+            sb_puts(b, "\\t");
+            break;
         default:
             if (*c < 0x20 || *c == 0x7f) {
                 snprintf(tmp, sizeof(tmp), json ? "\\u%04x" : "\\x%02x", *c);
@@ -267,7 +277,9 @@ void log_vwrite(log_level lvl, const log_fields *f, const char *fmt, va_list ap)
         static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
         const char *host = f && f->host ? f->host : L.host;
         char *kv[8] = {
-            xasprintf("MESSAGE=%s", msg), xasprintf("PRIORITY=%d", prio[lvl]), xasprintf("SYSLOG_IDENTIFIER=%s", L.proc),
+            xasprintf("MESSAGE=%s", msg),
+            xasprintf("PRIORITY=%d", prio[lvl]),
+            xasprintf("SYSLOG_IDENTIFIER=%s", L.proc),
             f && f->migration ? xasprintf("MIGRATION_ID=%s", f->migration) : NULL,
             f && f->instance ? xasprintf("INSTANCE=%s", f->instance) : NULL,
             host ? xasprintf("HOST=%s", host) : NULL,
@@ -308,10 +320,18 @@ static void libevent_cb(int severity, const char *msg)
 {
     log_level lvl;
     switch (severity) {
-    case EVENT_LOG_DEBUG: lvl = LOG_LVL_DEBUG; break;
-    case EVENT_LOG_MSG: lvl = LOG_LVL_INFO; break;
-    case EVENT_LOG_WARN: lvl = LOG_LVL_WARN; break;
-    default: lvl = LOG_LVL_ERROR; break;
+    case EVENT_LOG_DEBUG:
+        lvl = LOG_LVL_DEBUG;
+        break;
+    case EVENT_LOG_MSG:
+        lvl = LOG_LVL_INFO;
+        break;
+    case EVENT_LOG_WARN:
+        lvl = LOG_LVL_WARN;
+        break;
+    default:
+        lvl = LOG_LVL_ERROR;
+        break;
     }
     log_write(lvl, NULL, "libevent: %s", msg);
 }

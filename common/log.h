@@ -19,8 +19,8 @@ typedef enum {
 } log_level;
 
 typedef enum {
-    LOG_FMT_TEXT = 0, /* logfmt: ts=... level=info proc=... msg="..." */
-    LOG_FMT_JSON = 1, /* one JSON object per line */
+    LOG_FMT_TEXT = 0,    /* logfmt: ts=... level=info proc=... msg="..." */
+    LOG_FMT_JSON = 1,    /* one JSON object per line */
     LOG_FMT_JOURNAL = 2, /* systemd's journal, with fields MIGRATION_ID, INSTANCE, HOST, REQ */
 } log_format;
 
@@ -73,10 +73,10 @@ char *log_format_line(log_level lvl, const log_fields *f, int64_t wall_ms_ts, co
  * \" \\ \n \t \xNN. Caller frees the result. */
 char *log_escape(const char *s);
 
-#define LOG_AT(lvl, f, ...)                                                                        \
-    do {                                                                                           \
-        if ((lvl) <= log_get_level())                                                              \
-            log_write((lvl), (f), __VA_ARGS__);                                                    \
+#define LOG_AT(lvl, f, ...)                                                                                            \
+    do {                                                                                                               \
+        if ((lvl) <= log_get_level())                                                                                  \
+            log_write((lvl), (f), __VA_ARGS__);                                                                        \
     } while (0)
 #define log_error(f, ...) LOG_AT(LOG_LVL_ERROR, f, __VA_ARGS__)
 #define log_warn(f, ...) LOG_AT(LOG_LVL_WARN, f, __VA_ARGS__)

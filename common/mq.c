@@ -22,7 +22,6 @@ void mq_options_defaults(mq_options *o)
     o->max_message_bytes = MQ_MAX_MESSAGE_BYTES;
 }
 
-
 char *mq_dup_bytes(amqp_bytes_t b)
 {
     char *s = xmalloc(b.len + 1);
@@ -45,13 +44,13 @@ char *mq_reply_text(amqp_rpc_reply_t r, const char *what)
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = r.reply.decoded;
-            return xasprintf("%s: broker closed the connection: %u %.*s", what, m->reply_code,
-                             (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            return xasprintf("%s: broker closed the connection: %u %.*s", what, m->reply_code, (int)m->reply_text.len,
+                             (const char *)m->reply_text.bytes);
         }
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
-            return xasprintf("%s: broker closed the channel: %u %.*s", what, m->reply_code,
-                             (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            return xasprintf("%s: broker closed the channel: %u %.*s", what, m->reply_code, (int)m->reply_text.len,
+                             (const char *)m->reply_text.bytes);
         }
         return xasprintf("%s: unexpected broker method 0x%08x", what, r.reply.id);
     }
@@ -241,8 +240,7 @@ int mq_apply_decl(amqp_connection_state_t amqp, const decl *d, char **err)
     amqp_rpc_reply_t r;
     switch (d->kind) {
     case DECL_EXCHANGE:
-        amqp_exchange_declare(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->type), 0, 1, 0, 0,
-                              amqp_empty_table);
+        amqp_exchange_declare(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->type), 0, 1, 0, 0, amqp_empty_table);
         r = amqp_get_rpc_reply(amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what = xasprintf("could not declare exchange %s", d->name);
@@ -277,8 +275,7 @@ int mq_apply_decl(amqp_connection_state_t amqp, const decl *d, char **err)
         return 0;
     }
     case DECL_BIND:
-        amqp_queue_bind(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->other), bytes(d->key),
-                        amqp_empty_table);
+        amqp_queue_bind(amqp, MQ_CHANNEL, bytes(d->name), bytes(d->other), bytes(d->key), amqp_empty_table);
         r = amqp_get_rpc_reply(amqp);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             _cleanup_free_ char *what =
@@ -295,8 +292,8 @@ int mq_apply_decl(amqp_connection_state_t amqp, const decl *d, char **err)
 
 int mq_consume_on(amqp_connection_state_t amqp, const char *queue, char **tag, char **err)
 {
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(amqp, MQ_CHANNEL, bytes(queue), amqp_empty_bytes, 0, 0, 0,
-                                                     amqp_empty_table);
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(amqp, MQ_CHANNEL, bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
     if (!ok) {
         _cleanup_free_ char *what = xasprintf("could not consume from queue %s", queue);
         *err = mq_reply_text(amqp_get_rpc_reply(amqp), what);
@@ -328,7 +325,6 @@ void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg)
     }
 }
 
-
 void mq_decls_free(decl *d)
 {
     while (d) {
@@ -350,8 +346,8 @@ void mq_free(mq_conn *c)
         /* a connect in progress: its socket is shut down so the worker stops waiting on the
          * broker (a TCP connect still in progress ends by its own timeout); evq_free below
          * then runs its hand-over, which frees it */
-        log_info(conn_fields(c), "connect to broker %s:%d abandoned: the connection is being closed", c->dial->info.host,
-                 c->dial->info.port);
+        log_info(conn_fields(c), "connect to broker %s:%d abandoned: the connection is being closed",
+                 c->dial->info.host, c->dial->info.port);
         mq_dial_abandon(c->dial);
         mq_dial_join(c->dial);
         c->dial = NULL;
@@ -398,7 +394,6 @@ void mq_free(mq_conn *c)
     free(c->last_error);
     free(c);
 }
-
 
 /* ---- helpers for tools and tests --------------------------------------------------- */
 

@@ -58,8 +58,8 @@ typedef struct mq_options {
     int connect_timeout_ms; /* TCP connect, handshake and each declare */
     int reconnect_min_ms;   /* first retry delay, doubled up to reconnect_max_ms */
     int reconnect_max_ms;
-    int confirm_timeout_ms; /* a publish not confirmed by then fails */
-    int no_rpc_replies;     /* 1: this connection calls no RPC (an agent): no reply queue, so its
+    int confirm_timeout_ms;   /* a publish not confirmed by then fails */
+    int no_rpc_replies;       /* 1: this connection calls no RPC (an agent): no reply queue, so its
                              * broker user needs no right to bind one to ferry.reply */
     size_t max_message_bytes; /* a delivery whose body is larger (known from its content header)
                                * is not assembled: a consumer's goes to ferry.dead with the
@@ -77,13 +77,13 @@ typedef struct mq_header {
 
 /* Properties of a message to publish; every pointer is borrowed for the call. */
 typedef struct mq_props {
-    const char *content_type;   /* NULL = "application/json" */
+    const char *content_type; /* NULL = "application/json" */
     const char *message_id;
     const char *correlation_id;
     const char *reply_to;
     const char *type;
-    int transient;              /* 0 = persistent (delivery mode 2) */
-    int64_t expiration_ms;      /* 0 = never expires */
+    int transient;         /* 0 = persistent (delivery mode 2) */
+    int64_t expiration_ms; /* 0 = never expires */
     const mq_header *headers;
     int n_headers;
 } mq_props;
@@ -97,12 +97,12 @@ typedef struct mq_message {
     const char *queue;
     const char *body;
     size_t len;
-    const char *content_type;   /* NULL when absent, like every property below */
+    const char *content_type; /* NULL when absent, like every property below */
     const char *message_id;
     const char *correlation_id;
     const char *reply_to;
     const char *type;
-    const char *user_id;        /* the sender's broker user: the broker refuses a forged one */
+    const char *user_id; /* the sender's broker user: the broker refuses a forged one */
     int redelivered;
 } mq_message;
 
@@ -149,7 +149,7 @@ const char *mq_last_error(const mq_conn *c);
 void mq_declare_exchange(mq_conn *c, const char *name, const char *type);
 /* Queue flags for mq_declare_queue. */
 enum {
-    MQ_Q_QUORUM = 1 << 0,    /* x-queue-type=quorum (else classic) */
+    MQ_Q_QUORUM = 1 << 0,      /* x-queue-type=quorum (else classic) */
     MQ_Q_DEAD_LETTER = 1 << 1, /* rejected/expired messages go to ferry.dead */
     MQ_Q_TRANSIENT = 1 << 2,   /* this connection's only: exclusive, auto-deleted, not durable */
 };
@@ -172,8 +172,8 @@ void mq_consume(mq_conn *c, const char *queue, mq_deliver_cb cb, void *arg);
  * user this connection logged in as; cb (may be NULL) is
  * called when the broker confirms or refuses it, or the connection is lost first. Returns -1
  * with *err (caller frees) when not connected or the write failed; cb is then not called. */
-int mq_publish(mq_conn *c, const char *exchange, const char *key, const mq_props *props,
-               const void *body, size_t len, mq_confirm_cb cb, void *arg, char **err) FERRY_WUR;
+int mq_publish(mq_conn *c, const char *exchange, const char *key, const mq_props *props, const void *body, size_t len,
+               mq_confirm_cb cb, void *arg, char **err) FERRY_WUR;
 
 /* The delivered message (borrowed; valid until d is finished). */
 const mq_message *mq_delivery_message(const mq_delivery *d);
@@ -191,8 +191,8 @@ void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason);
  * gets the reply, or an error at the deadline (the request expires at the broker then too).
  * from (NULL-terminated, copied; NULL = anyone) names the broker users whose reply is taken:
  * a reply from anyone else is logged and dropped, and the call goes on waiting. */
-int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *body, size_t len,
-                int timeout_ms, const char *const *from, mq_rpc_cb cb, void *arg, char **err) FERRY_WUR;
+int mq_rpc_call(mq_conn *c, const char *exchange, const char *key, const void *body, size_t len, int timeout_ms,
+                const char *const *from, mq_rpc_cb cb, void *arg, char **err) FERRY_WUR;
 /* Answers the RPC request d with body (through ferry.reply to its reply_to, same correlation id), then acks and
  * frees d. A request without reply_to is only acked. Returns -1 with *err when the reply
  * could not be sent (d is then left for redelivery and freed). */

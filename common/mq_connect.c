@@ -22,8 +22,9 @@ static void connect_failed(mq_conn *c, const char *err)
     int again = strcmp(err, c->last_error) == 0;
     mq_set_last_error(c, err);
     int delay = schedule_connect(c);
-    _cleanup_free_ char *next = c->n_brokers > 1 ? xasprintf("trying broker %s:%d in %d ms", c->info.host, c->info.port, delay)
-                                                 : xasprintf("retrying in %d ms", delay);
+    _cleanup_free_ char *next = c->n_brokers > 1
+                                    ? xasprintf("trying broker %s:%d in %d ms", c->info.host, c->info.port, delay)
+                                    : xasprintf("retrying in %d ms", delay);
     if (!again)
         log_warn(conn_fields(c), "%s; %s", err, next);
     else
@@ -78,8 +79,8 @@ static void on_dial_done(void *arg)
     mq_set_last_error(c, "");
     c->ev_read = event_new(c->base, amqp_get_sockfd(c->amqp), EV_READ | EV_PERSIST, on_readable, c);
     event_add(c->ev_read, NULL);
-    log_info(conn_fields(c), "connected to broker %s:%d vhost %s as %s (connection %llu)", c->info.host,
-             c->info.port, c->info.vhost, c->info.user, (unsigned long long)c->generation);
+    log_info(conn_fields(c), "connected to broker %s:%d vhost %s as %s (connection %llu)", c->info.host, c->info.port,
+             c->info.vhost, c->info.user, (unsigned long long)c->generation);
     if (c->state_cb)
         c->state_cb(c, 1, NULL, c->state_arg);
     mq_drain(c); /* frames may already wait in rabbitmq-c's buffers */

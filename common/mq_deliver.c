@@ -24,8 +24,7 @@ const char *mq_message_header(const mq_message *m, const char *key)
     return NULL;
 }
 
-static char *opt_str(mq_delivery *d, int slot, const amqp_basic_properties_t *p, amqp_flags_t flag,
-                     amqp_bytes_t b)
+static char *opt_str(mq_delivery *d, int slot, const amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t b)
 {
     if (!(p->_flags & flag))
         return NULL;
@@ -95,8 +94,8 @@ void mq_ack(mq_conn *c, mq_delivery *d)
     if (delivery_current(c, d)) {
         int rc = amqp_basic_ack(c->amqp, MQ_CHANNEL, d->tag, 0);
         if (rc != AMQP_STATUS_OK) {
-            _cleanup_free_ char *e = xasprintf("could not ack delivery %llu: %s", (unsigned long long)d->tag,
-                                               amqp_error_string2(rc));
+            _cleanup_free_ char *e =
+                xasprintf("could not ack delivery %llu: %s", (unsigned long long)d->tag, amqp_error_string2(rc));
             mq_reset(c, e);
         }
     } else {
@@ -110,8 +109,8 @@ void mq_reject(mq_conn *c, mq_delivery *d, int requeue)
     if (delivery_current(c, d)) {
         int rc = amqp_basic_reject(c->amqp, MQ_CHANNEL, d->tag, requeue);
         if (rc != AMQP_STATUS_OK) {
-            _cleanup_free_ char *e = xasprintf("could not reject delivery %llu: %s", (unsigned long long)d->tag,
-                                               amqp_error_string2(rc));
+            _cleanup_free_ char *e =
+                xasprintf("could not reject delivery %llu: %s", (unsigned long long)d->tag, amqp_error_string2(rc));
             mq_reset(c, e);
         }
     }
@@ -128,8 +127,8 @@ static void dead_confirmed(mq_conn *c, int ok, const char *err, void *arg)
     if (ok) {
         mq_ack(c, x->d);
     } else {
-        log_error(conn_fields(c), "could not dead-letter a message from %s: %s; it stays in its queue",
-                  x->d->msg.queue, err);
+        log_error(conn_fields(c), "could not dead-letter a message from %s: %s; it stays in its queue", x->d->msg.queue,
+                  err);
         if (delivery_current(c, x->d))
             mq_reject(c, x->d, 1);
         else
@@ -165,8 +164,8 @@ void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason)
     int rc = mq_publish_raw(c, MQ_DEAD_EXCHANGE, d->msg.queue, &p, d->msg.body, d->msg.len, &err);
     free(h);
     if (rc < 0) {
-        log_error(conn_fields(c), "could not dead-letter a message from %s: %s; it will be redelivered",
-                  d->msg.queue, err);
+        log_error(conn_fields(c), "could not dead-letter a message from %s: %s; it will be redelivered", d->msg.queue,
+                  err);
         free(err);
         mq_delivery_free(d);
         return;
@@ -175,7 +174,6 @@ void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason)
     x->d = d;
     mq_track(c, dead_confirmed, x);
 }
-
 
 /* ---- the read path ----------------------------------------------------------------- */
 
@@ -315,12 +313,13 @@ static int read_delivery(mq_conn *c, const amqp_frame_t *mf, char **why)
     }
 
     /* too large: copy what identifies the delivery now, before the library's buffers go */
-    _cleanup_free_ char *reason = xasprintf("message of %llu bytes over the limit of %zu bytes ([amqp] max_message_bytes)",
-                                            (unsigned long long)size, max);
+    _cleanup_free_ char *reason = xasprintf(
+        "message of %llu bytes over the limit of %zu bytes ([amqp] max_message_bytes)", (unsigned long long)size, max);
     env.message.body = amqp_empty_bytes;
     mq_delivery *d = NULL;
     for (consumer *k = c->consumers; k && !d; k = k->next)
-        if (k->tag && env.consumer_tag.len == strlen(k->tag) && memcmp(env.consumer_tag.bytes, k->tag, env.consumer_tag.len) == 0)
+        if (k->tag && env.consumer_tag.len == strlen(k->tag) &&
+            memcmp(env.consumer_tag.bytes, k->tag, env.consumer_tag.len) == 0)
             d = mq_make_delivery(c, &env, k->queue);
     _cleanup_free_ char *tag = mq_dup_bytes(env.consumer_tag);
     uint64_t dtag = env.delivery_tag;
@@ -344,8 +343,8 @@ static int read_delivery(mq_conn *c, const amqp_frame_t *mf, char **why)
     }
     head[hlen] = '\0';
     if (d) {
-        log_warn(conn_fields(c), "delivery from %s refused: %s; dead-lettered with its first %zu bytes", d->msg.queue, reason,
-                 hlen);
+        log_warn(conn_fields(c), "delivery from %s refused: %s; dead-lettered with its first %zu bytes", d->msg.queue,
+                 reason, hlen);
         free(d->strs[3]);
         d->strs[3] = head;
         d->msg.body = head;

@@ -78,7 +78,8 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *x)
             X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
         int e = X509_STORE_CTX_get_error(x);
         bool unknown_ca = e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN || e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
-                          e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT;
+                          e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                          e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT;
         snprintf(tls_verify_error, sizeof(tls_verify_error), "%s (certificate %s, depth %d)%s%s",
                  X509_verify_cert_error_string(e), subject[0] ? subject : "?", X509_STORE_CTX_get_error_depth(x),
                  unknown_ca ? ": not issued by a CA in " : "", unknown_ca && tls_ca_file ? tls_ca_file : "");
@@ -125,8 +126,8 @@ static int tls_setup(mq_dial *d, amqp_socket_t *sock, char **err)
  * binds it to ferry.reply by its own name and consumes it. 0, or -1 with *err. */
 static int setup_reply_queue(mq_dial *d, char **err)
 {
-    amqp_queue_declare_ok_t *q = amqp_queue_declare(d->amqp, MQ_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1,
-                                                    amqp_empty_table);
+    amqp_queue_declare_ok_t *q =
+        amqp_queue_declare(d->amqp, MQ_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     if (!q) {
         *err = mq_reply_text(amqp_get_rpc_reply(d->amqp), "could not declare the RPC reply queue");
         return -1;
@@ -172,12 +173,14 @@ static int do_connect(mq_dial *d, char **err)
     int rc = amqp_socket_open_noblock(sock, d->info.host, d->info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
         /* rabbitmq-c says only "a socket error occurred": ask the system which */
-        int e = rc == AMQP_STATUS_SOCKET_ERROR ? probe_connect_errno(d->info.host, d->info.port, d->opt.connect_timeout_ms) : 0;
+        int e = rc == AMQP_STATUS_SOCKET_ERROR
+                    ? probe_connect_errno(d->info.host, d->info.port, d->opt.connect_timeout_ms)
+                    : 0;
         if (e)
             *err = xasprintf("could not connect to %s:%d: %s", d->info.host, d->info.port, strerror(e));
         else if (d->info.ssl && tls_verify_error[0])
-            *err = xasprintf("could not connect to %s:%d: TLS: the broker's certificate is refused: %s",
-                             d->info.host, d->info.port, tls_verify_error);
+            *err = xasprintf("could not connect to %s:%d: TLS: the broker's certificate is refused: %s", d->info.host,
+                             d->info.port, tls_verify_error);
         else
             *err = xasprintf("could not connect to %s:%d: %s", d->info.host, d->info.port, amqp_error_string2(rc));
         return -1;
@@ -211,14 +214,16 @@ static int do_connect(mq_dial *d, char **err)
     props[0].value.value.bytes = amqp_cstring_bytes(d->opt.name);
     amqp_table_t ptable = {.num_entries = 1, .entries = props};
     amqp_rpc_reply_t r = amqp_login_with_properties(d->amqp, d->info.vhost, 0, MQ_FRAME_MAX, d->opt.heartbeat_s,
-                                                    &ptable, AMQP_SASL_METHOD_PLAIN, d->info.user,
-                                                    d->info.password);
+                                                    &ptable, AMQP_SASL_METHOD_PLAIN, d->info.user, d->info.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        _cleanup_free_ char *what = xasprintf("could not log in to %s:%d as %s", d->info.host, d->info.port, d->info.user);
+        _cleanup_free_ char *what =
+            xasprintf("could not log in to %s:%d as %s", d->info.host, d->info.port, d->info.user);
         *err = mq_reply_text(r, what);
-        if (!d->info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_SOCKET_ERROR) {
+        if (!d->info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_SOCKET_ERROR) {
             /* a TLS listener hangs up on the plain AMQP greeting */
-            char *more = xasprintf("%s (the broker hung up during the AMQP handshake: if this port speaks TLS, use amqps://)", *err);
+            char *more = xasprintf(
+                "%s (the broker hung up during the AMQP handshake: if this port speaks TLS, use amqps://)", *err);
             free(*err);
             *err = more;
         }
@@ -252,7 +257,6 @@ static int do_connect(mq_dial *d, char **err)
             return -1;
     return 0;
 }
-
 
 /* The worker: connects, keeps the connection on success or destroys it on failure, and posts
  * the attempt to the loop as its last act (the loop may free it at once). */

@@ -65,15 +65,14 @@ static inline void rpc_call_free(rpc_call *k)
     free(k);
 }
 
-
 struct mq_delivery {
     mq_message msg;
     uint64_t tag;
     uint64_t generation;
-    int n_headers;         /* string-valued headers, copied */
+    int n_headers; /* string-valued headers, copied */
     char **hkeys;
     char **hvals;
-    char *strs[10];        /* owned copies backing msg's strings */
+    char *strs[10]; /* owned copies backing msg's strings */
 };
 
 /* One connect attempt (mq_dial.c), run by a worker thread so that the loop never waits on the
@@ -86,14 +85,14 @@ typedef struct mq_dial {
      * borrowed from the mq_conn, which joins the thread before freeing them */
     struct amqp_connection_info info;
     mq_options opt;
-    decl *decls;       /* owned copy of the topology */
-    int n_decls;       /* how many the mq_conn had then */
-    int n_consumers;   /* consumers to start, in the mq_conn's list order */
-    consumer **ks;     /* the mq_conn's consumers (identity only: the worker never reads them) */
-    char **queues;     /* their queues (owned copies) */
-    mq_conn *c;        /* the loop's: never dereferenced by the worker */
-    evq *q;            /* where the worker posts the attempt when done (borrowed) */
-    evq_fn done;       /* what runs on the loop then, with the attempt */
+    decl *decls;     /* owned copy of the topology */
+    int n_decls;     /* how many the mq_conn had then */
+    int n_consumers; /* consumers to start, in the mq_conn's list order */
+    consumer **ks;   /* the mq_conn's consumers (identity only: the worker never reads them) */
+    char **queues;   /* their queues (owned copies) */
+    mq_conn *c;      /* the loop's: never dereferenced by the worker */
+    evq *q;          /* where the worker posts the attempt when done (borrowed) */
+    evq_fn done;     /* what runs on the loop then, with the attempt */
     pthread_t thread;
     int joined;
 
@@ -115,7 +114,7 @@ struct mq_conn {
     char *ca_file, *cert_file, *key_file;
     struct amqp_connection_info info; /* the broker in use: a copy of brokers[cur] */
     struct {
-        char *parsed;                      /* amqp_parse_url's copy of this broker's URL */
+        char *parsed;                     /* amqp_parse_url's copy of this broker's URL */
         struct amqp_connection_info info; /* points into parsed */
     } brokers[MQ_MAX_BROKERS];
     int n_brokers, cur;
@@ -149,7 +148,6 @@ struct mq_conn {
     mq_state_cb state_cb;
     void *state_arg;
 };
-
 
 static inline const log_fields *conn_fields(const mq_conn *c)
 {
@@ -202,8 +200,8 @@ void mq_reset(mq_conn *c, const char *why);
 
 /* mq_publish.c */
 /* Publishes body without tracking its confirm. Returns 0, or -1 with *err (caller frees). */
-int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_props *p, const void *body,
-                   size_t len, char **err);
+int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_props *p, const void *body, size_t len,
+                   char **err);
 /* Waits for the confirm of the publish just made: cb (may be NULL) gets it. */
 void mq_track(mq_conn *c, mq_confirm_cb cb, void *arg);
 /* Completes the confirms up to tag (multiple) or of tag alone. */

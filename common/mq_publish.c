@@ -9,8 +9,8 @@
 
 /* ---- publishing -------------------------------------------------------------------- */
 
-int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_props *p, const void *body,
-                   size_t len, char **err)
+int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_props *p, const void *body, size_t len,
+                   char **err)
 {
     if (!c->up) {
         *err = xasprintf("not connected to the broker%s%s", *mq_last_error(c) ? ": " : "", mq_last_error(c));
@@ -96,8 +96,8 @@ void mq_track(mq_conn *c, mq_confirm_cb cb, void *arg)
     c->pubs_tail = p;
 }
 
-int mq_publish(mq_conn *c, const char *exchange, const char *key, const mq_props *props, const void *body,
-               size_t len, mq_confirm_cb cb, void *arg, char **err)
+int mq_publish(mq_conn *c, const char *exchange, const char *key, const mq_props *props, const void *body, size_t len,
+               mq_confirm_cb cb, void *arg, char **err)
 {
     if (mq_publish_raw(c, exchange, key, props, body, len, err) < 0)
         return -1;

@@ -177,8 +177,7 @@ char *msg_build(const char *type, const char *id, json_object *body)
     json_object_object_add(root, "id", json_object_new_string(id));
     json_object_object_add(root, "sent_at", json_object_new_string(sent_at));
     json_object_object_add(root, "body", body ? body : json_object_new_object());
-    char *s = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
     return s;
 }

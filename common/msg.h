@@ -72,8 +72,7 @@ char *msg_build(const char *type, const char *id, json_object *body);
 /* Checks the AMQP message_id rule: when amqp_message_id is present (not NULL, not empty) it
  * must equal the envelope id (as a UUID, case-insensitively). Returns 0 when it holds; -1
  * with a new reason in *err (if err is not NULL; caller frees) when it does not. */
-int msg_check_message_id(const msg_envelope *env, const char *amqp_message_id,
-                         char **err) FERRY_WUR;
+int msg_check_message_id(const msg_envelope *env, const char *amqp_message_id, char **err) FERRY_WUR;
 
 /* ---- the migration request ----------------------------------------------------------- */
 

@@ -84,7 +84,8 @@ const char *msg_jtype_name(json_object *o)
 /* Rejects any key of obj not in allowed (NULL-terminated), naming it. */
 int msg_check_keys(json_object *obj, const char *prefix, const char *const *allowed, char **err)
 {
-    json_object_object_foreach (obj, key, val) {
+    json_object_object_foreach(obj, key, val)
+    {
         (void)val;
         bool known = false;
         for (const char *const *a = allowed; *a; a++) {
@@ -104,8 +105,8 @@ int msg_check_keys(json_object *obj, const char *prefix, const char *const *allo
 
 /* Looks key up in obj: 0 with *found and *val (borrowed; NULL for JSON null), or -1 when it
  * is required and missing. */
-int msg_get_field(json_object *obj, const char *prefix, const char *key, bool required,
-                  json_object **val, bool *found, char **err)
+int msg_get_field(json_object *obj, const char *prefix, const char *key, bool required, json_object **val, bool *found,
+                  char **err)
 {
     json_object *v = NULL;
     if (!json_object_object_get_ex(obj, key, &v)) {
@@ -123,8 +124,8 @@ int msg_get_field(json_object *obj, const char *prefix, const char *key, bool re
 }
 
 /* A JSON boolean; *out untouched when the optional key is absent. */
-int msg_get_bool(json_object *obj, const char *prefix, const char *key, bool required, bool *out,
-                 bool *found_out, char **err)
+int msg_get_bool(json_object *obj, const char *prefix, const char *key, bool required, bool *out, bool *found_out,
+                 char **err)
 {
     json_object *v;
     bool found;
@@ -143,8 +144,8 @@ int msg_get_bool(json_object *obj, const char *prefix, const char *key, bool req
 }
 
 /* A JSON integer within [min,max]; *out untouched when the optional key is absent. */
-int msg_get_int(json_object *obj, const char *prefix, const char *key, bool required,
-                int64_t min, int64_t max, int64_t *out, bool *found_out, char **err)
+int msg_get_int(json_object *obj, const char *prefix, const char *key, bool required, int64_t min, int64_t max,
+                int64_t *out, bool *found_out, char **err)
 {
     json_object *v;
     bool found;
@@ -173,8 +174,8 @@ int msg_get_int(json_object *obj, const char *prefix, const char *key, bool requ
 
 /* A JSON string (borrowed, with its length); *out is NULL when the optional key is absent;
  * a JSON null is accepted only when null_ok (then *out is NULL and *found true). */
-int msg_get_string(json_object *obj, const char *prefix, const char *key, bool required,
-                   bool null_ok, const char **out, size_t *len_out, bool *found_out, char **err)
+int msg_get_string(json_object *obj, const char *prefix, const char *key, bool required, bool null_ok, const char **out,
+                   size_t *len_out, bool *found_out, char **err)
 {
     json_object *v;
     bool found;
@@ -184,8 +185,8 @@ int msg_get_string(json_object *obj, const char *prefix, const char *key, bool r
     *len_out = 0;
     if (found && !(null_ok && v == NULL)) {
         if (!json_object_is_type(v, json_type_string)) {
-            msg_field_err(err, prefix, key, "expected %s, got %s",
-                          null_ok ? "string or null" : "string", msg_jtype_name(v));
+            msg_field_err(err, prefix, key, "expected %s, got %s", null_ok ? "string or null" : "string",
+                          msg_jtype_name(v));
             return -1;
         }
         *out = json_object_get_string(v);
@@ -197,8 +198,7 @@ int msg_get_string(json_object *obj, const char *prefix, const char *key, bool r
 }
 
 /* A JSON object (borrowed); *out is NULL when the optional key is absent. */
-int msg_get_object(json_object *obj, const char *prefix, const char *key, bool required,
-                   json_object **out, char **err)
+int msg_get_object(json_object *obj, const char *prefix, const char *key, bool required, json_object **out, char **err)
 {
     json_object *v;
     bool found;

@@ -36,21 +36,20 @@ const char *msg_jtype_name(json_object *o);
 int msg_check_keys(json_object *obj, const char *prefix, const char *const *allowed, char **err);
 /* Looks key up in obj: 0 with *found and *val (borrowed; NULL for JSON null), or -1 when it
  * is required and missing. */
-int msg_get_field(json_object *obj, const char *prefix, const char *key, bool required,
-                  json_object **val, bool *found, char **err);
+int msg_get_field(json_object *obj, const char *prefix, const char *key, bool required, json_object **val, bool *found,
+                  char **err);
 /* A JSON boolean; *out untouched when the optional key is absent. */
-int msg_get_bool(json_object *obj, const char *prefix, const char *key, bool required, bool *out,
-                 bool *found_out, char **err);
+int msg_get_bool(json_object *obj, const char *prefix, const char *key, bool required, bool *out, bool *found_out,
+                 char **err);
 /* A JSON integer within [min,max]; *out untouched when the optional key is absent. */
-int msg_get_int(json_object *obj, const char *prefix, const char *key, bool required,
-                int64_t min, int64_t max, int64_t *out, bool *found_out, char **err);
+int msg_get_int(json_object *obj, const char *prefix, const char *key, bool required, int64_t min, int64_t max,
+                int64_t *out, bool *found_out, char **err);
 /* A JSON string (borrowed, with its length); *out is NULL when the optional key is absent;
  * a JSON null is accepted only when null_ok (then *out is NULL and *found true). */
-int msg_get_string(json_object *obj, const char *prefix, const char *key, bool required,
-                   bool null_ok, const char **out, size_t *len_out, bool *found_out, char **err);
+int msg_get_string(json_object *obj, const char *prefix, const char *key, bool required, bool null_ok, const char **out,
+                   size_t *len_out, bool *found_out, char **err);
 /* A JSON object (borrowed); *out is NULL when the optional key is absent. */
-int msg_get_object(json_object *obj, const char *prefix, const char *key, bool required,
-                   json_object **out, char **err);
+int msg_get_object(json_object *obj, const char *prefix, const char *key, bool required, json_object **out, char **err);
 /* Returns true for the whitespace JSON allows between tokens. */
 bool msg_is_json_ws(char c);
 /* Returns the offset of the first byte that does not start a well-formed UTF-8 sequence

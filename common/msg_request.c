@@ -33,14 +33,13 @@ int msg_options_check(const msg_options *opts, const char *prefix, char **err)
 {
     if (!prefix)
         prefix = "";
-    if (check_range(prefix, "postcopy_after_iterations", opts->postcopy_after_iterations,
-                    MSG_OPT_POSTCOPY_AFTER_MIN, MSG_OPT_POSTCOPY_AFTER_MAX, err) < 0 ||
-        check_range(prefix, "bandwidth_mib_s", opts->bandwidth_mib_s, 0, MSG_OPT_BANDWIDTH_MAX,
-                    err) < 0 ||
-        check_range(prefix, "max_downtime_ms", opts->max_downtime_ms, MSG_OPT_DOWNTIME_MIN,
-                    MSG_OPT_DOWNTIME_MAX, err) < 0 ||
-        check_range(prefix, "completion_timeout_s", opts->completion_timeout_s, 0,
-                    MSG_OPT_COMPLETION_TIMEOUT_MAX, err) < 0)
+    if (check_range(prefix, "postcopy_after_iterations", opts->postcopy_after_iterations, MSG_OPT_POSTCOPY_AFTER_MIN,
+                    MSG_OPT_POSTCOPY_AFTER_MAX, err) < 0 ||
+        check_range(prefix, "bandwidth_mib_s", opts->bandwidth_mib_s, 0, MSG_OPT_BANDWIDTH_MAX, err) < 0 ||
+        check_range(prefix, "max_downtime_ms", opts->max_downtime_ms, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, err) <
+            0 ||
+        check_range(prefix, "completion_timeout_s", opts->completion_timeout_s, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX,
+                    err) < 0)
         return -1;
     return 0;
 }
@@ -87,8 +86,7 @@ const char *msg_block_mode_name(msg_block_mode mode)
 
 /* Instance reference: 1..255 bytes, no C0/C1 control characters or DEL (the tokener has
  * already checked it is UTF-8). */
-static int check_instance(const char *prefix, const char *key, const char *s, size_t len,
-                          char **err)
+static int check_instance(const char *prefix, const char *key, const char *s, size_t len, char **err)
 {
     if (len == 0) {
         msg_field_err(err, prefix, key, "must not be empty");
@@ -100,8 +98,7 @@ static int check_instance(const char *prefix, const char *key, const char *s, si
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        bool c1 = c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
-                  (unsigned char)s[i + 1] <= 0x9f;
+        bool c1 = c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f;
         if (c < 0x20 || c == 0x7f || c1) {
             msg_field_err(err, prefix, key, "control character at byte %zu", i);
             return -1;
@@ -124,16 +121,15 @@ static int check_host(const char *prefix, const char *key, const char *s, size_t
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!(isascii(c) && (isalnum(c) || c == '-' || c == '.' || c == '_'))) {
-            msg_field_err(err, prefix, key,
-                          "invalid character at byte %zu (allowed: letters, digits, '-', '.', '_')", i);
+            msg_field_err(err, prefix, key, "invalid character at byte %zu (allowed: letters, digits, '-', '.', '_')",
+                          i);
             return -1;
         }
     }
     return 0;
 }
 
-int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs, msg_request *out,
-                      char **err)
+int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs, msg_request *out, char **err)
 {
     if (strcmp(env->type, MSG_TYPE_REQUEST) != 0) {
         _cleanup_free_ char *t = msg_printable_str(env->type);
@@ -164,8 +160,7 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
     json_object *live;
     if (msg_get_object(body, "body", "os-migrateLive", true, &live, err) < 0)
         return -1;
-    static const char *const live_keys[] = {"host", "block_migration", "disk_over_commit",
-                                            "post_copy", NULL};
+    static const char *const live_keys[] = {"host", "block_migration", "disk_over_commit", "post_copy", NULL};
     if (msg_check_keys(live, ml, live_keys, err) < 0)
         return -1;
     const char *host;
@@ -182,18 +177,15 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
     if (found) {
         if (json_object_is_type(bm, json_type_boolean)) {
             r.block_migration = json_object_get_boolean(bm) ? MSG_BLOCK_YES : MSG_BLOCK_NO;
-        } else if (json_object_is_type(bm, json_type_string) &&
-                   strcmp(json_object_get_string(bm), "auto") == 0 &&
+        } else if (json_object_is_type(bm, json_type_string) && strcmp(json_object_get_string(bm), "auto") == 0 &&
                    json_object_get_string_len(bm) == 4) {
             r.block_migration = MSG_BLOCK_AUTO;
         } else if (json_object_is_type(bm, json_type_string)) {
-            _cleanup_free_ char *p =
-                msg_printable(json_object_get_string(bm), (size_t)json_object_get_string_len(bm));
+            _cleanup_free_ char *p = msg_printable(json_object_get_string(bm), (size_t)json_object_get_string_len(bm));
             msg_field_err(err, ml, "block_migration", "expected boolean or \"auto\", got \"%s\"", p);
             return -1;
         } else {
-            msg_field_err(err, ml, "block_migration", "expected boolean or \"auto\", got %s",
-                          msg_jtype_name(bm));
+            msg_field_err(err, ml, "block_migration", "expected boolean or \"auto\", got %s", msg_jtype_name(bm));
             return -1;
         }
     }
@@ -207,9 +199,8 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
     if (msg_get_object(body, "body", "options", false, &opts, err) < 0)
         return -1;
     if (opts) {
-        static const char *const opt_keys[] = {"auto_converge",        "postcopy_after_iterations",
-                                               "bandwidth_mib_s",      "max_downtime_ms",
-                                               "completion_timeout_s", NULL};
+        static const char *const opt_keys[] = {"auto_converge",   "postcopy_after_iterations", "bandwidth_mib_s",
+                                               "max_downtime_ms", "completion_timeout_s",      NULL};
         if (msg_check_keys(opts, op, opt_keys, err) < 0)
             return -1;
         static const struct {
@@ -220,8 +211,7 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
         } ints[] = {
             {"postcopy_after_iterations", MSG_OPT_POSTCOPY_AFTER_MIN, MSG_OPT_POSTCOPY_AFTER_MAX,
              MSG_OPT_POSTCOPY_AFTER, offsetof(msg_options, postcopy_after_iterations)},
-            {"bandwidth_mib_s", 0, MSG_OPT_BANDWIDTH_MAX, MSG_OPT_BANDWIDTH,
-             offsetof(msg_options, bandwidth_mib_s)},
+            {"bandwidth_mib_s", 0, MSG_OPT_BANDWIDTH_MAX, MSG_OPT_BANDWIDTH, offsetof(msg_options, bandwidth_mib_s)},
             {"max_downtime_ms", MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, MSG_OPT_MAX_DOWNTIME,
              offsetof(msg_options, max_downtime_ms)},
             {"completion_timeout_s", 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, MSG_OPT_COMPLETION_TIMEOUT,
@@ -268,8 +258,7 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
                            req->block_migration == MSG_BLOCK_AUTO
                                ? json_object_new_string("auto")
                                : json_object_new_boolean(req->block_migration == MSG_BLOCK_YES));
-    json_object_object_add(live, "disk_over_commit",
-                           json_object_new_boolean(req->disk_over_commit));
+    json_object_object_add(live, "disk_over_commit", json_object_new_boolean(req->disk_over_commit));
     json_object_object_add(live, "post_copy", json_object_new_boolean(req->post_copy));
 
     json_object *body = json_object_new_object();
@@ -282,20 +271,16 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
     if (given) {
         json_object *opts = json_object_new_object();
         if (given & MSG_OPT_AUTO_CONVERGE)
-            json_object_object_add(opts, "auto_converge",
-                                   json_object_new_boolean(o->auto_converge));
+            json_object_object_add(opts, "auto_converge", json_object_new_boolean(o->auto_converge));
         if (given & MSG_OPT_POSTCOPY_AFTER)
             json_object_object_add(opts, "postcopy_after_iterations",
                                    json_object_new_int(o->postcopy_after_iterations));
         if (given & MSG_OPT_BANDWIDTH)
-            json_object_object_add(opts, "bandwidth_mib_s",
-                                   json_object_new_int(o->bandwidth_mib_s));
+            json_object_object_add(opts, "bandwidth_mib_s", json_object_new_int(o->bandwidth_mib_s));
         if (given & MSG_OPT_MAX_DOWNTIME)
-            json_object_object_add(opts, "max_downtime_ms",
-                                   json_object_new_int(o->max_downtime_ms));
+            json_object_object_add(opts, "max_downtime_ms", json_object_new_int(o->max_downtime_ms));
         if (given & MSG_OPT_COMPLETION_TIMEOUT)
-            json_object_object_add(opts, "completion_timeout_s",
-                                   json_object_new_int(o->completion_timeout_s));
+            json_object_object_add(opts, "completion_timeout_s", json_object_new_int(o->completion_timeout_s));
         json_object_object_add(body, "options", opts);
     }
 
@@ -304,8 +289,7 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
     /* Check it exactly as the scheduler will. */
     _cleanup_(msg_envelope_freep) msg_envelope *env = NULL;
     msg_request check;
-    if (msg_parse(json, strlen(json), &env, err) < 0 ||
-        msg_request_parse(env, NULL, &check, err) < 0)
+    if (msg_parse(json, strlen(json), &env, err) < 0 || msg_request_parse(env, NULL, &check, err) < 0)
         return -1;
     msg_request_free(&check);
     *out_json = TAKE_PTR(json);
@@ -360,8 +344,7 @@ int msg_reply_parse(const msg_envelope *env, msg_reply *out, char **err)
         r.reason = xstrndup(reason, reason_len);
     } else {
         _cleanup_free_ char *t = msg_printable_str(env->type);
-        msg_set_err(err, "type: expected \"%s\" or \"%s\", got \"%s\"", MSG_TYPE_ACCEPTED,
-                    MSG_TYPE_REFUSED, t);
+        msg_set_err(err, "type: expected \"%s\" or \"%s\", got \"%s\"", MSG_TYPE_ACCEPTED, MSG_TYPE_REFUSED, t);
         return -1;
     }
     r.id = xstrdup(env->id);

@@ -35,9 +35,9 @@ rpc_code rpc_code_from_str(const char *s)
 }
 
 static const char *const status_words[MIG_STATUS_COUNT] = {
-    [MIG_QUEUED] = "queued",       [MIG_SCHEDULED] = "scheduled", [MIG_PREPARING] = "preparing",
-    [MIG_RUNNING] = "running",     [MIG_COMPLETING] = "completing", [MIG_COMPLETED] = "completed",
-    [MIG_FAILED] = "failed",       [MIG_ERROR] = "error",         [MIG_CANCELLED] = "cancelled",
+    [MIG_QUEUED] = "queued",   [MIG_SCHEDULED] = "scheduled",   [MIG_PREPARING] = "preparing",
+    [MIG_RUNNING] = "running", [MIG_COMPLETING] = "completing", [MIG_COMPLETED] = "completed",
+    [MIG_FAILED] = "failed",   [MIG_ERROR] = "error",           [MIG_CANCELLED] = "cancelled",
 };
 
 const char *mig_status_str(mig_status st)
@@ -65,7 +65,7 @@ int mig_status_is_final(mig_status st)
 }
 
 static const char *const job_words[JOB_STATE_COUNT] = {
-    [JOB_RUNNING] = "running", [JOB_COMPLETED] = "completed", [JOB_FAILED] = "failed",
+    [JOB_RUNNING] = "running",     [JOB_COMPLETED] = "completed", [JOB_FAILED] = "failed",
     [JOB_CANCELLED] = "cancelled", [JOB_NONE] = "none",
 };
 

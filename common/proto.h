@@ -11,17 +11,17 @@
 
 /* The code of an rpc.error body (RPC.md "code"). */
 typedef enum rpc_code {
-    RPC_OK = 0,        /* no error (never sent as a code) */
-    RPC_INVALID,       /* the request is wrong: never retry */
-    RPC_REFUSED,       /* a check said no */
-    RPC_LIBVIRT,       /* libvirt failed; the error carries libvirt's own message */
-    RPC_UNAVAILABLE,   /* the agent is not connected to its libvirtd: try again shortly */
-    RPC_NOT_FOUND,     /* no such domain or migration */
-    RPC_CONFLICT,      /* the state forbids it (abort after the post-copy switch, ...) */
-    RPC_STALE_EPOCH,   /* the call's epoch is below one seen for the migration: never retry */
-    RPC_LANDED,        /* rollback refused: the migrated guest runs on this host */
-    RPC_INTERNAL,      /* the agent's own failure */
-    RPC_UNKNOWN,       /* a code this build does not know (a newer peer): treated as a failure */
+    RPC_OK = 0,      /* no error (never sent as a code) */
+    RPC_INVALID,     /* the request is wrong: never retry */
+    RPC_REFUSED,     /* a check said no */
+    RPC_LIBVIRT,     /* libvirt failed; the error carries libvirt's own message */
+    RPC_UNAVAILABLE, /* the agent is not connected to its libvirtd: try again shortly */
+    RPC_NOT_FOUND,   /* no such domain or migration */
+    RPC_CONFLICT,    /* the state forbids it (abort after the post-copy switch, ...) */
+    RPC_STALE_EPOCH, /* the call's epoch is below one seen for the migration: never retry */
+    RPC_LANDED,      /* rollback refused: the migrated guest runs on this host */
+    RPC_INTERNAL,    /* the agent's own failure */
+    RPC_UNKNOWN,     /* a code this build does not know (a newer peer): treated as a failure */
 } rpc_code;
 
 /* Returns the code's word ("invalid", "stale_epoch", ...; "" for RPC_OK); a static string. */
@@ -31,15 +31,15 @@ rpc_code rpc_code_from_str(const char *s);
 
 /* A migration's status (migrations.status, the migration.<id>.<status> events). */
 typedef enum mig_status {
-    MIG_QUEUED = 0,  /* waits for the limits */
-    MIG_SCHEDULED,   /* claimed; check_source and check_destination */
-    MIG_PREPARING,   /* pre_live_migration on the destination */
-    MIG_RUNNING,     /* the source's job runs */
-    MIG_COMPLETING,  /* the guest moved; post_live_migration */
-    MIG_COMPLETED,   /* final: the guest runs on the destination */
-    MIG_FAILED,      /* final: the guest runs on the source */
-    MIG_ERROR,       /* final: an operator must look (the rollback failed, ...) */
-    MIG_CANCELLED,   /* final: aborted by an operator, past deadline_queued_s while queued, or its
+    MIG_QUEUED = 0, /* waits for the limits */
+    MIG_SCHEDULED,  /* claimed; check_source and check_destination */
+    MIG_PREPARING,  /* pre_live_migration on the destination */
+    MIG_RUNNING,    /* the source's job runs */
+    MIG_COMPLETING, /* the guest moved; post_live_migration */
+    MIG_COMPLETED,  /* final: the guest runs on the destination */
+    MIG_FAILED,     /* final: the guest runs on the source */
+    MIG_ERROR,      /* final: an operator must look (the rollback failed, ...) */
+    MIG_CANCELLED,  /* final: aborted by an operator, past deadline_queued_s while queued, or its
                       * job cancelled on the source by someone else; the guest on the source (a
                       * deadline past `queued` ends `failed`, or `error` when completing) */
     MIG_STATUS_COUNT

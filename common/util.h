@@ -44,7 +44,12 @@ void fclosep(FILE **f);
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Takes ownership away from a cleanup-scoped pointer: returns *pp and sets it NULL. */
-#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define TAKE_PTR(p)                                                                                                    \
+    ({                                                                                                                 \
+        __typeof__(p) _t = (p);                                                                                        \
+        (p) = NULL;                                                                                                    \
+        _t;                                                                                                            \
+    })
 
 /* Monotonic clock in milliseconds (for timeouts, leases, backoff). */
 int64_t mono_ms(void);

@@ -56,8 +56,8 @@ typedef struct agent {
     struct event *heartbeat_ev;
     struct workq *rpcq; /* the RPC worker: the methods that wait (rpc.c) */
     int lv_up;
-    char boot[37];   /* this process's id: heartbeats are ordered by (boot, seq) */
-    int64_t hb_seq;  /* the last heartbeat's number */
+    char boot[37];  /* this process's id: heartbeats are ordered by (boot, seq) */
+    int64_t hb_seq; /* the last heartbeat's number */
 } agent;
 
 /* ---- RPC (rpc.c) -------------------------------------------------------------------------- */

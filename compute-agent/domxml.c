@@ -101,7 +101,8 @@ void domxml_ifaces(const char *xml, domxml_iface **out, size_t *n)
     *n = 0;
     _cleanup_(lvxml_freep) lvxml_doc *d = parse(xml);
     const lvxml_node *root = lvxml_root(d, NULL), *top = lvxml_root(d, "interface");
-    for (const lvxml_node *i = top ? top : lvxml_find(root, NULL, "interface"); i; i = lvxml_find(root, i, "interface")) {
+    for (const lvxml_node *i = top ? top : lvxml_find(root, NULL, "interface"); i;
+         i = lvxml_find(root, i, "interface")) {
         const lvxml_node *src = lvxml_child(i, "source");
         char *br = lvxml_attr(src, "bridge"), *net = lvxml_attr(src, "network");
         if (br || net) {

@@ -40,7 +40,8 @@ void events_heartbeat(agent *a)
     if (!conn)
         return;
     char *err = NULL;
-    json_object *b = inv_build(conn, a->host, a->address, a->cfg->agent.instances_path, a->cfg->agent.memory_limit_mb, &err);
+    json_object *b =
+        inv_build(conn, a->host, a->address, a->cfg->agent.instances_path, a->cfg->agent.memory_limit_mb, &err);
     virConnectClose(conn);
     if (!b) {
         log_warn(NULL, "could not build the host inventory: %s", err);
@@ -94,8 +95,7 @@ void events_migration_started(agent *a, const log_fields *lf, int64_t migration,
     publish(a, lf, key, b);
 }
 
-void events_migration_progress(agent *a, const log_fields *lf, int64_t migration, const char *uuid,
-                               json_object *stats)
+void events_migration_progress(agent *a, const log_fields *lf, int64_t migration, const char *uuid, json_object *stats)
 {
     json_object *b = json_object_new_object();
     json_object_object_add(b, "migration", json_object_new_int64(migration));

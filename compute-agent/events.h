@@ -35,8 +35,7 @@ void events_lifecycle(agent *a, const lv_lifecycle *ev);
  * are the job's log fields. */
 void events_migration_started(agent *a, const log_fields *lf, int64_t migration, const char *uuid, const char *dest);
 /* migration.<id>.progress with the job's latest statistics (stats borrowed). */
-void events_migration_progress(agent *a, const log_fields *lf, int64_t migration, const char *uuid,
-                               json_object *stats);
+void events_migration_progress(agent *a, const log_fields *lf, int64_t migration, const char *uuid, json_object *stats);
 /* migration.<id>.postcopy: the job switched to post-copy during memory iteration `iteration`
  * for `reason` ("iterations", "completion timeout", "force-complete"). */
 void events_migration_postcopy(agent *a, const log_fields *lf, int64_t migration, const char *uuid, int iteration,

@@ -155,11 +155,12 @@ static int open_parent(const char *root, const char *rel, int create, int *dirfd
         if (nfd < 0) {
             int e = errno;
             *missing = e == ENOENT;
-            *why = e == ENOENT ? xasprintf("%s/%s does not exist", root, copy)
-                   : e == ELOOP || e == ENOTDIR
-                       ? xasprintf("%s/%s %s%s", root, copy, what_is(fd, p, 1),
-                                   strcmp(what_is(fd, p, 1), "is a symlink") == 0 ? ": a path may not go through a symlink" : "")
-                       : xasprintf("cannot open %s/%s: %s", root, copy, strerror(e));
+            *why = e == ENOENT                  ? xasprintf("%s/%s does not exist", root, copy)
+                   : e == ELOOP || e == ENOTDIR ? xasprintf("%s/%s %s%s", root, copy, what_is(fd, p, 1),
+                                                            strcmp(what_is(fd, p, 1), "is a symlink") == 0
+                                                                ? ": a path may not go through a symlink"
+                                                                : "")
+                                                : xasprintf("cannot open %s/%s: %s", root, copy, strerror(e));
             close(fd);
             return -1;
         }
@@ -192,7 +193,8 @@ int guard_check_place(const char *root, const char *rel, char **why)
     struct stat st;
     int rc = 0;
     if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        *why = xasprintf("%s/%s %s: refused", root, rel, S_ISLNK(st.st_mode) ? "is a symlink" : "is not a regular file");
+        *why =
+            xasprintf("%s/%s %s: refused", root, rel, S_ISLNK(st.st_mode) ? "is a symlink" : "is not a regular file");
         rc = -1;
     }
     close(dfd);
@@ -210,7 +212,8 @@ int guard_create_file(const char *root, const char *rel, int *fd, char **why)
     if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         int reg = S_ISREG(st.st_mode);
         if (!reg)
-            *why = xasprintf("%s/%s %s: refused", root, rel, S_ISLNK(st.st_mode) ? "is a symlink" : "is not a regular file");
+            *why = xasprintf("%s/%s %s: refused", root, rel,
+                             S_ISLNK(st.st_mode) ? "is a symlink" : "is not a regular file");
         close(dfd);
         return reg ? 0 : -1;
     }

@@ -30,7 +30,8 @@ int guard_path(const char *path, size_t len, const char *const *roots, size_t nr
  * root is refused; root itself (trusted configuration) may be a symlink. With create, missing
  * directories are made (mode 0755), root included when it is missing. On success returns 0, *dirfd is the directory (caller
  * closes) and *leaf the last component of rel (borrowed). Returns -1 with *why. */
-int guard_open_parent(const char *root, const char *rel, int create, int *dirfd, const char **leaf, char **why) FERRY_WUR;
+int guard_open_parent(const char *root, const char *rel, int create, int *dirfd, const char **leaf,
+                      char **why) FERRY_WUR;
 
 /* Checks, creating nothing, that rel under root could be created or is a regular file: the
  * directories on the way that exist are real directories (no symlink), and what is at rel,

@@ -125,14 +125,21 @@ const char *inv_state_name(int state)
 {
     switch (state) {
     case VIR_DOMAIN_RUNNING:
-    case VIR_DOMAIN_BLOCKED: return "running";
-    case VIR_DOMAIN_PAUSED: return "paused";
-    case VIR_DOMAIN_SHUTDOWN: return "shutdown";
-    case VIR_DOMAIN_SHUTOFF: return "shutoff";
-    case VIR_DOMAIN_CRASHED: return "crashed";
-    case VIR_DOMAIN_PMSUSPENDED: return "pmsuspended";
+    case VIR_DOMAIN_BLOCKED:
+        return "running";
+    case VIR_DOMAIN_PAUSED:
+        return "paused";
+    case VIR_DOMAIN_SHUTDOWN:
+        return "shutdown";
+    case VIR_DOMAIN_SHUTOFF:
+        return "shutoff";
+    case VIR_DOMAIN_CRASHED:
+        return "crashed";
+    case VIR_DOMAIN_PMSUSPENDED:
+        return "pmsuspended";
     case VIR_DOMAIN_NOSTATE:
-    default: return "unknown";
+    default:
+        return "unknown";
     }
 }
 
@@ -274,7 +281,7 @@ json_object *inv_build(virConnectPtr conn, const char *host, const char *address
     long long active_mb = 0, memory_mb = 0, free_mb = 0, disk_gb = 0, disk_free_gb = 0;
     struct statvfs sv;
     _cleanup_free_ char *caps = NULL, *arch = NULL, *model = NULL, *cpu_xml = NULL, *libv = NULL, *hvv = NULL,
-                       *hv = NULL;
+                        *hv = NULL;
 
     caps = virConnectGetCapabilities(conn);
     if (!caps) {

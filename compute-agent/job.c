@@ -33,9 +33,9 @@ struct job {
     char *uri;
     job_opts o;
     job_state state;
-    int adopted;         /* found after a restart: no worker thread of ours */
-    int worker_done;     /* the worker's result arrived */
-    jobrule_state rs; /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
+    int adopted;        /* found after a restart: no worker thread of ours */
+    int worker_done;    /* the worker's result arrived */
+    jobrule_state rs;   /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
     char *error;
@@ -179,13 +179,14 @@ static void finish(job *j, job_state st, const char *error)
     case JOB_COMPLETED:
         /* the seed's line, word for word */
         log_info(&j->lf, "Live migration %s to %s finishes successfully.", who, j->dest ? j->dest : "?");
-        log_info(&j->lf, "migration of %s to %s completed: %lld ms, downtime %lld ms, %lld bytes of memory sent%s",
-                 who, j->dest ? j->dest : "?", (long long)stat_i64(fs, "time_elapsed_ms", -1),
+        log_info(&j->lf, "migration of %s to %s completed: %lld ms, downtime %lld ms, %lld bytes of memory sent%s", who,
+                 j->dest ? j->dest : "?", (long long)stat_i64(fs, "time_elapsed_ms", -1),
                  (long long)stat_i64(fs, "downtime_ms", -1), (long long)stat_i64(fs, "memory_processed", -1),
                  j->rs.postcopy_active ? " (post-copy)" : "");
         break;
     case JOB_CANCELLED:
-        log_warn(&j->lf, "migration of %s to %s cancelled: %s", who, j->dest ? j->dest : "?", error ? error : "aborted");
+        log_warn(&j->lf, "migration of %s to %s cancelled: %s", who, j->dest ? j->dest : "?",
+                 error ? error : "aborted");
         break;
     default:
         log_error(&j->lf, "migration of %s to %s failed: %s", who, j->dest ? j->dest : "?", error ? error : "unknown");
@@ -339,14 +340,20 @@ static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
         return;
     }
     switch (jobrule_end_of(j->outcome == MIGRATE_OK, j->outcome == MIGRATE_ABORTED, &j->rs, j->abort_reason != NULL)) {
-    case JOBRULE_END_COMPLETED: finish(j, JOB_COMPLETED, NULL); break;
+    case JOBRULE_END_COMPLETED:
+        finish(j, JOB_COMPLETED, NULL);
+        break;
     case JOBRULE_END_AGENT_ABORT: {
         _cleanup_free_ char *e = xasprintf("%s (libvirt: %s)", j->abort_reason, j->error ? j->error : "aborted");
         finish(j, JOB_FAILED, e);
         break;
     }
-    case JOBRULE_END_CANCELLED: finish(j, JOB_CANCELLED, j->error ? j->error : "aborted"); break;
-    case JOBRULE_END_FAILED: finish(j, JOB_FAILED, j->error ? j->error : "unknown libvirt error"); break;
+    case JOBRULE_END_CANCELLED:
+        finish(j, JOB_CANCELLED, j->error ? j->error : "aborted");
+        break;
+    case JOBRULE_END_FAILED:
+        finish(j, JOB_FAILED, j->error ? j->error : "unknown libvirt error");
+        break;
     }
 }
 
@@ -384,7 +391,8 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
     job *j = job_find(a, migration);
     if (j) {
         if (strcmp(j->uuid, uuid) != 0) {
-            *err = xasprintf("migration %lld is already a job of domain %s, not %s", (long long)migration, j->uuid, uuid);
+            *err =
+                xasprintf("migration %lld is already a job of domain %s, not %s", (long long)migration, j->uuid, uuid);
             *code = RPC_CONFLICT;
             return -1;
         }
@@ -462,7 +470,8 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
         finish(j, JOB_FAILED, *err);
         return -1;
     }
-    log_info(&j->lf, "live migration of %s (%s) to %s started: uri %s, %s%s%s%s, bandwidth %d MiB/s, max downtime %d ms",
+    log_info(&j->lf,
+             "live migration of %s (%s) to %s started: uri %s, %s%s%s%s, bandwidth %d MiB/s, max downtime %d ms",
              j->ec2_id ? j->ec2_id : j->name, j->name, dest, j->uri, o->block_migration ? "block" : "shared storage",
              o->post_copy ? ", post-copy allowed" : "", o->auto_converge ? ", auto-converge" : "",
              a->cfg->libvirt.migrate_tls ? ", stream over TLS" : "", o->bandwidth_mib_s, o->max_downtime_ms);

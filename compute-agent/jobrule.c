@@ -25,7 +25,8 @@ jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, i
 
 int jobrule_stalled(const jobrule_state *st, int64_t now_ms, int64_t stall_s)
 {
-    return stall_s > 0 && !st->postcopy_active && !st->abort_requested && now_ms - st->best_remaining_ms > stall_s * 1000;
+    return stall_s > 0 && !st->postcopy_active && !st->abort_requested &&
+           now_ms - st->best_remaining_ms > stall_s * 1000;
 }
 
 rpc_code jobrule_may_abort(int running, const jobrule_state *st)

@@ -13,10 +13,10 @@
 
 /* What a job knows of its progress, as far as the rules need (a member of job.c's job). */
 typedef struct jobrule_state {
-    int postcopy_active;   /* switched to post-copy */
-    int abort_requested;   /* an abort was asked (by an operator or by the agent) */
-    int iteration;         /* the highest pre-copy iteration seen (1 = the first pass) */
-    int64_t started_ms;    /* when the job started (monotonic ms) */
+    int postcopy_active;               /* switched to post-copy */
+    int abort_requested;               /* an abort was asked (by an operator or by the agent) */
+    int iteration;                     /* the highest pre-copy iteration seen (1 = the first pass) */
+    int64_t started_ms;                /* when the job started (monotonic ms) */
     unsigned long long best_remaining; /* the lowest memory_remaining seen; 0 = none yet */
     int64_t best_remaining_ms;         /* when it was seen */
 } jobrule_state;

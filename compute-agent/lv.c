@@ -70,10 +70,10 @@ struct lv_conn {
 static const char *event_name(int event)
 {
     static const char *const names[] = {
-        [VIR_DOMAIN_EVENT_DEFINED] = "defined",         [VIR_DOMAIN_EVENT_UNDEFINED] = "undefined",
-        [VIR_DOMAIN_EVENT_STARTED] = "started",         [VIR_DOMAIN_EVENT_SUSPENDED] = "suspended",
-        [VIR_DOMAIN_EVENT_RESUMED] = "resumed",         [VIR_DOMAIN_EVENT_STOPPED] = "stopped",
-        [VIR_DOMAIN_EVENT_SHUTDOWN] = "shutdown",       [VIR_DOMAIN_EVENT_PMSUSPENDED] = "pmsuspended",
+        [VIR_DOMAIN_EVENT_DEFINED] = "defined",   [VIR_DOMAIN_EVENT_UNDEFINED] = "undefined",
+        [VIR_DOMAIN_EVENT_STARTED] = "started",   [VIR_DOMAIN_EVENT_SUSPENDED] = "suspended",
+        [VIR_DOMAIN_EVENT_RESUMED] = "resumed",   [VIR_DOMAIN_EVENT_STOPPED] = "stopped",
+        [VIR_DOMAIN_EVENT_SHUTDOWN] = "shutdown", [VIR_DOMAIN_EVENT_PMSUSPENDED] = "pmsuspended",
         [VIR_DOMAIN_EVENT_CRASHED] = "crashed",
     };
     if (event >= 0 && (size_t)event < ARRAY_SIZE(names) && names[event])
@@ -94,10 +94,8 @@ static const char *detail_name(int event, int detail)
         [VIR_DOMAIN_EVENT_UNDEFINED_RENAMED] = "renamed",
     };
     static const char *const started[] = {
-        [VIR_DOMAIN_EVENT_STARTED_BOOTED] = "booted",
-        [VIR_DOMAIN_EVENT_STARTED_MIGRATED] = "migrated",
-        [VIR_DOMAIN_EVENT_STARTED_RESTORED] = "restored",
-        [VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT] = "from_snapshot",
+        [VIR_DOMAIN_EVENT_STARTED_BOOTED] = "booted",     [VIR_DOMAIN_EVENT_STARTED_MIGRATED] = "migrated",
+        [VIR_DOMAIN_EVENT_STARTED_RESTORED] = "restored", [VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT] = "from_snapshot",
         [VIR_DOMAIN_EVENT_STARTED_WAKEUP] = "wakeup",
     };
     static const char *const suspended[] = {
@@ -163,11 +161,16 @@ static const char *detail_name(int event, int detail)
 static const char *close_reason_text(int reason)
 {
     switch (reason) {
-    case VIR_CONNECT_CLOSE_REASON_ERROR: return "i/o error on the libvirt connection";
-    case VIR_CONNECT_CLOSE_REASON_EOF: return "libvirtd closed the connection";
-    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE: return "libvirtd stopped answering keepalives";
-    case VIR_CONNECT_CLOSE_REASON_CLIENT: return "the connection was closed by the client";
-    default: return "the libvirt connection was closed";
+    case VIR_CONNECT_CLOSE_REASON_ERROR:
+        return "i/o error on the libvirt connection";
+    case VIR_CONNECT_CLOSE_REASON_EOF:
+        return "libvirtd closed the connection";
+    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+        return "libvirtd stopped answering keepalives";
+    case VIR_CONNECT_CLOSE_REASON_CLIENT:
+        return "the connection was closed by the client";
+    default:
+        return "the libvirt connection was closed";
     }
 }
 
@@ -433,8 +436,7 @@ static void try_connect(lv_conn *c)
             log_debug(NULL, "the libvirt connection to %s does not support keepalive", c->uri);
     }
     if (virConnectRegisterCloseCallback(c->cur, on_close, c, NULL) < 0)
-        log_warn(NULL, "could not register a close callback on the libvirt connection to %s: %s", c->uri,
-                 lv_errmsg());
+        log_warn(NULL, "could not register a close callback on the libvirt connection to %s: %s", c->uri, lv_errmsg());
     else
         c->close_registered = 1;
     static const int ids[] = {VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
@@ -536,8 +538,8 @@ static void lv_init(void)
     init_rc = virEventRegisterDefaultImpl();
 }
 
-int lv_open(evq *q, const char *uri, int keepalive_interval, int keepalive_count, const lv_callbacks *cb,
-            lv_conn **out, char **err)
+int lv_open(evq *q, const char *uri, int keepalive_interval, int keepalive_count, const lv_callbacks *cb, lv_conn **out,
+            char **err)
 {
     pthread_once(&init_once, lv_init);
     if (init_rc < 0) {

@@ -46,8 +46,8 @@ typedef struct lv_callbacks {
  * first connect fails it keeps retrying in the background (connection callback tells).
  * Returns 0, or -1 with *err (caller frees) when the event loop cannot start. Caller frees
  * with lv_close. */
-int lv_open(evq *q, const char *uri, int keepalive_interval, int keepalive_count, const lv_callbacks *cb,
-            lv_conn **out, char **err) FERRY_WUR;
+int lv_open(evq *q, const char *uri, int keepalive_interval, int keepalive_count, const lv_callbacks *cb, lv_conn **out,
+            char **err) FERRY_WUR;
 /* Deregisters, closes and stops the event thread; NULL is accepted. */
 void lv_close(lv_conn *c);
 /* Returns the live connection with a new reference the caller drops with virConnectClose, or

@@ -189,11 +189,21 @@ static void put_escaped(FILE *f, const xmlChar *s, int attr)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '\'': fputs("&apos;", f); break;
-        case '"': fputs("&quot;", f); break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '\'':
+            fputs("&apos;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
         case '\n':
         case '\t':
         case '\r':
@@ -202,7 +212,8 @@ static void put_escaped(FILE *f, const xmlChar *s, int attr)
             else
                 fputc(*s, f);
             break;
-        default: fputc(*s, f);
+        default:
+            fputc(*s, f);
         }
     }
 }
@@ -248,13 +259,21 @@ static void format_node(FILE *f, const xmlNode *n)
         put_name(f, n->ns, n->name);
         fputc('>', f);
         break;
-    case XML_TEXT_NODE: put_escaped(f, n->content, 0); break;
-    case XML_CDATA_SECTION_NODE: fprintf(f, "<![CDATA[%s]]>", n->content ? (const char *)n->content : ""); break;
-    case XML_COMMENT_NODE: fprintf(f, "<!--%s-->", n->content ? (const char *)n->content : ""); break;
-    case XML_PI_NODE:
-        fprintf(f, "<?%s%s%s?>", (const char *)n->name, n->content ? " " : "", n->content ? (const char *)n->content : "");
+    case XML_TEXT_NODE:
+        put_escaped(f, n->content, 0);
         break;
-    default: break; /* no DTD, so no entity references or declarations */
+    case XML_CDATA_SECTION_NODE:
+        fprintf(f, "<![CDATA[%s]]>", n->content ? (const char *)n->content : "");
+        break;
+    case XML_COMMENT_NODE:
+        fprintf(f, "<!--%s-->", n->content ? (const char *)n->content : "");
+        break;
+    case XML_PI_NODE:
+        fprintf(f, "<?%s%s%s?>", (const char *)n->name, n->content ? " " : "",
+                n->content ? (const char *)n->content : "");
+        break;
+    default:
+        break; /* no DTD, so no entity references or declarations */
     }
 }
 

@@ -21,22 +21,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTION]...\n"
-            "The ferry compute agent: reports this host and its domains, and runs its libvirt live\n"
-            "migrations for the scheduler, over RPC on queue ferry.compute.HOST.\n"
-            "\n"
-            "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
-            "  -H, --host NAME       this compute host's name (overrides [agent] host; default:\n"
-            "                        the machine's host name)\n"
-            "  -a, --address ADDR    address other hosts reach this one at for migrations\n"
-            "                        (overrides [agent] address; default: resolve the host name)\n"
-            "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
-            "  -V, --version         print the version and exit\n"
-            "  -h, --help            show this help and exit\n"
-            "\n"
-            "Environment: FERRY_AMQP_URL, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
-            "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or configuration.\n");
+    fprintf(f, "Usage: " PROG " [OPTION]...\n"
+               "The ferry compute agent: reports this host and its domains, and runs its libvirt live\n"
+               "migrations for the scheduler, over RPC on queue ferry.compute.HOST.\n"
+               "\n"
+               "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
+               "  -H, --host NAME       this compute host's name (overrides [agent] host; default:\n"
+               "                        the machine's host name)\n"
+               "  -a, --address ADDR    address other hosts reach this one at for migrations\n"
+               "                        (overrides [agent] address; default: resolve the host name)\n"
+               "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
+               "  -V, --version         print the version and exit\n"
+               "  -h, --help            show this help and exit\n"
+               "\n"
+               "Environment: FERRY_AMQP_URL, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
+               "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or configuration.\n");
 }
 
 /* ---- wiring: timers and callbacks (loop thread) ------------------------------------------ */
@@ -126,22 +125,39 @@ static void on_reload(void *arg)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},    {"host", required_argument, NULL, 'H'},
-        {"address", required_argument, NULL, 'a'},   {"log-level", required_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'V'},         {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"host", required_argument, NULL, 'H'},
+        {"address", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *host = NULL, *address = NULL, *level_arg = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:H:a:l:Vh", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'H': host = optarg; break;
-        case 'a': address = optarg; break;
-        case 'l': level_arg = optarg; break;
-        case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
-        case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'a':
+            address = optarg;
+            break;
+        case 'l':
+            level_arg = optarg;
+            break;
+        case 'V':
+            printf(PROG " " FERRY_VERSION "\n");
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+            return 2;
         }
     }
     ferry_config cfg;
@@ -195,8 +211,8 @@ int main(int argc, char **argv)
         mq_declare_queue(a.mq, q, MQ_Q_QUORUM | MQ_Q_DEAD_LETTER);
     }
     mq_consume(a.mq, a.queue, rpc_on_request, &a);
-    log_info(NULL, PROG " " FERRY_VERSION " starting: host %s, address %s, libvirt %s, instances %s", a.host,
-             a.address, cfg.libvirt.uri, cfg.agent.instances_path);
+    log_info(NULL, PROG " " FERRY_VERSION " starting: host %s, address %s, libvirt %s, instances %s", a.host, a.address,
+             cfg.libvirt.uri, cfg.agent.instances_path);
     if (lv_open(a.q, cfg.libvirt.uri, (int)cfg.libvirt.keepalive_interval_s, (int)cfg.libvirt.keepalive_count, &cb,
                 &a.lv, &err) < 0) {
         log_error(NULL, "cannot start: %s", err);
@@ -214,7 +230,8 @@ out:;
      * not started go back to the queue for the next agent */
     int rpc_stuck = workq_free(a.rpcq, 5000) < 0;
     if (rpc_stuck)
-        log_warn(NULL, "stopping while an RPC still waits on libvirt: its answer is not sent, the scheduler asks again");
+        log_warn(NULL,
+                 "stopping while an RPC still waits on libvirt: its answer is not sent, the scheduler asks again");
     lv_close(a.lv);
     if (a.heartbeat_ev)
         event_free(a.heartbeat_ev);

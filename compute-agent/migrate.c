@@ -63,8 +63,8 @@ static void *worker(void *arg)
     virDomainPtr dom = NULL;
     virTypedParameterPtr params = NULL;
     int n = 0, max = 0;
-    unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
-                         VIR_MIGRATE_UNDEFINE_SOURCE;
+    unsigned int flags =
+        VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
     if (!conn) {
         m->error = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
         goto out;
@@ -83,12 +83,15 @@ static void *worker(void *arg)
     if (w->tls)
         flags |= VIR_MIGRATE_TLS;
     if (w->o.bandwidth_mib_s > 0)
-        virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH, (unsigned long long)w->o.bandwidth_mib_s);
+        virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                (unsigned long long)w->o.bandwidth_mib_s);
     if (w->o.auto_converge && w->o.auto_converge_initial > 0)
         virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL, w->o.auto_converge_initial);
     if (w->o.auto_converge && w->o.auto_converge_increment > 0)
-        virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT, w->o.auto_converge_increment);
-    if (w->o.max_downtime_ms > 0 && virDomainMigrateSetMaxDowntime(dom, (unsigned long long)w->o.max_downtime_ms, 0) < 0)
+        virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT,
+                             w->o.auto_converge_increment);
+    if (w->o.max_downtime_ms > 0 &&
+        virDomainMigrateSetMaxDowntime(dom, (unsigned long long)w->o.max_downtime_ms, 0) < 0)
         log_warn(&lf, "could not set the maximum downtime of %s to %d ms: %s", w->uuid, w->o.max_downtime_ms,
                  lv_errmsg());
     if (virDomainMigrateToURI3(dom, w->uri, params, (unsigned int)n, flags) == 0) {

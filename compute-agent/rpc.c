@@ -162,11 +162,19 @@ static void answer(call *c, const char *method, int rc, json_object *out, char *
 {
     if (rc < 0) {
         switch (code) {
-        case RPC_INVALID: log_warn(&c->lf, "invalid %s request: %s", method, err); break;
-        case RPC_STALE_EPOCH: log_warn(&c->lf, "%s refused: %s", method, err); break;
+        case RPC_INVALID:
+            log_warn(&c->lf, "invalid %s request: %s", method, err);
+            break;
+        case RPC_STALE_EPOCH:
+            log_warn(&c->lf, "%s refused: %s", method, err);
+            break;
         case RPC_REFUSED:
-        case RPC_LANDED: log_info(&c->lf, "%s refused: %s", method, err); break;
-        default: log_error(&c->lf, "%s failed: %s", method, err); break;
+        case RPC_LANDED:
+            log_info(&c->lf, "%s refused: %s", method, err);
+            break;
+        default:
+            log_error(&c->lf, "%s failed: %s", method, err);
+            break;
         }
         reply_error(c, code, err);
         free(err);

@@ -19,7 +19,8 @@ static int field(json_object *body, const char *key, json_type t, int required, 
         return 0;
     }
     if (json_object_get_type(v) != t) {
-        *err = xasprintf("body.%s: expected %s, got %s", key, json_type_to_name(t), json_type_to_name(json_object_get_type(v)));
+        *err = xasprintf("body.%s: expected %s, got %s", key, json_type_to_name(t),
+                         json_type_to_name(json_object_get_type(v)));
         return -1;
     }
     *out = v;
@@ -207,7 +208,8 @@ int rpcin_pre_live_migration(json_object *body, const char *const *roots, size_t
         if (json_object_object_get_ex(d, "format", &fv)) {
             if (!json_object_is_type(fv, json_type_string) ||
                 (strcmp(json_object_get_string(fv), "qcow2") != 0 && strcmp(json_object_get_string(fv), "raw") != 0)) {
-                *err = xasprintf("body.disks[%zu].format: %s is not supported (qcow2, raw)", i, json_object_get_string(fv));
+                *err = xasprintf("body.disks[%zu].format: %s is not supported (qcow2, raw)", i,
+                                 json_object_get_string(fv));
                 goto bad;
             }
             k->format = json_object_get_string(fv);
@@ -232,7 +234,8 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
     const char *action = NULL;
     int64_t after, bw, downtime, timeout, aci, acinc;
     job_opts *o = &out->o;
-    if (rpcin_str(body, "dest", 1, &out->dest, err) < 0 || rpcin_str(body, "dest_address", 1, &out->dest_address, err) < 0 ||
+    if (rpcin_str(body, "dest", 1, &out->dest, err) < 0 ||
+        rpcin_str(body, "dest_address", 1, &out->dest_address, err) < 0 ||
         get_bool(body, "block_migration", 0, &o->block_migration, err) < 0 ||
         get_bool(body, "post_copy", 0, &o->post_copy, err) < 0 ||
         get_int(body, "postcopy_after_iterations", 1, 1, 1000, &after, err) < 0 ||

@@ -56,11 +56,11 @@ int rpcin_check_destination(json_object *body, int64_t migration, rpcin_check_de
 
 /* One disk of pre_live_migration. */
 typedef struct rpcin_disk {
-    const char *path;   /* absolute, inside roots[root] */
-    size_t root;        /* index into the roots given */
-    const char *rel;    /* path after "<root>/" (borrowed from path) */
-    int create;         /* block migration: the image is made here (when not already there) */
-    const char *format; /* "qcow2" or "raw" when create */
+    const char *path;     /* absolute, inside roots[root] */
+    size_t root;          /* index into the roots given */
+    const char *rel;      /* path after "<root>/" (borrowed from path) */
+    int create;           /* block migration: the image is made here (when not already there) */
+    const char *format;   /* "qcow2" or "raw" when create */
     int64_t virtual_size; /* bytes, > 0 when create */
 } rpcin_disk;
 

@@ -105,8 +105,8 @@ static int check_source_dom(rpcmig_call *c, virDomainPtr dom, int block, json_ob
     int made = guard_create_file(c->a->cfg->agent.instances_path, probe, &fd, &perr);
     if (made >= 0) {
         if (fd >= 0 && write(fd, c->a->host, strlen(c->a->host)) < 0)
-            log_warn(&c->lf, "could not write the shared-storage probe %s/%s: %s", c->a->cfg->agent.instances_path, probe,
-                     strerror(errno));
+            log_warn(&c->lf, "could not write the shared-storage probe %s/%s: %s", c->a->cfg->agent.instances_path,
+                     probe, strerror(errno));
         if (fd >= 0)
             close(fd);
         json_object_object_add(out, "shared_probe", json_object_new_string(probe));
@@ -297,7 +297,8 @@ int rpcmig_check_destination(rpcmig_call *c, json_object *out, char **err, rpc_c
     virConnectPtr conn = conn_or_error(c, err, code);
     if (!conn)
         return -1;
-    int rc = check_destination_conn(c, conn, in.domain_xml, in.memory_mb, in.post_copy, in.block, in.probe, out, err, code);
+    int rc =
+        check_destination_conn(c, conn, in.domain_xml, in.memory_mb, in.post_copy, in.block, in.probe, out, err, code);
     virConnectClose(conn);
     return rc;
 }
@@ -509,7 +510,8 @@ static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_obje
         /* the guest was paused to finish the migration (force-complete) and arrived paused:
          * it ran before the migration, so it runs after it */
         if (virDomainResume(dom) < 0) {
-            *err = xasprintf("domain %s arrived paused and could not be resumed: %s", virDomainGetName(dom), lv_errmsg());
+            *err =
+                xasprintf("domain %s arrived paused and could not be resumed: %s", virDomainGetName(dom), lv_errmsg());
             *code = RPC_LIBVIRT;
             return -1;
         }
@@ -552,13 +554,15 @@ int rpcmig_rollback(rpcmig_call *c, json_object *out, char **err, rpc_code *code
         int state = 0, reason = 0;
         for (int i = 0; i < 30 && virDomainIsActive(dom) == 1; i++) {
             virDomainGetState(dom, &state, &reason, 0);
-            if (state != VIR_DOMAIN_PAUSED || (reason != VIR_DOMAIN_PAUSED_MIGRATION && reason != VIR_DOMAIN_PAUSED_STARTING_UP))
+            if (state != VIR_DOMAIN_PAUSED ||
+                (reason != VIR_DOMAIN_PAUSED_MIGRATION && reason != VIR_DOMAIN_PAUSED_STARTING_UP))
                 break;
             usleep(100 * 1000);
         }
         if (virDomainIsActive(dom) == 1) {
             virDomainGetState(dom, &state, &reason, 0);
-            if (state == VIR_DOMAIN_PAUSED && (reason == VIR_DOMAIN_PAUSED_MIGRATION || reason == VIR_DOMAIN_PAUSED_STARTING_UP)) {
+            if (state == VIR_DOMAIN_PAUSED &&
+                (reason == VIR_DOMAIN_PAUSED_MIGRATION || reason == VIR_DOMAIN_PAUSED_STARTING_UP)) {
                 if (virDomainDestroy(dom) < 0) {
                     *err = xasprintf("could not destroy the incoming leftover of %s: %s", c->instance, lv_errmsg());
                     *code = RPC_LIBVIRT;

@@ -14,13 +14,13 @@
 /* One call being answered (filled by rpc.c; the handlers read it). */
 typedef struct rpcmig_call {
     agent *a;
-    mq_delivery *d;        /* the request until it is answered, then NULL */
-    const char *req;       /* request id (borrowed from the envelope) */
-    json_object *body;     /* borrowed */
-    int64_t migration;     /* 0 when the method takes none */
+    mq_delivery *d;    /* the request until it is answered, then NULL */
+    const char *req;   /* request id (borrowed from the envelope) */
+    json_object *body; /* borrowed */
+    int64_t migration; /* 0 when the method takes none */
     char mig_s[24];
-    const char *instance;  /* borrowed; NULL when the method takes none */
-    int64_t epoch;         /* the owner's epoch the call carries (0 when absent) */
+    const char *instance; /* borrowed; NULL when the method takes none */
+    int64_t epoch;        /* the owner's epoch the call carries (0 when absent) */
     log_fields lf;
 } rpcmig_call;
 

@@ -150,7 +150,8 @@ static void read_domain(json_object *d, const agentmsg_limits *l, const agentmsg
         out->bad = xasprintf("domains[%zu]: not an object", idx);
         return;
     }
-    if (get_text(d, "uuid", 36, 0, &out->uuid, &why, where) < 0 || get_text(d, "name", AGENTMSG_MAX_NAME, 0, &out->name, &why, where) < 0 ||
+    if (get_text(d, "uuid", 36, 0, &out->uuid, &why, where) < 0 ||
+        get_text(d, "name", AGENTMSG_MAX_NAME, 0, &out->name, &why, where) < 0 ||
         get_text(d, "project", AGENTMSG_MAX_NAME, 0, &out->project, &why, where) < 0 ||
         get_text(d, "instance_id", 10, 0, &out->instance_id, &why, where) < 0 ||
         get_text(d, "state", 32, 0, &out->state, &why, where) < 0 ||
@@ -194,11 +195,13 @@ int agentmsg_heartbeat_parse(json_object *b, const agentmsg_limits *l, agentmsg_
     }
     const char *w = "body.";
     if (get_text(b, "address", AGENTMSG_MAX_NAME, 0, &out->address, why, w) < 0 ||
-        get_text(b, "arch", 32, 0, &out->arch, why, w) < 0 || get_text(b, "cpu_model", 128, 0, &out->cpu_model, why, w) < 0 ||
+        get_text(b, "arch", 32, 0, &out->arch, why, w) < 0 ||
+        get_text(b, "cpu_model", 128, 0, &out->cpu_model, why, w) < 0 ||
         get_text(b, "cpu_xml", AGENTMSG_MAX_CPU_XML, 1, &out->cpu_xml, why, w) < 0 ||
         get_text(b, "hypervisor", 32, 0, &out->hypervisor, why, w) < 0 ||
         get_text(b, "libvirt_version", 64, 0, &out->libvirt_version, why, w) < 0 ||
-        get_text(b, "qemu_version", 64, 0, &out->qemu_version, why, w) < 0 || get_text(b, "boot", 36, 0, &out->boot, why, w) < 0 ||
+        get_text(b, "qemu_version", 64, 0, &out->qemu_version, why, w) < 0 ||
+        get_text(b, "boot", 36, 0, &out->boot, why, w) < 0 ||
         get_count(b, "seq", INT64_MAX, -1, &out->seq, why, w) < 0 ||
         get_count(b, "vcpus", l->max_vcpus, 0, &out->vcpus, why, w) < 0 ||
         get_count(b, "memory_mb", l->max_memory_mb, 0, &out->memory_mb, why, w) < 0 ||

@@ -24,16 +24,16 @@ static json_object *json_query(db_conn *db, const char *sql, int n, const char *
     return o;
 }
 
-#define HOSTS_SQL                                                                                                    \
-    "SELECT coalesce(json_agg(x ORDER BY x.name), '[]') FROM ("                                                      \
-    " SELECT h.name, h.state, h.state_reason, h.address,"                                                            \
-    "  coalesce(h.last_heartbeat > now() - make_interval(secs => $1::int), false) AS alive,"                         \
-    "  extract(epoch FROM now() - h.last_heartbeat)::bigint AS heartbeat_age_s,"                                     \
-    "  h.arch, h.cpu_model, h.hypervisor, h.postcopy, h.vcpus, h.memory_mb, h.disk_gb,"                              \
-    "  h.capacity_vcpus, h.capacity_memory_mb, h.capacity_disk_gb, h.used_vcpus, h.used_memory_mb, h.used_disk_gb,"   \
-    "  (SELECT count(*) FROM instances i WHERE i.host = h.name AND i.vm_state <> 'deleted') AS instances,"           \
-    "  (SELECT count(*) FROM migrations m WHERE m.finished_at IS NULL AND m.status <> 'queued'"                      \
-    "    AND (m.source_host = h.name OR m.dest_host = h.name)) AS active_migrations"                                 \
+#define HOSTS_SQL                                                                                                      \
+    "SELECT coalesce(json_agg(x ORDER BY x.name), '[]') FROM ("                                                        \
+    " SELECT h.name, h.state, h.state_reason, h.address,"                                                              \
+    "  coalesce(h.last_heartbeat > now() - make_interval(secs => $1::int), false) AS alive,"                           \
+    "  extract(epoch FROM now() - h.last_heartbeat)::bigint AS heartbeat_age_s,"                                       \
+    "  h.arch, h.cpu_model, h.hypervisor, h.postcopy, h.vcpus, h.memory_mb, h.disk_gb,"                                \
+    "  h.capacity_vcpus, h.capacity_memory_mb, h.capacity_disk_gb, h.used_vcpus, h.used_memory_mb, h.used_disk_gb,"    \
+    "  (SELECT count(*) FROM instances i WHERE i.host = h.name AND i.vm_state <> 'deleted') AS instances,"             \
+    "  (SELECT count(*) FROM migrations m WHERE m.finished_at IS NULL AND m.status <> 'queued'"                        \
+    "    AND (m.source_host = h.name OR m.dest_host = h.name)) AS active_migrations"                                   \
     " FROM hosts h WHERE ($2::text IS NULL OR h.name = $2)) x"
 
 static json_object *read_hosts(db_conn *db, int64_t max_age_s, char **err)
@@ -107,11 +107,12 @@ static json_object *write_host_state(db_conn *db, int64_t max_age_s, const char 
 static json_object *read_instances(db_conn *db, const char *host, char **err)
 {
     const char *p[] = {host && *host ? host : NULL};
-    json_object *a = json_query(db,
-                                "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
-                                " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
-                                "  disk_gb FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
-                                1, p, err);
+    json_object *a =
+        json_query(db,
+                   "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
+                   " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
+                   "  disk_gb FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
+                   1, p, err);
     if (!a)
         return NULL;
     json_object *o = json_object_new_object();
@@ -119,16 +120,16 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     return o;
 }
 
-#define MIGRATIONS_SQL                                                                                              \
-    "SELECT coalesce(json_agg(x ORDER BY x.id DESC), '[]') FROM ("                                                  \
-    " SELECT m.id, m.request_id AS request, m.instance_uuid AS instance, i.ec2_id AS instance_id, i.name,"          \
-    "  m.source_host AS source, m.dest_host AS dest, m.status, m.post_copy, m.postcopy_active, m.auto_converge,"    \
-    "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                      \
-    "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"        \
-    "  m.finished_at,"                                                                                              \
-    "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms"           \
-    " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                               \
-    " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                             \
+#define MIGRATIONS_SQL                                                                                                 \
+    "SELECT coalesce(json_agg(x ORDER BY x.id DESC), '[]') FROM ("                                                     \
+    " SELECT m.id, m.request_id AS request, m.instance_uuid AS instance, i.ec2_id AS instance_id, i.name,"             \
+    "  m.source_host AS source, m.dest_host AS dest, m.status, m.post_copy, m.postcopy_active, m.auto_converge,"       \
+    "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
+    "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
+    "  m.finished_at,"                                                                                                 \
+    "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms"              \
+    " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                                  \
+    " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                                 \
     " ORDER BY m.id DESC LIMIT $2::int) x"
 
 static json_object *read_migrations(db_conn *db, const char *status, int limit, char **err)
@@ -230,15 +231,27 @@ static int read_work(db_conn *db, void *arg, char **err)
     (void)err;
     api_read *r = arg;
     switch (r->what) {
-    case API_HOSTS: r->out = read_hosts(db, r->max_age_s, &r->err); break;
-    case API_HOST: r->out = read_host(db, r->max_age_s, r->name, &r->found, &r->err); break;
+    case API_HOSTS:
+        r->out = read_hosts(db, r->max_age_s, &r->err);
+        break;
+    case API_HOST:
+        r->out = read_host(db, r->max_age_s, r->name, &r->found, &r->err);
+        break;
     case API_HOST_SET_STATE:
         r->out = write_host_state(db, r->max_age_s, r->name, r->state, r->reason, &r->found, &r->err);
         break;
-    case API_INSTANCES: r->out = read_instances(db, r->filter, &r->err); break;
-    case API_MIGRATIONS: r->out = read_migrations(db, r->filter, r->limit, &r->err); break;
-    case API_MIGRATION: r->out = read_migration(db, r->id, &r->found, &r->err); break;
-    case API_RESOLVE_INSTANCE: r->resolved = resolve_instance(db, r->name, &r->uuid, &r->ec2, &r->err); break;
+    case API_INSTANCES:
+        r->out = read_instances(db, r->filter, &r->err);
+        break;
+    case API_MIGRATIONS:
+        r->out = read_migrations(db, r->filter, r->limit, &r->err);
+        break;
+    case API_MIGRATION:
+        r->out = read_migration(db, r->id, &r->found, &r->err);
+        break;
+    case API_RESOLVE_INSTANCE:
+        r->resolved = resolve_instance(db, r->name, &r->uuid, &r->ec2, &r->err);
+        break;
     }
     return 0;
 }
@@ -270,7 +283,8 @@ void api_submit(sched *s, api_read *r, api_done_fn done, void *arg)
 
 /* ---- the read RPCs on ferry.scheduler.rpc --------------------------------------------------- */
 
-static void rpc_answer(mq_conn *c, mq_delivery *d, const char *req, json_object *body, const char *code, const char *err)
+static void rpc_answer(mq_conn *c, mq_delivery *d, const char *req, json_object *body, const char *code,
+                       const char *err)
 {
     if (!body) {
         body = json_object_new_object();
@@ -304,8 +318,8 @@ typedef struct rpc_wait {
 } rpc_wait;
 
 /* The answer of a read RPC (log and reply, and the delivery finished), from out or code/err. */
-static void rpc_finish(mq_conn *c, mq_delivery *d, const char *req, const char *type, json_object *out, const char *code,
-                       int found, const char *err)
+static void rpc_finish(mq_conn *c, mq_delivery *d, const char *req, const char *type, json_object *out,
+                       const char *code, int found, const char *err)
 {
     if (!out && !code)
         code = found ? "internal" : "not_found";
@@ -365,7 +379,8 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
         } else if (strcmp(type, "rpc.host_show") == 0) {
             r = api_read_new(API_HOST);
             r->name = xstrdup(h);
-        } else if (!st || (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0)) {
+        } else if (!st ||
+                   (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0)) {
             code = "invalid";
             err = xstrdup("body.state: enabled, disabled or maintenance");
         } else {

@@ -104,8 +104,10 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
             return -1;
         if (PQntuples(o) == 1 && strcmp(st, "running") == 0) {
             log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
-            log_warn(&f, "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
-                     h->host, d->uuid, PQgetvalue(o, 0, 0));
+            log_warn(
+                &f,
+                "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
+                h->host, d->uuid, PQgetvalue(o, 0, 0));
         }
         return 0;
     }
@@ -170,22 +172,23 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
      * nor does an unnumbered one once the host's agent numbers them (agents before schema 6
      * send none; a new agent process starts its own numbering) */
     _cleanup_pq_ PGresult *up = NULL;
-    if (db_exec(db, &up,
-                "INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,"
-                " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat)"
-                " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid,"
-                " $14::bigint, now())"
-                " ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, vcpus = EXCLUDED.vcpus,"
-                " memory_mb = EXCLUDED.memory_mb, disk_gb = EXCLUDED.disk_gb, arch = EXCLUDED.arch,"
-                " cpu_model = EXCLUDED.cpu_model, cpu_xml = EXCLUDED.cpu_xml, hypervisor = EXCLUDED.hypervisor,"
-                " libvirt_version = EXCLUDED.libvirt_version, qemu_version = EXCLUDED.qemu_version,"
-                " postcopy = EXCLUDED.postcopy, heartbeat_boot = EXCLUDED.heartbeat_boot,"
-                " heartbeat_seq = EXCLUDED.heartbeat_seq, last_heartbeat = now(), updated_at = now()"
-                " WHERE (EXCLUDED.heartbeat_seq IS NULL AND h.heartbeat_seq IS NULL)"
-                " OR (EXCLUDED.heartbeat_seq IS NOT NULL AND (h.heartbeat_seq IS NULL"
-                "     OR h.heartbeat_boot IS DISTINCT FROM EXCLUDED.heartbeat_boot OR h.heartbeat_seq < EXCLUDED.heartbeat_seq))"
-                " RETURNING name",
-                14, p) < 0)
+    if (db_exec(
+            db, &up,
+            "INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,"
+            " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat)"
+            " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid,"
+            " $14::bigint, now())"
+            " ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, vcpus = EXCLUDED.vcpus,"
+            " memory_mb = EXCLUDED.memory_mb, disk_gb = EXCLUDED.disk_gb, arch = EXCLUDED.arch,"
+            " cpu_model = EXCLUDED.cpu_model, cpu_xml = EXCLUDED.cpu_xml, hypervisor = EXCLUDED.hypervisor,"
+            " libvirt_version = EXCLUDED.libvirt_version, qemu_version = EXCLUDED.qemu_version,"
+            " postcopy = EXCLUDED.postcopy, heartbeat_boot = EXCLUDED.heartbeat_boot,"
+            " heartbeat_seq = EXCLUDED.heartbeat_seq, last_heartbeat = now(), updated_at = now()"
+            " WHERE (EXCLUDED.heartbeat_seq IS NULL AND h.heartbeat_seq IS NULL)"
+            " OR (EXCLUDED.heartbeat_seq IS NOT NULL AND (h.heartbeat_seq IS NULL"
+            "     OR h.heartbeat_boot IS DISTINCT FROM EXCLUDED.heartbeat_boot OR h.heartbeat_seq < EXCLUDED.heartbeat_seq))"
+            " RETURNING name",
+            14, p) < 0)
         return -1;
     if (PQntuples(up) == 0) {
         h->stale = 1;
@@ -239,7 +242,8 @@ static void heartbeat_done(void *arg, int rc, char *err)
     if (rc < 0)
         log_error(&f, "could not record the heartbeat of %s: %s", j->host, err);
     else if (j->stale)
-        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", j->host, (long long)j->hb.seq);
+        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", j->host,
+                  (long long)j->hb.seq);
     free(err);
     mq_ack(j->c, j->d);
     ev_job_free(j);
@@ -349,7 +353,8 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
         agentmsg_limits l = {.max_vcpus = s->cfg->scheduler.host_max_vcpus,
                              .max_memory_mb = s->cfg->scheduler.host_max_memory_mb,
                              .max_disk_gb = s->cfg->scheduler.host_max_disk_gb};
-        if (!trust_may_speak_for_host(t, m->user_id, j->host, &err) || agentmsg_heartbeat_parse(b, &l, &j->hb, &err) < 0) {
+        if (!trust_may_speak_for_host(t, m->user_id, j->host, &err) ||
+            agentmsg_heartbeat_parse(b, &l, &j->hb, &err) < 0) {
             refuse(c, d, &f, err);
             free(err);
             ev_job_free(j);

@@ -96,7 +96,8 @@ static struct bufferevent *new_bufferevent(struct event_base *base, void *arg)
          * be served as plain HTTP. These fail only when memory is exhausted: abort, as
          * xmalloc does, rather than answer in clear text. */
         SSL *ssl = SSL_new(s->http_tls);
-        bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+        bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
         if (!bev) {
             log_error(NULL, "HTTPS: cannot create a TLS session for a connection: %s", ssl_reason());
             abort();
@@ -134,7 +135,8 @@ int http_start(sched *s, char **err)
     evhttp_set_max_headers_size(s->http, MAX_READ_HEADERS);
     evhttp_set_max_body_size(s->http, MAX_READ_BODY);
     if (evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
-        log_warn(NULL, "HTTP: cannot set lingering close: a body beyond %d bytes may see its connection reset", MAX_READ_BODY);
+        log_warn(NULL, "HTTP: cannot set lingering close: a body beyond %d bytes may see its connection reset",
+                 MAX_READ_BODY);
     evhttp_set_timeout(s->http, 60);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);

@@ -61,8 +61,9 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     size_t tl = strlen(type);
     if (tl > 8 && strcmp(type + tl - 8, ".refused") == 0) {
         const char *why = json_object_object_get_ex(b, "reason", &v) ? json_object_get_string(v) : "refused";
-        http_send_error(req, strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409, "%s",
-                        why);
+        http_send_error(req,
+                        strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409,
+                        "%s", why);
     } else {
         json_object *o = json_object_new_object();
         json_object_object_foreach(b, k, val) json_object_object_add(o, k, json_object_get(val));
@@ -153,7 +154,11 @@ static void migrate_live_resolved(sched *s, api_read *r, void *arg)
     }
     evhttp_connection_set_closecb(v->conn, NULL, NULL);
     if (r->resolved != 1) {
-        http_send_error(req, r->resolved == 0 ? 404 : r->resolved == 2 ? 409 : 503, "%s", r->err ? r->err : "unknown error");
+        http_send_error(req,
+                        r->resolved == 0   ? 404
+                        : r->resolved == 2 ? 409
+                                           : 503,
+                        "%s", r->err ? r->err : "unknown error");
         resolving_free(v);
         return;
     }

@@ -25,31 +25,50 @@ void http_send_json(struct evhttp_request *req, int code, json_object *o)
 static const char *title_of(int code)
 {
     switch (code) {
-    case 400: return "badRequest";
-    case 401: return "unauthorized";
-    case 404: return "itemNotFound";
-    case 405: return "methodNotAllowed";
-    case 409: return "conflict";
-    case 413: return "payloadTooLarge";
-    case 414: return "uriTooLong";
-    case 431: return "requestHeaderFieldsTooLarge";
-    case 503: return "serviceUnavailable";
-    case 504: return "gatewayTimeout";
-    default: return code >= 500 ? "internalError" : "badRequest";
+    case 400:
+        return "badRequest";
+    case 401:
+        return "unauthorized";
+    case 404:
+        return "itemNotFound";
+    case 405:
+        return "methodNotAllowed";
+    case 409:
+        return "conflict";
+    case 413:
+        return "payloadTooLarge";
+    case 414:
+        return "uriTooLong";
+    case 431:
+        return "requestHeaderFieldsTooLarge";
+    case 503:
+        return "serviceUnavailable";
+    case 504:
+        return "gatewayTimeout";
+    default:
+        return code >= 500 ? "internalError" : "badRequest";
     }
 }
 
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "other";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "other";
     }
 }
 

@@ -54,8 +54,8 @@ static int metrics_work(db_conn *db, void *arg, char **err)
     (void)err;
     metrics_job *j = arg;
     struct evbuffer *b = j->db;
-    static const char *const statuses[] = {"queued", "scheduled", "preparing", "running", "completing",
-                                           "completed", "failed", "error", "cancelled"};
+    static const char *const statuses[] = {"queued",    "scheduled", "preparing", "running",  "completing",
+                                           "completed", "failed",    "error",     "cancelled"};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r, "SELECT status, count(*) FROM migrations GROUP BY status", 0, NULL) == 0) {
         evbuffer_add_printf(b, "# HELP ferry_migrations Migrations by status.\n# TYPE ferry_migrations gauge\n");
@@ -68,23 +68,24 @@ static int metrics_work(db_conn *db, void *arg, char **err)
         }
     }
     _cleanup_pq_ PGresult *c = NULL;
-    if (db_exec(db, &c,
-                "SELECT count(*), round(coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), 3),"
-                " coalesce(sum(memory_processed_bytes), 0), round(coalesce(sum(downtime_ms), 0) / 1000.0, 3), count(downtime_ms)"
-                " FROM migrations WHERE status = 'completed'",
-                0, NULL) == 0 &&
+    if (db_exec(
+            db, &c,
+            "SELECT count(*), round(coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), 3),"
+            " coalesce(sum(memory_processed_bytes), 0), round(coalesce(sum(downtime_ms), 0) / 1000.0, 3), count(downtime_ms)"
+            " FROM migrations WHERE status = 'completed'",
+            0, NULL) == 0 &&
         PQntuples(c) == 1) {
-        evbuffer_add_printf(b,
-                            "# HELP ferry_migration_duration_seconds Time of completed migrations, accepted to completed.\n"
-                            "# TYPE ferry_migration_duration_seconds summary\n"
-                            "ferry_migration_duration_seconds_sum %s\nferry_migration_duration_seconds_count %s\n"
-                            "# HELP ferry_migration_memory_bytes Memory sent by completed migrations.\n"
-                            "# TYPE ferry_migration_memory_bytes counter\nferry_migration_memory_bytes_total %s\n"
-                            "# HELP ferry_migration_downtime_seconds Guest downtime of completed migrations.\n"
-                            "# TYPE ferry_migration_downtime_seconds summary\n"
-                            "ferry_migration_downtime_seconds_sum %s\nferry_migration_downtime_seconds_count %s\n",
-                            PQgetvalue(c, 0, 1), PQgetvalue(c, 0, 0), PQgetvalue(c, 0, 2), PQgetvalue(c, 0, 3),
-                            PQgetvalue(c, 0, 4));
+        evbuffer_add_printf(
+            b,
+            "# HELP ferry_migration_duration_seconds Time of completed migrations, accepted to completed.\n"
+            "# TYPE ferry_migration_duration_seconds summary\n"
+            "ferry_migration_duration_seconds_sum %s\nferry_migration_duration_seconds_count %s\n"
+            "# HELP ferry_migration_memory_bytes Memory sent by completed migrations.\n"
+            "# TYPE ferry_migration_memory_bytes counter\nferry_migration_memory_bytes_total %s\n"
+            "# HELP ferry_migration_downtime_seconds Guest downtime of completed migrations.\n"
+            "# TYPE ferry_migration_downtime_seconds summary\n"
+            "ferry_migration_downtime_seconds_sum %s\nferry_migration_downtime_seconds_count %s\n",
+            PQgetvalue(c, 0, 1), PQgetvalue(c, 0, 0), PQgetvalue(c, 0, 2), PQgetvalue(c, 0, 3), PQgetvalue(c, 0, 4));
     }
     _cleanup_pq_ PGresult *h = NULL;
     char age[24];
@@ -115,18 +116,20 @@ static void metrics_done(void *arg, int rc, char *err)
     if (req) {
         evhttp_connection_set_closecb(j->conn, NULL, NULL);
         struct evbuffer *b = evbuffer_new();
-        evbuffer_add_printf(b, "# HELP ferry_scheduler_info This replica.\n# TYPE ferry_scheduler_info gauge\n"
-                               "ferry_scheduler_info{name=\"%s\",version=\"" FERRY_VERSION "\"} 1\n",
+        evbuffer_add_printf(b,
+                            "# HELP ferry_scheduler_info This replica.\n# TYPE ferry_scheduler_info gauge\n"
+                            "ferry_scheduler_info{name=\"%s\",version=\"" FERRY_VERSION "\"} 1\n",
                             s->name);
         evbuffer_add_buffer(b, j->db);
-        evbuffer_add_printf(b,
-                            "# HELP ferry_claim_seconds Request intake transactions of this replica (decision and claim).\n"
-                            "# TYPE ferry_claim_seconds summary\nferry_claim_seconds_sum %.6f\nferry_claim_seconds_count %lld\n"
-                            "# HELP ferry_requests Requests taken by this replica, by outcome.\n# TYPE ferry_requests counter\n"
-                            "ferry_requests_total{outcome=\"accepted\"} %lld\nferry_requests_total{outcome=\"refused\"} %lld\n"
-                            "ferry_requests_total{outcome=\"invalid\"} %lld\n",
-                            (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
-                            (long long)s->invalid);
+        evbuffer_add_printf(
+            b,
+            "# HELP ferry_claim_seconds Request intake transactions of this replica (decision and claim).\n"
+            "# TYPE ferry_claim_seconds summary\nferry_claim_seconds_sum %.6f\nferry_claim_seconds_count %lld\n"
+            "# HELP ferry_requests Requests taken by this replica, by outcome.\n# TYPE ferry_requests counter\n"
+            "ferry_requests_total{outcome=\"accepted\"} %lld\nferry_requests_total{outcome=\"refused\"} %lld\n"
+            "ferry_requests_total{outcome=\"invalid\"} %lld\n",
+            (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
+            (long long)s->invalid);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
         evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
         evhttp_send_reply(req, 200, "OK", b);
@@ -248,8 +251,7 @@ static void dashboard(sched *s, struct evhttp_request *req)
         evbuffer_add(b, dashboard_html, dashboard_html_len);
     }
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    _cleanup_free_ char *csp =
-        dashboard_csp((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    _cleanup_free_ char *csp = dashboard_csp((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
     evhttp_add_header(oh, "Content-Type", "text/html; charset=utf-8");
     evhttp_add_header(oh, "Cache-Control", "no-store");
     evhttp_add_header(oh, "Content-Security-Policy", csp);
@@ -297,8 +299,8 @@ static int connections_ok(sched *s, struct evhttp_request *req)
         return 1;
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-    http_send_error(req, 503, "too many connections: %zu open, at most %lld ([http] max_connections); try again later", c->n,
-                    (long long)s->cfg->http.max_connections);
+    http_send_error(req, 503, "too many connections: %zu open, at most %lld ([http] max_connections); try again later",
+                    c->n, (long long)s->cfg->http.max_connections);
     return 0;
 }
 
@@ -329,8 +331,8 @@ static int parse_id(const char *s, int64_t *out)
     return 0;
 }
 
-static const char *const migration_statuses[] = {"queued",    "scheduled", "preparing", "running", "completing",
-                                                  "completed", "failed",    "error",     "cancelled", NULL};
+static const char *const migration_statuses[] = {"queued",    "scheduled", "preparing", "running",   "completing",
+                                                 "completed", "failed",    "error",     "cancelled", NULL};
 
 /* GET /api/migrations' query: status (one of migration_statuses) and limit (1 to 10000,
  * default 100). 0, or -1 with *err (caller frees). */
@@ -393,10 +395,12 @@ void http_on_request(struct evhttp_request *req, void *arg)
     } else if (!api && strcmp(seg[0], "v2") != 0 && strcmp(seg[0], "v2.1") != 0) {
         http_send_error(req, 404, "no such resource: %s", path);
     } else if (!token_ok(s, req)) {
-        http_send_error(req, 401, evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token")
-                                 ? "the X-Auth-Token is not valid"
-                                 : "an X-Auth-Token header is required");
-    } else if (api && n == 2 && strcmp(seg[1], "migrations") == 0 && get && migrations_query(&q, &status, &limit, &cerr) < 0) {
+        http_send_error(req, 401,
+                        evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token")
+                            ? "the X-Auth-Token is not valid"
+                            : "an X-Auth-Token header is required");
+    } else if (api && n == 2 && strcmp(seg[1], "migrations") == 0 && get &&
+               migrations_query(&q, &status, &limit, &cerr) < 0) {
         http_send_error(req, 400, "%s", cerr);
         free(cerr);
     } else if (!s->db_ready) {
@@ -409,7 +413,8 @@ void http_on_request(struct evhttp_request *req, void *arg)
             else
                 http_send_error(req, 405, "a server action is a POST");
         } else {
-            http_send_error(req, 404, "no such resource: %s (ferry serves POST /v2/{tenant}/servers/{server}/action)", path);
+            http_send_error(req, 404, "no such resource: %s (ferry serves POST /v2/{tenant}/servers/{server}/action)",
+                            path);
         }
     } else {
         int64_t id = 0;
@@ -442,7 +447,11 @@ void http_on_request(struct evhttp_request *req, void *arg)
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
         } else {
-            http_send_error(req, get || post ? 404 : 405, "no such resource: %s %s", get ? "GET" : post ? "POST" : "method", path);
+            http_send_error(req, get || post ? 404 : 405, "no such resource: %s %s",
+                            get    ? "GET"
+                            : post ? "POST"
+                                   : "method",
+                            path);
         }
     }
     httpcheck_query_free(&q);

@@ -224,8 +224,8 @@ const char *httpcheck_query_get(const httpcheck_query *q, const char *key)
     return NULL;
 }
 
-int httpcheck_query_int(const httpcheck_query *q, const char *key, int64_t min, int64_t max, int64_t dflt,
-                        int64_t *out, char **err)
+int httpcheck_query_int(const httpcheck_query *q, const char *key, int64_t min, int64_t max, int64_t dflt, int64_t *out,
+                        char **err)
 {
     const char *v = httpcheck_query_get(q, key);
     if (!v || !*v) {
@@ -242,8 +242,8 @@ int httpcheck_query_int(const httpcheck_query *q, const char *key, int64_t min, 
     char *end = NULL;
     long long n = strtoll(v, &end, 10);
     if (errno == ERANGE || n < min || n > max) {
-        *err = xasprintf("query parameter %s: %s is out of range (%lld to %lld)", key, v, (long long)min,
-                         (long long)max);
+        *err =
+            xasprintf("query parameter %s: %s is out of range (%lld to %lld)", key, v, (long long)min, (long long)max);
         return -1;
     }
     *out = n;

@@ -64,8 +64,8 @@ void httpcheck_query_free(httpcheck_query *q);
 const char *httpcheck_query_get(const httpcheck_query *q, const char *key);
 /* The integer key in [min, max]: *out = dflt when absent or empty. 0, or -1 with *err (caller
  * frees) when it is not a decimal integer or out of range. */
-int httpcheck_query_int(const httpcheck_query *q, const char *key, int64_t min, int64_t max, int64_t dflt,
-                        int64_t *out, char **err) FERRY_WUR;
+int httpcheck_query_int(const httpcheck_query *q, const char *key, int64_t min, int64_t max, int64_t dflt, int64_t *out,
+                        char **err) FERRY_WUR;
 /* The value of key, which must be one of words (NULL-terminated): *out = the word (static,
  * from words), or NULL when absent or empty. 0, or -1 with *err (caller frees). */
 int httpcheck_query_enum(const httpcheck_query *q, const char *key, const char *const *words, const char **out,

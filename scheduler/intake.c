@@ -48,7 +48,8 @@ static int refuse(db_conn *db, intake *in, const char *fmt, ...)
     in->reason = xvasprintf(fmt, ap);
     va_end(ap);
     const char *p[] = {in->req->id, in->reason, in->req->instance, in->s->name};
-    if (db_exec(db, NULL, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ($1::uuid, 'refused', $2)", 2,
+    if (db_exec(db, NULL,
+                "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ($1::uuid, 'refused', $2)", 2,
                 p) < 0)
         return -1;
     /* and an event, so whoever published the request without a reply queue hears of it too */
@@ -65,11 +66,12 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
 {
     const char *p[] = {host};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "SELECT state, coalesce(extract(epoch FROM now() - last_heartbeat)::bigint, -1), arch, hypervisor, postcopy,"
-                " capacity_vcpus - used_vcpus, capacity_memory_mb - used_memory_mb, capacity_disk_gb - used_disk_gb"
-                " FROM hosts WHERE name = $1",
-                1, p) < 0)
+    if (db_exec(
+            db, &r,
+            "SELECT state, coalesce(extract(epoch FROM now() - last_heartbeat)::bigint, -1), arch, hypervisor, postcopy,"
+            " capacity_vcpus - used_vcpus, capacity_memory_mb - used_memory_mb, capacity_disk_gb - used_disk_gb"
+            " FROM hosts WHERE name = $1",
+            1, p) < 0)
         return xasprintf("could not read host %s: %s", host, db_error(db));
     if (PQntuples(r) == 0)
         return xasprintf("no host named %s", host);
@@ -106,8 +108,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     if (db_exec(db, NULL, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7262))", 1, idp) < 0)
         return -1;
     _cleanup_pq_ PGresult *dup = NULL;
-    if (db_exec(db, &dup, "SELECT outcome, migration_id, coalesce(reason, '') FROM processed_requests WHERE request_id = $1::uuid",
-                1, idp) < 0)
+    if (db_exec(
+            db, &dup,
+            "SELECT outcome, migration_id, coalesce(reason, '') FROM processed_requests WHERE request_id = $1::uuid", 1,
+            idp) < 0)
         return -1;
     if (PQntuples(dup) == 1) {
         in->duplicate = 1;
@@ -122,12 +126,15 @@ static int intake_tx(db_conn *db, void *arg, char **err)
      * active-migrations trigger never waits on a claim that waits on us. Host rows are locked
      * FOR NO KEY UPDATE, what an UPDATE takes: it does not block (nor is it skipped for) the
      * key-share locks of foreign-key checks, e.g. another claim's rows that name the host. */
-    const char *col = rq->instance_kind == MSG_INSTANCE_UUID ? "uuid::text" : rq->instance_kind == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
+    const char *col = rq->instance_kind == MSG_INSTANCE_UUID  ? "uuid::text"
+                      : rq->instance_kind == MSG_INSTANCE_EC2 ? "ec2_id"
+                                                              : "name";
     _cleanup_free_ char *sql = xasprintf(
         "SELECT i.uuid::text, i.ec2_id, i.host, i.vm_state, coalesce(i.task_state, ''), i.vcpus, i.memory_mb, i.disk_gb,"
         " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted')"
         " FROM hosts h JOIN instances i ON i.host = h.name WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
-        " FOR NO KEY UPDATE OF h, i", col, col);
+        " FOR NO KEY UPDATE OF h, i",
+        col, col);
     const char *ip[] = {rq->instance};
     _cleanup_pq_ PGresult *ir = NULL;
     if (db_exec(db, &ir, sql, 1, ip) < 0)
@@ -137,16 +144,18 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         pq_clearp(&ir);
         ir = NULL;
         free(sql);
-        sql = xasprintf("SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb,"
-                        " disk_gb FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR NO KEY UPDATE", col);
+        sql = xasprintf(
+            "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb,"
+            " disk_gb FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR NO KEY UPDATE",
+            col);
         if (db_exec(db, &ir, sql, 1, ip) < 0)
             return -1;
     }
     if (PQntuples(ir) == 0)
         return refuse(db, in, "no instance %s", rq->instance);
     if (PQntuples(ir) > 1)
-        return refuse(db, in, "instance name %s is ambiguous (%d instances): use its uuid or i-xxxxxxxx id", rq->instance,
-                      PQntuples(ir));
+        return refuse(db, in, "instance name %s is ambiguous (%d instances): use its uuid or i-xxxxxxxx id",
+                      rq->instance, PQntuples(ir));
     in->instance_uuid = xstrdup(PQgetvalue(ir, 0, 0));
     in->ec2_id = xstrdup(PQgetvalue(ir, 0, 1));
     in->source = xstrdup(PQgetvalue(ir, 0, 2));
@@ -165,15 +174,16 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     int doc = rq->disk_over_commit;
     /* candidates: filters in SQL, weighed by free memory then fewest active migrations (the
      * hosts' own counter, schema 5) */
-    const char *cp[] = {in->source, arch, hv, rq->post_copy ? "true" : "false", vcpus, mem, disk, doc ? "true" : "false",
-                        age, rq->host};
-#define CANDIDATES                                                                                                        \
-    "SELECT h.name FROM hosts h"                                                                                          \
-    " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"                          \
+    const char *cp[] = {in->source, arch,    hv,   rq->post_copy ? "true" : "false",
+                        vcpus,      mem,     disk, doc ? "true" : "false",
+                        age,        rq->host};
+#define CANDIDATES                                                                                                     \
+    "SELECT h.name FROM hosts h"                                                                                       \
+    " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"                         \
     " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"                      \
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
     " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
-    " AND ($10::text IS NULL OR h.name = $10)"                                                                          \
+    " AND ($10::text IS NULL OR h.name = $10)"                                                                         \
     " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, h.migrations_active ASC, h.name"
     /* claim, in one statement: the best candidate locked, then the conditional update, which
      * is the check (racing replicas get one winner). First the best host no other claim holds
@@ -182,10 +192,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
      * waited for (a row that no longer fits once its holder commits is passed over). Two
      * claims whose sources are each other's only candidates wait on each other there:
      * PostgreSQL finds the deadlock and db_tx retries the one it aborted (40P01). */
-#define CLAIM(lock)                                                                                                       \
-    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                  \
+#define CLAIM(lock)                                                                                                    \
+    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                \
     " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
-    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                          \
+    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                         \
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
     " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb) RETURNING h.name"
     for (int wait = rq->host ? 1 : 0; wait < 2 && !in->dest; wait++) {
@@ -199,10 +209,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
 #undef CANDIDATES
     if (!in->dest) {
         if (rq->host) {
-            _cleanup_free_ char *why = why_not(db, rq->host, in->source, arch, hv, rq->post_copy, vcpus, mem, disk, doc, age);
-            return refuse(db, in, "cannot migrate %s to %s: %s", in->ec2_id, rq->host, why ? why : "it was claimed by another request");
+            _cleanup_free_ char *why =
+                why_not(db, rq->host, in->source, arch, hv, rq->post_copy, vcpus, mem, disk, doc, age);
+            return refuse(db, in, "cannot migrate %s to %s: %s", in->ec2_id, rq->host,
+                          why ? why : "it was claimed by another request");
         }
-        return refuse(db, in, "no host can take %s (%s vCPUs, %s MiB, %s GiB%s): none is enabled, alive, compatible and "
+        return refuse(db, in,
+                      "no host can take %s (%s vCPUs, %s MiB, %s GiB%s): none is enabled, alive, compatible and "
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
@@ -216,41 +229,61 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     char lease[16], dl[24];
     snprintf(lease, sizeof(lease), "%lld", (long long)in->cfg.lease_s);
     snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_SCHEDULED));
-    const char *block = rq->block_migration == MSG_BLOCK_YES ? "yes" : rq->block_migration == MSG_BLOCK_AUTO ? "auto" : "no";
-    const char *mp[] = {rq->id, in->instance_uuid, in->source, in->dest, rq->host, block, doc ? "true" : "false",
-                        rq->post_copy ? "true" : "false", rq->options.auto_converge ? "true" : "false", after, bw, down, tmo,
-                        in->s->name, lease, dl, vcpus, mem, disk};
+    const char *block = rq->block_migration == MSG_BLOCK_YES    ? "yes"
+                        : rq->block_migration == MSG_BLOCK_AUTO ? "auto"
+                                                                : "no";
+    const char *mp[] = {rq->id,
+                        in->instance_uuid,
+                        in->source,
+                        in->dest,
+                        rq->host,
+                        block,
+                        doc ? "true" : "false",
+                        rq->post_copy ? "true" : "false",
+                        rq->options.auto_converge ? "true" : "false",
+                        after,
+                        bw,
+                        down,
+                        tmo,
+                        in->s->name,
+                        lease,
+                        dl,
+                        vcpus,
+                        mem,
+                        disk};
     /* one statement: the migration row; both hosts hold an allocation, the source's moved
      * under the migration and the destination's new one under the instance (inserted after
      * the move: it reads the move's result, so the instance never holds two at once); the
      * instance marked migrating; the request recorded as accepted */
     _cleanup_pq_ PGresult *mr = NULL;
-    if (db_exec(db, &mr,
-                "WITH m AS ("
-                "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
-                "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
-                "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
-                "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
-                "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-                "   now() + make_interval(secs => $16::int))"
-                "  RETURNING id),"
-                " src AS ("
-                "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
-                "  WHERE a.consumer_type = 'instance' AND a.consumer_id = $2::text RETURNING a.id),"
-                " dst AS ("
-                "  INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                "  SELECT 'instance', $2::text, $2::uuid, $4, $17::int, $18::bigint, $19::bigint"
-                "  FROM (SELECT count(*) FROM src) moved RETURNING id),"
-                " ins AS (UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $2::uuid RETURNING uuid),"
-                " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
-                "  RETURNING request_id)"
-                " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-                19, mp) < 0)
+    if (db_exec(
+            db, &mr,
+            "WITH m AS ("
+            "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
+            "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
+            "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
+            "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
+            "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
+            "   now() + make_interval(secs => $16::int))"
+            "  RETURNING id),"
+            " src AS ("
+            "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
+            "  WHERE a.consumer_type = 'instance' AND a.consumer_id = $2::text RETURNING a.id),"
+            " dst AS ("
+            "  INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+            "  SELECT 'instance', $2::text, $2::uuid, $4, $17::int, $18::bigint, $19::bigint"
+            "  FROM (SELECT count(*) FROM src) moved RETURNING id),"
+            " ins AS (UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $2::uuid RETURNING uuid),"
+            " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
+            "  RETURNING request_id)"
+            " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
+            19, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
         strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
-        *err = xasprintf("the claim of %s wrote %s rows (migration, destination allocation, instance, request): expected one each",
-                         in->ec2_id, PQntuples(mr) == 1 ? "too few" : "no");
+        *err = xasprintf(
+            "the claim of %s wrote %s rows (migration, destination allocation, instance, request): expected one each",
+            in->ec2_id, PQntuples(mr) == 1 ? "too few" : "no");
         return -1;
     }
     in->migration = atoll(PQgetvalue(mr, 0, 0));
@@ -274,7 +307,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");
-    if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED, "status", msg) < 0)
+    if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED,
+                      "status", msg) < 0)
         return -1;
     in->accepted = 1;
     return 0;
@@ -400,7 +434,8 @@ static void intake_done(void *arg, int txrc, char *err)
     char mig_s[24];
     snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in->migration);
     log_fields g = {.req = rq->id, .migration = in->migration ? mig_s : NULL, .instance = in->ec2_id};
-    _cleanup_free_ char *r = in->accepted ? msg_build_accepted(rq->id, in->migration, in->dest) : msg_build_refused(rq->id, in->reason);
+    _cleanup_free_ char *r =
+        in->accepted ? msg_build_accepted(rq->id, in->migration, in->dest) : msg_build_refused(rq->id, in->reason);
     if (!in->duplicate)
         *(in->accepted ? &s->accepted : &s->refused) += 1;
     if (in->duplicate)
@@ -411,7 +446,7 @@ static void intake_done(void *arg, int txrc, char *err)
     else
         log_warn(&g, "request for %s refused: %s", rq->instance, in->reason);
     reply(s, m->reply_to, m->correlation_id, r); /* m belongs to d: before the ack frees it */
-    mq_ack(c, d);                                 /* after the commit */
+    mq_ack(c, d);                                /* after the commit */
     if (!in->duplicate)
         outbox_flush(s);
     if (in->accepted && !in->duplicate && !s->stopping) {
@@ -480,7 +515,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     j->in.s = s;
     j->in.cfg = s->cfg->scheduler;
     j->in.req = &j->rq;
-    j->retryable = 1; /* as when the worker cannot connect */
+    j->retryable = 1;                                /* as when the worker cannot connect */
     dbq_submit(s->dbq, intake_work, intake_done, j); /* acked in intake_done, after the commit */
 }
 
@@ -531,12 +566,14 @@ static int operator_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *note = xasprintf("requested by the operator (request %s)", q->req);
     if (q->abort) {
         if (q->status == MIG_COMPLETING) {
-            q->reason = xasprintf("migration %lld is completing: the guest already runs on the destination", (long long)q->id);
+            q->reason =
+                xasprintf("migration %lld is completing: the guest already runs on the destination", (long long)q->id);
             return 0;
         }
         if (postcopy) {
-            q->reason = xasprintf("migration %lld switched to post-copy: it can only go forward (force-complete or wait)",
-                                  (long long)q->id);
+            q->reason =
+                xasprintf("migration %lld switched to post-copy: it can only go forward (force-complete or wait)",
+                          (long long)q->id);
             return 0;
         }
         if (q->status == MIG_QUEUED) {
@@ -554,7 +591,8 @@ static int operator_tx(db_conn *db, void *arg, char **err)
         return ledger_record(db, q->s->name, q->id, "operator", NULL, q->status, "abort", note);
     }
     if (q->status != MIG_RUNNING) {
-        q->reason = xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
+        q->reason =
+            xasprintf("migration %lld is %s: force-complete applies to a running migration", (long long)q->id, st);
         return 0;
     }
     if (db_exec(db, NULL, "UPDATE migrations SET force_complete_requested = true WHERE id = $1::bigint", 1, p) < 0)
@@ -633,7 +671,8 @@ static void operator_done(void *arg, int rc, char *err)
     } else {
         log_info(&f, "%s of migration %s accepted (it was %s%s%s)", type, ids, mig_status_str(q->status),
                  *q->owner ? ", driven by " : "", q->owner);
-        json_object_object_add(body, "status", json_object_new_string(mig_status_str(q->ended ? MIG_CANCELLED : q->status)));
+        json_object_object_add(body, "status",
+                               json_object_new_string(mig_status_str(q->ended ? MIG_CANCELLED : q->status)));
     }
     _cleanup_free_ char *r = msg_build(rtype, msg_envelope_id(env), body);
     reply(s, m->reply_to, m->correlation_id, r);

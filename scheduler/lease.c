@@ -20,7 +20,7 @@ typedef struct adopt_ctx {
     char lease[24];
     char *active;
     int own_only;
-    int renew_only; /* the broker is away: renew, act on nothing, adopt nothing */
+    int renew_only;      /* the broker is away: renew, act on nothing, adopt nothing */
     char started_at[64]; /* own_only: only migrations made before this process met the database
                           * (a request taken since is driven already, or about to be) */
     /* renewal */
@@ -62,8 +62,8 @@ static int adopt_tx(db_conn *db, void *arg, char **err)
         _cleanup_free_ char *msg =
             strcmp(from, a->name) == 0
                 ? xasprintf("resumed by %s after its restart, epoch %s", a->name, PQgetvalue(r, i, 3))
-                : xasprintf("adopted by %s from %s (lease expired %s s ago), epoch %s", a->name, *from ? from : "nobody",
-                            PQgetvalue(r, i, 4), PQgetvalue(r, i, 3));
+                : xasprintf("adopted by %s from %s (lease expired %s s ago), epoch %s", a->name,
+                            *from ? from : "nobody", PQgetvalue(r, i, 4), PQgetvalue(r, i, 3));
         if (mig_status_from_str(PQgetvalue(r, i, 2), &st) < 0) {
             *err = xasprintf("migration %lld has an unknown status '%s'", (long long)id, PQgetvalue(r, i, 2));
             return -1;
@@ -120,13 +120,14 @@ static int lease_work(db_conn *db, void *arg, char **err)
     if (a->ids) {
         const char *p[] = {a->ids, a->eps, a->lease, a->name};
         a->t0 = mono_ms();
-        if (db_exec(db, &a->renewed,
-                    "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
-                    " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
-                    " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
-                    " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
-                    "   m.postcopy_active",
-                    4, p) < 0)
+        if (db_exec(
+                db, &a->renewed,
+                "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
+                " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
+                " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
+                " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
+                "   m.postcopy_active",
+                4, p) < 0)
             a->renew_err = xstrdup(db_error(db));
     }
     if (a->renew_only)
@@ -167,8 +168,8 @@ static void lease_done(void *arg, int rc, char *err)
             orch *o = orchcore_find(idv[k]);
             if (!o || o->finishing || orchcore_lease_held(o))
                 continue;
-            _cleanup_free_ char *why =
-                xasprintf("could not renew its lease for %lld s (lease_s): %s", (long long)s->cfg->scheduler.lease_s, why_db);
+            _cleanup_free_ char *why = xasprintf("could not renew its lease for %lld s (lease_s): %s",
+                                                 (long long)s->cfg->scheduler.lease_s, why_db);
             orchcore_lease_lost(o, why);
         }
     } else if (a->ids) {

@@ -24,25 +24,26 @@ int64_t ledger_deadline_cfg(const cfg_scheduler *c, mig_status st)
     }
 }
 
-int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host, mig_status st,
-                  const char *kind, const char *message)
+int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host,
+                  mig_status st, const char *kind, const char *message)
 {
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)migration);
     const char *status = st == LEDGER_NO_STATUS ? NULL : mig_status_str(st);
     const char *p[] = {id, origin, host, status, kind, message ? message : "", scheduler};
     /* a status change is also an event for ferry.events, in the outbox of the same transaction */
-    return db_exec(db, NULL,
-                   "WITH e AS (INSERT INTO migration_events (migration_id, origin, host, status, kind, message)"
-                   "           VALUES ($1::bigint, $2, $3, $4, $5, $6) RETURNING id, at)"
-                   " INSERT INTO outbox (routing_key, body)"
-                   " SELECT 'migration.' || m.id || '.' || $4, json_strip_nulls(json_build_object("
-                   "   'migration', m.id, 'status', $4::text, 'request', m.request_id, 'instance', m.instance_uuid,"
-                   "   'instance_id', i.ec2_id, 'source', m.source_host, 'dest', m.dest_host, 'message', nullif($6, ''),"
-                   "   'origin', 'scheduler', 'scheduler', $7::text, 'event', e.id, 'at', e.at))::text"
-                   " FROM e, migrations m JOIN instances i ON i.uuid = m.instance_uuid"
-                   " WHERE m.id = $1::bigint AND $5 = 'status'",
-                   7, p);
+    return db_exec(
+        db, NULL,
+        "WITH e AS (INSERT INTO migration_events (migration_id, origin, host, status, kind, message)"
+        "           VALUES ($1::bigint, $2, $3, $4, $5, $6) RETURNING id, at)"
+        " INSERT INTO outbox (routing_key, body)"
+        " SELECT 'migration.' || m.id || '.' || $4, json_strip_nulls(json_build_object("
+        "   'migration', m.id, 'status', $4::text, 'request', m.request_id, 'instance', m.instance_uuid,"
+        "   'instance_id', i.ec2_id, 'source', m.source_host, 'dest', m.dest_host, 'message', nullif($6, ''),"
+        "   'origin', 'scheduler', 'scheduler', $7::text, 'event', e.id, 'at', e.at))::text"
+        " FROM e, migrations m JOIN instances i ON i.uuid = m.instance_uuid"
+        " WHERE m.id = $1::bigint AND $5 = 'status'",
+        7, p);
 }
 
 /* Deletes the allocations where_sql ($1, $2: a and b) selects and gives their resources back
@@ -51,7 +52,8 @@ static int release(db_conn *db, const char *where_sql, const char *a, const char
 {
     const char *p[] = {a, b};
     _cleanup_pq_ PGresult *r = NULL;
-    _cleanup_free_ char *sql = xasprintf("DELETE FROM allocations WHERE %s RETURNING host, vcpus, memory_mb, disk_gb", where_sql);
+    _cleanup_free_ char *sql =
+        xasprintf("DELETE FROM allocations WHERE %s RETURNING host, vcpus, memory_mb, disk_gb", where_sql);
     if (db_exec(db, &r, sql, 2, p) < 0)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -78,7 +80,8 @@ int ledger_settle(db_conn *db, mig_status st, const char *id_s, const char *uuid
                     " updated_at = now() WHERE uuid = $1::uuid",
                     2, ip) < 0)
             return -1;
-        return release(db, "consumer_type = 'migration' AND migration_id = $1::bigint AND $2::text IS NULL", id_s, NULL);
+        return release(db, "consumer_type = 'migration' AND migration_id = $1::bigint AND $2::text IS NULL", id_s,
+                       NULL);
     }
     if (st == MIG_FAILED || st == MIG_CANCELLED) {
         /* the guest stays on the source: the destination's allocation goes, the source's is the
@@ -92,9 +95,10 @@ int ledger_settle(db_conn *db, mig_status st, const char *id_s, const char *uuid
                     2, ap) < 0)
             return -1;
         const char *ip[] = {uuid};
-        return db_exec(db, NULL,
-                       "UPDATE instances SET task_state = NULL, reported_at = now(), updated_at = now() WHERE uuid = $1::uuid",
-                       1, ip);
+        return db_exec(
+            db, NULL,
+            "UPDATE instances SET task_state = NULL, reported_at = now(), updated_at = now() WHERE uuid = $1::uuid", 1,
+            ip);
     }
     /* error: both allocations stay and the instance stays migrating until an operator looks */
     return 0;
@@ -137,8 +141,10 @@ static void later_done(void *arg, int rc, char *err)
 {
     later_rec *l = arg;
     if (rc < 0) {
-        log_fields f = {.migration = l->f_mig, .instance = l->has_inst ? l->f_inst : NULL,
-                        .host = l->has_host ? l->f_host : NULL, .req = l->has_req ? l->f_req : NULL};
+        log_fields f = {.migration = l->f_mig,
+                        .instance = l->has_inst ? l->f_inst : NULL,
+                        .host = l->has_host ? l->f_host : NULL,
+                        .req = l->has_req ? l->f_req : NULL};
         log_warn(&f, "could not %s: %s", l->what, err);
     }
     free(err);

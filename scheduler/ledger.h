@@ -24,8 +24,8 @@ int64_t ledger_deadline_cfg(const cfg_scheduler *c, mig_status st);
  * migration.<id>.<status> event to the outbox, which the caller flushes after the commit
  * (outbox_flush). The strings are borrowed; host and message may be NULL. Returns 0, or -1
  * (see db_error). */
-int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host, mig_status st,
-                  const char *kind, const char *message) FERRY_WUR;
+int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host,
+                  mig_status st, const char *kind, const char *message) FERRY_WUR;
 
 /* In the caller's transaction: moves allocations and the instance's host and task state for a
  * migration ending in st (completed: to dest; failed/cancelled: back to the source; error:

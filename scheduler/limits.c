@@ -80,19 +80,20 @@ int limits_load(db_conn *db, const char *self, const char *source, const char *d
     _cleanup_pq_ PGresult *r = NULL;
     /* the row without a host: the cluster's total and the queued ones before a new one; then
      * one row per host (only source and dest when named) with its outgoing and incoming counts */
-    if (db_exec(db, &r,
-                "SELECT NULL::text, 0::bigint, 0::bigint, count(*),"
-                "  (SELECT count(*) FROM migrations WHERE status = 'queued' AND (source_host = $2 OR dest_host = $3)"
-                "   AND id IS DISTINCT FROM $1::bigint)"
-                " FROM migrations WHERE status IN ('scheduled', 'preparing', 'running', 'completing')"
-                "  AND id IS DISTINCT FROM $1::bigint"
-                " UNION ALL"
-                " SELECT x.h, count(*) FILTER (WHERE x.outgoing), count(*) FILTER (WHERE NOT x.outgoing), 0, 0"
-                " FROM migrations m CROSS JOIN LATERAL (VALUES (m.source_host, true), (m.dest_host, false)) AS x(h, outgoing)"
-                " WHERE m.status IN ('scheduled', 'preparing', 'running', 'completing') AND m.id IS DISTINCT FROM $1::bigint"
-                "  AND x.h IS NOT NULL AND ($2::text IS NULL OR x.h = $2 OR x.h = $3)"
-                " GROUP BY x.h",
-                3, p) < 0)
+    if (db_exec(
+            db, &r,
+            "SELECT NULL::text, 0::bigint, 0::bigint, count(*),"
+            "  (SELECT count(*) FROM migrations WHERE status = 'queued' AND (source_host = $2 OR dest_host = $3)"
+            "   AND id IS DISTINCT FROM $1::bigint)"
+            " FROM migrations WHERE status IN ('scheduled', 'preparing', 'running', 'completing')"
+            "  AND id IS DISTINCT FROM $1::bigint"
+            " UNION ALL"
+            " SELECT x.h, count(*) FILTER (WHERE x.outgoing), count(*) FILTER (WHERE NOT x.outgoing), 0, 0"
+            " FROM migrations m CROSS JOIN LATERAL (VALUES (m.source_host, true), (m.dest_host, false)) AS x(h, outgoing)"
+            " WHERE m.status IN ('scheduled', 'preparing', 'running', 'completing') AND m.id IS DISTINCT FROM $1::bigint"
+            "  AND x.h IS NOT NULL AND ($2::text IS NULL OR x.h = $2 OR x.h = $3)"
+            " GROUP BY x.h",
+            3, p) < 0)
         return -1;
     limits_counts *k = limits_counts_new();
     for (int i = 0; i < PQntuples(r); i++) {
@@ -121,7 +122,8 @@ int limits_fit(const cfg_scheduler *c, const limits_counts *k, const char *sourc
         w = xasprintf("%s already has %lld incoming migrations (max_incoming_per_dest = %lld)", dest, in,
                       (long long)c->max_incoming_per_dest);
     else if (all >= c->max_cluster)
-        w = xasprintf("%lld migrations are running in the cluster (max_cluster = %lld)", all, (long long)c->max_cluster);
+        w = xasprintf("%lld migrations are running in the cluster (max_cluster = %lld)", all,
+                      (long long)c->max_cluster);
     else if (k->queued > 0)
         w = xasprintf("older migrations from %s or to %s are queued: first come, first served", source, dest);
     else

@@ -23,26 +23,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTION]...\n"
-            "The ferry scheduler: takes live-migration requests from RabbitMQ (queue ferry.scheduler),\n"
-            "claims capacity in PostgreSQL and drives the compute agents.\n"
-            "\n"
-            "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
-            "      --db-upgrade      apply pending database schema migrations and exit\n"
-            "      --check-config    load and validate the configuration, print it, and exit\n"
-            "      --print-example-config  print a commented configuration file and exit\n"
-            "  -n, --name NAME       this replica's name, unique among replicas (overrides\n"
-            "                        [scheduler] name; default: the host name)\n"
-            "      --http-port PORT  port of the HTTP API and dashboard (overrides [http] port;\n"
-            "                        0 = any free port)\n"
-            "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
-            "  -V, --version         print the version and exit\n"
-            "  -h, --help            show this help and exit\n"
-            "\n"
-            "Environment: FERRY_AMQP_URL, FERRY_DB_DSN, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
-            "Exit status: 0 on a clean stop or success, 1 on a runtime failure, 2 on bad usage\n"
-            "or configuration.\n");
+    fprintf(f, "Usage: " PROG " [OPTION]...\n"
+               "The ferry scheduler: takes live-migration requests from RabbitMQ (queue ferry.scheduler),\n"
+               "claims capacity in PostgreSQL and drives the compute agents.\n"
+               "\n"
+               "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
+               "      --db-upgrade      apply pending database schema migrations and exit\n"
+               "      --check-config    load and validate the configuration, print it, and exit\n"
+               "      --print-example-config  print a commented configuration file and exit\n"
+               "  -n, --name NAME       this replica's name, unique among replicas (overrides\n"
+               "                        [scheduler] name; default: the host name)\n"
+               "      --http-port PORT  port of the HTTP API and dashboard (overrides [http] port;\n"
+               "                        0 = any free port)\n"
+               "  -l, --log-level LEVEL error, warn, info or debug (overrides [log] level)\n"
+               "  -V, --version         print the version and exit\n"
+               "  -h, --help            show this help and exit\n"
+               "\n"
+               "Environment: FERRY_AMQP_URL, FERRY_DB_DSN, FERRY_LOG_LEVEL and FERRY_LOG_FORMAT override the file.\n"
+               "Exit status: 0 on a clean stop or success, 1 on a runtime failure, 2 on bad usage\n"
+               "or configuration.\n");
 }
 
 static void on_mq_state(mq_conn *c, int up, const char *err, void *arg)
@@ -107,8 +106,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 /* The start's database check, with the worker: connected, and the schema the expected one. */
 typedef struct start_check {
     sched *s;
-    int schema_bad;       /* connected, but the schema cannot be used: do not retry */
-    char started_at[64];  /* the database's clock */
+    int schema_bad;      /* connected, but the schema cannot be used: do not retry */
+    char started_at[64]; /* the database's clock */
 } start_check;
 
 static int start_check_work(db_conn *db, void *arg, char **err)
@@ -211,8 +210,7 @@ static void print_config(const ferry_config *cfg)
         if (cfg_get_text(cfg, opts[i].section, opts[i].key, &v) == 0) {
             /* never print credentials */
             int secret = strcmp(opts[i].key, "tokens") == 0 || strcmp(opts[i].key, "metrics_token") == 0 ||
-                         strcmp(opts[i].key, "dsn") == 0 ||
-                         strcmp(opts[i].key, "url") == 0;
+                         strcmp(opts[i].key, "dsn") == 0 || strcmp(opts[i].key, "url") == 0;
             printf("%s = %s\n", opts[i].key, secret && *v ? "(set)" : v);
             free(v);
         }
@@ -253,23 +251,40 @@ static void on_reload(void *arg)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},   {"db-upgrade", no_argument, NULL, 'U'},
-        {"check-config", no_argument, NULL, 'C'},   {"print-example-config", no_argument, NULL, 'E'},
-        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-        {"name", required_argument, NULL, 'n'},     {"http-port", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"db-upgrade", no_argument, NULL, 'U'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"print-example-config", no_argument, NULL, 'E'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'V'},
+        {"name", required_argument, NULL, 'n'},
+        {"http-port", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *level_arg = NULL, *name_arg = NULL;
     int http_port = -1;
     int do_upgrade = 0, check_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:l:n:Vh", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'U': do_upgrade = 1; break;
-        case 'C': check_only = 1; break;
-        case 'E': cfg_write_example(stdout); return 0;
-        case 'l': level_arg = optarg; break;
-        case 'n': name_arg = optarg; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'U':
+            do_upgrade = 1;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'E':
+            cfg_write_example(stdout);
+            return 0;
+        case 'l':
+            level_arg = optarg;
+            break;
+        case 'n':
+            name_arg = optarg;
+            break;
         case 'P': {
             char *end = NULL;
             long v = strtol(optarg, &end, 10);
@@ -280,9 +295,15 @@ int main(int argc, char **argv)
             http_port = (int)v;
             break;
         }
-        case 'V': printf(PROG " " FERRY_VERSION "\n"); return 0;
-        case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
+        case 'V':
+            printf(PROG " " FERRY_VERSION "\n");
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+            return 2;
         }
     }
     ferry_config cfg;

@@ -145,7 +145,8 @@ static void job_polled(orch *o, json_object *r)
         start_completing(o, "the source's job completed");
         return;
     }
-    const char *err = json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : "the job ended without a reason";
+    const char *err =
+        json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : "the job ended without a reason";
     orch_cause cause = orchcore_job_end_cause(st, o->abort_reason != NULL, o->abort_cause);
     _cleanup_free_ char *why = NULL;
     if (st == JOB_CANCELLED && o->abort_reason) {
@@ -262,7 +263,9 @@ static void resume_dest_seen(orch *o, json_object *r)
         start_completing(o, "resumed: the source has neither job nor domain, the guest runs on the destination");
         return;
     }
-    orchtx_finish(o, MIG_ERROR, "resumed: the source knows no job and has no domain, and the guest does not run on the destination", NULL);
+    orchtx_finish(o, MIG_ERROR,
+                  "resumed: the source knows no job and has no domain, and the guest does not run on the destination",
+                  NULL);
 }
 
 static void resume_source_seen(orch *o, json_object *r)
@@ -285,7 +288,8 @@ static void resume_source_seen(orch *o, json_object *r)
     if (exists) {
         /* the guest is on the source and no job for this migration was ever known there: the
          * live_migration call was lost with the replica that made it */
-        log_info(&o->lf, "the source has no job for migration %lld and still runs the guest: starting it", (long long)o->id);
+        log_info(&o->lf, "the source has no job for migration %lld and still runs the guest: starting it",
+                 (long long)o->id);
         start_live(o);
         return;
     }
@@ -308,13 +312,14 @@ static int start_work(db_conn *db, void *arg, char **err)
     start_job *j = arg;
     const char *p[] = {j->ids, j->s->name};
     j->t0 = mono_ms();
-    if (db_exec(db, &j->r,
-                "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
-                " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
-                " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active"
-                " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
-                " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
-                2, p) < 0) {
+    if (db_exec(
+            db, &j->r,
+            "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
+            " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
+            " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active"
+            " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
+            " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
+            2, p) < 0) {
         *err = xstrdup(db_error(db));
         return -1;
     }
@@ -346,7 +351,8 @@ static void start_done(void *arg, int rc, char *err)
         return;
     if (mig_status_from_str(PQgetvalue(r, 0, 5), &st) < 0) {
         _cleanup_free_ char *word = log_escape(PQgetvalue(r, 0, 5));
-        log_error(&f, "cannot drive migration %lld: its status %s is not one this scheduler knows", (long long)id, word);
+        log_error(&f, "cannot drive migration %lld: its status %s is not one this scheduler knows", (long long)id,
+                  word);
         return;
     }
     orch *o = xcalloc(1, sizeof(*o));
@@ -386,7 +392,8 @@ static void start_done(void *arg, int rc, char *err)
     } else if (o->status == MIG_COMPLETING) {
         call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
     } else {
-        log_warn(&o->lf, "migration %lld is %s: nothing for the orchestration to do", (long long)id, mig_status_str(o->status));
+        log_warn(&o->lf, "migration %lld is %s: nothing for the orchestration to do", (long long)id,
+                 mig_status_str(o->status));
         orchcore_done(o);
     }
 }
@@ -406,8 +413,9 @@ static void fc_done(orch *o, json_object *r)
 {
     json_object *v;
     const char *action = json_object_object_get_ex(r, "action", &v) ? json_object_get_string(v) : "?";
-    _cleanup_free_ char *msg = xasprintf("force-complete on %s: %s", o->source,
-                                         strcmp(action, "postcopy") == 0 ? "switched to post-copy" : "guest paused to finish");
+    _cleanup_free_ char *msg =
+        xasprintf("force-complete on %s: %s", o->source,
+                  strcmp(action, "postcopy") == 0 ? "switched to post-copy" : "guest paused to finish");
     log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
     ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "force_complete", msg, "record it");
 }
@@ -428,25 +436,28 @@ static void act_on_requests(orch *o, int abort_req, int fc_req, int past_deadlin
         o->deadline_hit = 1;
         int64_t secs = ledger_deadline_s(o->s, o->status);
         if (o->status == MIG_COMPLETING) {
-            _cleanup_free_ char *why = xasprintf("deadline: still completing after %lld s (deadline_completing_s)", (long long)secs);
+            _cleanup_free_ char *why =
+                xasprintf("deadline: still completing after %lld s (deadline_completing_s)", (long long)secs);
             log_error(&o->lf, "migration %lld: %s", (long long)o->id, why);
             orchtx_finish(o, MIG_ERROR, why, NULL);
             return;
         }
         if (early) {
-            _cleanup_free_ char *why =
-                xasprintf("deadline: still %s after %lld s (deadline_preparing_s)", mig_status_str(o->status), (long long)secs);
+            _cleanup_free_ char *why = xasprintf("deadline: still %s after %lld s (deadline_preparing_s)",
+                                                 mig_status_str(o->status), (long long)secs);
             fail(o, RPC_OK, why);
             return;
         }
         if (running && !o->postcopy && !o->abort_sent) {
             o->abort_sent = 1;
             free(o->abort_reason);
-            o->abort_reason = xasprintf("deadline: still running after %lld s (deadline_running_s): aborted", (long long)secs);
+            o->abort_reason =
+                xasprintf("deadline: still running after %lld s (deadline_running_s): aborted", (long long)secs);
             o->abort_cause = ORCH_CAUSE_FAILURE;
             orchcall_soft(o, o->source, "abort", json_object_new_object(), abort_sent);
         } else if (running) {
-            log_warn(&o->lf, "migration %lld is past its deadline but in post-copy: it can only go forward", (long long)o->id);
+            log_warn(&o->lf, "migration %lld is past its deadline but in post-copy: it can only go forward",
+                     (long long)o->id);
         }
     }
     if (abort_req && !o->abort_sent) {

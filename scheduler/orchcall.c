@@ -77,7 +77,8 @@ static int retry_later(pending *p, orch *o, const char *err)
     int delay = orchcore_retry_in_s(p->attempts, mono_ms() - p->first_ms, o->s->cfg->scheduler.rpc_retry_s * 1000);
     if (delay < 0)
         return 0;
-    log_warn(&o->lf, "%s to %s: %s; sending it again in %d s (attempt %d)", p->method, p->host, err, delay, p->attempts + 1);
+    log_warn(&o->lf, "%s to %s: %s; sending it again in %d s (attempt %d)", p->method, p->host, err, delay,
+             p->attempts + 1);
     struct timeval tv = {delay, 0};
     /* a timer of its own (not event_base_once): orchcall_stop frees what still waits at exit */
     p->s = o->s;
@@ -120,9 +121,10 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
             json_object_object_get_ex(b, "error", &ev);
             why = xasprintf("%s on %s: %s", p->method, p->host, ev ? json_object_get_string(ev) : "failed");
             json_object *cv;
-            code = rpc_code_from_str(json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string)
-                                         ? json_object_get_string(cv)
-                                         : "");
+            code =
+                rpc_code_from_str(json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string)
+                                      ? json_object_get_string(cv)
+                                      : "");
             /* an agent not connected to its libvirtd (yet: it was just restarted) is asked again,
              * as for an RPC lost in transit, within rpc_retry_s; the chaos test saw a migration
              * end in error on one such answer */
@@ -133,8 +135,8 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
             if (code == RPC_STALE_EPOCH) {
                 /* the agent has seen a newer owner of this migration: this replica lost it and
                  * stops driving it (no rollback, no failure: the owner decides) */
-                log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it", (long long)o->id,
-                         (long long)o->epoch, why);
+                log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it",
+                         (long long)o->id, (long long)o->epoch, why);
                 pending_free(p);
                 msg_envelope_free(env);
                 o->finishing = 1;

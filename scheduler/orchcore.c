@@ -71,8 +71,10 @@ void orchcore_lease_lost(orch *o, const char *why)
 {
     if (o->finishing)
         return;
-    log_error(&o->lf, "migration %lld: %s: this replica stops driving it (no more RPCs; the replica that holds its"
-              " lease, or adopts it, carries on)", (long long)o->id, why);
+    log_error(&o->lf,
+              "migration %lld: %s: this replica stops driving it (no more RPCs; the replica that holds its"
+              " lease, or adopts it, carries on)",
+              (long long)o->id, why);
     orchcore_done(o);
 }
 

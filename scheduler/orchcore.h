@@ -12,9 +12,9 @@
  * is rolled back (orchcore_rollback_end). Decided where the failure is known, never read back
  * from the reason's text. */
 typedef enum orch_cause {
-    ORCH_CAUSE_FAILURE = 0,      /* an RPC, the source's job or a deadline failed it: failed */
-    ORCH_CAUSE_OPERATOR_ABORT,   /* the operator aborted it: cancelled */
-    ORCH_CAUSE_JOB_CANCELLED,    /* the source's job was cancelled, not by this scheduler: cancelled */
+    ORCH_CAUSE_FAILURE = 0,    /* an RPC, the source's job or a deadline failed it: failed */
+    ORCH_CAUSE_OPERATOR_ABORT, /* the operator aborted it: cancelled */
+    ORCH_CAUSE_JOB_CANCELLED,  /* the source's job was cancelled, not by this scheduler: cancelled */
 } orch_cause;
 
 typedef struct orch orch;
@@ -35,11 +35,11 @@ struct orch {
     int64_t epoch;
     char epoch_s[24];
     json_object *src_check;
-    char *fail_reason;        /* the destination is being rolled back for this reason */
-    orch_cause fail_cause;    /* ... and the migration then ends as this says */
-    char *abort_reason;       /* an abort was sent to the source: the reason the migration ends with */
-    orch_cause abort_cause;   /* ... and its cause */
-    int gen;            /* bumped when the orchestration turns to failure: older replies are dropped */
+    char *fail_reason;      /* the destination is being rolled back for this reason */
+    orch_cause fail_cause;  /* ... and the migration then ends as this says */
+    char *abort_reason;     /* an abort was sent to the source: the reason the migration ends with */
+    orch_cause abort_cause; /* ... and its cause */
+    int gen;                /* bumped when the orchestration turns to failure: older replies are dropped */
     int prepared;
     int finishing;
     int polling;

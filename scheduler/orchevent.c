@@ -56,7 +56,8 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
     if (j->op == EV_POSTCOPY) {
         const char *p[] = {j->ids};
         if (db_exec(db, NULL, "UPDATE migrations SET postcopy_active = true WHERE id = $1::bigint", 1, p) < 0 ||
-            ledger_record(db, j->s->name, j->id, "source", j->host, MIG_RUNNING, "postcopy", "switched to post-copy") < 0)
+            ledger_record(db, j->s->name, j->id, "source", j->host, MIG_RUNNING, "postcopy", "switched to post-copy") <
+                0)
             goto fail;
         return 0;
     }

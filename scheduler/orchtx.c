@@ -29,10 +29,11 @@ static int transition_tx(db_conn *db, void *arg, char **err)
     tr *t = arg;
     const char *p[] = {t->id_s, mig_status_str(t->to), mig_status_str(t->from), t->s->name, t->epoch_s, t->dl};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "UPDATE migrations SET status = $2, updated_at = now(), deadline_at = now() + make_interval(secs => $6::int)"
-                " WHERE id = $1::bigint AND status = $3 AND owner = $4 AND epoch = $5::bigint RETURNING id",
-                6, p) < 0)
+    if (db_exec(
+            db, &r,
+            "UPDATE migrations SET status = $2, updated_at = now(), deadline_at = now() + make_interval(secs => $6::int)"
+            " WHERE id = $1::bigint AND status = $3 AND owner = $4 AND epoch = $5::bigint RETURNING id",
+            6, p) < 0)
         return -1;
     t->won = PQntuples(r) == 1;
     if (!t->won)
@@ -115,10 +116,11 @@ static int finish_tx(db_conn *db, void *arg, char **err)
     fin *f = arg;
     const char *p[] = {f->id_s, mig_status_str(f->status), f->error, f->s->name, mig_status_str(f->from), f->epoch_s};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "UPDATE migrations SET status = $2, error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL,"
-                " deadline_at = NULL WHERE id = $1::bigint AND owner = $4 AND status = $5 AND epoch = $6::bigint RETURNING id",
-                6, p) < 0)
+    if (db_exec(
+            db, &r,
+            "UPDATE migrations SET status = $2, error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL,"
+            " deadline_at = NULL WHERE id = $1::bigint AND owner = $4 AND status = $5 AND epoch = $6::bigint RETURNING id",
+            6, p) < 0)
         return -1;
     if (PQntuples(r) != 1) {
         *err = xasprintf("migration %lld is no longer %s under this scheduler (epoch %lld)", (long long)f->id,
@@ -129,8 +131,9 @@ static int finish_tx(db_conn *db, void *arg, char **err)
         return -1;
     if (f->status == MIG_COMPLETED && f->has_stats) {
         const char *sp[] = {f->id_s, *f->dt ? f->dt : NULL};
-        if (db_exec(db, NULL, "UPDATE migrations SET downtime_ms = $2::int, memory_remaining_bytes = 0 WHERE id = $1::bigint",
-                    2, sp) < 0)
+        if (db_exec(db, NULL,
+                    "UPDATE migrations SET downtime_ms = $2::int, memory_remaining_bytes = 0 WHERE id = $1::bigint", 2,
+                    sp) < 0)
             return -1;
     }
     return ledger_record(db, f->s->name, f->id, "scheduler", NULL, f->status, "status", f->error);
@@ -151,8 +154,8 @@ static void finish_done(void *arg, int rc, char *err)
         o = NULL;
     log_fields lf = {.migration = f->id_s, .instance = f->ec2};
     if (rc < 0) {
-        log_error(&lf, "could not record the end of migration %lld (%s): %s", (long long)f->id, mig_status_str(f->status),
-                  err);
+        log_error(&lf, "could not record the end of migration %lld (%s): %s", (long long)f->id,
+                  mig_status_str(f->status), err);
     } else {
         if (f->status == MIG_COMPLETED)
             log_info(&lf, "migration %lld of %s from %s to %s completed", (long long)f->id, f->ec2, f->source, f->dest);

@@ -41,7 +41,9 @@ static int row_work(db_conn *db, void *arg, char **err)
     row_job *j = arg;
     const char *p[] = {j->id};
     int del = j->op == ROW_DELETE_CONFIRMED || j->op == ROW_DROP_BAD;
-    if (db_exec(db, NULL, del ? "DELETE FROM outbox WHERE id = $1::bigint" : "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint",
+    if (db_exec(db, NULL,
+                del ? "DELETE FROM outbox WHERE id = $1::bigint"
+                    : "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint",
                 1, p) < 0) {
         *err = xstrdup(db_error(db));
         return -1;
@@ -57,12 +59,19 @@ static void row_done(void *arg, int rc, char *err)
     if (rc < 0) {
         switch (j->op) {
         case ROW_DELETE_CONFIRMED:
-            log_warn(&f, "event %s published, but its outbox row stays (%s): it will be published again with the same id",
+            log_warn(&f,
+                     "event %s published, but its outbox row stays (%s): it will be published again with the same id",
                      j->key, err);
             break;
-        case ROW_DROP_BAD: log_warn(&f, "could not drop it: %s", err); break;
-        case ROW_FREE_UNCONFIRMED: log_warn(&f, "could not free the outbox row of %s: %s", j->key, err); break;
-        case ROW_FREE_UNPUBLISHED: log_warn(&f, "could not free the outbox row: %s", err); break;
+        case ROW_DROP_BAD:
+            log_warn(&f, "could not drop it: %s", err);
+            break;
+        case ROW_FREE_UNCONFIRMED:
+            log_warn(&f, "could not free the outbox row of %s: %s", j->key, err);
+            break;
+        case ROW_FREE_UNPUBLISHED:
+            log_warn(&f, "could not free the outbox row: %s", err);
+            break;
         }
     }
     free(err);

@@ -10,7 +10,8 @@
 #include "limits.h"
 #include "sched.h"
 
-int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self, char **why)
+int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self,
+                       char **why)
 {
     limits_counts *k = NULL;
     if (limits_lock(db) < 0 || limits_load(db, self, source, dest, &k) < 0)
@@ -63,7 +64,8 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
         if (aborted || late) {
             _cleanup_free_ char *why =
                 aborted ? xstrdup("cancelled: aborted by the operator while queued")
-                        : xasprintf("cancelled: waited in queued longer than %lld s (deadline_queued_s)", (long long)c->deadline_queued_s);
+                        : xasprintf("cancelled: waited in queued longer than %lld s (deadline_queued_s)",
+                                    (long long)c->deadline_queued_s);
             if (ledger_cancel_queued(s, db, id, PQgetvalue(q, i, 5), dst, why) < 0)
                 rc = -1;
             else
@@ -78,7 +80,8 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
                     " lease_expires_at = now() + make_interval(secs => $3::int),"
                     " deadline_at = now() + make_interval(secs => $4::int) WHERE id = $1::bigint",
                     4, p) < 0 ||
-            ledger_record(db, s->name, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status", "the limits allow it now") < 0) {
+            ledger_record(db, s->name, atoll(id), "scheduler", NULL, MIG_SCHEDULED, "status",
+                          "the limits allow it now") < 0) {
             rc = -1;
             continue;
         }

@@ -19,29 +19,29 @@
 typedef struct sched {
     ferry_config *cfg;
     struct event_base *base;
-    dbq *dbq;              /* the database worker: every statement of the loop goes through it */
-    int db_ready;          /* the database answered at the start and its schema is the expected one */
+    dbq *dbq;               /* the database worker: every statement of the loop goes through it */
+    int db_ready;           /* the database answered at the start and its schema is the expected one */
     char db_started_at[64]; /* the database's clock then: the first tick resumes only older migrations */
-    int db_probe_busy;     /* the tick's health probe is queued or running */
+    int db_probe_busy;      /* the tick's health probe is queued or running */
     mq_conn *mq;
     struct event *db_retry;
     char *name;
     int exit_code;
     int consuming;
-    struct event *tick;    /* every second: leases, adoption, queued migrations, outbox */
+    struct event *tick; /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
-    int outbox_busy;       /* publishes of claimed outbox rows not yet confirmed */
-    int dispatch_busy;     /* a queue dispatch is with the database worker */
-    int dispatch_again;    /* ... and another was asked meanwhile */
-    int lease_busy;        /* the tick's lease renewal and adoption are with the database worker */
-    int outbox_claiming;   /* an outbox claim is with the database worker */
-    int outbox_again;      /* ... and another flush was asked meanwhile */
-    struct event *dispatch; /* activated for a queue_dispatch on the next loop turn (made by main.c) */
-    int stopping;          /* the loop has ended: calls cut short are not failures */
-    struct evhttp *http;   /* NULL when [http] enabled = false */
-    void *http_tls;        /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
-    int http_port;         /* --http-port, or -1 for [http] port */
-    struct http_conns *http_conns; /* the HTTP server's open connections (http.c) */
+    int outbox_busy;                  /* publishes of claimed outbox rows not yet confirmed */
+    int dispatch_busy;                /* a queue dispatch is with the database worker */
+    int dispatch_again;               /* ... and another was asked meanwhile */
+    int lease_busy;                   /* the tick's lease renewal and adoption are with the database worker */
+    int outbox_claiming;              /* an outbox claim is with the database worker */
+    int outbox_again;                 /* ... and another flush was asked meanwhile */
+    struct event *dispatch;           /* activated for a queue_dispatch on the next loop turn (made by main.c) */
+    int stopping;                     /* the loop has ended: calls cut short are not failures */
+    struct evhttp *http;              /* NULL when [http] enabled = false */
+    void *http_tls;                   /* the HTTPS server's SSL_CTX, NULL for plain HTTP */
+    int http_port;                    /* --http-port, or -1 for [http] port */
+    struct http_conns *http_conns;    /* the HTTP server's open connections (http.c) */
     struct orchcall_pending *resends; /* agent calls waiting to be sent again (orchcall.c) */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;

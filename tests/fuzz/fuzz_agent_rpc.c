@@ -52,12 +52,14 @@ static void check_body(json_object *body)
         for (size_t i = 0; i < pre.n; i++) {
             const rpcin_disk *k = &pre.disks[i];
             size_t rl = strlen(roots[k->root]);
-            if (k->root > 1 || strncmp(k->path, roots[k->root], rl) != 0 || k->path[rl] != '/' || k->rel != k->path + rl + 1)
+            if (k->root > 1 || strncmp(k->path, roots[k->root], rl) != 0 || k->path[rl] != '/' ||
+                k->rel != k->path + rl + 1)
                 abort(); /* outside its root */
             if (strstr(k->path, "/../") || strstr(k->path, "/./") || strstr(k->path, "//") ||
                 (strlen(k->path) >= 3 && strcmp(k->path + strlen(k->path) - 3, "/..") == 0))
                 abort(); /* a dot component or an empty one */
-            if (k->create && (k->virtual_size <= 0 || (strcmp(k->format, "qcow2") != 0 && strcmp(k->format, "raw") != 0)))
+            if (k->create &&
+                (k->virtual_size <= 0 || (strcmp(k->format, "qcow2") != 0 && strcmp(k->format, "raw") != 0)))
                 abort();
         }
         rpcin_pre_free(&pre);

@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void walk(const lvxml_node *root)
 {
-    static const char *const names[] = {"domain", "devices", "disk", "source", "interface", "cpu", "*:instance", "*:id"};
+    static const char *const names[] = {"domain",    "devices", "disk",       "source",
+                                        "interface", "cpu",     "*:instance", "*:id"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         for (const lvxml_node *n = lvxml_find(root, NULL, names[i]); n; n = lvxml_find(root, n, names[i])) {
             free(lvxml_attr(n, "file"));

@@ -18,7 +18,10 @@ typedef struct {
 
 static db_conn *open_dsn(const char *dsn)
 {
-    db_options o = {.dsn = dsn, .connect_timeout_s = 5, .statement_timeout_ms = 20000, .tx_retries = 5,
+    db_options o = {.dsn = dsn,
+                    .connect_timeout_s = 5,
+                    .statement_timeout_ms = 20000,
+                    .tx_retries = 5,
                     .application_name = "ferry-test"};
     db_conn *db = NULL;
     char *err = NULL;
@@ -89,8 +92,8 @@ static void test_upgrade_empty_twice(void **state)
     assert_int_equal(schema_check(f->db, &err), 0);
 
     /* every table of docs/DESIGN.md "Data (PostgreSQL)" is there */
-    const char *tables[] = {"hosts", "instances", "allocations", "migrations", "migration_events",
-                            "processed_requests", "schema_version"};
+    const char *tables[] = {
+        "hosts", "instances", "allocations", "migrations", "migration_events", "processed_requests", "schema_version"};
     for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
         _cleanup_pq_ PGresult *r = NULL;
         const char *p[] = {tables[i]};
@@ -118,10 +121,12 @@ static void test_refuses_newer_database(void **state)
     char v[16];
     snprintf(v, sizeof(v), "%d", schema_latest() + 1);
     const char *p[] = {v};
-    assert_int_equal(db_exec(f->db, NULL, "INSERT INTO schema_version (version, name) VALUES ($1::int, 'from the future')", 1, p), 0);
+    assert_int_equal(
+        db_exec(f->db, NULL, "INSERT INTO schema_version (version, name) VALUES ($1::int, 'from the future')", 1, p),
+        0);
     assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), -1);
-    _cleanup_free_ char *want = xasprintf("version %d, newer than this ferry (which knows up to %d)",
-                                          schema_latest() + 1, schema_latest());
+    _cleanup_free_ char *want =
+        xasprintf("version %d, newer than this ferry (which knows up to %d)", schema_latest() + 1, schema_latest());
     if (!strstr(err, want))
         fail_msg("unexpected error: %s", err);
     free(err);
@@ -136,8 +141,9 @@ static void test_invariants_enforced(void **state)
     fixture *f = *state;
     char *err = NULL;
     assert_int_equal(schema_upgrade(f->db, NULL, NULL, &err), 0);
-    exec_ok(f->db, "INSERT INTO hosts (name, vcpus, memory_mb, disk_gb, capacity_vcpus, capacity_memory_mb, capacity_disk_gb)"
-                   " VALUES ('compute1', 4, 8192, 100, 64, 8192, 100), ('compute2', 4, 8192, 100, 64, 8192, 100)");
+    exec_ok(f->db,
+            "INSERT INTO hosts (name, vcpus, memory_mb, disk_gb, capacity_vcpus, capacity_memory_mb, capacity_disk_gb)"
+            " VALUES ('compute1', 4, 8192, 100, 64, 8192, 100), ('compute2', 4, 8192, 100, 64, 8192, 100)");
     /* non-negative capacity and usage (that usage stays within capacity is the claim's
      * conditional update: schema 2 lets a host's capacity shrink below its usage) */
     exec_fails(f->db, "UPDATE hosts SET capacity_memory_mb = -1 WHERE name = 'compute1'", "23514");
@@ -151,41 +157,66 @@ static void test_invariants_enforced(void **state)
     assert_int_equal(db_exec(f->db, &r, "SELECT ec2_id FROM instances", 0, NULL), 0);
     assert_string_equal(PQgetvalue(r, 0, 0), "i-00000001");
     /* an id the domain's metadata carries is kept */
-    exec_ok(f->db, "INSERT INTO instances (uuid, name, host, ec2_id) VALUES ('22222222-2222-2222-2222-222222222222', 'vm2', 'compute1', 'i-0badcafe')");
+    exec_ok(
+        f->db,
+        "INSERT INTO instances (uuid, name, host, ec2_id) VALUES ('22222222-2222-2222-2222-222222222222', 'vm2', 'compute1', 'i-0badcafe')");
     _cleanup_pq_ PGresult *r2 = NULL;
     assert_int_equal(db_exec(f->db, &r2, "SELECT ec2_id FROM instances WHERE name = 'vm2'", 0, NULL), 0);
     assert_string_equal(PQgetvalue(r2, 0, 0), "i-0badcafe");
 
-    exec_ok(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
-                   " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'running')");
+    exec_ok(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
+        " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'running')");
     /* the same request id twice */
-    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
-                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'x')",
-               "23505");
+    exec_fails(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
+        " VALUES ('aaaaaaaa-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'x')",
+        "23505");
     /* a second active migration of the same instance */
-    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
-                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000002', '11111111-1111-1111-1111-111111111111', 'compute1', 'queued')",
-               "23505");
+    exec_fails(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, status)"
+        " VALUES ('aaaaaaaa-0000-0000-0000-000000000002', '11111111-1111-1111-1111-111111111111', 'compute1', 'queued')",
+        "23505");
     /* a finished one beside it is fine */
-    exec_ok(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
-                   " VALUES ('aaaaaaaa-0000-0000-0000-000000000003', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'libvirt said no')");
+    exec_ok(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at, error)"
+        " VALUES ('aaaaaaaa-0000-0000-0000-000000000003', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now(), 'libvirt said no')");
     /* failed without a reason, terminal without finished_at */
-    exec_fails(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at)"
-                      " VALUES ('aaaaaaaa-0000-0000-0000-000000000004', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now())",
+    exec_fails(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, status, finished_at)"
+        " VALUES ('aaaaaaaa-0000-0000-0000-000000000004', '11111111-1111-1111-1111-111111111111', 'compute1', 'failed', now())",
+        "23514");
+    exec_fails(f->db,
+               "UPDATE migrations SET status = 'completed' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'",
                "23514");
-    exec_fails(f->db, "UPDATE migrations SET status = 'completed' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'", "23514");
-    exec_fails(f->db, "UPDATE migrations SET status = 'migrating' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'", "23514");
+    exec_fails(f->db,
+               "UPDATE migrations SET status = 'migrating' WHERE request_id = 'aaaaaaaa-0000-0000-0000-000000000001'",
+               "23514");
     /* processed request ids are unique */
-    exec_ok(f->db, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'no such instance')");
-    exec_fails(f->db, "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'again')", "23505");
+    exec_ok(
+        f->db,
+        "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'no such instance')");
+    exec_fails(
+        f->db,
+        "INSERT INTO processed_requests (request_id, outcome, reason) VALUES ('bbbbbbbb-0000-0000-0000-000000000001', 'refused', 'again')",
+        "23505");
     /* the timeline is append-only */
-    exec_ok(f->db, "INSERT INTO migration_events (migration_id, origin, kind, message) SELECT id, 'scheduler', 'status', 'queued' FROM migrations LIMIT 1");
+    exec_ok(
+        f->db,
+        "INSERT INTO migration_events (migration_id, origin, kind, message) SELECT id, 'scheduler', 'status', 'queued' FROM migrations LIMIT 1");
     exec_fails(f->db, "UPDATE migration_events SET message = 'rewritten'", "P0001");
     exec_fails(f->db, "DELETE FROM migration_events", "P0001");
     /* allocations cannot be negative */
-    exec_fails(f->db, "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                      " VALUES ('instance', '11111111-1111-1111-1111-111111111111', '11111111-1111-1111-1111-111111111111', 'compute1', 1, -128, 0)",
-               "23514");
+    exec_fails(
+        f->db,
+        "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+        " VALUES ('instance', '11111111-1111-1111-1111-111111111111', '11111111-1111-1111-1111-111111111111', 'compute1', 1, -128, 0)",
+        "23514");
 }
 
 /* ---- db_tx retries a serialization failure ----------------------------------------- */
@@ -205,7 +236,8 @@ static int racing_tx(db_conn *db, void *arg, char **err)
         return -1;
     if (r->calls == 1) {
         /* another replica commits a change to the same row after our snapshot */
-        if (db_exec(r->other, NULL, "UPDATE hosts SET used_memory_mb = used_memory_mb + 100 WHERE name = 'compute1'", 0, NULL) < 0)
+        if (db_exec(r->other, NULL, "UPDATE hosts SET used_memory_mb = used_memory_mb + 100 WHERE name = 'compute1'", 0,
+                    NULL) < 0)
             fail_msg("other: %s", db_error(r->other));
     }
     return db_exec(db, NULL, "UPDATE hosts SET used_memory_mb = used_memory_mb + 1 WHERE name = 'compute1'", 0, NULL);
@@ -289,7 +321,8 @@ static void test_unprepared(void **state)
 {
     fixture *f = *state;
     _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
-    db_options o = {.dsn = dsn, .connect_timeout_s = 5, .tx_retries = 5, .unprepared = 1, .application_name = "ferry-test"};
+    db_options o = {
+        .dsn = dsn, .connect_timeout_s = 5, .tx_retries = 5, .unprepared = 1, .application_name = "ferry-test"};
     db_conn *db = NULL;
     char *err = NULL;
     if (db_open(&o, &db, &err) < 0)

@@ -80,8 +80,11 @@ static void wait_for(struct event_base *base, rec *r, int n, int ms)
 
 static dbq *new_q(struct event_base *base, int64_t stall_ms, int statement_timeout_ms)
 {
-    db_options o = {.dsn = test_env("FERRY_TEST_PG_DSN"), .connect_timeout_s = 5, .statement_timeout_ms = statement_timeout_ms,
-                    .tx_retries = 3, .application_name = "ferry-test-dbq"};
+    db_options o = {.dsn = test_env("FERRY_TEST_PG_DSN"),
+                    .connect_timeout_s = 5,
+                    .statement_timeout_ms = statement_timeout_ms,
+                    .tx_retries = 3,
+                    .application_name = "ferry-test-dbq"};
     return dbq_new(base, &o, stall_ms);
 }
 

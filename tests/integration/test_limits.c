@@ -20,7 +20,10 @@ typedef struct {
 
 static db_conn *open_dsn(const char *dsn)
 {
-    db_options o = {.dsn = dsn, .connect_timeout_s = 5, .statement_timeout_ms = 20000, .tx_retries = 5,
+    db_options o = {.dsn = dsn,
+                    .connect_timeout_s = 5,
+                    .statement_timeout_ms = 20000,
+                    .tx_retries = 5,
                     .application_name = "ferry-test"};
     db_conn *db = NULL;
     char *err = NULL;
@@ -57,21 +60,30 @@ static int setup(void **state)
     char *err = NULL;
     if (schema_upgrade(f->db, NULL, NULL, &err) < 0)
         fail_msg("schema_upgrade: %s", err);
-    exec_ok(f->db, "INSERT INTO hosts (name, vcpus, memory_mb, disk_gb, capacity_vcpus, capacity_memory_mb, capacity_disk_gb)"
-                   " SELECT 'h' || n, 8, 8192, 100, 8, 8192, 100 FROM generate_series(1, 4) n");
-    exec_ok(f->db, "INSERT INTO instances (uuid, name, host, vcpus, memory_mb)"
-                   " SELECT ('00000000-0000-0000-0000-00000000000' || n)::uuid, 'vm' || n, 'h' || (ARRAY[1, 1, 3, 4, 2])[n], 1, 128"
-                   " FROM generate_series(1, 5) n");
-    exec_ok(f->db, "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status, finished_at, error)"
-                   " SELECT ('aaaaaaaa-0000-0000-0000-00000000000' || n)::uuid, ('00000000-0000-0000-0000-00000000000' || n)::uuid,"
-                   "  'h' || (ARRAY[1, 1, 3, 4, 2])[n], 'h' || (ARRAY[2, 3, 2, 2, 1])[n],"
-                   "  (ARRAY['running', 'scheduled', 'completing', 'queued', 'failed'])[n],"
-                   "  CASE WHEN n = 5 THEN now() END, CASE WHEN n = 5 THEN 'x' END"
-                   " FROM generate_series(1, 5) n ORDER BY n");
-    exec_ok(f->db, "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, migration_id, host, vcpus, memory_mb, disk_gb)"
-                   " SELECT 'migration', m.id::text, m.instance_uuid, m.id, 'h4', 1, 128, 0 FROM migrations m WHERE m.status = 'queued'");
-    exec_ok(f->db, "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                   " SELECT 'instance', m.instance_uuid::text, m.instance_uuid, 'h2', 1, 128, 0 FROM migrations m WHERE m.status = 'queued'");
+    exec_ok(f->db,
+            "INSERT INTO hosts (name, vcpus, memory_mb, disk_gb, capacity_vcpus, capacity_memory_mb, capacity_disk_gb)"
+            " SELECT 'h' || n, 8, 8192, 100, 8, 8192, 100 FROM generate_series(1, 4) n");
+    exec_ok(
+        f->db,
+        "INSERT INTO instances (uuid, name, host, vcpus, memory_mb)"
+        " SELECT ('00000000-0000-0000-0000-00000000000' || n)::uuid, 'vm' || n, 'h' || (ARRAY[1, 1, 3, 4, 2])[n], 1, 128"
+        " FROM generate_series(1, 5) n");
+    exec_ok(
+        f->db,
+        "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status, finished_at, error)"
+        " SELECT ('aaaaaaaa-0000-0000-0000-00000000000' || n)::uuid, ('00000000-0000-0000-0000-00000000000' || n)::uuid,"
+        "  'h' || (ARRAY[1, 1, 3, 4, 2])[n], 'h' || (ARRAY[2, 3, 2, 2, 1])[n],"
+        "  (ARRAY['running', 'scheduled', 'completing', 'queued', 'failed'])[n],"
+        "  CASE WHEN n = 5 THEN now() END, CASE WHEN n = 5 THEN 'x' END"
+        " FROM generate_series(1, 5) n ORDER BY n");
+    exec_ok(
+        f->db,
+        "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, migration_id, host, vcpus, memory_mb, disk_gb)"
+        " SELECT 'migration', m.id::text, m.instance_uuid, m.id, 'h4', 1, 128, 0 FROM migrations m WHERE m.status = 'queued'");
+    exec_ok(
+        f->db,
+        "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+        " SELECT 'instance', m.instance_uuid::text, m.instance_uuid, 'h2', 1, 128, 0 FROM migrations m WHERE m.status = 'queued'");
     exec_ok(f->db, "UPDATE hosts SET used_vcpus = 1, used_memory_mb = 128 WHERE name IN ('h2', 'h4')");
     exec_ok(f->db, "UPDATE instances SET task_state = 'migrating' WHERE name = 'vm4'");
     *state = f;
@@ -100,7 +112,8 @@ static cfg_scheduler limits(int64_t out, int64_t in, int64_t cluster)
     return c;
 }
 
-static void assert_fit(const cfg_scheduler *c, const limits_counts *k, const char *src, const char *dst, const char *why)
+static void assert_fit(const cfg_scheduler *c, const limits_counts *k, const char *src, const char *dst,
+                       const char *why)
 {
     char *w = NULL;
     int fits = limits_fit(c, k, src, dst, &w);
@@ -167,14 +180,17 @@ static void test_cancel_queued(void **state)
     sched s = {.cfg = &cfg, .name = "limits-test"};
     _cleanup_free_ char *m4 = one(f->db, "SELECT id FROM migrations WHERE status = 'queued'");
     _cleanup_free_ char *uuid = one(f->db, "SELECT instance_uuid FROM migrations WHERE status = 'queued'");
-    assert_int_equal(ledger_cancel_queued(&s, f->db, m4, uuid, "h2", "cancelled: aborted by the operator while queued"), 0);
-    _cleanup_free_ char *st = one(f->db, "SELECT status || ' ' || error || ' ' || (finished_at IS NOT NULL) FROM migrations"
-                                         " WHERE status IN ('queued', 'cancelled')");
+    assert_int_equal(ledger_cancel_queued(&s, f->db, m4, uuid, "h2", "cancelled: aborted by the operator while queued"),
+                     0);
+    _cleanup_free_ char *st =
+        one(f->db, "SELECT status || ' ' || error || ' ' || (finished_at IS NOT NULL) FROM migrations"
+                   " WHERE status IN ('queued', 'cancelled')");
     assert_string_equal(st, "cancelled cancelled: aborted by the operator while queued true");
     /* the destination's allocation is gone, the source's is the instance's again */
     _cleanup_free_ char *al = one(f->db, "SELECT string_agg(consumer_type || '@' || host, ',') FROM allocations");
     assert_string_equal(al, "instance@h4");
-    _cleanup_free_ char *used = one(f->db, "SELECT string_agg(name || '=' || used_vcpus, ',' ORDER BY name) FROM hosts");
+    _cleanup_free_ char *used =
+        one(f->db, "SELECT string_agg(name || '=' || used_vcpus, ',' ORDER BY name) FROM hosts");
     assert_string_equal(used, "h1=0,h2=0,h3=0,h4=1");
     _cleanup_free_ char *task = one(f->db, "SELECT coalesce(task_state, 'none') FROM instances WHERE name = 'vm4'");
     assert_string_equal(task, "none");

@@ -208,11 +208,11 @@ static void test_malformed_goes_to_dead_letter_queue(void **state)
     while ((s.good_seen < 1 || s.bad_dead_lettered < 1) && mono_ms() < end)
         event_base_loop(f->base, EVLOOP_ONCE);
     assert_int_equal(k.confirmed, 2);
-    assert_int_equal(s.good_seen, 1);           /* the consumer kept going */
-    assert_int_equal(s.bad_dead_lettered, 1);   /* the bad one is kept, not lost */
+    assert_int_equal(s.good_seen, 1);         /* the consumer kept going */
+    assert_int_equal(s.bad_dead_lettered, 1); /* the bad one is kept, not lost */
     assert_non_null(s.dead_reason);
     assert_non_null(strstr(s.dead_reason, "invalid JSON"));
-    assert_string_equal(s.dead_body, bad);      /* byte for byte */
+    assert_string_equal(s.dead_body, bad); /* byte for byte */
     assert_string_equal(s.dead_queue, MQ_SCHEDULER_QUEUE);
     free(s.dead_reason);
     free(s.dead_body);
@@ -306,8 +306,8 @@ static void test_rpc_round_trip_and_timeout(void **state)
     /* nobody consumes this queue: the caller gets a timeout at its deadline, not a hang */
     rpc_state lost = {0};
     lost.started = mono_ms();
-    assert_int_equal(mq_rpc_call(f->c, MQ_EXCHANGE, "compute.nobody-listens", "{}", 2, 800, NULL, rpc_done, &lost, &err),
-                     0);
+    assert_int_equal(
+        mq_rpc_call(f->c, MQ_EXCHANGE, "compute.nobody-listens", "{}", 2, 800, NULL, rpc_done, &lost, &err), 0);
     end = mono_ms() + 10000;
     while (!(lost.replied + lost.failed) && mono_ms() < end)
         event_base_loop(f->base, EVLOOP_ONCE);
@@ -387,7 +387,8 @@ static void test_broker_restart_loses_nothing(void **state)
         mq_props p = {.message_id = s.ids[i]};
         char *err = NULL;
         _cleanup_free_ char *body = xasprintf("{\"n\":%d}", i);
-        assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, "test.restart", &p, body, strlen(body), on_confirm, &k, &err), 0);
+        assert_int_equal(mq_publish(f->c, MQ_EXCHANGE, "test.restart", &p, body, strlen(body), on_confirm, &k, &err),
+                         0);
     }
     int64_t end = mono_ms() + 20000;
     while (k.confirmed + k.refused < s.n && mono_ms() < end)

@@ -81,9 +81,11 @@ int main(int argc, char **argv)
                         continue;
                     for (int j = 0; j < d->value.table.num_entries; j++) {
                         amqp_table_entry_t *e = &d->value.table.entries[j];
-                        if (e->key.len == 5 && memcmp(e->key.bytes, "count", 5) == 0 && e->value.kind == AMQP_FIELD_KIND_I64)
+                        if (e->key.len == 5 && memcmp(e->key.bytes, "count", 5) == 0 &&
+                            e->value.kind == AMQP_FIELD_KIND_I64)
                             json_object_object_add(o, "x-death-count", json_object_new_int64(e->value.value.i64));
-                        json_object *why = e->key.len == 6 && memcmp(e->key.bytes, "reason", 6) == 0 ? field_string(&e->value) : NULL;
+                        json_object *why =
+                            e->key.len == 6 && memcmp(e->key.bytes, "reason", 6) == 0 ? field_string(&e->value) : NULL;
                         if (why)
                             json_object_object_add(o, "x-death-reason", why);
                     }

@@ -41,13 +41,14 @@ static void test_good_heartbeat(void **state)
     agentmsg_heartbeat h;
     char *why = NULL;
     json_object *o;
-    assert_int_equal(parse("{\"address\":\"169.254.77.11\",\"vcpus\":2,\"memory_mb\":2048,\"disk_gb\":10,\"arch\":\"x86_64\","
-                           "\"cpu_xml\":\"<cpu>\\n  <model>qemu64</model>\\n</cpu>\",\"postcopy\":true,"
-                           "\"boot\":\"" U1 "\",\"seq\":7,"
-                           "\"domains\":[{\"uuid\":\"" U1 "\",\"name\":\"vm1\",\"vcpus\":1,\"memory_mb\":128,"
-                           "\"state\":\"running\",\"instance_id\":\"i-0000abcd\",\"project\":null}]}",
-                           &h, &why, &o),
-                     0);
+    assert_int_equal(
+        parse("{\"address\":\"169.254.77.11\",\"vcpus\":2,\"memory_mb\":2048,\"disk_gb\":10,\"arch\":\"x86_64\","
+              "\"cpu_xml\":\"<cpu>\\n  <model>qemu64</model>\\n</cpu>\",\"postcopy\":true,"
+              "\"boot\":\"" U1 "\",\"seq\":7,"
+              "\"domains\":[{\"uuid\":\"" U1 "\",\"name\":\"vm1\",\"vcpus\":1,\"memory_mb\":128,"
+              "\"state\":\"running\",\"instance_id\":\"i-0000abcd\",\"project\":null}]}",
+              &h, &why, &o),
+        0);
     assert_string_equal(h.address, "169.254.77.11");
     assert_int_equal(h.vcpus, 2);
     assert_int_equal(h.memory_mb, 2048);
@@ -88,13 +89,20 @@ static void test_bounds(void **state)
 static void test_addresses(void **state)
 {
     (void)state;
-    const char *good[] = {"compute1", "169.254.77.11", "c1.example.com", "c1.example.com:16509", "[::1]", "[fe80::1]:22",
-                          "a-b.c"};
+    const char *good[] = {"compute1", "169.254.77.11", "c1.example.com", "c1.example.com:16509",
+                          "[::1]",    "[fe80::1]:22",  "a-b.c"};
     for (size_t i = 0; i < ARRAY_SIZE(good); i++)
         if (!agentmsg_address_ok(good[i]))
             fail_msg("'%s' refused", good[i]);
-    const char *bad[] = {"", "x/system?command=id&", "host:0", "host:65536", "host:", "-a.b", "a-.b", "a..b", ".a",
-                         "a b", "user@host", "[::1", "[::1]x", "[]", "[::g]", "host%00", "host:22:22", "a;b"};
+    const char *bad[] = {"",           "x/system?command=id&",
+                         "host:0",     "host:65536",
+                         "host:",      "-a.b",
+                         "a-.b",       "a..b",
+                         ".a",         "a b",
+                         "user@host",  "[::1",
+                         "[::1]x",     "[]",
+                         "[::g]",      "host%00",
+                         "host:22:22", "a;b"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         if (agentmsg_address_ok(bad[i]))
             fail_msg("'%s' accepted", bad[i]);
@@ -151,11 +159,14 @@ static void test_keys(void **state)
                      AGENTMSG_KEY_MIGRATION);
     assert_int_equal(id, 17);
     assert_string_equal(what, "postcopy");
-    const char *other[] = {"host..heartbeat",       "host.heartbeat",          "host.-x.heartbeat",
-                           "host.a b.heartbeat",    "migration.0.failed",      "migration.-1.failed",
-                           "migration.x.failed",    "migration.17",            "migration.17.",
-                           "migration.17.Failed",   "migration.17.a.b",        "migration.9999999999999999999.failed",
-                           "instance.x.started",    "",                        "migration.17.progress\n"};
+    const char *other[] = {"host..heartbeat",        "host.heartbeat",
+                           "host.-x.heartbeat",      "host.a b.heartbeat",
+                           "migration.0.failed",     "migration.-1.failed",
+                           "migration.x.failed",     "migration.17",
+                           "migration.17.",          "migration.17.Failed",
+                           "migration.17.a.b",       "migration.9999999999999999999.failed",
+                           "instance.x.started",     "",
+                           "migration.17.progress\n"};
     for (size_t i = 0; i < ARRAY_SIZE(other); i++)
         if (agentmsg_parse_key(other[i], host, sizeof(host), &id, what, sizeof(what)) != AGENTMSG_KEY_OTHER)
             fail_msg("key '%s' parsed", other[i]);
@@ -168,7 +179,7 @@ static void test_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_heartbeat), cmocka_unit_test(test_bounds),  cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_good_heartbeat),   cmocka_unit_test(test_bounds), cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_bad_domain_alone), cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

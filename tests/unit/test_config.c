@@ -18,8 +18,7 @@ static int setup(void **state)
 {
     fixture *fx = xcalloc(1, sizeof(*fx));
     const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof(fx->dir), "%s/ferry-cfg-XXXXXX",
-             tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/ferry-cfg-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
     if (!mkdtemp(fx->dir)) {
         free(fx);
         return -1;
@@ -113,8 +112,8 @@ static void test_every_default_parses_and_is_in_range(void **state)
             assert_true(o->min <= o->max);
             int64_t v;
             if (parse_i64(o->def, o->min, o->max, &v) != 0)
-                fail_msg("[%s] %s: default '%s' not in %lld..%lld", o->section, o->key, o->def,
-                         (long long)o->min, (long long)o->max);
+                fail_msg("[%s] %s: default '%s' not in %lld..%lld", o->section, o->key, o->def, (long long)o->min,
+                         (long long)o->max);
             break;
         }
         case CFG_DOUBLE: {
@@ -271,16 +270,12 @@ static void test_empty_file_gives_defaults(void **state)
 static void test_int_bounds(void **state)
 {
     fixture *fx = *state;
-    expect_load_error(fx, "[amqp]\nheartbeat_s = 301\n", 2,
-                      "[amqp] heartbeat_s: value 301 is out of range 0..300");
+    expect_load_error(fx, "[amqp]\nheartbeat_s = 301\n", 2, "[amqp] heartbeat_s: value 301 is out of range 0..300");
     expect_load_error(fx, "[amqp]\n\n\nheartbeat_s = 9999\n", 4,
                       "[amqp] heartbeat_s: value 9999 is out of range 0..300");
-    expect_load_error(fx, "[amqp]\nheartbeat_s = -1\n", 2,
-                      "[amqp] heartbeat_s: value -1 is out of range 0..300");
-    expect_load_error(fx, "[amqp]\nprefetch = 0\n", 2,
-                      "[amqp] prefetch: value 0 is out of range 1..65535");
-    expect_load_error(fx, "[amqp]\nprefetch = 65536\n", 2,
-                      "[amqp] prefetch: value 65536 is out of range 1..65535");
+    expect_load_error(fx, "[amqp]\nheartbeat_s = -1\n", 2, "[amqp] heartbeat_s: value -1 is out of range 0..300");
+    expect_load_error(fx, "[amqp]\nprefetch = 0\n", 2, "[amqp] prefetch: value 0 is out of range 1..65535");
+    expect_load_error(fx, "[amqp]\nprefetch = 65536\n", 2, "[amqp] prefetch: value 65536 is out of range 1..65535");
     expect_load_error(fx, "[libvirt]\nkeepalive_interval_s = -2\n", 2,
                       "[libvirt] keepalive_interval_s: value -2 is out of range -1..600");
     expect_load_error(fx, "[http]\nport = 99999999999999999999999\n", 2,
@@ -290,17 +285,12 @@ static void test_int_bounds(void **state)
 static void test_int_not_a_number(void **state)
 {
     fixture *fx = *state;
-    expect_load_error(fx, "[amqp]\nprefetch = abc\n", 2,
-                      "[amqp] prefetch: 'abc' is not an integer");
-    expect_load_error(fx, "[amqp]\nprefetch = 10x\n", 2,
-                      "[amqp] prefetch: '10x' is not an integer");
-    expect_load_error(fx, "[amqp]\nprefetch = 0x10\n", 2,
-                      "[amqp] prefetch: '0x10' is not an integer");
-    expect_load_error(fx, "[amqp]\nprefetch = 1.5\n", 2,
-                      "[amqp] prefetch: '1.5' is not an integer");
+    expect_load_error(fx, "[amqp]\nprefetch = abc\n", 2, "[amqp] prefetch: 'abc' is not an integer");
+    expect_load_error(fx, "[amqp]\nprefetch = 10x\n", 2, "[amqp] prefetch: '10x' is not an integer");
+    expect_load_error(fx, "[amqp]\nprefetch = 0x10\n", 2, "[amqp] prefetch: '0x10' is not an integer");
+    expect_load_error(fx, "[amqp]\nprefetch = 1.5\n", 2, "[amqp] prefetch: '1.5' is not an integer");
     expect_load_error(fx, "[amqp]\nprefetch = -\n", 2, "[amqp] prefetch: '-' is not an integer");
-    expect_load_error(fx, "[amqp]\nprefetch =\n", 2,
-                      "[amqp] prefetch: empty value, expected an integer in 1..65535");
+    expect_load_error(fx, "[amqp]\nprefetch =\n", 2, "[amqp] prefetch: empty value, expected an integer in 1..65535");
 }
 
 static void test_bool_enum_double(void **state)
@@ -312,10 +302,8 @@ static void test_bool_enum_double(void **state)
     expect_load_error(fx, "[http]\nenabled =\n", 2,
                       "[http] enabled: '' is not a boolean (expected true, false, yes, no, on, "
                       "off, 1 or 0)");
-    expect_load_error(fx, "[log]\nlevel = loud\n", 2,
-                      "[log] level: 'loud' is not one of error, warn, info, debug");
-    expect_load_error(fx, "[log]\nformat = xml\n", 2,
-                      "[log] format: 'xml' is not one of text, json, journal");
+    expect_load_error(fx, "[log]\nlevel = loud\n", 2, "[log] level: 'loud' is not one of error, warn, info, debug");
+    expect_load_error(fx, "[log]\nformat = xml\n", 2, "[log] format: 'xml' is not one of text, json, journal");
     expect_load_error(fx, "[scheduler]\ncpu_allocation_ratio = 0.05\n", 2,
                       "[scheduler] cpu_allocation_ratio: value 0.05 is out of range 0.1..1000");
     expect_load_error(fx, "[scheduler]\nram_allocation_ratio = 1000.5\n", 2,
@@ -350,8 +338,7 @@ static void test_bool_enum_double(void **state)
 static void test_string_checks(void **state)
 {
     fixture *fx = *state;
-    expect_load_error(fx, "[amqp]\nurl = http://broker/\n", 2,
-                      "[amqp] url: must start with amqp:// or amqps://");
+    expect_load_error(fx, "[amqp]\nurl = http://broker/\n", 2, "[amqp] url: must start with amqp:// or amqps://");
     expect_load_error(fx, "[amqp]\nurl = amqp://mq1/, mq2:5672\n", 2,
                       "[amqp] url: URL 2 of the list must start with amqp:// or amqps://");
     expect_load_error(fx, "[amqp]\nurl = ,\n", 2, "[amqp] url: must start with amqp:// or amqps://");
@@ -383,8 +370,7 @@ static void test_structure_errors(void **state)
     expect_load_error(fx, "[amqp]\nprefetch = 5\n\n\n\n\n[foo]\n", 7, "unknown section [foo]");
     expect_load_error(fx, "[foo]\nbar = 1\n", 1, "unknown section [foo]");
     expect_load_error(fx, "[AMQP]\n", 1, "unknown section [AMQP]");
-    expect_load_error(fx, "# top\nurl = amqp://x/\n[amqp]\n", 2,
-                      "key 'url' is outside any section");
+    expect_load_error(fx, "# top\nurl = amqp://x/\n[amqp]\n", 2, "key 'url' is outside any section");
     expect_load_error(fx, "[amqp]\n= 5\n", 2, "[amqp] missing key before '='");
     expect_load_error(fx, "[amqp]\nprefetch = 1\n\nprefetch = 2\n", 4,
                       "[amqp] prefetch: duplicate key, first set on line 2");
@@ -395,20 +381,15 @@ static void test_structure_errors(void **state)
 static void test_syntax_errors(void **state)
 {
     fixture *fx = *state;
-    expect_load_error(fx, "[amqp]\nprefetch 5\n", 2,
-                      "syntax error (expected [section] or key = value)");
-    expect_load_error(fx, "[amqp\nprefetch = 5\n", 1,
-                      "syntax error (expected [section] or key = value)");
+    expect_load_error(fx, "[amqp]\nprefetch 5\n", 2, "syntax error (expected [section] or key = value)");
+    expect_load_error(fx, "[amqp\nprefetch = 5\n", 1, "syntax error (expected [section] or key = value)");
     /* the first error wins: a syntax error on line 2 before a bad value on line 3 */
-    expect_load_error(fx, "[amqp]\noops\nprefetch = 0\n", 2,
-                      "syntax error (expected [section] or key = value)");
+    expect_load_error(fx, "[amqp]\noops\nprefetch = 0\n", 2, "syntax error (expected [section] or key = value)");
     /* and a bad value on line 2 before a syntax error on line 3 */
-    expect_load_error(fx, "[amqp]\nprefetch = 0\noops\n", 2,
-                      "[amqp] prefetch: value 0 is out of range 1..65535");
+    expect_load_error(fx, "[amqp]\nprefetch = 0\noops\n", 2, "[amqp] prefetch: value 0 is out of range 1..65535");
 
     /* an indented line is a line of its own, never a continuation of the value above */
-    expect_load_error(fx, "[database]\ndsn = dbname=a\n  port=5433\n", 3,
-                      "[database] unknown key 'port'");
+    expect_load_error(fx, "[database]\ndsn = dbname=a\n  port=5433\n", 3, "[database] unknown key 'port'");
 
     /* a line too long for inih's buffer is refused, not split */
     _cleanup_free_ char *big = xmalloc(400);
@@ -466,8 +447,7 @@ static void test_tls_client_certificate_needs_its_key(void **state)
                       "[amqp] key_file is set but cert_file is not: a key needs its certificate");
     expect_load_error(fx, "[http]\ncert_file = /etc/ferry/tls/ctl1.pem\n", 2,
                       "[http] cert_file is set but key_file is not: a certificate needs its key");
-    expect_load_error(fx, "[amqp]\nca_file = tls/ca.pem\n", 2,
-                      "[amqp] ca_file: must be an absolute path (or empty)");
+    expect_load_error(fx, "[amqp]\nca_file = tls/ca.pem\n", 2, "[amqp] ca_file: must be an absolute path (or empty)");
 }
 
 static void test_missing_files(void **state)
@@ -479,8 +459,7 @@ static void test_missing_files(void **state)
 
     /* explicit --config: an error naming the file and the reason */
     assert_int_equal(cfg_load(&c, path, true, &err), -1);
-    _cleanup_free_ char *want =
-        xasprintf("could not open config file %s: %s", path, strerror(ENOENT));
+    _cleanup_free_ char *want = xasprintf("could not open config file %s: %s", path, strerror(ENOENT));
     assert_non_null(err);
     assert_string_equal(err, want);
     free(err);
@@ -495,8 +474,7 @@ static void test_missing_files(void **state)
 
     /* a directory opens but cannot be read */
     assert_int_equal(cfg_load(&c, fx->dir, true, &err), -1);
-    _cleanup_free_ char *want_dir =
-        xasprintf("could not read config file %s: %s", fx->dir, strerror(EISDIR));
+    _cleanup_free_ char *want_dir = xasprintf("could not read config file %s: %s", fx->dir, strerror(EISDIR));
     assert_non_null(err);
     assert_string_equal(err, want_dir);
     free(err);
@@ -624,8 +602,7 @@ static void test_example_loads_back(void **state)
         const char *end = strstr(start + 1, "\n[");
         size_t span = end ? (size_t)(end - start) : strlen(start);
         _cleanup_free_ char *block = strndup(start, span);
-        _cleanup_free_ char *line =
-            xasprintf("\n# %s =%s%s\n", opts[i].key, *opts[i].def ? " " : "", opts[i].def);
+        _cleanup_free_ char *line = xasprintf("\n# %s =%s%s\n", opts[i].key, *opts[i].def ? " " : "", opts[i].def);
         const char *hit = strstr(block, line);
         if (!hit)
             fail_msg("example's [%s] lacks line '%s'", opts[i].section, line + 1);

@@ -96,9 +96,17 @@ static void test_ifaces(void **state)
 static void test_broken(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "<", "<disk", "<disk type='file'", "<disk type='file'><source file='/x",
-                         "<disk type='file'><source file='/x'/>", "<interface ", "<interface><source bridge='b'",
-                         "<cpu", "<cpu mode='", "<disk type='file' device='disk'/><source file='/x'/>",
+    const char *bad[] = {"",
+                         "<",
+                         "<disk",
+                         "<disk type='file'",
+                         "<disk type='file'><source file='/x",
+                         "<disk type='file'><source file='/x'/>",
+                         "<interface ",
+                         "<interface><source bridge='b'",
+                         "<cpu",
+                         "<cpu mode='",
+                         "<disk type='file' device='disk'/><source file='/x'/>",
                          "<disk type='file'><source file=/x/></disk>"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         json_object *d = domxml_disks(bad[i]);
@@ -113,7 +121,6 @@ static void test_broken(void **state)
         domxml_ifaces_free(ifs, n);
     }
 }
-
 
 /* The slice of text from the first occurrence of from to the end of the first to after it. */
 static char *slice(const char *text, const char *from, const char *to)
@@ -159,8 +166,8 @@ static void test_real_disks(void **state)
     json_object_put(d);
 }
 
-static void check_disk(const domxml_disk *k, const char *type, const char *device, const char *path,
-                       const char *format, const char *target)
+static void check_disk(const domxml_disk *k, const char *type, const char *device, const char *path, const char *format,
+                       const char *target)
 {
     const char *got[] = {k->type, k->device, k->path, k->format, k->target};
     const char *want[] = {type, device, path, format, target};
@@ -255,16 +262,11 @@ static void test_hostile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_disks),
-        cmocka_unit_test(test_cpu_not_cputune),
-        cmocka_unit_test(test_ifaces),
-        cmocka_unit_test(test_broken),
-        cmocka_unit_test(test_real_cpu_pinned),
-        cmocka_unit_test(test_real_disks),
-        cmocka_unit_test(test_real_disk_list),
-        cmocka_unit_test(test_real_ifaces),
-        cmocka_unit_test(test_check),
-        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_disks),           cmocka_unit_test(test_cpu_not_cputune),
+        cmocka_unit_test(test_ifaces),          cmocka_unit_test(test_broken),
+        cmocka_unit_test(test_real_cpu_pinned), cmocka_unit_test(test_real_disks),
+        cmocka_unit_test(test_real_disk_list),  cmocka_unit_test(test_real_ifaces),
+        cmocka_unit_test(test_check),           cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,8 +102,8 @@ static void test_path_strings(void **state)
 /* ---- the file system -------------------------------------------------------------------------- */
 
 typedef struct tree {
-    char dir[64];     /* the temporary tree */
-    char root[128];   /* <dir>/instances: the trusted root */
+    char dir[64];      /* the temporary tree */
+    char root[128];    /* <dir>/instances: the trusted root */
     char outside[128]; /* <dir>/outside: where a symlink points */
 } tree;
 
@@ -116,10 +116,11 @@ static int tree_setup(void **state)
     snprintf(t->outside, sizeof(t->outside), "%s/outside", t->dir);
     assert_int_equal(mkdir(t->root, 0755), 0);
     assert_int_equal(mkdir(t->outside, 0755), 0);
-    assert_int_equal(test_sh("echo secret > %s/victim && mkdir %s/real && : > %s/real/img", t->outside, t->root, t->root), 0);
+    assert_int_equal(
+        test_sh("echo secret > %s/victim && mkdir %s/real && : > %s/real/img", t->outside, t->root, t->root), 0);
     /* the planted links: a directory link and a file link pointing outside */
-    assert_int_equal(test_sh("ln -s %s %s/linkdir && ln -s %s/victim %s/linkfile && ln -s %s %s/real/deeplink", t->outside,
-                             t->root, t->outside, t->root, t->outside, t->root),
+    assert_int_equal(test_sh("ln -s %s %s/linkdir && ln -s %s/victim %s/linkfile && ln -s %s %s/real/deeplink",
+                             t->outside, t->root, t->outside, t->root, t->outside, t->root),
                      0);
     *state = t;
     return 0;
@@ -169,9 +170,11 @@ static void test_create_confined(void **state)
 
     /* through a directory symlink: refused, nothing made outside */
     expect_fs_refusal(guard_check_place(t->root, "linkdir/evil.qcow2", &why), &why, "linkdir is a symlink");
-    expect_fs_refusal(guard_create_file(t->root, "linkdir/evil.qcow2", &fd, &why), &why, "a path may not go through a symlink");
+    expect_fs_refusal(guard_create_file(t->root, "linkdir/evil.qcow2", &fd, &why), &why,
+                      "a path may not go through a symlink");
     assert_false(exists(t->outside, "evil.qcow2"));
-    expect_fs_refusal(guard_create_file(t->root, "real/deeplink/sub/evil.qcow2", &fd, &why), &why, "real/deeplink is a symlink");
+    expect_fs_refusal(guard_create_file(t->root, "real/deeplink/sub/evil.qcow2", &fd, &why), &why,
+                      "real/deeplink is a symlink");
     assert_false(exists(t->outside, "sub"));
     /* onto a file symlink: refused, the victim untouched */
     expect_fs_refusal(guard_check_place(t->root, "linkfile", &why), &why, "linkfile is a symlink");
@@ -387,13 +390,14 @@ static void test_epoch(void **state)
 {
     (void)state;
     char *why = NULL;
-    assert_int_equal(guard_epoch(7, 0, 0, &why), 0);  /* nobody seen, none sent: ferryctl by hand */
-    assert_int_equal(guard_epoch(7, 0, 3, &why), 0);  /* the first owner */
-    assert_int_equal(guard_epoch(7, 3, 3, &why), 0);  /* the same owner again */
-    assert_int_equal(guard_epoch(7, 3, 4, &why), 0);  /* the adopter */
+    assert_int_equal(guard_epoch(7, 0, 0, &why), 0); /* nobody seen, none sent: ferryctl by hand */
+    assert_int_equal(guard_epoch(7, 0, 3, &why), 0); /* the first owner */
+    assert_int_equal(guard_epoch(7, 3, 3, &why), 0); /* the same owner again */
+    assert_int_equal(guard_epoch(7, 3, 4, &why), 0); /* the adopter */
     assert_null(why);
     assert_int_equal(guard_epoch(7, 4, 3, &why), -1); /* the old owner, after the adoption */
-    assert_string_equal(why, "stale epoch 3 for migration 7: epoch 4 was already seen here (another scheduler replica owns it now)");
+    assert_string_equal(
+        why, "stale epoch 3 for migration 7: epoch 4 was already seen here (another scheduler replica owns it now)");
     free(why);
     why = NULL;
     assert_int_equal(guard_epoch(7, 4, 0, &why), -1); /* no epoch at all, once a scheduler drove it */

@@ -7,13 +7,13 @@
 #include "httpcheck.h"
 
 /* Asserts that err is set and contains want, then frees it. */
-#define assert_err(err, want)                                                                      \
-    do {                                                                                           \
-        assert_non_null(err);                                                                      \
-        if (!strstr((err), (want)))                                                                \
-            fail_msg("error '%s' does not say '%s'", (err), (want));                               \
-        free(err);                                                                                 \
-        (err) = NULL;                                                                              \
+#define assert_err(err, want)                                                                                          \
+    do {                                                                                                               \
+        assert_non_null(err);                                                                                          \
+        if (!strstr((err), (want)))                                                                                    \
+            fail_msg("error '%s' does not say '%s'", (err), (want));                                                   \
+        free(err);                                                                                                     \
+        (err) = NULL;                                                                                                  \
     } while (0)
 
 static void test_utf8(void **state)
@@ -278,9 +278,9 @@ static void test_printable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),    cmocka_unit_test(test_decode),  cmocka_unit_test(test_path),
-        cmocka_unit_test(test_query),   cmocka_unit_test(test_headers), cmocka_unit_test(test_body),
-        cmocka_unit_test(test_tokens),  cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_utf8),   cmocka_unit_test(test_decode),    cmocka_unit_test(test_path),
+        cmocka_unit_test(test_query),  cmocka_unit_test(test_headers),   cmocka_unit_test(test_body),
+        cmocka_unit_test(test_tokens), cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,10 +76,11 @@ static void test_meta_text(void **state)
     /* whitespace is trimmed, entities decoded */
     check_meta("<ferry:instance xmlns:ferry='u'><ferry:project>\n  R&amp;D &lt;one&gt; &#233;&#x41;\n"
                "</ferry:project><ferry:id> i-3 </ferry:id></ferry:instance>",
-               "R&D <one> \xc3\xa9" "A", "i-3");
+               "R&D <one> \xc3\xa9"
+               "A",
+               "i-3");
     /* empty and self-closing elements count as absent */
-    check_meta("<ferry:instance xmlns:ferry='u'><ferry:project/><ferry:id>   </ferry:id></ferry:instance>", NULL,
-               NULL);
+    check_meta("<ferry:instance xmlns:ferry='u'><ferry:project/><ferry:id>   </ferry:id></ferry:instance>", NULL, NULL);
     /* only one of them */
     check_meta("<ferry:instance xmlns:ferry='u'><ferry:id>i-4</ferry:id></ferry:instance>", NULL, "i-4");
     /* an unknown entity or a bare '&' is not well-formed XML: nothing is read (libvirt escapes
@@ -110,35 +111,34 @@ static void test_meta_lookalikes(void **state)
 
 /* ---- capabilities -------------------------------------------------------------------------- */
 
-static const char caps_xml[] =
-    "<capabilities>\n"
-    "  <host>\n"
-    "    <uuid>5eed005a-f0e1-4a2b-8c3d-000000000001</uuid>\n"
-    "    <cpu>\n"
-    "      <arch>x86_64</arch>\n"
-    "      <model>Skylake-Client-IBRS</model>\n"
-    "      <vendor>Intel</vendor>\n"
-    "      <topology sockets='1' dies='1' cores='2' threads='1'/>\n"
-    "      <feature name='vme'/>\n"
-    "      <pages unit='KiB' size='4'/>\n"
-    "    </cpu>\n"
-    "    <power_management/>\n"
-    "    <topology>\n"
-    "      <cells num='1'>\n"
-    "        <cell id='0'>\n"
-    "          <cpus num='2'>\n"
-    "            <cpu id='0' socket_id='0' core_id='0' siblings='0'/>\n"
-    "            <cpu id='1' socket_id='0' core_id='1' siblings='1'/>\n"
-    "          </cpus>\n"
-    "        </cell>\n"
-    "      </cells>\n"
-    "    </topology>\n"
-    "  </host>\n"
-    "  <guest>\n"
-    "    <os_type>hvm</os_type>\n"
-    "    <arch name='i686'><wordsize>32</wordsize></arch>\n"
-    "  </guest>\n"
-    "</capabilities>\n";
+static const char caps_xml[] = "<capabilities>\n"
+                               "  <host>\n"
+                               "    <uuid>5eed005a-f0e1-4a2b-8c3d-000000000001</uuid>\n"
+                               "    <cpu>\n"
+                               "      <arch>x86_64</arch>\n"
+                               "      <model>Skylake-Client-IBRS</model>\n"
+                               "      <vendor>Intel</vendor>\n"
+                               "      <topology sockets='1' dies='1' cores='2' threads='1'/>\n"
+                               "      <feature name='vme'/>\n"
+                               "      <pages unit='KiB' size='4'/>\n"
+                               "    </cpu>\n"
+                               "    <power_management/>\n"
+                               "    <topology>\n"
+                               "      <cells num='1'>\n"
+                               "        <cell id='0'>\n"
+                               "          <cpus num='2'>\n"
+                               "            <cpu id='0' socket_id='0' core_id='0' siblings='0'/>\n"
+                               "            <cpu id='1' socket_id='0' core_id='1' siblings='1'/>\n"
+                               "          </cpus>\n"
+                               "        </cell>\n"
+                               "      </cells>\n"
+                               "    </topology>\n"
+                               "  </host>\n"
+                               "  <guest>\n"
+                               "    <os_type>hvm</os_type>\n"
+                               "    <arch name='i686'><wordsize>32</wordsize></arch>\n"
+                               "  </guest>\n"
+                               "</capabilities>\n";
 
 static void test_caps(void **state)
 {
@@ -179,9 +179,9 @@ static void test_caps_partial(void **state)
     assert_null(model);
     assert_null(cpu_xml);
     /* a guest <cpu> outside <host> is not the host's */
-    assert_int_equal(caps_parse("<capabilities><guest><cpu><arch>x</arch></cpu></guest></capabilities>", &arch, &model,
-                                &cpu_xml),
-                     -1);
+    assert_int_equal(
+        caps_parse("<capabilities><guest><cpu><arch>x</arch></cpu></guest></capabilities>", &arch, &model, &cpu_xml),
+        -1);
     assert_int_equal(caps_parse("", &arch, &model, &cpu_xml), -1);
 }
 

@@ -83,7 +83,7 @@ static void test_stall(void **state)
     assert_false(jobrule_stalled(&st, 30000, 30));
     assert_true(jobrule_stalled(&st, 30001, 30));
     assert_false(jobrule_stalled(&st, 30001, 0)); /* 0: off */
-    jobrule_take_reading(&st, 3, 999, 30001);    /* a new low resets it */
+    jobrule_take_reading(&st, 3, 999, 30001);     /* a new low resets it */
     assert_false(jobrule_stalled(&st, 40000, 30));
     st.postcopy_active = 1;
     assert_false(jobrule_stalled(&st, 999999, 30));
@@ -135,9 +135,12 @@ static void test_end_of(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_postcopy_after_iterations), cmocka_unit_test(test_best_remaining),
-        cmocka_unit_test(test_completion_timeout),        cmocka_unit_test(test_stall),
-        cmocka_unit_test(test_operator_abort),            cmocka_unit_test(test_force_complete),
+        cmocka_unit_test(test_postcopy_after_iterations),
+        cmocka_unit_test(test_best_remaining),
+        cmocka_unit_test(test_completion_timeout),
+        cmocka_unit_test(test_stall),
+        cmocka_unit_test(test_operator_abort),
+        cmocka_unit_test(test_force_complete),
         cmocka_unit_test(test_end_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

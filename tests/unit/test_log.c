@@ -15,10 +15,13 @@ static void test_text_line_has_fields(void **state)
     log_set_proc("ferry-test");
     log_set_format(LOG_FMT_TEXT);
     log_fields f = {.migration = "17", .instance = "i-0000002a", .host = "compute1", .req = "r1"};
-    _cleanup_free_ char *l = log_format_line(LOG_LVL_INFO, &f, TS, "Live migration i-0000002a to compute2 finishes successfully.");
+    _cleanup_free_ char *l =
+        log_format_line(LOG_LVL_INFO, &f, TS, "Live migration i-0000002a to compute2 finishes successfully.");
     assert_non_null(strstr(l, "ts=2026-11-18T"));
     assert_non_null(strstr(l, ".123Z level=info proc=ferry-test pid="));
-    assert_non_null(strstr(l, " host=compute1 migration=17 instance=i-0000002a req=r1 msg=\"Live migration i-0000002a to compute2 finishes successfully.\"\n"));
+    assert_non_null(strstr(
+        l,
+        " host=compute1 migration=17 instance=i-0000002a req=r1 msg=\"Live migration i-0000002a to compute2 finishes successfully.\"\n"));
     assert_int_equal(strchr(l, '\n') - l + 1, (long)strlen(l)); /* exactly one line */
 }
 
@@ -56,8 +59,7 @@ static void test_escaping_cannot_forge_lines_or_fields(void **state)
     (void)state;
     log_set_format(LOG_FMT_TEXT);
     log_fields f = {.instance = "evil name\" migration=99", .req = "a\nb"};
-    _cleanup_free_ char *l = log_format_line(LOG_LVL_ERROR, &f,
-                                             TS, "bad \"quote\" back\\slash\nnew line\x01 bell\x7f");
+    _cleanup_free_ char *l = log_format_line(LOG_LVL_ERROR, &f, TS, "bad \"quote\" back\\slash\nnew line\x01 bell\x7f");
     assert_non_null(strstr(l, "instance=\"evil name\\\" migration=99\""));
     assert_non_null(strstr(l, "req=\"a\\nb\""));
     assert_non_null(strstr(l, "msg=\"bad \\\"quote\\\" back\\\\slash\\nnew line\\x01 bell\\x7f\""));

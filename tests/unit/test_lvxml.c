@@ -78,7 +78,13 @@ static void test_text_and_attrs(void **state)
     const lvxml_node *r = lvxml_root(d, "r");
     const struct {
         const char *name, *text;
-    } cases[] = {{"t", "R&D <one> \xc3\xa9" "A"}, {"e", NULL}, {"b", NULL}, {"c", "a<b"}, {"m", "xy"}, {"n", NULL}};
+    } cases[] = {{"t", "R&D <one> \xc3\xa9"
+                       "A"},
+                 {"e", NULL},
+                 {"b", NULL},
+                 {"c", "a<b"},
+                 {"m", "xy"},
+                 {"n", NULL}};
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         char *t = lvxml_text(lvxml_child(r, cases[i].name));
         if (cases[i].text)

@@ -43,8 +43,7 @@ static char *req_json(const char *body)
 static char *req_body(const char *live, const char *options)
 {
     if (options)
-        return xasprintf("{\"instance\":\"vm1\",\"os-migrateLive\":%s,\"options\":%s}", live,
-                         options);
+        return xasprintf("{\"instance\":\"vm1\",\"os-migrateLive\":%s,\"options\":%s}", live, options);
     return xasprintf("{\"instance\":\"vm1\",\"os-migrateLive\":%s}", live);
 }
 
@@ -143,8 +142,7 @@ static void test_orbit_seed_body(void **state)
 
     /* With the instance added, the seed's os-migrateLive (trailing comma and all) is a
      * request. */
-    _cleanup_free_ char *body =
-        xasprintf("{\"instance\": \"i-0000002a\", \"os-migrateLive\": %s}", orbit_live);
+    _cleanup_free_ char *body = xasprintf("{\"instance\": \"i-0000002a\", \"os-migrateLive\": %s}", orbit_live);
     msg_request r;
     parse_req_ok(body, NULL, &r);
     assert_string_equal(r.instance, "i-0000002a");
@@ -190,24 +188,21 @@ static void test_full_request(void **state)
     assert_int_equal(r.options.bandwidth_mib_s, 500);
     assert_int_equal(r.options.max_downtime_ms, 1000);
     assert_int_equal(r.options.completion_timeout_s, 3600);
-    assert_int_equal(r.options_given, MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER |
-                                          MSG_OPT_BANDWIDTH | MSG_OPT_MAX_DOWNTIME |
-                                          MSG_OPT_COMPLETION_TIMEOUT);
+    assert_int_equal(r.options_given, MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH |
+                                          MSG_OPT_MAX_DOWNTIME | MSG_OPT_COMPLETION_TIMEOUT);
     msg_request_free(&r);
     assert_null(r.instance);
     msg_request_free(NULL);
 
     /* Range edges are inclusive. */
     msg_request e;
-    _cleanup_free_ char *lo =
-        req_body(live_ok, "{\"postcopy_after_iterations\":1,\"bandwidth_mib_s\":0,"
-                          "\"max_downtime_ms\":1,\"completion_timeout_s\":0}");
+    _cleanup_free_ char *lo = req_body(live_ok, "{\"postcopy_after_iterations\":1,\"bandwidth_mib_s\":0,"
+                                                "\"max_downtime_ms\":1,\"completion_timeout_s\":0}");
     parse_req_ok(lo, NULL, &e);
     assert_int_equal(e.options.max_downtime_ms, 1);
     msg_request_free(&e);
-    _cleanup_free_ char *hi =
-        req_body(live_ok, "{\"postcopy_after_iterations\":1000,\"bandwidth_mib_s\":100000,"
-                          "\"max_downtime_ms\":600000,\"completion_timeout_s\":86400}");
+    _cleanup_free_ char *hi = req_body(live_ok, "{\"postcopy_after_iterations\":1000,\"bandwidth_mib_s\":100000,"
+                                                "\"max_downtime_ms\":600000,\"completion_timeout_s\":86400}");
     parse_req_ok(hi, NULL, &e);
     assert_int_equal(e.options.postcopy_after_iterations, 1000);
     assert_int_equal(e.options.bandwidth_mib_s, 100000);
@@ -258,8 +253,8 @@ static void test_defaults(void **state)
     msg_request_free(&r);
 
     /* Some options given, the rest from defs; "auto" block migration. */
-    _cleanup_free_ char *body = req_body("{\"host\":\"compute2\",\"block_migration\":\"auto\"}",
-                                         "{\"max_downtime_ms\":50}");
+    _cleanup_free_ char *body =
+        req_body("{\"host\":\"compute2\",\"block_migration\":\"auto\"}", "{\"max_downtime_ms\":50}");
     parse_req_ok(body, &defs, &r);
     assert_int_equal(r.block_migration, MSG_BLOCK_AUTO);
     assert_int_equal(r.options.max_downtime_ms, 50);
@@ -291,12 +286,10 @@ static void test_missing_fields(void **state)
     expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":{\"post_copy\":true}}",
                    "body.os-migrateLive.host: missing required field");
 
-    expect_parse_err("{\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "v: missing required field");
+    expect_parse_err("{\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}", "v: missing required field");
     expect_parse_err("{\"v\":1,\"id\":\"" REQ_ID "\",\"body\":{}}", "type: missing required field");
     expect_parse_err("{\"v\":1,\"type\":\"t\",\"body\":{}}", "id: missing required field");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\"}",
-                     "body: missing required field");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\"}", "body: missing required field");
     /* sent_at is optional. */
     msg_envelope *env = parse_ok("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}");
     assert_null(msg_envelope_sent_at(env));
@@ -307,38 +300,29 @@ static void test_missing_fields(void **state)
 static void test_mistyped_envelope(void **state)
 {
     (void)state;
-    expect_parse_err("{\"v\":2,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "unsupported message version 2");
+    expect_parse_err("{\"v\":2,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}", "unsupported message version 2");
     /* A newer version is refused for its version, not for the fields it may add. */
     expect_parse_err("{\"v\":2,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{},\"extra\":1}",
                      "unsupported message version 2");
     expect_parse_err("{\"v\":\"1\",\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
                      "v: expected integer, got string");
-    expect_parse_err("{\"v\":1.0,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "v: expected integer, got float");
+    expect_parse_err("{\"v\":1.0,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}", "v: expected integer, got float");
     expect_parse_err("{\"v\":true,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
                      "v: expected integer, got boolean");
-    expect_parse_err("{\"v\":0,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "unsupported message version 0");
-    expect_parse_err("{\"v\":1,\"type\":7,\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "type: expected string, got integer");
-    expect_parse_err("{\"v\":1,\"type\":\"\",\"id\":\"" REQ_ID "\",\"body\":{}}",
-                     "type: must not be empty");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":42,\"body\":{}}",
-                     "id: expected string, got integer");
+    expect_parse_err("{\"v\":0,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{}}", "unsupported message version 0");
+    expect_parse_err("{\"v\":1,\"type\":7,\"id\":\"" REQ_ID "\",\"body\":{}}", "type: expected string, got integer");
+    expect_parse_err("{\"v\":1,\"type\":\"\",\"id\":\"" REQ_ID "\",\"body\":{}}", "type: must not be empty");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":42,\"body\":{}}", "id: expected string, got integer");
     expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"req-1\",\"body\":{}}", "id: not a UUID");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\\u0000x\",\"body\":{}}",
-                     "id: not a UUID");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\\u0000x\",\"body\":{}}", "id: not a UUID");
     expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"sent_at\":5,\"body\":{}}",
                      "sent_at: expected string, got integer");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":[]}",
-                     "body: expected object, got array");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":null}",
-                     "body: expected object, got null");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":[]}", "body: expected object, got array");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":null}", "body: expected object, got null");
 
     /* Upper-case ids are accepted and given back in lower case. */
-    msg_envelope *env = parse_ok(
-        "{\"v\":1,\"type\":\"t\",\"id\":\"6F1C1E8A-3B7D-4C2E-9A51-0D2F7B9C4E10\",\"body\":{}}");
+    msg_envelope *env =
+        parse_ok("{\"v\":1,\"type\":\"t\",\"id\":\"6F1C1E8A-3B7D-4C2E-9A51-0D2F7B9C4E10\",\"body\":{}}");
     assert_string_equal(msg_envelope_id(env), REQ_ID);
     msg_envelope_free(env);
 }
@@ -346,8 +330,8 @@ static void test_mistyped_envelope(void **state)
 static void test_mistyped_request(void **state)
 {
     (void)state;
-    static const char *const ints[] = {"postcopy_after_iterations", "bandwidth_mib_s",
-                                       "max_downtime_ms", "completion_timeout_s"};
+    static const char *const ints[] = {"postcopy_after_iterations", "bandwidth_mib_s", "max_downtime_ms",
+                                       "completion_timeout_s"};
     static const struct {
         const char *value, *type;
     } bad_ints[] = {{"\"1\"", "string"}, {"1.5", "float"}, {"1.0", "float"}, {"true", "boolean"},
@@ -360,44 +344,32 @@ static void test_mistyped_request(void **state)
             expect_opts_err(opts, want);
         }
     }
-    expect_opts_err("{\"auto_converge\":\"true\"}",
-                    "body.options.auto_converge: expected boolean, got string");
-    expect_opts_err("{\"auto_converge\":1.5}",
-                    "body.options.auto_converge: expected boolean, got float");
-    expect_opts_err("{\"auto_converge\":1}",
-                    "body.options.auto_converge: expected boolean, got integer");
-    expect_opts_err("{\"auto_converge\":null}",
-                    "body.options.auto_converge: expected boolean, got null");
+    expect_opts_err("{\"auto_converge\":\"true\"}", "body.options.auto_converge: expected boolean, got string");
+    expect_opts_err("{\"auto_converge\":1.5}", "body.options.auto_converge: expected boolean, got float");
+    expect_opts_err("{\"auto_converge\":1}", "body.options.auto_converge: expected boolean, got integer");
+    expect_opts_err("{\"auto_converge\":null}", "body.options.auto_converge: expected boolean, got null");
 
     expect_live_err("{\"host\":null,\"post_copy\":\"true\"}",
                     "body.os-migrateLive.post_copy: expected boolean, got string");
-    expect_live_err("{\"host\":null,\"post_copy\":1}",
-                    "body.os-migrateLive.post_copy: expected boolean, got integer");
+    expect_live_err("{\"host\":null,\"post_copy\":1}", "body.os-migrateLive.post_copy: expected boolean, got integer");
     expect_live_err("{\"host\":null,\"disk_over_commit\":\"false\"}",
                     "body.os-migrateLive.disk_over_commit: expected boolean, got string");
-    expect_live_err("{\"host\":5}",
-                    "body.os-migrateLive.host: expected string or null, got integer");
-    expect_live_err("{\"host\":false}",
-                    "body.os-migrateLive.host: expected string or null, got boolean");
-    expect_live_err(
-        "{\"host\":null,\"block_migration\":\"maybe\"}",
-        "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"maybe\"");
-    expect_live_err(
-        "{\"host\":null,\"block_migration\":\"AUTO\"}",
-        "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"AUTO\"");
-    expect_live_err(
-        "{\"host\":null,\"block_migration\":1}",
-        "body.os-migrateLive.block_migration: expected boolean or \"auto\", got integer");
-    expect_live_err(
-        "{\"host\":null,\"block_migration\":\"auto\\u0000\"}",
-        "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"auto\\x00\"");
+    expect_live_err("{\"host\":5}", "body.os-migrateLive.host: expected string or null, got integer");
+    expect_live_err("{\"host\":false}", "body.os-migrateLive.host: expected string or null, got boolean");
+    expect_live_err("{\"host\":null,\"block_migration\":\"maybe\"}",
+                    "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"maybe\"");
+    expect_live_err("{\"host\":null,\"block_migration\":\"AUTO\"}",
+                    "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"AUTO\"");
+    expect_live_err("{\"host\":null,\"block_migration\":1}",
+                    "body.os-migrateLive.block_migration: expected boolean or \"auto\", got integer");
+    expect_live_err("{\"host\":null,\"block_migration\":\"auto\\u0000\"}",
+                    "body.os-migrateLive.block_migration: expected boolean or \"auto\", got \"auto\\x00\"");
 
     expect_req_err("{\"instance\":42,\"os-migrateLive\":{\"host\":null}}",
                    "body.instance: expected string, got integer");
     expect_req_err("{\"instance\":null,\"os-migrateLive\":{\"host\":null}}",
                    "body.instance: expected string, got null");
-    expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":[]}",
-                   "body.os-migrateLive: expected object, got array");
+    expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":[]}", "body.os-migrateLive: expected object, got array");
     expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":null},\"options\":null}",
                    "body.options: expected object, got null");
     expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":null},\"options\":\"\"}",
@@ -407,8 +379,7 @@ static void test_mistyped_request(void **state)
 static void test_bad_values(void **state)
 {
     (void)state;
-    expect_req_err("{\"instance\":\"\",\"os-migrateLive\":{\"host\":null}}",
-                   "body.instance: must not be empty");
+    expect_req_err("{\"instance\":\"\",\"os-migrateLive\":{\"host\":null}}", "body.instance: must not be empty");
     expect_req_err("{\"instance\":\"vm\\n1\",\"os-migrateLive\":{\"host\":null}}",
                    "body.instance: control character at byte 2");
     expect_req_err("{\"instance\":\"vm\\u00001\",\"os-migrateLive\":{\"host\":null}}",
@@ -418,12 +389,10 @@ static void test_bad_values(void **state)
     char name[300];
     memset(name, 'a', sizeof(name));
     name[256] = '\0';
-    _cleanup_free_ char *long_body =
-        xasprintf("{\"instance\":\"%s\",\"os-migrateLive\":{\"host\":null}}", name);
+    _cleanup_free_ char *long_body = xasprintf("{\"instance\":\"%s\",\"os-migrateLive\":{\"host\":null}}", name);
     expect_req_err(long_body, "body.instance: 256 bytes, limit 255");
     name[255] = '\0';
-    _cleanup_free_ char *max_body =
-        xasprintf("{\"instance\":\"%s\",\"os-migrateLive\":{\"host\":\"%s\"}}", name, name);
+    _cleanup_free_ char *max_body = xasprintf("{\"instance\":\"%s\",\"os-migrateLive\":{\"host\":\"%s\"}}", name, name);
     msg_request r;
     parse_req_ok(max_body, NULL, &r);
     assert_int_equal(strlen(r.instance), 255);
@@ -434,8 +403,7 @@ static void test_bad_values(void **state)
     assert_string_equal(r.instance, "caf\xc3\xa9 db");
     msg_request_free(&r);
 
-    expect_live_err("{\"host\":\"\"}",
-                    "body.os-migrateLive.host: must not be empty (null lets the scheduler choose)");
+    expect_live_err("{\"host\":\"\"}", "body.os-migrateLive.host: must not be empty (null lets the scheduler choose)");
     expect_live_err("{\"host\":\"bad host\"}",
                     "body.os-migrateLive.host: invalid character at byte 3 (allowed: letters, "
                     "digits, '-', '.', '_')");
@@ -452,22 +420,16 @@ static void test_out_of_range(void **state)
     static const struct {
         const char *opts, *want;
     } cases[] = {
-        {"{\"postcopy_after_iterations\":0}",
-         "body.options.postcopy_after_iterations: 0 is out of range 1..1000"},
+        {"{\"postcopy_after_iterations\":0}", "body.options.postcopy_after_iterations: 0 is out of range 1..1000"},
         {"{\"postcopy_after_iterations\":1001}",
          "body.options.postcopy_after_iterations: 1001 is out of range 1..1000"},
         {"{\"bandwidth_mib_s\":-1}", "body.options.bandwidth_mib_s: -1 is out of range 0..100000"},
-        {"{\"bandwidth_mib_s\":100001}",
-         "body.options.bandwidth_mib_s: 100001 is out of range 0..100000"},
+        {"{\"bandwidth_mib_s\":100001}", "body.options.bandwidth_mib_s: 100001 is out of range 0..100000"},
         {"{\"max_downtime_ms\":0}", "body.options.max_downtime_ms: 0 is out of range 1..600000"},
-        {"{\"max_downtime_ms\":600001}",
-         "body.options.max_downtime_ms: 600001 is out of range 1..600000"},
-        {"{\"completion_timeout_s\":-1}",
-         "body.options.completion_timeout_s: -1 is out of range 0..86400"},
-        {"{\"completion_timeout_s\":86401}",
-         "body.options.completion_timeout_s: 86401 is out of range 0..86400"},
-        {"{\"max_downtime_ms\":4294967596}",
-         "body.options.max_downtime_ms: 4294967596 is out of range 1..600000"},
+        {"{\"max_downtime_ms\":600001}", "body.options.max_downtime_ms: 600001 is out of range 1..600000"},
+        {"{\"completion_timeout_s\":-1}", "body.options.completion_timeout_s: -1 is out of range 0..86400"},
+        {"{\"completion_timeout_s\":86401}", "body.options.completion_timeout_s: 86401 is out of range 0..86400"},
+        {"{\"max_downtime_ms\":4294967596}", "body.options.max_downtime_ms: 4294967596 is out of range 1..600000"},
         {"{\"bandwidth_mib_s\":99999999999999999999}",
          "body.options.bandwidth_mib_s: 18446744073709551615 is out of range 0..100000"},
         {"{\"bandwidth_mib_s\":-9223372036854775808}",
@@ -480,13 +442,11 @@ static void test_out_of_range(void **state)
 static void test_unknown_keys(void **state)
 {
     (void)state;
-    expect_live_err("{\"host\":null,\"post_cpy\":true}",
-                    "body.os-migrateLive.post_cpy: unknown field");
+    expect_live_err("{\"host\":null,\"post_cpy\":true}", "body.os-migrateLive.post_cpy: unknown field");
     expect_opts_err("{\"bandwith_mib_s\":10}", "body.options.bandwith_mib_s: unknown field");
     expect_req_err("{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":null},\"option\":{}}",
                    "body.option: unknown field");
-    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{},\"extra\":1}",
-                     "extra: unknown field");
+    expect_parse_err("{\"v\":1,\"type\":\"t\",\"id\":\"" REQ_ID "\",\"body\":{},\"extra\":1}", "extra: unknown field");
     /* Untrusted key text is escaped and cut in the reason. */
     expect_opts_err("{\"a\\n\\\"b\":1}", "body.options.a\\x0a\\x22b: unknown field");
     char key[100];
@@ -552,8 +512,7 @@ static void test_syntax(void **state)
     expect_parse_err(" \n\t", "empty message");
     expect_parse_err("{\"v\":1,", "invalid JSON at byte 7: unexpected end of data");
     expect_parse_err("{\"v\":1", "invalid JSON at byte 6: unexpected end of data");
-    expect_parse_err("{\"v\" 1}",
-                     "invalid JSON at byte 5: object property name separator ':' expected");
+    expect_parse_err("{\"v\" 1}", "invalid JSON at byte 5: object property name separator ':' expected");
     expect_parse_err("{\"v\":1,,}", "invalid JSON at byte 7: quoted object property name expected");
     expect_parse_err("{\"v\":tru}", "invalid JSON at byte 8: boolean expected");
     expect_parse_err_len("{\"v\":\0 1}", 9, "invalid JSON at byte 5: unexpected end of data");
@@ -577,8 +536,7 @@ static void test_syntax(void **state)
         expect_parse_err(utf8[i].json, utf8[i].want);
     /* Well-formed 2-, 3- and 4-byte sequences pass. */
     msg_envelope *u =
-        parse_ok("{\"v\":1,\"type\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\xa2\",\"id\":\"" REQ_ID
-                 "\",\"body\":{}}");
+        parse_ok("{\"v\":1,\"type\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\xa2\",\"id\":\"" REQ_ID "\",\"body\":{}}");
     assert_string_equal(msg_envelope_type(u), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\xa2");
     msg_envelope_free(u);
 
@@ -615,8 +573,7 @@ static void test_not_nul_terminated(void **state)
     assert_int_equal(msg_parse(buf, n, &env, &err), 0);
     msg_envelope_free(env);
     /* A prefix that stops inside the value. */
-    _cleanup_free_ char *want =
-        xasprintf("invalid JSON at byte %zu: unexpected end of data", n - 1);
+    _cleanup_free_ char *want = xasprintf("invalid JSON at byte %zu: unexpected end of data", n - 1);
     expect_parse_err_len(buf, n - 1, want);
     free(buf);
 
@@ -667,8 +624,8 @@ static void test_build_request_round_trip(void **state)
                     .bandwidth_mib_s = 100,
                     .max_downtime_ms = 500,
                     .completion_timeout_s = 900},
-        .options_given = MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH |
-                         MSG_OPT_MAX_DOWNTIME | MSG_OPT_COMPLETION_TIMEOUT,
+        .options_given = MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH | MSG_OPT_MAX_DOWNTIME |
+                         MSG_OPT_COMPLETION_TIMEOUT,
     };
     char *json = NULL, *err = NULL;
     assert_int_equal(msg_build_request(&in, &json, &err), 0);
@@ -699,9 +656,8 @@ static void test_build_request_round_trip(void **state)
 
     /* No id: a new UUID; no options given: no "options" key (the ORBIT shape), so the
      * scheduler's defaults apply; host NULL is sent as null. */
-    msg_request bare = {.instance = (char *)"web-01",
-                        .block_migration = MSG_BLOCK_YES,
-                        .options = {.max_downtime_ms = 0}};
+    msg_request bare = {
+        .instance = (char *)"web-01", .block_migration = MSG_BLOCK_YES, .options = {.max_downtime_ms = 0}};
     assert_int_equal(msg_build_request(&bare, &json, &err), 0);
     env = parse_ok(json);
     assert_true(uuid_valid(msg_envelope_id(env)));
@@ -732,9 +688,8 @@ static void test_build_request_round_trip(void **state)
     assert_int_equal(msg_build_request(&noinst, &json, &err), -1);
     assert_string_equal(err, "body.instance: missing required field");
     free(err);
-    msg_request badopt = {.instance = (char *)"vm1",
-                          .options = {.max_downtime_ms = 0},
-                          .options_given = MSG_OPT_MAX_DOWNTIME};
+    msg_request badopt = {
+        .instance = (char *)"vm1", .options = {.max_downtime_ms = 0}, .options_given = MSG_OPT_MAX_DOWNTIME};
     assert_int_equal(msg_build_request(&badopt, &json, &err), -1);
     assert_string_equal(err, "body.options.max_downtime_ms: 0 is out of range 1..600000");
     free(err);
@@ -776,8 +731,7 @@ static void test_build_replies_round_trip(void **state)
     msg_envelope_free(env);
     free(json);
 
-    const char *reason =
-        "instance i-0000002a is already migrating (migration 12) \"quoted\" \xc3\xa9";
+    const char *reason = "instance i-0000002a is already migrating (migration 12) \"quoted\" \xc3\xa9";
     json = msg_build_refused(REQ_ID, reason);
     env = parse_ok(json);
     assert_string_equal(msg_envelope_type(env), MSG_TYPE_REFUSED);
@@ -810,8 +764,7 @@ static void test_build_replies_round_trip(void **state)
         const char *type, *body, *want;
     } bad[] = {
         {MSG_TYPE_ACCEPTED, "{\"dest\":\"c2\"}", "body.migration: missing required field"},
-        {MSG_TYPE_ACCEPTED, "{\"migration\":\"17\",\"dest\":\"c2\"}",
-         "body.migration: expected integer, got string"},
+        {MSG_TYPE_ACCEPTED, "{\"migration\":\"17\",\"dest\":\"c2\"}", "body.migration: expected integer, got string"},
         {MSG_TYPE_ACCEPTED, "{\"migration\":0,\"dest\":\"c2\"}",
          "body.migration: 0 is out of range 1..9223372036854775807"},
         {MSG_TYPE_ACCEPTED, "{\"migration\":9223372036854775808,\"dest\":\"c2\"}",

@@ -115,8 +115,8 @@ static void give_up_twice(evutil_socket_t fd, short what, void *arg)
     orchset_retire(p->set, o);
     assert_null(orchset_find(p->set, 7));
     assert_int_equal(orchset_count(p->set), 1); /* id 8 stays */
-    orchset_retire(p->set, o);                   /* again: nothing */
-    assert_int_equal(o->id, 7);                  /* still valid here */
+    orchset_retire(p->set, o);                  /* again: nothing */
+    assert_int_equal(o->id, 7);                 /* still valid here */
     assert_int_equal(p->freed, 0);
 }
 

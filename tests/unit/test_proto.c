@@ -8,7 +8,7 @@
 static void test_rpc_codes(void **state)
 {
     (void)state;
-    const char *words[] = {"invalid", "refused",     "libvirt", "unavailable", "not_found",
+    const char *words[] = {"invalid",  "refused",     "libvirt", "unavailable", "not_found",
                            "conflict", "stale_epoch", "landed",  "internal"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         rpc_code c = rpc_code_from_str(words[i]);

@@ -74,8 +74,9 @@ static void test_check_destination(void **state)
     (void)state;
     rpcin_check_dest in;
     char *err = NULL;
-    json_object *b = J("{\"domain_xml\":\"<domain><devices><interface type='bridge'><source bridge='br-ex'/></interface>"
-                       "</devices></domain>\",\"memory_mb\":128,\"shared_probe\":\".ferry-probe-7-0a1b2c3d\"}");
+    json_object *b =
+        J("{\"domain_xml\":\"<domain><devices><interface type='bridge'><source bridge='br-ex'/></interface>"
+          "</devices></domain>\",\"memory_mb\":128,\"shared_probe\":\".ferry-probe-7-0a1b2c3d\"}");
     assert_int_equal(rpcin_check_destination(b, 7, &in, &err), 0);
     assert_string_equal(in.probe, ".ferry-probe-7-0a1b2c3d");
     assert_int_equal(in.memory_mb, 128);
@@ -89,8 +90,10 @@ static void test_check_destination(void **state)
     } bad[] = {
         {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\"vm1.qcow2\"}",
          "body.shared_probe: probe name vm1.qcow2 is not ferry's probe of migration 7"},
-        {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\"../../etc/passwd\"}", "is not ferry's probe"},
-        {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\"_base/debian.raw\"}", "is not ferry's probe"},
+        {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\"../../etc/passwd\"}",
+         "is not ferry's probe"},
+        {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\"_base/debian.raw\"}",
+         "is not ferry's probe"},
         {"{\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"shared_probe\":\".ferry-probe-7-0a1b2c3d\\u0000\"}",
          "body.shared_probe: contains a NUL byte"},
         {"{\"domain_xml\":\"<domain><interface><source bridge='../../x'/></interface></domain>\",\"memory_mb\":1}",
@@ -113,9 +116,10 @@ static void test_pre_live_migration(void **state)
     (void)state;
     rpcin_pre in;
     char *err = NULL;
-    json_object *b = J("{\"block_migration\":true,\"disks\":["
-                       "{\"path\":\"/var/lib/ferry/local/blk1.qcow2\",\"format\":\"qcow2\",\"virtual_size\":67108864},"
-                       "{\"path\":\"/var/lib/ferry/instances/d/vm1.raw\",\"format\":\"raw\",\"virtual_size\":1,\"shared\":true}]}");
+    json_object *b =
+        J("{\"block_migration\":true,\"disks\":["
+          "{\"path\":\"/var/lib/ferry/local/blk1.qcow2\",\"format\":\"qcow2\",\"virtual_size\":67108864},"
+          "{\"path\":\"/var/lib/ferry/instances/d/vm1.raw\",\"format\":\"raw\",\"virtual_size\":1,\"shared\":true}]}");
     assert_int_equal(rpcin_pre_live_migration(b, roots, 2, &in, &err), 0);
     assert_int_equal(in.n, 2);
     assert_int_equal(in.disks[0].root, 1);
@@ -128,7 +132,8 @@ static void test_pre_live_migration(void **state)
     rpcin_pre_free(&in);
     json_object_put(b);
     /* auto: a shared disk is not made here */
-    b = J("{\"block_migration\":\"auto\",\"disks\":[{\"path\":\"/var/lib/ferry/instances/vm1.qcow2\",\"shared\":true}]}");
+    b = J(
+        "{\"block_migration\":\"auto\",\"disks\":[{\"path\":\"/var/lib/ferry/instances/vm1.qcow2\",\"shared\":true}]}");
     assert_int_equal(rpcin_pre_live_migration(b, roots, 2, &in, &err), 0);
     assert_false(in.disks[0].create);
     rpcin_pre_free(&in);
@@ -139,7 +144,8 @@ static void test_pre_live_migration(void **state)
     } bad[] = {
         {"{\"disks\":[{\"path\":\"/etc/passwd\"}]}",
          "body.disks[0].path: path /etc/passwd is outside /var/lib/ferry/instances or /var/lib/ferry/local"},
-        {"{\"disks\":[{\"path\":\"/var/lib/ferry/instances/ok\"},{\"path\":\"../x\"}]}", "body.disks[1].path: path ../x is not absolute"},
+        {"{\"disks\":[{\"path\":\"/var/lib/ferry/instances/ok\"},{\"path\":\"../x\"}]}",
+         "body.disks[1].path: path ../x is not absolute"},
         {"{\"disks\":[{\"path\":\"a/../../x\"}]}", "is not absolute"},
         {"{\"disks\":[{\"path\":\"/var/lib/ferry/instances/../../../etc/cron.d/x\"}]}", "has a '..' component"},
         {"{\"disks\":[{\"path\":\"/var/lib/ferry/instances/a/..\"}]}", "has a '..' component"},
@@ -196,14 +202,16 @@ static void test_live_migration(void **state)
     } bad[] = {
         {"{\"dest\":\"compute2\",\"dest_address\":\"x/system?command=id&\"}",
          "body.dest_address: address 'x/system?command=id&' is not a host name"},
-        {"{\"dest\":\"compute2\",\"dest_address\":\"compute2:0\"}", "body.dest_address: address 'compute2:0' has a port"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"compute2:0\"}",
+         "body.dest_address: address 'compute2:0' has a port"},
         {"{\"dest\":\"compute2\",\"dest_address\":\"root@compute2\"}", "body.dest_address: address 'root@compute2'"},
         {"{\"dest\":\"compute2\",\"dest_address\":\"compute2\\u0000/x\"}", "body.dest_address: contains a NUL byte"},
         {"{\"dest\":\"compute2/../x\",\"dest_address\":\"compute2\"}", "body.dest: host name 'compute2/../x'"},
         {"{\"dest\":\"compute1\",\"dest_address\":\"compute1\"}", "cannot migrate to compute1: it is this host"},
         {"{\"dest\":\"compute2\"}", "body.dest_address: missing required field"},
         {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"completion_action\":\"reboot\"}", "body.completion_action"},
-        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"max_downtime_ms\":0}", "body.max_downtime_ms: 0 is out of range"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"max_downtime_ms\":0}",
+         "body.max_downtime_ms: 0 is out of range"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         b = J(bad[i].body);

@@ -63,7 +63,7 @@ static void test_write_read_remove(void **state)
     json_object_put(r);
     sf_remove(dir, "epoch-5");
     assert_null(sf_read(dir, "epoch-5"));
-    sf_remove(dir, "epoch-5"); /* absent is fine */
+    sf_remove(dir, "epoch-5");              /* absent is fine */
     put_file(dir, "dest-1.json", "[1, 2]"); /* JSON, not an object */
     assert_null(sf_read(dir, "dest-1"));
     put_file(dir, "dest-2.json", "{\"instance\":");
@@ -189,9 +189,8 @@ static void test_dest_find(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),       cmocka_unit_test(test_write_read_remove),
-        cmocka_unit_test(test_write_fails), cmocka_unit_test(test_each),
-        cmocka_unit_test(test_job_record),  cmocka_unit_test(test_dest_find),
+        cmocka_unit_test(test_names), cmocka_unit_test(test_write_read_remove), cmocka_unit_test(test_write_fails),
+        cmocka_unit_test(test_each),  cmocka_unit_test(test_job_record),        cmocka_unit_test(test_dest_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

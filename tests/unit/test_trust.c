@@ -118,7 +118,8 @@ static void test_agent_calls(void **state)
     why = NULL;
     assert_false((rc = trust_may_call_agent(t, "alice", "rollback", &why), allowed(rc, why, "operators may ping")));
     why = NULL;
-    assert_false((rc = trust_may_call_agent(t, "ferry-agent-compute1", "ping", &why), allowed(rc, why, "ferry-agent-compute1")));
+    assert_false(
+        (rc = trust_may_call_agent(t, "ferry-agent-compute1", "ping", &why), allowed(rc, why, "ferry-agent-compute1")));
     why = NULL;
     assert_false((rc = trust_may_call_agent(t, NULL, "ping", &why), allowed(rc, why, "without user_id")));
 }
@@ -131,9 +132,11 @@ static void test_hosts_and_migrations(void **state)
     int rc;
     assert_true((rc = trust_may_speak_for_host(t, "ferry-agent-compute1", "compute1", &why), allowed(rc, why, NULL)));
     why = NULL;
-    assert_false((rc = trust_may_speak_for_host(t, "ferry-agent-compute1", "compute2", &why), allowed(rc, why, "compute2")));
+    assert_false(
+        (rc = trust_may_speak_for_host(t, "ferry-agent-compute1", "compute2", &why), allowed(rc, why, "compute2")));
     why = NULL;
-    assert_false((rc = trust_may_speak_for_host(t, "ferry-agent-compute1", "compute1.x", &why), allowed(rc, why, NULL)));
+    assert_false(
+        (rc = trust_may_speak_for_host(t, "ferry-agent-compute1", "compute1.x", &why), allowed(rc, why, NULL)));
     why = NULL;
     assert_false((rc = trust_may_speak_for_host(t, "alice", "compute1", &why), allowed(rc, why, "operator")));
     why = NULL;
@@ -143,9 +146,11 @@ static void test_hosts_and_migrations(void **state)
     why = NULL;
     assert_true((rc = trust_may_speak_for_migration(t, "ferry-agent-c3", "c2", "c3", &why), allowed(rc, why, NULL)));
     why = NULL;
-    assert_false((rc = trust_may_speak_for_migration(t, "ferry-agent-c1", "c2", "c3", &why), allowed(rc, why, "from c2 to c3")));
+    assert_false(
+        (rc = trust_may_speak_for_migration(t, "ferry-agent-c1", "c2", "c3", &why), allowed(rc, why, "from c2 to c3")));
     why = NULL;
-    assert_false((rc = trust_may_speak_for_migration(t, "ferry-agent-c1", NULL, NULL, &why), allowed(rc, why, "does not know")));
+    assert_false(
+        (rc = trust_may_speak_for_migration(t, "ferry-agent-c1", NULL, NULL, &why), allowed(rc, why, "does not know")));
 }
 
 static void test_answer_senders(void **state)

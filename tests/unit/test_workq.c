@@ -20,11 +20,11 @@ typedef struct world {
     int work_order[8], nwork; /* written by the worker only */
     int done_order[8], ndone; /* written by the loop only */
     int cancelled[8], ncancelled;
-    int on_worker_thread[8];  /* the work did not run on the loop's thread */
+    int on_worker_thread[8]; /* the work did not run on the loop's thread */
     int done_on_loop[8];
-    pthread_mutex_t lock;     /* guards open */
+    pthread_mutex_t lock; /* guards open */
     pthread_cond_t opened;
-    int open;                 /* a work that waits for the gate goes on once this is set */
+    int open; /* a work that waits for the gate goes on once this is set */
 } world;
 
 typedef struct task {

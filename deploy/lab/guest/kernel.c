@@ -30,10 +30,10 @@ typedef unsigned int u32;
 #define NVECTORS 48
 #define KCODE 0x08
 
-#define DIRTY_BASE 0x400000u  /* the dirty buffer starts at 4 MiB */
-#define DIRTY_MARGIN_MIB 1    /* left untouched below the top of RAM (ACPI tables) */
+#define DIRTY_BASE 0x400000u /* the dirty buffer starts at 4 MiB */
+#define DIRTY_MARGIN_MIB 1   /* left untouched below the top of RAM (ACPI tables) */
 #define PAGES_PER_MIB 256
-#define NUM_MAX 1000000u      /* numbers on the command line saturate here */
+#define NUM_MAX 1000000u /* numbers on the command line saturate here */
 
 struct mb_info {
     u32 flags;
