@@ -21,7 +21,8 @@
 # newest cached one is used, with a warning. The outputs are rebuilt only when an
 # input changes (the .debs used, init, echo7.c, dirty.c, this script): their
 # checksums are kept in OUTDIR/linux-guest.inputs.
-# Run as root (mknod of /dev/console; apt-get update when apt has no lists yet).
+# Runs as root (the lab); as another user it works too once apt has its lists (it runs
+# `apt-get update` only when apt has none).
 set -euo pipefail
 
 die() { echo "linux/build.sh: $*" >&2; exit 1; }
@@ -100,8 +101,8 @@ fetch() { # fetch NAME VERSION GLOB -> path of the .deb to use
     f=$(newest_cached "$3")
     [ -n "$f" ] && echo "linux/build.sh: warning: using the cached $(basename "$f")" >&2
   fi
-  [ -n "$f" ] || die "no $1 package: apt knows no version and none is cached in $debs.
-  Needs Debian 12 (bookworm) with its archive reachable for the first build (apt-get update)."
+  [ -n "$f" ] || die "no $1 package: ${2:+version $2 could not be downloaded}${2:-apt knows no version of it} and none is cached in $debs.
+  The first build needs Debian 12 (bookworm) with its archive reachable (apt-get update)."
   echo "$f"
 }
 [ -n "$kpkg" ] || kpkg="linux-image-*-cloud-amd64"
@@ -156,7 +157,8 @@ cp "$bb" "$root/bin/busybox"
 for a in $("$bb" --list); do
   [ "$a" = busybox ] || ln -s busybox "$root/bin/$a"
 done
-mknod -m 600 "$root/dev/console" c 5 1
+# the kernel's built-in initramfs has a /dev/console too; this one is for clarity (root only)
+mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 : >"$root/lib/modules/load.list"
 for m in "${order[@]}"; do
   cp "$mods/${path[$m]}" "$root/lib/modules/$m.ko"
@@ -198,6 +200,10 @@ cp "$tmp/k/boot/vmlinuz-$kv" "$tmp/vmlinuz"
 mv -f "$tmp/vmlinuz" "$out/vmlinuz"
 mv -f "$tmp/initrd.gz" "$out/initrd.gz"
 echo "$inputs" >"$out/linux-guest.inputs"
+# older cached versions are of no more use
+for f in "$debs"/*.deb; do
+  [ "$f" = "$kdeb" ] || [ "$f" = "$bdeb" ] || rm -f "$f"
+done
 echo "linux/build.sh: $kv, modules ${order[*]}; initrd $(stat -c %s "$out/initrd.gz") bytes" >&2
 echo "$out/vmlinuz"
 echo "$out/initrd.gz"
