@@ -73,7 +73,7 @@ fi
 # names files NAME_VERSION_ARCH.deb with the epoch's ':' written as %3a
 deb_file() {
   local f=$debs/${1}_${2//:/%3a}_amd64.deb
-  [ -f "$f" ] && echo "$f" || true
+  if [ -f "$f" ]; then echo "$f"; fi
 }
 newest_cached() { # newest cached .deb matching a glob, by version
   local f best=""
@@ -169,9 +169,10 @@ install -m 755 "$src/init" "$root/init"
 # static glibc program is ~700 KB, most of it libc, so two would cost ~300 KB more
 # gzipped. Each .c file still builds alone (gcc -static -o echo7 echo7.c).
 CFLAGS=(-static -O2 -Wall -Wextra -Werror)
-"$CC" "${CFLAGS[@]}" -c -Dmain=echo7_main -o "$tmp/echo7.o" "$src/echo7.c" &&
-  "$CC" "${CFLAGS[@]}" -c -Dmain=dirty_main -o "$tmp/dirty.o" "$src/dirty.c" &&
-  "$CC" "${CFLAGS[@]}" -s -o "$root/bin/ferry-tools" -x c - -x none "$tmp/echo7.o" "$tmp/dirty.o" <<'C' ||
+cc_fail() { die "could not build echo7 and dirty (needs gcc and libc6-dev, for a static link)"; }
+"$CC" "${CFLAGS[@]}" -c -Dmain=echo7_main -o "$tmp/echo7.o" "$src/echo7.c" || cc_fail
+"$CC" "${CFLAGS[@]}" -c -Dmain=dirty_main -o "$tmp/dirty.o" "$src/dirty.c" || cc_fail
+"$CC" "${CFLAGS[@]}" -s -o "$root/bin/ferry-tools" -x c - -x none "$tmp/echo7.o" "$tmp/dirty.o" <<'C' || cc_fail
 #include <string.h>
 int echo7_main(void);
 int dirty_main(int, char **);
@@ -186,7 +187,6 @@ int main(int argc, char **argv)
 	return 2;
 }
 C
-  die "could not build echo7 and dirty (needs gcc and libc6-dev, for a static link)"
 ln -s ferry-tools "$root/bin/echo7"
 ln -s ferry-tools "$root/bin/dirty"
 mkdir -p "$root/etc"
