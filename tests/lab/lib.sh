@@ -41,7 +41,8 @@ last_hb() { grep -o 'ferry-guest: hb [0-9]*' "$FERRY_LAB_DIR/logs/guests/$1.cons
 # files. Prints one line per leftover.
 leftovers() {
   ip netns list | awk '{print $1}' | grep "^$FERRY_LAB_NAME-" | sed 's/^/netns /' || true
-  ip -o link show | awk -F': ' '{print $2}' | grep "^${FERRY_LAB_NAME}0" | sed 's/^/interface /' || true
+  # the lab network's and the guest network's controller-side veths (${NAME}0, ${NAME}g)
+  ip -o link show | awk -F': ' '{print $2}' | grep -E "^${FERRY_LAB_NAME}[0g]" | sed 's/^/interface /' || true
   grep " $FERRY_LAB_DIR" /proc/self/mounts | awk '{print "mount " $2}' || true
   local p
   for p in /proc/[0-9]*; do
