@@ -107,7 +107,10 @@ void domxml_ifaces(const char *xml, domxml_iface **out, size_t *n)
         char *br = lvxml_attr(src, "bridge"), *net = lvxml_attr(src, "network");
         if (br || net) {
             *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-            (*out)[*n] = (domxml_iface){.bridge = br, .network = net};
+            (*out)[*n] = (domxml_iface){.bridge = br,
+                                        .network = net,
+                                        .mac = lvxml_attr(lvxml_child(i, "mac"), "address"),
+                                        .target = lvxml_attr(lvxml_child(i, "target"), "dev")};
             (*n)++;
         }
     }
@@ -118,6 +121,8 @@ void domxml_ifaces_free(domxml_iface *ifs, size_t n)
     for (size_t i = 0; ifs && i < n; i++) {
         free(ifs[i].bridge);
         free(ifs[i].network);
+        free(ifs[i].mac);
+        free(ifs[i].target);
     }
     free(ifs);
 }

@@ -42,8 +42,10 @@ char *domxml_cpu(const char *xml);
 
 /* One <interface>'s <source>: bridge and network (NULL when absent; owned by the array). */
 typedef struct domxml_iface {
-    char *bridge;
-    char *network;
+    char *bridge;  /* <source bridge=...>, or NULL */
+    char *network; /* <source network=...>, or NULL */
+    char *mac;     /* <mac address=...>, or NULL */
+    char *target;  /* <target dev=...> (the tap of a running domain), or NULL */
 } domxml_iface;
 
 /* The interfaces of xml (libvirt's <interface> elements at any depth, whatever the root, so

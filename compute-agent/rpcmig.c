@@ -11,6 +11,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "announce.h"
 #include "domxml.h"
 #include "guard.h"
 #include "inventory.h"
@@ -529,6 +530,21 @@ static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_obje
     _cleanup_free_ char *sname = sf_name(SF_DEST, c->migration);
     sf_remove(c->a->cfg->agent.state_dir, sname);
     log_info(&c->lf, "domain %s runs here, persistent: migration landed", virDomainGetName(dom));
+    /* did the guest announce itself here (QEMU's RARP, the guest's own frames)? Its bridges
+     * tell, for up to a second; that is a finding for the record, never a failure */
+    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+    domxml_iface *ifs = NULL;
+    size_t nifs = 0;
+    if (xml)
+        domxml_ifaces(xml, &ifs, &nifs);
+    _cleanup_free_ char *detail = NULL;
+    announce_state an = announce_ifaces(ifs, nifs, "/sys", 1000, &detail);
+    domxml_ifaces_free(ifs, nifs);
+    json_object *a = json_object_new_object();
+    json_object_object_add(a, "state", json_object_new_string(announce_state_str(an)));
+    json_object_object_add(a, "detail", json_object_new_string(detail));
+    json_object_object_add(out, "announce", a);
+    log_info(&c->lf, "domain %s announced here: %s (%s)", virDomainGetName(dom), announce_state_str(an), detail);
     return 0;
 }
 

@@ -6,11 +6,14 @@
 #   - pre-copy, post-copy and block migration: a TCP connection opened before the migration
 #     still echoes every line, in order, after it, on the destination;
 #   - pre-copy of an idle guest: the longest gap in UDP echoes (2 ms apart) is at most libvirt's
-#     reported downtime + 500 ms. Why that bound: the echoes stop while the guest is paused
-#     (libvirt's downtime), and beyond it the probe waits for the network to learn the guest's
-#     new port (QEMU's announce at switch-over), one round trip, and its own scheduling on a
-#     2-core machine where QEMU TCG and the daemons compete for the CPU; measured 58-89 ms over
-#     libvirt's figure on an idle machine, 500 ms leaves room for a loaded CI runner;
+#     reported downtime + 2000 ms. Why that bound: the echoes stop while the guest is paused
+#     (libvirt's downtime); beyond it the probe waits for the network to learn the guest's new
+#     port (QEMU's announce at switch-over), one round trip, and the destination's QEMU running
+#     the guest again from a cold TCG translation cache on a 2-core machine shared with the
+#     daemons and other tests. Over 50 migrations here the gap was 35-175 ms over libvirt's
+#     figure, once 1.38 s with the machine loaded by compiles (bench/RESULTS.md). Without
+#     the announce the network would keep sending to the old host until its MAC entry ages
+#     out (300 s) and a guest that rebooted needs ~6 s: both far beyond the bound;
 #   - the guest did not reboot (one boot line; its uptime keeps rising) and runs, and answers,
 #     on exactly one host (virsh on every host; no echo answered twice);
 #   - QEMU's announce: with no traffic to or from the guest, the lab fabric's bridge learns
@@ -86,10 +89,10 @@ check_tcp lx1 pre-copy
 dt=$(downtime_of "$mid")
 gap=$(python3 -c "import json; print(json.load(open('$work/lx1.json'))['udp']['longest_gap_ms'])")
 ((dt > 0)) || fail "no downtime recorded for migration $mid"
-awk -v g="$gap" -v d="$dt" 'BEGIN {exit !(g <= d + 500)}' ||
-  fail "pre-copy: the longest UDP gap ${gap} ms exceeds libvirt's downtime ${dt} ms + 500 ms"
+awk -v g="$gap" -v d="$dt" 'BEGIN {exit !(g <= d + 2000)}' ||
+  fail "pre-copy: the longest UDP gap ${gap} ms exceeds libvirt's downtime ${dt} ms + 2000 ms"
 [[ $(fabric_port) == "g${FERRY_LAB_NAME}2" ]] || fail "the fabric has lx1's MAC on '$(fabric_port)', not compute2's port"
-ok "pre-copy (migration $mid): the TCP connection echoed on, in order, from compute2; longest UDP gap ${gap} ms, libvirt's downtime ${dt} ms (bound: downtime + 500 ms); no reboot"
+ok "pre-copy (migration $mid): the TCP connection echoed on, in order, from compute2; longest UDP gap ${gap} ms, libvirt's downtime ${dt} ms (bound: downtime + 2000 ms); no reboot"
 
 # ---- post-copy back ---------------------------------------------------------------------------
 migrate_watched lx1 "$a1" compute1 --postcopy

@@ -88,8 +88,11 @@ static void test_ifaces(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(ifs[0].bridge, "br-ex");
     assert_null(ifs[0].network);
+    assert_string_equal(ifs[0].mac, "52:54:00:12:34:56");
+    assert_null(ifs[0].target); /* a defined, not running, domain has no tap */
     assert_string_equal(ifs[1].network, "default");
     assert_string_equal(ifs[1].bridge, "virbr0");
+    assert_null(ifs[1].mac);
     domxml_ifaces_free(ifs, n);
 }
 
@@ -209,6 +212,11 @@ static void test_real_ifaces(void **state)
     assert_string_equal(ifs[0].bridge, "virbr0");
     assert_string_equal(ifs[1].bridge, "br-ex");
     assert_null(ifs[1].network);
+    /* a running domain's interfaces name their MAC and their tap */
+    assert_string_equal(ifs[0].mac, "52:54:00:6b:3c:58");
+    assert_string_equal(ifs[0].target, "vnet3");
+    assert_string_equal(ifs[1].mac, "52:54:00:12:34:56");
+    assert_string_equal(ifs[1].target, "vnet4");
     domxml_ifaces_free(ifs, n);
 }
 
