@@ -72,8 +72,9 @@ static int field(json_object *o, const char *where, const char *key, json_type t
     return 1;
 }
 
-int orchreply_get_text(json_object *o, const char *where, const char *key, int required, size_t max, const char **out,
-                       char **why)
+/* orchreply_get_text, where multiline also lets tabs and line ends through (an XML document). */
+static int get_text(json_object *o, const char *where, const char *key, int required, size_t max, int multiline,
+                    const char **out, char **why)
 {
     json_object *v;
     int rc = field(o, where, key, json_type_string, required, &v, why);
@@ -87,13 +88,19 @@ int orchreply_get_text(json_object *o, const char *where, const char *key, int r
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) {
+        if ((c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))) || c == 0x7f) {
             *why = xasprintf("%s%s: holds a control byte (0x%02x at %zu)", where, key, c, i);
             return -1;
         }
     }
     *out = s;
     return 0;
+}
+
+int orchreply_get_text(json_object *o, const char *where, const char *key, int required, size_t max, const char **out,
+                       char **why)
+{
+    return get_text(o, where, key, required, max, 0, out, why);
 }
 
 int orchreply_get_int(json_object *o, const char *where, const char *key, int required, int64_t min, int64_t max,
@@ -218,7 +225,7 @@ static int read_check_source(json_object *b, orchreply *r, char **why)
 {
     const char *w = "body.";
     json_object *disks;
-    if (orchreply_get_text(b, w, "domain_xml", 1, ORCHREPLY_MAX_XML, &r->src.domain_xml, why) < 0 ||
+    if (get_text(b, w, "domain_xml", 1, ORCHREPLY_MAX_XML, 1, &r->src.domain_xml, why) < 0 ||
         orchreply_get_int(b, w, "memory_mb", 1, 0, ORCHREPLY_MAX_MEMORY_MB, &r->src.memory_mb, why) < 0 ||
         orchreply_get_text(b, w, "shared_probe", 0, 64, &r->src.shared_probe, why) < 0 ||
         field(b, w, "disks", json_type_array, 0, &disks, why) < 0)

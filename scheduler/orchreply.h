@@ -61,7 +61,7 @@ typedef struct orchreply {
     char *error;   /* !ok: body.error made printable (owned; absent: "failed") */
     /* ok, check_source */
     struct {
-        const char *domain_xml;   /* required, 1..ORCHREPLY_MAX_XML bytes */
+        const char *domain_xml;   /* required, 1..ORCHREPLY_MAX_XML bytes (tabs and line ends allowed) */
         int64_t memory_mb;        /* required, 0..ORCHREPLY_MAX_MEMORY_MB */
         const char *shared_probe; /* NULL when absent (the source could not write it) */
         json_object *disks;       /* owned: a new array of the checked disks ({path, format, target,
