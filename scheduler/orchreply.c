@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agentmsg.h"
+#include "msg.h"
 
 static const char *const method_words[ORCHREPLY_METHOD_COUNT] = {
     [ORCHREPLY_CHECK_SOURCE] = "check_source",
@@ -27,34 +28,6 @@ const char *orchreply_method_str(orchreply_method m)
 
 /* ---- the field readers ---------------------------------------------------------------------- */
 
-/* A JSON type in the words of a reason. */
-static const char *type_word(json_type t)
-{
-    switch (t) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "boolean";
-    case json_type_double:
-        return "float";
-    case json_type_int:
-        return "integer";
-    case json_type_object:
-        return "object";
-    case json_type_array:
-        return "array";
-    case json_type_string:
-        return "string";
-    }
-    return "unknown";
-}
-
-/* The JSON type of v in the words of a reason (v NULL is JSON null). */
-static const char *type_name(json_object *v)
-{
-    return type_word(json_object_get_type(v));
-}
-
 /* Looks key up in o with type t: 1 with *v, 0 when absent and not required, -1 with *why. */
 static int field(json_object *o, const char *where, const char *key, json_type t, int required, json_object **v,
                  char **why)
@@ -66,7 +39,12 @@ static int field(json_object *o, const char *where, const char *key, json_type t
         return -1;
     }
     if (!*v || !json_object_is_type(*v, t)) {
-        *why = xasprintf("%s%s: expected %s, got %s", where, key, type_word(t), type_name(*v));
+        const char *expected = t == json_type_string    ? "string"
+                               : t == json_type_int     ? "integer"
+                               : t == json_type_boolean ? "boolean"
+                               : t == json_type_array   ? "array"
+                                                        : "object";
+        *why = xasprintf("%s%s: expected %s, got %s", where, key, expected, msg_jtype_name(*v));
         return -1;
     }
     return 1;
@@ -191,7 +169,7 @@ static json_object *read_disk(json_object *d, size_t i, char **why)
 {
     _cleanup_free_ char *where = xasprintf("body.disks[%zu].", i);
     if (!json_object_is_type(d, json_type_object)) {
-        *why = xasprintf("body.disks[%zu]: expected object, got %s", i, type_name(d));
+        *why = xasprintf("body.disks[%zu]: expected object, got %s", i, msg_jtype_name(d));
         return NULL;
     }
     const char *path = NULL, *format = NULL, *target = NULL;
@@ -311,7 +289,7 @@ int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char *
         return -1;
     }
     if (!body || !json_object_is_type(body, json_type_object)) {
-        *why = xasprintf("body: expected object, got %s", type_name(body));
+        *why = xasprintf("body: expected object, got %s", msg_jtype_name(body));
         return -1;
     }
     int rc = orchreply_get_bool(body, "body.", "ok", 1, &out->ok, why);
@@ -397,7 +375,7 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
         return 0; /* ORCHREPLY_EV_OTHER: not read */
     }
     if (!body || !json_object_is_type(body, json_type_object)) {
-        *why = xasprintf("body: expected object, got %s", type_name(body));
+        *why = xasprintf("body: expected object, got %s", msg_jtype_name(body));
         return -1;
     }
     json_object *s = NULL;

@@ -78,13 +78,17 @@ finished() { # migration -> "status|error" once it has ended
   done
   sql "SELECT status || '|' || coalesce(error, '') FROM migrations WHERE id = $1"
 }
+migrate_fails() { # instance dest reason -> the migration id, once it has ended failed with reason
+  local m r
+  m=$(request "$1" "$2")
+  [[ -n $m ]] || fail "$1's request was not accepted"
+  r=$(finished "$m")
+  [[ $r == "failed|$3" ]] || fail "migration $m of $1: $r (expected failed|$3)"
+  echo "$m"
+}
 
 # ---- (a) job_status with a null state ------------------------------------------------------------------------
-m1=$(request vm1 "$d1")
-[[ -n $m1 ]] || fail "vm1's request was not accepted"
-r=$(finished "$m1")
-[[ $r == "failed|the source's reply to job_status is refused: body.state: expected string, got null" ]] ||
-  fail "migration $m1 after a null job state: $r"
+m1=$(migrate_fails vm1 "$d1" "the source's reply to job_status is refused: body.state: expected string, got null")
 grep -q "level=warn .*host=$s1 migration=$m1 instance=i-000000a1 .*migration $m1: the source's reply to job_status is refused: body.state: expected string, got null" \
   "$work/scheduler.log" || fail "the refusal is not logged with migration=, instance= and host="
 grep -q "answered rollback" "$work/answers-$d1" || fail "the destination was not rolled back"
@@ -93,21 +97,13 @@ kill -0 "$spid" || fail "the scheduler died"
 ok "job_status {\"state\":null}: refused with the reason (logged with migration=, instance=, host=), rolled back, failed"
 
 # ---- (b) check_destination with an address that would change the libvirt URI -----------------------------------
-m2=$(request vm2 "$d2")
-[[ -n $m2 ]] || fail "vm2's request was not accepted"
-r=$(finished "$m2")
-[[ $r == "failed|the destination's reply to check_destination is refused: body.address: 'x/system?command=id&' is not a host name or IP address with an optional port" ]] ||
-  fail "migration $m2 after a hostile address: $r"
+migrate_fails vm2 "$d2" "the destination's reply to check_destination is refused: body.address: 'x/system?command=id&' is not a host name or IP address with an optional port" >/dev/null
 grep -q "answered pre_live_migration" "$work/answers-$d2" && fail "the hostile destination was asked to prepare"
 ok "check_destination with address 'x/system?command=id&': refused with the reason, failed before preparing"
 
 # ---- (c) no job, and a domain state null ----------------------------------------------------------------------
 printf '%s' '{"ok":true,"state":"none","domain":{"exists":true,"state":null,"persistent":true}}' >"$work/$s1/job_status.json"
-m3=$(request vm3 "$d1")
-[[ -n $m3 ]] || fail "vm3's request was not accepted"
-r=$(finished "$m3")
-[[ $r == "failed|the source's reply to job_status is refused: body.domain.state: expected string, got null" ]] ||
-  fail "migration $m3 after a null domain state: $r"
+migrate_fails vm3 "$d1" "the source's reply to job_status is refused: body.domain.state: expected string, got null" >/dev/null
 kill -0 "$spid" || fail "the scheduler died"
 ok "job_status {\"domain\":{\"state\":null}}: refused with the reason, failed; the scheduler runs"
 echo "all checks passed"

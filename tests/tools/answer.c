@@ -12,35 +12,12 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "log.h"
 #include "mq.h"
 #include "msg.h"
+#include "testlib.h"
 #include "util.h"
 
 static const char *dir;
-
-/* Returns the contents of path (caller frees), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *s = xmalloc(cap);
-    size_t k;
-    while ((k = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n < 2) {
-            cap *= 2;
-            s = xrealloc(s, cap);
-        }
-    }
-    fclose(f);
-    s[n] = 0;
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-        s[--n] = 0;
-    return s;
-}
 
 static void on_request(mq_conn *c, mq_delivery *d, void *arg)
 {
@@ -57,7 +34,7 @@ static void on_request(mq_conn *c, mq_delivery *d, void *arg)
     const char *type = msg_envelope_type(env);
     const char *method = strncmp(type, "rpc.", 4) == 0 ? type + 4 : type;
     _cleanup_free_ char *path = xasprintf("%s/%s.json", dir, method);
-    _cleanup_free_ char *body = slurp(path);
+    _cleanup_free_ char *body = test_read_file(path, NULL);
     _cleanup_free_ char *text = xasprintf("{\"v\":1,\"type\":\"rpc.result\",\"id\":\"%s\",\"body\":%s}",
                                           msg_envelope_id(env), body ? body : "{\"ok\":true}");
     if (mq_rpc_reply(c, d, text, strlen(text), &err) < 0) {

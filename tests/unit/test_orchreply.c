@@ -18,6 +18,22 @@ static int rd(orchreply_method m, const char *text, orchreply *r, char **why, js
     return orchreply_read(m, *keep, r, why);
 }
 
+/* text as the reply to m is accepted: *r filled; returns the body (release both with done()). */
+static json_object *accepted(orchreply_method m, const char *text, orchreply *r)
+{
+    char *why;
+    json_object *o;
+    if (rd(m, text, r, &why, &o) != 0)
+        fail_msg("%s reply '%.200s' refused: %s", orchreply_method_str(m), text, why);
+    return o;
+}
+
+static void done(orchreply *r, json_object *o)
+{
+    orchreply_clear(r);
+    json_object_put(o);
+}
+
 /* text as the reply to m is refused with a reason that holds reason. */
 static void refused(orchreply_method m, const char *text, const char *reason)
 {
@@ -54,18 +70,16 @@ static void test_check_source(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     /* rpcmig.c check_source_dom, with two disks from domxml_disks */
-    assert_int_equal(
-        rd(ORCHREPLY_CHECK_SOURCE,
-           "{\"ok\":true,\"shared_probe\":\".ferry-probe-41-0a1b2c3d\",\"domain_xml\":\"<domain type='kvm'>\\n"
-           "<name>vm1</name></domain>\",\"name\":\"vm1\",\"memory_mb\":2048,\"vcpus\":2,\"disks\":["
-           "{\"path\":\"/var/lib/ferry/instances/vm1/disk\",\"format\":\"qcow2\",\"target\":\"vda\",\"shared\":true,"
-           "\"virtual_size\":10737418240},{\"path\":\"/var/lib/ferry/local/vm1/data\",\"format\":\"raw\","
-           "\"target\":\"vdb\",\"shared\":false}],\"disks_shared\":false,\"instances_path\":\"/var/lib/ferry/instances\"}",
-           &r, &why, &o),
-        0);
+    o = accepted(
+        ORCHREPLY_CHECK_SOURCE,
+        "{\"ok\":true,\"shared_probe\":\".ferry-probe-41-0a1b2c3d\",\"domain_xml\":\"<domain type='kvm'>\\n"
+        "<name>vm1</name></domain>\",\"name\":\"vm1\",\"memory_mb\":2048,\"vcpus\":2,\"disks\":["
+        "{\"path\":\"/var/lib/ferry/instances/vm1/disk\",\"format\":\"qcow2\",\"target\":\"vda\",\"shared\":true,"
+        "\"virtual_size\":10737418240},{\"path\":\"/var/lib/ferry/local/vm1/data\",\"format\":\"raw\","
+        "\"target\":\"vdb\",\"shared\":false}],\"disks_shared\":false,\"instances_path\":\"/var/lib/ferry/instances\"}",
+        &r);
     assert_int_equal(r.ok, 1);
     assert_int_equal(r.method, ORCHREPLY_CHECK_SOURCE);
     assert_string_equal(r.src.domain_xml, "<domain type='kvm'>\n<name>vm1</name></domain>");
@@ -82,25 +96,21 @@ static void test_check_source(void **state)
     json_object_put(o);
 
     /* no probe (it could not be written), no disks */
-    assert_int_equal(
-        rd(ORCHREPLY_CHECK_SOURCE, "{\"ok\":true,\"domain_xml\":\"<domain/>\",\"memory_mb\":0}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_CHECK_SOURCE, "{\"ok\":true,\"domain_xml\":\"<domain/>\",\"memory_mb\":0}", &r);
     assert_null(r.src.shared_probe);
     assert_null(r.src.disks);
     assert_int_equal(r.src.memory_mb, 0);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
 
     /* junk in a disk is not passed on to the destination */
-    assert_int_equal(rd(ORCHREPLY_CHECK_SOURCE,
-                        "{\"ok\":true,\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"disks\":[{\"path\":\"/p\","
-                        "\"evil\":{\"deep\":[1,2,3]}}]}",
-                        &r, &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_CHECK_SOURCE,
+                 "{\"ok\":true,\"domain_xml\":\"<domain/>\",\"memory_mb\":1,\"disks\":[{\"path\":\"/p\","
+                 "\"evil\":{\"deep\":[1,2,3]}}]}",
+                 &r);
     assert_string_equal(
         json_object_to_json_string_ext(r.src.disks, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
         "[{\"path\":\"/p\"}]");
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
 }
 
 static void test_check_source_hostile(void **state)
@@ -162,29 +172,23 @@ static void test_check_destination(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     /* rpcmig.c check_destination_conn */
-    assert_int_equal(rd(ORCHREPLY_CHECK_DESTINATION,
-                        "{\"ok\":true,\"free_memory_mb\":7000,\"cpu\":\"identical\",\"shared_storage\":true,"
-                        "\"address\":\"169.254.77.12\"}",
-                        &r, &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_CHECK_DESTINATION,
+                 "{\"ok\":true,\"free_memory_mb\":7000,\"cpu\":\"identical\",\"shared_storage\":true,"
+                 "\"address\":\"169.254.77.12\"}",
+                 &r);
     assert_int_equal(r.dst.shared_storage, 1);
     assert_string_equal(r.dst.address, "169.254.77.12");
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(rd(ORCHREPLY_CHECK_DESTINATION, "{\"ok\":true,\"shared_storage\":false}", &r, &why, &o), 0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_CHECK_DESTINATION, "{\"ok\":true,\"shared_storage\":false}", &r);
     assert_int_equal(r.dst.shared_storage, 0);
     assert_null(r.dst.address); /* absent: the address the database has stays */
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(rd(ORCHREPLY_CHECK_DESTINATION,
-                        "{\"ok\":true,\"shared_storage\":false,\"address\":\"[fd00::2]:16509\"}", &r, &why, &o),
-                     0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_CHECK_DESTINATION, "{\"ok\":true,\"shared_storage\":false,\"address\":\"[fd00::2]:16509\"}",
+                 &r);
     assert_string_equal(r.dst.address, "[fd00::2]:16509");
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
 
     const orchreply_method m = ORCHREPLY_CHECK_DESTINATION;
     /* no silent "not shared" (it would switch block migration on) */
@@ -204,16 +208,14 @@ static void test_job_status(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     /* a running job (job.c job_status_json merged into rpcmig.c's reply) */
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS,
-                        "{\"ok\":true,\"migration\":41,\"instance\":\"11111111-2222-3333-4444-555555555555\","
-                        "\"state\":\"running\",\"postcopy\":false,\"adopted\":false,\"dest\":\"compute2\","
-                        "\"stats\":{\"time_elapsed_ms\":1200,\"memory_total\":1073741824,\"bandwidth_mib_s\":117.5},"
-                        "\"domain\":{\"exists\":true,\"state\":\"running\",\"reason\":1,\"persistent\":true}}",
-                        &r, &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"migration\":41,\"instance\":\"11111111-2222-3333-4444-555555555555\","
+                 "\"state\":\"running\",\"postcopy\":false,\"adopted\":false,\"dest\":\"compute2\","
+                 "\"stats\":{\"time_elapsed_ms\":1200,\"memory_total\":1073741824,\"bandwidth_mib_s\":117.5},"
+                 "\"domain\":{\"exists\":true,\"state\":\"running\",\"reason\":1,\"persistent\":true}}",
+                 &r);
     assert_int_equal(r.job.state, JOB_RUNNING);
     assert_string_equal(r.job.word, "running");
     assert_int_equal(r.job.postcopy, 0);
@@ -221,54 +223,43 @@ static void test_job_status(void **state)
     assert_int_equal(r.job.dom_exists, 1);
     assert_int_equal(r.job.dom_running, 1);
     assert_int_equal(r.job.dom_persistent, 1);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* failed with libvirt's text on two lines */
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS,
-                        "{\"ok\":true,\"state\":\"failed\",\"postcopy\":true,\"error\":\"internal error: qemu "
-                        "unexpectedly closed the monitor:\\n2026-01-01 load of migration failed\\t\","
-                        "\"domain\":{\"exists\":true,\"state\":\"paused\",\"persistent\":true}}",
-                        &r, &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"failed\",\"postcopy\":true,\"error\":\"internal error: qemu "
+                 "unexpectedly closed the monitor:\\n2026-01-01 load of migration failed\\t\","
+                 "\"domain\":{\"exists\":true,\"state\":\"paused\",\"persistent\":true}}",
+                 &r);
     assert_int_equal(r.job.state, JOB_FAILED);
     assert_int_equal(r.job.postcopy, 1);
     assert_string_equal(r.job.error,
                         "internal error: qemu unexpectedly closed the monitor: 2026-01-01 load of migration failed ");
     assert_int_equal(r.job.dom_running, 0);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* no job, no domain (a source whose agent restarted; the guest left it) */
-    assert_int_equal(
-        rd(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":false}}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":false}}", &r);
     assert_int_equal(r.job.state, JOB_NONE);
     assert_int_equal(r.job.dom_exists, 0);
     assert_int_equal(r.job.dom_running, 0);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* completed, cancelled; without domain */
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"completed\"}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"completed\"}", &r);
     assert_int_equal(r.job.state, JOB_COMPLETED);
     assert_int_equal(r.job.dom_exists, 0);
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"cancelled\"}", &r, &why, &o), 0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"cancelled\"}", &r);
     assert_int_equal(r.job.state, JOB_CANCELLED);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* a word this scheduler does not know: defined, JOB_STATE_COUNT (the job ended, failed) */
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"migrating_v2\"}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"migrating_v2\"}", &r);
     assert_int_equal(r.job.state, JOB_STATE_COUNT);
     assert_string_equal(r.job.word, "migrating_v2");
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* exists false but "running": not running */
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS,
-                        "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":false,\"state\":\"running\"}}", &r,
-                        &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":false,\"state\":\"running\"}}", &r);
     assert_int_equal(r.job.dom_running, 0);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
 }
 
 static void test_job_status_hostile(void **state)
@@ -309,15 +300,13 @@ static void test_long_error_is_cut(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     _cleanup_free_ char *big = long_string(60000, 'e');
     _cleanup_free_ char *t = xasprintf("{\"ok\":true,\"state\":\"failed\",\"error\":%s}", big);
-    assert_int_equal(rd(ORCHREPLY_JOB_STATUS, t, &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_JOB_STATUS, t, &r);
     assert_int_equal(strlen(r.job.error), ORCHREPLY_MAX_TEXT + 3);
     assert_string_equal(r.job.error + ORCHREPLY_MAX_TEXT, "...");
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* cut on a character's boundary: 2047 ASCII bytes, then a 3-byte character */
     char *s = malloc(ORCHREPLY_MAX_TEXT + 16);
     memset(s, 'x', ORCHREPLY_MAX_TEXT - 1);
@@ -339,48 +328,35 @@ static void test_error_replies(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     /* rpc.c reply_error */
-    assert_int_equal(rd(ORCHREPLY_ROLLBACK,
-                        "{\"ok\":false,\"error\":\"domain vm1 runs on compute2 (running): cannot roll back a migration "
-                        "that landed here\",\"code\":\"landed\"}",
-                        &r, &why, &o),
-                     0);
+    o = accepted(ORCHREPLY_ROLLBACK,
+                 "{\"ok\":false,\"error\":\"domain vm1 runs on compute2 (running): cannot roll back a migration "
+                 "that landed here\",\"code\":\"landed\"}",
+                 &r);
     assert_int_equal(r.ok, 0);
     assert_int_equal(r.code, RPC_LANDED);
     assert_string_equal(r.error,
                         "domain vm1 runs on compute2 (running): cannot roll back a migration that landed here");
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(
-        rd(ORCHREPLY_JOB_STATUS, "{\"ok\":false,\"error\":\"no libvirt\",\"code\":\"unavailable\"}", &r, &why, &o), 0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":false,\"error\":\"no libvirt\",\"code\":\"unavailable\"}", &r);
     assert_int_equal(r.code, RPC_UNAVAILABLE);
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(
-        rd(ORCHREPLY_CHECK_SOURCE, "{\"ok\":false,\"error\":\"stale epoch 4\",\"code\":\"stale_epoch\"}", &r, &why, &o),
-        0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_CHECK_SOURCE, "{\"ok\":false,\"error\":\"stale epoch 4\",\"code\":\"stale_epoch\"}", &r);
     assert_int_equal(r.code, RPC_STALE_EPOCH);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* an error reply's method fields are not read */
-    assert_int_equal(
-        rd(ORCHREPLY_CHECK_DESTINATION, "{\"ok\":false,\"code\":\"refused\",\"shared_storage\":null}", &r, &why, &o),
-        0);
+    o = accepted(ORCHREPLY_CHECK_DESTINATION, "{\"ok\":false,\"code\":\"refused\",\"shared_storage\":null}", &r);
     assert_int_equal(r.code, RPC_REFUSED);
     assert_string_equal(r.error, "failed"); /* no text: the default */
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     /* no code or a code this build does not know: RPC_UNKNOWN, a plain failure */
-    assert_int_equal(rd(ORCHREPLY_ABORT, "{\"ok\":false,\"error\":\"x\"}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_ABORT, "{\"ok\":false,\"error\":\"x\"}", &r);
     assert_int_equal(r.code, RPC_UNKNOWN);
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(rd(ORCHREPLY_ABORT, "{\"ok\":false,\"error\":\"x\",\"code\":\"newer_code\"}", &r, &why, &o), 0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_ABORT, "{\"ok\":false,\"error\":\"x\",\"code\":\"newer_code\"}", &r);
     assert_int_equal(r.code, RPC_UNKNOWN);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
 
     refused(ORCHREPLY_ABORT, "{}", "body.ok: missing");
     refused(ORCHREPLY_ABORT, "{\"ok\":null}", "body.ok: expected boolean, got null");
@@ -399,7 +375,6 @@ static void test_other_methods(void **state)
 {
     (void)state;
     orchreply r;
-    char *why;
     json_object *o;
     /* replies whose success is all the orchestration reads */
     static const struct {
@@ -414,20 +389,17 @@ static void test_other_methods(void **state)
         {ORCHREPLY_ROLLBACK, "{\"ok\":true,\"removed\":null,\"undefined\":{\"deep\":[[[]]]}}"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
-        assert_int_equal(rd(ok[i].m, ok[i].body, &r, &why, &o), 0);
+        o = accepted(ok[i].m, ok[i].body, &r);
         assert_int_equal(r.ok, 1);
         assert_int_equal(r.method, ok[i].m);
-        orchreply_clear(&r);
-        json_object_put(o);
+        done(&r, o);
     }
-    assert_int_equal(rd(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":\"postcopy\"}", &r, &why, &o), 0);
+    o = accepted(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":\"postcopy\"}", &r);
     assert_int_equal(r.fc_action, ORCHREPLY_FC_POSTCOPY);
-    orchreply_clear(&r);
-    json_object_put(o);
-    assert_int_equal(rd(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":\"paused\"}", &r, &why, &o), 0);
+    done(&r, o);
+    o = accepted(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":\"paused\"}", &r);
     assert_int_equal(r.fc_action, ORCHREPLY_FC_PAUSED);
-    orchreply_clear(&r);
-    json_object_put(o);
+    done(&r, o);
     refused(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true}", "body.action: missing");
     refused(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":null}", "body.action: expected string, got null");
     refused(ORCHREPLY_FORCE_COMPLETE, "{\"ok\":true,\"action\":\"reboot\"}",
@@ -444,6 +416,22 @@ static int ev_rd(const char *what, const char *text, orchreply_event *ev, char *
     assert_non_null(*keep);
     *why = NULL;
     return orchreply_event_read(what, *keep, ev, why);
+}
+
+/* text as the event what is accepted: *ev filled; returns the body (release both with ev_done()). */
+static json_object *ev_accepted(const char *what, const char *text, orchreply_event *ev)
+{
+    char *why;
+    json_object *o;
+    if (ev_rd(what, text, ev, &why, &o) != 0)
+        fail_msg("%s event '%.200s' refused: %s", what, text, why);
+    return o;
+}
+
+static void ev_done(orchreply_event *ev, json_object *o)
+{
+    orchreply_event_clear(ev);
+    json_object_put(o);
 }
 
 static void ev_refused(const char *what, const char *text, const char *reason)
@@ -464,17 +452,15 @@ static void test_events(void **state)
 {
     (void)state;
     orchreply_event ev;
-    char *why;
     json_object *o;
     /* job.c's progress, with jobstats.c's keys */
-    assert_int_equal(ev_rd("progress",
-                           "{\"at\":\"2026-01-01T00:00:00.000Z\",\"host\":\"compute1\",\"origin\":\"agent\","
-                           "\"migration\":41,\"instance\":\"11111111-2222-3333-4444-555555555555\",\"stats\":{"
-                           "\"time_elapsed_ms\":1500,\"memory_total\":2147483648,\"memory_processed\":1073741824,"
-                           "\"memory_remaining\":1073741824,\"iteration\":2,\"dirty_rate\":12,\"bandwidth_mib_s\":"
-                           "117.25,\"job_type\":2}}",
-                           &ev, &why, &o),
-                     0);
+    o = ev_accepted("progress",
+                    "{\"at\":\"2026-01-01T00:00:00.000Z\",\"host\":\"compute1\",\"origin\":\"agent\","
+                    "\"migration\":41,\"instance\":\"11111111-2222-3333-4444-555555555555\",\"stats\":{"
+                    "\"time_elapsed_ms\":1500,\"memory_total\":2147483648,\"memory_processed\":1073741824,"
+                    "\"memory_remaining\":1073741824,\"iteration\":2,\"dirty_rate\":12,\"bandwidth_mib_s\":"
+                    "117.25,\"job_type\":2}}",
+                    &ev);
     assert_int_equal(ev.kind, ORCHREPLY_EV_PROGRESS);
     assert_string_equal(ev.host, "compute1");
     assert_int_equal(ev.has_stats, 1);
@@ -483,45 +469,38 @@ static void test_events(void **state)
     assert_int_equal(ev.stats.memory_remaining, 1073741824LL);
     assert_int_equal(ev.stats.iteration, 2);
     assert_int_equal(ev.stats.downtime_ms, -1);
-    orchreply_event_clear(&ev);
-    json_object_put(o);
+    ev_done(&ev, o);
     /* completed with final stats */
-    assert_int_equal(ev_rd("completed",
-                           "{\"host\":\"compute1\",\"dest\":\"compute2\",\"stats\":{\"time_elapsed_ms\":5000,"
-                           "\"downtime_ms\":48,\"memory_processed\":3221225472,\"memory_total\":2147483648}}",
-                           &ev, &why, &o),
-                     0);
+    o = ev_accepted("completed",
+                    "{\"host\":\"compute1\",\"dest\":\"compute2\",\"stats\":{\"time_elapsed_ms\":5000,"
+                    "\"downtime_ms\":48,\"memory_processed\":3221225472,\"memory_total\":2147483648}}",
+                    &ev);
     assert_int_equal(ev.kind, ORCHREPLY_EV_ENDED);
     assert_int_equal(ev.ended, JOB_COMPLETED);
     assert_null(ev.error);
     assert_int_equal(ev.stats.downtime_ms, 48);
     assert_int_equal(ev.stats.iteration, -1);
-    orchreply_event_clear(&ev);
-    json_object_put(o);
+    ev_done(&ev, o);
     /* failed with an error, no stats */
-    assert_int_equal(
-        ev_rd("failed", "{\"host\":\"compute1\",\"error\":\"operation failed:\\njob cancelled\"}", &ev, &why, &o), 0);
+    o = ev_accepted("failed", "{\"host\":\"compute1\",\"error\":\"operation failed:\\njob cancelled\"}", &ev);
     assert_int_equal(ev.ended, JOB_FAILED);
     assert_string_equal(ev.error, "operation failed: job cancelled");
     assert_int_equal(ev.has_stats, 0);
     assert_int_equal(ev.stats.memory_total, -1);
     orchreply_event_clear(&ev);
-    orchreply_event_clear(&ev);
-    json_object_put(o);
-    assert_int_equal(ev_rd("cancelled", "{}", &ev, &why, &o), 0);
+    ev_done(&ev, o);
+    o = ev_accepted("cancelled", "{}", &ev);
     assert_int_equal(ev.ended, JOB_CANCELLED);
     assert_null(ev.host);
-    orchreply_event_clear(&ev);
-    json_object_put(o);
-    assert_int_equal(ev_rd("postcopy", "{\"host\":\"compute1\",\"iteration\":\"not read\"}", &ev, &why, &o), 0);
+    ev_done(&ev, o);
+    o = ev_accepted("postcopy", "{\"host\":\"compute1\",\"iteration\":\"not read\"}", &ev);
     assert_int_equal(ev.kind, ORCHREPLY_EV_POSTCOPY);
-    orchreply_event_clear(&ev);
-    json_object_put(o);
+    ev_done(&ev, o);
     /* kinds the scheduler does not act on are not read */
-    assert_int_equal(ev_rd("running", "{\"stats\":null,\"host\":7}", &ev, &why, &o), 0);
+    o = ev_accepted("running", "{\"stats\":null,\"host\":7}", &ev);
     assert_int_equal(ev.kind, ORCHREPLY_EV_OTHER);
     json_object_put(o);
-    assert_int_equal(ev_rd("none", "{\"stats\":null}", &ev, &why, &o), 0);
+    o = ev_accepted("none", "{\"stats\":null}", &ev);
     assert_int_equal(ev.kind, ORCHREPLY_EV_OTHER);
     json_object_put(o);
 }
