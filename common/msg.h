@@ -64,6 +64,10 @@ const char *msg_envelope_sent_at(const msg_envelope *env);
 /* Returns the body object, borrowed from env (json_object_get it to keep it longer). */
 json_object *msg_envelope_body(const msg_envelope *env);
 
+/* Returns the JSON type of o in the words of a reason ("null" for NULL, a JSON null; "integer",
+ * "float", "string", ...); a static string. */
+const char *msg_jtype_name(json_object *o);
+
 /* Builds an envelope of the given type around body, with v=1, id (a new UUID when id is
  * NULL) and sent_at now. Takes the caller's reference to body (NULL means {}). Returns a
  * new compact JSON string; caller frees. */

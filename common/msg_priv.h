@@ -30,8 +30,6 @@ void msg_field_err(char **err, const char *prefix, const char *key, const char *
 char *msg_printable(const char *s, size_t len);
 /* msg_printable() of a NUL-terminated s. Caller frees. */
 char *msg_printable_str(const char *s);
-/* The JSON type of o in the words of a reason (o NULL is JSON null). */
-const char *msg_jtype_name(json_object *o);
 /* Rejects any key of obj not in allowed (NULL-terminated), naming it. */
 int msg_check_keys(json_object *obj, const char *prefix, const char *const *allowed, char **err);
 /* Looks key up in obj: 0 with *found and *val (borrowed; NULL for JSON null), or -1 when it

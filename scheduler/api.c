@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "orchreply.h"
 #include "sched.h"
 
 /* Runs sql (one row, one column of JSON) and parses it; NULL with *err when it fails. */
@@ -302,13 +303,11 @@ static void rpc_answer(mq_conn *c, mq_delivery *d, const char *req, json_object 
     }
 }
 
-static const char *jstr_opt(json_object *b, const char *key)
-{
-    json_object *v;
-    if (json_object_object_get_ex(b, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
+/* The fields of the read RPCs' bodies (orchreply's typed readers): strings without control
+ * bytes and within bounds, integers within their ranges; a null or a wrong type is refused. */
+#define API_MAX_NAME 255    /* a host name */
+#define API_MAX_REASON 1024 /* a host's state reason (the database and the log) */
+#define API_MAX_WORD 32     /* a state or status word */
 
 /* A read RPC waiting for its read: the delivery to answer and the method. */
 typedef struct rpc_wait {
@@ -362,7 +361,7 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
         return;
     }
     const char *type = msg_envelope_type(env), *req = msg_envelope_id(env);
-    json_object *b = msg_envelope_body(env), *v;
+    json_object *b = msg_envelope_body(env);
     const char *code = NULL;
     api_read *r = NULL;
     if (!s->db_ready) {
@@ -371,40 +370,50 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
     } else if (strcmp(type, "rpc.host_list") == 0) {
         r = api_read_new(API_HOSTS);
     } else if (strcmp(type, "rpc.host_show") == 0 || strcmp(type, "rpc.host_set_state") == 0) {
-        const char *h = jstr_opt(b, "host");
-        const char *st = jstr_opt(b, "state");
-        if (!h) {
+        const char *h = NULL, *st = NULL, *reason = NULL;
+        int set = strcmp(type, "rpc.host_set_state") == 0;
+        if (orchreply_get_text(b, "body.", "host", 1, API_MAX_NAME, &h, &err) < 0 ||
+            (set && (orchreply_get_text(b, "body.", "state", 1, API_MAX_WORD, &st, &err) < 0 ||
+                     orchreply_get_text(b, "body.", "reason", 0, API_MAX_REASON, &reason, &err) < 0))) {
             code = "invalid";
-            err = xstrdup("body.host: missing required string");
-        } else if (strcmp(type, "rpc.host_show") == 0) {
+        } else if (!set) {
             r = api_read_new(API_HOST);
             r->name = xstrdup(h);
-        } else if (!st ||
-                   (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0)) {
+        } else if (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0 && strcmp(st, "maintenance") != 0) {
             code = "invalid";
             err = xstrdup("body.state: enabled, disabled or maintenance");
         } else {
             r = api_read_new(API_HOST_SET_STATE);
             r->name = xstrdup(h);
             r->state = xstrdup(st);
-            r->reason = jstr_opt(b, "reason") ? xstrdup(jstr_opt(b, "reason")) : NULL;
+            r->reason = reason ? xstrdup(reason) : NULL;
         }
     } else if (strcmp(type, "rpc.instance_list") == 0) {
-        r = api_read_new(API_INSTANCES);
-        const char *h = jstr_opt(b, "host");
-        r->filter = h && *h ? xstrdup(h) : NULL;
-    } else if (strcmp(type, "rpc.migration_list") == 0) {
-        r = api_read_new(API_MIGRATIONS);
-        r->limit = json_object_object_get_ex(b, "limit", &v) ? json_object_get_int(v) : 100;
-        const char *st = jstr_opt(b, "status");
-        r->filter = st && *st ? xstrdup(st) : NULL;
-    } else if (strcmp(type, "rpc.migration_show") == 0) {
-        if (!json_object_object_get_ex(b, "migration", &v) || !json_object_is_type(v, json_type_int)) {
+        const char *h = NULL;
+        if (orchreply_get_text(b, "body.", "host", 0, API_MAX_NAME, &h, &err) < 0) {
             code = "invalid";
-            err = xstrdup("body.migration: missing required integer");
+        } else {
+            r = api_read_new(API_INSTANCES);
+            r->filter = h && *h ? xstrdup(h) : NULL;
+        }
+    } else if (strcmp(type, "rpc.migration_list") == 0) {
+        const char *st = NULL;
+        int64_t limit = 100;
+        if (orchreply_get_int(b, "body.", "limit", 0, 1, 10000, &limit, &err) < 0 ||
+            orchreply_get_text(b, "body.", "status", 0, API_MAX_WORD, &st, &err) < 0) {
+            code = "invalid";
+        } else {
+            r = api_read_new(API_MIGRATIONS);
+            r->limit = (int)limit;
+            r->filter = st && *st ? xstrdup(st) : NULL;
+        }
+    } else if (strcmp(type, "rpc.migration_show") == 0) {
+        int64_t id = 0;
+        if (orchreply_get_int(b, "body.", "migration", 1, 1, INT64_MAX, &id, &err) < 0) {
+            code = "invalid";
         } else {
             r = api_read_new(API_MIGRATION);
-            r->id = json_object_get_int64(v);
+            r->id = id;
         }
     } else {
         code = "invalid";

@@ -314,9 +314,18 @@ static void migration_event_done(void *arg, int rc, char *err)
     } else {
         /* the host an agent event is recorded under is its sender's, not the body's claim */
         char sender[AGENTMSG_MAX_NAME + 1];
-        if (trust_role_of(t, m->user_id, sender, sizeof(sender)) == TRUST_AGENT)
+        int from_agent = trust_role_of(t, m->user_id, sender, sizeof(sender)) == TRUST_AGENT;
+        if (from_agent)
             json_object_object_add(b, "host", json_object_new_string(sender));
-        orch_on_agent_event(s, j->migration, j->what, b);
+        if (orch_on_agent_event(s, j->migration, j->what, b, &why) < 0) {
+            /* stats or texts that cannot be believed: dead-lettered with the reason, nothing recorded */
+            f.host = from_agent ? sender : NULL;
+            refuse(j->c, j->d, &f, why);
+            free(why);
+            free(err);
+            ev_job_free(j);
+            return;
+        }
     }
     free(err);
     /* events are informative: recorded or not, they are not retried (the next heartbeat and

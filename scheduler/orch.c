@@ -27,14 +27,14 @@ static void fail(orch *o, rpc_code code, const char *why);
 
 /* Calls method on host with body (taken); next runs with the reply body on success, and the
  * migration fails on an error. */
-static void call(orch *o, const char *host, const char *method, json_object *body, orchcall_step_fn next)
+static void call(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next)
 {
     orchcall_call(o, host, method, body, next, fail);
 }
 
 static void start_completing(orch *o, const char *why);
 
-static void rollback_done(orch *o, json_object *r)
+static void rollback_done(orch *o, const orchreply *r)
 {
     (void)r;
     _cleanup_free_ char *why = o->fail_reason;
@@ -78,7 +78,7 @@ static void fail_for(orch *o, orch_cause cause, rpc_code code, const char *why)
     o->fail_reason = xstrdup(why);
     o->fail_cause = cause;
     json_object *b = json_object_new_object();
-    call(o, o->dest, "rollback", b, rollback_done);
+    call(o, o->dest, ORCHREPLY_ROLLBACK, b, rollback_done);
 }
 
 /* A failure (ends failed after the rollback): the RPCs' failure handler. */
@@ -87,7 +87,7 @@ static void fail(orch *o, rpc_code code, const char *why)
     fail_for(o, ORCH_CAUSE_FAILURE, code, why);
 }
 
-static void job_polled(orch *o, json_object *r);
+static void job_polled(orch *o, const orchreply *r);
 
 static void poll_job(evutil_socket_t fd, short what, void *arg)
 {
@@ -97,10 +97,10 @@ static void poll_job(evutil_socket_t fd, short what, void *arg)
     if (o->finishing || o->polling || o->fail_reason)
         return;
     o->polling = 1;
-    call(o, o->source, "job_status", json_object_new_object(), job_polled);
+    call(o, o->source, ORCHREPLY_JOB_STATUS, json_object_new_object(), job_polled);
 }
 
-static void post_done(orch *o, json_object *r)
+static void post_done(orch *o, const orchreply *r)
 {
     (void)r;
     orchtx_finish(o, MIG_COMPLETED, NULL, NULL);
@@ -108,7 +108,7 @@ static void post_done(orch *o, json_object *r)
 
 static void completing(orch *o)
 {
-    call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
+    call(o, o->dest, ORCHREPLY_POST_LIVE_MIGRATION, json_object_new_object(), post_done);
 }
 
 static void start_completing(orch *o, const char *why)
@@ -117,16 +117,12 @@ static void start_completing(orch *o, const char *why)
     orchtx_transition(o, MIG_COMPLETING, why, completing);
 }
 
-static void resume_source_seen(orch *o, json_object *r);
+static void resume_source_seen(orch *o, const orchreply *r);
 
-static void job_polled(orch *o, json_object *r)
+static void job_polled(orch *o, const orchreply *r)
 {
     o->polling = 0;
-    json_object *v;
-    const char *state = json_object_object_get_ex(r, "state", &v) ? json_object_get_string(v) : "none";
-    job_state st;
-    if (job_state_from_str(state, &st) < 0)
-        st = JOB_STATE_COUNT; /* a word this scheduler does not know: the job ended, failed */
+    job_state st = r->job.state; /* JOB_STATE_COUNT: a word this scheduler does not know, the job ended, failed */
     if (st == JOB_NONE) {
         /* the source knows no job for this migration (its agent restarted without the record):
          * where the guest is tells what happened — on the source, the job is started again; gone
@@ -137,7 +133,7 @@ static void job_polled(orch *o, json_object *r)
         resume_source_seen(o, r);
         return;
     }
-    if (json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v))
+    if (r->job.postcopy)
         o->postcopy = 1;
     if (st == JOB_RUNNING)
         return;
@@ -145,8 +141,7 @@ static void job_polled(orch *o, json_object *r)
         start_completing(o, "the source's job completed");
         return;
     }
-    const char *err =
-        json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : "the job ended without a reason";
+    const char *err = r->job.error ? r->job.error : "the job ended without a reason";
     orch_cause cause = orchcore_job_end_cause(st, o->abort_reason != NULL, o->abort_cause);
     _cleanup_free_ char *why = NULL;
     if (st == JOB_CANCELLED && o->abort_reason) {
@@ -162,7 +157,7 @@ static void job_polled(orch *o, json_object *r)
     fail_for(o, cause, RPC_OK, why);
 }
 
-static void live_started(orch *o, json_object *r)
+static void live_started(orch *o, const orchreply *r)
 {
     (void)r;
     struct timeval tv = {1, 0};
@@ -181,10 +176,10 @@ static void start_live(orch *o)
     json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(o->bw));
     json_object_object_add(b, "max_downtime_ms", json_object_new_int(o->downtime));
     json_object_object_add(b, "completion_timeout_s", json_object_new_int(o->timeout));
-    call(o, o->source, "live_migration", b, live_started);
+    call(o, o->source, ORCHREPLY_LIVE_MIGRATION, b, live_started);
 }
 
-static void prepared(orch *o, json_object *r)
+static void prepared(orch *o, const orchreply *r)
 {
     (void)r;
     o->prepared = 1;
@@ -193,44 +188,42 @@ static void prepared(orch *o, json_object *r)
 
 static void prepare(orch *o)
 {
-    json_object *v, *b = json_object_new_object();
+    json_object *b = json_object_new_object();
     json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
-    if (json_object_object_get_ex(o->src_check, "disks", &v))
-        json_object_object_add(b, "disks", json_object_get(v));
-    call(o, o->dest, "pre_live_migration", b, prepared);
+    if (o->src_disks)
+        json_object_object_add(b, "disks", json_object_get(o->src_disks));
+    call(o, o->dest, ORCHREPLY_PRE_LIVE_MIGRATION, b, prepared);
 }
 
-static void dest_checked(orch *o, json_object *r)
+static void dest_checked(orch *o, const orchreply *r)
 {
-    json_object *v;
     if (strcmp(o->block, "auto") == 0) {
-        int shared = json_object_object_get_ex(r, "shared_storage", &v) && json_object_get_boolean(v);
+        int shared = r->dst.shared_storage;
         strlcpy_f(o->block, shared ? "no" : "yes", sizeof(o->block));
         log_info(&o->lf, "block_migration auto: storage %s shared, %s", shared ? "is" : "is not",
                  shared ? "no block migration" : "block migration");
     }
-    if (json_object_object_get_ex(r, "address", &v) && json_object_is_type(v, json_type_string))
-        strlcpy_f(o->dest_addr, json_object_get_string(v), sizeof(o->dest_addr));
+    if (r->dst.address)
+        strlcpy_f(o->dest_addr, r->dst.address, sizeof(o->dest_addr));
     orchtx_transition(o, MIG_PREPARING, NULL, prepare);
 }
 
-static void source_checked(orch *o, json_object *r)
+static void source_checked(orch *o, const orchreply *r)
 {
-    json_object_put(o->src_check);
-    o->src_check = json_object_get(r);
-    json_object *v, *b = json_object_new_object();
-    if (json_object_object_get_ex(r, "domain_xml", &v))
-        json_object_object_add(b, "domain_xml", json_object_get(v));
-    if (json_object_object_get_ex(r, "memory_mb", &v))
-        json_object_object_add(b, "memory_mb", json_object_get(v));
-    if (json_object_object_get_ex(r, "shared_probe", &v))
-        json_object_object_add(b, "shared_probe", json_object_get(v));
+    /* the disks, as checked, for pre_live_migration */
+    json_object_put(o->src_disks);
+    o->src_disks = json_object_get(r->src.disks);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "domain_xml", json_object_new_string(r->src.domain_xml));
+    json_object_object_add(b, "memory_mb", json_object_new_int64(r->src.memory_mb));
+    if (r->src.shared_probe)
+        json_object_object_add(b, "shared_probe", json_object_new_string(r->src.shared_probe));
     json_object_object_add(b, "post_copy", json_object_new_boolean(o->post_copy));
     if (strcmp(o->block, "auto") == 0)
         json_object_object_add(b, "block_migration", json_object_new_string("auto"));
     else
         json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
-    call(o, o->dest, "check_destination", b, dest_checked);
+    call(o, o->dest, ORCHREPLY_CHECK_DESTINATION, b, dest_checked);
 }
 
 static void start_checks(orch *o)
@@ -240,26 +233,14 @@ static void start_checks(orch *o)
         json_object_object_add(b, "block_migration", json_object_new_string("auto"));
     else
         json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
-    call(o, o->source, "check_source", b, source_checked);
+    call(o, o->source, ORCHREPLY_CHECK_SOURCE, b, source_checked);
 }
 
 /* ---- resuming a migration this replica did not start (adopted, or after a restart) ----------- */
 
-static int dom_running(json_object *r, int want_persistent)
+static void resume_dest_seen(orch *o, const orchreply *r)
 {
-    json_object *d, *v;
-    if (!json_object_object_get_ex(r, "domain", &d))
-        return 0;
-    if (!json_object_object_get_ex(d, "exists", &v) || !json_object_get_boolean(v))
-        return 0;
-    if (!json_object_object_get_ex(d, "state", &v) || strcmp(json_object_get_string(v), "running") != 0)
-        return 0;
-    return !want_persistent || (json_object_object_get_ex(d, "persistent", &v) && json_object_get_boolean(v));
-}
-
-static void resume_dest_seen(orch *o, json_object *r)
-{
-    if (dom_running(r, 1)) {
+    if (r->job.dom_running && r->job.dom_persistent) {
         start_completing(o, "resumed: the source has neither job nor domain, the guest runs on the destination");
         return;
     }
@@ -268,24 +249,18 @@ static void resume_dest_seen(orch *o, json_object *r)
                   NULL);
 }
 
-static void resume_source_seen(orch *o, json_object *r)
+static void resume_source_seen(orch *o, const orchreply *r)
 {
-    json_object *v;
-    const char *state = json_object_object_get_ex(r, "state", &v) ? json_object_get_string(v) : "none";
-    log_info(&o->lf, "resumed migration %lld: the source's job is %s", (long long)o->id, state);
-    job_state st;
-    if (job_state_from_str(state, &st) < 0 || st != JOB_NONE) {
+    log_info(&o->lf, "resumed migration %lld: the source's job is %s", (long long)o->id, r->job.word);
+    if (r->job.state != JOB_NONE) {
         job_polled(o, r);
-        if (job_state_from_str(state, &st) == 0 && st == JOB_RUNNING) {
+        if (r->job.state == JOB_RUNNING) {
             struct timeval tv = {1, 0};
             event_add(o->poll_ev, &tv);
         }
         return;
     }
-    json_object *d, *ex;
-    int exists = json_object_object_get_ex(r, "domain", &d) && json_object_object_get_ex(d, "exists", &ex) &&
-                 json_object_get_boolean(ex);
-    if (exists) {
+    if (r->job.dom_exists) {
         /* the guest is on the source and no job for this migration was ever known there: the
          * live_migration call was lost with the replica that made it */
         log_info(&o->lf, "the source has no job for migration %lld and still runs the guest: starting it",
@@ -293,7 +268,7 @@ static void resume_source_seen(orch *o, json_object *r)
         start_live(o);
         return;
     }
-    call(o, o->dest, "job_status", json_object_new_object(), resume_dest_seen);
+    call(o, o->dest, ORCHREPLY_JOB_STATUS, json_object_new_object(), resume_dest_seen);
 }
 
 /* ---- start, adopt, renew ------------------------------------------------------------------ */
@@ -388,9 +363,9 @@ static void start_done(void *arg, int rc, char *err)
         /* nothing has moved yet: checks and preparation are idempotent, run them (again) */
         start_checks(o);
     } else if (o->status == MIG_RUNNING) {
-        call(o, o->source, "job_status", json_object_new_object(), resume_source_seen);
+        call(o, o->source, ORCHREPLY_JOB_STATUS, json_object_new_object(), resume_source_seen);
     } else if (o->status == MIG_COMPLETING) {
-        call(o, o->dest, "post_live_migration", json_object_new_object(), post_done);
+        call(o, o->dest, ORCHREPLY_POST_LIVE_MIGRATION, json_object_new_object(), post_done);
     } else {
         log_warn(&o->lf, "migration %lld is %s: nothing for the orchestration to do", (long long)id,
                  mig_status_str(o->status));
@@ -409,18 +384,16 @@ void orch_start(sched *s, int64_t id)
     dbq_submit(s->dbq, start_work, start_done, j);
 }
 
-static void fc_done(orch *o, json_object *r)
+static void fc_done(orch *o, const orchreply *r)
 {
-    json_object *v;
-    const char *action = json_object_object_get_ex(r, "action", &v) ? json_object_get_string(v) : "?";
     _cleanup_free_ char *msg =
         xasprintf("force-complete on %s: %s", o->source,
-                  strcmp(action, "postcopy") == 0 ? "switched to post-copy" : "guest paused to finish");
+                  r->fc_action == ORCHREPLY_FC_POSTCOPY ? "switched to post-copy" : "guest paused to finish");
     log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
     ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "force_complete", msg, "record it");
 }
 
-static void abort_sent(orch *o, json_object *r)
+static void abort_sent(orch *o, const orchreply *r)
 {
     (void)r;
     log_info(&o->lf, "migration %lld: the source aborts its job (%s)", (long long)o->id, o->abort_reason);
@@ -454,7 +427,7 @@ static void act_on_requests(orch *o, int abort_req, int fc_req, int past_deadlin
             o->abort_reason =
                 xasprintf("deadline: still running after %lld s (deadline_running_s): aborted", (long long)secs);
             o->abort_cause = ORCH_CAUSE_FAILURE;
-            orchcall_soft(o, o->source, "abort", json_object_new_object(), abort_sent);
+            orchcall_soft(o, o->source, ORCHREPLY_ABORT, json_object_new_object(), abort_sent);
         } else if (running) {
             log_warn(&o->lf, "migration %lld is past its deadline but in post-copy: it can only go forward",
                      (long long)o->id);
@@ -471,12 +444,12 @@ static void act_on_requests(orch *o, int abort_req, int fc_req, int past_deadlin
             free(o->abort_reason);
             o->abort_reason = xstrdup("cancelled: aborted by the operator");
             o->abort_cause = ORCH_CAUSE_OPERATOR_ABORT;
-            orchcall_soft(o, o->source, "abort", json_object_new_object(), abort_sent);
+            orchcall_soft(o, o->source, ORCHREPLY_ABORT, json_object_new_object(), abort_sent);
         }
     }
     if (fc_req && !o->fc_sent && running) {
         o->fc_sent = 1;
-        orchcall_soft(o, o->source, "force_complete", json_object_new_object(), fc_done);
+        orchcall_soft(o, o->source, ORCHREPLY_FORCE_COMPLETE, json_object_new_object(), fc_done);
     }
 }
 

@@ -11,7 +11,8 @@ typedef struct orchcall_pending {
     orchcall_step_fn next;
     orchcall_fail_fn fail; /* NULL: soft, an error reply is logged and recorded, the migration goes on */
     int gen;
-    char method[32];
+    orchreply_method m;
+    const char *method; /* its word (static) */
     char host[256];
     char *text;       /* the request, sent again after a transport failure */
     int64_t first_ms; /* when it was first sent */
@@ -108,62 +109,68 @@ static void on_reply(mq_conn *c, int ok, const char *err, const mq_message *repl
     msg_envelope *env = NULL;
     char *perr = NULL;
     _cleanup_free_ char *why = NULL;
-    json_object *b = NULL, *okv = NULL, *ev = NULL;
+    orchreply r = {0};
     rpc_code code = RPC_OK; /* the agent's code of an error reply */
     if (!ok) {
         why = xasprintf("%s on %s: %s", p->method, p->host, err);
     } else if (msg_parse(reply->body, reply->len, &env, &perr) < 0) {
         why = xasprintf("%s on %s: invalid reply: %s", p->method, p->host, perr);
         free(perr);
-    } else {
-        b = msg_envelope_body(env);
-        if (!json_object_object_get_ex(b, "ok", &okv) || !json_object_get_boolean(okv)) {
-            json_object_object_get_ex(b, "error", &ev);
-            why = xasprintf("%s on %s: %s", p->method, p->host, ev ? json_object_get_string(ev) : "failed");
-            json_object *cv;
-            code =
-                rpc_code_from_str(json_object_object_get_ex(b, "code", &cv) && json_object_is_type(cv, json_type_string)
-                                      ? json_object_get_string(cv)
-                                      : "");
-            /* an agent not connected to its libvirtd (yet: it was just restarted) is asked again,
-             * as for an RPC lost in transit, within rpc_retry_s; the chaos test saw a migration
-             * end in error on one such answer */
-            if (code == RPC_UNAVAILABLE && retry_later(p, o, why)) {
-                msg_envelope_free(env);
-                return;
-            }
-            if (code == RPC_STALE_EPOCH) {
-                /* the agent has seen a newer owner of this migration: this replica lost it and
-                 * stops driving it (no rollback, no failure: the owner decides) */
-                log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it",
-                         (long long)o->id, (long long)o->epoch, why);
-                pending_free(p);
-                msg_envelope_free(env);
-                o->finishing = 1;
-                orchcore_done(o);
-                return;
-            }
+    } else if (orchreply_read(p->m, msg_envelope_body(env), &r, &perr) < 0) {
+        /* a reply that cannot be believed fails the call as an error reply does (code RPC_OK:
+         * none of the agent's codes is taken from it) */
+        const char *role = strcmp(p->host, o->source) == 0 ? "source"
+                           : strcmp(p->host, o->dest) == 0 ? "destination"
+                                                           : "agent";
+        why = xasprintf("the %s's reply to %s is refused: %s", role, p->method, perr);
+        log_fields f = o->lf;
+        f.host = p->host;
+        log_warn(&f, "migration %lld: %s", (long long)o->id, why);
+        free(perr);
+    } else if (!r.ok) {
+        why = xasprintf("%s on %s: %s", p->method, p->host, r.error);
+        code = r.code;
+        /* an agent not connected to its libvirtd (yet: it was just restarted) is asked again,
+         * as for an RPC lost in transit, within rpc_retry_s; the chaos test saw a migration
+         * end in error on one such answer */
+        if (code == RPC_UNAVAILABLE && retry_later(p, o, why)) {
+            orchreply_clear(&r);
+            msg_envelope_free(env);
+            return;
+        }
+        if (code == RPC_STALE_EPOCH) {
+            /* the agent has seen a newer owner of this migration: this replica lost it and
+             * stops driving it (no rollback, no failure: the owner decides) */
+            log_warn(&o->lf, "migration %lld is no longer this scheduler's (epoch %lld): %s; leaving it",
+                     (long long)o->id, (long long)o->epoch, why);
+            pending_free(p);
+            orchreply_clear(&r);
+            msg_envelope_free(env);
+            o->finishing = 1;
+            orchcore_done(o);
+            return;
         }
     }
     orchcall_step_fn next = p->next;
     orchcall_fail_fn fail = p->fail;
-    char method[32];
-    strlcpy_f(method, p->method, sizeof(method));
+    orchreply_method m = p->m;
     pending_free(p);
     if (why && !fail) {
         log_warn(&o->lf, "%s", why);
-        ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, method, why, "record it");
+        ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, orchreply_method_str(m), why,
+                            "record it");
         /* an abort or force-complete that came before the source's job existed (the request
          * raced the live_migration call) is sent again from the next ticks, a few times */
-        if (strcmp(method, "abort") == 0 && o->soft_tries++ < 30)
+        if (m == ORCHREPLY_ABORT && o->soft_tries++ < 30)
             o->abort_sent = 0;
-        else if (strcmp(method, "force_complete") == 0 && o->soft_tries++ < 30)
+        else if (m == ORCHREPLY_FORCE_COMPLETE && o->soft_tries++ < 30)
             o->fc_sent = 0;
     } else if (why) {
         fail(o, code, why);
     } else {
-        next(o, b);
+        next(o, &r);
     }
+    orchreply_clear(&r);
     msg_envelope_free(env);
 }
 
@@ -202,7 +209,7 @@ static void send_pending(pending *p, orch *o)
     }
 }
 
-static void call_ex(orch *o, const char *host, const char *method, json_object *body, orchcall_step_fn next,
+static void call_ex(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next,
                     orchcall_fail_fn fail)
 {
     json_object_object_add(body, "migration", json_object_new_int64(o->id));
@@ -211,7 +218,7 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
     /* the owner's epoch: an agent refuses calls with a lower one than it has seen (fencing),
      * so a replica that lost this migration to another cannot act on it any more */
     json_object_object_add(body, "epoch", json_object_new_int64(o->epoch));
-    _cleanup_free_ char *type = xasprintf("rpc.%s", method);
+    _cleanup_free_ char *type = xasprintf("rpc.%s", orchreply_method_str(method));
     pending *p = xcalloc(1, sizeof(*p));
     p->text = msg_build(type, NULL, body);
     p->id = o->id;
@@ -219,18 +226,19 @@ static void call_ex(orch *o, const char *host, const char *method, json_object *
     p->gen = o->gen;
     p->fail = fail;
     p->first_ms = mono_ms();
-    strlcpy_f(p->method, method, sizeof(p->method));
+    p->m = method;
+    p->method = orchreply_method_str(method);
     strlcpy_f(p->host, host, sizeof(p->host));
     send_pending(p, o);
 }
 
-void orchcall_call(orch *o, const char *host, const char *method, json_object *body, orchcall_step_fn next,
+void orchcall_call(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next,
                    orchcall_fail_fn fail)
 {
     call_ex(o, host, method, body, next, fail);
 }
 
-void orchcall_soft(orch *o, const char *host, const char *method, json_object *body, orchcall_step_fn next)
+void orchcall_soft(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next)
 {
     call_ex(o, host, method, body, next, NULL);
 }

@@ -19,7 +19,7 @@ static void orch_free(void *arg)
     orch *o = arg;
     if (o->poll_ev)
         event_free(o->poll_ev);
-    json_object_put(o->src_check);
+    json_object_put(o->src_disks);
     free(o->fail_reason);
     free(o->abort_reason);
     free(o);

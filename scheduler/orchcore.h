@@ -28,13 +28,13 @@ struct orch {
     char ec2[40];
     char source[256];
     char dest[256];
-    char dest_addr[64];
+    char dest_addr[256]; /* a host name or address (agentmsg_address_ok), up to 255 bytes */
     mig_status status;
     char block[8];
     int post_copy, auto_converge, after, bw, downtime, timeout;
     int64_t epoch;
     char epoch_s[24];
-    json_object *src_check;
+    json_object *src_disks; /* check_source's disks, as orchreply_read checked them, for pre_live_migration */
     char *fail_reason;      /* the destination is being rolled back for this reason */
     orch_cause fail_cause;  /* ... and the migration then ends as this says */
     char *abort_reason;     /* an abort was sent to the source: the reason the migration ends with */

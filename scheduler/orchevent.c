@@ -1,22 +1,15 @@
 /* orchevent: what the agents report about a migration (orch_on_agent_event, sched.h): progress,
- * the post-copy switch and the end of the source's job, recorded by the database worker by
- * whichever replica gets the event; the owner, if it is this one, polls the source at once when
- * its job ended. */
+ * the post-copy switch and the end of the source's job, read by orchreply_event_read (an event
+ * it refuses changes nothing), recorded by the database worker by whichever replica gets the
+ * event; the owner, if it is this one, polls the source at once when its job ended. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger.h"
 #include "orchcore.h"
+#include "orchreply.h"
 
 /* ---- what the agents report --------------------------------------------------------------- */
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
 
 /* What an agent's event asks of the database, with the worker (strings copied). */
 typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED } ev_op;
@@ -112,62 +105,59 @@ static void agent_ev_done(void *arg, int rc, char *err)
     free(j);
 }
 
-void orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *body)
+/* A figure for the statement: v, or dflt when absent (-1). */
+static void figure(char *buf, size_t n, int64_t v, const char *dflt)
+{
+    if (v < 0)
+        strlcpy_f(buf, dflt, n);
+    else
+        snprintf(buf, n, "%lld", (long long)v);
+}
+
+int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *body, char **why)
 {
     /* any replica records what an agent says (each event reaches one of them); the owner, if it
      * is this one, acts on it */
+    orchreply_event ev;
+    if (orchreply_event_read(what, body, &ev, why) < 0)
+        return -1;
+    if (ev.kind == ORCHREPLY_EV_OTHER)
+        return 0;
     agent_ev *j = xcalloc(1, sizeof(*j));
     j->s = s;
     j->id = id;
     snprintf(j->ids, sizeof(j->ids), "%lld", (long long)id);
-    const char *host = jstr(body, "host");
-    j->host = host ? xstrdup(host) : NULL;
+    j->host = ev.host ? xstrdup(ev.host) : NULL;
     j->what = xstrdup(what);
-    json_object *st = NULL, *v;
-    if (strcmp(what, "progress") == 0) {
+    const orchreply_stats *st = &ev.stats;
+    if (ev.kind == ORCHREPLY_EV_PROGRESS) {
         j->op = EV_PROGRESS;
-        json_object_object_get_ex(body, "stats", &st);
-        strlcpy_f(j->a, "0", sizeof(j->a));
-        strlcpy_f(j->b, "0", sizeof(j->b));
-        strlcpy_f(j->c, "0", sizeof(j->c));
-        strlcpy_f(j->d, "0", sizeof(j->d));
-        if (st && json_object_object_get_ex(st, "memory_total", &v))
-            snprintf(j->a, sizeof(j->a), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "memory_processed", &v))
-            snprintf(j->b, sizeof(j->b), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "memory_remaining", &v))
-            snprintf(j->c, sizeof(j->c), "%lld", (long long)json_object_get_int64(v));
-        if (st && json_object_object_get_ex(st, "iteration", &v))
-            snprintf(j->d, sizeof(j->d), "%lld", (long long)json_object_get_int64(v));
+        /* a figure the progress does not give is stored as 0 */
+        figure(j->a, sizeof(j->a), st->memory_total, "0");
+        figure(j->b, sizeof(j->b), st->memory_processed, "0");
+        figure(j->c, sizeof(j->c), st->memory_remaining, "0");
+        figure(j->d, sizeof(j->d), st->iteration, "0");
         snprintf(j->e, sizeof(j->e), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
-    } else if (strcmp(what, "postcopy") == 0) {
+    } else if (ev.kind == ORCHREPLY_EV_POSTCOPY) {
         j->op = EV_POSTCOPY;
         orch *o = orchcore_find(id);
         if (o)
             o->postcopy = 1;
-        log_fields f = {.migration = j->ids, .host = host};
+        log_fields f = {.migration = j->ids, .host = j->host};
         log_info(o ? &o->lf : &f, "migration %lld switched to post-copy", (long long)id);
-    } else if (strcmp(what, "completed") == 0 || strcmp(what, "failed") == 0 || strcmp(what, "cancelled") == 0) {
-        j->op = EV_ENDED;
-        const char *e = jstr(body, "error");
-        j->message = xstrdup(e ? e : what);
-        if (strcmp(what, "completed") == 0 && json_object_object_get_ex(body, "stats", &st)) {
-            /* the final figures of the source's job */
-            j->figures = 1;
-            if (json_object_object_get_ex(st, "downtime_ms", &v))
-                snprintf(j->a, sizeof(j->a), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "memory_processed", &v))
-                snprintf(j->b, sizeof(j->b), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "memory_total", &v))
-                snprintf(j->c, sizeof(j->c), "%lld", (long long)json_object_get_int64(v));
-            if (json_object_object_get_ex(st, "iteration", &v))
-                snprintf(j->d, sizeof(j->d), "%lld", (long long)json_object_get_int64(v));
-        }
     } else {
-        free(j->host);
-        free(j->what);
-        free(j);
-        return;
+        j->op = EV_ENDED;
+        j->message = ev.error ? xstrdup(ev.error) : xstrdup(what);
+        if (ev.ended == JOB_COMPLETED && ev.has_stats) {
+            /* the final figures of the source's job; one it does not give keeps the row's */
+            j->figures = 1;
+            figure(j->a, sizeof(j->a), st->downtime_ms, "");
+            figure(j->b, sizeof(j->b), st->memory_processed, "");
+            figure(j->c, sizeof(j->c), st->memory_total, "");
+            figure(j->d, sizeof(j->d), st->iteration, "");
+        }
     }
+    orchreply_event_clear(&ev);
     dbq_submit(s->dbq, agent_ev_work, agent_ev_done, j);
+    return 0;
 }

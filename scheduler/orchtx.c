@@ -175,7 +175,7 @@ static void finish_done(void *arg, int rc, char *err)
     free(f);
 }
 
-void orchtx_finish(orch *o, mig_status status, const char *error, json_object *stats)
+void orchtx_finish(orch *o, mig_status status, const char *error, const orchreply_stats *stats)
 {
     if (o->finishing)
         return;
@@ -194,11 +194,10 @@ void orchtx_finish(orch *o, mig_status status, const char *error, json_object *s
     f->from = o->status;
     f->status = status;
     f->error = error ? xstrdup(error) : NULL;
-    json_object *v;
     if (stats) {
         f->has_stats = 1;
-        if (json_object_object_get_ex(stats, "downtime_ms", &v))
-            snprintf(f->dt, sizeof(f->dt), "%lld", (long long)json_object_get_int64(v));
+        if (stats->downtime_ms >= 0)
+            snprintf(f->dt, sizeof(f->dt), "%lld", (long long)stats->downtime_ms);
     }
     dbq_submit(o->s->dbq, finish_work, finish_done, f);
 }

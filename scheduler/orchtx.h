@@ -7,6 +7,7 @@
 #define FERRY_ORCHTX_H
 
 #include "orchcore.h"
+#include "orchreply.h"
 
 /* A step that runs once a transition is committed, with o found again (still driven here, at
  * the same epoch, and no failure begun since the transition was asked). */
@@ -17,9 +18,10 @@ typedef void (*orchtx_next_fn)(orch *o);
  * `to` from now on: every later statement for o is submitted after this one and runs after its
  * commit. Already there (a resumed migration): next at once. */
 void orchtx_transition(orch *o, mig_status to, const char *message, orchtx_next_fn next);
-/* Ends o in final status (error and stats borrowed: what is needed is copied), committed with
- * its settling on the database worker; then o is let go and a slot of the limits is freed. o
- * is marked finishing at once: nothing else is done for it. */
-void orchtx_finish(orch *o, mig_status status, const char *error, json_object *stats);
+/* Ends o in final status (error and stats borrowed: what is needed is copied; stats, the
+ * source's final figures as orchreply read them, or NULL), committed with its settling on the
+ * database worker; then o is let go and a slot of the limits is freed. o is marked finishing
+ * at once: nothing else is done for it. */
+void orchtx_finish(orch *o, mig_status status, const char *error, const orchreply_stats *stats);
 
 #endif

@@ -161,7 +161,10 @@ void orch_act(sched *s, int64_t migration, int abort_req, int fc_req, int past_d
 int orch_count(void);
 /* Acts now on the operator's requests recorded for migration id, if this replica drives it. */
 void orch_poke(sched *s, int64_t migration);
-/* An agent event about migration id (completed / failed / cancelled / postcopy / progress). */
-void orch_on_agent_event(sched *s, int64_t migration, const char *what, json_object *body);
+/* An agent event about migration id (completed / failed / cancelled / postcopy / progress;
+ * body borrowed), read by orchreply_event_read: 0 when it is recorded (or not one the
+ * scheduler acts on), -1 with *why (caller frees) when it cannot be believed and changes
+ * nothing. */
+int orch_on_agent_event(sched *s, int64_t migration, const char *what, json_object *body, char **why) FERRY_WUR;
 
 #endif

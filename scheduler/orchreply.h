@@ -1,0 +1,149 @@
+/* orchreply: what an agent's reply to an RPC of the orchestration says, and what the stats of
+ * its migration events say, read strictly before the scheduler acts on any of it. A compute
+ * host may be compromised: its replies are claims, like its heartbeats (agentmsg.h).
+ *
+ * Each reader turns a body into a C struct with every field the orchestration uses checked:
+ * strings are JSON strings of bounded length without control bytes (an error text, which
+ * libvirt may write on several lines, is copied with its control bytes as spaces and cut),
+ * booleans are booleans, numbers are integers within bounds (never negative), a job state the
+ * scheduler does not know is JOB_STATE_COUNT. A field the orchestration does not use is not
+ * read (agents may add fields). A missing field takes the default its comment documents, or
+ * refuses the body when no default is safe; a JSON null or a wrong type always refuses. A
+ * refused body fails its call like an error reply, with the reason (orchcall.c). Pure: json-c
+ * only, no I/O; tests/fuzz/fuzz_orchreply.c drives it with hostile bodies. */
+#ifndef FERRY_ORCHREPLY_H
+#define FERRY_ORCHREPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "proto.h"
+#include "util.h"
+
+/* The bounds of what is believed. */
+#define ORCHREPLY_MAX_TEXT 2048                /* an error text is cut after this many bytes (then "...") */
+#define ORCHREPLY_MAX_WORD 32                  /* a state, code, action or format word */
+#define ORCHREPLY_MAX_XML 65536                /* check_source's domain_xml (a message is at most 64 KiB) */
+#define ORCHREPLY_MAX_PATH 4096                /* a disk's path */
+#define ORCHREPLY_MAX_NAME 255                 /* a host name or address */
+#define ORCHREPLY_MAX_DISKS 64                 /* check_source's disks (pre_live_migration takes 64) */
+#define ORCHREPLY_MAX_MEMORY_MB (1 << 30)      /* check_source's memory_mb (check_destination's bound) */
+#define ORCHREPLY_MAX_BYTES (INT64_C(1) << 56) /* a byte count (memory, a disk's size): 64 PiB */
+#define ORCHREPLY_MAX_COUNT INT32_MAX          /* iteration, downtime_ms (integer columns) */
+
+/* The agent methods the orchestration calls (compute-agent/RPC.md "Methods"). */
+typedef enum orchreply_method {
+    ORCHREPLY_CHECK_SOURCE = 0,
+    ORCHREPLY_CHECK_DESTINATION,
+    ORCHREPLY_PRE_LIVE_MIGRATION,
+    ORCHREPLY_LIVE_MIGRATION,
+    ORCHREPLY_JOB_STATUS,
+    ORCHREPLY_ABORT,
+    ORCHREPLY_FORCE_COMPLETE,
+    ORCHREPLY_POST_LIVE_MIGRATION,
+    ORCHREPLY_ROLLBACK,
+    ORCHREPLY_METHOD_COUNT
+} orchreply_method;
+
+/* What force_complete did on the source. */
+typedef enum orchreply_fc_action {
+    ORCHREPLY_FC_POSTCOPY = 0, /* "postcopy": switched to post-copy */
+    ORCHREPLY_FC_PAUSED,       /* "paused": the guest paused so pre-copy finishes */
+} orchreply_fc_action;
+
+/* A checked reply. Strings are borrowed from the body unless said otherwise. */
+typedef struct orchreply {
+    orchreply_method method;
+    int ok;        /* 1: the call succeeded (body.ok true); 0: an error reply */
+    rpc_code code; /* !ok: body.code (absent or a word this build does not know: RPC_UNKNOWN) */
+    char *error;   /* !ok: body.error made printable (owned; absent: "failed") */
+    /* ok, check_source */
+    struct {
+        const char *domain_xml;   /* required, 1..ORCHREPLY_MAX_XML bytes (tabs and line ends allowed) */
+        int64_t memory_mb;        /* required, 0..ORCHREPLY_MAX_MEMORY_MB */
+        const char *shared_probe; /* NULL when absent (the source could not write it) */
+        json_object *disks;       /* owned: a new array of the checked disks ({path, format, target,
+                                   * virtual_size, shared}, nothing else); NULL when absent */
+    } src;
+    /* ok, check_destination */
+    struct {
+        int shared_storage;  /* required */
+        const char *address; /* the destination's migration address (agentmsg_address_ok); NULL absent */
+    } dst;
+    /* ok, job_status */
+    struct {
+        job_state state;                             /* required; JOB_STATE_COUNT: a word this build does not know */
+        char word[ORCHREPLY_MAX_WORD + 1];           /* the state's word as sent (lowercase letters and _) */
+        int postcopy;                                /* absent: 0 */
+        char *error;                                 /* the job's error made printable (owned), NULL when absent */
+        int dom_exists, dom_running, dom_persistent; /* body.domain: absent fields (or no domain): 0 */
+    } job;
+    /* ok, force_complete */
+    orchreply_fc_action fc_action; /* required */
+} orchreply;
+
+/* Returns the method's word ("check_source", ...); "?" out of range; a static string. */
+const char *orchreply_method_str(orchreply_method m);
+
+/* Reads body (borrowed; it must outlive *out) as the reply to method m: 0 with *out filled
+ * (release with orchreply_clear), or -1 with *why (caller frees) and *out zeroed when the
+ * reply cannot be believed. An error reply (ok false) is read as such: 0 with out->ok 0. */
+int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char **why) FERRY_WUR;
+/* Frees what orchreply_read allocated; safe on a zeroed struct and twice. */
+void orchreply_clear(orchreply *r);
+
+/* ---- migration events ---- */
+
+/* The kinds of migration event the scheduler acts on (migration.<id>.<what> from an agent). */
+typedef enum orchreply_event_kind {
+    ORCHREPLY_EV_OTHER = 0, /* any other what: nothing to do */
+    ORCHREPLY_EV_PROGRESS,  /* progress */
+    ORCHREPLY_EV_POSTCOPY,  /* postcopy: the source switched to post-copy */
+    ORCHREPLY_EV_ENDED,     /* completed, failed, cancelled: the source's job ended */
+} orchreply_event_kind;
+
+/* The job statistics the scheduler stores; -1 where a figure is absent. */
+typedef struct orchreply_stats {
+    int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
+    int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
+} orchreply_stats;
+
+/* A checked migration event. */
+typedef struct orchreply_event {
+    orchreply_event_kind kind;
+    job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED */
+    const char *host;      /* body.host, a host name (borrowed); NULL when absent */
+    char *error;           /* EV_ENDED: body.error made printable (owned); NULL when absent */
+    int has_stats;         /* body.stats was given (EV_PROGRESS, EV_ENDED) */
+    orchreply_stats stats; /* all -1 without stats */
+} orchreply_event;
+
+/* Reads the body (borrowed; it must outlive *out) of an agent's event migration.<id>.<what>
+ * (what borrowed): 0 with *out filled (release with orchreply_event_clear), or -1 with *why
+ * (caller frees) when the event cannot be believed. */
+int orchreply_event_read(const char *what, json_object *body, orchreply_event *out, char **why) FERRY_WUR;
+/* Frees what orchreply_event_read allocated; safe on a zeroed struct and twice. */
+void orchreply_event_clear(orchreply_event *ev);
+
+/* ---- the field readers (also the read RPCs' bodies, api.c) ---- */
+
+/* Reads field key of object o as a string of at most max bytes without NUL or control bytes
+ * (borrowed into *out): 0, with *out untouched when the field is absent and not required; -1
+ * with *why (caller frees) when it is required and absent, null, of another type or not such a
+ * text. where prefixes the field's name in the reason ("body."). */
+int orchreply_get_text(json_object *o, const char *where, const char *key, int required, size_t max, const char **out,
+                       char **why) FERRY_WUR;
+/* As orchreply_get_text for an integer within [min, max]. */
+int orchreply_get_int(json_object *o, const char *where, const char *key, int required, int64_t min, int64_t max,
+                      int64_t *out, char **why) FERRY_WUR;
+/* As orchreply_get_text for a boolean (0 or 1 into *out). */
+int orchreply_get_bool(json_object *o, const char *where, const char *key, int required, int *out,
+                       char **why) FERRY_WUR;
+/* Returns a copy of s[0..len) fit for a log line and a database text: each control byte (NUL
+ * included) a space, cut after max bytes on a character's boundary with "..." added. Caller
+ * frees. */
+char *orchreply_printable(const char *s, size_t len, size_t max);
+
+#endif

@@ -1,0 +1,206 @@
+/* libFuzzer target: what the scheduler reads from an agent's RPC replies and migration events
+ * before it acts (scheduler/orchreply.c). The input's first byte (modulo 16) chooses the
+ * reader: below ORCHREPLY_METHOD_COUNT the reply to that method, else one of the event kinds
+ * (the seeds use '0'..'8' for check_source .. rollback, '9' progress, ':' postcopy, ';'
+ * completed, '<' failed, '=' cancelled, '>' and '?' kinds not read). The rest is the message:
+ * it goes through the envelope parser (common/msg.c) as in orchcall.c and hoststate.c, and its
+ * body through the reader. Every result is then checked: a refusal says why and leaves nothing
+ * believed; every accepted value is within the bounds orchreply.h promises (abort() else). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentmsg.h"
+#include "msg.h"
+#include "orchreply.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const event_kinds[] = {"progress", "postcopy", "completed", "failed", "cancelled", "running", "x"};
+
+static void check(int ok)
+{
+    if (!ok)
+        abort();
+}
+
+/* A text of at most max bytes without control bytes (multiline: but tabs and line ends). */
+static int text_ok(const char *s, size_t max, int multiline)
+{
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    if (n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))) || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* A printable copy of an error text: no control byte, cut at ORCHREPLY_MAX_TEXT plus "...". */
+static int message_ok(const char *s)
+{
+    return text_ok(s, ORCHREPLY_MAX_TEXT + 3, 0);
+}
+
+static int word_ok(const char *w)
+{
+    size_t n = strlen(w);
+    if (n == 0 || n > ORCHREPLY_MAX_WORD)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((w[i] >= 'a' && w[i] <= 'z') || (w[i] >= '0' && w[i] <= '9') || w[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int in(int64_t v, int64_t lo, int64_t hi)
+{
+    return v >= lo && v <= hi;
+}
+
+static void check_disks(json_object *disks)
+{
+    if (!disks)
+        return;
+    check(json_object_is_type(disks, json_type_array));
+    size_t n = json_object_array_length(disks);
+    check(n <= ORCHREPLY_MAX_DISKS);
+    for (size_t i = 0; i < n; i++) {
+        json_object *d = json_object_array_get_idx(disks, i), *v;
+        check(json_object_is_type(d, json_type_object));
+        check(json_object_object_get_ex(d, "path", &v) && json_object_is_type(v, json_type_string));
+        check(text_ok(json_object_get_string(v), ORCHREPLY_MAX_PATH, 0) && *json_object_get_string(v));
+        check((size_t)json_object_get_string_len(v) == strlen(json_object_get_string(v)));
+        json_object_object_foreach(d, key, val)
+        {
+            if (strcmp(key, "format") == 0 || strcmp(key, "target") == 0)
+                check(json_object_is_type(val, json_type_string) &&
+                      text_ok(json_object_get_string(val), ORCHREPLY_MAX_WORD, 0));
+            else if (strcmp(key, "shared") == 0)
+                check(json_object_is_type(val, json_type_boolean));
+            else if (strcmp(key, "virtual_size") == 0)
+                check(json_object_is_type(val, json_type_int) &&
+                      in(json_object_get_int64(val), 0, ORCHREPLY_MAX_BYTES));
+            else
+                check(strcmp(key, "path") == 0); /* nothing else is passed on */
+        }
+    }
+}
+
+static void check_reply(orchreply_method m, const orchreply *r)
+{
+    check(r->method == m);
+    if (!r->ok) {
+        check(r->code != RPC_OK && r->code <= RPC_UNKNOWN);
+        check(message_ok(r->error));
+        check(!r->src.disks && !r->job.error);
+        return;
+    }
+    check(r->ok == 1 && !r->error);
+    switch (m) {
+    case ORCHREPLY_CHECK_SOURCE:
+        check(text_ok(r->src.domain_xml, ORCHREPLY_MAX_XML, 1) && *r->src.domain_xml);
+        check(in(r->src.memory_mb, 0, ORCHREPLY_MAX_MEMORY_MB));
+        check(!r->src.shared_probe || text_ok(r->src.shared_probe, 64, 0));
+        check_disks(r->src.disks);
+        break;
+    case ORCHREPLY_CHECK_DESTINATION:
+        check(r->dst.shared_storage == 0 || r->dst.shared_storage == 1);
+        check(!r->dst.address ||
+              (text_ok(r->dst.address, ORCHREPLY_MAX_NAME, 0) && agentmsg_address_ok(r->dst.address)));
+        break;
+    case ORCHREPLY_JOB_STATUS:
+        check((unsigned)r->job.state <= JOB_STATE_COUNT);
+        check(word_ok(r->job.word));
+        if (r->job.state != JOB_STATE_COUNT)
+            check(strcmp(job_state_str(r->job.state), r->job.word) == 0);
+        else
+            check(strcmp(r->job.word, "running") && strcmp(r->job.word, "completed") && strcmp(r->job.word, "failed") &&
+                  strcmp(r->job.word, "cancelled") && strcmp(r->job.word, "none"));
+        check(r->job.postcopy == 0 || r->job.postcopy == 1);
+        check(!r->job.error || message_ok(r->job.error));
+        check(r->job.dom_exists == 0 || r->job.dom_exists == 1);
+        check(r->job.dom_persistent == 0 || r->job.dom_persistent == 1);
+        check(r->job.dom_running == 0 || (r->job.dom_running == 1 && r->job.dom_exists));
+        break;
+    case ORCHREPLY_FORCE_COMPLETE:
+        check(r->fc_action == ORCHREPLY_FC_POSTCOPY || r->fc_action == ORCHREPLY_FC_PAUSED);
+        break;
+    default:
+        check(!r->src.disks && !r->job.error);
+        break;
+    }
+}
+
+static void check_event(const char *what, const orchreply_event *ev)
+{
+    const orchreply_stats *s = &ev->stats;
+    job_state st;
+    if (strcmp(what, "progress") == 0)
+        check(ev->kind == ORCHREPLY_EV_PROGRESS);
+    else if (strcmp(what, "postcopy") == 0)
+        check(ev->kind == ORCHREPLY_EV_POSTCOPY);
+    else if (job_state_from_str(what, &st) == 0 && st != JOB_RUNNING && st != JOB_NONE)
+        check(ev->kind == ORCHREPLY_EV_ENDED && ev->ended == st);
+    else
+        check(ev->kind == ORCHREPLY_EV_OTHER);
+    if (ev->kind == ORCHREPLY_EV_OTHER) {
+        check(!ev->host && !ev->error && !ev->has_stats);
+        return;
+    }
+    check(!ev->host || agentmsg_host_name_ok(ev->host));
+    check(!ev->error || (ev->kind == ORCHREPLY_EV_ENDED && message_ok(ev->error)));
+    check(ev->has_stats == 0 || ev->has_stats == 1);
+    check(in(s->memory_total, -1, ORCHREPLY_MAX_BYTES) && in(s->memory_processed, -1, ORCHREPLY_MAX_BYTES) &&
+          in(s->memory_remaining, -1, ORCHREPLY_MAX_BYTES) && in(s->iteration, -1, ORCHREPLY_MAX_COUNT) &&
+          in(s->downtime_ms, -1, ORCHREPLY_MAX_COUNT));
+    if (!ev->has_stats)
+        check(s->memory_total == -1 && s->memory_processed == -1 && s->memory_remaining == -1 && s->iteration == -1 &&
+              s->downtime_ms == -1);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned sel = data[0] % (ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds));
+    msg_envelope *env = NULL;
+    char *why = NULL;
+    if (msg_parse((const char *)data + 1, size - 1, &env, &why) < 0) {
+        free(why);
+        return 0;
+    }
+    json_object *b = msg_envelope_body(env);
+    if (sel < ORCHREPLY_METHOD_COUNT) {
+        orchreply_method m = (orchreply_method)sel;
+        orchreply r;
+        if (orchreply_read(m, b, &r, &why) < 0) {
+            check(why && *why); /* a refusal always says why */
+            check(!r.ok && !r.error && !r.job.error && !r.src.disks);
+            free(why);
+        } else {
+            check(!why);
+            check_reply(m, &r);
+            orchreply_clear(&r);
+        }
+    } else {
+        const char *what = event_kinds[sel - ORCHREPLY_METHOD_COUNT];
+        orchreply_event ev;
+        if (orchreply_event_read(what, b, &ev, &why) < 0) {
+            check(why && *why);
+            check(!ev.error);
+            free(why);
+        } else {
+            check(!why);
+            check_event(what, &ev);
+            orchreply_event_clear(&ev);
+        }
+    }
+    msg_envelope_free(env);
+    return 0;
+}
