@@ -7,7 +7,10 @@ unset FERRY_SCHEDULER_USERS
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB=$top/deploy/lab/ferry-lab
 export FERRY_LAB_DIR=${FERRY_BIN_DIR:?run through ctest}/lab-test
-export FERRY_LAB_NAME=ferrytst FERRY_LAB_NET=78 FERRY_LAB_PORT_BASE=26650
+# FERRY_TEST_LAB_{NAME,NET,PORT_BASE} give a second checkout's lab tests a lab of their own
+# (two engineers, or a helper, on one machine); CI uses the defaults.
+export FERRY_LAB_NAME=${FERRY_TEST_LAB_NAME:-ferrytst} FERRY_LAB_NET=${FERRY_TEST_LAB_NET:-78}
+export FERRY_LAB_PORT_BASE=${FERRY_TEST_LAB_PORT_BASE:-26650}
 ok() { echo "ok: $*"; }
 
 # The EXIT trap of every lab test: `trap 'lab_exit $?' EXIT`. When the test failed, the
