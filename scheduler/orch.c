@@ -102,7 +102,20 @@ static void poll_job(evutil_socket_t fd, short what, void *arg)
 
 static void post_done(orch *o, const orchreply *r)
 {
-    (void)r;
+    /* what the destination saw of the guest's announce: one event of the migration, before its
+     * end (the database worker keeps the order) */
+    if (r->ann.state != ORCHREPLY_ANN_NOT_REPORTED) {
+        _cleanup_free_ char *msg = xasprintf("guest announce %s: %s", orchreply_announce_str(r->ann.state),
+                                             r->ann.detail ? r->ann.detail : "no detail");
+        log_fields lf = o->lf;
+        lf.host = o->dest;
+        if (r->ann.state == ORCHREPLY_ANN_NOT_SEEN)
+            log_warn(&lf, "migration %lld: %s on %s", (long long)o->id, msg, o->dest);
+        else
+            log_info(&lf, "migration %lld: %s on %s", (long long)o->id, msg, o->dest);
+        ledger_record_later(o->s, &o->lf, o->id, "destination", o->dest, LEDGER_NO_STATUS, "announce", msg,
+                            "record the guest's announce");
+    }
     orchtx_finish(o, MIG_COMPLETED, NULL, NULL);
 }
 

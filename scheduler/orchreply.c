@@ -279,6 +279,37 @@ static int read_force_complete(json_object *b, orchreply *r, char **why)
     return 0;
 }
 
+static const char *const announce_words[] = {
+    [ORCHREPLY_ANN_NOT_REPORTED] = "not_reported",
+    [ORCHREPLY_ANN_SEEN] = "seen",
+    [ORCHREPLY_ANN_NOT_SEEN] = "not_seen",
+    [ORCHREPLY_ANN_UNKNOWN] = "unknown",
+};
+
+const char *orchreply_announce_str(orchreply_announce a)
+{
+    return (unsigned)a < sizeof(announce_words) / sizeof(announce_words[0]) ? announce_words[a] : "?";
+}
+
+static int read_post_live_migration(json_object *b, orchreply *r, char **why)
+{
+    json_object *a;
+    char word[ORCHREPLY_MAX_WORD + 1];
+    int rc = field(b, "body.", "announce", json_type_object, 0, &a, why);
+    if (rc <= 0)
+        return rc; /* absent: not reported */
+    if (get_word(a, "body.announce.", "state", 1, word, why) < 0 ||
+        get_message(a, "body.announce.", "detail", &r->ann.detail, why) < 0)
+        return -1;
+    for (size_t i = ORCHREPLY_ANN_SEEN; i < sizeof(announce_words) / sizeof(announce_words[0]); i++)
+        if (strcmp(word, announce_words[i]) == 0) {
+            r->ann.state = (orchreply_announce)i;
+            return 0;
+        }
+    *why = xasprintf("body.announce.state: '%s' is none of seen, not_seen, unknown", word);
+    return -1;
+}
+
 int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char **why)
 {
     memset(out, 0, sizeof(*out));
@@ -318,6 +349,9 @@ int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char *
         case ORCHREPLY_FORCE_COMPLETE:
             rc = read_force_complete(body, out, why);
             break;
+        case ORCHREPLY_POST_LIVE_MIGRATION:
+            rc = read_post_live_migration(body, out, why);
+            break;
         default:
             break; /* success is all the orchestration reads */
         }
@@ -337,6 +371,8 @@ void orchreply_clear(orchreply *r)
     r->error = NULL;
     free(r->job.error);
     r->job.error = NULL;
+    free(r->ann.detail);
+    r->ann.detail = NULL;
     json_object_put(r->src.disks);
     r->src.disks = NULL;
 }

@@ -53,6 +53,17 @@ typedef enum orchreply_fc_action {
     ORCHREPLY_FC_PAUSED,       /* "paused": the guest paused so pre-copy finishes */
 } orchreply_fc_action;
 
+/* What the destination's post_live_migration says of the guest's announce (RPC.md). */
+typedef enum orchreply_announce {
+    ORCHREPLY_ANN_NOT_REPORTED = 0, /* no announce field (an older agent) */
+    ORCHREPLY_ANN_SEEN,             /* "seen": the guest's MAC learned on its own tap */
+    ORCHREPLY_ANN_NOT_SEEN,         /* "not_seen" */
+    ORCHREPLY_ANN_UNKNOWN,          /* "unknown": no interface on a Linux bridge */
+} orchreply_announce;
+
+/* Returns the announce state's word ("seen", ...; "not_reported"); a static string. */
+const char *orchreply_announce_str(orchreply_announce a);
+
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */
 typedef struct orchreply {
     orchreply_method method;
@@ -82,6 +93,11 @@ typedef struct orchreply {
     } job;
     /* ok, force_complete */
     orchreply_fc_action fc_action; /* required */
+    /* ok, post_live_migration: body.announce, optional; when given, state is required */
+    struct {
+        orchreply_announce state;
+        char *detail; /* body.announce.detail made printable (owned); NULL when absent */
+    } ann;
 } orchreply;
 
 /* Returns the method's word ("check_source", ...); "?" out of range; a static string. */

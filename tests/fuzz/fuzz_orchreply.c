@@ -98,7 +98,7 @@ static void check_reply(orchreply_method m, const orchreply *r)
     if (!r->ok) {
         check(r->code != RPC_OK && r->code <= RPC_UNKNOWN);
         check(message_ok(r->error));
-        check(!r->src.disks && !r->job.error);
+        check(!r->src.disks && !r->job.error && !r->ann.detail);
         return;
     }
     check(r->ok == 1 && !r->error);
@@ -131,8 +131,12 @@ static void check_reply(orchreply_method m, const orchreply *r)
     case ORCHREPLY_FORCE_COMPLETE:
         check(r->fc_action == ORCHREPLY_FC_POSTCOPY || r->fc_action == ORCHREPLY_FC_PAUSED);
         break;
+    case ORCHREPLY_POST_LIVE_MIGRATION:
+        check(r->ann.state <= ORCHREPLY_ANN_UNKNOWN);
+        check(!r->ann.detail || (r->ann.state != ORCHREPLY_ANN_NOT_REPORTED && message_ok(r->ann.detail)));
+        break;
     default:
-        check(!r->src.disks && !r->job.error);
+        check(!r->src.disks && !r->job.error && !r->ann.detail);
         break;
     }
 }
@@ -181,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         orchreply r;
         if (orchreply_read(m, b, &r, &why) < 0) {
             check(why && *why); /* a refusal always says why */
-            check(!r.ok && !r.error && !r.job.error && !r.src.disks);
+            check(!r.ok && !r.error && !r.job.error && !r.src.disks && !r.ann.detail);
             free(why);
         } else {
             check(!why);

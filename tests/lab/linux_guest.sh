@@ -105,7 +105,13 @@ ok "post-copy (migration $mid): the TCP connection echoed on from compute1; long
 "$CTL" migrate lx1 compute2 --wait >"$work/mig.out" 2>&1 || fail "migrate lx1 compute2: $(cat "$work/mig.out")"
 for i in $(seq 1 20); do [[ $(fabric_port) == "g${FERRY_LAB_NAME}2" ]] && break; sleep 0.1; done
 [[ $(fabric_port) == "g${FERRY_LAB_NAME}2" ]] || fail "after a migration with no traffic the fabric still has lx1's MAC on '$(fabric_port)'"
-ok "with no traffic, the fabric learned lx1's MAC on compute2's port after the migration (QEMU's announce)"
+mid=$(grep -o '^migration [0-9]*' "$work/mig.out" | head -n 1 | awk '{print $2}')
+# the destination agent saw it too (its own bridge learned the MAC on the guest's tap) and the
+# scheduler recorded what it said among the migration's events
+ev=$(sql "SELECT origin || ' ' || host || ' ' || message FROM migration_events WHERE migration_id = $mid AND kind = 'announce'")
+[[ $ev == "destination compute2 guest announce seen: "* ]] || fail "migration $mid's announce event: '$ev'"
+"$CTL" migration events "$mid" | grep -q "announce *guest announce seen" || fail "ferryctl migration events $mid shows no announce"
+ok "with no traffic, the fabric learned lx1's MAC on compute2's port after the migration (QEMU's announce); migration $mid's events: $ev"
 
 # ---- block migration (local disk) -------------------------------------------------------------
 migrate_watched lx2 "$a2" compute2 --block-migrate

@@ -48,6 +48,7 @@ static void refused(orchreply_method m, const char *text, const char *reason)
     assert_null(r.error);
     assert_null(r.job.error);
     assert_null(r.src.disks);
+    assert_null(r.ann.detail);
     assert_int_equal(r.ok, 0);
     free(why);
     json_object_put(o);
@@ -408,6 +409,45 @@ static void test_other_methods(void **state)
     assert_string_equal(orchreply_method_str(ORCHREPLY_METHOD_COUNT), "?");
 }
 
+/* post_live_migration's announce (compute-agent/rpcmig.c, announce.c) */
+static void test_post_announce(void **state)
+{
+    (void)state;
+    orchreply r;
+    json_object *o = accepted(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"running\":true}", &r);
+    assert_int_equal(r.ann.state, ORCHREPLY_ANN_NOT_REPORTED);
+    assert_null(r.ann.detail);
+    done(&r, o);
+    o = accepted(ORCHREPLY_POST_LIVE_MIGRATION,
+                 "{\"ok\":true,\"running\":true,\"persistent\":true,\"announce\":{\"state\":\"seen\","
+                 "\"detail\":\"52:54:00:fe:b1:01 on vnet0 of ferrybr0 (learned 0.00 s ago)\"}}",
+                 &r);
+    assert_int_equal(r.ann.state, ORCHREPLY_ANN_SEEN);
+    assert_string_equal(r.ann.detail, "52:54:00:fe:b1:01 on vnet0 of ferrybr0 (learned 0.00 s ago)");
+    assert_string_equal(orchreply_announce_str(r.ann.state), "seen");
+    done(&r, o);
+    /* a detail on several lines is made one line; no detail is NULL */
+    o = accepted(ORCHREPLY_POST_LIVE_MIGRATION,
+                 "{\"ok\":true,\"announce\":{\"state\":\"not_seen\",\"detail\":\"a\\nb\"}}", &r);
+    assert_int_equal(r.ann.state, ORCHREPLY_ANN_NOT_SEEN);
+    assert_string_equal(r.ann.detail, "a b");
+    done(&r, o);
+    o = accepted(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":{\"state\":\"unknown\"}}", &r);
+    assert_int_equal(r.ann.state, ORCHREPLY_ANN_UNKNOWN);
+    assert_null(r.ann.detail);
+    done(&r, o);
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":null}",
+            "body.announce: expected object, got null");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":\"seen\"}",
+            "body.announce: expected object, got string");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":{}}", "body.announce.state: missing");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":{\"state\":\"not_reported\"}}",
+            "body.announce.state: 'not_reported' is none of seen, not_seen, unknown");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"announce\":{\"state\":\"seen\",\"detail\":7}}",
+            "body.announce.detail: expected string, got int");
+    assert_string_equal(orchreply_announce_str((orchreply_announce)99), "?");
+}
+
 /* ---- events --------------------------------------------------------------------------------- */
 
 static int ev_rd(const char *what, const char *text, orchreply_event *ev, char **why, json_object **keep)
@@ -543,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_long_error_is_cut),
         cmocka_unit_test(test_error_replies),
         cmocka_unit_test(test_other_methods),
+        cmocka_unit_test(test_post_announce),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_hostile),
     };
