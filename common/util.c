@@ -125,6 +125,17 @@ void uuid_new(char out[37])
     uuid_unparse_lower(u, out);
 }
 
+int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int uuid_valid(const char *s)
 {
     if (!s || strlen(s) != 36)
@@ -134,7 +145,7 @@ int uuid_valid(const char *s)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (c != '-')
                 return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+        } else if (hex_digit(c) < 0) {
             return 0;
         }
     }

@@ -65,6 +65,9 @@ void uuid_new(char out[37]);
 /* Returns 1 when s is a canonical textual UUID (8-4-4-4-12 hex), else 0. */
 int uuid_valid(const char *s);
 
+/* Returns the value of hexadecimal digit c (0-9, a-f, A-F), or -1 when c is none. */
+int hex_digit(char c);
+
 /* Parses a base-10 integer in [min,max] from the whole of s; 0 on success, -1 otherwise. */
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) FERRY_WUR;
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "util.h"
 
 /* the kernel's struct __fdb_entry (linux/if_bridge.h), as brforward gives it */
 enum { FDB_RECORD = 16, FDB_PORT_NO = 6, FDB_IS_LOCAL = 7, FDB_AGE = 8, FDB_PORT_HI = 12 };
@@ -29,23 +30,12 @@ const char *announce_state_str(announce_state st)
     return "unknown";
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int announce_parse_mac(const char *s, uint8_t mac[6])
 {
     if (!s || strlen(s) != 17)
         return -1;
     for (int i = 0; i < 6; i++) {
-        int hi = hexval(s[i * 3]), lo = hexval(s[i * 3 + 1]);
+        int hi = hex_digit(s[i * 3]), lo = hex_digit(s[i * 3 + 1]);
         if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != ':'))
             return -1;
         mac[i] = (uint8_t)(hi << 4 | lo);

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "httpcheck.h"
+#include "util.h"
 
 int httpcheck_utf8(const char *s, size_t len, const char **why)
 {
@@ -67,17 +68,6 @@ int httpcheck_utf8(const char *s, size_t len, const char **why)
     return w == NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int httpcheck_decode(const char *raw, size_t len, int plus, const char *what, char **out, char **err)
 {
     char *d = xmalloc(len + 1);
@@ -85,12 +75,12 @@ int httpcheck_decode(const char *raw, size_t len, int plus, const char *what, ch
     for (size_t i = 0; i < len; i++) {
         char c = raw[i];
         if (c == '%') {
-            if (len - i < 3 || hexval(raw[i + 1]) < 0 || hexval(raw[i + 2]) < 0) {
+            if (len - i < 3 || hex_digit(raw[i + 1]) < 0 || hex_digit(raw[i + 2]) < 0) {
                 free(d);
                 *err = xasprintf("%s has a '%%' not followed by two hexadecimal digits", what);
                 return -1;
             }
-            d[k++] = (char)(hexval(raw[i + 1]) << 4 | hexval(raw[i + 2]));
+            d[k++] = (char)(hex_digit(raw[i + 1]) << 4 | hex_digit(raw[i + 2]));
             i += 2;
         } else if (c == '+' && plus) {
             d[k++] = ' ';
