@@ -25,7 +25,17 @@ cleanup() {
   [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 60 "$f"; }; done >&2; exit 1; }
+# where a live scheduler is (a failure that is a stuck loop shows the stuck call, and the
+# sockets' queues show whether a write waits for room)
+where_is() {
+  [[ -n ${spid:-} ]] && kill -0 "$spid" 2>/dev/null || return 0
+  echo "--- scheduler $spid: $(grep '^State:' "/proc/$spid/status")"
+  local t
+  for t in /proc/"$spid"/task/*; do echo "thread ${t##*/} ($(cat "$t/comm")): wchan $(cat "$t/wchan" 2>/dev/null)"; cat "$t/stack" 2>/dev/null; done
+  ss -tnpi 2>/dev/null | grep -A1 "pid=$spid," || true
+  command -v gdb >/dev/null && timeout 30 gdb -p "$spid" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(#|Thread)' || true
+}
+fail() { echo "FAIL: $*" >&2; where_is >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 60 "$f"; }; done >&2; exit 1; }
 ok() { echo "ok: $*"; }
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 
@@ -204,6 +214,7 @@ ok "the scheduler works on: /healthz 200 in ${ms} ms, request for vm2 accepted a
 # once and cleanly (in the ASan build, with its memory checked)
 lost1=$(count "$LOST")
 stop_broker
+ok "broker stopped again at $(date -u +%H:%M:%S.%3N)"
 end=$(($(now_ms) + 30000))
 until (($(count "$LOST") > lost1)); do (($(now_ms) < end)) || fail "the second stall was not noticed within 30 s"; sleep 0.1; done
 fails1=$(count "$RETRY")
