@@ -249,6 +249,44 @@ int novaver_name_regex(const char *pattern, regex_t *re, char **err)
         *err = xasprintf("name: the pattern is %zu bytes, at most %d", len, NOVAVER_MAX_PATTERN);
         return -1;
     }
+    /* glibc's regcomp takes memory and time exponential in stacked repetitions ("a++++..."
+     * or "(a{30}){30}", found by fuzz.nova): at most NOVAVER_MAX_REPEATS operators, never
+     * one right after another, and interval bounds of at most NOVAVER_MAX_INTERVAL */
+    int repeats = 0, prev_op = 0;
+    for (const char *p = pattern; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f) {
+            *err = xstrdup("name: the pattern contains a control character");
+            return -1;
+        }
+        if (ch == '\\' && p[1]) {
+            p++;
+            prev_op = 0;
+            continue;
+        }
+        int op = ch == '*' || ch == '+' || ch == '?' || ch == '{';
+        if (op && (prev_op || ++repeats > NOVAVER_MAX_REPEATS)) {
+            *err = xasprintf("name: the pattern repeats too much (at most %d repetition operators, none stacked)",
+                             NOVAVER_MAX_REPEATS);
+            return -1;
+        }
+        if (ch == '{') {
+            const char *q = p + 1;
+            while (isdigit((unsigned char)*q) || *q == ',') {
+                if (isdigit((unsigned char)*q) && strtol(q, NULL, 10) > NOVAVER_MAX_INTERVAL) {
+                    *err = xasprintf("name: an interval bound is at most %d", NOVAVER_MAX_INTERVAL);
+                    return -1;
+                }
+                while (isdigit((unsigned char)*q))
+                    q++;
+                if (*q == ',')
+                    q++;
+            }
+            if (*q == '}')
+                p = q;
+        }
+        prev_op = op;
+    }
     int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[128];

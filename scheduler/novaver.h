@@ -16,6 +16,10 @@
 #define NOVAVER_MAX_MINOR 93
 /* A name filter longer than this is refused (400) before it is compiled. */
 #define NOVAVER_MAX_PATTERN 255
+/* ... or with more repetition operators (* + ? {n,m}) than this, or an interval bound
+ * beyond NOVAVER_MAX_INTERVAL: glibc's regcomp is exponential in stacked repetitions. */
+#define NOVAVER_MAX_REPEATS 8
+#define NOVAVER_MAX_INTERVAL 16
 
 /* Why a microversion was not taken. */
 typedef enum novaver_refusal {
@@ -52,7 +56,8 @@ const char *novaver_vm_state(const char *vm_state);
 int novaver_migrate_live(json_object *action, int minor, json_object **contract, char **err) FERRY_WUR;
 
 /* Compiles a servers' name filter as Nova does (a POSIX extended regular expression, matched
- * anywhere in the name), at most NOVAVER_MAX_PATTERN bytes. 0 with *re (caller regfree()s),
+ * anywhere in the name), at most NOVAVER_MAX_PATTERN bytes, no control character, bounded
+ * repetitions (NOVAVER_MAX_REPEATS, NOVAVER_MAX_INTERVAL). 0 with *re (caller regfree()s),
  * or -1 with *err (caller frees). */
 int novaver_name_regex(const char *pattern, regex_t *re, char **err) FERRY_WUR;
 
