@@ -187,7 +187,7 @@ static void answer_migrations(nova_wait *w, json_object *out)
     http_send_json(w->req, 200, o);
 }
 
-/* The host of api.c's list whose Nova id (at w->minor) or name is id, and its index; NULL. */
+/* The host of api.c's list whose Nova id (at minor) or name is id, and its index; NULL. */
 static json_object *find_host(json_object *a, const char *id, int minor, int *index)
 {
     size_t n = a ? json_object_array_length(a) : 0;
@@ -195,7 +195,7 @@ static json_object *find_host(json_object *a, const char *id, int minor, int *in
         json_object *h = json_object_array_get_idx(a, i);
         const char *name = jstr_of(h, "name");
         char buf[40];
-        if (name && (strcasecmp(novaview_host_id(name, (int)i + 1, minor, buf), id) == 0)) {
+        if (name && (strcasecmp(novaview_host_id(name, (int)i + 1, minor, buf), id) == 0 || strcmp(name, id) == 0)) {
             *index = (int)i + 1;
             return h;
         }
@@ -552,7 +552,7 @@ static void service_set(sched *s, struct evhttp_request *req, int minor, const c
 static int is_collection(const char *s)
 {
     return strcmp(s, "servers") == 0 || strcmp(s, "os-migrations") == 0 || strcmp(s, "os-hypervisors") == 0 ||
-           strcmp(s, "os-services") == 0 || strcmp(s, "flavors") == 0;
+           strcmp(s, "os-services") == 0 || strcmp(s, "os-aggregates") == 0 || strcmp(s, "flavors") == 0;
 }
 
 /* Sets the answer's microversion headers and a request id (x-compute-request-id). */
@@ -742,7 +742,12 @@ void nova_on_request(sched *s, struct evhttp_request *req, char **seg, int n, co
         } else if (n == 4 && (strcmp(seg[3], "search") == 0 || strcmp(seg[3], "servers") == 0) && minor < 53) {
             pat = seg[2];
             w->with_servers = strcmp(seg[3], "servers") == 0;
-        } else if (n == 3 || (n == 4 && strcmp(seg[3], "uptime") == 0)) {
+        } else if (n == 4 && strcmp(seg[3], "uptime") == 0) {
+            /* ferry does not know its hosts' uptime; openstackclient's hypervisor show expects 501 then */
+            wait_free(w);
+            http_send_error(req, 501, "ferry does not report a hypervisor's uptime");
+            return;
+        } else if (n == 3) {
             w->kind = NW_HYPERVISOR;
             w->id = xstrdup(seg[2]);
         } else {
@@ -780,6 +785,11 @@ void nova_on_request(sched *s, struct evhttp_request *req, char **seg, int n, co
             w->host = xstrdup("/"); /* no host has this name: only nova-compute services exist */
         }
         submit(w, api_read_new(API_HOSTS));
+    } else if (strcmp(c, "os-aggregates") == 0 && n == 2 && get) {
+        /* ferry has no aggregates: openstackclient's hypervisor show lists them */
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "aggregates", json_object_new_array());
+        http_send_json(req, 200, o);
     } else if (strcmp(c, "os-services") == 0 && n == 3 && put) {
         service_set(s, req, minor, seg[2]);
     } else {

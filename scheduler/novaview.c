@@ -205,7 +205,13 @@ json_object *novaview_hypervisor(json_object *h, int index, int minor, int detai
         json_object *cpu = json_object_new_object();
         json_object_object_add(cpu, "arch", jstr(str(h, "arch")));
         json_object_object_add(cpu, "model", jstr(str(h, "cpu_model")));
-        json_object_object_add(o, "cpu_info", cpu);
+        if (minor >= 28) {
+            json_object_object_add(o, "cpu_info", cpu);
+        } else { /* a JSON text before 2.28 */
+            json_object_object_add(o, "cpu_info", json_object_new_string(json_object_to_json_string_ext(
+                                                      cpu, JSON_C_TO_STRING_PLAIN)));
+            json_object_put(cpu);
+        }
     } else {
         json_object_object_add(o, "uptime", NULL);
     }

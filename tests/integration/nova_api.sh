@@ -85,7 +85,7 @@ expect() { # CODE FAULT METHOD PATH [VERSION] [BODY]
 [[ $(curl -sS -H 'Accept: application/json' "$url/" | python3 -c 'import json,sys; v=json.load(sys.stdin)["versions"][0]; print(v["id"], v["min_version"], v["version"])') == "v2.1 2.1 2.93" ]] ||
   fail "GET / (JSON): not Nova's version document"
 ok "GET / with Accept: application/json is Nova's version list (2.1..2.93)"
-curl -sS "$url/" | grep -qi '<html' || fail "GET / from a browser is no longer the dashboard"
+curl -sS -o "$work/page" "$url/" && grep -qi '<html' "$work/page" || fail "GET / from a browser is no longer the dashboard"
 expect 200 "" GET /v2.1
 expect 200 "" GET /v2.1/servers latest
 grep -qi '^OpenStack-API-Version: compute 2.93' "$work/headers" || fail "latest is not answered as 2.93"
@@ -168,6 +168,11 @@ ok "openstack server migration show"
 out=$(openstack hypervisor list -f value -c 'Hypervisor Hostname' 2>&1) || fail "openstack hypervisor list: $out"
 [[ $(echo $out) == "h1 h2" ]] || fail "openstack hypervisor list: $out"
 ok "openstack hypervisor list"
+out=$(openstack hypervisor show h2 -f value -c hypervisor_hostname -c service_host 2>&1) || fail "openstack hypervisor show h2: $out"
+[[ $(echo $out) == "h2 h2" ]] || fail "openstack hypervisor show h2: $out"
+out=$(openstack --os-compute-api-version 2.60 hypervisor show h1 -f value -c hypervisor_hostname 2>&1) || fail "openstack hypervisor show h1 (2.60): $out"
+[[ $out == h1 ]] || fail "openstack hypervisor show h1 (2.60): $out"
+ok "openstack hypervisor show (2.1 and 2.60)"
 out=$(openstack compute service list --service nova-compute -f value -c Host -c Status 2>&1) || fail "openstack compute service list: $out"
 grep -qx 'h1 enabled' <<<"$out" || fail "openstack compute service list: $out"
 ok "openstack compute service list"
