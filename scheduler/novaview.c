@@ -156,12 +156,6 @@ const char *novaview_host_id(const char *name, int index, int minor, char *buf)
     return buf;
 }
 
-static json_object *jbool(json_object *o, const char *k)
-{
-    json_object *v = NULL;
-    return json_object_new_boolean(json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v));
-}
-
 json_object *novaview_hypervisor(json_object *h, int index, int minor, int detail)
 {
     char id[40];
@@ -215,7 +209,6 @@ json_object *novaview_hypervisor(json_object *h, int index, int minor, int detai
     } else {
         json_object_object_add(o, "uptime", NULL);
     }
-    (void)jbool;
     return o;
 }
 
