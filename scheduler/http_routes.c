@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "http_priv.h"
+#include "nova.h"
 
 extern const char dashboard_html[];
 extern const unsigned long dashboard_html_len;
@@ -346,6 +347,14 @@ static int migrations_query(const httpcheck_query *q, const char **status, int *
     return 0;
 }
 
+/* 1 when the client asks for JSON and not for HTML (a Nova client's version discovery, not a
+ * browser opening the dashboard). */
+static int wants_json(struct evhttp_request *req)
+{
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    return a && strstr(a, "application/json") && !strstr(a, "text/html");
+}
+
 void http_on_request(struct evhttp_request *req, void *arg)
 {
     sched *s = arg;
@@ -382,6 +391,10 @@ void http_on_request(struct evhttp_request *req, void *arg)
     int api = n >= 1 && strcmp(seg[0], "api") == 0;
     if (n < 0) {
         http_send_error(req, 404, "no such resource: %s", path);
+    } else if (n >= 1 && strcmp(seg[0], "v2.1") == 0) {
+        nova_on_request(s, req, seg, n, &q);
+    } else if (n == 0 && wants_json(req)) {
+        nova_on_request(s, req, seg, 0, &q); /* Nova's version discovery */
     } else if (n == 0 || (n == 1 && strcmp(seg[0], "index.html") == 0)) {
         if (get)
             dashboard(s, req);
@@ -443,7 +456,7 @@ void http_on_request(struct evhttp_request *req, void *arg)
         } else if (n == 4 && strcmp(seg[1], "migrations") == 0 &&
                    (strcmp(seg[3], "abort") == 0 || strcmp(seg[3], "force-complete") == 0)) {
             if (post)
-                http_action_operator(s, req, id, seg[3]);
+                http_action_operator(s, req, id, seg[3], 0);
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
         } else {
