@@ -89,7 +89,7 @@ static int metrics_work(db_conn *db, void *arg, char **err)
     }
     _cleanup_pq_ PGresult *o = NULL;
     if (db_exec(db, &o,
-                "SELECT round(coalesce(extract(epoch FROM now() - min(created_at)), 0), 3) FROM migrations"
+                "SELECT coalesce(round(extract(epoch FROM now() - min(created_at))::numeric, 3), 0) FROM migrations"
                 " WHERE finished_at IS NULL",
                 0, NULL) == 0 &&
         PQntuples(o) == 1)
