@@ -141,6 +141,10 @@ static void metrics_done(void *arg, int rc, char *err)
             "ferry_requests_total{outcome=\"invalid\"} %lld\n",
             (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
             (long long)s->invalid);
+        evbuffer_add_printf(b,
+                            "# HELP ferry_dead_lettered Messages this replica sent to ferry.dead, with the reason.\n"
+                            "# TYPE ferry_dead_lettered counter\nferry_dead_lettered_total %llu\n",
+                            (unsigned long long)mq_dead_lettered(s->mq));
         evbuffer_add_printf(b, "# HELP ferry_reconciler_repairs Repairs made by this replica's reconciler, by kind.\n"
                                "# TYPE ferry_reconciler_repairs counter\n");
         for (int k = 0; k < RECONCILE_REPAIR_COUNT; k++)
