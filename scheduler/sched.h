@@ -82,6 +82,12 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
  * cancelled at once; replies <type>.accepted or <type>.refused with the reason, after its
  * transaction on the database worker. Owns d and env. */
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* Handles a migration.resolve request on ferry.scheduler (body {"migration": id, "to":
+ * "source"|"destination"}; reconcile_resolve.c): for a migration in error, job_status asked of
+ * both hosts, settled only when libvirt on the named host says the guest runs there and on the
+ * other that it does not; replies migration.resolve.accepted or .refused with the reason (a
+ * refusal recorded as the migration's event of kind resolve). Owns d and env. */
+void reconcile_resolve(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
 /* In the caller's transaction: serializes with every other replica's limit decisions (an

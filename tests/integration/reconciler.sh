@@ -35,7 +35,7 @@ wait_sql() { for _ in $(seq 1 150); do [[ $(sql "$1") == "$2" ]] && return 0; sl
 psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
 export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
-printf '[amqp]\nheartbeat_s = 5\n[http]\nport = 0\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n' >"$work/ferry.conf"
+printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n' >"$work/ferry.conf"
 "$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
 
 # the hosts' broker users, as deploy/rabbitmq/add-agent-user makes them (publish on ferry.events)
@@ -83,7 +83,6 @@ sql "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, migrati
      VALUES ('migration', '$mig', '$D', $mig, '$h1', 1, 256, 0, now() - interval '1 hour')" >/dev/null
 sql "UPDATE hosts SET used_vcpus = used_vcpus + 1, used_memory_mb = used_memory_mb + 256 WHERE name = '$h1'" >/dev/null
 sql "UPDATE instances SET host = '$h1', reported_at = now() + interval '1 day' WHERE uuid = '$A'" >/dev/null
-used_before=$(sql "SELECT used_vcpus FROM hosts WHERE name = '$h1'")
 # fresh heartbeats after the damage (what the hosts run has not changed)
 heartbeat "$h1" "[$(dom $B vmB running),$(dom $D vmD running)]"
 heartbeat "$h2" "[$(dom $A vmA running),$(dom $B vmB running)]"
@@ -104,8 +103,11 @@ wait_sql "SELECT host FROM instances WHERE uuid = '$A'" "$h2" || fail "vmA's hos
 ec2A=$(sql "SELECT ec2_id FROM instances WHERE uuid = '$A'")
 wait_line "$work/scheduler.log" "instance=$ec2A .*reconciler repaired \(instance_host\): instance $ec2A's host set to $h2: it runs on $h2 only; $h1 \(the database's host\) does not list it running|reconciler repaired \(instance_host\).*instance=$ec2A" ||
   fail "no log line for vmA's host"
-wait_sql "SELECT used_vcpus FROM hosts WHERE name = '$h1'" "$((used_before - 3))" ||
-  fail "$h1's usage: $(sql "SELECT used_vcpus FROM hosts WHERE name = '$h1'") (was $used_before: 2 + 1 released)"
+for h in "$h1" "$h2"; do # every host's usage is the sum of its allocations again
+  wait_sql "SELECT used_vcpus = (SELECT coalesce(sum(vcpus), 0) FROM allocations WHERE host = '$h')
+            AND used_memory_mb = (SELECT coalesce(sum(memory_mb), 0) FROM allocations WHERE host = '$h') FROM hosts WHERE name = '$h'" t ||
+    fail "$h's usage $(sql "SELECT used_vcpus, used_memory_mb FROM hosts WHERE name = '$h'") is not the sum of its allocations"
+done
 ok "vmA's host corrected to $h2, where it runs, with its allocation"
 
 # (d): raised, not repaired
@@ -133,4 +135,20 @@ sql "UPDATE instances SET host = '$h2', reported_at = now() + interval '1 day' W
 sleep 3
 [[ $(sql "SELECT host FROM instances WHERE uuid = '$D'") == "$h2" ]] || fail "vmD was moved although $h2's heartbeat is stale"
 ok "nothing acted on while the host concerned has a stale heartbeat"
+# (f) ferryctl migration resolve without proof: vmB's migration in error (its guest on both hosts),
+# no agent answers job_status → refused with the reason, recorded as an event, nothing changed
+em=$(sql "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status, error, finished_at)
+     VALUES (gen_random_uuid(), '$B', '$h1', '$h2', 'error', 'test: rollback failed', now()) RETURNING id")
+sql "UPDATE instances SET task_state = 'migrating' WHERE uuid = '$B'" >/dev/null
+st=0
+out=$("$bin/ferryctl" --config "$work/ferry.conf" -t 10000 migration resolve "$em" --to destination 2>&1) || st=$?
+((st == 1)) || fail "resolve without proof: exit $st: $out"
+grep -q "migration resolve refused: no proof: could not ask" <<<"$out" || fail "resolve without proof: $out"
+[[ $(sql "SELECT status FROM migrations WHERE id = $em") == error ]] || fail "migration $em changed"
+wait_sql "SELECT count(*) FROM migration_events WHERE migration_id = $em AND kind = 'resolve' AND origin = 'operator' AND message LIKE 'resolve to the destination refused: no proof%'" 1 ||
+  fail "the refusal is not recorded: $(sql "SELECT kind, message FROM migration_events WHERE migration_id = $em")"
+st=0
+out=$("$bin/ferryctl" --config "$work/ferry.conf" -t 10000 migration resolve "$mig" --to source 2>&1) || st=$?
+((st == 1)) && grep -q "is failed: resolve applies to a migration in error" <<<"$out" || fail "resolve of a failed migration: exit $st: $out"
+ok "migration resolve without proof refused with the reason (exit 1), recorded, nothing changed; not in error: refused"
 echo "all checks passed"
