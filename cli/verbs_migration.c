@@ -327,6 +327,8 @@ int cmd_migration_resolve(ctl *c, int argc, char **argv)
     json_object_object_add(b, "migration", json_object_new_int64(id));
     json_object_object_add(b, "to", json_object_new_string(o[0].value));
     _cleanup_free_ char *text = msg_build("migration.resolve", NULL, b);
+    /* the scheduler asks both hosts first (each within its rpc_timeout_ms): wait for that too */
+    c->timeout_ms = c->timeout_ms * 2 + 2000;
     msg_envelope *env = verbs_sched_request(c, text);
     if (!env)
         return 1;

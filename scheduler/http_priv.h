@@ -65,5 +65,8 @@ void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *
 /* POST /api/migrations/{id}/{abort,force-complete}: published to a replica; answers req when
  * one replies. */
 void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what);
+/* POST /api/migrations/{id}/resolve with {"to": "source"|"destination"}: published as
+ * migration.resolve to a replica; answers req when one replies (202, or 409 with the reason). */
+void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id);
 
 #endif

@@ -473,6 +473,11 @@ void http_on_request(struct evhttp_request *req, void *arg)
                 http_action_operator(s, req, id, seg[3]);
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
+        } else if (n == 4 && strcmp(seg[1], "migrations") == 0 && strcmp(seg[3], "resolve") == 0) {
+            if (post)
+                http_action_resolve(s, req, id);
+            else
+                http_send_error(req, 405, "%s is a POST", seg[3]);
         } else {
             http_send_error(req, get || post ? 404 : 405, "no such resource: %s %s",
                             get    ? "GET"

@@ -35,7 +35,7 @@ wait_sql() { for _ in $(seq 1 150); do [[ $(sql "$1") == "$2" ]] && return 0; sl
 psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
 export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
-printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n' >"$work/ferry.conf"
+printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = rc-t0ken-reconciler-test\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n' >"$work/ferry.conf"
 "$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
 
 # the hosts' broker users, as deploy/rabbitmq/add-agent-user makes them (publish on ferry.events)
@@ -141,14 +141,24 @@ em=$(sql "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_h
      VALUES (gen_random_uuid(), '$B', '$h1', '$h2', 'error', 'test: rollback failed', now()) RETURNING id")
 sql "UPDATE instances SET task_state = 'migrating' WHERE uuid = '$B'" >/dev/null
 st=0
-out=$("$bin/ferryctl" --config "$work/ferry.conf" -t 10000 migration resolve "$em" --to destination 2>&1) || st=$?
+out=$("$bin/ferryctl" --config "$work/ferry.conf" migration resolve "$em" --to destination 2>&1) || st=$?
 ((st == 1)) || fail "resolve without proof: exit $st: $out"
 grep -q "migration resolve refused: no proof: could not ask" <<<"$out" || fail "resolve without proof: $out"
 [[ $(sql "SELECT status FROM migrations WHERE id = $em") == error ]] || fail "migration $em changed"
 wait_sql "SELECT count(*) FROM migration_events WHERE migration_id = $em AND kind = 'resolve' AND origin = 'operator' AND message LIKE 'resolve to the destination refused: no proof%'" 1 ||
   fail "the refusal is not recorded: $(sql "SELECT kind, message FROM migration_events WHERE migration_id = $em")"
 st=0
-out=$("$bin/ferryctl" --config "$work/ferry.conf" -t 10000 migration resolve "$mig" --to source 2>&1) || st=$?
+out=$("$bin/ferryctl" --config "$work/ferry.conf" migration resolve "$mig" --to source 2>&1) || st=$?
 ((st == 1)) && grep -q "is failed: resolve applies to a migration in error" <<<"$out" || fail "resolve of a failed migration: exit $st: $out"
 ok "migration resolve without proof refused with the reason (exit 1), recorded, nothing changed; not in error: refused"
+# the same over HTTP (POST /api/migrations/{id}/resolve, token auth)
+T=(-H "X-Auth-Token: rc-t0ken-reconciler-test")
+code=$(curl -sS -o "$work/http.out" -w '%{http_code}' "${T[@]}" -X POST -d '{"to":"destination"}' "http://127.0.0.1:$port/api/migrations/$em/resolve")
+[[ $code == 409 ]] && grep -q "no proof: could not ask" "$work/http.out" || fail "HTTP resolve without proof: $code $(cat "$work/http.out")"
+code=$(curl -sS -o "$work/http.out" -w '%{http_code}' "${T[@]}" -X POST -d '{"to":"elsewhere"}' "http://127.0.0.1:$port/api/migrations/$em/resolve")
+[[ $code == 400 ]] || fail "HTTP resolve with a bad body: $code $(cat "$work/http.out")"
+code=$(curl -sS -o "$work/http.out" -w '%{http_code}' -X POST -d '{"to":"source"}' "http://127.0.0.1:$port/api/migrations/$em/resolve")
+[[ $code == 401 ]] || fail "HTTP resolve without a token: $code $(cat "$work/http.out")"
+[[ $(sql "SELECT status FROM migrations WHERE id = $em") == error ]] || fail "migration $em changed"
+ok "POST /api/migrations/$em/resolve: 409 without proof, 400 for a bad body, 401 without a token"
 echo "all checks passed"
