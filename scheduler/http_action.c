@@ -87,8 +87,8 @@ static void ask_scheduler_within(sched *s, struct evhttp_request *req, waiting *
     w->conn = evhttp_request_get_connection(req);
     char *err = NULL;
     char **from = trust_scheduler_users(&s->cfg->trust); /* only a replica answers */
-    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), timeout_ms, (const char *const *)from,
-                         on_answer, w, &err);
+    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), timeout_ms,
+                         (const char *const *)from, on_answer, w, &err);
     trust_list_free(from);
     if (rc < 0) {
         http_send_error(req, 503, "cannot publish the request: %s", err);

@@ -150,10 +150,9 @@ static void metrics_done(void *arg, int rc, char *err)
         for (int k = 0; k < RECONCILE_REPAIR_COUNT; k++)
             evbuffer_add_printf(b, "ferry_reconciler_repairs_total{kind=\"%s\"} %lld\n", reconcile_repair_str(k),
                                 (long long)s->reconcile_repairs[k]);
-        evbuffer_add_printf(b,
-                            "# HELP ferry_reconciler_unresolved Instances the last reconciler pass of this replica"
-                            " could not reconcile, by kind (0 on a replica not holding its lease).\n"
-                            "# TYPE ferry_reconciler_unresolved gauge\n");
+        evbuffer_add_printf(b, "# HELP ferry_reconciler_unresolved Instances the last reconciler pass of this replica"
+                               " could not reconcile, by kind (0 on a replica not holding its lease).\n"
+                               "# TYPE ferry_reconciler_unresolved gauge\n");
         for (int k = 0; k < RECONCILE_UNRESOLVED_COUNT; k++)
             evbuffer_add_printf(b, "ferry_reconciler_unresolved{kind=\"%s\"} %lld\n", reconcile_unresolved_str(k),
                                 (long long)(s->reconcile_holder ? s->reconcile_unresolved[k] : 0));

@@ -31,11 +31,11 @@ typedef struct rc_pass {
 /* One repair, for its transaction. */
 typedef struct rc_repair {
     rc_pass *p;
-    reconcile_verdict v;       /* RECONCILE_SET_HOST, _SETTLE_*, or RECONCILE_NOTHING for an allocation */
-    const char *alloc_id;      /* an allocation's release */
-    const char *uuid;          /* the instance */
-    const char *host, *old;    /* SET_HOST: the new host and the one the decision read (NULL: none) */
-    const char *mig;           /* SETTLE_*: the migration */
+    reconcile_verdict v;    /* RECONCILE_SET_HOST, _SETTLE_*, or RECONCILE_NOTHING for an allocation */
+    const char *alloc_id;   /* an allocation's release */
+    const char *uuid;       /* the instance */
+    const char *host, *old; /* SET_HOST: the new host and the one the decision read (NULL: none) */
+    const char *mig;        /* SETTLE_*: the migration */
     const char *why;
     int applied; /* the statements' checks held: it was done */
 } rc_repair;
@@ -44,8 +44,7 @@ typedef struct rc_repair {
 static int give_back(db_conn *db, PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *up[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                            PQgetvalue(res, i, 3)};
+        const char *up[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)};
         if (db_exec(db, NULL,
                     "UPDATE hosts SET used_vcpus = greatest(0, used_vcpus - $2::int),"
                     " used_memory_mb = greatest(0, used_memory_mb - $3::bigint),"
@@ -81,8 +80,8 @@ static int fresh(db_conn *db, const char *host, const char *age)
     const char *p[] = {host, age};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r,
-                "SELECT 1 FROM hosts WHERE name = $1 AND domains_reported_at > now() - make_interval(secs => $2::int)", 2,
-                p) < 0)
+                "SELECT 1 FROM hosts WHERE name = $1 AND domains_reported_at > now() - make_interval(secs => $2::int)",
+                2, p) < 0)
         return -1;
     return PQntuples(r) == 1;
 }
@@ -149,18 +148,20 @@ static int repair_tx(db_conn *db, void *arg, char **err)
             give_back(db, d) < 0)
             return -1;
         _cleanup_pq_ PGresult *a = NULL;
-        if (db_exec(db, &a,
-                    "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                    " SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances"
-                    " WHERE uuid = $1::uuid RETURNING host, vcpus, memory_mb, disk_gb",
-                    1, ip) < 0)
+        if (db_exec(
+                db, &a,
+                "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
+                " SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances"
+                " WHERE uuid = $1::uuid RETURNING host, vcpus, memory_mb, disk_gb",
+                1, ip) < 0)
             return -1;
         for (int i = 0; i < PQntuples(a); i++) {
             const char *hp[] = {PQgetvalue(a, i, 0), PQgetvalue(a, i, 1), PQgetvalue(a, i, 2), PQgetvalue(a, i, 3)};
-            if (db_exec(db, NULL,
-                        "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
-                        " used_disk_gb = used_disk_gb + $4::bigint WHERE name = $1",
-                        4, hp) < 0)
+            if (db_exec(
+                    db, NULL,
+                    "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
+                    " used_disk_gb = used_disk_gb + $4::bigint WHERE name = $1",
+                    4, hp) < 0)
                 return -1;
         }
         r->applied = 1;
@@ -186,10 +187,11 @@ static int repair_tx(db_conn *db, void *arg, char **err)
         return ok;
     mig_status st = to_dest ? MIG_COMPLETED : MIG_FAILED;
     const char *sp[] = {r->mig, mig_status_str(st)};
-    if (db_exec(db, NULL,
-                "UPDATE migrations SET status = $2, updated_at = now(),"
-                " error = CASE WHEN $2 = 'completed' THEN NULL ELSE error END WHERE id = $1::bigint AND status = 'error'",
-                2, sp) < 0 ||
+    if (db_exec(
+            db, NULL,
+            "UPDATE migrations SET status = $2, updated_at = now(),"
+            " error = CASE WHEN $2 = 'completed' THEN NULL ELSE error END WHERE id = $1::bigint AND status = 'error'",
+            2, sp) < 0 ||
         ledger_settle(db, st, r->mig, r->uuid, dst) < 0 ||
         ledger_record(db, p->name, atoll(r->mig), "scheduler", to_dest ? dst : src, LEDGER_NO_STATUS, "reconcile",
                       r->why) < 0)
@@ -286,19 +288,24 @@ static int pass_instances(db_conn *db, rc_pass *p)
 {
     const char *q[] = {p->age};
     _cleanup_pq_ PGresult *r = NULL;
-#define FRESH(h) "coalesce((SELECT x.domains_reported_at > now() - make_interval(secs => $1::int) FROM hosts x WHERE x.name = " h "), false)"
-    if (db_exec(db, &r,
-                "SELECT i.uuid, i.ec2_id, i.host, i.task_state IS NOT NULL, " FRESH("i.host") ","
-                " EXISTS (SELECT 1 FROM migrations m WHERE m.instance_uuid = i.uuid AND m.finished_at IS NULL),"
-                " CASE WHEN em.status = 'error' AND i.task_state IS NOT NULL THEN em.id ELSE 0 END,"
-                " coalesce(em.source_host, ''), coalesce(em.dest_host, ''), " FRESH("em.source_host") ", " FRESH("em.dest_host") ","
-                " coalesce((SELECT string_agg(d.host || ':' || (coalesce(h.domains_reported_at > now()"
-                "   - make_interval(secs => $1::int), false))::int || ':' || (d.state IN ('running', 'paused'))::int,"
-                "   ',' ORDER BY d.host) FROM host_domains d JOIN hosts h ON h.name = d.host WHERE d.uuid = i.uuid), '')"
-                " FROM instances i LEFT JOIN LATERAL (SELECT m.id, m.status, m.source_host, m.dest_host FROM migrations m"
-                "   WHERE m.instance_uuid = i.uuid ORDER BY m.id DESC LIMIT 1) em ON true"
-                " WHERE i.vm_state <> 'deleted' ORDER BY i.seq LIMIT " RECONCILE_MAX_ROWS,
-                1, q) < 0)
+#define FRESH(h)                                                                                                       \
+    "coalesce((SELECT x.domains_reported_at > now() - make_interval(secs => $1::int) FROM hosts x WHERE x.name = " h   \
+    "), false)"
+    if (db_exec(
+            db, &r,
+            "SELECT i.uuid, i.ec2_id, i.host, i.task_state IS NOT NULL, " FRESH(
+                "i.host") ","
+                          " EXISTS (SELECT 1 FROM migrations m WHERE m.instance_uuid = i.uuid AND m.finished_at IS NULL),"
+                          " CASE WHEN em.status = 'error' AND i.task_state IS NOT NULL THEN em.id ELSE 0 END,"
+                          " coalesce(em.source_host, ''), coalesce(em.dest_host, ''), " FRESH("em.source_host") ", " FRESH(
+                              "em.dest_host") ","
+                                              " coalesce((SELECT string_agg(d.host || ':' || (coalesce(h.domains_reported_at > now()"
+                                              "   - make_interval(secs => $1::int), false))::int || ':' || (d.state IN ('running', 'paused'))::int,"
+                                              "   ',' ORDER BY d.host) FROM host_domains d JOIN hosts h ON h.name = d.host WHERE d.uuid = i.uuid), '')"
+                                              " FROM instances i LEFT JOIN LATERAL (SELECT m.id, m.status, m.source_host, m.dest_host FROM migrations m"
+                                              "   WHERE m.instance_uuid = i.uuid ORDER BY m.id DESC LIMIT 1) em ON true"
+                                              " WHERE i.vm_state <> 'deleted' ORDER BY i.seq LIMIT " RECONCILE_MAX_ROWS,
+            1, q) < 0)
         return -1;
 #undef FRESH
     for (int i = 0; i < PQntuples(r); i++) {
@@ -345,8 +352,7 @@ static int pass_instances(db_conn *db, rc_pass *p)
         case RECONCILE_SETTLE_SOURCE: {
             _cleanup_free_ char *full =
                 xasprintf("migration %s in error settled %s: %s", mig,
-                          v == RECONCILE_SETTLE_DEST ? "as completed (to its destination)" : "back to its source",
-                          why);
+                          v == RECONCILE_SETTLE_DEST ? "as completed (to its destination)" : "back to its source", why);
             rc_repair rp = {.p = p, .v = v, .uuid = uuid, .mig = mig, .why = full};
             repair(db, &rp, RECONCILE_MIGRATION_SETTLED, &f);
             break;
@@ -374,7 +380,8 @@ static void pass_done(void *arg, int rc, char *err)
     s->reconcile_busy = 0;
     if (rc < 0) {
         if (!s->stopping)
-            log_warn(NULL, "reconciler: could not run its pass: %s", err ? err : "the database worker could not run it");
+            log_warn(NULL, "reconciler: could not run its pass: %s",
+                     err ? err : "the database worker could not run it");
     } else {
         s->reconcile_holder = p->epoch != 0;
         for (int k = 0; k < RECONCILE_REPAIR_COUNT; k++)

@@ -43,12 +43,12 @@ typedef struct reconcile_seen {
 
 /* What the database and the heartbeats say of one instance. Strings borrowed. */
 typedef struct reconcile_instance {
-    const char *db_host;        /* instances.host, NULL when none */
-    int db_host_fresh;          /* db_host's domains reported within heartbeat_max_age_s */
-    int migrating;              /* task_state set */
-    int active_migration;       /* a migration not in a final status */
-    int64_t error_migration;    /* its latest migration, in `error` while migrating; 0 when none */
-    const char *source, *dest;  /* error_migration's hosts */
+    const char *db_host;       /* instances.host, NULL when none */
+    int db_host_fresh;         /* db_host's domains reported within heartbeat_max_age_s */
+    int migrating;             /* task_state set */
+    int active_migration;      /* a migration not in a final status */
+    int64_t error_migration;   /* its latest migration, in `error` while migrating; 0 when none */
+    const char *source, *dest; /* error_migration's hosts */
     int source_fresh, dest_fresh;
     const reconcile_seen *seen; /* every host that lists it */
     size_t n_seen;
@@ -56,12 +56,12 @@ typedef struct reconcile_instance {
 
 /* What to do with one instance. */
 typedef enum reconcile_verdict {
-    RECONCILE_NOTHING,        /* the database agrees, or it is not the reconciler's */
-    RECONCILE_WAIT,           /* a heartbeat that matters is stale: nothing is proved either way */
-    RECONCILE_SET_HOST,       /* instances.host := *host */
-    RECONCILE_SETTLE_DEST,    /* the error migration completed: settled to its destination */
-    RECONCILE_SETTLE_SOURCE,  /* the error migration's guest is on its source: settled back */
-    RECONCILE_RAISE,          /* not provable: *unresolved says what was found */
+    RECONCILE_NOTHING,       /* the database agrees, or it is not the reconciler's */
+    RECONCILE_WAIT,          /* a heartbeat that matters is stale: nothing is proved either way */
+    RECONCILE_SET_HOST,      /* instances.host := *host */
+    RECONCILE_SETTLE_DEST,   /* the error migration completed: settled to its destination */
+    RECONCILE_SETTLE_SOURCE, /* the error migration's guest is on its source: settled back */
+    RECONCILE_RAISE,         /* not provable: *unresolved says what was found */
 } reconcile_verdict;
 
 /* Decides for instance in: the verdict, *host (borrowed from in) the host it runs on when there
@@ -72,13 +72,13 @@ reconcile_verdict reconcile_decide_instance(const reconcile_instance *in, const 
 
 /* What the database and the heartbeats say of one allocation. Strings borrowed. */
 typedef struct reconcile_alloc {
-    const char *host;         /* the allocation's host */
-    int is_migration;         /* consumer_type 'migration': the source's, held under a migration */
-    const char *mig_status;   /* is_migration: its migration's status word */
-    int instance_migrating;   /* the instance's task_state is set (a migration, active or in error) */
-    int host_fresh;           /* host's domains reported within heartbeat_max_age_s, after the allocation was made */
-    int host_lists;           /* host lists the instance (in any state) */
-    int64_t age_s, grace_s;   /* the allocation's age, and how old an orphan must be to go */
+    const char *host;       /* the allocation's host */
+    int is_migration;       /* consumer_type 'migration': the source's, held under a migration */
+    const char *mig_status; /* is_migration: its migration's status word */
+    int instance_migrating; /* the instance's task_state is set (a migration, active or in error) */
+    int host_fresh;         /* host's domains reported within heartbeat_max_age_s, after the allocation was made */
+    int host_lists;         /* host lists the instance (in any state) */
+    int64_t age_s, grace_s; /* the allocation's age, and how old an orphan must be to go */
 } reconcile_alloc;
 
 /* 1 when allocation a is orphaned and is to be released (why[n] says why), 0 when it stays

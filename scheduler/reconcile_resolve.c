@@ -77,9 +77,9 @@ static void finish(resolve_job *j)
                  j->to_dest ? "destination" : "source", j->refused);
         json_object_object_add(b, "reason", json_object_new_string(j->refused));
         if (j->found) {
-            _cleanup_free_ char *msg = xasprintf("resolve to the %s refused: %s (request %s)",
-                                                 j->to_dest ? "destination" : "source", j->refused,
-                                                 msg_envelope_id(j->env));
+            _cleanup_free_ char *msg =
+                xasprintf("resolve to the %s refused: %s (request %s)", j->to_dest ? "destination" : "source",
+                          j->refused, msg_envelope_id(j->env));
             ledger_record_later(j->s, &f, j->id, "operator", NULL, LEDGER_NO_STATUS, "resolve", msg,
                                 "record the refused resolve");
         }
@@ -105,16 +105,18 @@ static int settle_tx(db_conn *db, void *arg, char **err)
     j->settled = 0;
     const char *p[] = {j->ids};
     _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "SELECT m.status, i.task_state IS NOT NULL FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"
-                " WHERE m.id = $1::bigint FOR UPDATE OF m, i",
-                1, p) < 0)
+    if (db_exec(
+            db, &r,
+            "SELECT m.status, i.task_state IS NOT NULL FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"
+            " WHERE m.id = $1::bigint FOR UPDATE OF m, i",
+            1, p) < 0)
         return -1;
     if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "error") != 0)
         return 0; /* settled meanwhile */
     mig_status st = j->to_dest ? MIG_COMPLETED : MIG_FAILED;
     const char *sp[] = {j->ids, mig_status_str(st)};
-    _cleanup_free_ char *msg = xasprintf("resolved by the operator (request %s): %s", msg_envelope_id(j->env), j->proof);
+    _cleanup_free_ char *msg =
+        xasprintf("resolved by the operator (request %s): %s", msg_envelope_id(j->env), j->proof);
     if (db_exec(db, NULL,
                 "UPDATE migrations SET status = $2, updated_at = now(),"
                 " error = CASE WHEN $2 = 'completed' THEN NULL ELSE error END WHERE id = $1::bigint",
@@ -155,16 +157,16 @@ static void decide(resolve_job *j)
     const char *want = named(j, 0), *other = named(j, 1);
     if (!j->ok[0] || !j->ok[1]) {
         int k = !j->ok[0] ? 0 : 1;
-        j->refused = xasprintf("no proof: could not ask %s (%s): %s", named(j, k), k == 0 ? "the named host" : "the other host",
-                               j->err[k] ? j->err[k] : "no answer");
+        j->refused = xasprintf("no proof: could not ask %s (%s): %s", named(j, k),
+                               k == 0 ? "the named host" : "the other host", j->err[k] ? j->err[k] : "no answer");
     } else if (!j->runs[0]) {
         j->refused = xasprintf("no proof: libvirt on %s says the guest does not run there (%s)", want,
                                j->exists[0] ? "defined, not running" : "no such domain");
     } else if (j->runs[1]) {
         j->refused = xasprintf("no proof: libvirt says the guest runs on both %s and %s", want, other);
     } else {
-        j->proof = xasprintf("libvirt on %s says the guest runs there, libvirt on %s that it does not (%s)", want, other,
-                             j->exists[1] ? "defined, not running" : "no such domain");
+        j->proof = xasprintf("libvirt on %s says the guest runs there, libvirt on %s that it does not (%s)", want,
+                             other, j->exists[1] ? "defined, not running" : "no such domain");
     }
     if (j->refused) {
         finish(j);
@@ -268,7 +270,8 @@ static void read_done(void *arg, int rc, char *err)
 {
     resolve_job *j = arg;
     if (rc < 0)
-        j->refused = xasprintf("could not read migration %s: %s", j->ids, err ? err : "the database worker could not run it");
+        j->refused =
+            xasprintf("could not read migration %s: %s", j->ids, err ? err : "the database worker could not run it");
     else if (!j->found)
         j->refused = xasprintf("no migration %s", j->ids);
     else if (strcmp(j->status, "error") != 0)

@@ -81,7 +81,9 @@ reconcile_verdict reconcile_decide_instance(const reconcile_instance *in, const 
     if (in->migrating && in->error_migration) {
         if (!in->source_fresh || !in->dest_fresh || stale_runs) {
             snprintf(why, n, "waiting: a heartbeat of %s is stale",
-                     !in->source_fresh ? in->source : !in->dest_fresh ? in->dest : "a host listing it");
+                     !in->source_fresh ? in->source
+                     : !in->dest_fresh ? in->dest
+                                       : "a host listing it");
             return RECONCILE_WAIT;
         }
         if (k > 1) {

@@ -47,11 +47,11 @@ typedef struct sched {
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;
     /* the reconciler (reconcile.c) */
-    int reconcile_busy;                                        /* a pass is with the database worker */
-    int reconcile_holder;                                      /* this replica held its lease in the last pass */
-    int64_t reconcile_next_ms;                                 /* monotonic time of the next pass */
-    int64_t reconcile_repairs[RECONCILE_REPAIR_COUNT];         /* for ferry_reconciler_repairs_total */
-    int64_t reconcile_unresolved[RECONCILE_UNRESOLVED_COUNT];  /* what the last pass could not prove */
+    int reconcile_busy;                                       /* a pass is with the database worker */
+    int reconcile_holder;                                     /* this replica held its lease in the last pass */
+    int64_t reconcile_next_ms;                                /* monotonic time of the next pass */
+    int64_t reconcile_repairs[RECONCILE_REPAIR_COUNT];        /* for ferry_reconciler_repairs_total */
+    int64_t reconcile_unresolved[RECONCILE_UNRESOLVED_COUNT]; /* what the last pass could not prove */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records

@@ -186,9 +186,12 @@ static void test_words(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_host_set_where_it_runs), cmocka_unit_test(test_two_hosts_raised),
-        cmocka_unit_test(test_nowhere),                cmocka_unit_test(test_active_migration_left),
-        cmocka_unit_test(test_error_migration_settled), cmocka_unit_test(test_allocations),
+        cmocka_unit_test(test_host_set_where_it_runs),
+        cmocka_unit_test(test_two_hosts_raised),
+        cmocka_unit_test(test_nowhere),
+        cmocka_unit_test(test_active_migration_left),
+        cmocka_unit_test(test_error_migration_settled),
+        cmocka_unit_test(test_allocations),
         cmocka_unit_test(test_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
