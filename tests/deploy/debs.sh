@@ -56,7 +56,9 @@ done
 sed 's/^# \([a-z_]* = \)/\1/' "$root/etc/ferry/ferry.conf.example-ferry-agent" >"$work/full.conf"
 "$root/usr/bin/ferry-agent" --config "$work/full.conf" --help >/dev/null || fail "ferry-agent --help"
 "$root/usr/bin/ferry-scheduler" --config "$work/full.conf" --check-config | grep -q '^\[scheduler\]$' || fail "uncommented example"
-dpkg-deb -c "$(ls "$work/out/ferry-scheduler_"*_amd64.deb | head -n 1)" | grep -q '/usr/share/ferry/prometheus/ferry-rules.yml$' ||
+# (listed to a file first: grep -q closing the pipe early would make dpkg-deb fail under pipefail)
+dpkg-deb -c "$(ls "$work/out/ferry-scheduler_"*_amd64.deb | head -n 1)" >"$work/scheduler.list"
+grep -q '/usr/share/ferry/prometheus/ferry-rules.yml$' "$work/scheduler.list" ||
   fail "the alert rules are not in the ferry-scheduler package"
 ok "layout: binaries, units, example configuration (loads), SQL, dashboard, alert rules (ferry-scheduler)"
 
