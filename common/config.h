@@ -72,6 +72,8 @@ typedef struct cfg_scheduler {
     int64_t host_max_vcpus;     /* a heartbeat claiming more is refused (a compromised host */
     int64_t host_max_memory_mb; /* must not win every placement) */
     int64_t host_max_disk_gb;
+    int64_t reconcile_interval_s; /* 0 = the reconciler never runs on this replica */
+    int64_t reconcile_grace_s;    /* age of an orphaned allocation before it is released */
 } cfg_scheduler;
 
 typedef struct cfg_agent {

@@ -243,6 +243,11 @@ const cfg_option cfg_table[] = {
     OPT_INT(scheduler, host_max_disk_gb, "1048576", 1, INT64_C(1099511627776),
             "a heartbeat claiming more disk (GiB) is refused"),
     OPT_INT(scheduler, reserved_host_cpus, "0", 0, 4096, "physical CPUs of each host kept for the host itself"),
+    OPT_INT(scheduler, reconcile_interval_s, "30", 0, 86400,
+            "how often one replica (by lease) compares the database with what the hosts report and repairs what "
+            "it can prove, in seconds (0 = never)"),
+    OPT_INT(scheduler, reconcile_grace_s, "120", 0, 86400,
+            "an allocation the reconciler finds orphaned is released only once it is older than this, in seconds"),
 
     OPT_STR(agent, host, "", NULL, "name this compute host registers under (empty = the host name)"),
     OPT_STR(agent, address, "", NULL,

@@ -1,6 +1,6 @@
 /* http_action: the HTTP requests that a replica decides: each is published on ferry.scheduler
  * as the request contract and answered when a replica accepted or refused it (the
- * OpenStack-compatible os-migrateLive, the operator's abort and force-complete). */
+ * OpenStack-compatible os-migrateLive, the operator's abort, force-complete and resolve). */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +15,7 @@ typedef struct waiting {
     sched *s;
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *conn;
-    char kind[32]; /* "migrate", "abort", "force-complete" */
+    char kind[32]; /* "migrate", "abort", "force-complete", "resolve" */
     char request_id[40];
     char *uuid, *ec2;
     int nova; /* Nova's API (nova.c): 202 with an empty body, the migration id in a header */
@@ -89,15 +89,16 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     waiting_free(w);
 }
 
-/* Publishes text on ferry.scheduler and answers req when a replica replies. Takes w. */
-static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, const char *text)
+/* Publishes text on ferry.scheduler and answers req when a replica replies, within timeout_ms.
+ * Takes w. */
+static void ask_scheduler_within(sched *s, struct evhttp_request *req, waiting *w, const char *text, int timeout_ms)
 {
     w->s = s;
     w->req = req;
     w->conn = evhttp_request_get_connection(req);
     char *err = NULL;
     char **from = trust_scheduler_users(&s->cfg->trust); /* only a replica answers */
-    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), (int)s->cfg->amqp.rpc_timeout_ms,
+    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), timeout_ms,
                          (const char *const *)from, on_answer, w, &err);
     trust_list_free(from);
     if (rc < 0) {
@@ -107,6 +108,12 @@ static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, cons
         return;
     }
     evhttp_connection_set_closecb(w->conn, on_client_close, w);
+}
+
+/* Publishes text on ferry.scheduler and answers req when a replica replies. Takes w. */
+static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, const char *text)
+{
+    ask_scheduler_within(s, req, w, text, (int)s->cfg->amqp.rpc_timeout_ms);
 }
 
 /* The request's body as a NUL-terminated copy (caller frees), or NULL after answering 413
@@ -265,4 +272,36 @@ void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, cons
     strlcpy_f(w->request_id, rid, sizeof(w->request_id));
     w->nova = nova;
     ask_scheduler(s, req, w, msg);
+}
+
+void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id)
+{
+    _cleanup_free_ char *text = http_body_text(req);
+    if (!text)
+        return;
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *in = json_tokener_parse_verbose(text, &jerr), *to = NULL;
+    if (!in) {
+        http_send_error(req, 400, "the body is not JSON: %s", json_tokener_error_desc(jerr));
+        return;
+    }
+    if (!json_object_is_type(in, json_type_object) || !json_object_object_get_ex(in, "to", &to) ||
+        !json_object_is_type(to, json_type_string) ||
+        (strcmp(json_object_get_string(to), "source") != 0 && strcmp(json_object_get_string(to), "destination") != 0)) {
+        json_object_put(in);
+        http_send_error(req, 400, "the body must be {\"to\": \"source\"} or {\"to\": \"destination\"}");
+        return;
+    }
+    char rid[37];
+    uuid_new(rid);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    json_object_object_add(b, "to", json_object_new_string(json_object_get_string(to)));
+    json_object_put(in);
+    _cleanup_free_ char *msg = msg_build("migration.resolve", rid, b);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, "resolve", sizeof(w->kind));
+    strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    /* the replica asks both hosts first, each within rpc_timeout_ms */
+    ask_scheduler_within(s, req, w, msg, (int)s->cfg->amqp.rpc_timeout_ms * 2 + 2000);
 }

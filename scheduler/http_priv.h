@@ -74,5 +74,8 @@ void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, cons
 /* The request's body as a NUL-terminated copy (caller frees), or NULL after answering 413
  * or 400 (not UTF-8 text). */
 char *http_body_text(struct evhttp_request *req);
+/* POST /api/migrations/{id}/resolve with {"to": "source"|"destination"}: published as
+ * migration.resolve to a replica; answers req when one replies (202, or 409 with the reason). */
+void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id);
 
 #endif
