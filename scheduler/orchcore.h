@@ -46,6 +46,10 @@ struct orch {
     int postcopy;
     int abort_sent, fc_sent, deadline_hit;
     int soft_tries; /* abort / force-complete calls refused so far */
+    int recovering;           /* sub-state of running: the post-copy stream broke, resume_postcopy is retried */
+    int64_t recover_since_ms; /* monotonic: when this replica saw the recovery begin */
+    int recover_tries;        /* resume_postcopy calls sent */
+    char *recover_last;       /* the last failure of the recovery (for the final message), or NULL */
     int64_t last_progress_ms;
     int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
@@ -93,5 +97,16 @@ int orchcore_is_early(mig_status st);
  * attempts earlier tries, while since_first_ms is under window_ms (rpc_retry_s); -1: give up,
  * the call has failed. */
 int orchcore_retry_in_s(int attempts, int64_t since_first_ms, int64_t window_ms);
+
+/* Whether a migration in st (post-copy switched: postcopy) whose source reports its job in js
+ * goes into (or stays in) the sub-state `recovering`: running, switched, and postcopy_paused. */
+int orchcore_recovers(mig_status st, int postcopy, job_state js);
+/* What a recovering migration does at now_ms, recovering since since_ms with window_ms
+ * ([scheduler] postcopy_recovery_s): 1 keep resuming, 0 give up (ends in `error`). */
+int orchcore_recovery_goes_on(int64_t since_ms, int64_t now_ms, int64_t window_ms);
+/* The error of a post-copy recovery given up after secs seconds: which host holds what and what
+ * the operator can do (source, dest, instance, last borrowed; last may be NULL). Caller frees. */
+char *orchcore_recovery_error(const char *source, const char *dest, const char *instance, int64_t secs,
+                              const char *last);
 
 #endif

@@ -44,6 +44,7 @@ typedef enum orchreply_method {
     ORCHREPLY_FORCE_COMPLETE,
     ORCHREPLY_POST_LIVE_MIGRATION,
     ORCHREPLY_ROLLBACK,
+    ORCHREPLY_RESUME_POSTCOPY,
     ORCHREPLY_METHOD_COUNT
 } orchreply_method;
 
@@ -63,6 +64,19 @@ typedef enum orchreply_announce {
 
 /* Returns the announce state's word ("seen", ...; "not_reported"); a static string. */
 const char *orchreply_announce_str(orchreply_announce a);
+
+/* What resume_postcopy did (its body.resume). */
+typedef enum orchreply_resume {
+    ORCHREPLY_RESUME_STARTED = 0, /* "started": the resume call runs on the source */
+    ORCHREPLY_RESUME_UNDER_WAY,   /* "under_way": one already ran */
+    ORCHREPLY_RESUME_COMPLETED,   /* "completed": the job completed */
+} orchreply_resume;
+
+/* The job statistics the scheduler stores; -1 where a figure is absent. */
+typedef struct orchreply_stats {
+    int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
+    int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
+} orchreply_stats;
 
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */
 typedef struct orchreply {
@@ -98,6 +112,11 @@ typedef struct orchreply {
         orchreply_announce state;
         char *detail; /* body.announce.detail made printable (owned); NULL when absent */
     } ann;
+    /* ok, post_live_migration: body.stats, the destination's completed incoming job (optional) */
+    int has_dest_stats;
+    orchreply_stats dest_stats; /* all -1 when absent */
+    /* ok, resume_postcopy: body.resume, required */
+    orchreply_resume resume;
 } orchreply;
 
 /* Returns the method's word ("check_source", ...); "?" out of range; a static string. */
@@ -118,20 +137,15 @@ typedef enum orchreply_event_kind {
     ORCHREPLY_EV_PROGRESS,  /* progress */
     ORCHREPLY_EV_POSTCOPY,  /* postcopy: the source switched to post-copy */
     ORCHREPLY_EV_ENDED,     /* completed, failed, cancelled: the source's job ended */
+    ORCHREPLY_EV_PAUSED,    /* postcopy_paused: the post-copy stream broke, the job is kept (resumable) */
 } orchreply_event_kind;
-
-/* The job statistics the scheduler stores; -1 where a figure is absent. */
-typedef struct orchreply_stats {
-    int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
-    int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
-} orchreply_stats;
 
 /* A checked migration event. */
 typedef struct orchreply_event {
     orchreply_event_kind kind;
-    job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED */
+    job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED; EV_PAUSED: JOB_POSTCOPY_PAUSED */
     const char *host;      /* body.host, a host name (borrowed); NULL when absent */
-    char *error;           /* EV_ENDED: body.error made printable (owned); NULL when absent */
+    char *error;           /* EV_ENDED, EV_PAUSED: body.error made printable (owned); NULL when absent */
     int has_stats;         /* body.stats was given (EV_PROGRESS, EV_ENDED) */
     orchreply_stats stats; /* all -1 without stats */
 } orchreply_event;
