@@ -446,6 +446,13 @@ static json_object *domain_json(rpcmig_call *c, virConnectPtr conn)
         if (virDomainGetState(dom, &st, &reason, 0) == 0) {
             json_object_object_add(o, "state", json_object_new_string(inv_state_name(st)));
             json_object_object_add(o, "reason", json_object_new_int(reason));
+            /* where a post-copy migration of the domain stands here (post-copy recovery) */
+            if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED) ||
+                (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED))
+                json_object_object_add(o, "postcopy", json_object_new_string("failed"));
+            else if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY) ||
+                     (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY))
+                json_object_object_add(o, "postcopy", json_object_new_string("active"));
         }
         json_object_object_add(o, "persistent", json_object_new_boolean(virDomainIsPersistent(dom) == 1));
         /* (no virDomainGetJobInfo here: it may wait for the job lock of a migration) */
@@ -511,6 +518,42 @@ int rpcmig_resume_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_cod
     json_object_object_add(out, "resume", json_object_new_string(how));
     json_object_object_add(out, "job", job_status_json(j));
     return 0;
+}
+
+static int pause_postcopy_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_object *out, char **err,
+                              rpc_code *code)
+{
+    (void)unused;
+    int st = 0, reason = 0;
+    virDomainGetState(dom, &st, &reason, 0);
+    if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED) ||
+        (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) {
+        json_object_object_add(out, "paused", json_object_new_string("already"));
+        return 0;
+    }
+    if (!(st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY) &&
+        !(st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY)) {
+        *err = xasprintf("domain %s is %s (reason %d) on %s: not in post-copy", virDomainGetName(dom),
+                         inv_state_name(st), reason, c->a->host);
+        *code = RPC_NOT_PAUSED;
+        return -1;
+    }
+    /* the stream is dead but this side has not seen it (nothing was sent on it): pause the
+     * post-copy here (QEMU's migrate-pause) so the source can resume it */
+    if (virDomainAbortJobFlags(dom, VIR_DOMAIN_ABORT_JOB_POSTCOPY) < 0) {
+        *err = xasprintf("could not pause the post-copy migration of %s here: %s", virDomainGetName(dom), lv_errmsg());
+        *code = RPC_LIBVIRT;
+        return -1;
+    }
+    log_warn(&c->lf, "post-copy migration of %s paused here (its stream was broken): ready for resume",
+             virDomainGetName(dom));
+    json_object_object_add(out, "paused", json_object_new_string("now"));
+    return 0;
+}
+
+int rpcmig_pause_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    return with_domain(c, pause_postcopy_dom, 0, out, err, code);
 }
 
 static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_object *out, char **err, rpc_code *code)

@@ -45,6 +45,9 @@ int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code) F
 int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Resumes the job's post-copy migration paused by a broken stream (VIR_MIGRATE_POSTCOPY_RESUME). */
 int rpcmig_resume_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
+/* Destination: pauses the incoming post-copy migration whose broken stream this side has not
+ * seen (VIR_DOMAIN_ABORT_JOB_POSTCOPY), so the source can resume it; "already" when paused. */
+int rpcmig_pause_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Checks that the guest landed here (running, persistent; resumed when it arrived paused). */
 int rpcmig_post_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Removes what the migration left here; refused with RPC_LANDED when the guest runs here. */

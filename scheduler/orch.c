@@ -98,7 +98,7 @@ static void poll_job(evutil_socket_t fd, short what, void *arg)
     orch *o = arg;
     if (o->finishing || o->fail_reason)
         return;
-    if (o->recovering && recovery_deadline(o))
+    if (o->recovering && o->recover_paused && recovery_deadline(o))
         return;
     if (o->polling)
         return;
@@ -120,7 +120,7 @@ static int recovery_deadline(orch *o)
     int64_t window = o->s->cfg->scheduler.postcopy_recovery_s * 1000;
     if (orchcore_recovery_goes_on(o->recover_since_ms, mono_ms(), window))
         return 0;
-    _cleanup_free_ char *why = orchcore_recovery_error(o->source, o->dest, *o->ec2 ? o->ec2 : o->uuid,
+    _cleanup_free_ char *why = orchcore_recovery_error(o->source, o->dest, o->uuid,
                                                        o->s->cfg->scheduler.postcopy_recovery_s, o->recover_last);
     log_error(&o->lf, "migration %lld: %s", (long long)o->id, why);
     orchtx_finish(o, MIG_ERROR, why, NULL);
@@ -132,12 +132,14 @@ static int recovery_deadline(orch *o)
 static void recover_call_failed(orch *o, rpc_code code, const char *why)
 {
     o->polling = 0;
+    o->recover_paused = 1;
     free(o->recover_last);
     o->recover_last = xstrdup(why);
     log_warn(&o->lf, "migration %lld: post-copy recovery: %s (code %s); trying again", (long long)o->id, why,
              *rpc_code_str(code) ? rpc_code_str(code) : "none");
 }
 
+static void resume_answered(orch *o, const orchreply *r);
 static void resume_answered(orch *o, const orchreply *r)
 {
     o->polling = 0;
@@ -145,6 +147,46 @@ static void resume_answered(orch *o, const orchreply *r)
              r->resume == ORCHREPLY_RESUME_STARTED     ? "started"
              : r->resume == ORCHREPLY_RESUME_UNDER_WAY ? "under way"
                                                        : "the job completed");
+}
+
+static void dest_paused(orch *o, const orchreply *r)
+{
+    (void)r;
+    o->polling = 0;
+    log_info(&o->lf, "migration %lld: the destination %s paused its side of the post-copy migration", (long long)o->id,
+             o->dest);
+}
+
+/* What the destination says while the source's job is paused: the resume is asked of the
+ * source only once the destination also shows its post-copy failed (libvirt's resume prepares
+ * the destination, which must be waiting in that state: asked earlier, the prepare hung there
+ * holding the domain's lock, seen in the lab). A destination that still shows post-copy running
+ * has not seen the break (nothing was sent on the dead stream): after a few polls it is asked to
+ * pause its side (pause_postcopy). */
+static void recover_dest_seen(orch *o, const orchreply *r)
+{
+    switch (orchcore_recovery_next(r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_FAILED,
+                                   r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_ACTIVE, o->recover_dest_waits)) {
+    case ORCH_RECOVER_RESUME:
+        o->recover_dest_waits = 0;
+        o->recover_tries++;
+        orchcall_call(o, o->source, ORCHREPLY_RESUME_POSTCOPY, json_object_new_object(), resume_answered,
+                      recover_call_failed);
+        return;
+    case ORCH_RECOVER_PAUSE_DEST:
+        o->recover_dest_waits = 0;
+        orchcall_call(o, o->dest, ORCHREPLY_PAUSE_POSTCOPY, json_object_new_object(), dest_paused,
+                      recover_call_failed);
+        return;
+    case ORCH_RECOVER_WAIT:
+        o->recover_dest_waits++;
+        o->polling = 0;
+        if (!r->job.dom_exists) {
+            free(o->recover_last);
+            o->recover_last = xasprintf("the destination %s has no domain of the guest", o->dest);
+        }
+        return;
+    }
 }
 
 /* The source reports its post-copy job paused (the stream broke): into `recovering` (once), and a
@@ -161,16 +203,15 @@ static void recover(orch *o, const orchreply *r)
         log_warn(&o->lf, "migration %lld: %s", (long long)o->id, msg);
         orchtx_recovering(o, 1, msg);
     }
+    o->recover_paused = 1;
     if (r->job.error) {
         free(o->recover_last);
         o->recover_last = xstrdup(r->job.error);
     }
     if (recovery_deadline(o))
         return;
-    o->recover_tries++;
-    o->polling = 1; /* no job_status until the resume is answered */
-    orchcall_call(o, o->source, ORCHREPLY_RESUME_POSTCOPY, json_object_new_object(), resume_answered,
-                  recover_call_failed);
+    o->polling = 1; /* no job_status until this round is answered */
+    orchcall_call(o, o->dest, ORCHREPLY_JOB_STATUS, json_object_new_object(), recover_dest_seen, recover_call_failed);
 }
 
 static void post_done(orch *o, const orchreply *r)
@@ -234,8 +275,10 @@ static void job_polled(orch *o, const orchreply *r)
         recover(o, r);
         return;
     }
-    if (st == JOB_RUNNING)
+    if (st == JOB_RUNNING) {
+        o->recover_paused = 0; /* a resume runs: it goes on whatever the deadline */
         return;
+    }
     if (st == JOB_COMPLETED) {
         start_completing(o, "the source's job completed");
         return;

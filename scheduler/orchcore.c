@@ -130,3 +130,12 @@ char *orchcore_recovery_error(const char *source, const char *dest, const char *
                      "it again from its disk",
                      (long long)secs, last ? "; last: " : "", last ? last : "", dest, source, instance, source, dest);
 }
+
+orch_recover_step orchcore_recovery_next(int dest_failed, int dest_active, int waits)
+{
+    if (dest_failed)
+        return ORCH_RECOVER_RESUME;
+    if (dest_active && waits >= ORCH_RECOVER_DEST_WAITS)
+        return ORCH_RECOVER_PAUSE_DEST;
+    return ORCH_RECOVER_WAIT;
+}

@@ -18,6 +18,7 @@ static const char *const method_words[ORCHREPLY_METHOD_COUNT] = {
     [ORCHREPLY_POST_LIVE_MIGRATION] = "post_live_migration",
     [ORCHREPLY_ROLLBACK] = "rollback",
     [ORCHREPLY_RESUME_POSTCOPY] = "resume_postcopy",
+    [ORCHREPLY_PAUSE_POSTCOPY] = "pause_postcopy",
 };
 
 const char *orchreply_method_str(orchreply_method m)
@@ -255,11 +256,20 @@ static int read_job_status(json_object *b, orchreply *r, char **why)
         r->job.state = JOB_STATE_COUNT; /* a word this build does not know: the job ended, failed */
     if (!json_object_object_get_ex(b, "domain", NULL))
         return 0;
-    char state[ORCHREPLY_MAX_WORD + 1];
+    char state[ORCHREPLY_MAX_WORD + 1], pc[ORCHREPLY_MAX_WORD + 1] = "";
     if (orchreply_get_bool(d, "body.domain.", "exists", 0, &r->job.dom_exists, why) < 0 ||
         get_word(d, "body.domain.", "state", 0, state, why) < 0 ||
-        orchreply_get_bool(d, "body.domain.", "persistent", 0, &r->job.dom_persistent, why) < 0)
+        orchreply_get_bool(d, "body.domain.", "persistent", 0, &r->job.dom_persistent, why) < 0 ||
+        get_word(d, "body.domain.", "postcopy", 0, pc, why) < 0)
         return -1;
+    if (strcmp(pc, "active") == 0)
+        r->job.dom_postcopy = ORCHREPLY_DOM_POSTCOPY_ACTIVE;
+    else if (strcmp(pc, "failed") == 0)
+        r->job.dom_postcopy = ORCHREPLY_DOM_POSTCOPY_FAILED;
+    else if (*pc) {
+        *why = xasprintf("body.domain.postcopy: '%s' is neither active nor failed", pc);
+        return -1;
+    }
     r->job.dom_running = r->job.dom_exists && strcmp(state, "running") == 0;
     return 0;
 }

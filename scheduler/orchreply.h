@@ -45,6 +45,7 @@ typedef enum orchreply_method {
     ORCHREPLY_POST_LIVE_MIGRATION,
     ORCHREPLY_ROLLBACK,
     ORCHREPLY_RESUME_POSTCOPY,
+    ORCHREPLY_PAUSE_POSTCOPY,
     ORCHREPLY_METHOD_COUNT
 } orchreply_method;
 
@@ -64,6 +65,14 @@ typedef enum orchreply_announce {
 
 /* Returns the announce state's word ("seen", ...; "not_reported"); a static string. */
 const char *orchreply_announce_str(orchreply_announce a);
+
+/* Where a post-copy migration of the domain stands on the host answering job_status
+ * (body.domain.postcopy). */
+typedef enum orchreply_dom_postcopy {
+    ORCHREPLY_DOM_POSTCOPY_NONE = 0, /* absent: not in post-copy */
+    ORCHREPLY_DOM_POSTCOPY_ACTIVE,   /* "active": post-copy runs (or its break is not seen yet) */
+    ORCHREPLY_DOM_POSTCOPY_FAILED,   /* "failed": post-copy failed, ready for a resume */
+} orchreply_dom_postcopy;
 
 /* What resume_postcopy did (its body.resume). */
 typedef enum orchreply_resume {
@@ -104,6 +113,7 @@ typedef struct orchreply {
         int postcopy;                                /* absent: 0 */
         char *error;                                 /* the job's error made printable (owned), NULL when absent */
         int dom_exists, dom_running, dom_persistent; /* body.domain: absent fields (or no domain): 0 */
+        orchreply_dom_postcopy dom_postcopy;         /* body.domain.postcopy: absent, NONE */
     } job;
     /* ok, force_complete */
     orchreply_fc_action fc_action; /* required */

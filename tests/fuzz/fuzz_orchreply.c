@@ -1,8 +1,8 @@
 /* libFuzzer target: what the scheduler reads from an agent's RPC replies and migration events
- * before it acts (scheduler/orchreply.c). The input's first byte, counted from '0' (modulo 18),
+ * before it acts (scheduler/orchreply.c). The input's first byte, counted from '0' (modulo 19),
  * chooses the reader: below ORCHREPLY_METHOD_COUNT the reply to that method, else one of the
- * event kinds (the seeds use '0'..'9' for check_source .. resume_postcopy, ':' progress, ';'
- * postcopy, '<' completed, '=' failed, '>' cancelled, '?' and '@' kinds not read, 'A'
+ * event kinds (the seeds use '0'..':' for check_source .. pause_postcopy, ';' progress, '<'
+ * postcopy, '=' completed, '>' failed, '?' cancelled, '@' and 'A' kinds not read, 'B'
  * postcopy_paused). The rest is the message:
  * it goes through the envelope parser (common/msg.c) as in orchcall.c and hoststate.c, and its
  * body through the reader. Every result is then checked: a refusal says why and leaves nothing
@@ -130,6 +130,7 @@ static void check_reply(orchreply_method m, const orchreply *r)
         check(r->job.dom_exists == 0 || r->job.dom_exists == 1);
         check(r->job.dom_persistent == 0 || r->job.dom_persistent == 1);
         check(r->job.dom_running == 0 || (r->job.dom_running == 1 && r->job.dom_exists));
+        check(r->job.dom_postcopy <= ORCHREPLY_DOM_POSTCOPY_FAILED);
         break;
     case ORCHREPLY_FORCE_COMPLETE:
         check(r->fc_action == ORCHREPLY_FC_POSTCOPY || r->fc_action == ORCHREPLY_FC_PAUSED);
@@ -188,9 +189,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    /* counted from '0': '0' is 48, and 48 + 6 is a multiple of 18 */
-    _Static_assert(ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds) == 18, "the seeds' first bytes assume 18 readers");
-    unsigned sel = ((unsigned)data[0] + 6) % 18;
+    /* counted from '0': '0' is 48, and 48 + 9 is a multiple of 19 */
+    _Static_assert(ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds) == 19, "the seeds' first bytes assume 19 readers");
+    unsigned sel = ((unsigned)data[0] + 9) % 19;
     msg_envelope *env = NULL;
     char *why = NULL;
     if (msg_parse((const char *)data + 1, size - 1, &env, &why) < 0) {

@@ -84,6 +84,10 @@ static void test_recovery(void **state)
     assert_non_null(strstr(m, "compute1 (source) holds the rest of its memory"));
     assert_non_null(strstr(m, "--postcopy-resume i-12345678"));
     free(m);
+    assert_int_equal(orchcore_recovery_next(1, 0, 0), ORCH_RECOVER_RESUME);
+    assert_int_equal(orchcore_recovery_next(0, 1, 0), ORCH_RECOVER_WAIT); /* it may see the break itself */
+    assert_int_equal(orchcore_recovery_next(0, 1, ORCH_RECOVER_DEST_WAITS), ORCH_RECOVER_PAUSE_DEST);
+    assert_int_equal(orchcore_recovery_next(0, 0, 99), ORCH_RECOVER_WAIT); /* no domain, or not in post-copy */
     m = orchcore_recovery_error("a", "b", "c", 5, NULL);
     assert_null(strstr(m, "last:"));
     free(m);

@@ -494,6 +494,23 @@ static void test_post_stats_and_resume(void **state)
     assert_int_equal(r.job.state, JOB_POSTCOPY_PAUSED);
     done(&r, o);
     assert_string_equal(orchreply_method_str(ORCHREPLY_RESUME_POSTCOPY), "resume_postcopy");
+    assert_string_equal(orchreply_method_str(ORCHREPLY_PAUSE_POSTCOPY), "pause_postcopy");
+    /* the destination's post-copy, as job_status's domain says it */
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"state\":\"running\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_NONE);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"state\":\"running\",\"postcopy\":\"failed\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_FAILED);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"postcopy\":\"active\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_ACTIVE);
+    done(&r, o);
+    refused(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"postcopy\":\"maybe\"}}",
+            "body.domain.postcopy: 'maybe' is neither active nor failed");
+    refused(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"postcopy\":true}}",
+            "body.domain.postcopy: expected string, got boolean");
 }
 
 /* ---- events --------------------------------------------------------------------------------- */
