@@ -541,7 +541,9 @@ static int pause_postcopy_dom(rpcmig_call *c, virDomainPtr dom, int unused, json
     /* the stream is dead but this side has not seen it (nothing was sent on it): pause the
      * post-copy here (QEMU's migrate-pause) so the source can resume it */
     if (virDomainAbortJobFlags(dom, VIR_DOMAIN_ABORT_JOB_POSTCOPY) < 0) {
-        *err = xasprintf("could not pause the post-copy migration of %s here: %s", virDomainGetName(dom), lv_errmsg());
+        /* libvirt's message first: virDomainGetName resets the thread's last error */
+        _cleanup_free_ char *why = xstrdup(lv_errmsg());
+        *err = xasprintf("could not pause the post-copy migration of %s here: %s", virDomainGetName(dom), why);
         *code = RPC_LIBVIRT;
         return -1;
     }

@@ -122,8 +122,8 @@ char *orchcore_recovery_error(const char *source, const char *dest, const char *
                               const char *last)
 {
     return xasprintf("post-copy recovery failed: the migration could not be resumed within %lld s (postcopy_recovery_s)"
-                     "%s%s. %s (destination) holds the guest's CPU state and the memory pages it received, paused "
-                     "(post-copy failed); %s (source) holds the rest of its memory, paused: neither copy alone is the "
+                     "%s%s. %s (destination) holds the guest's CPU state and the memory pages it received (its vCPUs "
+                     "wait for the rest); %s (source) holds the rest of its memory, paused: neither copy alone is the "
                      "guest. What to do: when both hosts answer, resume it from the source (virsh -c <source> migrate "
                      "--live --p2p --persistent --undefinesource --postcopy --postcopy-resume %s <destination's "
                      "migration URI>); if %s is lost for good, the guest's memory is lost: destroy it on %s and start "
