@@ -139,7 +139,6 @@ static void recover_call_failed(orch *o, rpc_code code, const char *why)
              *rpc_code_str(code) ? rpc_code_str(code) : "none");
 }
 
-static void resume_answered(orch *o, const orchreply *r);
 static void resume_answered(orch *o, const orchreply *r)
 {
     o->polling = 0;
@@ -181,6 +180,12 @@ static void recover_dest_seen(orch *o, const orchreply *r)
     case ORCH_RECOVER_WAIT:
         o->recover_dest_waits++;
         o->polling = 0;
+        if (r->job.dom_running && r->job.dom_persistent && r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_NONE) {
+            /* QEMU finished the stream on its own (only libvirt's connection broke): the guest
+             * landed; post_live_migration checks it */
+            start_completing(o, "the destination runs the guest, persistent, out of post-copy");
+            return;
+        }
         if (!r->job.dom_exists) {
             free(o->recover_last);
             o->recover_last = xasprintf("the destination %s has no domain of the guest", o->dest);
