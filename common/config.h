@@ -62,6 +62,7 @@ typedef struct cfg_scheduler {
     int64_t deadline_preparing_s; /* scheduled + preparing */
     int64_t deadline_running_s;
     int64_t deadline_completing_s;
+    int64_t postcopy_recovery_s; /* how long a paused post-copy migration is resumed before `error` */
     int64_t rpc_retry_s; /* how long an agent RPC lost in transit is sent again */
     double cpu_allocation_ratio;
     double ram_allocation_ratio;

@@ -225,6 +225,9 @@ const cfg_option cfg_table[] = {
             "a migration `running` longer than this is aborted and fails, in seconds"),
     OPT_INT(scheduler, deadline_completing_s, "300", 1, 86400,
             "`completing` longer than this ends in `error`, in seconds"),
+    OPT_INT(scheduler, postcopy_recovery_s, "300", 1, 86400,
+            "a post-copy migration whose stream broke is resumed (sub-state `recovering`) for this long before it "
+            "ends in `error`, in seconds"),
     OPT_INT(scheduler, rpc_retry_s, "60", 0, 3600,
             "an agent RPC that timed out or was lost with the broker is sent again for this long, in seconds"),
     OPT_DBL(scheduler, cpu_allocation_ratio, "16.0", 0.1, 1000,
