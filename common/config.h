@@ -153,6 +153,9 @@ typedef struct cfg_option {
     size_t offset;            /* offsetof(ferry_config, <section>.<key>) */
     /* Extra check of a CFG_STRING value (NULL = none): 0, or -1 and *reason (caller frees). */
     int (*check)(const char *value, char **reason);
+    /* CFG_STRING: may be repeated in a config file, each value appended after a comma (a list
+     * longer than inih's 200-byte line, e.g. a broker cluster's URLs, one per line) */
+    bool repeatable;
     const char *help; /* one line */
 } cfg_option;
 

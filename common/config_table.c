@@ -163,9 +163,15 @@ _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(
     }
 
 const cfg_option cfg_table[] = {
-    OPT_STR(amqp, url, "amqp://guest:guest@127.0.0.1:5672/", check_amqp_url,
-            "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
-            "several URLs separated by commas, tried in turn when one cannot be reached"),
+    {.section = "amqp",
+     .key = "url",
+     .type = CFG_STRING,
+     .def = "amqp://guest:guest@127.0.0.1:5672/",
+     .offset = FIELD(amqp, url, char *),
+     .check = check_amqp_url,
+     .repeatable = true,
+     .help = "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
+             "several URLs separated by commas, or one url line each, tried in turn when one cannot be reached"},
     OPT_INT(amqp, heartbeat_s, "10", 0, 300,
             "AMQP heartbeat interval negotiated with the broker, in seconds (0 disables)"),
     OPT_INT(amqp, prefetch, "64", 1, 65535, "unacknowledged messages the broker may deliver to one consumer at once"),
