@@ -40,21 +40,6 @@ typedef struct rc_repair {
     int applied; /* the statements' checks held: it was done */
 } rc_repair;
 
-/* Gives an allocation's resources back to its host (the row's host, vcpus, memory, disk). */
-static int give_back(db_conn *db, PGresult *res)
-{
-    for (int i = 0; i < PQntuples(res); i++) {
-        const char *up[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)};
-        if (db_exec(db, NULL,
-                    "UPDATE hosts SET used_vcpus = greatest(0, used_vcpus - $2::int),"
-                    " used_memory_mb = greatest(0, used_memory_mb - $3::bigint),"
-                    " used_disk_gb = greatest(0, used_disk_gb - $4::bigint) WHERE name = $1",
-                    4, up) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* In the repair's transaction: 1 when instance uuid runs (running or paused) on host and on no
  * other host listing it, by fresh heartbeats only, and no stale host lists it running; 0 when
  * not; -1 on a database error. */
@@ -122,7 +107,7 @@ static int repair_tx(db_conn *db, void *arg, char **err)
                 "     AND NOT EXISTS (SELECT 1 FROM host_domains d WHERE d.host = a.host AND d.uuid = a.instance_uuid)))"
                 " RETURNING host, vcpus, memory_mb, disk_gb",
                 3, ap) < 0 ||
-            give_back(db, d) < 0)
+            ledger_give_back(db, d) < 0)
             return -1;
         r->applied = PQntuples(d) == 1;
         return 0;
@@ -145,7 +130,7 @@ static int repair_tx(db_conn *db, void *arg, char **err)
                     "DELETE FROM allocations WHERE consumer_type = 'instance' AND consumer_id = $1"
                     " RETURNING host, vcpus, memory_mb, disk_gb",
                     1, ip) < 0 ||
-            give_back(db, d) < 0)
+            ledger_give_back(db, d) < 0)
             return -1;
         _cleanup_pq_ PGresult *a = NULL;
         if (db_exec(
