@@ -256,7 +256,8 @@ const cfg_option cfg_table[] = {
             "how often one replica (by lease) compares the database with what the hosts report and repairs what "
             "it can prove, in seconds (0 = never)"),
     OPT_INT(scheduler, reconcile_grace_s, "120", 0, 86400,
-            "an allocation the reconciler finds orphaned is released only once it is older than this, in seconds"),
+            "the reconciler releases an orphaned allocation older than this only, and leaves an instance "
+            "alone this long after its last migration ended, in seconds"),
 
     OPT_STR(agent, host, "", NULL, "name this compute host registers under (empty = the host name)"),
     OPT_STR(agent, address, "", NULL,

@@ -41,11 +41,13 @@ typedef struct rc_repair {
 } rc_repair;
 
 /* In the repair's transaction: 1 when instance uuid runs (running or paused) on host and on no
- * other host listing it, by fresh heartbeats only, and no stale host lists it running; 0 when
- * not; -1 on a database error. */
-static int runs_only_on(db_conn *db, const char *uuid, const char *host, const char *age)
+ * other host listing it, by fresh heartbeats only, and no stale host lists it running, and none
+ * of its migrations is unfinished or finished within grace seconds (a heartbeat sent before a
+ * migration's end, still fresh, lists the guest where it was: lab.db_failover saw a host
+ * "corrected" back to the source that way); 0 when not; -1 on a database error. */
+static int runs_only_on(db_conn *db, const char *uuid, const char *host, const char *age, const char *grace)
 {
-    const char *p[] = {uuid, host, age};
+    const char *p[] = {uuid, host, age, grace};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r,
                 "SELECT count(*) FILTER (WHERE d.state IN ('running', 'paused')) = 1"
@@ -53,8 +55,10 @@ static int runs_only_on(db_conn *db, const char *uuid, const char *host, const c
                 "       AND h.domains_reported_at > now() - make_interval(secs => $3::int))"
                 "   AND bool_and(h.domains_reported_at > now() - make_interval(secs => $3::int)"
                 "       OR d.state NOT IN ('running', 'paused'))"
+                "   AND NOT EXISTS (SELECT 1 FROM migrations m WHERE m.instance_uuid = $1::uuid"
+                "       AND (m.finished_at IS NULL OR m.finished_at > now() - make_interval(secs => $4::int)))"
                 " FROM host_domains d JOIN hosts h ON h.name = d.host WHERE d.uuid = $1::uuid",
-                3, p) < 0)
+                4, p) < 0)
         return -1;
     return PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 }
@@ -116,7 +120,7 @@ static int repair_tx(db_conn *db, void *arg, char **err)
         const char *now_host = PQgetisnull(inst, 0, 0) ? NULL : PQgetvalue(inst, 0, 0);
         if (migrating || (now_host == NULL) != (r->old == NULL) || (now_host && strcmp(now_host, r->old) != 0))
             return 0; /* changed since the decision */
-        int ok = runs_only_on(db, r->uuid, r->host, p->age);
+        int ok = runs_only_on(db, r->uuid, r->host, p->age, p->grace);
         if (ok <= 0)
             return ok;
         if (r->old && (ok = fresh(db, r->old, p->age)) <= 0)
@@ -167,7 +171,7 @@ static int repair_tx(db_conn *db, void *arg, char **err)
     const char *src = PQgetvalue(m, 0, 0), *dst = PQgetvalue(m, 0, 1);
     int to_dest = r->v == RECONCILE_SETTLE_DEST;
     int ok;
-    if ((ok = runs_only_on(db, r->uuid, to_dest ? dst : src, p->age)) <= 0 || (ok = fresh(db, src, p->age)) <= 0 ||
+    if ((ok = runs_only_on(db, r->uuid, to_dest ? dst : src, p->age, p->grace)) <= 0 || (ok = fresh(db, src, p->age)) <= 0 ||
         (ok = fresh(db, dst, p->age)) <= 0)
         return ok;
     mig_status st = to_dest ? MIG_COMPLETED : MIG_FAILED;
@@ -271,7 +275,7 @@ static size_t parse_seen(char *text, reconcile_seen *v, size_t max)
 /* The instances: hosts corrected, error migrations settled, the rest raised. */
 static int pass_instances(db_conn *db, rc_pass *p)
 {
-    const char *q[] = {p->age};
+    const char *q[] = {p->age, p->grace};
     _cleanup_pq_ PGresult *r = NULL;
 #define FRESH(h)                                                                                                       \
     "coalesce((SELECT x.domains_reported_at > now() - make_interval(secs => $1::int) FROM hosts x WHERE x.name = " h   \
@@ -289,8 +293,12 @@ static int pass_instances(db_conn *db, rc_pass *p)
                                               "   ',' ORDER BY d.host) FROM host_domains d JOIN hosts h ON h.name = d.host WHERE d.uuid = i.uuid), '')"
                                               " FROM instances i LEFT JOIN LATERAL (SELECT m.id, m.status, m.source_host, m.dest_host FROM migrations m"
                                               "   WHERE m.instance_uuid = i.uuid ORDER BY m.id DESC LIMIT 1) em ON true"
-                                              " WHERE i.vm_state <> 'deleted' ORDER BY i.seq LIMIT " RECONCILE_MAX_ROWS,
-            1, q) < 0)
+                                              " WHERE i.vm_state <> 'deleted'"
+                                              /* the heartbeats still fresh may predate a recent end */
+                                              "   AND NOT EXISTS (SELECT 1 FROM migrations r WHERE r.instance_uuid = i.uuid"
+                                              "       AND r.finished_at > now() - make_interval(secs => $2::int))"
+                                              " ORDER BY i.seq LIMIT " RECONCILE_MAX_ROWS,
+            2, q) < 0)
         return -1;
 #undef FRESH
     for (int i = 0; i < PQntuples(r); i++) {
