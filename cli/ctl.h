@@ -51,6 +51,8 @@ int cmd_migration_list(ctl *c, int argc, char **argv);
 int cmd_migration_show(ctl *c, int argc, char **argv);
 int cmd_migration_events(ctl *c, int argc, char **argv);
 int cmd_migration_abort(ctl *c, int argc, char **argv);
+/* ferryctl migration resolve ID --to source|destination: the migration.resolve request. */
+int cmd_migration_resolve(ctl *c, int argc, char **argv);
 int cmd_migration_force_complete(ctl *c, int argc, char **argv);
 
 #endif

@@ -49,6 +49,10 @@ static const verb verbs[] = {
      cmd_migration_abort},
     {"migration force-complete", "ID", "make a running migration finish now (post-copy, or pause the guest)",
      cmd_migration_force_complete},
+    {"migration resolve", "ID --to source|destination",
+     "settle a migration in error where its guest runs: refused unless libvirt on that host\n"
+     "        says it runs there and libvirt on the other that it does not",
+     cmd_migration_resolve},
     {"check", "",
      "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
      "        and report",

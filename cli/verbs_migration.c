@@ -1,5 +1,5 @@
 /* verbs_migration: ferryctl migrate and the migration verbs (list, show, events, abort,
- * force-complete). */
+ * force-complete, resolve). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +263,24 @@ int cmd_migration_events(ctl *c, int argc, char **argv)
     return 0;
 }
 
+/* Sends operator request text to the schedulers and waits for the answer: 0 accepted, 1
+ * refused (the reason printed) or no answer; *env the answer (caller frees; NULL without one),
+ * printed as JSON with --json. */
+static int ask(ctl *c, const char *vn, const char *text, msg_envelope **env)
+{
+    *env = verbs_sched_request(c, text);
+    if (!*env)
+        return 1;
+    const char *rt = msg_envelope_type(*env);
+    json_object *rb = msg_envelope_body(*env);
+    int refused = strlen(rt) > 8 && strcmp(rt + strlen(rt) - 8, ".refused") == 0;
+    if (c->json)
+        verbs_print_json(rb);
+    if (refused)
+        fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(rb, "reason", "no reason given"));
+    return refused ? 1 : 0;
+}
+
 static int operator_request(ctl *c, const char *vn, const char *type, int argc, char **argv)
 {
     char *pos[1];
@@ -278,21 +296,14 @@ static int operator_request(ctl *c, const char *vn, const char *type, int argc, 
     json_object *b = json_object_new_object();
     json_object_object_add(b, "migration", json_object_new_int64(id));
     _cleanup_free_ char *text = msg_build(type, NULL, b);
-    msg_envelope *env = verbs_sched_request(c, text);
-    if (!env)
-        return 1;
-    const char *rt = msg_envelope_type(env);
-    json_object *rb = msg_envelope_body(env);
-    int refused = strlen(rt) > 8 && strcmp(rt + strlen(rt) - 8, ".refused") == 0;
-    if (c->json)
-        verbs_print_json(rb);
-    if (refused)
-        fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(rb, "reason", "no reason given"));
-    else if (!c->json)
+    msg_envelope *env;
+    int rc = ask(c, vn, text, &env);
+    if (rc == 0 && !c->json)
         printf("migration %lld: %s requested (it was %s)\n", (long long)id,
-               strcmp(type, "migration.abort") == 0 ? "abort" : "force-complete", jsd(rb, "status", "?"));
+               strcmp(type, "migration.abort") == 0 ? "abort" : "force-complete",
+               jsd(msg_envelope_body(env), "status", "?"));
     msg_envelope_free(env);
-    return refused ? 1 : 0;
+    return rc;
 }
 
 int cmd_migration_abort(ctl *c, int argc, char **argv)
@@ -303,4 +314,37 @@ int cmd_migration_abort(ctl *c, int argc, char **argv)
 int cmd_migration_force_complete(ctl *c, int argc, char **argv)
 {
     return operator_request(c, "migration force-complete", "migration.force_complete", argc, argv);
+}
+
+int cmd_migration_resolve(ctl *c, int argc, char **argv)
+{
+    const char *vn = "migration resolve";
+    opt o[] = {{"--to", 1, NULL}};
+    char *pos[1];
+    int64_t id;
+    if (verbs_parse_args(vn, argc, argv, o, 1, pos, 1) != 1) {
+        fprintf(stderr, PROG ": %s needs exactly one migration ID\n", vn);
+        return 2;
+    }
+    if (!o[0].value || (strcmp(o[0].value, "source") != 0 && strcmp(o[0].value, "destination") != 0)) {
+        fprintf(stderr, PROG ": %s: --to must be source or destination (where the guest runs)\n", vn);
+        return 2;
+    }
+    if (verbs_migration_id_arg(vn, pos[0], &id) < 0)
+        return 2;
+    if (ctl_connect(c) < 0)
+        return 1;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    json_object_object_add(b, "to", json_object_new_string(o[0].value));
+    _cleanup_free_ char *text = msg_build("migration.resolve", NULL, b);
+    /* the scheduler asks both hosts first (each within its rpc_timeout_ms): wait for that too */
+    c->timeout_ms = c->timeout_ms * 2 + 2000;
+    msg_envelope *env;
+    int rc = ask(c, vn, text, &env);
+    if (rc == 0 && !c->json)
+        printf("migration %lld: resolved, %s (the guest runs on %s)\n", (long long)id,
+               jsd(msg_envelope_body(env), "status", "?"), jsd(msg_envelope_body(env), "host", "?"));
+    msg_envelope_free(env);
+    return rc;
 }

@@ -62,6 +62,7 @@ typedef struct cfg_scheduler {
     int64_t deadline_preparing_s; /* scheduled + preparing */
     int64_t deadline_running_s;
     int64_t deadline_completing_s;
+    int64_t postcopy_recovery_s; /* how long a paused post-copy migration is resumed before `error` */
     int64_t rpc_retry_s; /* how long an agent RPC lost in transit is sent again */
     double cpu_allocation_ratio;
     double ram_allocation_ratio;
@@ -72,6 +73,8 @@ typedef struct cfg_scheduler {
     int64_t host_max_vcpus;     /* a heartbeat claiming more is refused (a compromised host */
     int64_t host_max_memory_mb; /* must not win every placement) */
     int64_t host_max_disk_gb;
+    int64_t reconcile_interval_s; /* 0 = the reconciler never runs on this replica */
+    int64_t reconcile_grace_s;    /* age of an orphaned allocation before it is released */
 } cfg_scheduler;
 
 typedef struct cfg_agent {
@@ -150,6 +153,9 @@ typedef struct cfg_option {
     size_t offset;            /* offsetof(ferry_config, <section>.<key>) */
     /* Extra check of a CFG_STRING value (NULL = none): 0, or -1 and *reason (caller frees). */
     int (*check)(const char *value, char **reason);
+    /* CFG_STRING: may be repeated in a config file, each value appended after a comma (a list
+     * longer than inih's 200-byte line, e.g. a broker cluster's URLs, one per line) */
+    bool repeatable;
     const char *help; /* one line */
 } cfg_option;
 

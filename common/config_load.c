@@ -118,12 +118,15 @@ static int ctx_handler(void *user, const char *section, const char *key, const c
         return 0;
     }
     size_t idx = (size_t)(o - cfg_table);
-    if (x->set_line[idx]) {
+    if (x->set_line[idx] && !o->repeatable) {
         ctx_fail(x, "[%s] %s: duplicate key, first set on line %d", section, key, x->set_line[idx]);
         return 0;
     }
+    _cleanup_free_ char *joined = NULL;
+    if (x->set_line[idx]) /* a repeatable string: this line's value goes after the earlier ones */
+        joined = xasprintf("%s,%s", *(char **)((char *)x->c + o->offset), value ? value : "");
     _cleanup_free_ char *reason = NULL;
-    if (cfg_apply_value(x->c, o, value ? value : "", &reason) < 0) {
+    if (cfg_apply_value(x->c, o, joined ? joined : value ? value : "", &reason) < 0) {
         ctx_fail(x, "[%s] %s: %s", section, key, reason);
         return 0;
     }

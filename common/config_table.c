@@ -163,9 +163,15 @@ _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(
     }
 
 const cfg_option cfg_table[] = {
-    OPT_STR(amqp, url, "amqp://guest:guest@127.0.0.1:5672/", check_amqp_url,
-            "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
-            "several URLs separated by commas, tried in turn when one cannot be reached"),
+    {.section = "amqp",
+     .key = "url",
+     .type = CFG_STRING,
+     .def = "amqp://guest:guest@127.0.0.1:5672/",
+     .offset = FIELD(amqp, url, char *),
+     .check = check_amqp_url,
+     .repeatable = true,
+     .help = "broker URL, amqp://user:password@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
+             "several URLs separated by commas, or one url line each, tried in turn when one cannot be reached"},
     OPT_INT(amqp, heartbeat_s, "10", 0, 300,
             "AMQP heartbeat interval negotiated with the broker, in seconds (0 disables)"),
     OPT_INT(amqp, prefetch, "64", 1, 65535, "unacknowledged messages the broker may deliver to one consumer at once"),
@@ -225,6 +231,9 @@ const cfg_option cfg_table[] = {
             "a migration `running` longer than this is aborted and fails, in seconds"),
     OPT_INT(scheduler, deadline_completing_s, "300", 1, 86400,
             "`completing` longer than this ends in `error`, in seconds"),
+    OPT_INT(scheduler, postcopy_recovery_s, "300", 1, 86400,
+            "a post-copy migration whose stream broke is resumed (sub-state `recovering`) for this long before it "
+            "ends in `error`, in seconds"),
     OPT_INT(scheduler, rpc_retry_s, "60", 0, 3600,
             "an agent RPC that timed out or was lost with the broker is sent again for this long, in seconds"),
     OPT_DBL(scheduler, cpu_allocation_ratio, "16.0", 0.1, 1000,
@@ -243,6 +252,12 @@ const cfg_option cfg_table[] = {
     OPT_INT(scheduler, host_max_disk_gb, "1048576", 1, INT64_C(1099511627776),
             "a heartbeat claiming more disk (GiB) is refused"),
     OPT_INT(scheduler, reserved_host_cpus, "0", 0, 4096, "physical CPUs of each host kept for the host itself"),
+    OPT_INT(scheduler, reconcile_interval_s, "30", 0, 86400,
+            "how often one replica (by lease) compares the database with what the hosts report and repairs what "
+            "it can prove, in seconds (0 = never)"),
+    OPT_INT(scheduler, reconcile_grace_s, "120", 0, 86400,
+            "the reconciler releases an orphaned allocation older than this only, and leaves an instance "
+            "alone this long after its last migration ended, in seconds"),
 
     OPT_STR(agent, host, "", NULL, "name this compute host registers under (empty = the host name)"),
     OPT_STR(agent, address, "", NULL,

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "db_priv.h"
 #include "log.h"
 
 /* Statements with parameters are prepared once per connection (PQprepare) and then only
@@ -30,6 +31,8 @@ struct db_conn {
     unsigned prep_gen; /* bumped when the cache is dropped, so old names are never reused */
     int in_tx;         /* inside db_tx's BEGIN ... COMMIT: a lost connection is not reopened */
     const int *stop;   /* when set and non-zero (read atomically), no new connection is opened */
+    int failures;      /* failed attempts to reopen the connection in a row */
+    int64_t retry_at;  /* mono_ms before which no new attempt is made (failures > 0) */
 };
 
 /* forgets the prepared statements (a new connection has none; after a schema change the
@@ -175,8 +178,36 @@ int db_ensure(db_conn *db)
         set_error(db, "08006", "PostgreSQL connection closed: the process is stopping");
         return -1;
     }
-    log_warn(NULL, "PostgreSQL connection lost, reconnecting");
-    return db_connect(db);
+    /* a server that refuses (down, or a standby not yet promoted behind a multi-host DSN with
+     * target_session_attrs=read-write) is not asked again on every call: the callers' timers
+     * would reconnect (and log) every few milliseconds; meanwhile the last attempt's error stands */
+    int64_t now = mono_ms();
+    if (db->failures > 0 && now < db->retry_at)
+        return -1;
+    if (db->failures == 0)
+        log_warn(NULL, "PostgreSQL connection lost, reconnecting");
+    if (db_connect(db) < 0) {
+        db->failures++;
+        db->retry_at = now + db_retry_delay_ms(db->failures);
+        if (db->failures == 1 || db->failures % 30 == 0)
+            log_warn(NULL, "could not reconnect to PostgreSQL (%d attempts so far; trying again every %d ms at most): %s",
+                     db->failures, db_retry_delay_ms(db->failures), db->error);
+        return -1;
+    }
+    if (db->failures > 0)
+        log_info(NULL, "PostgreSQL connection reopened after %d failed attempts", db->failures);
+    db->failures = 0;
+    return 0;
+}
+
+int db_retry_delay_ms(int failures)
+{
+    if (failures < 1)
+        return 0;
+    if (failures > 6)
+        return DB_RETRY_MAX_MS;
+    int ms = 50 << (failures - 1);
+    return ms < DB_RETRY_MAX_MS ? ms : DB_RETRY_MAX_MS;
 }
 
 /* The name of sql's prepared statement on this connection (in name), prepared now if it was

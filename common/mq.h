@@ -186,6 +186,9 @@ void mq_reject(mq_conn *c, mq_delivery *d, int requeue);
  * original exchange, key and queue), waits for the broker's confirm, then acks d and frees
  * it. If that publish fails, d is left unacked for redelivery: nothing is lost. */
 void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason);
+/* How many messages c has dead-lettered with mq_dead_letter since it was made (for /metrics);
+ * 0 for NULL. */
+uint64_t mq_dead_lettered(const mq_conn *c);
 
 /* Sends an RPC request to exchange/key with a private reply queue and a correlation id; cb
  * gets the reply, or an error at the deadline (the request expires at the broker then too).

@@ -137,6 +137,11 @@ static void dead_confirmed(mq_conn *c, int ok, const char *err, void *arg)
     free(x);
 }
 
+uint64_t mq_dead_lettered(const mq_conn *c)
+{
+    return c ? c->dead_lettered : 0;
+}
+
 void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason)
 {
     if (!delivery_current(c, d)) {
@@ -170,6 +175,7 @@ void mq_dead_letter(mq_conn *c, mq_delivery *d, const char *reason)
         mq_delivery_free(d);
         return;
     }
+    c->dead_lettered++;
     dead_ctx *x = xcalloc(1, sizeof(*x));
     x->d = d;
     mq_track(c, dead_confirmed, x);

@@ -147,6 +147,7 @@ struct mq_conn {
 
     mq_state_cb state_cb;
     void *state_arg;
+    uint64_t dead_lettered; /* messages this connection sent to ferry.dead (mq_dead_letter) */
 };
 
 static inline const log_fields *conn_fields(const mq_conn *c)

@@ -14,6 +14,7 @@ static const char *const rpc_words[] = {
     [RPC_STALE_EPOCH] = "stale_epoch",
     [RPC_LANDED] = "landed",
     [RPC_INTERNAL] = "internal",
+    [RPC_NOT_PAUSED] = "not_paused",
     [RPC_UNKNOWN] = "unknown",
 };
 
@@ -66,7 +67,7 @@ int mig_status_is_final(mig_status st)
 
 static const char *const job_words[JOB_STATE_COUNT] = {
     [JOB_RUNNING] = "running",     [JOB_COMPLETED] = "completed", [JOB_FAILED] = "failed",
-    [JOB_CANCELLED] = "cancelled", [JOB_NONE] = "none",
+    [JOB_CANCELLED] = "cancelled", [JOB_NONE] = "none",          [JOB_POSTCOPY_PAUSED] = "postcopy_paused",
 };
 
 const char *job_state_str(job_state st)

@@ -21,6 +21,7 @@ typedef enum rpc_code {
     RPC_STALE_EPOCH, /* the call's epoch is below one seen for the migration: never retry */
     RPC_LANDED,      /* rollback refused: the migrated guest runs on this host */
     RPC_INTERNAL,    /* the agent's own failure */
+    RPC_NOT_PAUSED,  /* resume_postcopy: the job is not paused in post-copy (still running, or ended) */
     RPC_UNKNOWN,     /* a code this build does not know (a newer peer): treated as a failure */
 } rpc_code;
 
@@ -60,10 +61,14 @@ typedef enum job_state {
     JOB_FAILED,
     JOB_CANCELLED, /* aborted */
     JOB_NONE,
+    JOB_POSTCOPY_PAUSED, /* the post-copy stream broke after the switch: the guest's CPU state is on the
+                          * destination, paused there; the source keeps the pages not yet sent and the
+                          * job, which resume_postcopy can take up again */
     JOB_STATE_COUNT
 } job_state;
 
-/* Returns the state's word ("running", "completed", "failed", "cancelled", "none"); "?" for a
+/* Returns the state's word ("running", "completed", "failed", "cancelled", "none",
+ * "postcopy_paused"); "?" for a
  * value out of range. */
 const char *job_state_str(job_state st);
 /* Parses a state word: 0 with *out, or -1 when s names none (NULL accepted). */

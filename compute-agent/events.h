@@ -40,7 +40,8 @@ void events_migration_progress(agent *a, const log_fields *lf, int64_t migration
  * for `reason` ("iterations", "completion timeout", "force-complete"). */
 void events_migration_postcopy(agent *a, const log_fields *lf, int64_t migration, const char *uuid, int iteration,
                                const char *reason);
-/* migration.<id>.<state>: the job ended (state "completed", "failed" or "cancelled"); dest,
+/* migration.<id>.<state>: the job ended (state "completed", "failed" or "cancelled") or paused
+ * after the post-copy switch ("postcopy_paused": kept, resumable); dest,
  * error and stats (all borrowed) may be NULL. */
 void events_migration_ended(agent *a, const log_fields *lf, int64_t migration, const char *uuid, const char *state,
                             const char *dest, int postcopy, const char *error, json_object *stats);

@@ -35,6 +35,8 @@ struct job {
     job_state state;
     int adopted;        /* found after a restart: no worker thread of ours */
     int worker_done;    /* the worker's result arrived */
+    int resuming;       /* the worker runs a post-copy resume (resume_postcopy) */
+    int resumes;        /* resume calls started so far */
     jobrule_state rs;   /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
@@ -151,6 +153,7 @@ json_object *job_status_json(const job *j)
     json_object_object_add(o, "state", json_object_new_string(job_state_str(j->state)));
     json_object_object_add(o, "postcopy", json_object_new_boolean(j->rs.postcopy_active));
     json_object_object_add(o, "adopted", json_object_new_boolean(j->adopted));
+    json_object_object_add(o, "resumes", json_object_new_int(j->resumes));
     if (j->dest)
         json_object_object_add(o, "dest", json_object_new_string(j->dest));
     json_object *st = j->final_stats ? j->final_stats : j->last_stats;
@@ -165,8 +168,9 @@ json_object *job_status_json(const job *j)
 
 static void finish(job *j, job_state st, const char *error)
 {
-    if (j->state != JOB_RUNNING)
+    if (j->state != JOB_RUNNING && j->state != JOB_POSTCOPY_PAUSED)
         return;
+    j->resuming = 0;
     j->state = st;
     char *copy = error ? xstrdup(error) : NULL; /* error may be j->error itself */
     free(j->error);
@@ -187,6 +191,12 @@ static void finish(job *j, job_state st, const char *error)
     case JOB_CANCELLED:
         log_warn(&j->lf, "migration of %s to %s cancelled: %s", who, j->dest ? j->dest : "?",
                  error ? error : "aborted");
+        break;
+    case JOB_POSTCOPY_PAUSED:
+        log_error(&j->lf,
+                  "post-copy migration of %s to %s paused: the stream broke after the switch (%s); %s holds the "
+                  "guest's CPU state and the pages it received, this host the rest: job kept for resume_postcopy",
+                  who, j->dest ? j->dest : "?", error ? error : "unknown", j->dest ? j->dest : "the destination");
         break;
     default:
         log_error(&j->lf, "migration of %s to %s failed: %s", who, j->dest ? j->dest : "?", error ? error : "unknown");
@@ -328,6 +338,41 @@ static void on_stats(void *owner, int64_t key, const jobstats_reading *r)
     }
 }
 
+/* The migrate call failed after the post-copy switch: what libvirt shows of the domain here says
+ * whether the job is paused (kept for resume_postcopy), landed after all (the domain left this
+ * host: the destination finished it), or failed. */
+static void postcopy_ended(job *j)
+{
+    const char *err = j->error ? j->error : "unknown libvirt error";
+    virConnectPtr conn = lv_ref(j->a->lv, NULL);
+    if (!conn) {
+        /* cannot look: paused is the state that loses nothing (resume_postcopy looks again) */
+        finish(j, JOB_POSTCOPY_PAUSED, err);
+        return;
+    }
+    virDomainPtr dom = virDomainLookupByUUIDString(conn, j->uuid);
+    int st = 0, reason = 0;
+    if (dom)
+        virDomainGetState(dom, &st, &reason, 0);
+    if (!dom || (st == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED)) {
+        log_warn(&j->lf, "the migrate call failed after the post-copy switch (%s) but the domain left this host: "
+                         "it completed on the destination", err);
+        finish(j, JOB_COMPLETED, NULL);
+    } else if (jobrule_postcopy_end(st == VIR_DOMAIN_PAUSED && (reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED ||
+                                                                 reason == VIR_DOMAIN_PAUSED_POSTCOPY)) ==
+               JOBRULE_END_POSTCOPY_PAUSED) {
+        finish(j, JOB_POSTCOPY_PAUSED, err);
+    } else {
+        _cleanup_free_ char *e =
+            xasprintf("%s (after the post-copy switch; the domain here is %s, reason %d: nothing to resume)", err,
+                      inv_state_name(st), reason);
+        finish(j, JOB_FAILED, e);
+    }
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+}
+
 static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -353,6 +398,9 @@ static void finish_after_grace(evutil_socket_t fd, short what, void *arg)
         break;
     case JOBRULE_END_FAILED:
         finish(j, JOB_FAILED, j->error ? j->error : "unknown libvirt error");
+        break;
+    case JOBRULE_END_POSTCOPY_PAUSED:
+        postcopy_ended(j);
         break;
     }
 }
@@ -553,6 +601,67 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_co
     virDomainFree(dom);
     virConnectClose(conn);
     return rc;
+}
+
+int job_resume_postcopy(agent *a, job *j, const char **how, char **err, rpc_code *code)
+{
+    switch (jobrule_resume_of(j->state, j->resuming)) {
+    case JOBRULE_RESUME_UNDER_WAY:
+        *how = "under_way";
+        return 0;
+    case JOBRULE_RESUME_COMPLETED:
+        *how = "completed";
+        return 0;
+    case JOBRULE_RESUME_NOT_PAUSED:
+        *err = xasprintf("cannot resume migration %lld: its job is %s, not paused in post-copy", (long long)j->migration,
+                         job_state_str(j->state));
+        *code = RPC_NOT_PAUSED;
+        return -1;
+    case JOBRULE_RESUME_START:
+        break;
+    }
+    if (!j->uri) {
+        *err = xasprintf("cannot resume migration %lld: its record has no migration URI", (long long)j->migration);
+        *code = RPC_INTERNAL;
+        return -1;
+    }
+    const char *why = NULL;
+    virConnectPtr conn = lv_ref(a->lv, &why);
+    if (!conn) {
+        *err = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
+        *code = RPC_UNAVAILABLE;
+        return -1;
+    }
+    virConnectClose(conn);
+    /* the same URI and options as the original call; the worker thread blocks, not the loop */
+    j->state = JOB_RUNNING;
+    j->resuming = 1;
+    j->resumes++;
+    j->adopted = 0;
+    j->worker_done = 0;
+    j->outcome = MIGRATE_FAILED;
+    json_object_put(j->final_stats);
+    j->final_stats = NULL;
+    migrate_req req = {.uuid = j->uuid,
+                       .uri = j->uri,
+                       .o = &j->o,
+                       .tls = a->cfg->libvirt.migrate_tls,
+                       .resume = true,
+                       .lf = &j->lf};
+    int rc = migrate_start(a->lv, a->q, &req, on_worker_done, a, j->migration);
+    if (rc != 0) {
+        j->state = JOB_POSTCOPY_PAUSED;
+        j->resuming = 0;
+        *err = xasprintf("could not start the resume thread: %s", strerror(rc));
+        *code = RPC_INTERNAL;
+        return -1;
+    }
+    log_info(&j->lf, "resuming the paused post-copy migration to %s (attempt %d): uri %s", j->dest ? j->dest : "?",
+             j->resumes, j->uri);
+    persist(j);
+    start_polling(j);
+    *how = "started";
+    return 0;
 }
 
 void job_on_iteration(agent *a, const char *uuid, int iteration)

@@ -38,6 +38,12 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code) FERRY_WUR;
 /* Switches to post-copy (when allowed) or pauses the guest. *action gets "postcopy" or "paused"
  * (static words). Returns 0, or -1 with *err (caller frees), *code. */
 int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_code *code) FERRY_WUR;
+/* Resumes the post-copy migration of job j, paused by a broken stream (job_state
+ * JOB_POSTCOPY_PAUSED): virDomainMigrateToURI3 with VIR_MIGRATE_POSTCOPY_RESUME, the same URI and
+ * options, on a worker thread. Idempotent: *how is "started", "under_way" (a resume runs) or
+ * "completed" (static words). Returns 0, or -1 with *err (caller frees) and *code
+ * (RPC_NOT_PAUSED when the job is not paused in post-copy). */
+int job_resume_postcopy(agent *a, job *j, const char **how, char **err, rpc_code *code) FERRY_WUR;
 /* Reloads the jobs recorded in the state dir and finds out from libvirt what became of them
  * (running on: adopted and watched; ended: outcome recorded). Called when libvirt is up. */
 void job_recover(agent *a);

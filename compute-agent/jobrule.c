@@ -48,6 +48,22 @@ jobrule_end jobrule_end_of(int ok, int libvirt_aborted, const jobrule_state *st,
     if (ok)
         return JOBRULE_END_COMPLETED;
     if (!libvirt_aborted && !st->abort_requested)
-        return JOBRULE_END_FAILED;
+        return st->postcopy_active ? JOBRULE_END_POSTCOPY_PAUSED : JOBRULE_END_FAILED;
     return agent_aborted ? JOBRULE_END_AGENT_ABORT : JOBRULE_END_CANCELLED;
+}
+
+jobrule_end jobrule_postcopy_end(int paused_postcopy)
+{
+    return paused_postcopy ? JOBRULE_END_POSTCOPY_PAUSED : JOBRULE_END_FAILED;
+}
+
+jobrule_resume jobrule_resume_of(job_state st, int resuming)
+{
+    if (st == JOB_POSTCOPY_PAUSED)
+        return JOBRULE_RESUME_START;
+    if (st == JOB_RUNNING && resuming)
+        return JOBRULE_RESUME_UNDER_WAY;
+    if (st == JOB_COMPLETED)
+        return JOBRULE_RESUME_COMPLETED;
+    return JOBRULE_RESUME_NOT_PAUSED;
 }

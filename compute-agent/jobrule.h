@@ -60,11 +60,27 @@ typedef enum jobrule_end {
     JOBRULE_END_AGENT_ABORT,   /* failed: the agent aborted it (timeout, stall); its reason first */
     JOBRULE_END_CANCELLED,     /* an operator's abort */
     JOBRULE_END_FAILED,        /* libvirt's failure */
+    JOBRULE_END_POSTCOPY_PAUSED, /* failed after the post-copy switch: kept, resumable (postcopy_paused) */
 } jobrule_end;
 /* The end of a job from the migrate call's outcome: ok, or failed with libvirt saying aborted
  * (libvirt_aborted) or not; agent_aborted when the agent itself asked for the abort. After an
  * abort was asked, any failure counts as the abort's doing: the job may end as aborted, or as
  * libvirt's failure of what the abort cut short ("Unable to write to socket: Broken pipe"). */
 jobrule_end jobrule_end_of(int ok, int libvirt_aborted, const jobrule_state *st, int agent_aborted);
+/* How a job ends when the migrate call failed after the post-copy switch: paused_postcopy says
+ * libvirt shows the source domain paused in post-copy (VIR_DOMAIN_PAUSED_POSTCOPY_FAILED or
+ * still VIR_DOMAIN_PAUSED_POSTCOPY); JOBRULE_END_POSTCOPY_PAUSED then (the job is kept for
+ * resume_postcopy), JOBRULE_END_FAILED otherwise (the domain is gone or runs: nothing to resume). */
+jobrule_end jobrule_postcopy_end(int paused_postcopy);
+
+/* What resume_postcopy does with a job in state st (resuming: a resume call of ours is under way). */
+typedef enum jobrule_resume {
+    JOBRULE_RESUME_START = 0,   /* paused in post-copy: start virDomainMigrateToURI3 with POSTCOPY_RESUME */
+    JOBRULE_RESUME_UNDER_WAY,   /* a resume already runs: answered as started (idempotent) */
+    JOBRULE_RESUME_COMPLETED,   /* the job completed: answered as done (idempotent) */
+    JOBRULE_RESUME_NOT_PAUSED,  /* running without a break, failed or cancelled: refused (RPC_NOT_PAUSED) */
+} jobrule_resume;
+/* The resume_postcopy decision for a job in state st. */
+jobrule_resume jobrule_resume_of(job_state st, int resuming);
 
 #endif

@@ -29,6 +29,7 @@ typedef struct worker_arg {
     char *uri;
     job_opts o;
     bool tls;
+    bool resume;
     char *lf_migration, *lf_instance, *lf_host; /* the job's log fields, copied */
 } worker_arg;
 
@@ -74,23 +75,31 @@ static void *worker(void *arg)
         m->error = xasprintf("cannot find domain %s: %s", w->uuid, lv_errmsg());
         goto out;
     }
-    if (w->o.post_copy)
+    if (w->o.post_copy || w->resume)
         flags |= VIR_MIGRATE_POSTCOPY;
+    if (w->resume)
+        flags |= VIR_MIGRATE_POSTCOPY_RESUME;
     if (w->o.auto_converge)
         flags |= VIR_MIGRATE_AUTO_CONVERGE;
     if (w->o.block_migration)
         flags |= VIR_MIGRATE_NON_SHARED_DISK;
     if (w->tls)
         flags |= VIR_MIGRATE_TLS;
-    if (w->o.bandwidth_mib_s > 0)
+    if (w->o.bandwidth_mib_s > 0) {
         virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
                                 (unsigned long long)w->o.bandwidth_mib_s);
+        /* the cap holds after the post-copy switch too (QEMU's post-copy rate is its own,
+         * unlimited unless set) */
+        if (w->o.post_copy || w->resume)
+            virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY,
+                                    (unsigned long long)w->o.bandwidth_mib_s);
+    }
     if (w->o.auto_converge && w->o.auto_converge_initial > 0)
         virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL, w->o.auto_converge_initial);
     if (w->o.auto_converge && w->o.auto_converge_increment > 0)
         virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT,
                              w->o.auto_converge_increment);
-    if (w->o.max_downtime_ms > 0 &&
+    if (!w->resume && w->o.max_downtime_ms > 0 &&
         virDomainMigrateSetMaxDowntime(dom, (unsigned long long)w->o.max_downtime_ms, 0) < 0)
         log_warn(&lf, "could not set the maximum downtime of %s to %d ms: %s", w->uuid, w->o.max_downtime_ms,
                  lv_errmsg());
@@ -124,6 +133,7 @@ int migrate_start(lv_conn *lv, evq *q, const migrate_req *req, migrate_cb cb, vo
     w->uri = xstrdup(req->uri);
     w->o = *req->o;
     w->tls = req->tls;
+    w->resume = req->resume;
     if (req->lf) {
         w->lf_migration = xstrdup(req->lf->migration);
         w->lf_instance = xstrdup(req->lf->instance);

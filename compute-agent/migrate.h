@@ -32,6 +32,8 @@ typedef struct migrate_req {
     const char *uri;      /* the libvirt URI of the destination ([libvirt] live_migration_uri) */
     const job_opts *o;    /* the migration's options */
     bool tls;             /* [libvirt] migrate_tls: QEMU encrypts the stream itself */
+    bool resume;          /* resume a post-copy migration paused by a broken stream
+                           * (VIR_MIGRATE_POSTCOPY | VIR_MIGRATE_POSTCOPY_RESUME, same URI and params) */
     const log_fields *lf; /* the job's log fields (copied) */
 } migrate_req;
 

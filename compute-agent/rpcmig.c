@@ -15,6 +15,7 @@
 #include "domxml.h"
 #include "guard.h"
 #include "inventory.h"
+#include "jobstats.h"
 #include "rpcin.h"
 #include "statefile.h"
 
@@ -445,6 +446,13 @@ static json_object *domain_json(rpcmig_call *c, virConnectPtr conn)
         if (virDomainGetState(dom, &st, &reason, 0) == 0) {
             json_object_object_add(o, "state", json_object_new_string(inv_state_name(st)));
             json_object_object_add(o, "reason", json_object_new_int(reason));
+            /* where a post-copy migration of the domain stands here (post-copy recovery) */
+            if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED) ||
+                (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED))
+                json_object_object_add(o, "postcopy", json_object_new_string("failed"));
+            else if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY) ||
+                     (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY))
+                json_object_object_add(o, "postcopy", json_object_new_string("active"));
         }
         json_object_object_add(o, "persistent", json_object_new_boolean(virDomainIsPersistent(dom) == 1));
         /* (no virDomainGetJobInfo here: it may wait for the job lock of a migration) */
@@ -501,6 +509,55 @@ int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code
     return 0;
 }
 
+int rpcmig_resume_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    job *j = job_or_error(c, err, code);
+    const char *how = NULL;
+    if (!j || job_resume_postcopy(c->a, j, &how, err, code) < 0)
+        return -1;
+    json_object_object_add(out, "resume", json_object_new_string(how));
+    json_object_object_add(out, "job", job_status_json(j));
+    return 0;
+}
+
+static int pause_postcopy_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_object *out, char **err,
+                              rpc_code *code)
+{
+    (void)unused;
+    int st = 0, reason = 0;
+    virDomainGetState(dom, &st, &reason, 0);
+    if ((st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED) ||
+        (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) {
+        json_object_object_add(out, "paused", json_object_new_string("already"));
+        return 0;
+    }
+    if (!(st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY) &&
+        !(st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY)) {
+        *err = xasprintf("domain %s is %s (reason %d) on %s: not in post-copy", virDomainGetName(dom),
+                         inv_state_name(st), reason, c->a->host);
+        *code = RPC_NOT_PAUSED;
+        return -1;
+    }
+    /* the stream is dead but this side has not seen it (nothing was sent on it): pause the
+     * post-copy here (QEMU's migrate-pause) so the source can resume it */
+    if (virDomainAbortJobFlags(dom, VIR_DOMAIN_ABORT_JOB_POSTCOPY) < 0) {
+        /* libvirt's message first: virDomainGetName resets the thread's last error */
+        _cleanup_free_ char *why = xstrdup(lv_errmsg());
+        *err = xasprintf("could not pause the post-copy migration of %s here: %s", virDomainGetName(dom), why);
+        *code = RPC_LIBVIRT;
+        return -1;
+    }
+    log_warn(&c->lf, "post-copy migration of %s paused here (its stream was broken): ready for resume",
+             virDomainGetName(dom));
+    json_object_object_add(out, "paused", json_object_new_string("now"));
+    return 0;
+}
+
+int rpcmig_pause_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    return with_domain(c, pause_postcopy_dom, 0, out, err, code);
+}
+
 static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_object *out, char **err, rpc_code *code)
 {
     (void)unused;
@@ -519,6 +576,15 @@ static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_obje
         log_info(&c->lf, "domain %s arrived paused by the migration: resumed", virDomainGetName(dom));
         virDomainGetState(dom, &st, &reason, 0);
     }
+    if (active == 1 && st == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED) {
+        /* the post-copy stream broke: the vCPUs are here but part of the memory is still on the
+         * source; the guest has not landed until resume_postcopy finishes it */
+        *err = xasprintf("domain %s runs on %s in post-copy with its stream broken (post-copy failed): part of its "
+                         "memory is still on the source; it has not landed",
+                         virDomainGetName(dom), c->a->host);
+        *code = RPC_CONFLICT;
+        return -1;
+    }
     if (active != 1 || persistent != 1 || st != VIR_DOMAIN_RUNNING) {
         *err = xasprintf("domain %s is %s and %s on %s: the migration did not land here", virDomainGetName(dom),
                          inv_state_name(st), persistent == 1 ? "persistent" : "not persistent", c->a->host);
@@ -527,6 +593,17 @@ static int post_live_dom(rpcmig_call *c, virDomainPtr dom, int unused, json_obje
     }
     json_object_object_add(out, "running", json_object_new_boolean(1));
     json_object_object_add(out, "persistent", json_object_new_boolean(1));
+    /* the incoming job's final statistics (downtime, memory): the figures of record when the
+     * source's job-completed event never came (its end learned indirectly) */
+    int jtype = 0, nparams = 0;
+    virTypedParameterPtr params = NULL;
+    if (virDomainGetJobStats(dom, &jtype, &params, &nparams, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+        if (jtype == VIR_DOMAIN_JOB_COMPLETED && nparams > 0)
+            json_object_object_add(out, "stats", jobstats_json(params, nparams, jtype));
+        virTypedParamsFree(params, nparams);
+    } else {
+        log_debug(&c->lf, "no completed job statistics for %s here: %s", virDomainGetName(dom), lv_errmsg());
+    }
     _cleanup_free_ char *sname = sf_name(SF_DEST, c->migration);
     sf_remove(c->a->cfg->agent.state_dir, sname);
     log_info(&c->lf, "domain %s runs here, persistent: migration landed", virDomainGetName(dom));

@@ -1,6 +1,6 @@
 /* rpcmig: the migration methods of ferry.compute.<host> (compute-agent/RPC.md): check_source,
  * check_destination, pre_live_migration, live_migration, job_status, abort, force_complete,
- * post_live_migration, rollback. Each validates its input (rpcin), is idempotent per migration
+ * resume_postcopy, post_live_migration, rollback. Each validates its input (rpcin), is idempotent per migration
  * id and answers with a clear error, libvirt's words included. rpc.c dispatches to them after
  * checking the sender and fencing the epoch; they call nothing in rpc.c. */
 #ifndef FERRY_RPCMIG_H
@@ -43,6 +43,11 @@ int rpcmig_job_status(rpcmig_call *c, json_object *out, char **err, rpc_code *co
 int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Switches the job to post-copy or pauses the guest. */
 int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
+/* Resumes the job's post-copy migration paused by a broken stream (VIR_MIGRATE_POSTCOPY_RESUME). */
+int rpcmig_resume_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
+/* Destination: pauses the incoming post-copy migration whose broken stream this side has not
+ * seen (VIR_DOMAIN_ABORT_JOB_POSTCOPY), so the source can resume it; "already" when paused. */
+int rpcmig_pause_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Checks that the guest landed here (running, persistent; resumed when it arrived paused). */
 int rpcmig_post_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Removes what the migration left here; refused with RPC_LANDED when the guest runs here. */

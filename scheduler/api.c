@@ -112,7 +112,7 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
         json_query(db,
                    "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
                    " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
-                   "  disk_gb FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
+                   "  disk_gb, created_at, updated_at FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
                    1, p, err);
     if (!a)
         return NULL;
@@ -127,7 +127,7 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  m.source_host AS source, m.dest_host AS dest, m.status, m.post_copy, m.postcopy_active, m.auto_converge,"       \
     "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
     "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
-    "  m.finished_at,"                                                                                                 \
+    "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_remaining_bytes, i.project,"                         \
     "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms"              \
     " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                                  \
     " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                                 \

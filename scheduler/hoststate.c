@@ -206,6 +206,23 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
                 " WHERE name = $1",
                 7, q) < 0)
         return -1;
+    /* what this host lists, as it lists it, for the reconciler (reconcile.c): a guest two hosts
+     * list is seen here even though instances.host names one of them */
+    const char *hp[] = {h->host};
+    if (db_exec(db, NULL, "DELETE FROM host_domains WHERE host = $1", 1, hp) < 0 ||
+        db_exec(db, NULL, "UPDATE hosts SET domains_reported_at = now() WHERE name = $1", 1, hp) < 0)
+        return -1;
+    for (size_t i = 0; i < b->n_domains; i++) {
+        const agentmsg_domain *d = &b->domains[i];
+        if (d->bad)
+            continue;
+        const char *dp[] = {h->host, d->uuid, d->state ? d->state : "unknown"};
+        if (db_exec(db, NULL,
+                    "INSERT INTO host_domains (host, uuid, state) VALUES ($1, $2::uuid, $3)"
+                    " ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now()",
+                    3, dp) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < b->n_domains; i++) {
         const agentmsg_domain *d = &b->domains[i];
         if (d->bad)

@@ -1,6 +1,7 @@
 /* http_action: the HTTP requests that a replica decides: each is published on ferry.scheduler
  * as the request contract and answered when a replica accepted or refused it (the
- * OpenStack-compatible os-migrateLive, the operator's abort and force-complete). */
+ * OpenStack-compatible os-migrateLive, the operator's abort, force-complete and resolve). */
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -14,9 +15,10 @@ typedef struct waiting {
     sched *s;
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *conn;
-    char kind[32]; /* "migrate", "abort", "force-complete" */
+    char kind[32]; /* "migrate", "abort", "force-complete", "resolve" */
     char request_id[40];
     char *uuid, *ec2;
+    int nova; /* Nova's API (nova.c): 202 with an empty body, the migration id in a header */
 } waiting;
 
 static void waiting_free(waiting *w)
@@ -64,6 +66,15 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
         http_send_error(req,
                         strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409,
                         "%s", why);
+    } else if (w->nova) {
+        json_object *mid = NULL;
+        if (json_object_object_get_ex(b, "migration", &mid) && json_object_is_type(mid, json_type_int)) {
+            char t[24];
+            snprintf(t, sizeof(t), "%lld", (long long)json_object_get_int64(mid));
+            evhttp_add_header(evhttp_request_get_output_headers(req), "X-Ferry-Migration-Id", t);
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Ferry-Request-Id", w->request_id);
+        evhttp_send_reply(req, 202, "Accepted", NULL);
     } else {
         json_object *o = json_object_new_object();
         json_object_object_foreach(b, k, val) json_object_object_add(o, k, json_object_get(val));
@@ -78,15 +89,16 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     waiting_free(w);
 }
 
-/* Publishes text on ferry.scheduler and answers req when a replica replies. Takes w. */
-static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, const char *text)
+/* Publishes text on ferry.scheduler and answers req when a replica replies, within timeout_ms.
+ * Takes w. */
+static void ask_scheduler_within(sched *s, struct evhttp_request *req, waiting *w, const char *text, int timeout_ms)
 {
     w->s = s;
     w->req = req;
     w->conn = evhttp_request_get_connection(req);
     char *err = NULL;
     char **from = trust_scheduler_users(&s->cfg->trust); /* only a replica answers */
-    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), (int)s->cfg->amqp.rpc_timeout_ms,
+    int rc = mq_rpc_call(s->mq, MQ_EXCHANGE, MQ_SCHEDULER_KEY, text, strlen(text), timeout_ms,
                          (const char *const *)from, on_answer, w, &err);
     trust_list_free(from);
     if (rc < 0) {
@@ -98,9 +110,15 @@ static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, cons
     evhttp_connection_set_closecb(w->conn, on_client_close, w);
 }
 
+/* Publishes text on ferry.scheduler and answers req when a replica replies. Takes w. */
+static void ask_scheduler(sched *s, struct evhttp_request *req, waiting *w, const char *text)
+{
+    ask_scheduler_within(s, req, w, text, (int)s->cfg->amqp.rpc_timeout_ms);
+}
+
 /* The request's body as a NUL-terminated copy (caller frees), or NULL after answering 413
  * (its size is checked before anything is copied) or 400 (not UTF-8 text). */
-static char *body_text(struct evhttp_request *req)
+char *http_body_text(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -126,6 +144,7 @@ typedef struct resolving {
     struct evhttp_connection *conn;
     json_object *action, *opts; /* references of the body's parts (opts may be NULL) */
     char *tenant, *dest;
+    int nova;
 } resolving;
 
 static void resolving_free(resolving *v)
@@ -193,13 +212,14 @@ static void migrate_live_resolved(sched *s, api_read *r, void *arg)
     strlcpy_f(w->request_id, id, sizeof(w->request_id));
     w->uuid = uuid;
     w->ec2 = ec2;
+    w->nova = v->nova;
     resolving_free(v);
     ask_scheduler(s, req, w, msg);
 }
 
 void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server)
 {
-    _cleanup_free_ char *text = body_text(req);
+    _cleanup_free_ char *text = http_body_text(req);
     if (!text)
         return;
     enum json_tokener_error jerr = json_tokener_success;
@@ -215,6 +235,13 @@ void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *
         return;
     }
     json_object_object_get_ex(in, "options", &opts);
+    http_action_migrate_live_start(s, req, tenant, server, action, opts, 0);
+    json_object_put(in);
+}
+
+void http_action_migrate_live_start(sched *s, struct evhttp_request *req, const char *tenant, const char *server,
+                                    json_object *action, json_object *opts, int nova)
+{
     json_object *hv = NULL;
     resolving *v = xcalloc(1, sizeof(*v));
     v->dest = xstrdup(json_object_object_get_ex(action, "host", &hv) && json_object_is_type(hv, json_type_string)
@@ -223,16 +250,16 @@ void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *
     v->action = json_object_get(action);
     v->opts = opts ? json_object_get(opts) : NULL;
     v->tenant = xstrdup(tenant);
+    v->nova = nova;
     v->req = req;
     v->conn = evhttp_request_get_connection(req);
-    json_object_put(in);
     api_read *r = api_read_new(API_RESOLVE_INSTANCE);
     r->name = xstrdup(server);
     evhttp_connection_set_closecb(v->conn, resolving_client_close, v);
     api_submit(s, r, migrate_live_resolved, v);
 }
 
-void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what)
+void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what, int nova)
 {
     char rid[37];
     uuid_new(rid);
@@ -243,5 +270,38 @@ void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, cons
     waiting *w = xcalloc(1, sizeof(*w));
     strlcpy_f(w->kind, what, sizeof(w->kind));
     strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    w->nova = nova;
     ask_scheduler(s, req, w, msg);
+}
+
+void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id)
+{
+    _cleanup_free_ char *text = http_body_text(req);
+    if (!text)
+        return;
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *in = json_tokener_parse_verbose(text, &jerr), *to = NULL;
+    if (!in) {
+        http_send_error(req, 400, "the body is not JSON: %s", json_tokener_error_desc(jerr));
+        return;
+    }
+    if (!json_object_is_type(in, json_type_object) || !json_object_object_get_ex(in, "to", &to) ||
+        !json_object_is_type(to, json_type_string) ||
+        (strcmp(json_object_get_string(to), "source") != 0 && strcmp(json_object_get_string(to), "destination") != 0)) {
+        json_object_put(in);
+        http_send_error(req, 400, "the body must be {\"to\": \"source\"} or {\"to\": \"destination\"}");
+        return;
+    }
+    char rid[37];
+    uuid_new(rid);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(id));
+    json_object_object_add(b, "to", json_object_new_string(json_object_get_string(to)));
+    json_object_put(in);
+    _cleanup_free_ char *msg = msg_build("migration.resolve", rid, b);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, "resolve", sizeof(w->kind));
+    strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    /* the replica asks both hosts first, each within rpc_timeout_ms */
+    ask_scheduler_within(s, req, w, msg, (int)s->cfg->amqp.rpc_timeout_ms * 2 + 2000);
 }

@@ -50,6 +50,33 @@ static const char *title_of(int code)
     }
 }
 
+/* Nova's name for a fault of this code (nova/api/openstack/wsgi.py's table). */
+static const char *nova_fault_name(int code)
+{
+    switch (code) {
+    case 400:
+        return "badRequest";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "itemNotFound";
+    case 405:
+        return "badMethod";
+    case 409:
+        return "conflictingRequest";
+    case 413:
+        return "overLimit";
+    case 501:
+        return "notImplemented";
+    case 503:
+        return "serviceUnavailable";
+    default:
+        return "computeFault";
+    }
+}
+
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
@@ -96,6 +123,17 @@ void http_send_error(struct evhttp_request *req, int code, const char *fmt, ...)
     else
         log_warn(NULL, "HTTP: refused %s %s from %s port %u: %d %s", method_name(evhttp_request_get_command(req)), uri,
                  addr ? addr : "?", (unsigned)port, code, msg);
+    const char *target = evhttp_request_get_uri(req);
+    if (target && (strncmp(target, "/v2.1/", 6) == 0 || strcmp(target, "/v2.1") == 0)) {
+        /* Nova's fault shape (nova.c): {"itemNotFound": {"code": 404, "message": "..."}} */
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "code", json_object_new_int(code));
+        json_object_object_add(f, "message", json_object_new_string(msg));
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, nova_fault_name(code), f);
+        http_send_json(req, code, o);
+        return;
+    }
     json_object *e = json_object_new_object();
     json_object_object_add(e, "code", json_object_new_int(code));
     json_object_object_add(e, "title", json_object_new_string(title_of(code)));

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "http_priv.h"
+#include "nova.h"
 
 extern const char dashboard_html[];
 extern const unsigned long dashboard_html_len;
@@ -87,6 +88,17 @@ static int metrics_work(db_conn *db, void *arg, char **err)
             "ferry_migration_downtime_seconds_sum %s\nferry_migration_downtime_seconds_count %s\n",
             PQgetvalue(c, 0, 1), PQgetvalue(c, 0, 0), PQgetvalue(c, 0, 2), PQgetvalue(c, 0, 3), PQgetvalue(c, 0, 4));
     }
+    _cleanup_pq_ PGresult *o = NULL;
+    if (db_exec(db, &o,
+                "SELECT coalesce(round(extract(epoch FROM now() - min(created_at))::numeric, 3), 0) FROM migrations"
+                " WHERE finished_at IS NULL",
+                0, NULL) == 0 &&
+        PQntuples(o) == 1)
+        evbuffer_add_printf(b,
+                            "# HELP ferry_oldest_active_migration_seconds Age of the oldest migration not in a final"
+                            " status (0: none).\n# TYPE ferry_oldest_active_migration_seconds gauge\n"
+                            "ferry_oldest_active_migration_seconds %s\n",
+                            PQgetvalue(o, 0, 0));
     _cleanup_pq_ PGresult *h = NULL;
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)j->max_age_s);
@@ -130,6 +142,21 @@ static void metrics_done(void *arg, int rc, char *err)
             "ferry_requests_total{outcome=\"invalid\"} %lld\n",
             (double)s->claim_us / 1e6, (long long)s->claims, (long long)s->accepted, (long long)s->refused,
             (long long)s->invalid);
+        evbuffer_add_printf(b,
+                            "# HELP ferry_dead_lettered Messages this replica sent to ferry.dead, with the reason.\n"
+                            "# TYPE ferry_dead_lettered counter\nferry_dead_lettered_total %llu\n",
+                            (unsigned long long)mq_dead_lettered(s->mq));
+        evbuffer_add_printf(b, "# HELP ferry_reconciler_repairs Repairs made by this replica's reconciler, by kind.\n"
+                               "# TYPE ferry_reconciler_repairs counter\n");
+        for (int k = 0; k < RECONCILE_REPAIR_COUNT; k++)
+            evbuffer_add_printf(b, "ferry_reconciler_repairs_total{kind=\"%s\"} %lld\n", reconcile_repair_str(k),
+                                (long long)s->reconcile_repairs[k]);
+        evbuffer_add_printf(b, "# HELP ferry_reconciler_unresolved Instances the last reconciler pass of this replica"
+                               " could not reconcile, by kind (0 on a replica not holding its lease).\n"
+                               "# TYPE ferry_reconciler_unresolved gauge\n");
+        for (int k = 0; k < RECONCILE_UNRESOLVED_COUNT; k++)
+            evbuffer_add_printf(b, "ferry_reconciler_unresolved{kind=\"%s\"} %lld\n", reconcile_unresolved_str(k),
+                                (long long)(s->reconcile_holder ? s->reconcile_unresolved[k] : 0));
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
         evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
         evhttp_send_reply(req, 200, "OK", b);
@@ -346,6 +373,14 @@ static int migrations_query(const httpcheck_query *q, const char **status, int *
     return 0;
 }
 
+/* 1 when the client asks for JSON and not for HTML (a Nova client's version discovery, not a
+ * browser opening the dashboard). */
+static int wants_json(struct evhttp_request *req)
+{
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    return a && strstr(a, "application/json") && !strstr(a, "text/html");
+}
+
 void http_on_request(struct evhttp_request *req, void *arg)
 {
     sched *s = arg;
@@ -382,6 +417,10 @@ void http_on_request(struct evhttp_request *req, void *arg)
     int api = n >= 1 && strcmp(seg[0], "api") == 0;
     if (n < 0) {
         http_send_error(req, 404, "no such resource: %s", path);
+    } else if (n >= 1 && strcmp(seg[0], "v2.1") == 0) {
+        nova_on_request(s, req, seg, n, &q);
+    } else if (n == 0 && wants_json(req)) {
+        nova_on_request(s, req, seg, 0, &q); /* Nova's version discovery */
     } else if (n == 0 || (n == 1 && strcmp(seg[0], "index.html") == 0)) {
         if (get)
             dashboard(s, req);
@@ -443,7 +482,12 @@ void http_on_request(struct evhttp_request *req, void *arg)
         } else if (n == 4 && strcmp(seg[1], "migrations") == 0 &&
                    (strcmp(seg[3], "abort") == 0 || strcmp(seg[3], "force-complete") == 0)) {
             if (post)
-                http_action_operator(s, req, id, seg[3]);
+                http_action_operator(s, req, id, seg[3], 0);
+            else
+                http_send_error(req, 405, "%s is a POST", seg[3]);
+        } else if (n == 4 && strcmp(seg[1], "migrations") == 0 && strcmp(seg[3], "resolve") == 0) {
+            if (post)
+                http_action_resolve(s, req, id);
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
         } else {

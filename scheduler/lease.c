@@ -284,3 +284,40 @@ void lease_renew(sched *s)
 {
     submit(s, 0, 1);
 }
+
+/* ---- the leases of jobs one replica runs at a time (replica_leases) ------------------------- */
+
+int lease_hold_job(db_conn *db, const char *job, const char *owner, int64_t lease_s, int64_t *epoch)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%lld", (long long)lease_s);
+    const char *p[] = {job, owner, secs};
+    _cleanup_pq_ PGresult *r = NULL;
+    /* like a migration's lease: renewed by its owner, taken by another only once expired, the
+     * epoch raised when it changes hands */
+    if (db_exec(db, &r,
+                "INSERT INTO replica_leases AS l (job, owner, lease_expires_at)"
+                " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+                " ON CONFLICT (job) DO UPDATE SET owner = EXCLUDED.owner, lease_expires_at = EXCLUDED.lease_expires_at,"
+                "   epoch = l.epoch + CASE WHEN l.owner = EXCLUDED.owner THEN 0 ELSE 1 END"
+                " WHERE l.owner = EXCLUDED.owner OR l.lease_expires_at < now()"
+                " RETURNING epoch",
+                3, p) < 0)
+        return -1;
+    *epoch = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    return 0;
+}
+
+int lease_job_still_held(db_conn *db, const char *job, const char *owner, int64_t epoch)
+{
+    char ep[24];
+    snprintf(ep, sizeof(ep), "%lld", (long long)epoch);
+    const char *p[] = {job, owner, ep};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT 1 FROM replica_leases WHERE job = $1 AND owner = $2 AND epoch = $3::bigint"
+                " AND lease_expires_at > now() FOR SHARE",
+                3, p) < 0)
+        return -1;
+    return PQntuples(r) == 1;
+}

@@ -46,6 +46,21 @@ int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const c
         7, p);
 }
 
+int ledger_give_back(db_conn *db, PGresult *rows)
+{
+    for (int i = 0; i < PQntuples(rows); i++) {
+        const char *up[] = {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2),
+                            PQgetvalue(rows, i, 3)};
+        if (db_exec(db, NULL,
+                    "UPDATE hosts SET used_vcpus = greatest(0, used_vcpus - $2::int),"
+                    " used_memory_mb = greatest(0, used_memory_mb - $3::bigint),"
+                    " used_disk_gb = greatest(0, used_disk_gb - $4::bigint) WHERE name = $1",
+                    4, up) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Deletes the allocations where_sql ($1, $2: a and b) selects and gives their resources back
  * to their hosts. */
 static int release(db_conn *db, const char *where_sql, const char *a, const char *b)
@@ -56,16 +71,7 @@ static int release(db_conn *db, const char *where_sql, const char *a, const char
         xasprintf("DELETE FROM allocations WHERE %s RETURNING host, vcpus, memory_mb, disk_gb", where_sql);
     if (db_exec(db, &r, sql, 2, p) < 0)
         return -1;
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *up[] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)};
-        if (db_exec(db, NULL,
-                    "UPDATE hosts SET used_vcpus = greatest(0, used_vcpus - $2::int),"
-                    " used_memory_mb = greatest(0, used_memory_mb - $3::bigint),"
-                    " used_disk_gb = greatest(0, used_disk_gb - $4::bigint) WHERE name = $1",
-                    4, up) < 0)
-            return -1;
-    }
-    return 0;
+    return ledger_give_back(db, r);
 }
 
 int ledger_settle(db_conn *db, mig_status st, const char *id_s, const char *uuid, const char *dest)

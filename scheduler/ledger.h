@@ -27,6 +27,11 @@ int64_t ledger_deadline_cfg(const cfg_scheduler *c, mig_status st);
 int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const char *origin, const char *host,
                   mig_status st, const char *kind, const char *message) FERRY_WUR;
 
+/* In the caller's transaction: gives the resources of deleted allocation rows (columns host,
+ * vcpus, memory_mb, disk_gb, as a DELETE ... RETURNING gives them; borrowed) back to their
+ * hosts' usage. Returns 0 or -1. */
+int ledger_give_back(db_conn *db, PGresult *rows) FERRY_WUR;
+
 /* In the caller's transaction: moves allocations and the instance's host and task state for a
  * migration ending in st (completed: to dest; failed/cancelled: back to the source; error:
  * nothing moves). id_s, uuid and dest are the migration's (borrowed). Returns 0 or -1. */

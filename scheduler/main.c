@@ -101,6 +101,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     lease_tick(s, s->ticks++ == 0);
     queue_dispatch(s);
     outbox_flush(s);
+    reconcile_tick(s);
 }
 
 /* The start's database check, with the worker: connected, and the schema the expected one. */

@@ -88,16 +88,135 @@ static void fail(orch *o, rpc_code code, const char *why)
 }
 
 static void job_polled(orch *o, const orchreply *r);
+static int recovery_deadline(orch *o);
+static void recover_call_failed(orch *o, rpc_code code, const char *why);
 
 static void poll_job(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     orch *o = arg;
-    if (o->finishing || o->polling || o->fail_reason)
+    if (o->finishing || o->fail_reason)
+        return;
+    if (o->recovering && o->recover_paused && recovery_deadline(o))
+        return;
+    if (o->polling)
         return;
     o->polling = 1;
-    call(o, o->source, ORCHREPLY_JOB_STATUS, json_object_new_object(), job_polled);
+    if (o->recovering)
+        /* a host that does not answer while recovering is what the recovery waits out: not a
+         * failure of the migration */
+        orchcall_call(o, o->source, ORCHREPLY_JOB_STATUS, json_object_new_object(), job_polled, recover_call_failed);
+    else
+        call(o, o->source, ORCHREPLY_JOB_STATUS, json_object_new_object(), job_polled);
+}
+
+/* ---- post-copy recovery (issue #17) ---------------------------------------------------------- */
+
+/* Past [scheduler] postcopy_recovery_s: the migration ends in error with what each host holds;
+ * returns 1 then (o is finishing), else 0. */
+static int recovery_deadline(orch *o)
+{
+    int64_t window = o->s->cfg->scheduler.postcopy_recovery_s * 1000;
+    if (orchcore_recovery_goes_on(o->recover_since_ms, mono_ms(), window))
+        return 0;
+    _cleanup_free_ char *why = orchcore_recovery_error(o->source, o->dest, o->uuid,
+                                                       o->s->cfg->scheduler.postcopy_recovery_s, o->recover_last);
+    log_error(&o->lf, "migration %lld: %s", (long long)o->id, why);
+    orchtx_finish(o, MIG_ERROR, why, NULL);
+    return 1;
+}
+
+/* A call of the recovery failed (a host away, the resume refused or failed): remembered for the
+ * final message; the next tick tries again until the deadline. */
+static void recover_call_failed(orch *o, rpc_code code, const char *why)
+{
+    o->polling = 0;
+    o->recover_paused = 1;
+    free(o->recover_last);
+    o->recover_last = xstrdup(why);
+    log_warn(&o->lf, "migration %lld: post-copy recovery: %s (code %s); trying again", (long long)o->id, why,
+             *rpc_code_str(code) ? rpc_code_str(code) : "none");
+}
+
+static void resume_answered(orch *o, const orchreply *r)
+{
+    o->polling = 0;
+    log_info(&o->lf, "migration %lld: resume_postcopy on %s: %s", (long long)o->id, o->source,
+             r->resume == ORCHREPLY_RESUME_STARTED     ? "started"
+             : r->resume == ORCHREPLY_RESUME_UNDER_WAY ? "under way"
+                                                       : "the job completed");
+}
+
+static void dest_paused(orch *o, const orchreply *r)
+{
+    (void)r;
+    o->polling = 0;
+    log_info(&o->lf, "migration %lld: the destination %s paused its side of the post-copy migration", (long long)o->id,
+             o->dest);
+}
+
+/* What the destination says while the source's job is paused: the resume is asked of the
+ * source only once the destination also shows its post-copy failed (libvirt's resume prepares
+ * the destination, which must be waiting in that state: asked earlier, the prepare hung there
+ * holding the domain's lock, seen in the lab). A destination that still shows post-copy running
+ * has not seen the break (nothing was sent on the dead stream): after a few polls it is asked to
+ * pause its side (pause_postcopy). */
+static void recover_dest_seen(orch *o, const orchreply *r)
+{
+    switch (orchcore_recovery_next(r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_FAILED,
+                                   r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_ACTIVE, o->recover_dest_waits)) {
+    case ORCH_RECOVER_RESUME:
+        o->recover_dest_waits = 0;
+        o->recover_tries++;
+        orchcall_call(o, o->source, ORCHREPLY_RESUME_POSTCOPY, json_object_new_object(), resume_answered,
+                      recover_call_failed);
+        return;
+    case ORCH_RECOVER_PAUSE_DEST:
+        o->recover_dest_waits = 0;
+        orchcall_call(o, o->dest, ORCHREPLY_PAUSE_POSTCOPY, json_object_new_object(), dest_paused,
+                      recover_call_failed);
+        return;
+    case ORCH_RECOVER_WAIT:
+        o->recover_dest_waits++;
+        o->polling = 0;
+        if (r->job.dom_running && r->job.dom_persistent && r->job.dom_postcopy == ORCHREPLY_DOM_POSTCOPY_NONE) {
+            /* QEMU finished the stream on its own (only libvirt's connection broke): the guest
+             * landed; post_live_migration checks it */
+            start_completing(o, "the destination runs the guest, persistent, out of post-copy");
+            return;
+        }
+        if (!r->job.dom_exists) {
+            free(o->recover_last);
+            o->recover_last = xasprintf("the destination %s has no domain of the guest", o->dest);
+        }
+        return;
+    }
+}
+
+/* The source reports its post-copy job paused (the stream broke): into `recovering` (once), and a
+ * resume asked of the source — libvirt drives it peer to peer, so it needs both hosts. */
+static void recover(orch *o, const orchreply *r)
+{
+    if (!o->recovering) {
+        o->recovering = 1;
+        o->recover_since_ms = mono_ms();
+        _cleanup_free_ char *msg =
+            xasprintf("post-copy stream from %s to %s broke (%s): recovering, resumed for up to %lld s", o->source,
+                      o->dest, r->job.error ? r->job.error : "no reason given",
+                      (long long)o->s->cfg->scheduler.postcopy_recovery_s);
+        log_warn(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+        orchtx_recovering(o, 1, msg);
+    }
+    o->recover_paused = 1;
+    if (r->job.error) {
+        free(o->recover_last);
+        o->recover_last = xstrdup(r->job.error);
+    }
+    if (recovery_deadline(o))
+        return;
+    o->polling = 1; /* no job_status until this round is answered */
+    orchcall_call(o, o->dest, ORCHREPLY_JOB_STATUS, json_object_new_object(), recover_dest_seen, recover_call_failed);
 }
 
 static void post_done(orch *o, const orchreply *r)
@@ -116,7 +235,9 @@ static void post_done(orch *o, const orchreply *r)
         ledger_record_later(o->s, &o->lf, o->id, "destination", o->dest, LEDGER_NO_STATUS, "announce", msg,
                             "record the guest's announce");
     }
-    orchtx_finish(o, MIG_COMPLETED, NULL, NULL);
+    /* the destination's final figures of its incoming job (downtime, memory): the figures of
+     * record, also when the source's job-completed event never came */
+    orchtx_finish(o, MIG_COMPLETED, NULL, r->has_dest_stats ? &r->dest_stats : NULL);
 }
 
 static void completing(orch *o)
@@ -127,6 +248,13 @@ static void completing(orch *o)
 static void start_completing(orch *o, const char *why)
 {
     event_del(o->poll_ev);
+    if (o->recovering) {
+        o->recovering = 0;
+        _cleanup_free_ char *msg = xasprintf("post-copy resumed after %lld ms and %d resume call(s): %s",
+                                             (long long)(mono_ms() - o->recover_since_ms), o->recover_tries, why);
+        log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+        orchtx_recovering(o, 0, msg);
+    }
     orchtx_transition(o, MIG_COMPLETING, why, completing);
 }
 
@@ -148,13 +276,27 @@ static void job_polled(orch *o, const orchreply *r)
     }
     if (r->job.postcopy)
         o->postcopy = 1;
-    if (st == JOB_RUNNING)
+    if (orchcore_recovers(o->status, o->postcopy, st)) {
+        recover(o, r);
         return;
+    }
+    if (st == JOB_RUNNING) {
+        o->recover_paused = 0; /* a resume runs: it goes on whatever the deadline */
+        return;
+    }
     if (st == JOB_COMPLETED) {
         start_completing(o, "the source's job completed");
         return;
     }
     const char *err = r->job.error ? r->job.error : "the job ended without a reason";
+    if (o->recovering) {
+        /* the resumed job failed for good: no rollback after the switch, the operator must look */
+        free(o->recover_last);
+        o->recover_last = xasprintf("the source's job is %s: %s", r->job.word, err);
+        o->recover_since_ms = INT64_MIN / 2; /* the deadline is now */
+        (void)recovery_deadline(o);
+        return;
+    }
     orch_cause cause = orchcore_job_end_cause(st, o->abort_reason != NULL, o->abort_cause);
     _cleanup_free_ char *why = NULL;
     if (st == JOB_CANCELLED && o->abort_reason) {

@@ -22,6 +22,7 @@ static void orch_free(void *arg)
     json_object_put(o->src_disks);
     free(o->fail_reason);
     free(o->abort_reason);
+    free(o->recover_last);
     free(o);
 }
 
@@ -105,4 +106,36 @@ int orchcore_retry_in_s(int attempts, int64_t since_first_ms, int64_t window_ms)
     if (since_first_ms >= window_ms)
         return -1;
     return attempts < 3 ? 1 << attempts : 5;
+}
+
+int orchcore_recovers(mig_status st, int postcopy, job_state js)
+{
+    return st == MIG_RUNNING && postcopy && js == JOB_POSTCOPY_PAUSED;
+}
+
+int orchcore_recovery_goes_on(int64_t since_ms, int64_t now_ms, int64_t window_ms)
+{
+    return now_ms - since_ms < window_ms;
+}
+
+char *orchcore_recovery_error(const char *source, const char *dest, const char *instance, int64_t secs,
+                              const char *last)
+{
+    return xasprintf("post-copy recovery failed: the migration could not be resumed within %lld s (postcopy_recovery_s)"
+                     "%s%s. %s (destination) holds the guest's CPU state and the memory pages it received (its vCPUs "
+                     "wait for the rest); %s (source) holds the rest of its memory, paused: neither copy alone is the "
+                     "guest. What to do: when both hosts answer, resume it from the source (virsh -c <source> migrate "
+                     "--live --p2p --persistent --undefinesource --postcopy --postcopy-resume %s <destination's "
+                     "migration URI>); if %s is lost for good, the guest's memory is lost: destroy it on %s and start "
+                     "it again from its disk",
+                     (long long)secs, last ? "; last: " : "", last ? last : "", dest, source, instance, source, dest);
+}
+
+orch_recover_step orchcore_recovery_next(int dest_failed, int dest_active, int waits)
+{
+    if (dest_failed)
+        return ORCH_RECOVER_RESUME;
+    if (dest_active && waits >= ORCH_RECOVER_DEST_WAITS)
+        return ORCH_RECOVER_PAUSE_DEST;
+    return ORCH_RECOVER_WAIT;
 }

@@ -46,6 +46,13 @@ struct orch {
     int postcopy;
     int abort_sent, fc_sent, deadline_hit;
     int soft_tries; /* abort / force-complete calls refused so far */
+    int recovering;           /* sub-state of running: the post-copy stream broke, resume_postcopy is retried */
+    int64_t recover_since_ms; /* monotonic: when this replica saw the recovery begin */
+    int recover_tries;        /* resume_postcopy calls sent */
+    int recover_dest_waits;   /* polls that found the destination's post-copy still active */
+    int recover_paused;       /* the last word of the source: paused, or no answer (a resume running
+                               * on the source is not cut short by the deadline) */
+    char *recover_last;       /* the last failure of the recovery (for the final message), or NULL */
     int64_t last_progress_ms;
     int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
@@ -93,5 +100,26 @@ int orchcore_is_early(mig_status st);
  * attempts earlier tries, while since_first_ms is under window_ms (rpc_retry_s); -1: give up,
  * the call has failed. */
 int orchcore_retry_in_s(int attempts, int64_t since_first_ms, int64_t window_ms);
+
+/* Whether a migration in st (post-copy switched: postcopy) whose source reports its job in js
+ * goes into (or stays in) the sub-state `recovering`: running, switched, and postcopy_paused. */
+int orchcore_recovers(mig_status st, int postcopy, job_state js);
+/* What a recovering migration does at now_ms, recovering since since_ms with window_ms
+ * ([scheduler] postcopy_recovery_s): 1 keep resuming, 0 give up (ends in `error`). */
+int orchcore_recovery_goes_on(int64_t since_ms, int64_t now_ms, int64_t window_ms);
+/* The next step of a recovery round, from what the destination says of its domain. */
+typedef enum orch_recover_step {
+    ORCH_RECOVER_WAIT = 0,   /* the destination is not ready (away, or not yet seen the break): next poll */
+    ORCH_RECOVER_RESUME,     /* its post-copy failed too: resume_postcopy on the source */
+    ORCH_RECOVER_PAUSE_DEST, /* its post-copy still shows active after ORCH_RECOVER_DEST_WAITS polls: pause it */
+} orch_recover_step;
+#define ORCH_RECOVER_DEST_WAITS 3
+/* What to do when the destination's post-copy is failed (dest_failed) or still active
+ * (dest_active), after `waits` polls found it active. */
+orch_recover_step orchcore_recovery_next(int dest_failed, int dest_active, int waits);
+/* The error of a post-copy recovery given up after secs seconds: which host holds what and what
+ * the operator can do (source, dest, instance, last borrowed; last may be NULL). Caller frees. */
+char *orchcore_recovery_error(const char *source, const char *dest, const char *instance, int64_t secs,
+                              const char *last);
 
 #endif

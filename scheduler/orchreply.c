@@ -17,6 +17,8 @@ static const char *const method_words[ORCHREPLY_METHOD_COUNT] = {
     [ORCHREPLY_FORCE_COMPLETE] = "force_complete",
     [ORCHREPLY_POST_LIVE_MIGRATION] = "post_live_migration",
     [ORCHREPLY_ROLLBACK] = "rollback",
+    [ORCHREPLY_RESUME_POSTCOPY] = "resume_postcopy",
+    [ORCHREPLY_PAUSE_POSTCOPY] = "pause_postcopy",
 };
 
 const char *orchreply_method_str(orchreply_method m)
@@ -254,11 +256,20 @@ static int read_job_status(json_object *b, orchreply *r, char **why)
         r->job.state = JOB_STATE_COUNT; /* a word this build does not know: the job ended, failed */
     if (!json_object_object_get_ex(b, "domain", NULL))
         return 0;
-    char state[ORCHREPLY_MAX_WORD + 1];
+    char state[ORCHREPLY_MAX_WORD + 1], pc[ORCHREPLY_MAX_WORD + 1] = "";
     if (orchreply_get_bool(d, "body.domain.", "exists", 0, &r->job.dom_exists, why) < 0 ||
         get_word(d, "body.domain.", "state", 0, state, why) < 0 ||
-        orchreply_get_bool(d, "body.domain.", "persistent", 0, &r->job.dom_persistent, why) < 0)
+        orchreply_get_bool(d, "body.domain.", "persistent", 0, &r->job.dom_persistent, why) < 0 ||
+        get_word(d, "body.domain.", "postcopy", 0, pc, why) < 0)
         return -1;
+    if (strcmp(pc, "active") == 0)
+        r->job.dom_postcopy = ORCHREPLY_DOM_POSTCOPY_ACTIVE;
+    else if (strcmp(pc, "failed") == 0)
+        r->job.dom_postcopy = ORCHREPLY_DOM_POSTCOPY_FAILED;
+    else if (*pc) {
+        *why = xasprintf("body.domain.postcopy: '%s' is neither active nor failed", pc);
+        return -1;
+    }
     r->job.dom_running = r->job.dom_exists && strcmp(state, "running") == 0;
     return 0;
 }
@@ -291,10 +302,18 @@ const char *orchreply_announce_str(orchreply_announce a)
     return (unsigned)a < sizeof(announce_words) / sizeof(announce_words[0]) ? announce_words[a] : "?";
 }
 
+static int read_stats(json_object *s, orchreply_stats *st, char **why);
+
 static int read_post_live_migration(json_object *b, orchreply *r, char **why)
 {
-    json_object *a;
+    json_object *a, *s = NULL;
     char word[ORCHREPLY_MAX_WORD + 1];
+    r->dest_stats = (orchreply_stats){-1, -1, -1, -1, -1};
+    if (field(b, "body.", "stats", json_type_object, 0, &s, why) < 0)
+        return -1;
+    r->has_dest_stats = json_object_object_get_ex(b, "stats", NULL);
+    if (r->has_dest_stats && read_stats(s, &r->dest_stats, why) < 0)
+        return -1;
     int rc = field(b, "body.", "announce", json_type_object, 0, &a, why);
     if (rc <= 0)
         return rc; /* absent: not reported */
@@ -307,6 +326,25 @@ static int read_post_live_migration(json_object *b, orchreply *r, char **why)
             return 0;
         }
     *why = xasprintf("body.announce.state: '%s' is none of seen, not_seen, unknown", word);
+    return -1;
+}
+
+static int read_resume_postcopy(json_object *b, orchreply *r, char **why)
+{
+    static const char *const words[] = {
+        [ORCHREPLY_RESUME_STARTED] = "started",
+        [ORCHREPLY_RESUME_UNDER_WAY] = "under_way",
+        [ORCHREPLY_RESUME_COMPLETED] = "completed",
+    };
+    char word[ORCHREPLY_MAX_WORD + 1];
+    if (get_word(b, "body.", "resume", 1, word, why) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcmp(word, words[i]) == 0) {
+            r->resume = (orchreply_resume)i;
+            return 0;
+        }
+    *why = xasprintf("body.resume: '%s' is none of started, under_way, completed", word);
     return -1;
 }
 
@@ -351,6 +389,9 @@ int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char *
             break;
         case ORCHREPLY_POST_LIVE_MIGRATION:
             rc = read_post_live_migration(body, out, why);
+            break;
+        case ORCHREPLY_RESUME_POSTCOPY:
+            rc = read_resume_postcopy(body, out, why);
             break;
         default:
             break; /* success is all the orchestration reads */
@@ -407,6 +448,9 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
              (ended == JOB_COMPLETED || ended == JOB_FAILED || ended == JOB_CANCELLED)) {
         out->kind = ORCHREPLY_EV_ENDED;
         out->ended = ended;
+    } else if (job_state_from_str(what, &ended) == 0 && ended == JOB_POSTCOPY_PAUSED) {
+        out->kind = ORCHREPLY_EV_PAUSED;
+        out->ended = ended;
     } else {
         return 0; /* ORCHREPLY_EV_OTHER: not read */
     }
@@ -422,7 +466,8 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
         *why = xasprintf("body.host: '%s' is not a host name", p);
         goto bad;
     }
-    if (out->kind == ORCHREPLY_EV_ENDED && get_message(body, "body.", "error", &out->error, why) < 0)
+    if ((out->kind == ORCHREPLY_EV_ENDED || out->kind == ORCHREPLY_EV_PAUSED) &&
+        get_message(body, "body.", "error", &out->error, why) < 0)
         goto bad;
     if (out->kind == ORCHREPLY_EV_POSTCOPY)
         return 0;

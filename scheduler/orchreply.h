@@ -44,6 +44,8 @@ typedef enum orchreply_method {
     ORCHREPLY_FORCE_COMPLETE,
     ORCHREPLY_POST_LIVE_MIGRATION,
     ORCHREPLY_ROLLBACK,
+    ORCHREPLY_RESUME_POSTCOPY,
+    ORCHREPLY_PAUSE_POSTCOPY,
     ORCHREPLY_METHOD_COUNT
 } orchreply_method;
 
@@ -63,6 +65,27 @@ typedef enum orchreply_announce {
 
 /* Returns the announce state's word ("seen", ...; "not_reported"); a static string. */
 const char *orchreply_announce_str(orchreply_announce a);
+
+/* Where a post-copy migration of the domain stands on the host answering job_status
+ * (body.domain.postcopy). */
+typedef enum orchreply_dom_postcopy {
+    ORCHREPLY_DOM_POSTCOPY_NONE = 0, /* absent: not in post-copy */
+    ORCHREPLY_DOM_POSTCOPY_ACTIVE,   /* "active": post-copy runs (or its break is not seen yet) */
+    ORCHREPLY_DOM_POSTCOPY_FAILED,   /* "failed": post-copy failed, ready for a resume */
+} orchreply_dom_postcopy;
+
+/* What resume_postcopy did (its body.resume). */
+typedef enum orchreply_resume {
+    ORCHREPLY_RESUME_STARTED = 0, /* "started": the resume call runs on the source */
+    ORCHREPLY_RESUME_UNDER_WAY,   /* "under_way": one already ran */
+    ORCHREPLY_RESUME_COMPLETED,   /* "completed": the job completed */
+} orchreply_resume;
+
+/* The job statistics the scheduler stores; -1 where a figure is absent. */
+typedef struct orchreply_stats {
+    int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
+    int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
+} orchreply_stats;
 
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */
 typedef struct orchreply {
@@ -90,6 +113,7 @@ typedef struct orchreply {
         int postcopy;                                /* absent: 0 */
         char *error;                                 /* the job's error made printable (owned), NULL when absent */
         int dom_exists, dom_running, dom_persistent; /* body.domain: absent fields (or no domain): 0 */
+        orchreply_dom_postcopy dom_postcopy;         /* body.domain.postcopy: absent, NONE */
     } job;
     /* ok, force_complete */
     orchreply_fc_action fc_action; /* required */
@@ -98,6 +122,11 @@ typedef struct orchreply {
         orchreply_announce state;
         char *detail; /* body.announce.detail made printable (owned); NULL when absent */
     } ann;
+    /* ok, post_live_migration: body.stats, the destination's completed incoming job (optional) */
+    int has_dest_stats;
+    orchreply_stats dest_stats; /* all -1 when absent */
+    /* ok, resume_postcopy: body.resume, required */
+    orchreply_resume resume;
 } orchreply;
 
 /* Returns the method's word ("check_source", ...); "?" out of range; a static string. */
@@ -118,20 +147,15 @@ typedef enum orchreply_event_kind {
     ORCHREPLY_EV_PROGRESS,  /* progress */
     ORCHREPLY_EV_POSTCOPY,  /* postcopy: the source switched to post-copy */
     ORCHREPLY_EV_ENDED,     /* completed, failed, cancelled: the source's job ended */
+    ORCHREPLY_EV_PAUSED,    /* postcopy_paused: the post-copy stream broke, the job is kept (resumable) */
 } orchreply_event_kind;
-
-/* The job statistics the scheduler stores; -1 where a figure is absent. */
-typedef struct orchreply_stats {
-    int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
-    int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
-} orchreply_stats;
 
 /* A checked migration event. */
 typedef struct orchreply_event {
     orchreply_event_kind kind;
-    job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED */
+    job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED; EV_PAUSED: JOB_POSTCOPY_PAUSED */
     const char *host;      /* body.host, a host name (borrowed); NULL when absent */
-    char *error;           /* EV_ENDED: body.error made printable (owned); NULL when absent */
+    char *error;           /* EV_ENDED, EV_PAUSED: body.error made printable (owned); NULL when absent */
     int has_stats;         /* body.stats was given (EV_PROGRESS, EV_ENDED) */
     orchreply_stats stats; /* all -1 without stats */
 } orchreply_event;

@@ -106,6 +106,7 @@ typedef struct fin {
     mig_status from, status;
     char *error;
     char dt[24]; /* the downtime of a completed one, "" when unknown; has_stats: it had stats */
+    char mt[24], mp[24]; /* its memory total and processed, "" when unknown */
     int has_stats;
     /* for the log */
     char ec2[40], source[256];
@@ -130,10 +131,17 @@ static int finish_tx(db_conn *db, void *arg, char **err)
     if (ledger_settle(db, f->status, f->id_s, f->uuid, f->dest) < 0)
         return -1;
     if (f->status == MIG_COMPLETED && f->has_stats) {
-        const char *sp[] = {f->id_s, *f->dt ? f->dt : NULL};
+        const char *sp[] = {f->id_s, *f->dt ? f->dt : NULL, *f->mt ? f->mt : NULL, *f->mp ? f->mp : NULL};
         if (db_exec(db, NULL,
-                    "UPDATE migrations SET downtime_ms = $2::int, memory_remaining_bytes = 0 WHERE id = $1::bigint", 2,
-                    sp) < 0)
+                    "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms), memory_remaining_bytes = 0,"
+                    " memory_total_bytes = coalesce($3::bigint, memory_total_bytes),"
+                    " memory_processed_bytes = coalesce($4::bigint, memory_processed_bytes) WHERE id = $1::bigint",
+                    4, sp) < 0)
+            return -1;
+    }
+    if (mig_status_is_final(f->status)) {
+        const char *rp[] = {f->id_s};
+        if (db_exec(db, NULL, "UPDATE migrations SET recovering_since = NULL WHERE id = $1::bigint", 1, rp) < 0)
             return -1;
     }
     return ledger_record(db, f->s->name, f->id, "scheduler", NULL, f->status, "status", f->error);
@@ -198,6 +206,68 @@ void orchtx_finish(orch *o, mig_status status, const char *error, const orchrepl
         f->has_stats = 1;
         if (stats->downtime_ms >= 0)
             snprintf(f->dt, sizeof(f->dt), "%lld", (long long)stats->downtime_ms);
+        if (stats->memory_total >= 0)
+            snprintf(f->mt, sizeof(f->mt), "%lld", (long long)stats->memory_total);
+        if (stats->memory_processed >= 0)
+            snprintf(f->mp, sizeof(f->mp), "%lld", (long long)stats->memory_processed);
     }
     dbq_submit(o->s->dbq, finish_work, finish_done, f);
+}
+
+/* ---- the post-copy recovery sub-state ------------------------------------------------------- */
+
+/* The recovering mark with the database worker, copied from o. */
+typedef struct recov {
+    sched *s;
+    int64_t id;
+    char id_s[24], epoch_s[24];
+    int on;
+    char *message;
+} recov;
+
+static int recov_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    recov *r = arg;
+    const char *p[] = {r->id_s, r->on ? "t" : "f", r->s->name, r->epoch_s};
+    if (db_exec(db, NULL,
+                "UPDATE migrations SET recovering_since = CASE WHEN $2::boolean THEN coalesce(recovering_since, now())"
+                " ELSE NULL END, updated_at = now()"
+                " WHERE id = $1::bigint AND owner = $3 AND epoch = $4::bigint AND status = 'running'",
+                4, p) < 0)
+        return -1;
+    return ledger_record(db, r->s->name, r->id, "scheduler", NULL, LEDGER_NO_STATUS, r->on ? "recovering" : "recovered",
+                         r->message);
+}
+
+static int recov_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", recov_tx, arg, NULL, err);
+}
+
+static void recov_done(void *arg, int rc, char *err)
+{
+    recov *r = arg;
+    if (rc < 0) {
+        log_fields lf = {.migration = r->id_s};
+        log_error(&lf, "could not record migration %lld as %s: %s", (long long)r->id,
+                  r->on ? "recovering" : "recovered", err);
+    } else {
+        outbox_flush(r->s);
+    }
+    free(err);
+    free(r->message);
+    free(r);
+}
+
+void orchtx_recovering(orch *o, int on, const char *message)
+{
+    recov *r = xcalloc(1, sizeof(*r));
+    r->s = o->s;
+    r->id = o->id;
+    strlcpy_f(r->id_s, o->id_s, sizeof(r->id_s));
+    strlcpy_f(r->epoch_s, o->epoch_s, sizeof(r->epoch_s));
+    r->on = on;
+    r->message = xstrdup(message);
+    dbq_submit(o->s->dbq, recov_work, recov_done, r);
 }

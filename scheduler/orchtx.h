@@ -24,4 +24,9 @@ void orchtx_transition(orch *o, mig_status to, const char *message, orchtx_next_
  * at once: nothing else is done for it. */
 void orchtx_finish(orch *o, mig_status status, const char *error, const orchreply_stats *stats);
 
+/* Marks o as in (on) or out of the sub-state `recovering` of `running` (migrations.recovering_since,
+ * kept from the first mark of a recovery) with a migration event of kind recovering / recovered
+ * (message borrowed), on the database worker; a failure is logged. */
+void orchtx_recovering(orch *o, int on, const char *message);
+
 #endif

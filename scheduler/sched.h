@@ -13,6 +13,7 @@
 #include "dbq.h"
 #include "log.h"
 #include "mq.h"
+#include "reconcile.h"
 #include "msg.h"
 #include "trust.h"
 
@@ -45,6 +46,12 @@ typedef struct sched {
     struct orchcall_pending *resends; /* agent calls waiting to be sent again (orchcall.c) */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;
+    /* the reconciler (reconcile.c) */
+    int reconcile_busy;                                       /* a pass is with the database worker */
+    int reconcile_holder;                                     /* this replica held its lease in the last pass */
+    int64_t reconcile_next_ms;                                /* monotonic time of the next pass */
+    int64_t reconcile_repairs[RECONCILE_REPAIR_COUNT];        /* for ferry_reconciler_repairs_total */
+    int64_t reconcile_unresolved[RECONCILE_UNRESOLVED_COUNT]; /* what the last pass could not prove */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
@@ -75,6 +82,12 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
  * cancelled at once; replies <type>.accepted or <type>.refused with the reason, after its
  * transaction on the database worker. Owns d and env. */
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* Handles a migration.resolve request on ferry.scheduler (body {"migration": id, "to":
+ * "source"|"destination"}; reconcile_resolve.c): for a migration in error, job_status asked of
+ * both hosts, settled only when libvirt on the named host says the guest runs there and on the
+ * other that it does not; replies migration.resolve.accepted or .refused with the reason (a
+ * refusal recorded as the migration's event of kind resolve). Owns d and env. */
+void reconcile_resolve(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
 /* In the caller's transaction: serializes with every other replica's limit decisions (an

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian packages: `cpack -G DEB` in the build makes ferry-scheduler, ferry-agent and
 # ferryctl; unpacked into a scratch root they lay out the binaries, the systemd units, the
-# example configuration (which loads), the SQL migrations and the dashboard; each depends on
+# example configuration (which loads), the SQL migrations, the dashboard and the alert rules; each depends on
 # the Debian libraries its binary links (dpkg-shlibdeps) and no other: libpq only for the
 # scheduler, libvirt only for the agent; each carries the postinst and postrm. Then, as root,
 # they are really installed on this machine with dpkg (the postinst makes /etc/ferry/ferry.conf
@@ -44,7 +44,7 @@ for f in usr/bin/ferry-scheduler usr/bin/ferry-agent usr/bin/ferryctl; do
   [[ -x $root/$f ]] || fail "$f missing or not executable"
 done
 for f in usr/lib/systemd/system/ferry-scheduler.service usr/lib/systemd/system/ferry-agent.service \
-  usr/share/ferry/sql/001_initial.sql usr/share/ferry/dashboard/index.html \
+  usr/share/ferry/sql/001_initial.sql usr/share/ferry/dashboard/index.html usr/share/ferry/prometheus/ferry-rules.yml \
   etc/ferry/ferry.conf.example-ferry-scheduler etc/ferry/ferry.conf.example-ferry-agent etc/ferry/ferry.conf.example-ferryctl; do
   [[ -s $root/$f ]] || fail "$f missing"
 done
@@ -56,7 +56,11 @@ done
 sed 's/^# \([a-z_]* = \)/\1/' "$root/etc/ferry/ferry.conf.example-ferry-agent" >"$work/full.conf"
 "$root/usr/bin/ferry-agent" --config "$work/full.conf" --help >/dev/null || fail "ferry-agent --help"
 "$root/usr/bin/ferry-scheduler" --config "$work/full.conf" --check-config | grep -q '^\[scheduler\]$' || fail "uncommented example"
-ok "layout: binaries, units, example configuration (loads), SQL, dashboard"
+# (listed to a file first: grep -q closing the pipe early would make dpkg-deb fail under pipefail)
+dpkg-deb -c "$(ls "$work/out/ferry-scheduler_"*_amd64.deb | head -n 1)" >"$work/scheduler.list"
+grep -q '/usr/share/ferry/prometheus/ferry-rules.yml$' "$work/scheduler.list" ||
+  fail "the alert rules are not in the ferry-scheduler package"
+ok "layout: binaries, units, example configuration (loads), SQL, dashboard, alert rules (ferry-scheduler)"
 
 grep -q 'libpq5' "$work/ferry-scheduler.depends" || fail "scheduler without libpq5: $(cat "$work/ferry-scheduler.depends")"
 grep -q 'librabbitmq4' "$work/ferry-scheduler.depends" && grep -q 'libjson-c5' "$work/ferry-scheduler.depends" ||

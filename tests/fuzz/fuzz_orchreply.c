@@ -1,8 +1,9 @@
 /* libFuzzer target: what the scheduler reads from an agent's RPC replies and migration events
- * before it acts (scheduler/orchreply.c). The input's first byte (modulo 16) chooses the
- * reader: below ORCHREPLY_METHOD_COUNT the reply to that method, else one of the event kinds
- * (the seeds use '0'..'8' for check_source .. rollback, '9' progress, ':' postcopy, ';'
- * completed, '<' failed, '=' cancelled, '>' and '?' kinds not read). The rest is the message:
+ * before it acts (scheduler/orchreply.c). The input's first byte, counted from '0' (modulo 19),
+ * chooses the reader: below ORCHREPLY_METHOD_COUNT the reply to that method, else one of the
+ * event kinds (the seeds use '0'..':' for check_source .. pause_postcopy, ';' progress, '<'
+ * postcopy, '=' completed, '>' failed, '?' cancelled, '@' and 'A' kinds not read, 'B'
+ * postcopy_paused). The rest is the message:
  * it goes through the envelope parser (common/msg.c) as in orchcall.c and hoststate.c, and its
  * body through the reader. Every result is then checked: a refusal says why and leaves nothing
  * believed; every accepted value is within the bounds orchreply.h promises (abort() else). */
@@ -17,7 +18,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const event_kinds[] = {"progress", "postcopy", "completed", "failed", "cancelled", "running", "x"};
+static const char *const event_kinds[] = {"progress", "postcopy", "completed", "failed",
+                                          "cancelled", "running", "x", "postcopy_paused"};
 
 static void check(int ok)
 {
@@ -121,12 +123,14 @@ static void check_reply(orchreply_method m, const orchreply *r)
             check(strcmp(job_state_str(r->job.state), r->job.word) == 0);
         else
             check(strcmp(r->job.word, "running") && strcmp(r->job.word, "completed") && strcmp(r->job.word, "failed") &&
-                  strcmp(r->job.word, "cancelled") && strcmp(r->job.word, "none"));
+                  strcmp(r->job.word, "cancelled") && strcmp(r->job.word, "none") &&
+                  strcmp(r->job.word, "postcopy_paused"));
         check(r->job.postcopy == 0 || r->job.postcopy == 1);
         check(!r->job.error || message_ok(r->job.error));
         check(r->job.dom_exists == 0 || r->job.dom_exists == 1);
         check(r->job.dom_persistent == 0 || r->job.dom_persistent == 1);
         check(r->job.dom_running == 0 || (r->job.dom_running == 1 && r->job.dom_exists));
+        check(r->job.dom_postcopy <= ORCHREPLY_DOM_POSTCOPY_FAILED);
         break;
     case ORCHREPLY_FORCE_COMPLETE:
         check(r->fc_action == ORCHREPLY_FC_POSTCOPY || r->fc_action == ORCHREPLY_FC_PAUSED);
@@ -134,6 +138,17 @@ static void check_reply(orchreply_method m, const orchreply *r)
     case ORCHREPLY_POST_LIVE_MIGRATION:
         check(r->ann.state <= ORCHREPLY_ANN_UNKNOWN);
         check(!r->ann.detail || (r->ann.state != ORCHREPLY_ANN_NOT_REPORTED && message_ok(r->ann.detail)));
+        check(r->has_dest_stats == 0 || r->has_dest_stats == 1);
+        check(in(r->dest_stats.memory_total, -1, ORCHREPLY_MAX_BYTES) &&
+              in(r->dest_stats.memory_processed, -1, ORCHREPLY_MAX_BYTES) &&
+              in(r->dest_stats.memory_remaining, -1, ORCHREPLY_MAX_BYTES) &&
+              in(r->dest_stats.iteration, -1, ORCHREPLY_MAX_COUNT) && in(r->dest_stats.downtime_ms, -1, ORCHREPLY_MAX_COUNT));
+        if (!r->has_dest_stats)
+            check(r->dest_stats.memory_total == -1 && r->dest_stats.downtime_ms == -1);
+        break;
+    case ORCHREPLY_RESUME_POSTCOPY:
+        check(r->resume <= ORCHREPLY_RESUME_COMPLETED);
+        check(!r->src.disks && !r->job.error && !r->ann.detail);
         break;
     default:
         check(!r->src.disks && !r->job.error && !r->ann.detail);
@@ -149,6 +164,8 @@ static void check_event(const char *what, const orchreply_event *ev)
         check(ev->kind == ORCHREPLY_EV_PROGRESS);
     else if (strcmp(what, "postcopy") == 0)
         check(ev->kind == ORCHREPLY_EV_POSTCOPY);
+    else if (job_state_from_str(what, &st) == 0 && st == JOB_POSTCOPY_PAUSED)
+        check(ev->kind == ORCHREPLY_EV_PAUSED && ev->ended == st);
     else if (job_state_from_str(what, &st) == 0 && st != JOB_RUNNING && st != JOB_NONE)
         check(ev->kind == ORCHREPLY_EV_ENDED && ev->ended == st);
     else
@@ -158,7 +175,7 @@ static void check_event(const char *what, const orchreply_event *ev)
         return;
     }
     check(!ev->host || agentmsg_host_name_ok(ev->host));
-    check(!ev->error || (ev->kind == ORCHREPLY_EV_ENDED && message_ok(ev->error)));
+    check(!ev->error || ((ev->kind == ORCHREPLY_EV_ENDED || ev->kind == ORCHREPLY_EV_PAUSED) && message_ok(ev->error)));
     check(ev->has_stats == 0 || ev->has_stats == 1);
     check(in(s->memory_total, -1, ORCHREPLY_MAX_BYTES) && in(s->memory_processed, -1, ORCHREPLY_MAX_BYTES) &&
           in(s->memory_remaining, -1, ORCHREPLY_MAX_BYTES) && in(s->iteration, -1, ORCHREPLY_MAX_COUNT) &&
@@ -172,7 +189,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned sel = data[0] % (ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds));
+    /* counted from '0': '0' is 48, and 48 + 9 is a multiple of 19 */
+    _Static_assert(ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds) == 19, "the seeds' first bytes assume 19 readers");
+    unsigned sel = ((unsigned)data[0] + 9) % 19;
     msg_envelope *env = NULL;
     char *why = NULL;
     if (msg_parse((const char *)data + 1, size - 1, &env, &why) < 0) {

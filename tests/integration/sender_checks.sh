@@ -64,10 +64,17 @@ dead0=$(dead_count)
 send ferry scheduler "$(env_of migration.request '{"instance":"other","os-migrateLive":{"host":"sc1"}}')"
 wait_line "$work/scheduler.log" "request refused: user ferry-agent-rogue \(the agent of rogue\) may not send requests" ||
   fail "the scheduler took a request from an agent's user"
+send ferry scheduler "$(env_of migration.resolve '{"migration":1,"to":"destination"}')"
+for _ in $(seq 1 100); do
+  (($(grep -c "request refused: user ferry-agent-rogue (the agent of rogue) may not send requests" "$work/scheduler.log") >= 2)) && break
+  sleep 0.1
+done
+(($(grep -c "request refused: user ferry-agent-rogue (the agent of rogue) may not send requests" "$work/scheduler.log") >= 2)) ||
+  fail "the scheduler took a migration.resolve from an agent's user"
 send ferry scheduler.rpc "$(env_of rpc.host_list '{}')"
 wait_line "$work/scheduler.log" "refused a read RPC on ferry.scheduler.rpc: user ferry-agent-rogue .* may not send requests" ||
   fail "the scheduler answered a read RPC of an agent's user"
-ok "a request and a read RPC from an agent's user: refused"
+ok "a request, a resolve and a read RPC from an agent's user: refused"
 
 # 2. RPCs to another host's agent: the schedulers' only (an operator may ping)
 send ferry compute.sc1 "$(env_of rpc.ping '{}')" --reply-to nowhere

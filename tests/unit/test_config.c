@@ -378,6 +378,22 @@ static void test_structure_errors(void **state)
                       "[amqp] prefetch: duplicate key, first set on line 2");
 }
 
+/* [amqp] url may be repeated, one broker per line: a cluster's URLs with passwords do not fit
+ * in one of inih's 200-byte lines (ferry-lab up --brokers 3 hit it, issue #17) */
+static void test_repeated_url(void **state)
+{
+    fixture *fx = *state;
+    ferry_config c;
+    load_ok(fx, "[amqp]\nurl = amqp://a:b@h1:1\nprefetch = 3\nurl = amqp://a:b@h2:2\nurl = amqps://a:b@h3:3\n", &c);
+    assert_string_equal(c.amqp.url, "amqp://a:b@h1:1,amqp://a:b@h2:2,amqps://a:b@h3:3");
+    cfg_free(&c);
+    /* each line is checked as part of the list: a bad one names its place */
+    expect_load_error(fx, "[amqp]\nurl = amqp://h1\nurl = http://h2\n", 3,
+                      "[amqp] url: URL 2 of the list must start with amqp:// or amqps://");
+    /* other keys stay single */
+    expect_load_error(fx, "[database]\ndsn = a=1\ndsn = b=2\n", 3, "[database] dsn: duplicate key, first set on line 2");
+}
+
 static void test_syntax_errors(void **state)
 {
     fixture *fx = *state;
@@ -656,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_string_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_min_not_above_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_client_certificate_needs_its_key, setup, teardown),

@@ -132,6 +132,32 @@ static void test_end_of(void **state)
     assert_int_equal(jobrule_end_of(1, 0, &st, 1), JOBRULE_END_COMPLETED); /* it landed before the abort */
 }
 
+/* A failure after the post-copy switch keeps the job (issue #17): postcopy_paused when libvirt
+ * shows the source paused in post-copy, failed when there is nothing to resume. */
+static void test_postcopy_paused(void **state)
+{
+    (void)state;
+    jobrule_state st = fresh(0);
+    st.postcopy_active = 1;
+    assert_int_equal(jobrule_end_of(0, 0, &st, 0), JOBRULE_END_POSTCOPY_PAUSED);
+    assert_int_equal(jobrule_end_of(1, 0, &st, 0), JOBRULE_END_COMPLETED);
+    assert_int_equal(jobrule_postcopy_end(1), JOBRULE_END_POSTCOPY_PAUSED);
+    assert_int_equal(jobrule_postcopy_end(0), JOBRULE_END_FAILED);
+}
+
+/* resume_postcopy: started once per pause, idempotent while under way or once completed, refused
+ * otherwise. */
+static void test_resume_of(void **state)
+{
+    (void)state;
+    assert_int_equal(jobrule_resume_of(JOB_POSTCOPY_PAUSED, 0), JOBRULE_RESUME_START);
+    assert_int_equal(jobrule_resume_of(JOB_RUNNING, 1), JOBRULE_RESUME_UNDER_WAY);
+    assert_int_equal(jobrule_resume_of(JOB_RUNNING, 0), JOBRULE_RESUME_NOT_PAUSED);
+    assert_int_equal(jobrule_resume_of(JOB_COMPLETED, 1), JOBRULE_RESUME_COMPLETED);
+    assert_int_equal(jobrule_resume_of(JOB_FAILED, 0), JOBRULE_RESUME_NOT_PAUSED);
+    assert_int_equal(jobrule_resume_of(JOB_CANCELLED, 0), JOBRULE_RESUME_NOT_PAUSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +168,8 @@ int main(void)
         cmocka_unit_test(test_operator_abort),
         cmocka_unit_test(test_force_complete),
         cmocka_unit_test(test_end_of),
+        cmocka_unit_test(test_postcopy_paused),
+        cmocka_unit_test(test_resume_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

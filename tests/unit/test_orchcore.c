@@ -63,6 +63,36 @@ static void test_retry_delays(void **state)
     assert_int_equal(orchcore_retry_in_s(0, 0, 0), -1);         /* rpc_retry_s 0: never again */
 }
 
+/* Post-copy recovery (issue #17): only a running migration switched to post-copy whose source
+ * reports postcopy_paused recovers; it goes on until postcopy_recovery_s has passed. */
+static void test_recovery(void **state)
+{
+    (void)state;
+    assert_true(orchcore_recovers(MIG_RUNNING, 1, JOB_POSTCOPY_PAUSED));
+    assert_false(orchcore_recovers(MIG_RUNNING, 0, JOB_POSTCOPY_PAUSED)); /* no switch seen */
+    assert_false(orchcore_recovers(MIG_COMPLETING, 1, JOB_POSTCOPY_PAUSED));
+    for (int js = 0; js < JOB_STATE_COUNT; js++)
+        if (js != JOB_POSTCOPY_PAUSED)
+            assert_false(orchcore_recovers(MIG_RUNNING, 1, (job_state)js));
+    assert_true(orchcore_recovery_goes_on(1000, 1000, 300000));
+    assert_true(orchcore_recovery_goes_on(1000, 300999, 300000));
+    assert_false(orchcore_recovery_goes_on(1000, 301000, 300000));
+    char *m = orchcore_recovery_error("compute1", "compute2", "i-12345678", 300, "connection refused");
+    assert_non_null(strstr(m, "within 300 s"));
+    assert_non_null(strstr(m, "last: connection refused"));
+    assert_non_null(strstr(m, "compute2 (destination) holds the guest's CPU state and the memory pages it received"));
+    assert_non_null(strstr(m, "compute1 (source) holds the rest of its memory"));
+    assert_non_null(strstr(m, "--postcopy-resume i-12345678"));
+    free(m);
+    assert_int_equal(orchcore_recovery_next(1, 0, 0), ORCH_RECOVER_RESUME);
+    assert_int_equal(orchcore_recovery_next(0, 1, 0), ORCH_RECOVER_WAIT); /* it may see the break itself */
+    assert_int_equal(orchcore_recovery_next(0, 1, ORCH_RECOVER_DEST_WAITS), ORCH_RECOVER_PAUSE_DEST);
+    assert_int_equal(orchcore_recovery_next(0, 0, 99), ORCH_RECOVER_WAIT); /* no domain, or not in post-copy */
+    m = orchcore_recovery_error("a", "b", "c", 5, NULL);
+    assert_null(strstr(m, "last:"));
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -71,6 +101,7 @@ int main(void)
         cmocka_unit_test(test_landed_on_the_code_alone),
         cmocka_unit_test(test_early_statuses),
         cmocka_unit_test(test_retry_delays),
+        cmocka_unit_test(test_recovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -448,6 +448,71 @@ static void test_post_announce(void **state)
     assert_string_equal(orchreply_announce_str((orchreply_announce)99), "?");
 }
 
+/* post_live_migration's stats (the destination's completed incoming job) and resume_postcopy's
+ * answer (issue #17) */
+static void test_post_stats_and_resume(void **state)
+{
+    (void)state;
+    orchreply r;
+    json_object *o = accepted(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"running\":true}", &r);
+    assert_false(r.has_dest_stats);
+    assert_int_equal(r.dest_stats.downtime_ms, -1);
+    done(&r, o);
+    o = accepted(ORCHREPLY_POST_LIVE_MIGRATION,
+                 "{\"ok\":true,\"stats\":{\"memory_total\":134217728,\"memory_processed\":9000,"
+                 "\"downtime_ms\":12,\"type\":\"completed\"}}",
+                 &r);
+    assert_true(r.has_dest_stats);
+    assert_int_equal(r.dest_stats.memory_total, 134217728);
+    assert_int_equal(r.dest_stats.memory_processed, 9000);
+    assert_int_equal(r.dest_stats.downtime_ms, 12);
+    assert_int_equal(r.dest_stats.memory_remaining, -1);
+    done(&r, o);
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"stats\":[]}", "body.stats: expected object, got array");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"stats\":{\"downtime_ms\":-1}}", "downtime_ms");
+    refused(ORCHREPLY_POST_LIVE_MIGRATION, "{\"ok\":true,\"stats\":{\"memory_total\":\"1\"}}", "memory_total");
+
+    o = accepted(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true,\"resume\":\"started\"}", &r);
+    assert_int_equal(r.resume, ORCHREPLY_RESUME_STARTED);
+    done(&r, o);
+    o = accepted(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true,\"resume\":\"under_way\",\"job\":{}}", &r);
+    assert_int_equal(r.resume, ORCHREPLY_RESUME_UNDER_WAY);
+    done(&r, o);
+    o = accepted(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true,\"resume\":\"completed\"}", &r);
+    assert_int_equal(r.resume, ORCHREPLY_RESUME_COMPLETED);
+    done(&r, o);
+    refused(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true}", "body.resume: missing");
+    refused(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true,\"resume\":\"maybe\"}",
+            "body.resume: 'maybe' is none of started, under_way, completed");
+    refused(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":true,\"resume\":1}", "body.resume: expected string, got int");
+    /* a refusal is read with its typed code */
+    o = accepted(ORCHREPLY_RESUME_POSTCOPY, "{\"ok\":false,\"code\":\"not_paused\",\"error\":\"running\"}", &r);
+    assert_int_equal(r.code, RPC_NOT_PAUSED);
+    done(&r, o);
+    /* job_status's new state */
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"postcopy_paused\",\"postcopy\":true}", &r);
+    assert_int_equal(r.job.state, JOB_POSTCOPY_PAUSED);
+    done(&r, o);
+    assert_string_equal(orchreply_method_str(ORCHREPLY_RESUME_POSTCOPY), "resume_postcopy");
+    assert_string_equal(orchreply_method_str(ORCHREPLY_PAUSE_POSTCOPY), "pause_postcopy");
+    /* the destination's post-copy, as job_status's domain says it */
+    o = accepted(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"state\":\"running\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_NONE);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"state\":\"running\",\"postcopy\":\"failed\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_FAILED);
+    done(&r, o);
+    o = accepted(ORCHREPLY_JOB_STATUS,
+                 "{\"ok\":true,\"state\":\"none\",\"domain\":{\"exists\":true,\"postcopy\":\"active\"}}", &r);
+    assert_int_equal(r.job.dom_postcopy, ORCHREPLY_DOM_POSTCOPY_ACTIVE);
+    done(&r, o);
+    refused(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"postcopy\":\"maybe\"}}",
+            "body.domain.postcopy: 'maybe' is neither active nor failed");
+    refused(ORCHREPLY_JOB_STATUS, "{\"ok\":true,\"state\":\"none\",\"domain\":{\"postcopy\":true}}",
+            "body.domain.postcopy: expected string, got boolean");
+}
+
 /* ---- events --------------------------------------------------------------------------------- */
 
 static int ev_rd(const char *what, const char *text, orchreply_event *ev, char **why, json_object **keep)
@@ -584,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_error_replies),
         cmocka_unit_test(test_other_methods),
         cmocka_unit_test(test_post_announce),
+        cmocka_unit_test(test_post_stats_and_resume),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_hostile),
     };

@@ -57,6 +57,9 @@ class Config:
         self.dist_port = _port(env, "FERRY_TEST_AMQP_DIST_PORT", 26601)
         self.epmd_port = _port(env, "FERRY_TEST_EPMD_PORT", 26602)
         self.pg_port = _port(env, "FERRY_TEST_PG_PORT", 26603)
+        # several brokers of one cluster on this machine share the first node's epmd: a node
+        # does not need the epmd port free, and stop-rabbitmq leaves epmd running
+        self.shared_epmd = (env.get("FERRY_TEST_SHARED_EPMD") or "") == "1"
         self.extra_listen = env.get("FERRY_TEST_EXTRA_LISTEN") or ""
         self.extra_addr = ""
         if self.extra_listen:

@@ -107,7 +107,7 @@ def launch(c):
               (c.dist_port, "FERRY_TEST_AMQP_DIST_PORT, Erlang distribution")]
     # The epmd port may already be held by our own epmd (after stop-rabbitmq of an older
     # version, or a crash): that one is fine, the node just registers with it again.
-    if epmd_pid(c) is None:
+    if epmd_pid(c) is None and not c.shared_epmd:
         wanted.append((c.epmd_port, "FERRY_TEST_EPMD_PORT, epmd"))
     check_ports_free(wanted, c.extra_addr)
     _prepare(c)
