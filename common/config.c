@@ -210,6 +210,13 @@ int cfg_check_rules(const ferry_config *c, size_t blame[2], char **reason)
                             c->amqp.reconnect_min_ms, c->amqp.reconnect_max_ms);
         return -1;
     }
+    if (c->libvirt.migration_port_min > c->libvirt.migration_port_max) {
+        blame[0] = option_index("libvirt", "migration_port_min");
+        blame[1] = option_index("libvirt", "migration_port_max");
+        *reason = xasprintf("[libvirt] migration_port_min: value %" PRId64 " is greater than migration_port_max %" PRId64,
+                            c->libvirt.migration_port_min, c->libvirt.migration_port_max);
+        return -1;
+    }
     /* a certificate and its key: both or neither */
     const struct {
         const char *section, *cert, *key;

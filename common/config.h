@@ -95,6 +95,8 @@ typedef struct cfg_libvirt {
     int64_t keepalive_interval_s; /* -1 disables keepalive */
     int64_t keepalive_count;
     bool migrate_tls; /* QEMU's own TLS on the migration stream (VIR_MIGRATE_TLS) */
+    int64_t migration_port_min; /* qemu.conf's range of QEMU's migration ports */
+    int64_t migration_port_max;
 } cfg_libvirt;
 
 typedef struct cfg_http {

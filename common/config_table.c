@@ -288,6 +288,9 @@ const cfg_option cfg_table[] = {
     OPT_BOOL(libvirt, migrate_tls, "false",
              "encrypt the migration stream itself with QEMU's TLS (VIR_MIGRATE_TLS; needs "
              "migrate_tls_x509_cert_dir in qemu.conf on every host)"),
+    OPT_INT(libvirt, migration_port_min, "49152", 1, 65535,
+            "first port of qemu.conf's migration_port_min..max (QEMU's migration streams)"),
+    OPT_INT(libvirt, migration_port_max, "49215", 1, 65535, "last port of that range"),
 
     OPT_BOOL(http, enabled, "true", "serve the HTTP API and dashboard"),
     OPT_STR(http, listen, "127.0.0.1", check_nonempty, "address the HTTP server listens on"),

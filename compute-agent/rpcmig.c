@@ -16,6 +16,7 @@
 #include "guard.h"
 #include "inventory.h"
 #include "jobstats.h"
+#include "qsock.h"
 #include "rpcin.h"
 #include "statefile.h"
 
@@ -538,8 +539,28 @@ static int pause_postcopy_dom(rpcmig_call *c, virDomainPtr dom, int unused, json
         *code = RPC_NOT_PAUSED;
         return -1;
     }
-    /* the stream is dead but this side has not seen it (nothing was sent on it): pause the
-     * post-copy here (QEMU's migrate-pause) so the source can resume it */
+    /* the stream is dead but this side has not seen it (nothing was sent on it, its end is
+     * half-open): shut QEMU's migration socket down, so it sees the end at once (qsock.h) —
+     * libvirt's own pause (below) waits on the domain's job, which libvirt's Finish of the
+     * incoming migration holds until QEMU sees the break */
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(dom, uuid) == 0) {
+        long qpid = 0;
+        char *why = NULL;
+        int n = qsock_shut_migration("/proc", uuid, (unsigned)c->a->cfg->libvirt.migration_port_min,
+                                     (unsigned)c->a->cfg->libvirt.migration_port_max, &qpid, &why);
+        if (n > 0) {
+            log_warn(&c->lf,
+                     "post-copy migration of %s: its stream was broken but QEMU %ld here had not seen it: %d "
+                     "migration socket(s) shut down, the post-copy pauses here, ready for resume",
+                     virDomainGetName(dom), qpid, n);
+            json_object_object_add(out, "paused", json_object_new_string("stream_shut"));
+            return 0;
+        }
+        log_info(&c->lf, "post-copy migration of %s: %s; asking libvirt to pause it", virDomainGetName(dom),
+                 n == 0 ? "QEMU has no migration socket open here" : why);
+        free(why);
+    }
     if (virDomainAbortJobFlags(dom, VIR_DOMAIN_ABORT_JOB_POSTCOPY) < 0) {
         /* libvirt's message first: virDomainGetName resets the thread's last error */
         _cleanup_free_ char *why = xstrdup(lv_errmsg());

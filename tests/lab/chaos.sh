@@ -3,8 +3,10 @@
 # scheduler picks the destinations; pre-copy, post-copy of a dirtying guest over a slow link,
 # and block migration of a guest with a local disk) while a driver, at random moments, kills -9
 # a scheduler replica or an agent (and starts it again), freezes a replica past its lease
-# (SIGSTOP, then SIGCONT: it wakes up holding nothing, and the epochs must fence it), restarts
-# RabbitMQ or PostgreSQL, or does two of these at once. Half of the faults wait for a
+# (SIGSTOP, then SIGCONT: it wakes up holding nothing, and the epochs must fence it), cuts a
+# live replica off the database past its lease (`ferry-lab scheduler N partition`: it still
+# talks to the broker; healed, its epochs must fence it), restarts RabbitMQ or PostgreSQL, or
+# does two of these at once. Half of the faults wait for a
 # migration in a chosen status (scheduled, preparing, running, post-copy, completing) and
 # strike while it is there; the run counts the faults that hit a migration in flight.
 # The randomness is seeded and the seed printed (FERRY_CHAOS_SEED=N replays the same choices;
@@ -99,6 +101,13 @@ fault() {
         (sleep 14; kill -CONT "$p" 2>/dev/null; note "thaw scheduler $n") &
       fi
       ;;
+    6)
+      # alive, talking to the broker, but cut off the database past its lease: its statements
+      # hang, the others adopt its migrations; healed, its old epochs must be refused
+      note "partition scheduler $n from the database for 14 s"
+      "$LAB" scheduler "$n" partition >/dev/null || note "partition of scheduler $n failed"
+      (sleep 14; "$LAB" scheduler "$n" heal >/dev/null; note "heal scheduler $n") &
+      ;;
   esac
 }
 chaos_driver() {
@@ -107,7 +116,7 @@ chaos_driver() {
   local targets=(scheduled preparing running postcopy completing)
   while :; do
     sleep $((2 + RANDOM % 3))
-    what=$((RANDOM % 6))
+    what=$((RANDOM % 7))
     n=$((1 + RANDOM % 3))
     h=compute$((1 + RANDOM % 3))
     target=
@@ -125,6 +134,8 @@ chaos_driver() {
       # two at once: a replica and an agent, or an agent and the broker
       fault 0
       fault $((1 + RANDOM % 2))
+    elif ((what == 6)); then
+      fault 6
     else
       fault "$what"
     fi
@@ -164,7 +175,11 @@ kill "$driver" 2>/dev/null || true
 wait "$driver" 2>/dev/null || true
 # the restarts the driver left in the background end within 4 s; a frozen replica is thawed
 sleep 5
-for n in 1 2 3; do p=$("$LAB" scheduler "$n" pid); [[ -z $p ]] || kill -CONT "$p" 2>/dev/null || true; done
+for n in 1 2 3; do
+  p=$("$LAB" scheduler "$n" pid)
+  [[ -z $p ]] || kill -CONT "$p" 2>/dev/null || true
+  "$LAB" scheduler "$n" heal >/dev/null
+done
 note "stream done; bringing everything back"
 "$LAB" broker start >/dev/null 2>&1 || true
 "$LAB" db start >/dev/null 2>&1 || true
@@ -224,4 +239,4 @@ for g in "${guests[@]}"; do
 done
 ok "no host over capacity; usage = allocations; each guest runs on exactly one host, the one in the database, which alone holds its allocation"
 wait_sql 30 "SELECT count(*) FROM outbox" 0 || fail "events left in the outbox"
-ok "chaos run with seed $seed: $(grep -c 'kill -9\|restart\|freeze' "$log") faults injected"
+ok "chaos run with seed $seed: $(grep -c 'kill -9\|restart\|freeze\|partition' "$log") faults injected"

@@ -55,6 +55,8 @@ leftovers() {
       echo "process ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" | cut -c1-120)"
     fi
   done
+  # a scheduler replica's partition (ferry-lab scheduler N partition): nftables, this namespace
+  nft list tables 2>/dev/null | awk '{print $3}' | grep "^ferrylab_${FERRY_LAB_NAME}_part" | sed 's/^/nftables table /' || true
   [[ -e $FERRY_LAB_DIR ]] && echo "directory $FERRY_LAB_DIR"
   return 0
 }

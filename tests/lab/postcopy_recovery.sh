@@ -2,19 +2,20 @@
 # Post-copy recovery (issue #17), end to end on the lab: a dirtying guest migrated by the
 # scheduler with post-copy (bandwidth 8 MiB/s, so post-copy lasts several seconds); right after
 # the switch the destination's link is cut with resets (`ferry-lab link compute2 down --reset`),
-# which breaks QEMU's migration stream and libvirt's peer connection at once, and never comes
-# back within postcopy_recovery_s (shortened to 30 s): the source's job is kept
-# (postcopy_paused, its event recorded), the migration goes into `recovering`, no resume is sent
-# to a destination that cannot take it, and it ends in `error` with the message saying which
-# host holds what and what to do; the guest runs on no two hosts and stays paused on the source.
-# The link tool's rules come and go with it.
+# which breaks QEMU's migration stream and libvirt's peer connection at once.
 #
-# Not here: the link back after 5 s and the migration resumed to completion. In this lab the
-# destination's end of QEMU's stream stays half-open after such a cut (its vCPU waits on a page
-# it asked for before the cut; nothing more is sent, so it never sees the reset), libvirt's
-# Finish on the destination holds the domain's job meanwhile, and neither a resume nor
-# VIR_DOMAIN_ABORT_JOB_POSTCOPY gets through (docs/DESIGN.md "Post-copy recovery"). It resumed
-# by hand once, when the destination happened to see the break; a test of it would pass by luck.
+# 1. The link comes back after 5 s: the source's job is kept (postcopy_paused), the migration
+#    goes into `recovering`; the destination's QEMU, whose end of the stream is half-open (its
+#    vCPU waits on a page it asked for before the cut and it sends nothing more), is made to see
+#    the break (pause_postcopy: its migration socket shut down, compute-agent/qsock.c), the
+#    source resumes the post-copy (VIR_MIGRATE_POSTCOPY_RESUME) and the migration completes: the
+#    guest runs on the destination only, its heartbeat goes on, events `recovering` then
+#    `recovered`.
+# 2. The link never comes back within postcopy_recovery_s (shortened to 30 s): no resume is sent
+#    to a destination that cannot take it, and the migration ends in `error` with the message
+#    saying which host holds what and what to do; the guest runs on no two hosts and stays
+#    paused on the source.
+# The link tool's rules come and go with it.
 source "$(dirname "$0")/lib.sh"
 trap 'lab_exit $?' EXIT
 
@@ -43,6 +44,36 @@ cut_after_switch() {
   [[ $(sql "SELECT status FROM migrations WHERE id = $1") == running ]] ||
     fail "migration $1 had already ended when the link was cut: $(sql "SELECT status FROM migrations WHERE id = $1")"
 }
+
+# ---- the link back after 5 s: resumed, completed -------------------------------------------------
+busy_guest compute1 pc1
+before=$(last_hb pc1)
+mig1=$(request pc1 compute2)
+cut_after_switch "$mig1" compute2
+t_cut=$(now_ms)
+wait_sql 20 "SELECT recovering_since IS NOT NULL FROM migrations WHERE id = $mig1" t ||
+  fail "migration $mig1 did not go into recovering: $(sql "SELECT status, error FROM migrations WHERE id = $mig1")"
+while (($(now_ms) - t_cut < 5000)); do sleep 0.1; done
+"$LAB" link compute2 up >/dev/null
+echo "link of compute2 back after $(($(now_ms) - t_cut)) ms"
+wait_sql 120 "SELECT status FROM migrations WHERE id = $mig1" completed ||
+  fail "migration $mig1 did not complete after the link came back: $(sql "SELECT status, error FROM migrations WHERE id = $mig1")"
+kinds=$(sql "SELECT string_agg(kind, ' ' ORDER BY id) FROM migration_events WHERE migration_id = $mig1 AND kind IN ('postcopy_paused', 'recovering', 'recovered')")
+[[ $kinds == *recovering*recovered* ]] || fail "migration $mig1's recovery events: '$kinds'"
+[[ -z $(sql "SELECT recovering_since FROM migrations WHERE id = $mig1") ]] || fail "recovering_since left set"
+w=$(where pc1)
+[[ $w == "compute2 running yes" ]] || fail "pc1 after the resumed migration: $(tr '\n' ';' <<<"$w")"
+[[ $(sql "SELECT host FROM instances WHERE name = 'pc1'") == compute2 ]] || fail "the database does not place pc1 on compute2"
+# the heartbeat goes on from the destination, past where it was before the migration
+after=$before
+for _ in $(seq 1 100); do after=$(last_hb pc1); ((after > before + 1)) && break; sleep 0.1; done
+((after > before + 1)) || fail "pc1's heartbeat stopped at $before"
+how="the destination saw the break itself"
+grep -q "migration=$mig1 .*migration socket(s) shut down" "$logs/compute2.agent.log" &&
+  how="the destination's half-open stream shut down by its agent"
+ok "migration $mig1: link cut 5 s after the switch, recovered and completed ($how); events: $kinds; pc1 runs on compute2 only, heartbeat $before -> $after"
+sql "SELECT kind, origin, message FROM migration_events WHERE migration_id = $mig1 AND kind IN ('recovering', 'recovered') ORDER BY id" | sed 's/^/  /'
+stop_guest pc1
 
 # ---- the link never comes back within postcopy_recovery_s: error, explained -------------------
 busy_guest compute1 pc2

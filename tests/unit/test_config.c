@@ -454,6 +454,13 @@ static void test_reconnect_min_not_above_max(void **state)
                       "10000");
 }
 
+static void test_migration_port_range(void **state)
+{
+    fixture *fx = *state;
+    expect_load_error(fx, "[libvirt]\nmigration_port_max = 40000\n", 2,
+                      "[libvirt] migration_port_min: value 49152 is greater than migration_port_max 40000");
+}
+
 static void test_tls_client_certificate_needs_its_key(void **state)
 {
     fixture *fx = *state;
@@ -675,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repeated_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_min_not_above_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_port_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_client_certificate_needs_its_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_files, setup, teardown),
         cmocka_unit_test(test_cfg_set),
