@@ -6,7 +6,8 @@
 # (SIGSTOP, then SIGCONT: it wakes up holding nothing, and the epochs must fence it), cuts a
 # live replica off the database past its lease (`ferry-lab scheduler N partition`: it still
 # talks to the broker; healed, its epochs must fence it), restarts RabbitMQ or PostgreSQL, or
-# does two of these at once. Half of the faults wait for a
+# cuts a host's link for a few seconds (stalled, or answered with resets), or does two of
+# these at once. Half of the faults wait for a
 # migration in a chosen status (scheduled, preparing, running, post-copy, completing) and
 # strike while it is there; the run counts the faults that hit a migration in flight.
 # The randomness is seeded and the seed printed (FERRY_CHAOS_SEED=N replays the same choices;
@@ -108,6 +109,15 @@ fault() {
       "$LAB" scheduler "$n" partition >/dev/null || note "partition of scheduler $n failed"
       (sleep 14; "$LAB" scheduler "$n" heal >/dev/null; note "heal scheduler $n") &
       ;;
+    7)
+      # a host's link cut for 3-6 s: its TCP stalls, or (half the time) is answered with resets
+      # (a migration stream breaks: pre-copy fails and rolls back, post-copy is recovered)
+      local secs=$((3 + RANDOM % 4)) reset=
+      ((RANDOM % 2)) && reset=--reset
+      note "link of $h down${reset:+ with resets} for $secs s"
+      "$LAB" link "$h" down $reset >/dev/null || note "link cut of $h failed"
+      (sleep "$secs"; "$LAB" link "$h" up >/dev/null; note "link of $h up") &
+      ;;
   esac
 }
 chaos_driver() {
@@ -116,7 +126,7 @@ chaos_driver() {
   local targets=(scheduled preparing running postcopy completing)
   while :; do
     sleep $((2 + RANDOM % 3))
-    what=$((RANDOM % 7))
+    what=$((RANDOM % 8))
     n=$((1 + RANDOM % 3))
     h=compute$((1 + RANDOM % 3))
     target=
@@ -134,8 +144,8 @@ chaos_driver() {
       # two at once: a replica and an agent, or an agent and the broker
       fault 0
       fault $((1 + RANDOM % 2))
-    elif ((what == 6)); then
-      fault 6
+    elif ((what >= 6)); then
+      fault "$what"
     else
       fault "$what"
     fi
@@ -180,6 +190,7 @@ for n in 1 2 3; do
   [[ -z $p ]] || kill -CONT "$p" 2>/dev/null || true
   "$LAB" scheduler "$n" heal >/dev/null
 done
+for h in $FERRY_LAB_HOSTS; do "$LAB" link "$h" up >/dev/null; done
 note "stream done; bringing everything back"
 "$LAB" broker start >/dev/null 2>&1 || true
 "$LAB" db start >/dev/null 2>&1 || true
@@ -239,4 +250,4 @@ for g in "${guests[@]}"; do
 done
 ok "no host over capacity; usage = allocations; each guest runs on exactly one host, the one in the database, which alone holds its allocation"
 wait_sql 30 "SELECT count(*) FROM outbox" 0 || fail "events left in the outbox"
-ok "chaos run with seed $seed: $(grep -c 'kill -9\|restart\|freeze\|partition' "$log") faults injected"
+ok "chaos run with seed $seed: $(grep -c 'kill -9\|restart\|freeze\|partition\|link of .* down' "$log") faults injected"

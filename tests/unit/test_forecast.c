@@ -1,0 +1,153 @@
+/* Unit tests of forecast: the pass-by-pass model of a live migration (an idle guest, a
+ * converging one, one that pre-copy cannot move and auto-converge or post-copy can) and the
+ * choice of the mode that meets a request's objectives, or the refusal that says why. */
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../scheduler/forecast.h"
+
+#define MIB (1024ull * 1024ull)
+
+static forecast_in base(uint64_t mem_mib, uint64_t dirty_mib_s, uint64_t bw_mib_s)
+{
+    forecast_in in = {
+        .memory_bytes = mem_mib * MIB,
+        .dirty_bytes_s = dirty_mib_s * MIB,
+        .bandwidth_bytes_s = bw_mib_s * MIB,
+        .max_downtime_ms = 300,
+        .setup_ms = 1000,
+        .switch_ms = 20,
+        .postcopy_after_passes = 1,
+        .max_passes = 30,
+    };
+    return in;
+}
+
+static void test_idle_guest(void **state)
+{
+    (void)state;
+    forecast_in in = base(128, 0, 8);
+    for (int m = 0; m < FORECAST_MODES; m++) {
+        forecast_out f;
+        forecast_run(&in, (forecast_mode)m, &f);
+        /* one pass of 16 s, nothing left for the pause but its fixed part */
+        assert_true(f.converges);
+        assert_int_equal(f.passes, 1);
+        assert_int_equal(f.duration_ms, 1000 + 16000 + 20);
+        assert_int_equal(f.downtime_ms, 20);
+        assert_int_equal(f.bytes, 128 * MIB);
+        assert_int_equal(f.throttle_pct, 0);
+    }
+}
+
+static void test_converging_guest(void **state)
+{
+    (void)state;
+    /* 1 GiB at 100 MiB/s dirtying 10 MiB/s: pass 1 sends 1024 MiB in 10.24 s (102.4 MiB dirtied,
+     * more than the 30 MiB that fit in 300 ms), pass 2 sends those in 1.024 s (10.24 MiB
+     * dirtied: they fit), paused 102.4 ms + 20 */
+    forecast_in in = base(1024, 10, 100);
+    forecast_out f;
+    forecast_run(&in, FORECAST_PRECOPY, &f);
+    assert_true(f.converges);
+    assert_int_equal(f.passes, 2);
+    assert_int_equal(f.downtime_ms, 103 + 20);
+    assert_int_equal(f.duration_ms, 1000 + 11367 + 20);
+    uint64_t want = (uint64_t)(1024.0 * MIB + 102.4 * MIB + 10.24 * MIB);
+    assert_true(f.bytes >= want - 2 && f.bytes <= want + 2);
+    /* post-copy switches after pass 1: a pause of its fixed part, the 102.4 MiB follow */
+    forecast_run(&in, FORECAST_POSTCOPY, &f);
+    assert_true(f.converges);
+    assert_int_equal(f.passes, 1);
+    assert_int_equal(f.downtime_ms, 20);
+    assert_int_equal(f.duration_ms, 1000 + 11264 + 20);
+}
+
+static void test_precopy_cannot_move_it(void **state)
+{
+    (void)state;
+    /* 64 MiB rewritten at 48 MiB/s over 8 MiB/s (the lab's busy guest): every pass finds all of
+     * it dirty again */
+    forecast_in in = base(64, 48, 8);
+    forecast_out pre, ac, pc;
+    forecast_run(&in, FORECAST_PRECOPY, &pre);
+    assert_false(pre.converges);
+    assert_int_equal(pre.passes, 30);
+    assert_int_equal(pre.downtime_ms, 8000 + 20);
+    forecast_run(&in, FORECAST_AUTO_CONVERGE, &ac);
+    assert_true(ac.converges);
+    assert_true(ac.throttle_pct >= 90);
+    assert_true(ac.downtime_ms <= 300 + 20);
+    assert_true(ac.passes > 2 && ac.passes < 30);
+    forecast_run(&in, FORECAST_POSTCOPY, &pc);
+    assert_true(pc.converges);
+    assert_int_equal(pc.downtime_ms, 20);
+    assert_int_equal(pc.duration_ms, 1000 + 8000 + 8000 + 20);
+    assert_int_equal(pc.bytes, 128 * MIB);
+    /* a working set smaller than the memory caps what a pass leaves */
+    in.working_set_bytes = 16 * MIB;
+    forecast_run(&in, FORECAST_POSTCOPY, &pc);
+    assert_int_equal(pc.duration_ms, 1000 + 8000 + 2000 + 20);
+}
+
+static void test_choose(void **state)
+{
+    (void)state;
+    bool all[FORECAST_MODES] = {true, true, true};
+    forecast_in in = base(1024, 10, 100);
+    forecast_mode m;
+    forecast_out f;
+    char *why = NULL;
+    /* no objectives: pre-copy */
+    forecast_objectives none = {0};
+    assert_int_equal(forecast_choose(&in, &none, all, &m, &f, &why), 0);
+    assert_int_equal(m, FORECAST_PRECOPY);
+    /* a 50 ms pause: pre-copy and auto-converge pause 123 ms; post-copy 20 */
+    forecast_objectives fast = {.max_downtime_ms = 50};
+    assert_int_equal(forecast_choose(&in, &fast, all, &m, &f, &why), 0);
+    assert_int_equal(m, FORECAST_POSTCOPY);
+    assert_int_equal(f.downtime_ms, 20);
+    /* without post-copy: refused, each mode's forecast in the reason */
+    bool no_pc[FORECAST_MODES] = {true, true, false};
+    assert_int_equal(forecast_choose(&in, &fast, no_pc, &m, &f, &why), -1);
+    assert_string_equal(why, "no allowed mode meets max_downtime_ms 50: pre-copy 12.4 s with a 123 ms pause; "
+                             "auto-converge 12.4 s with a 123 ms pause");
+    free(why);
+    why = NULL;
+    /* a deadline no mode can meet: 1 GiB at 100 MiB/s takes 10 s at least */
+    forecast_objectives soon = {.max_downtime_ms = 500, .deadline_ms = 5000};
+    assert_int_equal(forecast_choose(&in, &soon, all, &m, &f, &why), -1);
+    assert_non_null(strstr(why, "no allowed mode meets max_downtime_ms 500 and deadline_s 5: pre-copy 12.4 s"));
+    assert_non_null(strstr(why, "post-copy 12.3 s with a 20 ms pause"));
+    free(why);
+    why = NULL;
+    /* the busy guest: pre-copy never converges; auto-converge does, throttled to 99 % after
+     * 18 passes of 8 s and less (~144 s); post-copy in 17 s */
+    forecast_in busy = base(64, 48, 8);
+    forecast_objectives slow = {.deadline_ms = 200000};
+    assert_int_equal(forecast_choose(&busy, &slow, all, &m, &f, &why), 0);
+    assert_int_equal(m, FORECAST_AUTO_CONVERGE);
+    assert_int_equal(f.throttle_pct, 99);
+    assert_true(f.duration_ms > 140000 && f.duration_ms < 150000);
+    forecast_objectives minute = {.deadline_ms = 60000};
+    assert_int_equal(forecast_choose(&busy, &minute, all, &m, &f, &why), 0);
+    assert_int_equal(m, FORECAST_POSTCOPY);
+    bool pre_only[FORECAST_MODES] = {true, false, false};
+    assert_int_equal(forecast_choose(&busy, &minute, pre_only, &m, &f, &why), -1);
+    assert_string_equal(why, "no allowed mode meets deadline_s 60: pre-copy does not converge (30 passes, 8020 ms "
+                             "left for the pause)");
+    free(why);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idle_guest),
+        cmocka_unit_test(test_converging_guest),
+        cmocka_unit_test(test_precopy_cannot_move_it),
+        cmocka_unit_test(test_choose),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
