@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "guard.h"
+#include "measure.h"
 #include "msg.h"
 #include "proto.h"
 #include "rpcin.h"
@@ -144,6 +145,7 @@ static const struct {
     {"pause_postcopy", rpcmig_pause_postcopy, 1, 1},
     {"post_live_migration", rpcmig_post_live_migration, 1, 1},
     {"rollback", rpcmig_rollback, 1, 1},
+    {"dirty_rate", measure_dirty_rate, 0, 1},
 };
 
 /* Whether the sender of c's request may call method; if not, the request is dead-lettered

@@ -125,6 +125,21 @@ int rpcin_migration(json_object *body, rpcin_mig *out, char **err)
     return 0;
 }
 
+int rpcin_dirty_rate(json_object *body, const char **instance, int *seconds, char **err)
+{
+    const char *inst = NULL;
+    int64_t secs = 0;
+    if (rpcin_str(body, "instance", 1, &inst, err) < 0 || get_int(body, "seconds", 1, 1, 10, &secs, err) < 0)
+        return -1;
+    if (!uuid_valid(inst)) {
+        *err = xstrdup("body.instance: not a UUID");
+        return -1;
+    }
+    *instance = inst;
+    *seconds = (int)secs;
+    return 0;
+}
+
 int rpcin_check_source(json_object *body, int *block, char **err)
 {
     return get_block(body, block, err);

@@ -36,6 +36,12 @@ static void check_body(json_object *body)
     int block;
     if (rpcin_check_source(body, &block, &err) < 0)
         free(err), err = NULL;
+    const char *dinst = NULL;
+    int dsecs = 0;
+    if (rpcin_dirty_rate(body, &dinst, &dsecs, &err) < 0)
+        free(err), err = NULL;
+    else if (!uuid_valid(dinst) || dsecs < 1 || dsecs > 10)
+        abort(); /* accepted means checked */
 
     rpcin_check_dest cd;
     if (rpcin_check_destination(body, mig, &cd, &err) == 0) {

@@ -64,6 +64,14 @@ migrate() {
 }
 
 "$LAB" guest compute1 pre1 >/dev/null
+# dirty_rate (a forecast's input, issue #18): QEMU's page sampling on an idle guest
+idle=$(rpc compute1 dirty_rate "{\"instance\":\"$(guest_uuid pre1)\",\"seconds\":1}") || fail "dirty_rate: $idle"
+[[ $(jq -r .mode <<<"$idle") == page-sampling && $(jq -r .seconds <<<"$idle") == 1 && $(jq -r .memory_mib <<<"$idle") -gt 0 ]] ||
+  fail "dirty_rate of an idle guest: $idle"
+st=0; out=$(rpc compute1 dirty_rate '{"instance":"11111111-2222-3333-4444-555555555555","seconds":11}' 2>&1) || st=$?
+[[ $st -eq 1 && $out == *'body.seconds: 11 is out of range 1..10'* ]] || fail "dirty_rate seconds 11: $out"
+st=0; out=$(rpc compute1 dirty_rate '{"instance":"11111111-2222-3333-4444-555555555555"}' 2>&1) || st=$?
+[[ $st -eq 1 && $out == *'"code":"not_found"'* ]] || fail "dirty_rate of no domain: $out"
 out=$(migrate pre1 101 false '{}')
 grep -q "migration=101 .*Live migration i-[0-9a-f]* to compute2 finishes successfully." "$logs/compute1.agent.log" ||
   fail "the source did not log the seed's success line"
@@ -76,6 +84,15 @@ out=$(migrate blk1 102 true '{}')
 ok "block migration: $(jq -c '{state, ms: .stats.time_elapsed_ms, disk_total: .stats.disk_total}' <<<"$out")"
 
 "$LAB" guest compute1 pc1 --dirty 64 --rate 48 >/dev/null
+# a guest rewriting 64 MiB at up to 48 MiB/s (TCG runs it slower): its sample shows it, once it
+# has started writing
+for _ in $(seq 1 10); do
+  busy=$(rpc compute1 dirty_rate "{\"instance\":\"$(guest_uuid pc1)\"}") || fail "dirty_rate: $busy"
+  (($(jq -r .dirty_rate_mib_s <<<"$busy") >= 8)) && break
+done
+(($(jq -r .dirty_rate_mib_s <<<"$busy") >= 8 && $(jq -r .dirty_rate_mib_s <<<"$busy") > $(jq -r .dirty_rate_mib_s <<<"$idle") + 4)) ||
+  fail "dirty_rate does not tell a busy guest ($busy) from an idle one ($idle)"
+ok "dirty_rate: idle $(jq -c '{dirty_rate_mib_s, memory_mib, mode}' <<<"$idle"), busy $(jq -c '{dirty_rate_mib_s, memory_mib}' <<<"$busy")"
 out=$(migrate pc1 103 false '{"post_copy":true,"postcopy_after_iterations":1,"bandwidth_mib_s":32}')
 [[ $(jq -r .postcopy <<<"$out") == true ]] || fail "post-copy was not switched on: $out"
 grep -q "migration=103 .*switched to post-copy after memory iteration" "$logs/compute1.agent.log" || fail "no post-copy switch logged"

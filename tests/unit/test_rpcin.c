@@ -69,6 +69,37 @@ static void test_migration_fields(void **state)
     }
 }
 
+static void test_dirty_rate(void **state)
+{
+    (void)state;
+    const char *inst = NULL;
+    int secs = 0;
+    char *err = NULL;
+    json_object *b = J("{\"instance\":\"" UUID "\"}");
+    assert_int_equal(rpcin_dirty_rate(b, &inst, &secs, &err), 0);
+    assert_string_equal(inst, UUID);
+    assert_int_equal(secs, 1); /* the default period */
+    json_object_put(b);
+    b = J("{\"instance\":\"" UUID "\",\"seconds\":10}");
+    assert_int_equal(rpcin_dirty_rate(b, &inst, &secs, &err), 0);
+    assert_int_equal(secs, 10);
+    json_object_put(b);
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"{}", "body.instance: missing required field"},
+        {"{\"instance\":\"vm1\"}", "body.instance: not a UUID"},
+        {"{\"instance\":\"" UUID "\",\"seconds\":0}", "body.seconds: 0 is out of range 1..10"},
+        {"{\"instance\":\"" UUID "\",\"seconds\":3600}", "body.seconds: 3600 is out of range 1..10"},
+        {"{\"instance\":\"" UUID "\",\"seconds\":\"1\"}", "body.seconds: expected int"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        b = J(bad[i].body);
+        expect_err(rpcin_dirty_rate(b, &inst, &secs, &err), &err, bad[i].want);
+        json_object_put(b);
+    }
+}
+
 static void test_check_destination(void **state)
 {
     (void)state;
@@ -225,6 +256,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migration_fields),
+        cmocka_unit_test(test_dirty_rate),
         cmocka_unit_test(test_check_destination),
         cmocka_unit_test(test_pre_live_migration),
         cmocka_unit_test(test_live_migration),

@@ -1,0 +1,121 @@
+/* measure: a guest's memory and dirty rate for a forecast (see measure.h). */
+#include "measure.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/virterror.h>
+
+#include "lv.h"
+#include "rpcin.h"
+
+/* The last dirty-rate sample libvirt has of dom: its status, start time, rate and mode.
+ * Returns 0, or -1 when libvirt gives no record. */
+static int read_sample(virDomainPtr dom, int *status, long long *start, long long *mib_s, char *mode, size_t modesz)
+{
+    virDomainPtr doms[2] = {dom, NULL};
+    virDomainStatsRecordPtr *recs = NULL;
+    if (virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &recs, 0) < 1 || !recs || !recs[0]) {
+        virDomainStatsRecordListFree(recs);
+        return -1;
+    }
+    *status = -1;
+    *start = -1;
+    *mib_s = -1;
+    mode[0] = '\0';
+    for (int i = 0; i < recs[0]->nparams; i++) {
+        virTypedParameterPtr p = &recs[0]->params[i];
+        if (strcmp(p->field, "dirtyrate.calc_status") == 0 && p->type == VIR_TYPED_PARAM_INT)
+            *status = p->value.i;
+        else if (strcmp(p->field, "dirtyrate.calc_start_time") == 0 && p->type == VIR_TYPED_PARAM_LLONG)
+            *start = p->value.l;
+        else if (strcmp(p->field, "dirtyrate.megabytes_per_second") == 0 && p->type == VIR_TYPED_PARAM_LLONG)
+            *mib_s = p->value.l;
+        else if (strcmp(p->field, "dirtyrate.calc_mode") == 0 && p->type == VIR_TYPED_PARAM_STRING)
+            snprintf(mode, modesz, "%s", p->value.s);
+    }
+    virDomainStatsRecordListFree(recs);
+    return 0;
+}
+
+static int measure_dom(rpcmig_call *c, virDomainPtr dom, int secs, json_object *out, char **err, rpc_code *code)
+{
+    int st = 0, reason = 0;
+    if (virDomainGetState(dom, &st, &reason, 0) < 0 || st != VIR_DOMAIN_RUNNING) {
+        *err = xasprintf("domain %s is not running on %s: there is no dirty rate to measure", virDomainGetName(dom),
+                         c->a->host);
+        *code = RPC_CONFLICT;
+        return -1;
+    }
+    virDomainInfo info;
+    if (virDomainGetInfo(dom, &info) < 0) {
+        *err = xasprintf("cannot read domain %s's memory: %s", virDomainGetName(dom), lv_errmsg());
+        *code = RPC_LIBVIRT;
+        return -1;
+    }
+    int64_t t0 = mono_ms();
+    if (virDomainStartDirtyRateCalc(dom, secs, 0) < 0) {
+        _cleanup_free_ char *why = xstrdup(lv_errmsg());
+        *err = xasprintf("cannot sample the dirty rate of %s: %s", virDomainGetName(dom), why);
+        *code = RPC_LIBVIRT;
+        return -1;
+    }
+    /* the sample is ours once its period has passed and libvirt says measured */
+    int status = -1;
+    long long start = -1, mib_s = -1;
+    char mode[32] = "";
+    for (;;) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        int64_t waited = mono_ms() - t0;
+        if (waited >= (int64_t)secs * 1000 && read_sample(dom, &status, &start, &mib_s, mode, sizeof(mode)) == 0 &&
+            status == VIR_DOMAIN_DIRTYRATE_MEASURED && mib_s >= 0)
+            break;
+        if (waited > (int64_t)secs * 1000 + 5000) {
+            *err = xasprintf("the dirty-rate sample of %s did not finish within %d s (status %d)",
+                             virDomainGetName(dom), secs + 5, status);
+            *code = RPC_LIBVIRT;
+            return -1;
+        }
+    }
+    json_object_object_add(out, "dirty_rate_mib_s", json_object_new_int64(mib_s));
+    json_object_object_add(out, "memory_mib", json_object_new_int64((int64_t)(info.memory / 1024)));
+    json_object_object_add(out, "seconds", json_object_new_int(secs));
+    json_object_object_add(out, "mode", json_object_new_string(mode[0] ? mode : "unknown"));
+    log_info(&c->lf, "dirty rate of %s: %lld MiB/s (%s, %d s), memory %llu MiB", virDomainGetName(dom), mib_s,
+             mode[0] ? mode : "unknown", secs, (unsigned long long)(info.memory / 1024));
+    return 0;
+}
+
+int measure_dirty_rate(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    const char *inst = NULL;
+    int secs = 1;
+    if (rpcin_dirty_rate(c->body, &inst, &secs, err) < 0) {
+        *code = RPC_INVALID;
+        return -1;
+    }
+    c->instance = inst;
+    c->lf.instance = inst;
+    const char *why = NULL;
+    virConnectPtr conn = lv_ref(c->a->lv, &why);
+    if (!conn) {
+        *err = xasprintf("not connected to libvirtd: %s", why ? why : "unknown");
+        *code = RPC_UNAVAILABLE;
+        return -1;
+    }
+    int rc = -1;
+    virDomainPtr dom = virDomainLookupByUUIDString(conn, inst);
+    if (!dom) {
+        virErrorPtr e = virGetLastError();
+        int missing = e && e->code == VIR_ERR_NO_DOMAIN;
+        *err = missing ? xasprintf("no domain %s on %s", inst, c->a->host)
+                       : xasprintf("cannot look up domain %s: %s", inst, lv_errmsg());
+        *code = missing ? RPC_NOT_FOUND : RPC_LIBVIRT;
+    } else {
+        rc = measure_dom(c, dom, secs, out, err, code);
+        virDomainFree(dom);
+    }
+    virConnectClose(conn);
+    return rc;
+}
