@@ -54,5 +54,8 @@ int cmd_migration_abort(ctl *c, int argc, char **argv);
 /* ferryctl migration resolve ID --to source|destination: the migration.resolve request. */
 int cmd_migration_resolve(ctl *c, int argc, char **argv);
 int cmd_migration_force_complete(ctl *c, int argc, char **argv);
+/* ferryctl forecast INSTANCE [--bandwidth MiB/s] [--max-downtime MS] [--deadline S]: the
+ * instance.forecast request, each mode's forecast as a table. */
+int cmd_forecast(ctl *c, int argc, char **argv);
 
 #endif

@@ -53,6 +53,11 @@ static const verb verbs[] = {
      "settle a migration in error where its guest runs: refused unless libvirt on that host\n"
      "        says it runs there and libvirt on the other that it does not",
      cmd_migration_resolve},
+    {"forecast", "INSTANCE [--bandwidth MiB/s] [--max-downtime MS] [--deadline S] [--sample S]",
+     "how long moving INSTANCE would take and pause it, by pre-copy, auto-converge and\n"
+     "        post-copy (its host samples its dirty rate for --sample seconds, default 1), and\n"
+     "        the mode that meets the objectives; nothing moves",
+     cmd_forecast},
     {"check", "",
      "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
      "        and report",

@@ -348,3 +348,83 @@ int cmd_migration_resolve(ctl *c, int argc, char **argv)
     msg_envelope_free(env);
     return rc;
 }
+
+/* "12.3 s", "850 ms" */
+static void fmt_ms(char *buf, size_t n, int64_t ms)
+{
+    if (ms >= 10000)
+        snprintf(buf, n, "%.1f s", (double)ms / 1000.0);
+    else
+        snprintf(buf, n, "%lld ms", (long long)ms);
+}
+
+int cmd_forecast(ctl *c, int argc, char **argv)
+{
+    const char *vn = "forecast";
+    opt o[] = {{"--bandwidth", 1, NULL}, {"--max-downtime", 1, NULL}, {"--deadline", 1, NULL}, {"--sample", 1, NULL}};
+    char *pos[1];
+    if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
+        fprintf(stderr, PROG ": %s needs exactly one INSTANCE (name, uuid or i-xxxxxxxx)\n", vn);
+        return 2;
+    }
+    int bw = 0, down = 0, deadline = 0, sample = 1;
+    if ((o[0].value && verbs_int_arg(vn, "--bandwidth", o[0].value, 1, MSG_OPT_BANDWIDTH_MAX, &bw) < 0) ||
+        (o[1].value &&
+         verbs_int_arg(vn, "--max-downtime", o[1].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &down) < 0) ||
+        (o[2].value && verbs_int_arg(vn, "--deadline", o[2].value, 1, 7 * 86400, &deadline) < 0) ||
+        (o[3].value && verbs_int_arg(vn, "--sample", o[3].value, 1, 10, &sample) < 0))
+        return 2;
+    if (ctl_connect(c) < 0)
+        return 1;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(pos[0]));
+    if (bw)
+        json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(bw));
+    if (down)
+        json_object_object_add(b, "max_downtime_ms", json_object_new_int(down));
+    if (deadline)
+        json_object_object_add(b, "deadline_s", json_object_new_int(deadline));
+    json_object_object_add(b, "seconds", json_object_new_int(sample));
+    _cleanup_free_ char *text = msg_build("instance.forecast", NULL, b);
+    /* the scheduler waits for the host's sample (seconds, and up to 5 s more) */
+    c->timeout_ms = c->timeout_ms * 2 + sample * 1000 + 5000;
+    msg_envelope *env;
+    int rc = ask(c, vn, text, &env);
+    if (rc == 0 && !c->json) {
+        json_object *r = msg_envelope_body(env), *modes = NULL;
+        printf("forecast for %s (%s) on %s: %lld MiB of memory, dirtied at %lld MiB/s; link %lld MiB/s (%s); "
+               "pause allowed %lld ms",
+               jsd(r, "instance", "?"), jsd(r, "uuid", "?"), jsd(r, "host", "?"), (long long)ji(r, "memory_mib"),
+               (long long)ji(r, "dirty_rate_mib_s"), (long long)ji(r, "bandwidth_mib_s"),
+               jsd(r, "bandwidth_from", "?"), (long long)ji(r, "max_downtime_ms"));
+        if (ji(r, "deadline_s") > 0)
+            printf(", deadline %lld s", (long long)ji(r, "deadline_s"));
+        printf("\n%-14s %-5s %-9s %-9s %-9s %-6s %-8s %s\n", "MODE", "ENDS", "DURATION", "PAUSE", "SENT", "PASSES",
+               "THROTTLE", "MEETS");
+        if (json_object_object_get_ex(r, "modes", &modes) && json_object_is_type(modes, json_type_array)) {
+            for (size_t i = 0; i < json_object_array_length(modes); i++) {
+                json_object *m = json_object_array_get_idx(modes, i);
+                char dur[32], pause[32], sent[32], thr[16];
+                int ends = jb(m, "converges");
+                if (ends)
+                    fmt_ms(dur, sizeof(dur), ji(m, "duration_ms"));
+                else
+                    snprintf(dur, sizeof(dur), "-");
+                fmt_ms(pause, sizeof(pause), ji(m, "downtime_ms"));
+                snprintf(sent, sizeof(sent), "%lld MiB", (long long)(ji(m, "bytes") >> 20));
+                if (ji(m, "throttle_pct") > 0)
+                    snprintf(thr, sizeof(thr), "%lld %%", (long long)ji(m, "throttle_pct"));
+                else
+                    snprintf(thr, sizeof(thr), "-");
+                printf("%-14s %-5s %-9s %-9s %-9s %-6lld %-8s %s\n", jsd(m, "mode", "?"), ends ? "yes" : "no", dur,
+                       ends ? pause : "-", sent, (long long)ji(m, "passes"), thr, jb(m, "meets") ? "yes" : "no");
+            }
+        }
+        if (js(r, "choice"))
+            printf("choice: %s\n", js(r, "choice"));
+        else
+            printf("choice: none: %s\n", jsd(r, "reason", "no mode meets the objectives"));
+    }
+    msg_envelope_free(env);
+    return rc;
+}

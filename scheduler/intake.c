@@ -493,6 +493,10 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         reconcile_resolve(s, c, d, env); /* takes env */
         return;
     }
+    if (strcmp(type, "instance.forecast") == 0) {
+        forecastop_on_request(s, c, d, env); /* takes env */
+        return;
+    }
     msg_request_defaults defs;
     msg_request_defaults_init(&defs);
     defs.postcopy_after_iterations = (int)s->cfg->scheduler.postcopy_after_iterations;

@@ -19,6 +19,7 @@ static const char *const method_words[ORCHREPLY_METHOD_COUNT] = {
     [ORCHREPLY_ROLLBACK] = "rollback",
     [ORCHREPLY_RESUME_POSTCOPY] = "resume_postcopy",
     [ORCHREPLY_PAUSE_POSTCOPY] = "pause_postcopy",
+    [ORCHREPLY_DIRTY_RATE] = "dirty_rate",
 };
 
 const char *orchreply_method_str(orchreply_method m)
@@ -392,6 +393,14 @@ int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char *
             break;
         case ORCHREPLY_RESUME_POSTCOPY:
             rc = read_resume_postcopy(body, out, why);
+            break;
+        case ORCHREPLY_DIRTY_RATE:
+            rc = orchreply_get_int(body, "body.", "dirty_rate_mib_s", 1, 0, ORCHREPLY_MAX_MEMORY_MB, &out->dirty.mib_s,
+                                   why) < 0 ||
+                         orchreply_get_int(body, "body.", "memory_mib", 1, 1, ORCHREPLY_MAX_MEMORY_MB,
+                                           &out->dirty.memory_mib, why) < 0
+                     ? -1
+                     : 0;
             break;
         default:
             break; /* success is all the orchestration reads */

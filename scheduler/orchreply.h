@@ -46,6 +46,7 @@ typedef enum orchreply_method {
     ORCHREPLY_ROLLBACK,
     ORCHREPLY_RESUME_POSTCOPY,
     ORCHREPLY_PAUSE_POSTCOPY,
+    ORCHREPLY_DIRTY_RATE, /* not the orchestration's: a forecast's input (forecastop.c) */
     ORCHREPLY_METHOD_COUNT
 } orchreply_method;
 
@@ -127,6 +128,11 @@ typedef struct orchreply {
     orchreply_stats dest_stats; /* all -1 when absent */
     /* ok, resume_postcopy: body.resume, required */
     orchreply_resume resume;
+    /* ok, dirty_rate: all required */
+    struct {
+        int64_t mib_s;      /* 0..ORCHREPLY_MAX_MEMORY_MB per second */
+        int64_t memory_mib; /* 1..ORCHREPLY_MAX_MEMORY_MB */
+    } dirty;
 } orchreply;
 
 /* Returns the method's word ("check_source", ...); "?" out of range; a static string. */

@@ -88,6 +88,12 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
  * other that it does not; replies migration.resolve.accepted or .refused with the reason (a
  * refusal recorded as the migration's event of kind resolve). Owns d and env. */
 void reconcile_resolve(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* Handles an instance.forecast request on ferry.scheduler (body {"instance", and optional
+ * "bandwidth_mib_s", "max_downtime_ms", "deadline_s", "seconds"}; forecastop.c): the instance's
+ * host samples its dirty rate (dirty_rate), and each mode's forecast and the mode that meets the
+ * objectives are answered as instance.forecast.result, or instance.forecast.refused with the
+ * reason. Changes nothing. Owns d and env. */
+void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
 /* In the caller's transaction: serializes with every other replica's limit decisions (an

@@ -1,9 +1,9 @@
 /* libFuzzer target: what the scheduler reads from an agent's RPC replies and migration events
  * before it acts (scheduler/orchreply.c). The input's first byte, counted from '0' (modulo 19),
- * chooses the reader: below ORCHREPLY_METHOD_COUNT the reply to that method, else one of the
- * event kinds (the seeds use '0'..':' for check_source .. pause_postcopy, ';' progress, '<'
- * postcopy, '=' completed, '>' failed, '?' cancelled, '@' and 'A' kinds not read, 'B'
- * postcopy_paused). The rest is the message:
+ * chooses the reader (modulo 20): the replies to check_source .. pause_postcopy ('0'..':'), the
+ * event kinds (';' progress, '<' postcopy, '=' completed, '>' failed, '?' cancelled, '@' and
+ * 'A' kinds not read, 'B' postcopy_paused), then the reply to dirty_rate ('C'). The rest is the
+ * message:
  * it goes through the envelope parser (common/msg.c) as in orchcall.c and hoststate.c, and its
  * body through the reader. Every result is then checked: a refusal says why and leaves nothing
  * believed; every accepted value is within the bounds orchreply.h promises (abort() else). */
@@ -150,6 +150,10 @@ static void check_reply(orchreply_method m, const orchreply *r)
         check(r->resume <= ORCHREPLY_RESUME_COMPLETED);
         check(!r->src.disks && !r->job.error && !r->ann.detail);
         break;
+    case ORCHREPLY_DIRTY_RATE:
+        check(in(r->dirty.mib_s, 0, ORCHREPLY_MAX_MEMORY_MB) && in(r->dirty.memory_mib, 1, ORCHREPLY_MAX_MEMORY_MB));
+        check(!r->src.disks && !r->job.error && !r->ann.detail);
+        break;
     default:
         check(!r->src.disks && !r->job.error && !r->ann.detail);
         break;
@@ -189,9 +193,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    /* counted from '0': '0' is 48, and 48 + 9 is a multiple of 19 */
-    _Static_assert(ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds) == 19, "the seeds' first bytes assume 19 readers");
-    unsigned sel = ((unsigned)data[0] + 9) % 19;
+    /* counted from '0': '0' is 48, and 48 + 12 is a multiple of 20 */
+    _Static_assert(ORCHREPLY_METHOD_COUNT + ARRAY_SIZE(event_kinds) == 20, "the seeds' first bytes assume 20 readers");
+    _Static_assert(ORCHREPLY_DIRTY_RATE == ORCHREPLY_PAUSE_POSTCOPY + 1, "dirty_rate is read last");
+    unsigned sel = ((unsigned)data[0] + 12) % 20;
+    /* the methods before dirty_rate, the events, then dirty_rate: the older seeds keep their reader */
+    unsigned nev = (unsigned)ARRAY_SIZE(event_kinds);
+    int is_event = sel >= ORCHREPLY_DIRTY_RATE && sel < ORCHREPLY_DIRTY_RATE + nev;
+    unsigned method = sel < ORCHREPLY_DIRTY_RATE ? sel : ORCHREPLY_DIRTY_RATE;
     msg_envelope *env = NULL;
     char *why = NULL;
     if (msg_parse((const char *)data + 1, size - 1, &env, &why) < 0) {
@@ -199,8 +208,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     json_object *b = msg_envelope_body(env);
-    if (sel < ORCHREPLY_METHOD_COUNT) {
-        orchreply_method m = (orchreply_method)sel;
+    if (!is_event) {
+        orchreply_method m = (orchreply_method)method;
         orchreply r;
         if (orchreply_read(m, b, &r, &why) < 0) {
             check(why && *why); /* a refusal always says why */
@@ -212,7 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             orchreply_clear(&r);
         }
     } else {
-        const char *what = event_kinds[sel - ORCHREPLY_METHOD_COUNT];
+        const char *what = event_kinds[sel - ORCHREPLY_DIRTY_RATE];
         orchreply_event ev;
         if (orchreply_event_read(what, b, &ev, &why) < 0) {
             check(why && *why);

@@ -23,6 +23,20 @@ wait_sql 10 "SELECT count(*) FROM allocations WHERE instance_uuid = (SELECT uuid
   fail "vm1 has no allocation on compute1"
 ok "heartbeats: hosts and instance $ec2 recorded, with its allocation on compute1"
 
+# ---- forecast (issue #18): the host samples the dirty rate, nothing moves ----------------------------
+out=$("$CTL" --timeout 20000 forecast vm1 --bandwidth 8) || fail "forecast vm1: $out"
+grep -q "^forecast for $ec2 (.*) on compute1: 128 MiB of memory, dirtied at [0-9]* MiB/s; link 8 MiB/s (request); pause allowed 300 ms" <<<"$out" ||
+  fail "forecast vm1's first line: $out"
+grep -q "^pre-copy  *yes " <<<"$out" && grep -q "^choice: pre-copy" <<<"$out" || fail "an idle guest's forecast: $out"
+js=$("$CTL" -o json --timeout 20000 forecast vm1 --bandwidth 8) || fail "forecast -o json: $js"
+# 128 MiB at 8 MiB/s: 16 s, and the fixed costs (forecast_setup_ms 1000, forecast_switch_ms 100)
+d=$(jq -r '.modes[0].duration_ms' <<<"$js")
+[[ $(jq -r '.modes[0].mode' <<<"$js") == pre-copy ]] && ((d >= 17100 && d <= 22000)) || fail "vm1's pre-copy forecast: $js"
+[[ $(sql "SELECT count(*) FROM migrations") == 0 ]] || fail "a forecast made a migration"
+st=0; out=$("$CTL" --timeout 20000 forecast no-such-vm 2>&1) || st=$?
+[[ $st == 1 && $out == *"forecast refused: no instance no-such-vm"* ]] || fail "forecast of no instance: $st $out"
+ok "forecast of idle vm1 at 8 MiB/s: pre-copy in $d ms; no instance: refused"
+
 # ---- the seed's story: i-xxxx to compute2, running -> migrating -> running ------------------------
 req=$(newid)
 before=$(last_hb vm1)
@@ -90,6 +104,18 @@ ok "full destination refused: $reason"
 # ---- an agent-reported failure: the guest stays on the source, allocations go back ------------------
 "$LAB" guest compute2 d1 --dirty 64 --rate 48 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'd1'" "compute2 running" || fail "d1 not discovered running"
+# a guest rewriting 64 MiB: pre-copy at 8 MiB/s cannot move it, post-copy can within a minute;
+# nothing can within 5 s
+for _ in $(seq 1 10); do
+  js=$("$CTL" -o json --timeout 20000 forecast d1 --bandwidth 8 --deadline 60) || fail "forecast d1: $js"
+  (($(jq -r .dirty_rate_mib_s <<<"$js") >= 8)) && break
+done
+[[ $(jq -r '.modes[0].converges' <<<"$js") == false && $(jq -r .choice <<<"$js") == post-copy &&
+  $(jq -r '.modes[2].downtime_ms' <<<"$js") == 100 ]] || fail "a busy guest's forecast: $js"
+out=$("$CTL" --timeout 20000 forecast d1 --bandwidth 8 --deadline 5) || fail "forecast d1 --deadline 5: $out"
+grep -q "^choice: none: no allowed mode meets max_downtime_ms 300 and deadline_s 5: pre-copy does not converge" <<<"$out" ||
+  fail "an impossible deadline: $out"
+ok "forecast of busy d1 ($(jq -r .dirty_rate_mib_s <<<"$js") MiB/s) at 8 MiB/s: $(grep '^choice' <<<"$out")"
 wait_sql 30 "SELECT capacity_memory_mb > 1000 FROM hosts WHERE name = 'compute1'" t || fail "compute1 capacity not restored"
 req4=$(newid)
 publish "$req4" '{"instance":"d1","os-migrateLive":{"host":"compute1","block_migration":false,"disk_over_commit":false,"post_copy":false},

@@ -524,6 +524,26 @@ static int ev_rd(const char *what, const char *text, orchreply_event *ev, char *
 }
 
 /* text as the event what is accepted: *ev filled; returns the body (release both with ev_done()). */
+static void test_dirty_rate(void **state)
+{
+    (void)state;
+    orchreply r;
+    json_object *o = accepted(ORCHREPLY_DIRTY_RATE,
+                              "{\"ok\":true,\"dirty_rate_mib_s\":56,\"memory_mib\":128,\"mode\":\"page-sampling\"}", &r);
+    assert_int_equal(r.dirty.mib_s, 56);
+    assert_int_equal(r.dirty.memory_mib, 128);
+    orchreply_clear(&r);
+    json_object_put(o);
+    refused(ORCHREPLY_DIRTY_RATE, "{\"ok\":true,\"memory_mib\":128}", "body.dirty_rate_mib_s");
+    refused(ORCHREPLY_DIRTY_RATE, "{\"ok\":true,\"dirty_rate_mib_s\":-5,\"memory_mib\":128}",
+            "body.dirty_rate_mib_s");
+    refused(ORCHREPLY_DIRTY_RATE, "{\"ok\":true,\"dirty_rate_mib_s\":5,\"memory_mib\":0}", "body.memory_mib");
+    refused(ORCHREPLY_DIRTY_RATE, "{\"ok\":true,\"dirty_rate_mib_s\":null,\"memory_mib\":128}",
+            "body.dirty_rate_mib_s");
+    refused(ORCHREPLY_DIRTY_RATE, "{\"ok\":true,\"dirty_rate_mib_s\":5,\"memory_mib\":99999999999}",
+            "body.memory_mib");
+}
+
 static json_object *ev_accepted(const char *what, const char *text, orchreply_event *ev)
 {
     char *why;
@@ -650,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_other_methods),
         cmocka_unit_test(test_post_announce),
         cmocka_unit_test(test_post_stats_and_resume),
+        cmocka_unit_test(test_dirty_rate),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_hostile),
     };

@@ -1,0 +1,288 @@
+/* forecastop: the operator's `instance.forecast` (issue #18; ferryctl forecast INSTANCE): the
+ * instance is read from the database (where it runs), its host's agent samples its dirty rate
+ * and reads its memory (dirty_rate, answered only by that host's own agent user), and the
+ * forecast model (forecast.c) gives each mode's duration, pause and bytes at the bandwidth the
+ * request names (else [scheduler] bandwidth_mib_s, else forecast_bandwidth_mib_s), and the mode
+ * that meets the request's objectives, or why none does. Nothing is changed anywhere. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast.h"
+#include "orchreply.h"
+#include "sched.h"
+
+typedef struct fc_job {
+    sched *s;
+    mq_conn *c;
+    mq_delivery *d;
+    msg_envelope *env;
+    const char *ref; /* borrowed from env */
+    int64_t bandwidth_mib_s, max_downtime_ms, deadline_s, seconds;
+    const char *bandwidth_from;
+    /* read from the database */
+    int found;
+    char uuid[40], ec2[32], host[256], vm_state[32];
+    /* the agent's answer */
+    int64_t dirty_mib_s, memory_mib;
+    char *refused; /* why, NULL when answered */
+} fc_job;
+
+static void job_free(fc_job *j)
+{
+    msg_envelope_free(j->env);
+    free(j->refused);
+    free(j);
+}
+
+/* Replies type with body (taken) to the request's reply_to, if any. */
+static void send_reply(fc_job *j, const char *type, json_object *body)
+{
+    const mq_message *m = mq_delivery_message(j->d);
+    _cleanup_free_ char *text = msg_build(type, msg_envelope_id(j->env), body); /* takes body */
+    if (!m->reply_to || !*m->reply_to)
+        return;
+    mq_props p = {.correlation_id = m->correlation_id, .transient = 1};
+    char *err = NULL;
+    if (mq_publish(j->s->mq, "", m->reply_to, &p, text, strlen(text), NULL, NULL, &err) < 0) {
+        log_warn(NULL, "could not reply to %s: %s", m->reply_to, err);
+        free(err);
+    }
+}
+
+static json_object *mode_json(forecast_mode m, const forecast_out *f, const forecast_objectives *obj)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "mode", json_object_new_string(forecast_mode_str(m)));
+    json_object_object_add(o, "converges", json_object_new_boolean(f->converges));
+    json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)f->duration_ms));
+    json_object_object_add(o, "downtime_ms", json_object_new_int64((int64_t)f->downtime_ms));
+    json_object_object_add(o, "bytes", json_object_new_int64(f->bytes > INT64_MAX ? INT64_MAX : (int64_t)f->bytes));
+    json_object_object_add(o, "passes", json_object_new_int(f->passes));
+    json_object_object_add(o, "throttle_pct", json_object_new_int(f->throttle_pct));
+    json_object_object_add(o, "meets", json_object_new_boolean(forecast_meets(f, obj)));
+    return o;
+}
+
+/* The forecast from the agent's figures, answered; or the refusal. Acks the request. */
+static void finish(fc_job *j)
+{
+    log_fields f = {.req = msg_envelope_id(j->env), .instance = *j->ec2 ? j->ec2 : NULL, .host = *j->host ? j->host : NULL};
+    if (j->refused) {
+        log_warn(&f, "instance.forecast of %s refused: %s", j->ref, j->refused);
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "reason", json_object_new_string(j->refused));
+        send_reply(j, "instance.forecast.refused", b);
+        mq_ack(j->c, j->d);
+        job_free(j);
+        return;
+    }
+    const cfg_scheduler *cs = &j->s->cfg->scheduler;
+    forecast_in in = {
+        .memory_bytes = (uint64_t)j->memory_mib << 20,
+        .dirty_bytes_s = (uint64_t)j->dirty_mib_s << 20,
+        .bandwidth_bytes_s = (uint64_t)j->bandwidth_mib_s << 20,
+        /* QEMU's downtime limit covers the memory left, not the device state: to pause no
+         * longer than max_downtime_ms it gets that less the switch-over cost */
+        .max_downtime_ms = j->max_downtime_ms > cs->forecast_switch_ms ? (uint64_t)(j->max_downtime_ms - cs->forecast_switch_ms) : 1,
+        .setup_ms = (uint64_t)cs->forecast_setup_ms,
+        .switch_ms = (uint64_t)cs->forecast_switch_ms,
+        .postcopy_after_passes = (int)cs->postcopy_after_iterations,
+        .max_passes = 30,
+    };
+    forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
+                               .deadline_ms = (uint64_t)j->deadline_s * 1000};
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(j->ec2));
+    json_object_object_add(b, "uuid", json_object_new_string(j->uuid));
+    json_object_object_add(b, "host", json_object_new_string(j->host));
+    json_object_object_add(b, "memory_mib", json_object_new_int64(j->memory_mib));
+    json_object_object_add(b, "dirty_rate_mib_s", json_object_new_int64(j->dirty_mib_s));
+    json_object_object_add(b, "bandwidth_mib_s", json_object_new_int64(j->bandwidth_mib_s));
+    json_object_object_add(b, "bandwidth_from", json_object_new_string(j->bandwidth_from));
+    json_object_object_add(b, "max_downtime_ms", json_object_new_int64(j->max_downtime_ms));
+    json_object_object_add(b, "deadline_s", json_object_new_int64(j->deadline_s));
+    json_object *modes = json_object_new_array();
+    for (int m = 0; m < FORECAST_MODES; m++) {
+        forecast_out fo;
+        forecast_run(&in, (forecast_mode)m, &fo);
+        json_object_array_add(modes, mode_json((forecast_mode)m, &fo, &obj));
+    }
+    json_object_object_add(b, "modes", modes);
+    bool all[FORECAST_MODES] = {true, true, true};
+    forecast_mode chosen;
+    forecast_out co;
+    char *why = NULL;
+    if (forecast_choose(&in, &obj, all, &chosen, &co, &why) == 0) {
+        json_object_object_add(b, "choice", json_object_new_string(forecast_mode_str(chosen)));
+        log_info(&f, "forecast for %s on %s: %lld MiB dirtying %lld MiB/s at %lld MiB/s: %s, %.1f s, pause %llu ms",
+                 j->ec2, j->host, (long long)j->memory_mib, (long long)j->dirty_mib_s, (long long)j->bandwidth_mib_s,
+                 forecast_mode_str(chosen), (double)co.duration_ms / 1000.0, (unsigned long long)co.downtime_ms);
+    } else {
+        json_object_object_add(b, "choice", NULL);
+        json_object_object_add(b, "reason", json_object_new_string(why));
+        log_info(&f, "forecast for %s on %s: %s", j->ec2, j->host, why);
+        free(why);
+    }
+    send_reply(j, "instance.forecast.result", b);
+    mq_ack(j->c, j->d);
+    job_free(j);
+}
+
+static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *reply, void *arg)
+{
+    (void)c;
+    fc_job *j = arg;
+    msg_envelope *env = NULL;
+    char *perr = NULL;
+    orchreply r = {0};
+    if (!ok) {
+        j->refused = xasprintf("the agent of %s did not answer dirty_rate: %s", j->host, err ? err : "no reply");
+    } else if (msg_parse(reply->body, reply->len, &env, &perr) < 0 ||
+               orchreply_read(ORCHREPLY_DIRTY_RATE, msg_envelope_body(env), &r, &perr) < 0) {
+        j->refused = xasprintf("the reply of %s to dirty_rate is refused: %s", j->host, perr);
+        free(perr);
+    } else if (!r.ok) {
+        j->refused = xasprintf("%s could not measure the dirty rate: %s", j->host, r.error);
+    } else {
+        j->dirty_mib_s = r.dirty.mib_s;
+        j->memory_mib = r.dirty.memory_mib;
+    }
+    orchreply_clear(&r);
+    msg_envelope_free(env);
+    if (j->s->stopping) {
+        job_free(j);
+        return;
+    }
+    finish(j);
+}
+
+/* dirty_rate to the instance's host, the answer taken only from its own agent. */
+static void ask_host(fc_job *j)
+{
+    sched *s = j->s;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(j->uuid));
+    json_object_object_add(b, "seconds", json_object_new_int64(j->seconds));
+    _cleanup_free_ char *text = msg_build("rpc.dirty_rate", NULL, b);
+    _cleanup_free_ char *key = xasprintf("compute.%s", j->host);
+    char **from = trust_answer_senders(&s->cfg->trust, j->host);
+    char *err = NULL;
+    /* the agent samples for `seconds` (and waits up to 5 s more for QEMU) */
+    int timeout = (int)s->cfg->amqp.rpc_timeout_ms + (int)j->seconds * 1000 + 5000;
+    int r = mq_rpc_call(s->mq, MQ_EXCHANGE, key, text, strlen(text), timeout, (const char *const *)from, on_answer, j,
+                        &err);
+    trust_list_free(from);
+    if (r < 0) {
+        /* answered at once as a failure (the call's callback is not run) */
+        j->refused = xasprintf("could not ask %s for the dirty rate: %s", j->host, err ? err : "not sent");
+        free(err);
+        finish(j);
+    }
+}
+
+/* ---- the instance read, on the database worker ------------------------------------------------- */
+
+static int read_work(db_conn *db, void *arg, char **err)
+{
+    fc_job *j = arg;
+    msg_instance_kind k = msg_instance_classify(j->ref);
+    const char *col = k == MSG_INSTANCE_UUID ? "uuid::text" : k == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
+    _cleanup_free_ char *sql = xasprintf(
+        "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state FROM instances WHERE %s = $1 AND vm_state <> "
+        "'deleted' LIMIT 2",
+        col);
+    const char *p[] = {j->ref};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r, sql, 1, p) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    j->found = PQntuples(r);
+    if (j->found == 1) {
+        strlcpy_f(j->uuid, PQgetvalue(r, 0, 0), sizeof(j->uuid));
+        strlcpy_f(j->ec2, PQgetvalue(r, 0, 1), sizeof(j->ec2));
+        strlcpy_f(j->host, PQgetvalue(r, 0, 2), sizeof(j->host));
+        strlcpy_f(j->vm_state, PQgetvalue(r, 0, 3), sizeof(j->vm_state));
+    }
+    return 0;
+}
+
+static void read_done(void *arg, int rc, char *err)
+{
+    fc_job *j = arg;
+    if (rc < 0)
+        j->refused = xasprintf("could not read instance %s: %s", j->ref, err ? err : "the database worker could not run it");
+    else if (j->found == 0)
+        j->refused = xasprintf("no instance %s", j->ref);
+    else if (j->found > 1)
+        j->refused = xasprintf("instance name %s is ambiguous: use its uuid or i-xxxxxxxx id", j->ref);
+    else if (!*j->host)
+        j->refused = xasprintf("instance %s has no host", j->ref);
+    else if (strcmp(j->vm_state, "running") != 0)
+        j->refused = xasprintf("instance %s is %s on %s: only a running guest has a dirty rate", j->ref, j->vm_state,
+                               j->host);
+    free(err);
+    if (j->refused || j->s->stopping) {
+        if (j->s->stopping && !j->refused) {
+            job_free(j);
+            return;
+        }
+        finish(j);
+        return;
+    }
+    ask_host(j);
+}
+
+/* Reads optional integer key of b within [lo, hi] into *out (left as is when absent); -1 with
+ * j->refused when present and not such an integer. */
+static int opt_int(fc_job *j, json_object *b, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *why = NULL;
+    if (orchreply_get_int(b, "instance.forecast: body.", key, 0, lo, hi, out, &why) < 0) {
+        j->refused = why;
+        return -1;
+    }
+    return 0;
+}
+
+void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env)
+{
+    json_object *b = msg_envelope_body(env);
+    fc_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->c = c;
+    j->d = d;
+    j->env = env;
+    const cfg_scheduler *cs = &s->cfg->scheduler;
+    j->bandwidth_mib_s = cs->bandwidth_mib_s > 0 ? cs->bandwidth_mib_s : cs->forecast_bandwidth_mib_s;
+    j->bandwidth_from = cs->bandwidth_mib_s > 0 ? "config bandwidth_mib_s" : "config forecast_bandwidth_mib_s";
+    j->max_downtime_ms = cs->max_downtime_ms;
+    j->deadline_s = 0;
+    j->seconds = 1;
+    int64_t bw = 0;
+    char *why = NULL;
+    if (orchreply_get_text(b, "instance.forecast: body.", "instance", 1, ORCHREPLY_MAX_NAME, &j->ref, &why) < 0)
+        j->refused = why;
+    else if (opt_int(j, b, "bandwidth_mib_s", 1, MSG_OPT_BANDWIDTH_MAX, &bw) < 0 ||
+             opt_int(j, b, "max_downtime_ms", MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &j->max_downtime_ms) < 0 ||
+             opt_int(j, b, "deadline_s", 0, 7 * 86400, &j->deadline_s) < 0 ||
+             opt_int(j, b, "seconds", 1, 10, &j->seconds) < 0)
+        ;
+    else if (!*j->ref)
+        j->refused = xstrdup("instance.forecast: body.instance: empty");
+    if (bw > 0) {
+        j->bandwidth_mib_s = bw;
+        j->bandwidth_from = "request";
+    }
+    if (j->refused) {
+        log_fields f = {.req = msg_envelope_id(env)};
+        log_warn(&f, "request refused: %s", j->refused);
+        json_object *rb = json_object_new_object();
+        json_object_object_add(rb, "reason", json_object_new_string(j->refused));
+        send_reply(j, "instance.forecast.refused", rb);
+        mq_dead_letter(c, d, j->refused);
+        job_free(j);
+        return;
+    }
+    dbq_submit(s->dbq, read_work, read_done, j);
+}
