@@ -228,6 +228,18 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
            mib_text(ji(m, "memory_total_bytes"), total), mib_text(ji(m, "memory_remaining_bytes"), left),
            (long long)ji(m, "iteration"));
     printf("  downtime   %s ms\n", jsd(m, "downtime_ms", "-"));
+    if (js(m, "forecast_mode")) {
+        char fdur[32] = "does not converge";
+        if (jb(m, "forecast_converges"))
+            snprintf(fdur, sizeof(fdur), "%.1f s", (double)ji(m, "forecast_duration_ms") / 1000.0);
+        printf("  forecast   %s %s, pause %lld ms (dirty rate %lld MiB/s, link %lld MiB/s)", js(m, "forecast_mode"),
+               fdur, (long long)ji(m, "forecast_downtime_ms"), (long long)ji(m, "forecast_dirty_mib_s"),
+               (long long)ji(m, "forecast_bandwidth_mib_s"));
+        if (js(m, "forecast_error_pct"))
+            printf("; took %.1f s: %s%s %%", (double)ji(m, "duration_ms") / 1000.0,
+                   js(m, "forecast_error_pct")[0] == '-' ? "" : "+", js(m, "forecast_error_pct"));
+        printf("\n");
+    }
     printf("  created    %s\n  finished   %s\n", jsd(m, "created_at", "-"), jsd(m, "finished_at", "-"));
     printf("  owner      %s\n", jsd(m, "owner", "-"));
     if (js(m, "error"))

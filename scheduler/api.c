@@ -128,7 +128,12 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
     "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
     "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_remaining_bytes, i.project,"                         \
-    "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms"              \
+    "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms,"             \
+    "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"     \
+    "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s,"                                                          \
+    "  CASE WHEN m.status = 'completed' AND m.forecast_duration_ms > 0 THEN round(100.0 * ((extract(epoch FROM"       \
+    "   m.finished_at - m.started_at) * 1000) - m.forecast_duration_ms) / m.forecast_duration_ms, 1) END"              \
+    "   AS forecast_error_pct"                                                                                         \
     " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                                  \
     " WHERE ($1::text IS NULL OR m.status = $1) AND ($3::bigint IS NULL OR m.id = $3)"                                 \
     " ORDER BY m.id DESC LIMIT $2::int) x"

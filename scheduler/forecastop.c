@@ -84,7 +84,8 @@ static void finish(fc_job *j)
         /* QEMU's downtime limit covers the memory left, not the device state: to pause no
          * longer than max_downtime_ms it gets that less the switch-over cost */
         .max_downtime_ms = j->max_downtime_ms > cs->forecast_switch_ms ? (uint64_t)(j->max_downtime_ms - cs->forecast_switch_ms) : 1,
-        .setup_ms = (uint64_t)cs->forecast_setup_ms,
+        /* a migration samples the dirty rate first too (forecast_sample_s) */
+        .setup_ms = (uint64_t)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000),
         .switch_ms = (uint64_t)cs->forecast_switch_ms,
         .postcopy_after_passes = (int)cs->postcopy_after_iterations,
         .max_passes = 30,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast.h"
 #include "ledger.h"
 #include "orchcall.h"
 #include "orchcore.h"
@@ -363,6 +364,46 @@ static void dest_checked(orch *o, const orchreply *r)
     orchtx_transition(o, MIG_PREPARING, NULL, prepare);
 }
 
+static void check_destination(orch *o)
+{
+    json_object *b = o->dest_check;
+    o->dest_check = NULL;
+    call(o, o->dest, ORCHREPLY_CHECK_DESTINATION, b, dest_checked);
+}
+
+/* The source's dirty-rate sample came: the forecast of the mode this migration runs in, stored
+ * with it (issue #18); then the checks go on. */
+static void forecast_sampled(orch *o, const orchreply *r)
+{
+    const cfg_scheduler *cs = &o->s->cfg->scheduler;
+    int64_t bw = o->bw > 0 ? o->bw : cs->forecast_bandwidth_mib_s;
+    forecast_mode m = o->post_copy ? FORECAST_POSTCOPY : o->auto_converge ? FORECAST_AUTO_CONVERGE : FORECAST_PRECOPY;
+    forecast_in in = {
+        .memory_bytes = (uint64_t)r->dirty.memory_mib << 20,
+        .dirty_bytes_s = (uint64_t)r->dirty.mib_s << 20,
+        .bandwidth_bytes_s = (uint64_t)bw << 20,
+        .max_downtime_ms = (uint64_t)(o->downtime > 0 ? o->downtime : 1), /* the limit QEMU is given */
+        /* the checks, the sample itself, the preparation */
+        .setup_ms = (uint64_t)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000),
+        .switch_ms = (uint64_t)cs->forecast_switch_ms,
+        .postcopy_after_passes = o->after > 0 ? o->after : 1,
+        .max_passes = 30,
+    };
+    forecast_out f;
+    forecast_run(&in, m, &f);
+    orchtx_forecast(o, m, &f, r->dirty.mib_s, bw);
+    check_destination(o);
+}
+
+/* No sample (an older agent, a guest not running, no answer in time): no forecast, the
+ * migration goes on. */
+static void forecast_failed(orch *o, rpc_code code, const char *why)
+{
+    (void)code;
+    log_info(&o->lf, "migration %lld: no forecast: %s", (long long)o->id, why);
+    check_destination(o);
+}
+
 static void source_checked(orch *o, const orchreply *r)
 {
     /* the disks, as checked, for pre_live_migration */
@@ -378,7 +419,19 @@ static void source_checked(orch *o, const orchreply *r)
         json_object_object_add(b, "block_migration", json_object_new_string("auto"));
     else
         json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
-    call(o, o->dest, ORCHREPLY_CHECK_DESTINATION, b, dest_checked);
+    json_object_put(o->dest_check);
+    o->dest_check = b;
+    int64_t secs = o->s->cfg->scheduler.forecast_sample_s;
+    if (secs <= 0) {
+        check_destination(o);
+        return;
+    }
+    /* the forecast's input first (issue #18): sampled once, never retried; the agent takes the
+     * period and up to 5 s more */
+    json_object *fb = json_object_new_object();
+    json_object_object_add(fb, "seconds", json_object_new_int64(secs));
+    orchcall_once(o, o->source, ORCHREPLY_DIRTY_RATE, fb, (int)o->s->cfg->amqp.rpc_timeout_ms + (int)secs * 1000 + 5000,
+                  forecast_sampled, forecast_failed);
 }
 
 static void start_checks(orch *o)

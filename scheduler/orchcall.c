@@ -17,6 +17,8 @@ typedef struct orchcall_pending {
     char *text;       /* the request, sent again after a transport failure */
     int64_t first_ms; /* when it was first sent */
     int attempts;
+    int once;       /* never sent again: a call whose failure the migration does without */
+    int timeout_ms; /* 0: [amqp] rpc_timeout_ms */
     /* while waiting to be sent again: its timer, and its place in s->resends */
     sched *s;
     struct event *timer;
@@ -75,6 +77,8 @@ static void resend(evutil_socket_t fd, short what, void *arg)
  * [scheduler] rpc_retry_s; then the step fails. Returns 1 when a retry is scheduled. */
 static int retry_later(pending *p, orch *o, const char *err)
 {
+    if (p->once)
+        return 0;
     int delay = orchcore_retry_in_s(p->attempts, mono_ms() - p->first_ms, o->s->cfg->scheduler.rpc_retry_s * 1000);
     if (delay < 0)
         return 0;
@@ -190,8 +194,9 @@ static void send_pending(pending *p, orch *o)
     log_debug(&o->lf, "rpc %s to %s", p->method, p->host);
     /* the answer counts only when the host's own agent gives it (or a scheduler's user) */
     char **from = trust_answer_senders(&o->s->cfg->trust, p->host);
-    int rc = mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, p->text, strlen(p->text), (int)o->s->cfg->amqp.rpc_timeout_ms,
-                         (const char *const *)from, on_reply, p, &err);
+    int timeout = p->timeout_ms ? p->timeout_ms : (int)o->s->cfg->amqp.rpc_timeout_ms;
+    int rc = mq_rpc_call(o->s->mq, MQ_EXCHANGE, key, p->text, strlen(p->text), timeout, (const char *const *)from,
+                         on_reply, p, &err);
     trust_list_free(from);
     if (rc < 0) {
         if (retry_later(p, o, err)) {
@@ -210,7 +215,7 @@ static void send_pending(pending *p, orch *o)
 }
 
 static void call_ex(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next,
-                    orchcall_fail_fn fail)
+                    orchcall_fail_fn fail, int once, int timeout_ms)
 {
     json_object_object_add(body, "migration", json_object_new_int64(o->id));
     json_object_object_add(body, "instance", json_object_new_string(o->uuid));
@@ -226,6 +231,8 @@ static void call_ex(orch *o, const char *host, orchreply_method method, json_obj
     p->gen = o->gen;
     p->fail = fail;
     p->first_ms = mono_ms();
+    p->once = once;
+    p->timeout_ms = timeout_ms;
     p->m = method;
     p->method = orchreply_method_str(method);
     strlcpy_f(p->host, host, sizeof(p->host));
@@ -235,10 +242,16 @@ static void call_ex(orch *o, const char *host, orchreply_method method, json_obj
 void orchcall_call(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next,
                    orchcall_fail_fn fail)
 {
-    call_ex(o, host, method, body, next, fail);
+    call_ex(o, host, method, body, next, fail, 0, 0);
+}
+
+void orchcall_once(orch *o, const char *host, orchreply_method method, json_object *body, int timeout_ms,
+                   orchcall_step_fn next, orchcall_fail_fn fail)
+{
+    call_ex(o, host, method, body, next, fail, 1, timeout_ms);
 }
 
 void orchcall_soft(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next)
 {
-    call_ex(o, host, method, body, next, NULL);
+    call_ex(o, host, method, body, next, NULL, 0, 0);
 }

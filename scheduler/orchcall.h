@@ -24,6 +24,11 @@ typedef void (*orchcall_fail_fn)(orch *o, rpc_code code, const char *why);
  * dropped. */
 void orchcall_call(orch *o, const char *host, orchreply_method method, json_object *body, orchcall_step_fn next,
                    orchcall_fail_fn fail);
+/* As orchcall_call, but sent once (no retry when it is lost, nor on `unavailable`) and waited
+ * for timeout_ms: for a call the migration does without when it fails (the forecast's
+ * dirty_rate); fail then runs and the migration goes on from there. */
+void orchcall_once(orch *o, const char *host, orchreply_method method, json_object *body, int timeout_ms,
+                   orchcall_step_fn next, orchcall_fail_fn fail);
 /* As orchcall_call for a request that may be refused without failing the migration (abort,
  * force_complete): its error is logged and recorded, the migration goes on, and a refused
  * abort or force-complete may be sent again by the next ticks (o->abort_sent, o->fc_sent

@@ -20,6 +20,7 @@ static void orch_free(void *arg)
     if (o->poll_ev)
         event_free(o->poll_ev);
     json_object_put(o->src_disks);
+    json_object_put(o->dest_check);
     free(o->fail_reason);
     free(o->abort_reason);
     free(o->recover_last);

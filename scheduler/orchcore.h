@@ -35,6 +35,7 @@ struct orch {
     int64_t epoch;
     char epoch_s[24];
     json_object *src_disks; /* check_source's disks, as orchreply_read checked them, for pre_live_migration */
+    json_object *dest_check; /* check_destination's body while the forecast's dirty_rate is asked */
     char *fail_reason;      /* the destination is being rolled back for this reason */
     orch_cause fail_cause;  /* ... and the migration then ends as this says */
     char *abort_reason;     /* an abort was sent to the source: the reason the migration ends with */

@@ -271,3 +271,75 @@ void orchtx_recovering(orch *o, int on, const char *message)
     r->message = xstrdup(message);
     dbq_submit(o->s->dbq, recov_work, recov_done, r);
 }
+
+/* ---- the forecast taken before the migration moves (issue #18) --------------------------------- */
+
+typedef struct fcrec {
+    sched *s;
+    int64_t id;
+    char id_s[24], epoch_s[24];
+    char mode[16], converges[2], duration[24], downtime[24], bytes[24], dirty[24], bw[24];
+    char *message;
+} fcrec;
+
+static int fcrec_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    fcrec *r = arg;
+    const char *p[] = {r->id_s, r->s->name, r->epoch_s, r->mode, r->converges, r->duration, r->downtime, r->bytes,
+                       r->dirty, r->bw};
+    if (db_exec(db, NULL,
+                "UPDATE migrations SET forecast_mode = $4, forecast_converges = $5::boolean,"
+                " forecast_duration_ms = $6::bigint, forecast_downtime_ms = $7::bigint, forecast_bytes = $8::bigint,"
+                " forecast_dirty_mib_s = $9::bigint, forecast_bandwidth_mib_s = $10::bigint, updated_at = now()"
+                " WHERE id = $1::bigint AND owner = $2 AND epoch = $3::bigint",
+                10, p) < 0)
+        return -1;
+    return ledger_record(db, r->s->name, r->id, "scheduler", NULL, LEDGER_NO_STATUS, "forecast", r->message);
+}
+
+static int fcrec_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", fcrec_tx, arg, NULL, err);
+}
+
+static void fcrec_done(void *arg, int rc, char *err)
+{
+    fcrec *r = arg;
+    if (rc < 0) {
+        log_fields lf = {.migration = r->id_s};
+        log_warn(&lf, "could not record the forecast of migration %lld: %s", (long long)r->id, err);
+    } else {
+        outbox_flush(r->s);
+    }
+    free(err);
+    free(r->message);
+    free(r);
+}
+
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t bandwidth_mib_s)
+{
+    fcrec *r = xcalloc(1, sizeof(*r));
+    r->s = o->s;
+    r->id = o->id;
+    strlcpy_f(r->id_s, o->id_s, sizeof(r->id_s));
+    strlcpy_f(r->epoch_s, o->epoch_s, sizeof(r->epoch_s));
+    strlcpy_f(r->mode, forecast_mode_str(mode), sizeof(r->mode));
+    strlcpy_f(r->converges, f->converges ? "t" : "f", sizeof(r->converges));
+    snprintf(r->duration, sizeof(r->duration), "%llu", (unsigned long long)f->duration_ms);
+    snprintf(r->downtime, sizeof(r->downtime), "%llu", (unsigned long long)f->downtime_ms);
+    snprintf(r->bytes, sizeof(r->bytes), "%lld", f->bytes > INT64_MAX ? (long long)INT64_MAX : (long long)f->bytes);
+    snprintf(r->dirty, sizeof(r->dirty), "%lld", (long long)dirty_mib_s);
+    snprintf(r->bw, sizeof(r->bw), "%lld", (long long)bandwidth_mib_s);
+    if (f->converges)
+        r->message = xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
+                               "link %lld MiB/s)",
+                               r->mode, (double)f->duration_ms / 1000.0, (unsigned long long)f->downtime_ms,
+                               (unsigned long long)(f->bytes >> 20), (long long)dirty_mib_s, (long long)bandwidth_mib_s);
+    else
+        r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s): it ends only "
+                               "by its completion timeout, a force-complete or an abort",
+                               r->mode, (long long)dirty_mib_s, (long long)bandwidth_mib_s);
+    log_info(&o->lf, "migration %lld: %s", (long long)o->id, r->message);
+    dbq_submit(o->s->dbq, fcrec_work, fcrec_done, r);
+}

@@ -6,6 +6,7 @@
 #ifndef FERRY_ORCHTX_H
 #define FERRY_ORCHTX_H
 
+#include "forecast.h"
 #include "orchcore.h"
 #include "orchreply.h"
 
@@ -28,5 +29,9 @@ void orchtx_finish(orch *o, mig_status status, const char *error, const orchrepl
  * kept from the first mark of a recovery) with a migration event of kind recovering / recovered
  * (message borrowed), on the database worker; a failure is logged. */
 void orchtx_recovering(orch *o, int on, const char *message);
+/* Stores the forecast of o taken before it moves (issue #18: mode, converges, duration, pause,
+ * bytes, the dirty rate and bandwidth it assumed) on the migration, with an event of kind
+ * `forecast` saying it, on the database worker (guarded by owner and epoch). f is copied. */
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t bandwidth_mib_s);
 
 #endif
