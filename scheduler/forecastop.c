@@ -37,16 +37,7 @@ static void job_free(fc_job *j)
 /* Replies type with body (taken) to the request's reply_to, if any. */
 static void send_reply(fc_job *j, const char *type, json_object *body)
 {
-    const mq_message *m = mq_delivery_message(j->d);
-    _cleanup_free_ char *text = msg_build(type, msg_envelope_id(j->env), body); /* takes body */
-    if (!m->reply_to || !*m->reply_to)
-        return;
-    mq_props p = {.correlation_id = m->correlation_id, .transient = 1};
-    char *err = NULL;
-    if (mq_publish(j->s->mq, "", m->reply_to, &p, text, strlen(text), NULL, NULL, &err) < 0) {
-        log_warn(NULL, "could not reply to %s: %s", m->reply_to, err);
-        free(err);
-    }
+    intake_reply(j->s, j->d, type, msg_envelope_id(j->env), body);
 }
 
 static json_object *mode_json(forecast_mode m, const forecast_out *f, const forecast_objectives *obj)

@@ -363,6 +363,13 @@ static void reply(sched *s, const char *reply_to, const char *corr, const char *
     }
 }
 
+void intake_reply(sched *s, mq_delivery *d, const char *type, const char *id, json_object *body)
+{
+    const mq_message *m = mq_delivery_message(d);
+    _cleanup_free_ char *text = msg_build(type, id, body); /* takes body */
+    reply(s, m->reply_to, m->correlation_id, text);
+}
+
 /* A request with the database worker: its delivery is finished in intake_done. */
 typedef struct intake_job {
     mq_conn *c;

@@ -54,16 +54,7 @@ static void job_free(resolve_job *j)
 /* Replies type with body (taken) to the request's reply_to, if any. */
 static void send_reply(resolve_job *j, const char *type, json_object *body)
 {
-    const mq_message *m = mq_delivery_message(j->d);
-    _cleanup_free_ char *text = msg_build(type, msg_envelope_id(j->env), body); /* takes body */
-    if (!m->reply_to || !*m->reply_to)
-        return;
-    mq_props p = {.correlation_id = m->correlation_id, .transient = 1};
-    char *err = NULL;
-    if (mq_publish(j->s->mq, "", m->reply_to, &p, text, strlen(text), NULL, NULL, &err) < 0) {
-        log_warn(NULL, "could not reply to %s: %s", m->reply_to, err);
-        free(err);
-    }
+    intake_reply(j->s, j->d, type, msg_envelope_id(j->env), body);
 }
 
 /* The answer and the ack; the refusal recorded as the migration's event when it exists. */

@@ -82,6 +82,9 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg);
  * cancelled at once; replies <type>.accepted or <type>.refused with the reason, after its
  * transaction on the database worker. Owns d and env. */
 void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* Answers request d (its reply_to, with its correlation id; nothing without a reply_to) with
+ * a message of type and body (taken), in reply to request id. */
+void intake_reply(sched *s, mq_delivery *d, const char *type, const char *id, json_object *body);
 /* Handles a migration.resolve request on ferry.scheduler (body {"migration": id, "to":
  * "source"|"destination"}; reconcile_resolve.c): for a migration in error, job_status asked of
  * both hosts, settled only when libvirt on the named host says the guest runs there and on the
