@@ -351,8 +351,36 @@ static void prepare(orch *o)
     call(o, o->dest, ORCHREPLY_PRE_LIVE_MIGRATION, b, prepared);
 }
 
+/* The path of the first disk of check_source's disks marked shared (on the instances path),
+ * or NULL (borrowed from disks). */
+static const char *orch_first_shared_disk(json_object *disks)
+{
+    for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
+        json_object *d = json_object_array_get_idx(disks, i), *v = NULL, *p = NULL;
+        if (json_object_object_get_ex(d, "shared", &v) && json_object_get_boolean(v) &&
+            json_object_object_get_ex(d, "path", &p))
+            return json_object_get_string(p);
+    }
+    return NULL;
+}
+
 static void dest_checked(orch *o, const orchreply *r)
 {
+    const char *shared_disk = r->dst.shared_storage ? orch_first_shared_disk(o->src_disks) : NULL;
+    if (strcmp(o->block, "yes") == 0 && shared_disk) {
+        /* block migration would copy a disk on storage both hosts share onto itself: QEMU
+         * refuses it late ("Block node is read-only": the destination opens the shared image
+         * read-only) and it could only harm the image; Nova refuses it too (InvalidSharedStorage).
+         * libvirt copies every disk with VIR_MIGRATE_NON_SHARED_DISK: a guest with both kinds of
+         * disk cannot be block-migrated until the agent names the disks to copy */
+        _cleanup_free_ char *why = xasprintf(
+            "block migration asked, but disk %s is on the instances path that %s and %s share (the shared-storage "
+            "probe is visible on both): it would be copied onto itself; migrate without block migration (or with "
+            "block_migration \"auto\")",
+            shared_disk, o->source, o->dest);
+        fail_for(o, ORCH_CAUSE_FAILURE, RPC_OK, why);
+        return;
+    }
     if (strcmp(o->block, "auto") == 0) {
         int shared = r->dst.shared_storage;
         strlcpy_f(o->block, shared ? "no" : "yes", sizeof(o->block));
