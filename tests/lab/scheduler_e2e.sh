@@ -142,6 +142,21 @@ err=$(sql "SELECT error FROM migrations WHERE request_id = '$req4'")
 check_usage
 ok "agent-reported failure: failed ($err), d1 still on compute2, allocations back"
 
+# ---- block migration of a guest on the shared instances path: refused in the checks ------------------
+from=$(sql "SELECT host FROM instances WHERE name = 'vm1'")
+to=compute1; [[ $from == compute1 ]] && to=compute2
+req5=$(newid)
+publish "$req5" "{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":\"$to\",\"block_migration\":true,\"disk_over_commit\":false,\"post_copy\":false}}"
+wait_sql 60 "SELECT status FROM migrations WHERE request_id = '$req5'" failed ||
+  fail "block migration of a shared disk: $(sql "SELECT status, error FROM migrations WHERE request_id = '$req5'")"
+err=$(sql "SELECT error FROM migrations WHERE request_id = '$req5'")
+[[ $err == *"block migration asked, but disk $FERRY_LAB_INSTANCES/vm1.qcow2 is on the instances path that $from and $to share"*"copied onto itself"* ]] ||
+  fail "the refusal's reason: $err"
+[[ $(where vm1) == "$from running yes" ]] || fail "vm1 is at: $(where vm1)"
+m5=$(sql "SELECT id FROM migrations WHERE request_id = '$req5'")
+[[ $(timeline "$m5") == "scheduled failed" ]] || fail "migration $m5 went further than the checks: $(timeline "$m5")"
+ok "block migration of vm1 (shared disk) refused in the checks: $err"
+
 # ---- a request that cannot be parsed is dead-lettered with its reason --------------------------------
 amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -b '{"v":1,"type":"migration.request",' || fail "publish"
 for _ in $(seq 1 30); do grep -q "request refused: invalid JSON" "$logs/scheduler.log" && break; sleep 0.2; done
