@@ -354,6 +354,8 @@ void mq_free(mq_conn *c)
     }
     evq_free(c->evq);
     c->evq = NULL;
+    mq_guard_free(c->guard);
+    c->guard = NULL;
     if (c->amqp) {
         if (c->up) {
             /* a goodbye, not a wait: a stalled broker holds the exit up 1 s (the channel's

@@ -1,8 +1,8 @@
 /* mq_priv: what the parts of the mq module share (mq.c: the connection object, topology and
  * consumers; mq_connect.c: reconnect, the hand-over of a new connection to the loop, reset and
  * housekeeping; mq_dial.c: the connect itself, on a worker thread; mq_publish.c: publishes and
- * their confirms; mq_deliver.c: deliveries and the read path; mq_rpc.c: RPC calls and
- * replies). Internal to common/mq*.c: nothing outside includes it. */
+ * their confirms; mq_guard.c: the publish watchdog; mq_deliver.c: deliveries and the read
+ * path; mq_rpc.c: RPC calls and replies). Internal to common/mq*.c: nothing outside includes it. */
 #ifndef FERRY_MQ_PRIV_H
 #define FERRY_MQ_PRIV_H
 
@@ -107,6 +107,26 @@ typedef struct mq_dial {
     char *reply_queue;            /* the RPC reply queue's name (NULL with no_rpc_replies) */
 } mq_dial;
 
+/* mq_guard.c: a watchdog over one call into rabbitmq-c at a time that may wait on the broker
+ * with no deadline. rabbitmq-c 0.11 (Debian 12) does in amqp_basic_publish: once the broker's
+ * heartbeat is overdue it reads first, and that read's timeout is amqp_time_s_from_now(0),
+ * which is "infinite", so a broker that went silent (stopped, a partition without resets) held
+ * the scheduler's loop in poll() until it spoke again (integration.stalled_broker caught it, a
+ * gdb backtrace named the call; upstream reads with a zero timeout since). Armed around the
+ * call; when the call outlasts its time the guard shuts the socket down, the call fails, and
+ * the caller resets the connection. */
+typedef struct mq_guard mq_guard;
+/* A new guard with its thread, or NULL if no thread could be started (calls go unguarded). */
+mq_guard *mq_guard_new(void);
+/* Stops and frees g (NULL is fine). */
+void mq_guard_free(mq_guard *g);
+/* Starts watching: socket fd is shut down if not disarmed within ms. */
+void mq_guard_arm(mq_guard *g, int fd, int ms);
+/* Stops watching; returns 1 when the guard fired (fd was shut down) since it was armed. */
+int mq_guard_disarm(mq_guard *g);
+/* How long a publish may take before its connection is given up. */
+#define MQ_PUBLISH_GUARD_MS 1000
+
 struct mq_conn {
     struct event_base *base;
     char *url;
@@ -144,6 +164,7 @@ struct mq_conn {
     int n_decls, n_consumers; /* registered so far: a connect that copied fewer is redone */
     evq *evq;                 /* where the connect worker hands its result to the loop */
     mq_dial *dial;            /* the connect attempt in flight (at most one), or NULL */
+    mq_guard *guard;          /* over amqp_basic_publish (made at the first publish) */
 
     mq_state_cb state_cb;
     void *state_arg;

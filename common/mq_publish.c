@@ -67,10 +67,22 @@ int mq_publish_raw(mq_conn *c, const char *exchange, const char *key, const mq_p
         props.headers.entries = h;
     }
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    if (!c->guard)
+        c->guard = mq_guard_new();
+    mq_guard_arm(c->guard, amqp_get_sockfd(c->amqp), MQ_PUBLISH_GUARD_MS);
     errno = 0;
     int rc = amqp_basic_publish(c->amqp, MQ_CHANNEL, bytes(exchange), bytes(key), 0, 0, &props, b);
     int e = errno; /* rabbitmq-c says only "a socket error occurred": the system says which */
+    int stalled = mq_guard_disarm(c->guard);
     free(h);
+    if (stalled) {
+        /* whatever the call returned, its socket is shut down now */
+        *err = xasprintf("could not publish to %s/%s: the broker did not take it within %d ms (its heartbeat is "
+                         "overdue or it does not read): connection given up",
+                         exchange, key, MQ_PUBLISH_GUARD_MS);
+        mq_reset(c, *err);
+        return -1;
+    }
     if (rc != AMQP_STATUS_OK) {
         if (rc == AMQP_STATUS_SOCKET_ERROR && e)
             *err = xasprintf("could not publish to %s/%s: %s (%s)", exchange, key, amqp_error_string2(rc), strerror(e));

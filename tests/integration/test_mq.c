@@ -548,8 +548,9 @@ static int free_port(void)
 
 /* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
  * started here) that is SIGSTOPped, so the socket's buffers fill. rabbitmq-c waits for room
- * without a deadline; the connection's TCP_USER_TIMEOUT (twice the heartbeat) makes the kernel
- * give up, so the publish fails within seconds instead of holding the loop indefinitely. */
+ * without a deadline; the publish guard (MQ_PUBLISH_GUARD_MS, 1 s) or the connection's
+ * TCP_USER_TIMEOUT (twice the heartbeat), whichever comes first, ends the wait, so the publish
+ * fails within seconds instead of holding the loop indefinitely. */
 static void test_publish_to_stalled_broker_fails_in_time(void **state)
 {
     (void)state;
@@ -609,6 +610,64 @@ static void test_publish_to_stalled_broker_fails_in_time(void **state)
     event_base_free(base);
 }
 
+/* The broker goes silent (behind a SIGSTOPped relay) and its heartbeat is overdue before the
+ * loop has read anything: rabbitmq-c 0.11's amqp_basic_publish then reads first with no
+ * deadline (amqp_time_s_from_now(0) is "infinite") and would hold the loop until the broker
+ * spoke again; CI caught the scheduler so in integration.stalled_broker. The publish guard
+ * shuts the socket down after MQ_PUBLISH_GUARD_MS: the publish fails in time, with why. */
+static void test_publish_after_overdue_heartbeat_fails_in_time(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char listen_arg[96], to_arg[96];
+    snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+    snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
+    char *argv[] = {"socat", listen_arg, to_arg, NULL};
+    pid_t relay;
+    assert_int_equal(posix_spawnp(&relay, "socat", NULL, NULL, argv, environ), 0);
+    struct event_base *base = event_base_new();
+    char url[64];
+    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
+    mq_options o;
+    mq_options_defaults(&o);
+    o.url = url;
+    o.name = "test-mq-overdue";
+    o.heartbeat_s = 1;
+    o.connect_timeout_ms = 2000;
+    mq_conn *c = NULL;
+    char *err = NULL;
+    if (mq_new(base, &o, &c, &err) < 0)
+        fail_msg("mq_new: %s", err);
+    mq_start(c);
+    int64_t end = mono_ms() + 30000;
+    while (!mq_is_up(c) && mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    if (!mq_is_up(c)) {
+        kill(relay, SIGTERM);
+        waitpid(relay, NULL, 0);
+        fail_msg("no connection through the relay: %s", mq_last_error(c));
+    }
+    kill(relay, SIGSTOP);
+    /* past twice the heartbeat without running the loop: nothing read, nothing noticed yet */
+    usleep(2600 * 1000);
+    int64_t t = mono_ms();
+    int rc = mq_publish(c, "", "test-mq-nowhere", NULL, "x", 1, NULL, NULL, &err);
+    int64_t took = mono_ms() - t;
+    kill(relay, SIGCONT);
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+    print_message("publish with the heartbeat overdue: rc %d after %lld ms: %s\n", rc, (long long)took,
+                  rc < 0 ? err : "ok");
+    /* rabbitmq-c may notice the overdue heartbeat itself (a read that finds nothing at once):
+     * either way the publish fails, and never later than the guard */
+    assert_int_equal(rc, -1);
+    assert_true(took < 4000); /* the guard's 1000 ms (MQ_PUBLISH_GUARD_MS), and room for a loaded machine */
+    free(err);
+    assert_false(mq_is_up(c));
+    mq_free(c);
+    event_base_free(base);
+}
+
 int main(void)
 {
     log_set_proc("test-mq");
@@ -620,6 +679,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing, setup, teardown),
         cmocka_unit_test(test_silent_broker_never_blocks_the_loop),
         cmocka_unit_test(test_publish_to_stalled_broker_fails_in_time),
+        cmocka_unit_test(test_publish_after_overdue_heartbeat_fails_in_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
