@@ -19,6 +19,22 @@ const char *forecast_mode_str(forecast_mode m)
     }
 }
 
+forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t dirty_mib_s, int64_t bw_mib_s,
+                            int64_t downtime_limit_ms, int64_t postcopy_after)
+{
+    forecast_in in = {
+        .memory_bytes = (uint64_t)(memory_mib > 0 ? memory_mib : 0) << 20,
+        .dirty_bytes_s = (uint64_t)(dirty_mib_s > 0 ? dirty_mib_s : 0) << 20,
+        .bandwidth_bytes_s = (uint64_t)(bw_mib_s > 0 ? bw_mib_s : 1) << 20,
+        .max_downtime_ms = (uint64_t)(downtime_limit_ms > 0 ? downtime_limit_ms : 1),
+        .setup_ms = (uint64_t)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000),
+        .switch_ms = (uint64_t)cs->forecast_switch_ms,
+        .postcopy_after_passes = postcopy_after > 0 ? (int)postcopy_after : 1,
+        .max_passes = FORECAST_MAX_PASSES,
+    };
+    return in;
+}
+
 static uint64_t to_ms(double secs)
 {
     if (!(secs > 0))

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "util.h"
 
 typedef enum forecast_mode {
@@ -56,6 +57,16 @@ typedef struct forecast_objectives {
     uint64_t max_downtime_ms;
     uint64_t deadline_ms;
 } forecast_objectives;
+
+/* A pre-copy not done after this many passes is forecast not to converge. */
+#define FORECAST_MAX_PASSES 30
+
+/* The inputs of a ferry migration's forecast: memory and dirty rate as its source sampled
+ * them (MiB, MiB/s), the bandwidth (MiB/s), QEMU's downtime limit (ms), the passes before a
+ * post-copy switch, and cs's fixed costs (forecast_setup_ms plus the forecast_sample_s sample
+ * every migration takes first; forecast_switch_ms). One place for orch.c and forecastop.c. */
+forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t dirty_mib_s, int64_t bw_mib_s,
+                            int64_t downtime_limit_ms, int64_t postcopy_after);
 
 /* The mode's word: "pre-copy", "auto-converge", "post-copy" (static). */
 const char *forecast_mode_str(forecast_mode m);

@@ -68,19 +68,11 @@ static void finish(fc_job *j)
         return;
     }
     const cfg_scheduler *cs = &j->s->cfg->scheduler;
-    forecast_in in = {
-        .memory_bytes = (uint64_t)j->memory_mib << 20,
-        .dirty_bytes_s = (uint64_t)j->dirty_mib_s << 20,
-        .bandwidth_bytes_s = (uint64_t)j->bandwidth_mib_s << 20,
-        /* QEMU's downtime limit covers the memory left, not the device state: to pause no
-         * longer than max_downtime_ms it gets that less the switch-over cost */
-        .max_downtime_ms = j->max_downtime_ms > cs->forecast_switch_ms ? (uint64_t)(j->max_downtime_ms - cs->forecast_switch_ms) : 1,
-        /* a migration samples the dirty rate first too (forecast_sample_s) */
-        .setup_ms = (uint64_t)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000),
-        .switch_ms = (uint64_t)cs->forecast_switch_ms,
-        .postcopy_after_passes = (int)cs->postcopy_after_iterations,
-        .max_passes = 30,
-    };
+    /* QEMU's downtime limit covers the memory left, not the device state: to pause no longer
+     * than max_downtime_ms it gets that less the switch-over cost */
+    int64_t limit = j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms : 1;
+    forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
+                                     cs->postcopy_after_iterations);
     forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                .deadline_ms = (uint64_t)j->deadline_s * 1000};
     json_object *b = json_object_new_object();

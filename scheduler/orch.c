@@ -406,17 +406,8 @@ static void forecast_sampled(orch *o, const orchreply *r)
     const cfg_scheduler *cs = &o->s->cfg->scheduler;
     int64_t bw = o->bw > 0 ? o->bw : cs->forecast_bandwidth_mib_s;
     forecast_mode m = o->post_copy ? FORECAST_POSTCOPY : o->auto_converge ? FORECAST_AUTO_CONVERGE : FORECAST_PRECOPY;
-    forecast_in in = {
-        .memory_bytes = (uint64_t)r->dirty.memory_mib << 20,
-        .dirty_bytes_s = (uint64_t)r->dirty.mib_s << 20,
-        .bandwidth_bytes_s = (uint64_t)bw << 20,
-        .max_downtime_ms = (uint64_t)(o->downtime > 0 ? o->downtime : 1), /* the limit QEMU is given */
-        /* the checks, the sample itself, the preparation */
-        .setup_ms = (uint64_t)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000),
-        .switch_ms = (uint64_t)cs->forecast_switch_ms,
-        .postcopy_after_passes = o->after > 0 ? o->after : 1,
-        .max_passes = 30,
-    };
+    /* QEMU is given the migration's max_downtime_ms as its limit */
+    forecast_in in = forecast_in_for(cs, r->dirty.memory_mib, r->dirty.mib_s, bw, o->downtime, o->after);
     forecast_out f;
     forecast_run(&in, m, &f);
     orchtx_forecast(o, m, &f, r->dirty.mib_s, bw);

@@ -141,6 +141,27 @@ static void test_choose(void **state)
     free(why);
 }
 
+static void test_inputs_from_config(void **state)
+{
+    (void)state;
+    cfg_scheduler cs = {.forecast_setup_ms = 1500, .forecast_sample_s = 1, .forecast_switch_ms = 100};
+    forecast_in in = forecast_in_for(&cs, 128, 48, 8, 300, 2);
+    assert_int_equal(in.memory_bytes, 128 * MIB);
+    assert_int_equal(in.dirty_bytes_s, 48 * MIB);
+    assert_int_equal(in.bandwidth_bytes_s, 8 * MIB);
+    assert_int_equal(in.max_downtime_ms, 300);
+    assert_int_equal(in.setup_ms, 2500); /* the setup and the sample every migration takes first */
+    assert_int_equal(in.switch_ms, 100);
+    assert_int_equal(in.postcopy_after_passes, 2);
+    assert_int_equal(in.max_passes, FORECAST_MAX_PASSES);
+    /* nothing the model would divide by zero or run forever on */
+    in = forecast_in_for(&cs, 128, -1, 0, 0, 0);
+    assert_int_equal(in.dirty_bytes_s, 0);
+    assert_true(in.bandwidth_bytes_s > 0);
+    assert_int_equal(in.max_downtime_ms, 1);
+    assert_int_equal(in.postcopy_after_passes, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_converging_guest),
         cmocka_unit_test(test_precopy_cannot_move_it),
         cmocka_unit_test(test_choose),
+        cmocka_unit_test(test_inputs_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
