@@ -546,31 +546,24 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
-/* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
- * started here) that is SIGSTOPped, so the socket's buffers fill. rabbitmq-c waits for room
- * without a deadline; the publish guard (MQ_PUBLISH_GUARD_MS, 1 s) or the connection's
- * TCP_USER_TIMEOUT (twice the heartbeat), whichever comes first, ends the wait, so the publish
- * fails within seconds instead of holding the loop indefinitely. */
-static void test_publish_to_stalled_broker_fails_in_time(void **state)
+/* A connection to the harness's broker through a TCP relay (socat, started here; *relay its
+ * pid) with heartbeat_s, up when this returns (the test fails otherwise). */
+static mq_conn *relayed_conn(struct event_base *base, const char *name, int heartbeat_s, pid_t *relay)
 {
-    (void)state;
     int port = free_port();
     char listen_arg[96], to_arg[96];
     snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
     snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
     char *argv[] = {"socat", listen_arg, to_arg, NULL};
-    pid_t relay;
-    assert_int_equal(posix_spawnp(&relay, "socat", NULL, NULL, argv, environ), 0);
+    assert_int_equal(posix_spawnp(relay, "socat", NULL, NULL, argv, environ), 0);
     /* (socat relays one connection, so nothing probes its port: the connect retries until it listens) */
-
-    struct event_base *base = event_base_new();
     char url[64];
     snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
     mq_options o;
     mq_options_defaults(&o);
     o.url = url;
-    o.name = "test-mq-stalled";
-    o.heartbeat_s = 2;
+    o.name = name;
+    o.heartbeat_s = heartbeat_s;
     o.connect_timeout_ms = 2000;
     mq_conn *c = NULL;
     char *err = NULL;
@@ -581,10 +574,25 @@ static void test_publish_to_stalled_broker_fails_in_time(void **state)
     while (!mq_is_up(c) && mono_ms() < end)
         event_base_loop(base, EVLOOP_ONCE);
     if (!mq_is_up(c)) {
-        kill(relay, SIGTERM);
-        waitpid(relay, NULL, 0);
+        kill(*relay, SIGTERM);
+        waitpid(*relay, NULL, 0);
         fail_msg("no connection through the relay: %s", mq_last_error(c));
     }
+    return c;
+}
+
+/* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
+ * started here) that is SIGSTOPped, so the socket's buffers fill. rabbitmq-c waits for room
+ * without a deadline; the publish guard (MQ_PUBLISH_GUARD_MS, 1 s) or the connection's
+ * TCP_USER_TIMEOUT (twice the heartbeat), whichever comes first, ends the wait, so the publish
+ * fails within seconds instead of holding the loop indefinitely. */
+static void test_publish_to_stalled_broker_fails_in_time(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    pid_t relay;
+    mq_conn *c = relayed_conn(base, "test-mq-stalled", 2, &relay);
+    char *err = NULL;
 
     kill(relay, SIGSTOP);
     static char body[65536];
@@ -618,35 +626,10 @@ static void test_publish_to_stalled_broker_fails_in_time(void **state)
 static void test_publish_after_overdue_heartbeat_fails_in_time(void **state)
 {
     (void)state;
-    int port = free_port();
-    char listen_arg[96], to_arg[96];
-    snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
-    snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
-    char *argv[] = {"socat", listen_arg, to_arg, NULL};
-    pid_t relay;
-    assert_int_equal(posix_spawnp(&relay, "socat", NULL, NULL, argv, environ), 0);
     struct event_base *base = event_base_new();
-    char url[64];
-    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
-    mq_options o;
-    mq_options_defaults(&o);
-    o.url = url;
-    o.name = "test-mq-overdue";
-    o.heartbeat_s = 1;
-    o.connect_timeout_ms = 2000;
-    mq_conn *c = NULL;
+    pid_t relay;
+    mq_conn *c = relayed_conn(base, "test-mq-overdue", 1, &relay);
     char *err = NULL;
-    if (mq_new(base, &o, &c, &err) < 0)
-        fail_msg("mq_new: %s", err);
-    mq_start(c);
-    int64_t end = mono_ms() + 30000;
-    while (!mq_is_up(c) && mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    if (!mq_is_up(c)) {
-        kill(relay, SIGTERM);
-        waitpid(relay, NULL, 0);
-        fail_msg("no connection through the relay: %s", mq_last_error(c));
-    }
     kill(relay, SIGSTOP);
     /* past twice the heartbeat without running the loop: nothing read, nothing noticed yet */
     usleep(2600 * 1000);
