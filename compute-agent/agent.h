@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "evq.h"
+#include "guard.h"
 #include "job.h"
 #include "log.h"
 #include "lv.h"
@@ -55,6 +56,7 @@ typedef struct agent {
     job *jobs;
     struct event *heartbeat_ev;
     struct workq *rpcq; /* the RPC worker: the methods that wait (rpc.c) */
+    guard_probe_memo probes; /* the probes check_destination found: the RPC worker's only */
     int lv_up;
     char boot[37];  /* this process's id: heartbeats are ordered by (boot, seq) */
     int64_t hb_seq; /* the last heartbeat's number */

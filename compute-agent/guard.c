@@ -290,6 +290,22 @@ int guard_probe_check(const char *name, size_t len, int64_t migration, char **wh
     return 0;
 }
 
+void guard_probe_memo_add(guard_probe_memo *m, const char *name)
+{
+    if (strlen(name) >= sizeof(m->name[0]) || guard_probe_memo_has(m, name))
+        return;
+    snprintf(m->name[m->next % GUARD_PROBE_MEMO], sizeof(m->name[0]), "%s", name);
+    m->next = (m->next + 1) % GUARD_PROBE_MEMO;
+}
+
+int guard_probe_memo_has(const guard_probe_memo *m, const char *name)
+{
+    for (unsigned i = 0; i < GUARD_PROBE_MEMO; i++)
+        if (m->name[i][0] && strcmp(m->name[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 /* ---- names and addresses ---------------------------------------------------------------------- */
 
 static int is_alnum(char c)

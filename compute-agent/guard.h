@@ -56,6 +56,20 @@ void guard_probe_name(char *buf, size_t n, int64_t migration, uint32_t salt);
  * Returns 0, or -1 with *why. */
 int guard_probe_check(const char *name, size_t len, int64_t migration, char **why) FERRY_WUR;
 
+/* The probes a destination found (and removed), newest GUARD_PROBE_MEMO of them: a
+ * check_destination sent again (its first reply was lost) names the same probe, which the
+ * first call removed, and must get the same answer. Owned by one thread (the agent's RPC
+ * worker); zero-initialised is empty. */
+#define GUARD_PROBE_MEMO 16
+typedef struct guard_probe_memo {
+    char name[GUARD_PROBE_MEMO][48];
+    unsigned next;
+} guard_probe_memo;
+/* Remembers name (a probe name; longer ones are not kept), forgetting the oldest. */
+void guard_probe_memo_add(guard_probe_memo *m, const char *name);
+/* Whether name is one of the remembered probes. */
+int guard_probe_memo_has(const guard_probe_memo *m, const char *name);
+
 /* Checks a host name (RFC 1123: dot-separated labels of 1-63 letters, digits and '-', not
  * starting or ending with '-', 253 bytes at most, last label not all digits). Returns 0, or
  * -1 with *why. */

@@ -271,6 +271,13 @@ static int check_destination_conn(rpcmig_call *c, virConnectPtr conn, const char
             return -1;
         }
         shared = r == 1;
+        /* a call sent again after its reply was lost: the first one removed the file */
+        if (shared)
+            guard_probe_memo_add(&c->a->probes, probe);
+        else if (guard_probe_memo_has(&c->a->probes, probe)) {
+            shared = 1;
+            log_info(&c->lf, "shared-storage probe %s was found by an earlier check_destination of this migration", probe);
+        }
     }
     json_object_object_add(out, "shared_storage", json_object_new_boolean(shared));
     if (!shared && block == 0) {

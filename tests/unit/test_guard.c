@@ -212,6 +212,36 @@ static void test_unlink_confined(void **state)
     assert_true(exists(t->root, "real"));
 }
 
+/* ---- the probe memo ---------------------------------------------------------------------------- */
+
+static void test_probe_memo(void **state)
+{
+    (void)state;
+    guard_probe_memo m = {0};
+    char name[48];
+    assert_false(guard_probe_memo_has(&m, ""));
+    assert_false(guard_probe_memo_has(&m, ".ferry-probe-1-00000000"));
+    /* one more than it keeps: the oldest is forgotten, the others and the newest stay */
+    for (uint32_t i = 0; i <= GUARD_PROBE_MEMO; i++) {
+        guard_probe_name(name, sizeof(name), 1, i);
+        guard_probe_memo_add(&m, name);
+        guard_probe_memo_add(&m, name); /* twice: kept once */
+    }
+    assert_false(guard_probe_memo_has(&m, ".ferry-probe-1-00000000"));
+    for (uint32_t i = 1; i <= GUARD_PROBE_MEMO; i++) {
+        guard_probe_name(name, sizeof(name), 1, i);
+        assert_true(guard_probe_memo_has(&m, name));
+    }
+    guard_probe_name(name, sizeof(name), 2, 1); /* another migration's, same salt */
+    assert_false(guard_probe_memo_has(&m, name));
+    /* too long to be a probe: never kept, never found */
+    char long_name[80];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    guard_probe_memo_add(&m, long_name);
+    assert_false(guard_probe_memo_has(&m, long_name));
+}
+
 /* ---- the probe name --------------------------------------------------------------------------- */
 
 static void refused_probe(const char *name, size_t len, int64_t mig)
@@ -412,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_confined, tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(test_unlink_confined, tree_setup, tree_teardown),
         cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_probe_memo),
         cmocka_unit_test(test_address),
         cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_plain_name),
