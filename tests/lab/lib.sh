@@ -27,7 +27,8 @@ lab_exit() {
   [[ -n $keep ]] || return 0
   {
     echo "=== $(basename "$0") failed (exit $st): the daemons' last lines (all of it in $keep)"
-    for f in "$keep"/scheduler*.log "$keep"/*.agent.log "$keep"/*.agent.out "$keep"/*.libvirtd.log; do
+    for f in "$keep"/scheduler*.log "$keep"/*.agent.log "$keep"/*.agent.out "$keep"/*.libvirtd.log \
+      "$keep"/services.log "$keep"/broker*.log; do
       [[ -s $f ]] || continue
       echo "--- ${f##*/}"
       tail -n 15 "$f"

@@ -68,7 +68,10 @@ def login(port, user="guest", password="guest", vhost="/", host="127.0.0.1", tim
             s.sendall(PROTOCOL_HEADER)
             args = _expect(s, START, "connection.start")
             props_len, = struct.unpack(">I", args[2:6])
-            mechanisms = args[10 + props_len:].split()  # the longstr after server-properties
+            # the longstr after server-properties, by its own length: the locales longstr
+            # follows it, and the broker lists its mechanisms in no fixed order
+            mech_len, = struct.unpack(">I", args[6 + props_len:10 + props_len])
+            mechanisms = args[10 + props_len:10 + props_len + mech_len].split()
             if args[:2] != b"\x00\x09" or b"PLAIN" not in mechanisms:
                 raise Refused(f"the broker speaks AMQP {args[0]}-{args[1]} with mechanisms "
                               f"{b' '.join(mechanisms).decode()}, not 0-9 with PLAIN")
