@@ -19,7 +19,7 @@ int cmd_migrate(ctl *c, int argc, char **argv)
     opt o[] = {{"--block-migrate", 0, NULL},      {"--postcopy", 0, NULL},     {"--auto-converge", 0, NULL},
                {"--bandwidth", 1, NULL},          {"--max-downtime", 1, NULL}, {"--postcopy-after", 1, NULL},
                {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL},         {"--disk-over-commit", 0, NULL},
-               {"--block-migrate-auto", 0, NULL}};
+               {"--block-migrate-auto", 0, NULL}, {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
         fprintf(stderr, PROG ": %s needs INSTANCE%s\n", vn, seed ? " and DEST" : " [DEST]");
@@ -62,6 +62,15 @@ int cmd_migrate(ctl *c, int argc, char **argv)
             return 2;
         rq.options_given |= MSG_OPT_COMPLETION_TIMEOUT;
     }
+    if (o[10].value && verbs_int_arg(vn, "--objective-downtime", o[10].value, MSG_OPT_DOWNTIME_MIN,
+                                     MSG_OPT_DOWNTIME_MAX, &rq.objectives.max_downtime_ms) < 0)
+        return 2;
+    if (o[11].value &&
+        verbs_int_arg(vn, "--objective-deadline", o[11].value, 1, MSG_OBJ_DEADLINE_MAX, &rq.objectives.deadline_s) < 0)
+        return 2;
+    /* objectives: the scheduler samples the guest's dirty rate before it answers */
+    if (rq.objectives.max_downtime_ms || rq.objectives.deadline_s)
+        c->timeout_ms += 20000;
     char *err = NULL;
     _cleanup_free_ char *text = NULL;
     if (msg_build_request(&rq, &text, &err) < 0) {
@@ -239,6 +248,25 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
             printf("; took %.1f s: %s%s %%", (double)ji(m, "duration_ms") / 1000.0,
                    js(m, "forecast_error_pct")[0] == '-' ? "" : "+", js(m, "forecast_error_pct"));
         printf("\n");
+    }
+    if (ji(m, "objective_max_downtime_ms") || ji(m, "objective_deadline_s")) {
+        printf("  objectives");
+        if (ji(m, "objective_max_downtime_ms"))
+            printf(" max downtime %lld ms", (long long)ji(m, "objective_max_downtime_ms"));
+        if (ji(m, "objective_deadline_s"))
+            printf("%s deadline %lld s", ji(m, "objective_max_downtime_ms") ? "," : "",
+                   (long long)ji(m, "objective_deadline_s"));
+        printf("\n  plan       %s\n", jsd(m, "objective_plan", "-"));
+        json_object *rcpt = NULL, *x = NULL;
+        if (json_object_object_get_ex(m, "receipt", &rcpt) && json_object_is_type(rcpt, json_type_object)) {
+            printf("  receipt   ");
+            if (json_object_object_get_ex(rcpt, "max_downtime_ms", &x))
+                printf(" max downtime %s (paused %s ms)", jb(x, "met") ? "met" : "MISSED", jsd(x, "measured_ms", "?"));
+            if (json_object_object_get_ex(rcpt, "deadline_s", &x))
+                printf(" deadline %s (took %.1f s)", jb(x, "met") ? "met" : "MISSED",
+                       (double)ji(x, "measured_ms") / 1000.0);
+            printf("\n");
+        }
     }
     printf("  created    %s\n  finished   %s\n", jsd(m, "created_at", "-"), jsd(m, "finished_at", "-"));
     printf("  owner      %s\n", jsd(m, "owner", "-"));

@@ -119,6 +119,16 @@ enum {
     MSG_OPT_COMPLETION_TIMEOUT = 1u << 4,
 };
 
+/* What a request asks ferry to hold to ("objectives" in the body, issue #18); 0 = not asked.
+ * ferry plans the mode from a forecast before it claims anything, refuses the request when no
+ * mode can meet them, and answers with a receipt at the end. */
+typedef struct msg_objectives {
+    int max_downtime_ms; /* MSG_OPT_DOWNTIME_MIN..MSG_OPT_DOWNTIME_MAX: the guest's longest pause */
+    int deadline_s;      /* 1..MSG_OBJ_DEADLINE_MAX: done within this many seconds of acceptance */
+} msg_objectives;
+
+#define MSG_OBJ_DEADLINE_MAX (7 * 86400)
+
 /* A checked migration request. The strings are owned by the struct (msg_request_free). */
 typedef struct msg_request {
     char *id;                        /* request id = envelope id, lower-case UUID */
@@ -130,6 +140,7 @@ typedef struct msg_request {
     bool post_copy;
     msg_options options;    /* every value filled in: given, else from the defaults */
     unsigned options_given; /* MSG_OPT_* bits of the options the request spelled out */
+    msg_objectives objectives; /* all 0 when the request sets none */
 } msg_request;
 
 /* Fills *defs with the built-in defaults (no auto-converge, post-copy after 1 iteration,
@@ -153,8 +164,8 @@ void msg_request_free(msg_request *req);
 
 /* Builds a "migration.request" message from req (borrowed): id (NULL = new UUID),
  * instance, host (NULL = scheduler picks), block_migration, disk_over_commit, post_copy, and
- * under "options" only the options whose MSG_OPT_* bit is set in req->options_given
- * (instance_kind is ignored). The result is checked with msg_parse + msg_request_parse, so it
+ * under "options" only the options whose MSG_OPT_* bit is set in req->options_given, and
+ * "objectives" when one is set (instance_kind is ignored). The result is checked with msg_parse + msg_request_parse, so it
  * is exactly what the scheduler accepts. On success *out_json gets a new JSON string (caller
  * frees); on failure returns -1 with a new reason in *err (if err is not NULL; caller
  * frees). */

@@ -144,7 +144,7 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
     msg_request r = {.options = *defs};
 
     json_object *body = env->body;
-    static const char *const body_keys[] = {"instance", "os-migrateLive", "options", NULL};
+    static const char *const body_keys[] = {"instance", "os-migrateLive", "options", "objectives", NULL};
     if (msg_check_keys(body, "body", body_keys, err) < 0)
         return -1;
 
@@ -232,6 +232,29 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
         }
     }
 
+    /* what the request asks ferry to hold to */
+    const char *const ob = "body.objectives";
+    json_object *objs;
+    if (msg_get_object(body, "body", "objectives", false, &objs, err) < 0)
+        return -1;
+    if (objs) {
+        static const char *const obj_keys[] = {"max_downtime_ms", "deadline_s", NULL};
+        if (msg_check_keys(objs, ob, obj_keys, err) < 0)
+            return -1;
+        int64_t x;
+        if (msg_get_int(objs, ob, "max_downtime_ms", false, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &x, &found,
+                        err) < 0)
+            return -1;
+        r.objectives.max_downtime_ms = found ? (int)x : 0;
+        if (msg_get_int(objs, ob, "deadline_s", false, 1, MSG_OBJ_DEADLINE_MAX, &x, &found, err) < 0)
+            return -1;
+        r.objectives.deadline_s = found ? (int)x : 0;
+        if (!r.objectives.max_downtime_ms && !r.objectives.deadline_s) {
+            msg_set_err(err, "%s: empty: name max_downtime_ms, deadline_s or both", ob);
+            return -1;
+        }
+    }
+
     r.id = xstrdup(env->id);
     r.instance = xstrdup(instance);
     r.instance_kind = msg_instance_classify(instance);
@@ -282,6 +305,15 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
         if (given & MSG_OPT_COMPLETION_TIMEOUT)
             json_object_object_add(opts, "completion_timeout_s", json_object_new_int(o->completion_timeout_s));
         json_object_object_add(body, "options", opts);
+    }
+
+    if (req->objectives.max_downtime_ms || req->objectives.deadline_s) {
+        json_object *objs = json_object_new_object();
+        if (req->objectives.max_downtime_ms)
+            json_object_object_add(objs, "max_downtime_ms", json_object_new_int(req->objectives.max_downtime_ms));
+        if (req->objectives.deadline_s)
+            json_object_object_add(objs, "deadline_s", json_object_new_int(req->objectives.deadline_s));
+        json_object_object_add(body, "objectives", objs);
     }
 
     _cleanup_free_ char *json = msg_build(MSG_TYPE_REQUEST, req->id, body);

@@ -25,13 +25,66 @@ typedef struct fc_job {
     /* the agent's answer */
     int64_t dirty_mib_s, memory_mib;
     char *refused; /* why, NULL when answered */
+    /* a request's plan (forecastop_plan_request) instead of an answer to an operator */
+    forecastop_plan_fn plan_done;
+    void *plan_arg;
+    char *ref_owned;
+    int allow_postcopy;
+    int64_t limit_ms; /* QEMU's downtime limit: the request's own max_downtime_ms, else 0 (derived) */
 } fc_job;
 
 static void job_free(fc_job *j)
 {
     msg_envelope_free(j->env);
     free(j->refused);
+    free(j->ref_owned);
     free(j);
+}
+
+/* The plan of a request, from the forecast (or its absence); runs the request's callback. */
+static void plan_finish(fc_job *j, int cancelled)
+{
+    forecastop_plan p = {.cancelled = cancelled};
+    const cfg_scheduler *cs = &j->s->cfg->scheduler;
+    if (cancelled) {
+        p.note = xstrdup("the scheduler is stopping");
+    } else if (j->refused) {
+        p.note = xasprintf("no forecast (%s): the request runs as it asked", j->refused);
+    } else {
+        int64_t limit = j->limit_ms > 0                        ? j->limit_ms
+                        : j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms
+                        : j->max_downtime_ms > 0                      ? 1
+                                                                      : cs->max_downtime_ms;
+        forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
+                                         cs->postcopy_after_iterations);
+        forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
+                                   .deadline_ms = (uint64_t)j->deadline_s * 1000};
+        bool allowed[FORECAST_MODES] = {true, true, j->allow_postcopy != 0};
+        forecast_mode chosen;
+        forecast_out co;
+        char *why = NULL;
+        p.taken = 1;
+        p.limit_ms = limit;
+        if (forecast_choose(&in, &obj, allowed, &chosen, &co, &why) == 0) {
+            p.feasible = 1;
+            p.mode = (int)chosen;
+            p.note = xasprintf("%s chosen by the forecast: %.1f s, pause %llu ms (%lld MiB of memory dirtied at %lld MiB/s, "
+                               "link %lld MiB/s, downtime limit %lld ms)",
+                               forecast_mode_str(chosen), (double)co.duration_ms / 1000.0,
+                               (unsigned long long)co.downtime_ms, (long long)j->memory_mib, (long long)j->dirty_mib_s,
+                               (long long)j->bandwidth_mib_s, (long long)limit);
+        } else {
+            p.note = xasprintf("the forecast says no mode meets the objectives (%lld MiB of memory dirtied at %lld MiB/s, "
+                               "link %lld MiB/s%s): %s",
+                               (long long)j->memory_mib, (long long)j->dirty_mib_s, (long long)j->bandwidth_mib_s,
+                               j->allow_postcopy ? "" : ", post-copy not allowed by the request", why);
+            free(why);
+        }
+    }
+    forecastop_plan_fn done = j->plan_done;
+    void *arg = j->plan_arg;
+    job_free(j);
+    done(arg, &p);
 }
 
 /* Replies type with body (taken) to the request's reply_to, if any. */
@@ -57,6 +110,10 @@ static json_object *mode_json(forecast_mode m, const forecast_out *f, const fore
 /* The forecast from the agent's figures, answered; or the refusal. Acks the request. */
 static void finish(fc_job *j)
 {
+    if (j->plan_done) {
+        plan_finish(j, 0);
+        return;
+    }
     log_fields f = {.req = msg_envelope_id(j->env), .instance = *j->ec2 ? j->ec2 : NULL, .host = *j->host ? j->host : NULL};
     if (j->refused) {
         log_warn(&f, "instance.forecast of %s refused: %s", j->ref, j->refused);
@@ -134,7 +191,10 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     orchreply_clear(&r);
     msg_envelope_free(env);
     if (j->s->stopping) {
-        job_free(j);
+        if (j->plan_done)
+            plan_finish(j, 1);
+        else
+            job_free(j);
         return;
     }
     finish(j);
@@ -207,6 +267,10 @@ static void read_done(void *arg, int rc, char *err)
                                j->host);
     free(err);
     if (j->refused || j->s->stopping) {
+        if (j->s->stopping && j->plan_done) {
+            plan_finish(j, 1);
+            return;
+        }
         if (j->s->stopping && !j->refused) {
             job_free(j);
             return;
@@ -268,5 +332,30 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
         job_free(j);
         return;
     }
+    dbq_submit(s->dbq, read_work, read_done, j);
+}
+
+void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn done, void *arg)
+{
+    fc_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->plan_done = done;
+    j->plan_arg = arg;
+    j->ref_owned = xstrdup(rq->instance);
+    j->ref = j->ref_owned;
+    const cfg_scheduler *cs = &s->cfg->scheduler;
+    /* the request's own cap is the link it will get; else the configured one */
+    if (rq->options.bandwidth_mib_s > 0) {
+        j->bandwidth_mib_s = rq->options.bandwidth_mib_s;
+        j->bandwidth_from = "request";
+    } else {
+        j->bandwidth_mib_s = cs->forecast_bandwidth_mib_s;
+        j->bandwidth_from = "config forecast_bandwidth_mib_s";
+    }
+    j->max_downtime_ms = rq->objectives.max_downtime_ms;
+    j->deadline_s = rq->objectives.deadline_s;
+    j->limit_ms = (rq->options_given & MSG_OPT_MAX_DOWNTIME) ? rq->options.max_downtime_ms : 0;
+    j->allow_postcopy = rq->post_copy;
+    j->seconds = cs->forecast_sample_s > 0 ? cs->forecast_sample_s : 1;
     dbq_submit(s->dbq, read_work, read_done, j);
 }

@@ -142,7 +142,7 @@ char *http_body_text(struct evhttp_request *req)
 typedef struct resolving {
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *conn;
-    json_object *action, *opts; /* references of the body's parts (opts may be NULL) */
+    json_object *action, *opts, *objs; /* references of the body's parts (opts, objs may be NULL) */
     char *tenant, *dest;
     int nova;
 } resolving;
@@ -151,6 +151,7 @@ static void resolving_free(resolving *v)
 {
     json_object_put(v->action);
     json_object_put(v->opts);
+    json_object_put(v->objs);
     free(v->tenant);
     free(v->dest);
     free(v);
@@ -191,6 +192,8 @@ static void migrate_live_resolved(sched *s, api_read *r, void *arg)
     json_object_object_add(b, "os-migrateLive", json_object_get(v->action));
     if (v->opts)
         json_object_object_add(b, "options", json_object_get(v->opts));
+    if (v->objs)
+        json_object_object_add(b, "objectives", json_object_get(v->objs));
     _cleanup_free_ char *msg = msg_build(MSG_TYPE_REQUEST, id, b);
     msg_envelope *env = NULL;
     msg_request rq = {0};
@@ -203,6 +206,8 @@ static void migrate_live_resolved(sched *s, api_read *r, void *arg)
         resolving_free(v);
         return;
     }
+    /* objectives: the replica samples the guest's dirty rate before it answers */
+    int objectives = rq.objectives.max_downtime_ms || rq.objectives.deadline_s;
     msg_request_free(&rq);
     msg_envelope_free(env);
     log_fields f = {.req = id, .instance = ec2};
@@ -214,7 +219,12 @@ static void migrate_live_resolved(sched *s, api_read *r, void *arg)
     w->ec2 = ec2;
     w->nova = v->nova;
     resolving_free(v);
-    ask_scheduler(s, req, w, msg);
+    if (objectives)
+        ask_scheduler_within(s, req, w, msg,
+                             (int)s->cfg->amqp.rpc_timeout_ms * 2 + (int)s->cfg->scheduler.forecast_sample_s * 1000 +
+                                 7000);
+    else
+        ask_scheduler(s, req, w, msg);
 }
 
 void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server)
@@ -228,19 +238,20 @@ void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *
         http_send_error(req, 400, "the body is not JSON: %s", json_tokener_error_desc(jerr));
         return;
     }
-    json_object *action = NULL, *opts = NULL;
+    json_object *action = NULL, *opts = NULL, *objs = NULL;
     if (!json_object_is_type(in, json_type_object) || !json_object_object_get_ex(in, "os-migrateLive", &action)) {
         json_object_put(in);
         http_send_error(req, 400, "the body has no os-migrateLive action (the only server action ferry serves)");
         return;
     }
     json_object_object_get_ex(in, "options", &opts);
-    http_action_migrate_live_start(s, req, tenant, server, action, opts, 0);
+    json_object_object_get_ex(in, "objectives", &objs);
+    http_action_migrate_live_start(s, req, tenant, server, action, opts, objs, 0);
     json_object_put(in);
 }
 
 void http_action_migrate_live_start(sched *s, struct evhttp_request *req, const char *tenant, const char *server,
-                                    json_object *action, json_object *opts, int nova)
+                                    json_object *action, json_object *opts, json_object *objs, int nova)
 {
     json_object *hv = NULL;
     resolving *v = xcalloc(1, sizeof(*v));
@@ -249,6 +260,7 @@ void http_action_migrate_live_start(sched *s, struct evhttp_request *req, const 
                           : "a host the scheduler chooses");
     v->action = json_object_get(action);
     v->opts = opts ? json_object_get(opts) : NULL;
+    v->objs = objs ? json_object_get(objs) : NULL;
     v->tenant = xstrdup(tenant);
     v->nova = nova;
     v->req = req;

@@ -62,12 +62,12 @@ void http_on_request(struct evhttp_request *req, void *arg);
 /* POST /v2/{tenant}/servers/{server}/action: the OpenStack-compatible os-migrateLive,
  * published as a request to a replica; answers req when one replies. */
 void http_action_migrate_live(sched *s, struct evhttp_request *req, const char *tenant, const char *server);
-/* The os-migrateLive object action (and the request contract's options, may be NULL) of a
- * server: resolved, published and answered as above; nova: answered as Nova does (202 with
- * an empty body, ferry's migration id in X-Ferry-Migration-Id). Borrows action and opts
- * (takes its own references), tenant and server. */
+/* The os-migrateLive object action (and the request contract's options and objectives, each
+ * may be NULL) of a server: resolved, published and answered as above; nova: answered as Nova
+ * does (202 with an empty body, ferry's migration id in X-Ferry-Migration-Id). Borrows action,
+ * opts and objs (takes its own references), tenant and server. */
 void http_action_migrate_live_start(sched *s, struct evhttp_request *req, const char *tenant, const char *server,
-                                    json_object *action, json_object *opts, int nova);
+                                    json_object *action, json_object *opts, json_object *objs, int nova);
 /* POST /api/migrations/{id}/{abort,force-complete}: published to a replica; answers req when
  * one replies (nova: 202 with an empty body). */
 void http_action_operator(sched *s, struct evhttp_request *req, int64_t id, const char *what, int nova);

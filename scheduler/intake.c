@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast.h"
 #include "ledger.h"
 #include "sched.h"
 
@@ -13,6 +14,8 @@ typedef struct intake {
     cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
     const msg_request *req;
     const char *reply_to;
+    const char *pre_refusal; /* the plan of the request's objectives refuses it (NULL: not) */
+    const char *plan;        /* what the plan decided, kept with the migration (NULL: no objectives) */
     /* results */
     int duplicate;
     int accepted;
@@ -120,6 +123,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         in->reason = xstrdup(PQgetvalue(dup, 0, 2));
         return 0;
     }
+    if (in->pre_refusal)
+        return refuse(db, in, "%s", in->pre_refusal);
     /* the instance and its host (the source: its facts for the filters), locked in the order
      * a heartbeat of that host takes them, host then instance, so the two never wait on each
      * other; claims also lock hosts in one order, source then destination, so the
@@ -226,7 +231,9 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
     snprintf(down, sizeof(down), "%d", rq->options.max_downtime_ms);
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
-    char lease[16], dl[24];
+    char lease[16], dl[24], odown[16], odead[16];
+    snprintf(odown, sizeof(odown), "%d", rq->objectives.max_downtime_ms);
+    snprintf(odead, sizeof(odead), "%d", rq->objectives.deadline_s);
     snprintf(lease, sizeof(lease), "%lld", (long long)in->cfg.lease_s);
     snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_SCHEDULED));
     const char *block = rq->block_migration == MSG_BLOCK_YES    ? "yes"
@@ -250,7 +257,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         dl,
                         vcpus,
                         mem,
-                        disk};
+                        disk,
+                        rq->objectives.max_downtime_ms ? odown : NULL,
+                        rq->objectives.deadline_s ? odead : NULL,
+                        in->plan};
     /* one statement: the migration row; both hosts hold an allocation, the source's moved
      * under the migration and the destination's new one under the instance (inserted after
      * the move: it reads the move's result, so the instance never holds two at once); the
@@ -261,10 +271,11 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "WITH m AS ("
             "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
             "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
-            "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at)"
+            "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at,"
+            "   objective_max_downtime_ms, objective_deadline_s, objective_plan)"
             "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
             "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-            "   now() + make_interval(secs => $16::int))"
+            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22)"
             "  RETURNING id),"
             " src AS ("
             "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
@@ -277,7 +288,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
             "  RETURNING request_id)"
             " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-            19, mp) < 0)
+            22, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
         strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
@@ -380,6 +391,7 @@ typedef struct intake_job {
     int64_t us;    /* how long the transaction took */
     int retryable; /* after a failure: db_failure_retryable */
     int connected; /* the connection was usable after it */
+    char *plan;    /* the objectives' plan (forecastop_plan_request), NULL without objectives */
 } intake_job;
 
 static int intake_work(db_conn *db, void *arg, char **err)
@@ -396,6 +408,7 @@ static int intake_work(db_conn *db, void *arg, char **err)
 static void intake_job_free(intake_job *j)
 {
     intake_clear(&j->in);
+    free(j->plan);
     msg_request_free(&j->rq);
     msg_envelope_free(j->env);
     free(j);
@@ -461,6 +474,37 @@ static void intake_done(void *arg, int txrc, char *err)
             orch_start(s, in->migration);
     }
     intake_job_free(j);
+}
+
+/* The request's objectives are planned (forecastop_plan_request): its mode set by the plan, or
+ * its refusal, then its transaction as any request's. */
+static void intake_planned(void *arg, forecastop_plan *p)
+{
+    intake_job *j = arg;
+    msg_request *rq = &j->rq;
+    log_fields f = {.req = rq->id};
+    j->plan = TAKE_PTR(p->note);
+    if (p->cancelled) {
+        mq_reject(j->c, j->d, 1); /* another replica takes it */
+        intake_job_free(j);
+        return;
+    }
+    if (p->taken && !p->feasible) {
+        j->in.pre_refusal = j->plan;
+    } else if (p->taken) {
+        /* the chosen mode; QEMU's downtime limit as the forecast assumed it */
+        if (p->mode == FORECAST_AUTO_CONVERGE)
+            rq->options.auto_converge = true;
+        if (p->mode == FORECAST_POSTCOPY)
+            rq->post_copy = true;
+        if (!(rq->options_given & MSG_OPT_MAX_DOWNTIME) && rq->objectives.max_downtime_ms)
+            rq->options.max_downtime_ms = (int)p->limit_ms;
+        j->in.plan = j->plan;
+    } else {
+        j->in.plan = j->plan; /* no forecast: the request as it asked, and why */
+    }
+    log_info(&f, "request for %s with objectives: %s", rq->instance, j->plan);
+    dbq_submit(j->in.s->dbq, intake_work, intake_done, j);
 }
 
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
@@ -530,7 +574,12 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     j->in.s = s;
     j->in.cfg = s->cfg->scheduler;
     j->in.req = &j->rq;
-    j->retryable = 1;                                /* as when the worker cannot connect */
+    j->retryable = 1; /* as when the worker cannot connect */
+    if (rq.objectives.max_downtime_ms || rq.objectives.deadline_s) {
+        /* objectives: the forecast plans the mode first, or refuses the request with why */
+        forecastop_plan_request(s, &j->rq, intake_planned, j);
+        return;
+    }
     dbq_submit(s->dbq, intake_work, intake_done, j); /* acked in intake_done, after the commit */
 }
 

@@ -40,7 +40,7 @@ int ledger_record(db_conn *db, const char *scheduler, int64_t migration, const c
         " SELECT 'migration.' || m.id || '.' || $4, json_strip_nulls(json_build_object("
         "   'migration', m.id, 'status', $4::text, 'request', m.request_id, 'instance', m.instance_uuid,"
         "   'instance_id', i.ec2_id, 'source', m.source_host, 'dest', m.dest_host, 'message', nullif($6, ''),"
-        "   'origin', 'scheduler', 'scheduler', $7::text, 'event', e.id, 'at', e.at))::text"
+        "   'origin', 'scheduler', 'scheduler', $7::text, 'event', e.id, 'at', e.at, 'receipt', m.receipt))::text"
         " FROM e, migrations m JOIN instances i ON i.uuid = m.instance_uuid"
         " WHERE m.id = $1::bigint AND $5 = 'status'",
         7, p);

@@ -469,10 +469,12 @@ static void server_action(sched *s, struct evhttp_request *req, int minor, const
         http_send_error(req, 400, "Invalid input for field/attribute os-migrateLive: %s", err);
         free(err);
     } else {
+        json_object *objs = NULL;
         json_object_object_get_ex(in, "options", &opts);
+        json_object_object_get_ex(in, "objectives", &objs);
         log_fields f = {.instance = id};
         log_info(&f, "Nova API: os-migrateLive of %s at microversion 2.%d", id, minor);
-        http_action_migrate_live_start(s, req, tenant ? tenant : "", id, contract, opts, 1);
+        http_action_migrate_live_start(s, req, tenant ? tenant : "", id, contract, opts, objs, 1);
         json_object_put(contract);
     }
     json_object_put(in);

@@ -112,6 +112,44 @@ typedef struct fin {
     char ec2[40], source[256];
 } fin;
 
+/* The receipt of a migration that had objectives (issue #18), at its end: each objective with
+ * the measured figure and whether it was met (only a completed migration meets any), and the
+ * plan; kept on the migration (the completion event carries it) and recorded as its event of
+ * kind receipt. Nothing for a migration without objectives. */
+static int receipt_tx(db_conn *db, fin *f)
+{
+    const char *p[] = {f->id_s};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(
+            db, &r,
+            "WITH x AS (SELECT id, status, objective_max_downtime_ms AS od, objective_deadline_s AS odl, downtime_ms,"
+            "  (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS took_ms, objective_plan"
+            "  FROM migrations WHERE id = $1::bigint AND (objective_max_downtime_ms IS NOT NULL"
+            "  OR objective_deadline_s IS NOT NULL)),"
+            " y AS (SELECT x.*, status = 'completed' AND downtime_ms IS NOT NULL AND downtime_ms <= od AS od_met,"
+            "  status = 'completed' AND took_ms <= odl::bigint * 1000 AS odl_met FROM x),"
+            " u AS (UPDATE migrations m SET receipt = json_strip_nulls(json_build_object("
+            "   'max_downtime_ms', CASE WHEN y.od IS NOT NULL THEN json_build_object('objective', y.od,"
+            "     'measured_ms', y.downtime_ms, 'met', y.od_met) END,"
+            "   'deadline_s', CASE WHEN y.odl IS NOT NULL THEN json_build_object('objective', y.odl,"
+            "     'measured_ms', y.took_ms, 'met', y.odl_met) END,"
+            "   'status', y.status, 'plan', y.objective_plan))"
+            "  FROM y WHERE m.id = y.id RETURNING m.id)"
+            " SELECT concat_ws('; ',"
+            "  CASE WHEN od IS NOT NULL THEN format('max downtime %s ms %s (paused %s)', od,"
+            "   CASE WHEN od_met THEN 'met' ELSE 'missed' END, coalesce(downtime_ms || ' ms', 'unknown')) END,"
+            "  CASE WHEN odl IS NOT NULL THEN format('deadline %s s %s (took %s s)', odl,"
+            "   CASE WHEN odl_met THEN 'met' ELSE 'missed' END, round(took_ms / 1000.0, 1)) END,"
+            "  CASE WHEN status <> 'completed' THEN 'the migration ' || status END,"
+            "  'plan: ' || coalesce(objective_plan, 'none')) FROM y, u",
+            1, p) < 0)
+        return -1;
+    if (PQntuples(r) != 1)
+        return 0;
+    _cleanup_free_ char *msg = xasprintf("receipt: %s", PQgetvalue(r, 0, 0));
+    return ledger_record(db, f->s->name, f->id, "scheduler", NULL, LEDGER_NO_STATUS, "receipt", msg);
+}
+
 static int finish_tx(db_conn *db, void *arg, char **err)
 {
     fin *f = arg;
@@ -142,6 +180,8 @@ static int finish_tx(db_conn *db, void *arg, char **err)
     if (mig_status_is_final(f->status)) {
         const char *rp[] = {f->id_s};
         if (db_exec(db, NULL, "UPDATE migrations SET recovering_since = NULL WHERE id = $1::bigint", 1, rp) < 0)
+            return -1;
+        if (receipt_tx(db, f) < 0)
             return -1;
     }
     return ledger_record(db, f->s->name, f->id, "scheduler", NULL, f->status, "status", f->error);

@@ -97,6 +97,22 @@ void reconcile_resolve(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
  * objectives are answered as instance.forecast.result, or instance.forecast.refused with the
  * reason. Changes nothing. Owns d and env. */
 void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* A migration request's plan for its objectives (issue #18), from a forecast taken before
+ * anything is claimed. */
+typedef struct forecastop_plan {
+    int cancelled;      /* the scheduler is stopping: nothing was decided */
+    int taken;          /* 0: no forecast (note says why): the request runs as it asked */
+    int feasible;       /* taken: a mode meets the objectives (else note says why none does) */
+    int mode;           /* feasible: the forecast_mode chosen */
+    int64_t limit_ms;   /* feasible: QEMU's downtime limit the forecast assumed */
+    char *note;         /* what was decided, in words (the callback takes it) */
+} forecastop_plan;
+typedef void (*forecastop_plan_fn)(void *arg, forecastop_plan *plan);
+/* Plans request rq (borrowed until done runs) against its objectives: the instance's host
+ * samples its dirty rate, and the mode that meets the objectives and slows the guest least is
+ * chosen among pre-copy, auto-converge and (when the request allows it) post-copy, at the
+ * request's bandwidth (else the configured one). done(arg, plan) runs once on the loop. */
+void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn done, void *arg);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
 /* In the caller's transaction: serializes with every other replica's limit decisions (an

@@ -240,13 +240,20 @@ ok "os-migrateLive with ferry's options; POST .../abort (202, cancelled) and ...
    $(jq -r .error.message "$out.body") == *"post_copy"* ]] || fail "400 mistyped field: $(cat "$out.body")"
 [[ $(code POST /v2/admin/servers/vm1/action -d "{\"os-migrateLive\":{\"host\":\"compute2\"}}") == 409 &&
    $(jq -r .error.message "$out.body") == *"own host"* ]] || fail "409 refused: $(cat "$out.body")"
+# objectives (issue #18): planned from a forecast of vm1 before the claim; 1 s is less than the
+# fixed costs alone, so no mode meets it
+[[ $(code POST /v2/admin/servers/vm1/action -d '{"os-migrateLive":{"host":null},"objectives":{"deadline_s":1}}') == 409 &&
+   $(jq -r .error.message "$out.body") == *"the forecast says no mode meets the objectives"*"deadline_s 1"* ]] ||
+  fail "409 impossible objective: $(cat "$out.body")"
+[[ $(code POST /v2/admin/servers/vm1/action -d '{"os-migrateLive":{"host":null},"objectives":{}}') == 400 &&
+   $(jq -r .error.message "$out.body") == *"body.objectives: empty"* ]] || fail "400 empty objectives: $(cat "$out.body")"
 [[ $(code GET /v2/admin/servers/vm1/action) == 405 ]] || fail "405"
 [[ $(code POST "/api/migrations/$mab/abort") == 409 && $(jq -r .error.message "$out.body") == *"already ended"* ]] || fail "409 abort"
 [[ $(curl -sS -o /dev/null -w '%{http_code}' -X POST "$FERRY_HTTP_URL/v2/admin/servers/vm1/action" -d '{}') == 401 ]] || fail "401 no token"
 [[ $(curl -sS -o /dev/null -w '%{http_code}' -H 'X-Auth-Token: wrong' "$FERRY_HTTP_URL/api/hosts") == 401 ]] || fail "401 bad token"
 head -c 100000 /dev/zero | tr '\0' 'x' >"$out.big"
 [[ $(code POST /v2/admin/servers/vm1/action --data-binary @"$out.big") == 413 ]] || fail "413"
-ok "JSON reads (hosts, host, instances?host, migrations?status); 400, 401, 404, 405, 409, 413 with JSON reasons"
+ok "JSON reads (hosts, host, instances?host, migrations?status); 400, 401, 404, 405, 409 (also an impossible objective), 413 with JSON reasons"
 
 curl -sS "$FERRY_HTTP_URL/metrics" >"$out"
 grep -q '^ferry_migrations{status="completed"} [1-9]' "$out" && grep -q '^ferry_hosts_up 3$' "$out" &&

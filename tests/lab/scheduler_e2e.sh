@@ -142,6 +142,46 @@ err=$(sql "SELECT error FROM migrations WHERE request_id = '$req4'")
 check_usage
 ok "agent-reported failure: failed ($err), d1 still on compute2, allocations back"
 
+# ---- objectives (issue #18): planned by a forecast before the claim; refused when none can hold ------
+st=0; out=$("$CTL" migrate d1 compute1 --bandwidth 8 --objective-deadline 5 2>&1) || st=$?
+[[ $st == 1 && $out == *"refused: the forecast says no mode meets the objectives"*"post-copy not allowed by the request"*"deadline_s 5"* ]] ||
+  fail "an impossible objective: $st $out"
+[[ $(sql "SELECT count(*) FROM migrations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'd1') AND status NOT IN ('failed')") == 0 &&
+  $(where d1) == "compute2 running yes" && $(sql "SELECT coalesce(task_state, '-') FROM instances WHERE name = 'd1'") == - ]] ||
+  fail "the refused request changed something: $(sql "SELECT id, status FROM migrations") $(where d1)"
+[[ $(sql "SELECT count(*) FROM processed_requests WHERE outcome = 'refused' AND reason LIKE 'the forecast says no mode meets the objectives%'") == 1 ]] ||
+  fail "the refusal is not recorded with its reason"
+ok "an impossible objective (deadline 5 s at 8 MiB/s) refused before the claim: ${out#*refused: }"
+# d1 rewrites 64 MiB at 48 MiB/s: at 16 MiB/s pre-copy never ends; within 60 s and with a pause of
+# at most 2 s, the plan is post-copy (allowed by --postcopy)
+out=$("$CTL" -o json migrate d1 compute1 --postcopy --bandwidth 16 --objective-downtime 2000 --objective-deadline 60 2>&1) ||
+  fail "migrate d1 with objectives: $out"
+m6=$(jq -r .migration <<<"$out")
+wait_sql 120 "SELECT status FROM migrations WHERE id = $m6" completed ||
+  fail "d1's migration with objectives: $(sql "SELECT status, error, objective_plan FROM migrations WHERE id = $m6")"
+[[ $(sql "SELECT objective_plan LIKE 'post-copy chosen by the forecast: %' FROM migrations WHERE id = $m6") == t ]] ||
+  fail "d1's plan: $(sql "SELECT objective_plan FROM migrations WHERE id = $m6")"
+[[ $(sql "SELECT postcopy_active FROM migrations WHERE id = $m6") == t ]] || fail "d1's migration did not switch to post-copy"
+js=$("$CTL" -o json migration show "$m6") || fail "migration show $m6: $js"
+dt=$(sql "SELECT downtime_ms FROM migrations WHERE id = $m6")
+took=$(sql "SELECT (extract(epoch FROM finished_at - started_at) * 1000)::bigint FROM migrations WHERE id = $m6")
+[[ $(jq -r '.receipt.max_downtime_ms | "\(.objective) \(.measured_ms) \(.met)"' <<<"$js") == "2000 $dt true" ]] ||
+  fail "d1's receipt (downtime $dt ms): $(jq -c .receipt <<<"$js")"
+met=false; ((took <= 60000)) && met=true
+[[ $(jq -r '.receipt.deadline_s | "\(.objective) \(.measured_ms) \(.met)"' <<<"$js") == "60 $took $met" ]] ||
+  fail "d1's receipt (took $took ms): $(jq -c .receipt <<<"$js")"
+show=$("$CTL" migration show "$m6")
+grep -q "^  receipt    max downtime met (paused $dt ms) deadline " <<<"$show" || fail "migration show $m6 has no receipt: $show"
+[[ $(sql "SELECT count(*) FROM migration_events WHERE migration_id = $m6 AND kind = 'receipt' AND message LIKE 'receipt: max downtime 2000 ms met (paused $dt ms); deadline 60 s %; plan: post-copy chosen %'") == 1 ]] ||
+  fail "no receipt event: $(sql "SELECT message FROM migration_events WHERE migration_id = $m6 AND kind = 'receipt'")"
+for _ in $(seq 1 20); do grep -q "\"type\":\"migration.$m6.completed\"" "$events" && break; sleep 0.2; done
+# the scheduler's completion event (the source's agent publishes one too, with its statistics)
+[[ $(grep "\"type\":\"migration.$m6.completed\"" "$events" | jq -r 'select(.body.origin == "scheduler") | .body.receipt.max_downtime_ms.met') == true ]] ||
+  fail "the completion event of $m6 has no receipt: $(grep "\"type\":\"migration.$m6.completed\"" "$events")"
+[[ $(where d1) == "compute1 running yes" ]] || fail "d1 is at: $(where d1)"
+check_usage
+ok "objectives: d1 moved by post-copy as planned; receipt: $(grep '^  receipt' <<<"$show" | sed 's/^  receipt    //')"
+
 # ---- block migration of a guest on the shared instances path: refused in the checks ------------------
 from=$(sql "SELECT host FROM instances WHERE name = 'vm1'")
 to=compute1; [[ $from == compute1 ]] && to=compute2

@@ -439,6 +439,53 @@ static void test_out_of_range(void **state)
         expect_opts_err(cases[i].opts, cases[i].want);
 }
 
+/* "objectives" (issue #18): each one alone or both, in range, nothing else, not empty; a
+ * request without them has none; they survive msg_build_request. */
+static void test_objectives(void **state)
+{
+    (void)state;
+    static const char pre[] = "{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":null},\"objectives\":";
+    msg_request r;
+    _cleanup_free_ char *both = xasprintf("%s{\"max_downtime_ms\":200,\"deadline_s\":120}}", pre);
+    parse_req_ok(both, NULL, &r);
+    assert_int_equal(r.objectives.max_downtime_ms, 200);
+    assert_int_equal(r.objectives.deadline_s, 120);
+    assert_int_equal(r.options_given, 0); /* an objective is not an option */
+    char *json = NULL, *err = NULL;
+    assert_int_equal(msg_build_request(&r, &json, &err), 0);
+    assert_non_null(strstr(json, "\"objectives\":{\"max_downtime_ms\":200,\"deadline_s\":120}"));
+    free(json);
+    msg_request_free(&r);
+    _cleanup_free_ char *one = xasprintf("%s{\"deadline_s\":604800}}", pre);
+    parse_req_ok(one, NULL, &r);
+    assert_int_equal(r.objectives.max_downtime_ms, 0);
+    assert_int_equal(r.objectives.deadline_s, 604800);
+    msg_request_free(&r);
+    parse_req_ok("{\"instance\":\"vm1\",\"os-migrateLive\":{\"host\":null}}", NULL, &r);
+    assert_int_equal(r.objectives.max_downtime_ms, 0);
+    assert_int_equal(r.objectives.deadline_s, 0);
+    assert_int_equal(msg_build_request(&r, &json, &err), 0);
+    assert_null(strstr(json, "objectives"));
+    free(json);
+    msg_request_free(&r);
+
+    static const struct {
+        const char *objs, *want;
+    } cases[] = {
+        {"{}", "body.objectives: empty: name max_downtime_ms, deadline_s or both"},
+        {"[]", "body.objectives: expected object, got array"},
+        {"{\"max_downtime_ms\":0}", "body.objectives.max_downtime_ms: 0 is out of range 1..600000"},
+        {"{\"deadline_s\":0}", "body.objectives.deadline_s: 0 is out of range 1..604800"},
+        {"{\"deadline_s\":604801}", "body.objectives.deadline_s: 604801 is out of range 1..604800"},
+        {"{\"deadline_s\":\"2m\"}", "body.objectives.deadline_s: expected integer, got string"},
+        {"{\"downtime\":5}", "body.objectives.downtime: unknown field"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        _cleanup_free_ char *body = xasprintf("%s%s}", pre, cases[i].objs);
+        expect_req_err(body, cases[i].want);
+    }
+}
+
 static void test_unknown_keys(void **state)
 {
     (void)state;
@@ -869,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_mistyped_request),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_objectives),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_type_for_request),
         cmocka_unit_test(test_syntax),
