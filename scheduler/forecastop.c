@@ -30,6 +30,7 @@ typedef struct fc_job {
     void *plan_arg;
     char *ref_owned;
     int allow_postcopy;
+    int64_t after;    /* the request's postcopy_after_iterations */
     int64_t limit_ms; /* QEMU's downtime limit: the request's own max_downtime_ms, else 0 (derived) */
 } fc_job;
 
@@ -55,8 +56,7 @@ static void plan_finish(fc_job *j, int cancelled)
                         : j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms
                         : j->max_downtime_ms > 0                      ? 1
                                                                       : cs->max_downtime_ms;
-        forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
-                                         cs->postcopy_after_iterations);
+        forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, j->after);
         forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                    .deadline_ms = (uint64_t)j->deadline_s * 1000};
         bool allowed[FORECAST_MODES] = {true, true, j->allow_postcopy != 0};
@@ -356,6 +356,7 @@ void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn
     j->deadline_s = rq->objectives.deadline_s;
     j->limit_ms = (rq->options_given & MSG_OPT_MAX_DOWNTIME) ? rq->options.max_downtime_ms : 0;
     j->allow_postcopy = rq->post_copy;
+    j->after = rq->options.postcopy_after_iterations;
     j->seconds = cs->forecast_sample_s > 0 ? cs->forecast_sample_s : 1;
     dbq_submit(s->dbq, read_work, read_done, j);
 }

@@ -518,7 +518,9 @@ static int start_work(db_conn *db, void *arg, char **err)
             db, &j->r,
             "SELECT m.request_id::text, m.instance_uuid::text, i.ec2_id, m.source_host, m.dest_host, m.status,"
             " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
-            " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active"
+            " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active,"
+            " coalesce(m.objective_deadline_s, 0),"
+            " greatest(0, (extract(epoch FROM now() - coalesce(m.started_at, now())) * 1000)::bigint)"
             " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
             " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
             2, p) < 0) {
@@ -578,6 +580,8 @@ static void start_done(void *arg, int rc, char *err)
     o->epoch = atoll(PQgetvalue(r, 0, 14));
     strlcpy_f(o->epoch_s, PQgetvalue(r, 0, 14), sizeof(o->epoch_s));
     o->postcopy = strcmp(PQgetvalue(r, 0, 15), "t") == 0;
+    o->obj_deadline_s = atoi(PQgetvalue(r, 0, 16));
+    o->started_mono_ms = t0 - atoll(PQgetvalue(r, 0, 17));
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;

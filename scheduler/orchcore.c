@@ -140,3 +140,25 @@ orch_recover_step orchcore_recovery_next(int dest_failed, int dest_active, int w
         return ORCH_RECOVER_PAUSE_DEST;
     return ORCH_RECOVER_WAIT;
 }
+
+int orchcore_deadline_at_risk(int64_t elapsed_ms, int64_t deadline_ms, int64_t remaining, int64_t bps,
+                              int64_t dirty_bps, int64_t iteration, int64_t *left_ms)
+{
+    *left_ms = 0;
+    if (deadline_ms <= 0 || iteration < 2 || bps <= 0 || remaining < 0)
+        return 0;
+    if (dirty_bps >= bps) {
+        *left_ms = -1;
+        return 1;
+    }
+    int64_t net = bps - (dirty_bps > 0 ? dirty_bps : 0);
+    /* whole seconds first: remaining * 1000 may not fit in int64 (a byte count reaches 2^56) */
+    int64_t secs = remaining / net;
+    if (secs > INT64_MAX / 1000 - 1) {
+        *left_ms = -1;
+        return 1;
+    }
+    int64_t rest = remaining % net; /* < net <= bps <= 2^56: rest * 1000 may overflow too */
+    *left_ms = secs * 1000 + (rest > INT64_MAX / 1000 ? rest / (net / 1000 + 1) : rest * 1000 / net);
+    return elapsed_ms + *left_ms > deadline_ms;
+}

@@ -55,10 +55,21 @@ struct orch {
                                * on the source is not cut short by the deadline) */
     char *recover_last;       /* the last failure of the recovery (for the final message), or NULL */
     int64_t last_progress_ms;
+    int obj_deadline_s;       /* the request's deadline objective (0: none) */
+    int64_t started_mono_ms;  /* monotonic: when the migration was accepted, as the row says */
     int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
     log_fields lf;
 };
+
+/* Whether a running pre-copy will miss its deadline (issue #18): elapsed_ms since acceptance,
+ * deadline_ms, the progress's memory_remaining bytes, transfer rate bps and dirty rate
+ * dirty_bps (bytes/s), and its iteration. Judged from the second pass on (the first sends all
+ * memory and knows no dirty rate yet): a pass that dirties as fast as it sends never ends; else
+ * the rest takes remaining / (bps - dirty_bps). Returns 1 with *left_ms (-1: never) when the end
+ * would come after the deadline, else 0. Pure. */
+int orchcore_deadline_at_risk(int64_t elapsed_ms, int64_t deadline_ms, int64_t remaining, int64_t bps,
+                              int64_t dirty_bps, int64_t iteration, int64_t *left_ms);
 
 /* Returns the migration id this replica drives (borrowed), or NULL. */
 orch *orchcore_find(int64_t id);

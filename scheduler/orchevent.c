@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "orchcall.h"
 #include "orchcore.h"
 #include "orchreply.h"
 
@@ -114,6 +115,47 @@ static void figure(char *buf, size_t n, int64_t v, const char *dflt)
         snprintf(buf, n, "%lld", (long long)v);
 }
 
+/* ---- the deadline objective watched (issue #18) ------------------------------------------------ */
+
+static void deadline_switched(orch *o, const orchreply *r)
+{
+    _cleanup_free_ char *msg =
+        xasprintf("deadline objective: the source %s", r->fc_action == ORCHREPLY_FC_POSTCOPY
+                                                           ? "switched to post-copy"
+                                                           : "paused the guest so that pre-copy finishes");
+    log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+    ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "objective", msg, "record it");
+}
+
+/* A running pre-copy with a deadline objective and post-copy allowed: when its progress says it
+ * would end after the deadline, the source switches to post-copy (force_complete), once. */
+static void watch_deadline(orch *o, const orchreply_stats *st)
+{
+    if (o->obj_deadline_s <= 0 || !o->post_copy || o->postcopy || o->fc_sent || o->finishing || o->fail_reason ||
+        o->status != MIG_RUNNING || st->memory_bps < 0 || st->memory_remaining < 0 || st->iteration < 0)
+        return;
+    int64_t elapsed = mono_ms() - o->started_mono_ms, left = 0;
+    /* libvirt gives the dirty rate in pages; QEMU's target pages are 4 KiB */
+    int64_t dirty = st->dirty_pages_s > 0 ? st->dirty_pages_s * 4096 : 0;
+    if (!orchcore_deadline_at_risk(elapsed, (int64_t)o->obj_deadline_s * 1000, st->memory_remaining, st->memory_bps,
+                                   dirty, st->iteration, &left))
+        return;
+    o->fc_sent = 1;
+    _cleanup_free_ char *msg =
+        left < 0 ? xasprintf("deadline objective of %d s at risk after %.1f s: pass %lld dirties as fast as it sends "
+                             "(%lld MiB/s): switching to post-copy",
+                             o->obj_deadline_s, (double)elapsed / 1000.0, (long long)st->iteration,
+                             (long long)(st->memory_bps >> 20))
+                 : xasprintf("deadline objective of %d s at risk after %.1f s: pre-copy needs ~%.1f s more "
+                             "(%lld MiB left at %lld MiB/s, dirtied at %lld MiB/s): switching to post-copy",
+                             o->obj_deadline_s, (double)elapsed / 1000.0, (double)left / 1000.0,
+                             (long long)(st->memory_remaining >> 20), (long long)(st->memory_bps >> 20),
+                             (long long)(dirty >> 20));
+    log_warn(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+    ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "objective", msg, "record it");
+    orchcall_soft(o, o->source, ORCHREPLY_FORCE_COMPLETE, json_object_new_object(), deadline_switched);
+}
+
 int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *body, char **why)
 {
     /* any replica records what an agent says (each event reaches one of them); the owner, if it
@@ -138,6 +180,9 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
         figure(j->c, sizeof(j->c), st->memory_remaining, "0");
         figure(j->d, sizeof(j->d), st->iteration, "0");
         snprintf(j->e, sizeof(j->e), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
+        orch *o = orchcore_find(id);
+        if (o && o->epoch > 0)
+            watch_deadline(o, st);
     } else if (ev.kind == ORCHREPLY_EV_POSTCOPY) {
         j->op = EV_POSTCOPY;
         orch *o = orchcore_find(id);

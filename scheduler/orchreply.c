@@ -309,7 +309,7 @@ static int read_post_live_migration(json_object *b, orchreply *r, char **why)
 {
     json_object *a, *s = NULL;
     char word[ORCHREPLY_MAX_WORD + 1];
-    r->dest_stats = (orchreply_stats){-1, -1, -1, -1, -1};
+    r->dest_stats = (orchreply_stats){-1, -1, -1, -1, -1, -1, -1};
     if (field(b, "body.", "stats", json_type_object, 0, &s, why) < 0)
         return -1;
     r->has_dest_stats = json_object_object_get_ex(b, "stats", NULL);
@@ -439,7 +439,9 @@ static int read_stats(json_object *s, orchreply_stats *st, char **why)
                    orchreply_get_int(s, w, "memory_remaining", 0, 0, ORCHREPLY_MAX_BYTES, &st->memory_remaining, why) <
                        0 ||
                    orchreply_get_int(s, w, "iteration", 0, 0, ORCHREPLY_MAX_COUNT, &st->iteration, why) < 0 ||
-                   orchreply_get_int(s, w, "downtime_ms", 0, 0, ORCHREPLY_MAX_COUNT, &st->downtime_ms, why) < 0
+                   orchreply_get_int(s, w, "downtime_ms", 0, 0, ORCHREPLY_MAX_COUNT, &st->downtime_ms, why) < 0 ||
+                   orchreply_get_int(s, w, "memory_bps", 0, 0, ORCHREPLY_MAX_BYTES, &st->memory_bps, why) < 0 ||
+                   orchreply_get_int(s, w, "dirty_rate", 0, 0, ORCHREPLY_MAX_BYTES, &st->dirty_pages_s, why) < 0
                ? -1
                : 0;
 }
@@ -447,7 +449,7 @@ static int read_stats(json_object *s, orchreply_stats *st, char **why)
 int orchreply_event_read(const char *what, json_object *body, orchreply_event *out, char **why)
 {
     memset(out, 0, sizeof(*out));
-    out->stats = (orchreply_stats){-1, -1, -1, -1, -1};
+    out->stats = (orchreply_stats){-1, -1, -1, -1, -1, -1, -1};
     job_state ended;
     if (strcmp(what, "progress") == 0)
         out->kind = ORCHREPLY_EV_PROGRESS;

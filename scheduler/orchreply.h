@@ -86,6 +86,7 @@ typedef enum orchreply_resume {
 typedef struct orchreply_stats {
     int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
     int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
+    int64_t memory_bps, dirty_pages_s; /* the transfer rate (bytes/s) and libvirt's dirty rate (pages/s), 0..ORCHREPLY_MAX_BYTES */
 } orchreply_stats;
 
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */

@@ -113,8 +113,8 @@ typedef struct fin {
 } fin;
 
 /* The receipt of a migration that had objectives (issue #18), at its end: each objective with
- * the measured figure and whether it was met (only a completed migration meets any), and the
- * plan; kept on the migration (the completion event carries it) and recorded as its event of
+ * the measured figure and whether it was met (only a completed migration meets any), the
+ * plan and what was done on the way (its events of kind objective); kept on the migration (the completion event carries it) and recorded as its event of
  * kind receipt. Nothing for a migration without objectives. */
 static int receipt_tx(db_conn *db, fin *f)
 {
@@ -133,7 +133,8 @@ static int receipt_tx(db_conn *db, fin *f)
             "     'measured_ms', y.downtime_ms, 'met', y.od_met) END,"
             "   'deadline_s', CASE WHEN y.odl IS NOT NULL THEN json_build_object('objective', y.odl,"
             "     'measured_ms', y.took_ms, 'met', y.odl_met) END,"
-            "   'status', y.status, 'plan', y.objective_plan))"
+            "   'status', y.status, 'plan', y.objective_plan, 'actions', (SELECT json_agg(e.message ORDER BY e.id)"
+            "    FROM migration_events e WHERE e.migration_id = y.id AND e.kind = 'objective')))"
             "  FROM y WHERE m.id = y.id RETURNING m.id)"
             " SELECT concat_ws('; ',"
             "  CASE WHEN od IS NOT NULL THEN format('max downtime %s ms %s (paused %s)', od,"
@@ -141,7 +142,9 @@ static int receipt_tx(db_conn *db, fin *f)
             "  CASE WHEN odl IS NOT NULL THEN format('deadline %s s %s (took %s s)', odl,"
             "   CASE WHEN odl_met THEN 'met' ELSE 'missed' END, round(took_ms / 1000.0, 1)) END,"
             "  CASE WHEN status <> 'completed' THEN 'the migration ' || status END,"
-            "  'plan: ' || coalesce(objective_plan, 'none')) FROM y, u",
+            "  'plan: ' || coalesce(objective_plan, 'none'),"
+            "  (SELECT 'then: ' || string_agg(e.message, '; ' ORDER BY e.id) FROM migration_events e"
+            "   WHERE e.migration_id = y.id AND e.kind = 'objective')) FROM y, u",
             1, p) < 0)
         return -1;
     if (PQntuples(r) != 1)

@@ -182,6 +182,29 @@ for _ in $(seq 1 20); do grep -q "\"type\":\"migration.$m6.completed\"" "$events
 check_usage
 ok "objectives: d1 moved by post-copy as planned; receipt: $(grep '^  receipt' <<<"$show" | sed 's/^  receipt    //')"
 
+# the plan is only a forecast: uncapped, the forecast assumes a 1000 MiB/s link and plans pre-copy
+# (post-copy allowed, but only after 50 passes); compute1's link is capped at 16 MiB/s, where d1's
+# pre-copy never ends, and its progress makes the scheduler switch it to post-copy to hold the
+# deadline
+"$LAB" link compute1 rate 16 >/dev/null || fail "could not cap compute1's link"
+out=$("$CTL" -o json migrate d1 compute2 --postcopy --postcopy-after 50 --objective-deadline 90 2>&1) ||
+  fail "migrate d1 back: $out"
+m7=$(jq -r .migration <<<"$out")
+wait_sql 120 "SELECT status FROM migrations WHERE id = $m7" completed ||
+  fail "d1's migration back: $(sql "SELECT status, error, objective_plan FROM migrations WHERE id = $m7")"
+"$LAB" link compute1 rate off >/dev/null
+[[ $(sql "SELECT objective_plan LIKE 'pre-copy chosen by the forecast: %' FROM migrations WHERE id = $m7") == t ]] ||
+  fail "d1's plan back: $(sql "SELECT objective_plan FROM migrations WHERE id = $m7")"
+sw=$(sql "SELECT message FROM migration_events WHERE migration_id = $m7 AND kind = 'objective' ORDER BY id LIMIT 1")
+[[ $sw == "deadline objective of 90 s at risk after "*": switching to post-copy" ]] || fail "no switch for the deadline: [$sw]"
+[[ $(sql "SELECT postcopy_active FROM migrations WHERE id = $m7") == t ]] || fail "d1's migration back did not switch to post-copy"
+js=$("$CTL" -o json migration show "$m7")
+[[ $(jq -r '.receipt.actions[0]' <<<"$js") == "$sw" && $(jq -r '.receipt.deadline_s.objective' <<<"$js") == 90 ]] ||
+  fail "d1's receipt back does not say what was done: $(jq -c .receipt <<<"$js")"
+[[ $(where d1) == "compute2 running yes" ]] || fail "d1 is at: $(where d1)"
+check_usage
+ok "objectives: a pre-copy planned at 1000 MiB/s met a 16 MiB/s link and was switched to post-copy: $sw"
+
 # ---- block migration of a guest on the shared instances path: refused in the checks ------------------
 from=$(sql "SELECT host FROM instances WHERE name = 'vm1'")
 to=compute1; [[ $from == compute1 ]] && to=compute2

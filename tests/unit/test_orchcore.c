@@ -93,12 +93,40 @@ static void test_recovery(void **state)
     free(m);
 }
 
+/* The deadline objective's rule: from the second pass, the rest at the net rate against what is
+ * left of the deadline; a pass that dirties as fast as it sends never ends. */
+static void test_deadline_at_risk(void **state)
+{
+    (void)state;
+    int64_t left = 7;
+    const int64_t MiB = 1 << 20;
+    /* not judged: no deadline, the first pass, no rate yet */
+    assert_int_equal(orchcore_deadline_at_risk(1000, 0, 100 * MiB, 10 * MiB, 0, 3, &left), 0);
+    assert_int_equal(orchcore_deadline_at_risk(1000, 60000, 100 * MiB, 10 * MiB, 0, 1, &left), 0);
+    assert_int_equal(orchcore_deadline_at_risk(1000, 60000, 100 * MiB, 0, 0, 3, &left), 0);
+    /* 64 MiB left at 16 - 8 MiB/s net: 8 s more; after 10 s that is 18 s */
+    assert_int_equal(orchcore_deadline_at_risk(10000, 60000, 64 * MiB, 16 * MiB, 8 * MiB, 2, &left), 0);
+    assert_int_equal(left, 8000);
+    assert_int_equal(orchcore_deadline_at_risk(10000, 17999, 64 * MiB, 16 * MiB, 8 * MiB, 2, &left), 1);
+    assert_int_equal(left, 8000);
+    assert_int_equal(orchcore_deadline_at_risk(10000, 18000, 64 * MiB, 16 * MiB, 8 * MiB, 2, &left), 0);
+    /* dirtying as fast as it sends: never, whatever the deadline */
+    assert_int_equal(orchcore_deadline_at_risk(1000, 600000, 64 * MiB, 16 * MiB, 16 * MiB, 2, &left), 1);
+    assert_int_equal(left, -1);
+    /* the largest figures an agent may send do not overflow */
+    assert_int_equal(orchcore_deadline_at_risk(0, INT64_MAX / 2, INT64_C(1) << 56, 1, 0, 2, &left), 1);
+    assert_int_equal(left, -1);
+    assert_int_equal(orchcore_deadline_at_risk(0, 1000, (INT64_C(1) << 56) - 1, INT64_C(1) << 56, 0, 2, &left), 0);
+    assert_true(left >= 0 && left <= 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rollback_end_by_cause),
         cmocka_unit_test(test_job_end_cause),
         cmocka_unit_test(test_landed_on_the_code_alone),
+        cmocka_unit_test(test_deadline_at_risk),
         cmocka_unit_test(test_early_statuses),
         cmocka_unit_test(test_retry_delays),
         cmocka_unit_test(test_recovery),

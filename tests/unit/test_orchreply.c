@@ -594,6 +594,8 @@ static void test_events(void **state)
     assert_int_equal(ev.stats.memory_remaining, 1073741824LL);
     assert_int_equal(ev.stats.iteration, 2);
     assert_int_equal(ev.stats.downtime_ms, -1);
+    assert_int_equal(ev.stats.dirty_pages_s, 12);
+    assert_int_equal(ev.stats.memory_bps, -1); /* absent */
     ev_done(&ev, o);
     /* completed with final stats */
     o = ev_accepted("completed",
@@ -605,6 +607,7 @@ static void test_events(void **state)
     assert_null(ev.error);
     assert_int_equal(ev.stats.downtime_ms, 48);
     assert_int_equal(ev.stats.iteration, -1);
+    assert_int_equal(ev.stats.dirty_pages_s, -1);
     ev_done(&ev, o);
     /* failed with an error, no stats */
     o = ev_accepted("failed", "{\"host\":\"compute1\",\"error\":\"operation failed:\\njob cancelled\"}", &ev);
