@@ -60,6 +60,8 @@ typedef struct cfg_scheduler {
     int64_t forecast_setup_ms;        /* a forecast's fixed cost before the first byte */
     int64_t forecast_switch_ms;       /* a forecast's fixed part of the pause */
     int64_t forecast_sample_s;        /* each migration's dirty-rate sample; 0 = no forecast */
+    int64_t downtime_steps;           /* the downtime ramp's steps (0 = the limit from the start) */
+    int64_t downtime_delay_s;         /* ... each this long per GiB of the guest's memory */
     int64_t completion_timeout_s; /* 0 = never */
     int64_t progress_interval_ms;
     int64_t deadline_queued_s;    /* how long a migration may wait in each status */

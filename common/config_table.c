@@ -227,6 +227,12 @@ const cfg_option cfg_table[] = {
             "a forecast's fixed part of the guest's pause (device state, handshake), in ms"),
     OPT_INT(scheduler, forecast_sample_s, "1", 0, 10,
             "seconds each migration's source samples its dirty rate for the forecast (0 = none)"),
+    OPT_INT(scheduler, downtime_steps, "0", 0, 100,
+            "raise a pre-copy's allowed pause to max_downtime_ms in this many steps (Nova's "
+            "live_migration_downtime_steps; 0 = the whole limit from the start)"),
+    OPT_INT(scheduler, downtime_delay_s, "75", 1, 3600,
+            "seconds between two steps of the downtime ramp per GiB of the guest's memory (Nova's "
+            "live_migration_downtime_delay)"),
     OPT_INT(scheduler, completion_timeout_s, "0", 0, 86400,
             "abort a migration not completed after this long, in seconds (0 = never)"),
     OPT_INT(scheduler, progress_interval_ms, "1000", 100, 60000,

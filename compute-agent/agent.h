@@ -15,7 +15,7 @@
  *                jobrule's decisions, restart recovery          jobstats, statefile, guard,
  *                                                              inventory, lv
  *   events.c     what the agent publishes on ferry.events   -> statefile, inventory, lv
- *   migrate.c    virDomainMigrateToURI3 on a worker thread  -> lv
+ *   migrate.c    virDomainMigrateToURI3 on a worker thread  -> jobrule, lv
  *   jobstats.c   a job's statistics, their poller thread     -> lv
  *   jobrule.c    a job's decisions, pure functions           -> rpcin (job_opts), proto
  *   statefile.c  the records of [agent] state_dir            (common only)

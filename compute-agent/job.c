@@ -36,6 +36,7 @@ struct job {
     int adopted;        /* found after a restart: no worker thread of ours */
     int worker_done;    /* the worker's result arrived */
     int resuming;       /* the worker runs a post-copy resume (resume_postcopy) */
+    int downtime_step;  /* the step of the downtime ramp QEMU was given (0: the first) */
     int resumes;        /* resume calls started so far */
     jobrule_state rs;   /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
@@ -288,6 +289,22 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
     jobrule_take_reading(&j->rs, (int)stat_i64(j->last_stats, "iteration", 0),
                          (unsigned long long)stat_i64(j->last_stats, "memory_remaining", 0), now);
     maybe_postcopy(j, dom);
+    /* the downtime ramp: the next step's limit once its time came (a pre-copy's only) */
+    int step, limit = jobrule_downtime_at(&j->o, now - j->rs.started_ms, &step);
+    if (step > j->downtime_step && !j->rs.postcopy_active && !j->adopted) {
+        if (virDomainMigrateSetMaxDowntime(dom, (unsigned long long)limit, 0) < 0) {
+            log_warn(&j->lf, "could not raise the maximum downtime to %d ms: %s", limit, lv_errmsg());
+        } else {
+            log_info(&j->lf, "maximum downtime raised to %d ms (step %d of %d, every %d ms)", limit, step,
+                     j->o.downtime_steps, j->o.downtime_delay_ms);
+            j->downtime_step = step;
+        }
+    }
+    /* the limit QEMU holds now (an adopted job's options are not known) */
+    if (!j->adopted)
+        json_object_object_add(
+            j->last_stats, "downtime_limit_ms",
+            json_object_new_int(jobrule_downtime_at(&j->o, (int64_t)j->downtime_step * j->o.downtime_delay_ms, &step)));
     events_migration_progress(j->a, &j->lf, j->migration, j->uuid, j->last_stats);
 
     /* completion timeout: abort, or switch to post-copy when that was asked */

@@ -67,3 +67,17 @@ jobrule_resume jobrule_resume_of(job_state st, int resuming)
         return JOBRULE_RESUME_COMPLETED;
     return JOBRULE_RESUME_NOT_PAUSED;
 }
+
+int jobrule_downtime_at(const job_opts *o, int64_t elapsed_ms, int *step)
+{
+    *step = 0;
+    if (o->downtime_steps <= 0 || o->downtime_delay_ms <= 0)
+        return o->max_downtime_ms;
+    int64_t i = elapsed_ms > 0 ? elapsed_ms / o->downtime_delay_ms : 0;
+    if (i > o->downtime_steps)
+        i = o->downtime_steps;
+    *step = (int)i;
+    int64_t max = o->max_downtime_ms, base = max / o->downtime_steps;
+    int64_t v = i == o->downtime_steps ? max : base + (max - base) * i / o->downtime_steps;
+    return v < 1 ? 1 : (int)v;
+}

@@ -28,6 +28,12 @@ void jobrule_take_reading(jobrule_state *st, int iteration, unsigned long long r
  * passes over memory done (the first pass is not counted). */
 int jobrule_postcopy_due(const job_opts *o, const jobrule_state *st);
 
+/* QEMU's downtime limit at elapsed_ms into the job, and its step into *step (0..steps): with a
+ * ramp (downtime_steps and downtime_delay_ms), Nova's schedule — max/steps first, then
+ * (max - max/steps)/steps more each downtime_delay_ms, max_downtime_ms from step `steps` on;
+ * without one, max_downtime_ms (step 0). Never below 1 ms. */
+int jobrule_downtime_at(const job_opts *o, int64_t elapsed_ms, int *step);
+
 /* What the completion timeout asks at now_ms. */
 typedef enum jobrule_timeout {
     JOBRULE_IN_TIME = 0,

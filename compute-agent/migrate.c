@@ -8,6 +8,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "jobrule.h"
 #include "util.h"
 
 typedef struct worker_msg {
@@ -63,7 +64,7 @@ static void *worker(void *arg)
     virConnectPtr conn = lv_ref(w->lv, &why);
     virDomainPtr dom = NULL;
     virTypedParameterPtr params = NULL;
-    int n = 0, max = 0;
+    int n = 0, max = 0, step = 0, limit = 0;
     unsigned int flags =
         VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
     if (!conn) {
@@ -99,10 +100,11 @@ static void *worker(void *arg)
     if (w->o.auto_converge && w->o.auto_converge_increment > 0)
         virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT,
                              w->o.auto_converge_increment);
-    if (!w->resume && w->o.max_downtime_ms > 0 &&
-        virDomainMigrateSetMaxDowntime(dom, (unsigned long long)w->o.max_downtime_ms, 0) < 0)
-        log_warn(&lf, "could not set the maximum downtime of %s to %d ms: %s", w->uuid, w->o.max_downtime_ms,
-                 lv_errmsg());
+    /* the limit at the start: max_downtime_ms, or the first step of its ramp (job.c raises it) */
+    step = 0;
+    limit = jobrule_downtime_at(&w->o, 0, &step);
+    if (!w->resume && limit > 0 && virDomainMigrateSetMaxDowntime(dom, (unsigned long long)limit, 0) < 0)
+        log_warn(&lf, "could not set the maximum downtime of %s to %d ms: %s", w->uuid, limit, lv_errmsg());
     if (virDomainMigrateToURI3(dom, w->uri, params, (unsigned int)n, flags) == 0) {
         m->ok = 1;
     } else {

@@ -247,7 +247,7 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
 {
     memset(out, 0, sizeof(*out));
     const char *action = NULL;
-    int64_t after, bw, downtime, timeout, aci, acinc;
+    int64_t after, bw, downtime, timeout, aci, acinc, steps, delay;
     job_opts *o = &out->o;
     if (rpcin_str(body, "dest", 1, &out->dest, err) < 0 ||
         rpcin_str(body, "dest_address", 1, &out->dest_address, err) < 0 ||
@@ -260,8 +260,14 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
         get_int(body, "bandwidth_mib_s", 0, 0, 100000, &bw, err) < 0 ||
         get_int(body, "max_downtime_ms", 300, 1, 600000, &downtime, err) < 0 ||
         get_int(body, "completion_timeout_s", 0, 0, 86400, &timeout, err) < 0 ||
+        get_int(body, "downtime_steps", 0, 0, 100, &steps, err) < 0 ||
+        get_int(body, "downtime_delay_ms", 0, 0, 3600000, &delay, err) < 0 ||
         rpcin_str(body, "completion_action", 0, &action, err) < 0)
         return -1;
+    if ((steps > 0) != (delay > 0)) {
+        *err = xstrdup("body.downtime_steps and body.downtime_delay_ms: both or neither");
+        return -1;
+    }
     if (action && strcmp(action, "abort") != 0 && strcmp(action, "postcopy") != 0) {
         *err = xstrdup("body.completion_action: expected \"abort\" or \"postcopy\"");
         return -1;
@@ -289,5 +295,7 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
     o->max_downtime_ms = (int)downtime;
     o->completion_timeout_s = (int)timeout;
     o->completion_postcopy = action && strcmp(action, "postcopy") == 0;
+    o->downtime_steps = (int)steps;
+    o->downtime_delay_ms = (int)delay;
     return 0;
 }

@@ -332,6 +332,18 @@ static void start_live(orch *o)
     json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(o->bw));
     json_object_object_add(b, "max_downtime_ms", json_object_new_int(o->downtime));
     json_object_object_add(b, "completion_timeout_s", json_object_new_int(o->timeout));
+    /* the downtime ramp ([scheduler] downtime_steps): up to max_downtime_ms, a step every
+     * downtime_delay_s per GiB of the guest's memory (at least 100 ms) */
+    const cfg_scheduler *cs = &o->s->cfg->scheduler;
+    if (cs->downtime_steps > 0 && o->memory_mb > 0) {
+        int64_t delay = cs->downtime_delay_s * 1000 * o->memory_mb / 1024;
+        if (delay < 100)
+            delay = 100;
+        if (delay > 3600000)
+            delay = 3600000;
+        json_object_object_add(b, "downtime_steps", json_object_new_int((int)cs->downtime_steps));
+        json_object_object_add(b, "downtime_delay_ms", json_object_new_int((int)delay));
+    }
     call(o, o->source, ORCHREPLY_LIVE_MIGRATION, b, live_started);
 }
 
@@ -428,6 +440,7 @@ static void source_checked(orch *o, const orchreply *r)
     /* the disks, as checked, for pre_live_migration */
     json_object_put(o->src_disks);
     o->src_disks = json_object_get(r->src.disks);
+    o->memory_mb = r->src.memory_mb;
     json_object *b = json_object_new_object();
     json_object_object_add(b, "domain_xml", json_object_new_string(r->src.domain_xml));
     json_object_object_add(b, "memory_mb", json_object_new_int64(r->src.memory_mb));

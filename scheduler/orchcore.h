@@ -56,6 +56,7 @@ struct orch {
     char *recover_last;       /* the last failure of the recovery (for the final message), or NULL */
     int64_t last_progress_ms;
     int obj_deadline_s;       /* the request's deadline objective (0: none) */
+    int64_t memory_mb;        /* the guest's memory as check_source read it (0: not read by this replica) */
     int64_t started_mono_ms;  /* monotonic: when the migration was accepted, as the row says */
     int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;

@@ -158,12 +158,41 @@ static void test_resume_of(void **state)
     assert_int_equal(jobrule_resume_of(JOB_CANCELLED, 0), JOBRULE_RESUME_NOT_PAUSED);
 }
 
+/* The downtime ramp: Nova's schedule, max/steps first, max at the last step and after; none
+ * without steps and delay. */
+static void test_downtime_ramp(void **state)
+{
+    (void)state;
+    job_opts o = {.max_downtime_ms = 2000};
+    int step = 9;
+    assert_int_equal(jobrule_downtime_at(&o, 0, &step), 2000);
+    assert_int_equal(step, 0);
+    assert_int_equal(jobrule_downtime_at(&o, 999999, &step), 2000);
+    o.downtime_steps = 4;
+    o.downtime_delay_ms = 1000;
+    static const struct {
+        int64_t at;
+        int limit, step;
+    } want[] = {{-5, 500, 0}, {0, 500, 0}, {999, 500, 0}, {1000, 875, 1}, {2000, 1250, 2},
+                {3000, 1625, 3}, {4000, 2000, 4}, {4001, 2000, 4}, {INT64_MAX, 2000, 4}};
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        assert_int_equal(jobrule_downtime_at(&o, want[i].at, &step), want[i].limit);
+        assert_int_equal(step, want[i].step);
+    }
+    /* steps above the limit's milliseconds: never below 1 ms */
+    o.max_downtime_ms = 3;
+    o.downtime_steps = 100;
+    assert_int_equal(jobrule_downtime_at(&o, 0, &step), 1);
+    assert_int_equal(jobrule_downtime_at(&o, 100000, &step), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_postcopy_after_iterations),
         cmocka_unit_test(test_best_remaining),
         cmocka_unit_test(test_completion_timeout),
+        cmocka_unit_test(test_downtime_ramp),
         cmocka_unit_test(test_stall),
         cmocka_unit_test(test_operator_abort),
         cmocka_unit_test(test_force_complete),

@@ -226,6 +226,12 @@ static void test_live_migration(void **state)
     json_object_put(b);
     b = J("{\"dest\":\"compute2\",\"dest_address\":\"[fd00::12]:16509\"}");
     assert_int_equal(rpcin_live_migration(b, "compute1", &in, &err), 0);
+    assert_int_equal(in.o.downtime_steps, 0);
+    json_object_put(b);
+    b = J("{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"downtime_steps\":4,\"downtime_delay_ms\":2000}");
+    assert_int_equal(rpcin_live_migration(b, "compute1", &in, &err), 0);
+    assert_int_equal(in.o.downtime_steps, 4);
+    assert_int_equal(in.o.downtime_delay_ms, 2000);
     json_object_put(b);
 
     static const struct {
@@ -243,6 +249,12 @@ static void test_live_migration(void **state)
         {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"completion_action\":\"reboot\"}", "body.completion_action"},
         {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"max_downtime_ms\":0}",
          "body.max_downtime_ms: 0 is out of range"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"downtime_steps\":101,\"downtime_delay_ms\":1}",
+         "body.downtime_steps: 101 is out of range"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"downtime_steps\":3}",
+         "body.downtime_steps and body.downtime_delay_ms: both or neither"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"downtime_delay_ms\":3600001}",
+         "body.downtime_delay_ms: 3600001 is out of range"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         b = J(bad[i].body);
