@@ -37,12 +37,13 @@ static const verb verbs[] = {
     {"migrate",
      "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
      "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S] [--wait]\n"
-     "        [--objective-downtime MS] [--objective-deadline S]",
+     "        [--objective-downtime MS] [--objective-deadline S] [--dry-run]",
      "live-migrate INSTANCE (name, uuid or i-xxxxxxxx) to DEST, or where the scheduler\n"
      "        chooses; --wait follows it to the end (exit 0 only when completed). Objectives:\n"
      "        the guest pauses at most MS, the move ends within S; a forecast chooses the mode\n"
      "        before anything is claimed (post-copy only with --postcopy), the request is refused\n"
-     "        when no mode can meet them, and `migration show` gives the receipt",
+     "        when no mode can meet them, and `migration show` gives the receipt. --dry-run: the\n"
+     "        forecast of each mode with these options and objectives; nothing is requested",
      cmd_migrate},
     {"instances live_migration", "INSTANCE DEST [OPTION]...", "the seed's spelling of migrate", cmd_migrate},
     {"migration list", "[--status STATUS] [--limit N]", "the migrations, newest first", cmd_migration_list},

@@ -11,6 +11,8 @@
 
 /* ---- migrate ------------------------------------------------------------------------------------ */
 
+static int forecast_ask(ctl *c, const char *vn, const char *instance, int bw, int down, int deadline, int sample);
+
 int cmd_migrate(ctl *c, int argc, char **argv)
 {
     int seed = strcmp(argv[0], "live_migration") == 0;
@@ -19,7 +21,8 @@ int cmd_migrate(ctl *c, int argc, char **argv)
     opt o[] = {{"--block-migrate", 0, NULL},      {"--postcopy", 0, NULL},     {"--auto-converge", 0, NULL},
                {"--bandwidth", 1, NULL},          {"--max-downtime", 1, NULL}, {"--postcopy-after", 1, NULL},
                {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL},         {"--disk-over-commit", 0, NULL},
-               {"--block-migrate-auto", 0, NULL}, {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL}};
+               {"--block-migrate-auto", 0, NULL}, {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL},
+               {"--dry-run", 0, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
         fprintf(stderr, PROG ": %s needs INSTANCE%s\n", vn, seed ? " and DEST" : " [DEST]");
@@ -68,6 +71,22 @@ int cmd_migrate(ctl *c, int argc, char **argv)
     if (o[11].value &&
         verbs_int_arg(vn, "--objective-deadline", o[11].value, 1, MSG_OBJ_DEADLINE_MAX, &rq.objectives.deadline_s) < 0)
         return 2;
+    if (o[12].value) {
+        /* the forecast the plan would take (the allowed pause: the objective, else --max-downtime);
+         * nothing is requested */
+        if (o[7].value) {
+            fprintf(stderr, PROG ": %s: --dry-run and --wait exclude each other\n", vn);
+            return 2;
+        }
+        int down = rq.objectives.max_downtime_ms ? rq.objectives.max_downtime_ms
+                   : (rq.options_given & MSG_OPT_MAX_DOWNTIME) ? rq.options.max_downtime_ms
+                                                               : 0;
+        int rc = forecast_ask(c, vn, rq.instance, rq.options.bandwidth_mib_s, down, rq.objectives.deadline_s, 1);
+        if (!c->json)
+            printf("dry run: nothing was requested%s\n",
+                   rq.post_copy ? "" : " (post-copy is allowed only with --postcopy)");
+        return rc;
+    }
     /* objectives: the scheduler samples the guest's dirty rate before it answers */
     if (rq.objectives.max_downtime_ms || rq.objectives.deadline_s)
         c->timeout_ms += 20000;
@@ -398,26 +417,14 @@ static void fmt_ms(char *buf, size_t n, int64_t ms)
         snprintf(buf, n, "%lld ms", (long long)ms);
 }
 
-int cmd_forecast(ctl *c, int argc, char **argv)
+/* Asks the schedulers for instance's forecast (bandwidth, downtime and deadline 0: not given)
+ * and prints it; 0, 1 (refused or no answer). */
+static int forecast_ask(ctl *c, const char *vn, const char *instance, int bw, int down, int deadline, int sample)
 {
-    const char *vn = "forecast";
-    opt o[] = {{"--bandwidth", 1, NULL}, {"--max-downtime", 1, NULL}, {"--deadline", 1, NULL}, {"--sample", 1, NULL}};
-    char *pos[1];
-    if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
-        fprintf(stderr, PROG ": %s needs exactly one INSTANCE (name, uuid or i-xxxxxxxx)\n", vn);
-        return 2;
-    }
-    int bw = 0, down = 0, deadline = 0, sample = 1;
-    if ((o[0].value && verbs_int_arg(vn, "--bandwidth", o[0].value, 1, MSG_OPT_BANDWIDTH_MAX, &bw) < 0) ||
-        (o[1].value &&
-         verbs_int_arg(vn, "--max-downtime", o[1].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &down) < 0) ||
-        (o[2].value && verbs_int_arg(vn, "--deadline", o[2].value, 1, 7 * 86400, &deadline) < 0) ||
-        (o[3].value && verbs_int_arg(vn, "--sample", o[3].value, 1, 10, &sample) < 0))
-        return 2;
     if (ctl_connect(c) < 0)
         return 1;
     json_object *b = json_object_new_object();
-    json_object_object_add(b, "instance", json_object_new_string(pos[0]));
+    json_object_object_add(b, "instance", json_object_new_string(instance));
     if (bw)
         json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(bw));
     if (down)
@@ -467,4 +474,23 @@ int cmd_forecast(ctl *c, int argc, char **argv)
     }
     msg_envelope_free(env);
     return rc;
+}
+
+int cmd_forecast(ctl *c, int argc, char **argv)
+{
+    const char *vn = "forecast";
+    opt o[] = {{"--bandwidth", 1, NULL}, {"--max-downtime", 1, NULL}, {"--deadline", 1, NULL}, {"--sample", 1, NULL}};
+    char *pos[1];
+    if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
+        fprintf(stderr, PROG ": %s needs exactly one INSTANCE (name, uuid or i-xxxxxxxx)\n", vn);
+        return 2;
+    }
+    int bw = 0, down = 0, deadline = 0, sample = 1;
+    if ((o[0].value && verbs_int_arg(vn, "--bandwidth", o[0].value, 1, MSG_OPT_BANDWIDTH_MAX, &bw) < 0) ||
+        (o[1].value &&
+         verbs_int_arg(vn, "--max-downtime", o[1].value, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &down) < 0) ||
+        (o[2].value && verbs_int_arg(vn, "--deadline", o[2].value, 1, MSG_OBJ_DEADLINE_MAX, &deadline) < 0) ||
+        (o[3].value && verbs_int_arg(vn, "--sample", o[3].value, 1, 10, &sample) < 0))
+        return 2;
+    return forecast_ask(c, vn, pos[0], bw, down, deadline, sample);
 }

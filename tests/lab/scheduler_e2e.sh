@@ -143,6 +143,11 @@ check_usage
 ok "agent-reported failure: failed ($err), d1 still on compute2, allocations back"
 
 # ---- objectives (issue #18): planned by a forecast before the claim; refused when none can hold ------
+n0=$(sql "SELECT count(*) FROM processed_requests")
+out=$("$CTL" --timeout 20000 migrate d1 compute1 --bandwidth 8 --objective-deadline 5 --dry-run) || fail "migrate --dry-run: $out"
+grep -q "^forecast for .* link 8 MiB/s (request); .*deadline 5 s" <<<"$out" && grep -q "^choice: none: " <<<"$out" &&
+  grep -q "^dry run: nothing was requested (post-copy is allowed only with --postcopy)" <<<"$out" || fail "migrate --dry-run: $out"
+[[ $(sql "SELECT count(*) FROM processed_requests") == "$n0" ]] || fail "migrate --dry-run made a request"
 st=0; out=$("$CTL" migrate d1 compute1 --bandwidth 8 --objective-deadline 5 2>&1) || st=$?
 [[ $st == 1 && $out == *"refused: the forecast says no mode meets the objectives"*"post-copy not allowed by the request"*"deadline_s 5"* ]] ||
   fail "an impossible objective: $st $out"
