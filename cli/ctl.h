@@ -57,5 +57,10 @@ int cmd_migration_force_complete(ctl *c, int argc, char **argv);
 /* ferryctl forecast INSTANCE [--bandwidth MiB/s] [--max-downtime MS] [--deadline S]: the
  * instance.forecast request, each mode's forecast as a table. */
 int cmd_forecast(ctl *c, int argc, char **argv);
+/* policy list|show|set|delete (verbs_policy.c) */
+int cmd_policy_list(ctl *c, int argc, char **argv);
+int cmd_policy_show(ctl *c, int argc, char **argv);
+int cmd_policy_set(ctl *c, int argc, char **argv);
+int cmd_policy_delete(ctl *c, int argc, char **argv);
 
 #endif

@@ -63,6 +63,17 @@ static const verb verbs[] = {
      "        post-copy (its host samples its dirty rate for --sample seconds, default 1), and\n"
      "        the mode that meets the objectives; nothing moves",
      cmd_forecast},
+    {"policy list", "", "the migration policies, highest priority first", cmd_policy_list},
+    {"policy show", "NAME", "one migration policy: selectors, defaults, objectives", cmd_policy_show},
+    {"policy set", "NAME [--priority N] [--project P] [--instance GLOB] [--host GLOB]\n"
+     "        [--postcopy yes|no] [--auto-converge yes|no] [--postcopy-after N] [--bandwidth MiB/s]\n"
+     "        [--max-downtime MS] [--completion-timeout S] [--objective-downtime MS]\n"
+     "        [--objective-deadline S]",
+     "create or replace policy NAME: the migrations of instances it selects (all the\n"
+     "        selectors given must match; the highest priority wins) take its defaults for what\n"
+     "        their request leaves out",
+     cmd_policy_set},
+    {"policy delete", "NAME", "delete policy NAME (migrations that used it keep its name)", cmd_policy_delete},
     {"check", "",
      "connect to the broker, declare ferry's topology (unless [amqp] declare_topology = false)\n"
      "        and report",

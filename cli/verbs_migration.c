@@ -251,6 +251,8 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
     printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s\n",
            jb(m, "post_copy") ? "allowed" : "no", jb(m, "postcopy_active") ? " (switched)" : "",
            jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"), bw);
+    if (js(m, "policy"))
+        printf("  policy     %s\n", js(m, "policy"));
     char sent[32], total[32], left[32];
     printf("  memory     %s sent of %s, %s left, iteration %lld\n", mib_text(ji(m, "memory_processed_bytes"), sent),
            mib_text(ji(m, "memory_total_bytes"), total), mib_text(ji(m, "memory_remaining_bytes"), left),

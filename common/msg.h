@@ -138,6 +138,7 @@ typedef struct msg_request {
     msg_block_mode block_migration;
     bool disk_over_commit;
     bool post_copy;
+    bool post_copy_given;   /* the request spelled post_copy out (a policy's default applies otherwise) */
     msg_options options;    /* every value filled in: given, else from the defaults */
     unsigned options_given; /* MSG_OPT_* bits of the options the request spelled out */
     msg_objectives objectives; /* all 0 when the request sets none */

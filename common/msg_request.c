@@ -190,8 +190,9 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
         }
     }
     if (msg_get_bool(live, ml, "disk_over_commit", false, &r.disk_over_commit, NULL, err) < 0 ||
-        msg_get_bool(live, ml, "post_copy", false, &r.post_copy, NULL, err) < 0)
+        msg_get_bool(live, ml, "post_copy", false, &r.post_copy, &found, err) < 0)
         return -1;
+    r.post_copy_given = found;
 
     /* ferry's own options. */
     const char *const op = "body.options";

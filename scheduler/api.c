@@ -131,7 +131,7 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms,"             \
     "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"     \
     "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s, m.objective_max_downtime_ms, m.objective_deadline_s,"   \
-    "  m.objective_plan, m.receipt,"                                                                                 \
+    "  m.objective_plan, m.receipt, m.policy,"                                                                                 \
     "  CASE WHEN m.status = 'completed' AND m.forecast_duration_ms > 0 THEN round(100.0 * ((extract(epoch FROM"       \
     "   m.finished_at - m.started_at) * 1000) - m.forecast_duration_ms) / m.forecast_duration_ms, 1) END"              \
     "   AS forecast_error_pct"                                                                                         \

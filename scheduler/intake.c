@@ -16,7 +16,12 @@ typedef struct intake {
     const char *reply_to;
     const char *pre_refusal; /* the plan of the request's objectives refuses it (NULL: not) */
     const char *plan;        /* what the plan decided, kept with the migration (NULL: no objectives) */
+    int planned;             /* the request went through its plan (no second one for a policy's objectives) */
+    msg_request eff;         /* the request as it runs: *req with its policy's defaults (strings borrowed) */
     /* results */
+    char *policy;            /* the policy that applied (NULL: none) */
+    int needs_plan;          /* the policy gives objectives the request has not been planned for:
+                              * nothing was written; plan them (eff says how) and try again */
     int duplicate;
     int accepted;
     int queued;
@@ -30,6 +35,9 @@ typedef struct intake {
 
 static void intake_clear(intake *in)
 {
+    free(in->policy);
+    in->policy = NULL;
+    in->needs_plan = 0;
     free(in->dest);
     free(in->reason);
     free(in->instance_uuid);
@@ -101,11 +109,58 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
     return NULL;
 }
 
+/* The policy that matches the instance (project, name, source host), highest priority first:
+ * its defaults go into in->eff for what the request left out; in->policy names it. Objectives
+ * it gives a request not planned yet set in->needs_plan. 0, or -1 on a database error. */
+static int apply_policy(db_conn *db, intake *in, const char *project, const char *name)
+{
+    const char *p[] = {project, name, in->source};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT name, post_copy::text, auto_converge::text, postcopy_after_iterations, bandwidth_mib_s,"
+                " max_downtime_ms, completion_timeout_s, objective_max_downtime_ms, objective_deadline_s"
+                " FROM migration_policies p WHERE (p.project IS NULL OR p.project = $1)"
+                " AND (p.instance_glob IS NULL OR $2 LIKE ferry_glob_like(p.instance_glob))"
+                " AND (p.host_glob IS NULL OR $3 LIKE ferry_glob_like(p.host_glob))"
+                " ORDER BY p.priority DESC, p.name LIMIT 1",
+                3, p) < 0)
+        return -1;
+    if (PQntuples(r) != 1)
+        return 0;
+    msg_request *e = &in->eff;
+    in->policy = xstrdup(PQgetvalue(r, 0, 0));
+    if (!e->post_copy_given && !PQgetisnull(r, 0, 1))
+        e->post_copy = strcmp(PQgetvalue(r, 0, 1), "true") == 0;
+    if (!(e->options_given & MSG_OPT_AUTO_CONVERGE) && !PQgetisnull(r, 0, 2))
+        e->options.auto_converge = strcmp(PQgetvalue(r, 0, 2), "true") == 0;
+    static const struct {
+        int col;
+        unsigned bit;
+        size_t off;
+    } ints[] = {
+        {3, MSG_OPT_POSTCOPY_AFTER, offsetof(msg_options, postcopy_after_iterations)},
+        {4, MSG_OPT_BANDWIDTH, offsetof(msg_options, bandwidth_mib_s)},
+        {5, MSG_OPT_MAX_DOWNTIME, offsetof(msg_options, max_downtime_ms)},
+        {6, MSG_OPT_COMPLETION_TIMEOUT, offsetof(msg_options, completion_timeout_s)},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
+        if (!(e->options_given & ints[i].bit) && !PQgetisnull(r, 0, ints[i].col))
+            *(int *)((char *)&e->options + ints[i].off) = atoi(PQgetvalue(r, 0, ints[i].col));
+    int has_obj = e->objectives.max_downtime_ms || e->objectives.deadline_s;
+    if (!has_obj && (!PQgetisnull(r, 0, 7) || !PQgetisnull(r, 0, 8))) {
+        e->objectives.max_downtime_ms = PQgetisnull(r, 0, 7) ? 0 : atoi(PQgetvalue(r, 0, 7));
+        e->objectives.deadline_s = PQgetisnull(r, 0, 8) ? 0 : atoi(PQgetvalue(r, 0, 8));
+        in->needs_plan = !in->planned;
+    }
+    return 0;
+}
+
 static int intake_tx(db_conn *db, void *arg, char **err)
 {
     intake *in = arg;
-    const msg_request *rq = in->req;
     intake_clear(in);
+    in->eff = *in->req;
+    const msg_request *rq = &in->eff;
     /* one request at a time per request id, across replicas */
     const char *idp[] = {rq->id};
     if (db_exec(db, NULL, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7262))", 1, idp) < 0)
@@ -136,7 +191,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                                                               : "name";
     _cleanup_free_ char *sql = xasprintf(
         "SELECT i.uuid::text, i.ec2_id, i.host, i.vm_state, coalesce(i.task_state, ''), i.vcpus, i.memory_mb, i.disk_gb,"
-        " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted')"
+        " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted'),"
+        " i.project, i.name"
         " FROM hosts h JOIN instances i ON i.host = h.name WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
         " FOR NO KEY UPDATE OF h, i",
         col, col);
@@ -174,6 +230,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     if (PQnfields(ir) < 10) /* found without its host: hosts.name is a foreign key, so not seen yet */
         return refuse(db, in, "the source host %s is unknown", in->source);
     const char *arch = PQgetvalue(ir, 0, 8), *hv = PQgetvalue(ir, 0, 9);
+    if (apply_policy(db, in, PQgetvalue(ir, 0, 11), PQgetvalue(ir, 0, 12)) < 0)
+        return -1;
+    if (in->needs_plan)
+        return 0; /* nothing written: planned first, then taken again */
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
@@ -260,7 +320,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         disk,
                         rq->objectives.max_downtime_ms ? odown : NULL,
                         rq->objectives.deadline_s ? odead : NULL,
-                        in->plan};
+                        in->plan,
+                        in->policy};
     /* one statement: the migration row; both hosts hold an allocation, the source's moved
      * under the migration and the destination's new one under the instance (inserted after
      * the move: it reads the move's result, so the instance never holds two at once); the
@@ -272,10 +333,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
             "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
             "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at,"
-            "   objective_max_downtime_ms, objective_deadline_s, objective_plan)"
+            "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy)"
             "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
             "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22)"
+            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23)"
             "  RETURNING id),"
             " src AS ("
             "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
@@ -288,7 +349,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
             "  RETURNING request_id)"
             " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-            22, mp) < 0)
+            23, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
         strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
@@ -315,8 +376,9 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                     2, qp) < 0)
             return -1;
     }
-    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s", in->ec2_id, in->source, in->dest,
+    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s%s%s", in->ec2_id, in->source, in->dest,
                                          rq->host ? " (destination named)" : " (destination chosen)",
+                                         in->policy ? "; policy " : "", in->policy ? in->policy : "",
                                          in->queued ? "; waits: " : "", in->queued ? wait_why : "");
     if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED,
                       "status", msg) < 0)
@@ -414,6 +476,8 @@ static void intake_job_free(intake_job *j)
     free(j);
 }
 
+static void intake_planned(void *arg, forecastop_plan *p);
+
 /* On the loop, after the request's transaction: the answer, then the ack (after the commit). */
 static void intake_done(void *arg, int txrc, char *err)
 {
@@ -451,6 +515,21 @@ static void intake_done(void *arg, int txrc, char *err)
         return;
     }
     free(err);
+    if (in->needs_plan && s->stopping) {
+        mq_reject(c, d, 1); /* nothing was written: another replica takes it */
+        intake_job_free(j);
+        return;
+    }
+    if (in->needs_plan) {
+        /* the instance's policy gives objectives: planned as the request's own would be, with
+         * the policy's options, then taken again */
+        log_info(&f, "request for %s: policy %s gives objectives: planning them", rq->instance, in->policy);
+        rq->objectives = in->eff.objectives;
+        rq->options = in->eff.options;
+        rq->post_copy = in->eff.post_copy;
+        forecastop_plan_request(s, rq, intake_planned, j);
+        return;
+    }
     char mig_s[24];
     snprintf(mig_s, sizeof(mig_s), "%lld", (long long)in->migration);
     log_fields g = {.req = rq->id, .migration = in->migration ? mig_s : NULL, .instance = in->ec2_id};
@@ -483,7 +562,9 @@ static void intake_planned(void *arg, forecastop_plan *p)
     intake_job *j = arg;
     msg_request *rq = &j->rq;
     log_fields f = {.req = rq->id};
+    free(j->plan);
     j->plan = TAKE_PTR(p->note);
+    j->in.planned = 1;
     if (p->cancelled) {
         mq_reject(j->c, j->d, 1); /* another replica takes it */
         intake_job_free(j);
@@ -493,12 +574,19 @@ static void intake_planned(void *arg, forecastop_plan *p)
         j->in.pre_refusal = j->plan;
     } else if (p->taken) {
         /* the chosen mode; QEMU's downtime limit as the forecast assumed it */
-        if (p->mode == FORECAST_AUTO_CONVERGE)
+        /* decided now: a policy's defaults do not undo them */
+        if (p->mode == FORECAST_AUTO_CONVERGE) {
             rq->options.auto_converge = true;
-        if (p->mode == FORECAST_POSTCOPY)
+            rq->options_given |= MSG_OPT_AUTO_CONVERGE;
+        }
+        if (p->mode == FORECAST_POSTCOPY) {
             rq->post_copy = true;
-        if (!(rq->options_given & MSG_OPT_MAX_DOWNTIME) && rq->objectives.max_downtime_ms)
+            rq->post_copy_given = true;
+        }
+        if (!(rq->options_given & MSG_OPT_MAX_DOWNTIME) && rq->objectives.max_downtime_ms) {
             rq->options.max_downtime_ms = (int)p->limit_ms;
+            rq->options_given |= MSG_OPT_MAX_DOWNTIME;
+        }
         j->in.plan = j->plan;
     } else {
         j->in.plan = j->plan; /* no forecast: the request as it asked, and why */
@@ -546,6 +634,10 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     }
     if (strcmp(type, "instance.forecast") == 0) {
         forecastop_on_request(s, c, d, env); /* takes env */
+        return;
+    }
+    if (strcmp(type, "policy.set") == 0 || strcmp(type, "policy.delete") == 0 || strcmp(type, "policy.list") == 0) {
+        policyop_on_request(s, c, d, env); /* takes env */
         return;
     }
     msg_request_defaults defs;

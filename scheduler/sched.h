@@ -97,6 +97,10 @@ void reconcile_resolve(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
  * objectives are answered as instance.forecast.result, or instance.forecast.refused with the
  * reason. Changes nothing. Owns d and env. */
 void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* Handles policy.set, policy.delete and policy.list on ferry.scheduler (policyop.c): a policy
+ * upserted (policy.c reads it), deleted, or all of them answered; replies <type>.accepted
+ * (policy.list.result) or <type>.refused with the reason. Owns d and env. */
+void policyop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 /* A migration request's plan for its objectives (issue #18), from a forecast taken before
  * anything is claimed. */
 typedef struct forecastop_plan {

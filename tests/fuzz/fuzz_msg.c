@@ -37,7 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rq.options.postcopy_after_iterations != rq2.options.postcopy_after_iterations ||
             rq.options.bandwidth_mib_s != rq2.options.bandwidth_mib_s ||
             rq.options.max_downtime_ms != rq2.options.max_downtime_ms ||
-            rq.options.completion_timeout_s != rq2.options.completion_timeout_s)
+            rq.options.completion_timeout_s != rq2.options.completion_timeout_s ||
+            rq.objectives.max_downtime_ms != rq2.objectives.max_downtime_ms ||
+            rq.objectives.deadline_s != rq2.objectives.deadline_s)
             abort(); /* to the same values */
         msg_request_free(&rq2);
         msg_envelope_free(env2);

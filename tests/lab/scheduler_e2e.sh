@@ -225,6 +225,39 @@ m5=$(sql "SELECT id FROM migrations WHERE request_id = '$req5'")
 [[ $(timeline "$m5") == "scheduled failed" ]] || fail "migration $m5 went further than the checks: $(timeline "$m5")"
 ok "block migration of vm1 (shared disk) refused in the checks: $err"
 
+# ---- migration policies (issue #18): chosen by selectors, a request's own options win ---------------
+out=$("$CTL" policy set slow-admin --project admin --instance 'vm*' --bandwidth 64 --max-downtime 450 --priority 5) &&
+  [[ $out == "policy slow-admin created" ]] || fail "policy set: $out"
+"$CTL" policy set elsewhere --project nobody --bandwidth 1 --priority 100 >/dev/null || fail "policy set elsewhere"
+out=$("$CTL" policy list) || fail "policy list: $out"
+[[ $(awk 'NR > 1 {print $1}' <<<"$out" | xargs) == "elsewhere slow-admin" ]] || fail "policy list: $out"
+st=0; out=$("$CTL" policy set Bad 2>&1) || st=$?
+[[ $st == 1 && $out == *"refused: body.name: a policy name is"* ]] || fail "a bad policy name: $st $out"
+v2from=$(sql "SELECT host FROM instances WHERE name = 'vm2'")
+v2to=compute1; [[ $v2from == compute1 ]] && v2to=compute2
+req8=$(newid)
+publish "$req8" "{\"instance\":\"vm2\",\"os-migrateLive\":{\"host\":\"$v2to\",\"block_migration\":false,\"disk_over_commit\":false,\"post_copy\":false}}"
+wait_sql 60 "SELECT status FROM migrations WHERE request_id = '$req8'" completed ||
+  fail "vm2 under policy: $(sql "SELECT status, error FROM migrations WHERE request_id = '$req8'")"
+[[ $(sql "SELECT policy || ' ' || bandwidth_mib_s || ' ' || max_downtime_ms FROM migrations WHERE request_id = '$req8'") == "slow-admin 64 450" ]] ||
+  fail "the policy's defaults: $(sql "SELECT policy, bandwidth_mib_s, max_downtime_ms FROM migrations WHERE request_id = '$req8'")"
+m8=$(sql "SELECT id FROM migrations WHERE request_id = '$req8'")
+show=$("$CTL" migration show "$m8")
+grep -q "^  policy     slow-admin$" <<<"$show" && grep -q "bandwidth 64 MiB/s" <<<"$show" || fail "migration show $m8: $show"
+# the request's own bandwidth wins; a policy with objectives has them planned before the claim
+"$CTL" policy set planned --instance vm2 --objective-deadline 600 --priority 50 >/dev/null || fail "policy set planned"
+out=$("$CTL" -o json migrate vm2 "$v2from" --bandwidth 100 --wait) || fail "vm2 back: $out"
+m9=$(sql "SELECT max(id) FROM migrations WHERE instance_uuid = (SELECT uuid FROM instances WHERE name = 'vm2')")
+[[ $(sql "SELECT status || ' ' || policy || ' ' || bandwidth_mib_s || ' ' || objective_deadline_s FROM migrations WHERE id = $m9") == "completed planned 100 600" ]] ||
+  fail "vm2 back under policy planned: $(sql "SELECT status, policy, bandwidth_mib_s, objective_deadline_s, objective_plan FROM migrations WHERE id = $m9")"
+[[ $(sql "SELECT objective_plan LIKE 'pre-copy chosen by the forecast: %' AND (receipt->'deadline_s'->>'met')::boolean FROM migrations WHERE id = $m9") == t ]] ||
+  fail "vm2's plan and receipt from the policy: $(sql "SELECT objective_plan, receipt FROM migrations WHERE id = $m9")"
+for p in slow-admin elsewhere planned; do "$CTL" policy delete "$p" >/dev/null || fail "policy delete $p"; done
+st=0; out=$("$CTL" policy show slow-admin 2>&1) || st=$?
+[[ $st == 1 && $out == *"no policy slow-admin"* ]] || fail "policy show of a deleted one: $st $out"
+check_usage
+ok "policies: slow-admin's defaults applied and shown ($m8), a request's own bandwidth won, policy planned's objectives planned ($m9)"
+
 # ---- a request that cannot be parsed is dead-lettered with its reason --------------------------------
 amqp-publish --url "$FERRY_AMQP_URL" -e ferry -r scheduler -b '{"v":1,"type":"migration.request",' || fail "publish"
 for _ in $(seq 1 30); do grep -q "request refused: invalid JSON" "$logs/scheduler.log" && break; sleep 0.2; done
