@@ -233,6 +233,9 @@ out=$("$CTL" policy list) || fail "policy list: $out"
 [[ $(awk 'NR > 1 {print $1}' <<<"$out" | xargs) == "elsewhere slow-admin" ]] || fail "policy list: $out"
 st=0; out=$("$CTL" policy set Bad 2>&1) || st=$?
 [[ $st == 1 && $out == *"refused: body.name: a policy name is"* ]] || fail "a bad policy name: $st $out"
+# kept in ferry.dead with its reason, as any malformed request (taken out: the last section reads it)
+[[ $(amqp-get --url "$FERRY_AMQP_URL" -q ferry.dead | jq -r '.type + " " + .body.name') == "policy.set Bad" ]] ||
+  fail "the malformed policy.set is not in ferry.dead"
 v2from=$(sql "SELECT host FROM instances WHERE name = 'vm2'")
 v2to=compute1; [[ $v2from == compute1 ]] && v2to=compute2
 req8=$(newid)
