@@ -180,8 +180,9 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
         figure(j->c, sizeof(j->c), st->memory_remaining, "0");
         figure(j->d, sizeof(j->d), st->iteration, "0");
         snprintf(j->e, sizeof(j->e), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
+        /* only the source's own progress (the sender, set by hoststate) may move it to post-copy */
         orch *o = orchcore_find(id);
-        if (o && o->epoch > 0)
+        if (o && o->epoch > 0 && ev.host && strcmp(ev.host, o->source) == 0)
             watch_deadline(o, st);
     } else if (ev.kind == ORCHREPLY_EV_POSTCOPY) {
         j->op = EV_POSTCOPY;
