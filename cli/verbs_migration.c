@@ -282,7 +282,8 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
         if (json_object_object_get_ex(m, "receipt", &rcpt) && json_object_is_type(rcpt, json_type_object)) {
             printf("  receipt   ");
             if (json_object_object_get_ex(rcpt, "max_downtime_ms", &x))
-                printf(" max downtime %s (paused %s ms)", jb(x, "met") ? "met" : "MISSED", jsd(x, "measured_ms", "?"));
+                printf(" max downtime %s (paused %s ms)", !js(x, "met") ? "not known yet" : jb(x, "met") ? "met" : "MISSED",
+                       jsd(x, "measured_ms", "?"));
             if (json_object_object_get_ex(rcpt, "deadline_s", &x))
                 printf(" deadline %s (took %.1f s)", jb(x, "met") ? "met" : "MISSED",
                        (double)ji(x, "measured_ms") / 1000.0);

@@ -61,6 +61,7 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
         /* the figures are still stored */
     }
     if (j->figures) {
+        const char *rp[] = {j->ids};
         const char *p[] = {j->ids, nz(j->a), nz(j->b), nz(j->c), nz(j->d)};
         if (db_exec(db, NULL,
                     "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms),"
@@ -77,6 +78,26 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
             }
             *err = xstrdup(db_error(db));
             j->fail_what = xstrdup("store the final figures");
+        }
+        /* a receipt written at the end before these figures came gets its downtime now */
+        _cleanup_pq_ PGresult *rr = NULL;
+        int completed = 0;
+        if (db_exec(db, &rr,
+                    "UPDATE migrations SET receipt = jsonb_set(receipt::jsonb, '{max_downtime_ms}',"
+                    " jsonb_build_object('objective', objective_max_downtime_ms, 'measured_ms', downtime_ms,"
+                    "  'met', status = 'completed' AND downtime_ms <= objective_max_downtime_ms))::json"
+                    " WHERE id = $1::bigint AND receipt IS NOT NULL AND objective_max_downtime_ms IS NOT NULL"
+                    " AND downtime_ms IS NOT NULL AND receipt->'max_downtime_ms'->'measured_ms' IS NULL"
+                    " RETURNING format('receipt: max downtime %s ms %s (paused %s ms; the figure came after the end)',"
+                    "  objective_max_downtime_ms, CASE WHEN status = 'completed' AND downtime_ms <="
+                    "  objective_max_downtime_ms THEN 'met' ELSE 'missed' END, downtime_ms)",
+                    1, rp) == 0 &&
+            PQntuples(rr) == 1)
+            completed = ledger_record(db, j->s->name, j->id, "scheduler", NULL, LEDGER_NO_STATUS, "receipt",
+                                      PQgetvalue(rr, 0, 0)) == 0;
+        if (!completed && rr && PQntuples(rr) == 1) {
+            log_fields f = {.migration = j->ids};
+            log_warn(&f, "could not record the completed receipt of migration %s: %s", j->ids, db_error(db));
         }
     }
     return *err ? -1 : 0;

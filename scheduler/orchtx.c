@@ -126,7 +126,10 @@ static int receipt_tx(db_conn *db, fin *f)
             "  (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS took_ms, objective_plan"
             "  FROM migrations WHERE id = $1::bigint AND (objective_max_downtime_ms IS NOT NULL"
             "  OR objective_deadline_s IS NOT NULL)),"
-            " y AS (SELECT x.*, status = 'completed' AND downtime_ms IS NOT NULL AND downtime_ms <= od AS od_met,"
+            /* a completed migration whose downtime is not known yet (the source's figures come
+             * later, orchevent.c completes the receipt then): met unknown, not missed */
+            " y AS (SELECT x.*, CASE WHEN status = 'completed' AND downtime_ms IS NULL THEN NULL"
+            "  ELSE status = 'completed' AND downtime_ms IS NOT NULL AND downtime_ms <= od END AS od_met,"
             "  status = 'completed' AND took_ms <= odl::bigint * 1000 AS odl_met FROM x),"
             " u AS (UPDATE migrations m SET receipt = json_strip_nulls(json_build_object("
             "   'max_downtime_ms', CASE WHEN y.od IS NOT NULL THEN json_build_object('objective', y.od,"
@@ -138,7 +141,8 @@ static int receipt_tx(db_conn *db, fin *f)
             "  FROM y WHERE m.id = y.id RETURNING m.id)"
             " SELECT concat_ws('; ',"
             "  CASE WHEN od IS NOT NULL THEN format('max downtime %s ms %s (paused %s)', od,"
-            "   CASE WHEN od_met THEN 'met' ELSE 'missed' END, coalesce(downtime_ms || ' ms', 'unknown')) END,"
+            "   CASE WHEN od_met IS NULL THEN 'not known yet' WHEN od_met THEN 'met' ELSE 'missed' END,"
+            "   coalesce(downtime_ms || ' ms', 'unknown')) END,"
             "  CASE WHEN odl IS NOT NULL THEN format('deadline %s s %s (took %s s)', odl,"
             "   CASE WHEN odl_met THEN 'met' ELSE 'missed' END, round(took_ms / 1000.0, 1)) END,"
             "  CASE WHEN status <> 'completed' THEN 'the migration ' || status END,"
