@@ -28,10 +28,17 @@ static const verb verbs[] = {
     {"host show", "HOST", "HOST's totals, then its usage per project (the seed's table)", cmd_host_show},
     {"host disable", "HOST [--reason TEXT]", "stop placing migrations on HOST", cmd_host_disable},
     {"host enable", "HOST", "place migrations on HOST again", cmd_host_enable},
+    {"host drain", "HOST [--deadline DURATION] [--bandwidth-budget MiB/s] [--dry-run] [--wait]",
+     "drain HOST in the scheduler: HOST goes to maintenance and its running guests are\n"
+     "        moved in the order, the number at a time and the mode a plan chooses from their\n"
+     "        forecasts so that it ends earliest (by the deadline: 90, 90s, 15m, 2h), sharing\n"
+     "        the bandwidth budget; it outlives " PROG " and a scheduler replica. --dry-run: the\n"
+     "        plan alone; --wait: follow it to its receipt (Ctrl-C stops following, the drain\n"
+     "        goes on)",
+     cmd_host_drain},
     {"host evacuate", "HOST [--dry-run] [--wait]",
-     "put HOST in maintenance and live-migrate every running instance away (the scheduler\n"
-     "        picks destinations and keeps its concurrency limits); with --wait, follow them to\n"
-     "        the end (Ctrl-C aborts those not finished)",
+     "a drain of HOST without a deadline; with --wait, follow it to the end (Ctrl-C cancels\n"
+     "        the drain: what has not finished is aborted, what was not requested stays)",
      cmd_host_evacuate},
     {"instance list", "[--host HOST]", "the instances: id, name, project, state, task state, host", cmd_instance_list},
     {"migrate",
@@ -63,6 +70,12 @@ static const verb verbs[] = {
      "        post-copy (its host samples its dirty rate for --sample seconds, default 1), and\n"
      "        the mode that meets the objectives; nothing moves",
      cmd_forecast},
+    {"drain list", "", "the drains, newest first: host, status, deadline, guests moved", cmd_drain_list},
+    {"drain show", "ID", "one drain: its plan, predicted finish, each guest's state and the receipt", cmd_drain_show},
+    {"drain cancel", "ID",
+     "cancel drain ID as a unit: guests not requested yet stay, migrations under way are\n"
+     "        asked to abort (one in post-copy finishes)",
+     cmd_drain_cancel},
     {"policy list", "", "the migration policies, highest priority first", cmd_policy_list},
     {"policy show", "NAME", "one migration policy: selectors, defaults, objectives", cmd_policy_show},
     {"policy set", "NAME [--priority N] [--project P] [--instance GLOB] [--host GLOB]\n"

@@ -137,3 +137,19 @@ msg_envelope *verbs_sched_request(ctl *c, const char *text)
 {
     return ctl_call_raw(c, MQ_SCHEDULER_KEY, text, WHO_SCHED);
 }
+
+int verbs_sched_ask(ctl *c, const char *vn, const char *text, msg_envelope **env)
+{
+    *env = verbs_sched_request(c, text);
+    if (!*env)
+        return 1;
+    const char *rt = msg_envelope_type(*env);
+    size_t n = strlen(rt);
+    if (n > 8 && strcmp(rt + n - 8, ".refused") == 0) {
+        fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(msg_envelope_body(*env), "reason", "no reason given"));
+        msg_envelope_free(*env);
+        *env = NULL;
+        return 1;
+    }
+    return 0;
+}

@@ -14,18 +14,7 @@ static int policy_ask(ctl *c, const char *vn, const char *text, msg_envelope **e
 {
     if (ctl_connect(c) < 0)
         return 1;
-    *env = verbs_sched_request(c, text);
-    if (!*env)
-        return 1;
-    const char *rt = msg_envelope_type(*env);
-    size_t n = strlen(rt);
-    if (n > 8 && strcmp(rt + n - 8, ".refused") == 0) {
-        fprintf(stderr, PROG ": %s refused: %s\n", vn, jsd(msg_envelope_body(*env), "reason", "no reason given"));
-        msg_envelope_free(*env);
-        *env = NULL;
-        return 1;
-    }
-    return 0;
+    return verbs_sched_ask(c, vn, text, env);
 }
 
 /* "-" for an absent or null field, else its text */
@@ -130,10 +119,12 @@ static int yes_no(const char *vn, const char *name, const char *v, int *out)
 int cmd_policy_set(ctl *c, int argc, char **argv)
 {
     const char *vn = "policy set";
-    opt o[] = {{"--priority", 1, NULL},           {"--project", 1, NULL},       {"--instance", 1, NULL},
-               {"--host", 1, NULL},               {"--postcopy", 1, NULL},      {"--auto-converge", 1, NULL},
-               {"--postcopy-after", 1, NULL},     {"--bandwidth", 1, NULL},     {"--max-downtime", 1, NULL},
-               {"--completion-timeout", 1, NULL}, {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL}};
+    opt o[] = {{"--priority", 1, NULL},           {"--project", 1, NULL},
+               {"--instance", 1, NULL},           {"--host", 1, NULL},
+               {"--postcopy", 1, NULL},           {"--auto-converge", 1, NULL},
+               {"--postcopy-after", 1, NULL},     {"--bandwidth", 1, NULL},
+               {"--max-downtime", 1, NULL},       {"--completion-timeout", 1, NULL},
+               {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL}};
     char *pos[1];
     if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
         fprintf(stderr, PROG ": %s needs NAME\n", vn);
@@ -163,8 +154,10 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
             continue;
         if (verbs_int_arg(vn, o[ints[i].idx].name, o[ints[i].idx].value, ints[i].lo, ints[i].hi, &v) < 0)
             goto out;
-        json_object_object_add(ints[i].where == 0 ? b : ints[i].where == 1 ? opts : objs, ints[i].key,
-                               json_object_new_int(v));
+        json_object_object_add(ints[i].where == 0   ? b
+                               : ints[i].where == 1 ? opts
+                                                    : objs,
+                               ints[i].key, json_object_new_int(v));
     }
     static const struct {
         int idx;

@@ -67,6 +67,9 @@ json_object *verbs_read_list(ctl *c, const char *method, json_object *body, cons
 /* Publishes text (a message of the request contract) on ferry.scheduler and waits for the
  * scheduler's answer; returns the answer envelope or NULL (printed). */
 msg_envelope *verbs_sched_request(ctl *c, const char *text);
+/* verbs_sched_request for an operator's request of verb vn: 0 and *env (caller frees) when
+ * answered and not refused; 1 otherwise, the reason printed ("ferryctl: VN refused: ..."). */
+int verbs_sched_ask(ctl *c, const char *vn, const char *text, msg_envelope **env);
 
 /* verbs_follow.c */
 typedef struct follow {

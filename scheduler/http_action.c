@@ -18,7 +18,8 @@ typedef struct waiting {
     char kind[32]; /* "migrate", "abort", "force-complete", "resolve" */
     char request_id[40];
     char *uuid, *ec2;
-    int nova; /* Nova's API (nova.c): 202 with an empty body, the migration id in a header */
+    int nova;    /* Nova's API (nova.c): 202 with an empty body, the migration id in a header */
+    int ok_code; /* the answer's code when not refused (0: 202) */
 } waiting;
 
 static void waiting_free(waiting *w)
@@ -63,9 +64,11 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     size_t tl = strlen(type);
     if (tl > 8 && strcmp(type + tl - 8, ".refused") == 0) {
         const char *why = json_object_object_get_ex(b, "reason", &v) ? json_object_get_string(v) : "refused";
-        http_send_error(req,
-                        strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409,
-                        "%s", why);
+        json_object *missing = NULL;
+        int gone = json_object_object_get_ex(b, "missing", &missing) && json_object_get_boolean(missing);
+        http_send_error(
+            req, gone || strncmp(why, "no instance ", 12) == 0 || strncmp(why, "no migration ", 13) == 0 ? 404 : 409,
+            "%s", why);
     } else if (w->nova) {
         json_object *mid = NULL;
         if (json_object_object_get_ex(b, "migration", &mid) && json_object_is_type(mid, json_type_int)) {
@@ -83,7 +86,7 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
             json_object_object_add(o, "instance", json_object_new_string(w->uuid));
         if (w->ec2)
             json_object_object_add(o, "instance_id", json_object_new_string(w->ec2));
-        http_send_json(req, 202, o);
+        http_send_json(req, w->ok_code ? w->ok_code : 202, o);
     }
     msg_envelope_free(env);
     waiting_free(w);
@@ -316,4 +319,68 @@ void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id)
     strlcpy_f(w->request_id, rid, sizeof(w->request_id));
     /* the replica asks both hosts first, each within rpc_timeout_ms */
     ask_scheduler_within(s, req, w, msg, (int)s->cfg->amqp.rpc_timeout_ms * 2 + 2000);
+}
+
+void http_action_drain(sched *s, struct evhttp_request *req, const char *type, const char *host, int64_t id)
+{
+    json_object *b = json_object_new_object();
+    if (host) {
+        /* drain.start: an optional body of the drain's settings, each checked here as the
+         * replica will check it */
+        _cleanup_free_ char *text = http_body_text(req);
+        if (!text) {
+            json_object_put(b);
+            return;
+        }
+        if (*text) {
+            enum json_tokener_error jerr = json_tokener_success;
+            json_object *in = json_tokener_parse_verbose(text, &jerr);
+            if (!in || !json_object_is_type(in, json_type_object)) {
+                http_send_error(req, 400, "the body is not a JSON object%s%s", in ? "" : ": ",
+                                in ? "" : json_tokener_error_desc(jerr));
+                json_object_put(in);
+                json_object_put(b);
+                return;
+            }
+            json_object_object_foreach(in, k, v)
+            {
+                int isint = json_object_is_type(v, json_type_int);
+                int64_t n = isint ? json_object_get_int64(v) : 0;
+                const char *bad = NULL;
+                if (strcmp(k, "deadline_s") == 0)
+                    bad = isint && n >= 1 && n <= MSG_OBJ_DEADLINE_MAX ? NULL : "an integer of seconds, 1..604800";
+                else if (strcmp(k, "bandwidth_budget_mib_s") == 0)
+                    bad = isint && n >= 1 && n <= MSG_OPT_BANDWIDTH_MAX ? NULL : "an integer of MiB/s, 1..100000";
+                else if (strcmp(k, "dry_run") == 0)
+                    bad = json_object_is_type(v, json_type_boolean) ? NULL : "true or false";
+                else {
+                    _cleanup_free_ char *pk = httpcheck_printable(k, 64);
+                    http_send_error(
+                        req, 400, "unknown field %s: a drain takes deadline_s, bandwidth_budget_mib_s and dry_run", pk);
+                    json_object_put(in);
+                    json_object_put(b);
+                    return;
+                }
+                if (bad) {
+                    http_send_error(req, 400, "%s must be %s", k, bad);
+                    json_object_put(in);
+                    json_object_put(b);
+                    return;
+                }
+                json_object_object_add(b, k, json_object_get(v));
+            }
+            json_object_put(in);
+        }
+        json_object_object_add(b, "host", json_object_new_string(host));
+    } else if (id > 0) {
+        json_object_object_add(b, "drain", json_object_new_int64(id));
+    }
+    char rid[37];
+    uuid_new(rid);
+    _cleanup_free_ char *msg = msg_build(type, rid, b);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, type, sizeof(w->kind));
+    strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    w->ok_code = strcmp(type, "drain.list") == 0 || strcmp(type, "drain.show") == 0 ? 200 : 202;
+    ask_scheduler(s, req, w, msg);
 }

@@ -77,5 +77,10 @@ char *http_body_text(struct evhttp_request *req);
 /* POST /api/migrations/{id}/resolve with {"to": "source"|"destination"}: published as
  * migration.resolve to a replica; answers req when one replies (202, or 409 with the reason). */
 void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id);
+/* A drain request (type drain.start with host and the body's settings, drain.cancel or
+ * drain.show with id, drain.list) published to a replica; answers req when one replies (200 for
+ * list and show, 202 for start and cancel; 404 when the host or drain does not exist, 409 with
+ * the reason for another refusal). */
+void http_action_drain(sched *s, struct evhttp_request *req, const char *type, const char *host, int64_t id);
 
 #endif

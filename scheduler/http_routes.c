@@ -485,6 +485,22 @@ void http_on_request(struct evhttp_request *req, void *arg)
                 http_action_operator(s, req, id, seg[3], 0);
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
+        } else if (n == 4 && strcmp(seg[1], "hosts") == 0 && strcmp(seg[3], "drain") == 0) {
+            if (post)
+                http_action_drain(s, req, "drain.start", seg[2], 0);
+            else
+                http_send_error(req, 405, "drain is a POST");
+        } else if (n == 2 && strcmp(seg[1], "drains") == 0 && get) {
+            http_action_drain(s, req, "drain.list", NULL, 0);
+        } else if (n >= 3 && strcmp(seg[1], "drains") == 0 && parse_id(seg[2], &id) < 0) {
+            http_send_error(req, 404, "no drain %s: an id is a positive integer", seg[2]);
+        } else if (n == 3 && strcmp(seg[1], "drains") == 0 && get) {
+            http_action_drain(s, req, "drain.show", NULL, id);
+        } else if (n == 4 && strcmp(seg[1], "drains") == 0 && strcmp(seg[3], "cancel") == 0) {
+            if (post)
+                http_action_drain(s, req, "drain.cancel", NULL, id);
+            else
+                http_send_error(req, 405, "cancel is a POST");
         } else if (n == 4 && strcmp(seg[1], "migrations") == 0 && strcmp(seg[3], "resolve") == 0) {
             if (post)
                 http_action_resolve(s, req, id);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drain.h"
 #include "forecast.h"
 #include "ledger.h"
 #include "sched.h"
@@ -19,8 +20,8 @@ typedef struct intake {
     int planned;             /* the request went through its plan (no second one for a policy's objectives) */
     msg_request eff;         /* the request as it runs: *req with its policy's defaults (strings borrowed) */
     /* results */
-    char *policy;            /* the policy that applied (NULL: none) */
-    int needs_plan;          /* the policy gives objectives the request has not been planned for:
+    char *policy;   /* the policy that applied (NULL: none) */
+    int needs_plan; /* the policy gives objectives the request has not been planned for:
                               * nothing was written; plan them (eff says how) and try again */
     int duplicate;
     int accepted;
@@ -376,10 +377,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                     2, qp) < 0)
             return -1;
     }
-    _cleanup_free_ char *msg = xasprintf("%s from %s to %s%s%s%s%s%s", in->ec2_id, in->source, in->dest,
-                                         rq->host ? " (destination named)" : " (destination chosen)",
-                                         in->policy ? "; policy " : "", in->policy ? in->policy : "",
-                                         in->queued ? "; waits: " : "", in->queued ? wait_why : "");
+    _cleanup_free_ char *msg =
+        xasprintf("%s from %s to %s%s%s%s%s%s", in->ec2_id, in->source, in->dest,
+                  rq->host ? " (destination named)" : " (destination chosen)", in->policy ? "; policy " : "",
+                  in->policy ? in->policy : "", in->queued ? "; waits: " : "", in->queued ? wait_why : "");
     if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED,
                       "status", msg) < 0)
         return -1;
@@ -441,6 +442,19 @@ void intake_reply(sched *s, mq_delivery *d, const char *type, const char *id, js
     const mq_message *m = mq_delivery_message(d);
     _cleanup_free_ char *text = msg_build(type, id, body); /* takes body */
     reply(s, m->reply_to, m->correlation_id, text);
+}
+
+void intake_refuse_body(sched *s, mq_conn *c, mq_delivery *d, const msg_envelope *env, const char *sender,
+                        const char *why)
+{
+    const char *type = msg_envelope_type(env);
+    log_fields f = {.req = msg_envelope_id(env)};
+    log_warn(&f, "%s from %s refused: %s", type, sender, why);
+    json_object *rb = json_object_new_object();
+    json_object_object_add(rb, "reason", json_object_new_string(why));
+    _cleanup_free_ char *rt = xasprintf("%s.refused", type);
+    intake_reply(s, d, rt, msg_envelope_id(env), rb);
+    mq_dead_letter(c, d, why);
 }
 
 /* A request with the database worker: its delivery is finished in intake_done. */
@@ -638,6 +652,11 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     }
     if (strcmp(type, "policy.set") == 0 || strcmp(type, "policy.delete") == 0 || strcmp(type, "policy.list") == 0) {
         policyop_on_request(s, c, d, env); /* takes env */
+        return;
+    }
+    if (strncmp(type, "drain.", 6) == 0 && (strcmp(type + 6, "start") == 0 || strcmp(type + 6, "cancel") == 0 ||
+                                            strcmp(type + 6, "list") == 0 || strcmp(type + 6, "show") == 0)) {
+        drainop_on_request(s, c, d, env); /* takes env */
         return;
     }
     msg_request_defaults defs;

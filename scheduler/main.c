@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mq.h"
 #include "orchcall.h"
+#include "drain.h"
 #include "schema.h"
 #include "sched.h"
 
@@ -102,6 +103,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     queue_dispatch(s);
     outbox_flush(s);
     reconcile_tick(s);
+    drain_tick(s);
 }
 
 /* The start's database check, with the worker: connected, and the schema the expected one. */

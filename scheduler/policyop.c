@@ -18,9 +18,9 @@ typedef struct pol_job {
     mq_delivery *d;
     msg_envelope *env;
     pol_op op;
-    policy p;          /* POL_SET: strings borrowed from env */
-    const char *name;  /* POL_DELETE */
-    char sender[128];  /* who asked (the AMQP user_id, or "operator") */
+    policy p;         /* POL_SET: strings borrowed from env */
+    const char *name; /* POL_DELETE */
+    char sender[128]; /* who asked (the AMQP user_id, or "operator") */
     /* results */
     char *refused;
     json_object *list; /* POL_LIST */
@@ -56,14 +56,15 @@ static int pol_tx(db_conn *db, void *arg, char **err)
     pol_job *j = arg;
     if (j->op == POL_LIST) {
         _cleanup_pq_ PGresult *r = NULL;
-        if (db_exec(db, &r,
-                    "SELECT coalesce(json_agg(p ORDER BY p.priority DESC, p.name), '[]') FROM ("
-                    " SELECT name, priority, project, instance_glob AS instance, host_glob AS host, post_copy,"
-                    "  auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
-                    "  objective_max_downtime_ms, objective_deadline_s, updated_at, updated_by,"
-                    "  (SELECT count(*) FROM migrations m WHERE m.policy = x.name) AS migrations"
-                    " FROM migration_policies x) p",
-                    0, NULL) < 0) {
+        if (db_exec(
+                db, &r,
+                "SELECT coalesce(json_agg(p ORDER BY p.priority DESC, p.name), '[]') FROM ("
+                " SELECT name, priority, project, instance_glob AS instance, host_glob AS host, post_copy,"
+                "  auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
+                "  objective_max_downtime_ms, objective_deadline_s, updated_at, updated_by,"
+                "  (SELECT count(*) FROM migrations m WHERE m.policy = x.name) AS migrations"
+                " FROM migration_policies x) p",
+                0, NULL) < 0) {
             *err = xstrdup(db_error(db));
             return -1;
         }
@@ -163,7 +164,10 @@ static void pol_done(void *arg, int rc, char *err)
         return;
     }
     const char *name = j->op == POL_SET ? j->p.name : j->name;
-    log_info(&f, "policy %s %s by %s", name, j->op == POL_DELETE ? "deleted" : j->found ? "created" : "updated",
+    log_info(&f, "policy %s %s by %s", name,
+             j->op == POL_DELETE ? "deleted"
+             : j->found          ? "created"
+                                 : "updated",
              j->sender);
     json_object_object_add(b, "name", json_object_new_string(name));
     if (j->op == POL_SET)
@@ -190,13 +194,7 @@ void policyop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env
                                      policy_name_check(j->name, &why) < 0))
         j->refused = why;
     if (j->refused) {
-        log_fields f = {.req = msg_envelope_id(env)};
-        log_warn(&f, "%s from %s refused: %s", type, j->sender, j->refused);
-        json_object *rb = json_object_new_object();
-        json_object_object_add(rb, "reason", json_object_new_string(j->refused));
-        _cleanup_free_ char *rt = xasprintf("%s.refused", type);
-        intake_reply(s, d, rt, msg_envelope_id(env), rb);
-        mq_dead_letter(c, d, j->refused);
+        intake_refuse_body(s, c, d, env, j->sender, j->refused);
         job_free(j);
         return;
     }

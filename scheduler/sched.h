@@ -52,6 +52,10 @@ typedef struct sched {
     int64_t reconcile_next_ms;                                /* monotonic time of the next pass */
     int64_t reconcile_repairs[RECONCILE_REPAIR_COUNT];        /* for ferry_reconciler_repairs_total */
     int64_t reconcile_unresolved[RECONCILE_UNRESOLVED_COUNT]; /* what the last pass could not prove */
+    /* the drainer (drain.c) */
+    int drain_busy;          /* a pass is with the database worker */
+    int drain_again;         /* ... and another was asked meanwhile */
+    int64_t drain_next_ms;   /* monotonic time of the next pass */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
@@ -85,6 +89,11 @@ void intake_operator(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 /* Answers request d (its reply_to, with its correlation id; nothing without a reply_to) with
  * a message of type and body (taken), in reply to request id. */
 void intake_reply(sched *s, mq_delivery *d, const char *type, const char *id, json_object *body);
+/* Refuses operator request d (its envelope env, of type, from sender) whose body is not valid:
+ * logged with why, answered <type>.refused {"reason": why}, dead-lettered with why. Borrows
+ * all; the caller still owns env. */
+void intake_refuse_body(sched *s, mq_conn *c, mq_delivery *d, const msg_envelope *env, const char *sender,
+                        const char *why);
 /* Handles a migration.resolve request on ferry.scheduler (body {"migration": id, "to":
  * "source"|"destination"}; reconcile_resolve.c): for a migration in error, job_status asked of
  * both hosts, settled only when libvirt on the named host says the guest runs there and on the

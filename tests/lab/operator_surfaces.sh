@@ -160,11 +160,15 @@ ctl host evacuate compute1 --wait >"$out" 2>&1 || fail "evacuate --wait: $(cat "
 grep -q "^compute1: [1-9][0-9]* of [0-9]* instances moved away, 0 failed" "$out" || fail "evacuate summary: $(cat "$out")"
 [[ $(sql "SELECT count(*) FROM instances WHERE host = 'compute1' AND vm_state = 'running'") == 0 ]] ||
   fail "running instances left on compute1: $(sql "SELECT name FROM instances WHERE host = 'compute1'")"
-[[ $(sql "SELECT state || ':' || state_reason FROM hosts WHERE name = 'compute1'") == "maintenance:evacuating" ]] || fail "compute1 not in maintenance"
+# an evacuation is a drain without a deadline (issue #18): the scheduler's, with its receipt
+evd=$(sql "SELECT id FROM drains WHERE host = 'compute1' ORDER BY id DESC LIMIT 1")
+[[ $(sql "SELECT state || ':' || state_reason FROM hosts WHERE name = 'compute1'") == "maintenance:drain $evd" ]] || fail "compute1 not in maintenance"
+[[ $(sql "SELECT status || ' ' || (receipt->>'failed') FROM drains WHERE id = $evd") == "completed 0" ]] ||
+  fail "the evacuation's drain: $(sql "SELECT status, receipt FROM drains WHERE id = $evd")"
 [[ $(where vm2) == compute[23]" running yes" ]] || fail "vm2 is at $(where vm2)"
 ctl host enable compute1 >/dev/null
 check_usage
-ok "host evacuate: --dry-run changes nothing; --wait moves every running instance away, host in maintenance"
+ok "host evacuate: --dry-run changes nothing; --wait moves every running instance away (drain $evd), host in maintenance"
 
 # Ctrl-C during evacuate --wait: what has not finished is aborted, the guest stays, exit 1. The
 # busy guest cannot converge at the lab's 32 MiB/s default, so its migration is still running.
@@ -186,7 +190,8 @@ grep -q "^compute1: 0 of 1 instances moved away, 1 failed or cancelled" "$out" |
 ctl host enable compute1 >/dev/null
 stop_guest ev1
 check_usage
-ok "host evacuate --wait interrupted (SIGINT): the unfinished migration aborted, ev1 still on compute1, exit 1"
+[[ $(sql "SELECT status FROM drains WHERE host = 'compute1' ORDER BY id DESC LIMIT 1") == cancelled ]] || fail "the interrupted evacuation's drain is not cancelled"
+ok "host evacuate --wait interrupted (SIGINT): its drain cancelled, the unfinished migration aborted, ev1 still on compute1, exit 1"
 
 # ---- the HTTP API ----------------------------------------------------------------------------------------------------
 running_guest compute2 hp --dirty 64 --rate 48

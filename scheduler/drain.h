@@ -1,0 +1,36 @@
+/* drain: server-side host drains (issue #18; docs/DESIGN.md "Drain"). drainop.c answers the
+ * operator's drain.start, drain.cancel, drain.list and drain.show on ferry.scheduler; drain.c is
+ * the drainer: on the replica holding the lease of job DRAIN_JOB, every tick, it follows each
+ * drain's migrations, re-plans what is left (drainplan.c) and publishes the next migration
+ * requests, each under the request id its item recorded first (a request published again after
+ * a failover has one effect), and writes the receipt at the end. */
+#ifndef FERRY_DRAIN_H
+#define FERRY_DRAIN_H
+
+#include "db.h"
+#include "drainplan.h"
+#include "sched.h"
+
+/* The job of replica_leases whose holder drives every drain. */
+#define DRAIN_JOB "drainer"
+/* A guest's attempts: a refused or failed migration is requested once more. */
+#define DRAIN_ATTEMPTS 2
+
+/* The bandwidth a drain of host shares, and where the figure comes from (static text): the
+ * operator's budget (> 0), else [scheduler] bandwidth_mib_s, else the median rate of host's last
+ * completed migrations, else [scheduler] forecast_bandwidth_mib_s. On the database worker; 0, or
+ * -1 (see db_error). */
+int drain_link(db_conn *db, const cfg_scheduler *cs, const char *host, int64_t budget, int64_t *mib_s,
+               const char **from) FERRY_WUR;
+/* How many migrations a drain may run at once at most: max_outgoing_per_source when set, else 4. */
+int drain_max_parallel(const cfg_scheduler *cs);
+
+/* Handles drain.start, drain.cancel, drain.list and drain.show on ferry.scheduler (drainop.c):
+ * answered <type>.accepted (list and show: <type>.result) or <type>.refused with the reason,
+ * after its transaction on the database worker. Owns d and env. */
+void drainop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+
+/* Every tick (drain.c): when no pass is with the database worker, one pass of the drainer. */
+void drain_tick(sched *s);
+
+#endif
