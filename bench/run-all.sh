@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run-all.sh [BUILD_DIR]: every benchmark, for real, one after the other (the machine
 # should be otherwise quiet): claims, overhead + convergence, a Linux guest's application-visible
-# downtime, the forecast's error against measured migrations, footprint, the agent's RSS on the
+# downtime, the forecast's error against measured migrations, the planned drain against the naive
+# evacuation, footprint, the agent's RSS on the
 # lab, and the long chaos run (FERRY_CHAOS_LONG migrations, default 100). Each prints its
 # figures and ratios; copy them into bench/RESULTS.md with the machine.
 # Also `cmake --build build --target bench`.
@@ -13,6 +14,7 @@ bash "$top/bench/claims.sh" --build "$bin"
 bash "$top/bench/overhead.sh" "$bin"
 bash "$top/bench/app_downtime.sh" "$bin"
 bash "$top/bench/forecast_error.sh" "$bin"
+bash "$top/bench/drain.sh" "$bin"
 bash "$top/bench/footprint.sh" --build "$bin"
 bash "$top/bench/agent_rss.sh" "$bin"
 # the reliability suite's long run: chaos with many more migrations than CI's 20

@@ -65,10 +65,11 @@ static const verb verbs[] = {
      "settle a migration in error where its guest runs: refused unless libvirt on that host\n"
      "        says it runs there and libvirt on the other that it does not",
      cmd_migration_resolve},
-    {"forecast", "INSTANCE [--bandwidth MiB/s] [--max-downtime MS] [--deadline S] [--sample S]",
-     "how long moving INSTANCE would take and pause it, by pre-copy, auto-converge and\n"
-     "        post-copy (its host samples its dirty rate for --sample seconds, default 1), and\n"
-     "        the mode that meets the objectives; nothing moves",
+    {"forecast", "INSTANCE [DEST] [--bandwidth MiB/s] [--max-downtime MS] [--deadline S] [--sample S]",
+     "how long moving INSTANCE (to DEST) would take and pause it, by pre-copy, auto-converge\n"
+     "        and post-copy (its host samples its dirty rate for --sample seconds, default 1), and\n"
+     "        the mode that meets the objectives; without --bandwidth the link is the configured\n"
+     "        one, else learned from earlier migrations from its host (to DEST); nothing moves",
      cmd_forecast},
     {"drain list", "", "the drains, newest first: host, status, deadline, guests moved", cmd_drain_list},
     {"drain show", "ID", "one drain: its plan, predicted finish, each guest's state and the receipt", cmd_drain_show},

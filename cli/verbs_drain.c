@@ -167,8 +167,8 @@ static int follow_drain(ctl *c, const char *vn, int64_t id, int cancel, int evac
             msg_envelope *ce = NULL;
             if (drain_ask(c, vn, "drain.cancel", b, &ce) == 0)
                 fprintf(stderr,
-                        PROG ": interrupted: drain %lld cancelled: the unfinished migrations were asked to "
-                             "abort; waiting for their end\n",
+                        PROG ": interrupted: the unfinished migrations were asked to abort; waiting for their end"
+                             " (drain %lld cancelled)\n",
                         (long long)id);
             msg_envelope_free(ce);
         }

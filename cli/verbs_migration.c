@@ -11,17 +11,26 @@
 
 /* ---- migrate ------------------------------------------------------------------------------------ */
 
-static int forecast_ask(ctl *c, const char *vn, const char *instance, int bw, int down, int deadline, int sample);
+static int forecast_ask(ctl *c, const char *vn, const char *instance, const char *dest, int bw, int down, int deadline,
+                        int sample);
 
 int cmd_migrate(ctl *c, int argc, char **argv)
 {
     int seed = strcmp(argv[0], "live_migration") == 0;
     const char *vn = seed ? "instances live_migration" : "migrate";
     char *pos[2];
-    opt o[] = {{"--block-migrate", 0, NULL},      {"--postcopy", 0, NULL},     {"--auto-converge", 0, NULL},
-               {"--bandwidth", 1, NULL},          {"--max-downtime", 1, NULL}, {"--postcopy-after", 1, NULL},
-               {"--completion-timeout", 1, NULL}, {"--wait", 0, NULL},         {"--disk-over-commit", 0, NULL},
-               {"--block-migrate-auto", 0, NULL}, {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL},
+    opt o[] = {{"--block-migrate", 0, NULL},
+               {"--postcopy", 0, NULL},
+               {"--auto-converge", 0, NULL},
+               {"--bandwidth", 1, NULL},
+               {"--max-downtime", 1, NULL},
+               {"--postcopy-after", 1, NULL},
+               {"--completion-timeout", 1, NULL},
+               {"--wait", 0, NULL},
+               {"--disk-over-commit", 0, NULL},
+               {"--block-migrate-auto", 0, NULL},
+               {"--objective-downtime", 1, NULL},
+               {"--objective-deadline", 1, NULL},
                {"--dry-run", 0, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
@@ -78,10 +87,11 @@ int cmd_migrate(ctl *c, int argc, char **argv)
             fprintf(stderr, PROG ": %s: --dry-run and --wait exclude each other\n", vn);
             return 2;
         }
-        int down = rq.objectives.max_downtime_ms ? rq.objectives.max_downtime_ms
+        int down = rq.objectives.max_downtime_ms               ? rq.objectives.max_downtime_ms
                    : (rq.options_given & MSG_OPT_MAX_DOWNTIME) ? rq.options.max_downtime_ms
                                                                : 0;
-        int rc = forecast_ask(c, vn, rq.instance, rq.options.bandwidth_mib_s, down, rq.objectives.deadline_s, 1);
+        int rc =
+            forecast_ask(c, vn, rq.instance, rq.host, rq.options.bandwidth_mib_s, down, rq.objectives.deadline_s, 1);
         if (!c->json)
             printf("dry run: nothing was requested%s\n",
                    rq.post_copy ? "" : " (post-copy is allowed only with --postcopy)");
@@ -282,7 +292,10 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
         if (json_object_object_get_ex(m, "receipt", &rcpt) && json_object_is_type(rcpt, json_type_object)) {
             printf("  receipt   ");
             if (json_object_object_get_ex(rcpt, "max_downtime_ms", &x))
-                printf(" max downtime %s (paused %s ms)", !js(x, "met") ? "not known yet" : jb(x, "met") ? "met" : "MISSED",
+                printf(" max downtime %s (paused %s ms)",
+                       !js(x, "met")  ? "not known yet"
+                       : jb(x, "met") ? "met"
+                                      : "MISSED",
                        jsd(x, "measured_ms", "?"));
             if (json_object_object_get_ex(rcpt, "deadline_s", &x))
                 printf(" deadline %s (took %.1f s)", jb(x, "met") ? "met" : "MISSED",
@@ -422,12 +435,15 @@ static void fmt_ms(char *buf, size_t n, int64_t ms)
 
 /* Asks the schedulers for instance's forecast (bandwidth, downtime and deadline 0: not given)
  * and prints it; 0, 1 (refused or no answer). */
-static int forecast_ask(ctl *c, const char *vn, const char *instance, int bw, int down, int deadline, int sample)
+static int forecast_ask(ctl *c, const char *vn, const char *instance, const char *dest, int bw, int down, int deadline,
+                        int sample)
 {
     if (ctl_connect(c) < 0)
         return 1;
     json_object *b = json_object_new_object();
     json_object_object_add(b, "instance", json_object_new_string(instance));
+    if (dest)
+        json_object_object_add(b, "dest", json_object_new_string(dest));
     if (bw)
         json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(bw));
     if (down)
@@ -445,8 +461,8 @@ static int forecast_ask(ctl *c, const char *vn, const char *instance, int bw, in
         printf("forecast for %s (%s) on %s: %lld MiB of memory, dirtied at %lld MiB/s; link %lld MiB/s (%s); "
                "pause allowed %lld ms",
                jsd(r, "instance", "?"), jsd(r, "uuid", "?"), jsd(r, "host", "?"), (long long)ji(r, "memory_mib"),
-               (long long)ji(r, "dirty_rate_mib_s"), (long long)ji(r, "bandwidth_mib_s"),
-               jsd(r, "bandwidth_from", "?"), (long long)ji(r, "max_downtime_ms"));
+               (long long)ji(r, "dirty_rate_mib_s"), (long long)ji(r, "bandwidth_mib_s"), jsd(r, "bandwidth_from", "?"),
+               (long long)ji(r, "max_downtime_ms"));
         if (ji(r, "deadline_s") > 0)
             printf(", deadline %lld s", (long long)ji(r, "deadline_s"));
         printf("\n%-14s %-5s %-9s %-9s %-9s %-6s %-8s %s\n", "MODE", "ENDS", "DURATION", "PAUSE", "SENT", "PASSES",
@@ -483,9 +499,10 @@ int cmd_forecast(ctl *c, int argc, char **argv)
 {
     const char *vn = "forecast";
     opt o[] = {{"--bandwidth", 1, NULL}, {"--max-downtime", 1, NULL}, {"--deadline", 1, NULL}, {"--sample", 1, NULL}};
-    char *pos[1];
-    if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
-        fprintf(stderr, PROG ": %s needs exactly one INSTANCE (name, uuid or i-xxxxxxxx)\n", vn);
+    char *pos[2];
+    int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
+    if (n < 1) {
+        fprintf(stderr, PROG ": %s needs INSTANCE (name, uuid or i-xxxxxxxx) [DEST]\n", vn);
         return 2;
     }
     int bw = 0, down = 0, deadline = 0, sample = 1;
@@ -495,5 +512,5 @@ int cmd_forecast(ctl *c, int argc, char **argv)
         (o[2].value && verbs_int_arg(vn, "--deadline", o[2].value, 1, MSG_OBJ_DEADLINE_MAX, &deadline) < 0) ||
         (o[3].value && verbs_int_arg(vn, "--sample", o[3].value, 1, 10, &sample) < 0))
         return 2;
-    return forecast_ask(c, vn, pos[0], bw, down, deadline, sample);
+    return forecast_ask(c, vn, pos[0], n == 2 ? pos[1] : NULL, bw, down, deadline, sample);
 }

@@ -57,47 +57,6 @@ int drain_max_parallel(const cfg_scheduler *cs)
     return cs->max_outgoing_per_source > 0 && cs->max_outgoing_per_source < 64 ? (int)cs->max_outgoing_per_source : 4;
 }
 
-int drain_link(db_conn *db, const cfg_scheduler *cs, const char *host, int64_t budget, int64_t *mib_s,
-               const char **from)
-{
-    if (budget > 0) {
-        *mib_s = budget;
-        *from = "the drain's bandwidth budget";
-        return 0;
-    }
-    if (cs->bandwidth_mib_s > 0) {
-        *mib_s = cs->bandwidth_mib_s;
-        *from = "[scheduler] bandwidth_mib_s";
-        return 0;
-    }
-    /* the rate of the memory the host's last completed migrations sent, their fixed costs taken
-     * out (the forecast adds them back), when they lasted long enough to say */
-    char setup[24];
-    snprintf(setup, sizeof(setup), "%.3f",
-             (double)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000 + cs->forecast_switch_ms) / 1000.0);
-    const char *p[] = {host, setup};
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY mib_s))::bigint, count(*) FROM ("
-                " SELECT memory_processed_bytes / 1048576.0"
-                "  / (extract(epoch FROM finished_at - started_at) - $2::float8) AS mib_s"
-                " FROM migrations WHERE source_host = $1 AND status = 'completed'"
-                "  AND memory_processed_bytes >= 16777216"
-                "  AND extract(epoch FROM finished_at - started_at) > $2::float8 + 1"
-                " ORDER BY id DESC LIMIT 10) x",
-                2, p) < 0)
-        return -1;
-    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && atoll(PQgetvalue(r, 0, 1)) >= 3 &&
-        atoll(PQgetvalue(r, 0, 0)) > 0) {
-        *mib_s = atoll(PQgetvalue(r, 0, 0));
-        *from = "the median of the host's last completed migrations";
-        return 0;
-    }
-    *mib_s = cs->forecast_bandwidth_mib_s > 0 ? cs->forecast_bandwidth_mib_s : 1;
-    *from = "[scheduler] forecast_bandwidth_mib_s";
-    return 0;
-}
-
 static void add_pub(dr_pass *p, const char *id, char *text, const char *ec2)
 {
     if (p->n_pubs == p->cap_pubs) {

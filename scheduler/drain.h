@@ -16,12 +16,6 @@
 /* A guest's attempts: a refused or failed migration is requested once more. */
 #define DRAIN_ATTEMPTS 2
 
-/* The bandwidth a drain of host shares, and where the figure comes from (static text): the
- * operator's budget (> 0), else [scheduler] bandwidth_mib_s, else the median rate of host's last
- * completed migrations, else [scheduler] forecast_bandwidth_mib_s. On the database worker; 0, or
- * -1 (see db_error). */
-int drain_link(db_conn *db, const cfg_scheduler *cs, const char *host, int64_t budget, int64_t *mib_s,
-               const char **from) FERRY_WUR;
 /* How many migrations a drain may run at once at most: max_outgoing_per_source when set, else 4. */
 int drain_max_parallel(const cfg_scheduler *cs);
 

@@ -92,8 +92,12 @@ static int start_plan(db_conn *db, dr_job *j, PGresult *g, int n, drainplan_item
     const char *rid = msg_envelope_id(j->env);
     int64_t link = 0;
     const char *from = NULL;
-    if (drain_link(db, &j->cfg, j->host, j->budget, &link, &from) < 0)
+    if (j->budget > 0) {
+        link = j->budget;
+        from = "the drain's bandwidth budget";
+    } else if (forecastop_link(db, &j->cfg, j->host, NULL, &link, &from) < 0) {
         return -1;
+    }
     drainplan_in in = {.cs = &j->cfg,
                        .link_mib_s = link,
                        .max_parallel = drain_max_parallel(&j->cfg),

@@ -2,7 +2,8 @@
  * instance is read from the database (where it runs), its host's agent samples its dirty rate
  * and reads its memory (dirty_rate, answered only by that host's own agent user), and the
  * forecast model (forecast.c) gives each mode's duration, pause and bytes at the bandwidth the
- * request names (else [scheduler] bandwidth_mib_s, else forecast_bandwidth_mib_s), and the mode
+ * request names (else [scheduler] bandwidth_mib_s, else the rate of earlier migrations from its host
+ * to the destination named, or to any, else forecast_bandwidth_mib_s), and the mode
  * that meets the request's objectives, or why none does. Nothing is changed anywhere. */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@ typedef struct fc_job {
     mq_conn *c;
     mq_delivery *d;
     msg_envelope *env;
-    const char *ref; /* borrowed from env */
+    const char *ref;   /* borrowed from env */
+    const char *dest;  /* where it would go (borrowed from env or the request), NULL: anywhere */
+    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
+    int learn;         /* no bandwidth given or configured: learned from earlier migrations */
     int64_t bandwidth_mib_s, max_downtime_ms, deadline_s, seconds;
     const char *bandwidth_from;
     /* read from the database */
@@ -52,7 +56,7 @@ static void plan_finish(fc_job *j, int cancelled)
     } else if (j->refused) {
         p.note = xasprintf("no forecast (%s): the request runs as it asked", j->refused);
     } else {
-        int64_t limit = j->limit_ms > 0                        ? j->limit_ms
+        int64_t limit = j->limit_ms > 0                               ? j->limit_ms
                         : j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms
                         : j->max_downtime_ms > 0                      ? 1
                                                                       : cs->max_downtime_ms;
@@ -68,16 +72,17 @@ static void plan_finish(fc_job *j, int cancelled)
         if (forecast_choose(&in, &obj, allowed, &chosen, &co, &why) == 0) {
             p.feasible = 1;
             p.mode = (int)chosen;
-            p.note = xasprintf("%s chosen by the forecast: %.1f s, pause %llu ms (%lld MiB of memory dirtied at %lld MiB/s, "
-                               "link %lld MiB/s, downtime limit %lld ms)",
-                               forecast_mode_str(chosen), (double)co.duration_ms / 1000.0,
-                               (unsigned long long)co.downtime_ms, (long long)j->memory_mib, (long long)j->dirty_mib_s,
-                               (long long)j->bandwidth_mib_s, (long long)limit);
+            p.note = xasprintf(
+                "%s chosen by the forecast: %.1f s, pause %llu ms (%lld MiB of memory dirtied at %lld MiB/s, "
+                "link %lld MiB/s, downtime limit %lld ms)",
+                forecast_mode_str(chosen), (double)co.duration_ms / 1000.0, (unsigned long long)co.downtime_ms,
+                (long long)j->memory_mib, (long long)j->dirty_mib_s, (long long)j->bandwidth_mib_s, (long long)limit);
         } else {
-            p.note = xasprintf("the forecast says no mode meets the objectives (%lld MiB of memory dirtied at %lld MiB/s, "
-                               "link %lld MiB/s%s): %s",
-                               (long long)j->memory_mib, (long long)j->dirty_mib_s, (long long)j->bandwidth_mib_s,
-                               j->allow_postcopy ? "" : ", post-copy not allowed by the request", why);
+            p.note =
+                xasprintf("the forecast says no mode meets the objectives (%lld MiB of memory dirtied at %lld MiB/s, "
+                          "link %lld MiB/s%s): %s",
+                          (long long)j->memory_mib, (long long)j->dirty_mib_s, (long long)j->bandwidth_mib_s,
+                          j->allow_postcopy ? "" : ", post-copy not allowed by the request", why);
             free(why);
         }
     }
@@ -114,7 +119,8 @@ static void finish(fc_job *j)
         plan_finish(j, 0);
         return;
     }
-    log_fields f = {.req = msg_envelope_id(j->env), .instance = *j->ec2 ? j->ec2 : NULL, .host = *j->host ? j->host : NULL};
+    log_fields f = {
+        .req = msg_envelope_id(j->env), .instance = *j->ec2 ? j->ec2 : NULL, .host = *j->host ? j->host : NULL};
     if (j->refused) {
         log_warn(&f, "instance.forecast of %s refused: %s", j->ref, j->refused);
         json_object *b = json_object_new_object();
@@ -128,8 +134,8 @@ static void finish(fc_job *j)
     /* QEMU's downtime limit covers the memory left, not the device state: to pause no longer
      * than max_downtime_ms it gets that less the switch-over cost */
     int64_t limit = j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms : 1;
-    forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
-                                     cs->postcopy_after_iterations);
+    forecast_in in =
+        forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, cs->postcopy_after_iterations);
     forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                .deadline_ms = (uint64_t)j->deadline_s * 1000};
     json_object *b = json_object_new_object();
@@ -226,6 +232,41 @@ static void ask_host(fc_job *j)
 
 /* ---- the instance read, on the database worker ------------------------------------------------- */
 
+int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const char *dest, int64_t *mib_s,
+                    const char **from)
+{
+    if (cs->bandwidth_mib_s > 0) {
+        *mib_s = cs->bandwidth_mib_s;
+        *from = "config bandwidth_mib_s";
+        return 0;
+    }
+    char fixed[24];
+    snprintf(fixed, sizeof(fixed), "%.3f",
+             (double)(cs->forecast_setup_ms + cs->forecast_sample_s * 1000 + cs->forecast_switch_ms) / 1000.0);
+    const char *p[] = {src, dest, fixed};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY mib_s))::bigint, count(*) FROM ("
+                " SELECT memory_processed_bytes / 1048576.0"
+                "  / (extract(epoch FROM finished_at - started_at) - $3::float8) AS mib_s"
+                " FROM migrations WHERE source_host = $1 AND ($2::text IS NULL OR dest_host = $2)"
+                "  AND status = 'completed' AND bandwidth_mib_s = 0 AND memory_processed_bytes >= 16777216"
+                "  AND extract(epoch FROM finished_at - started_at) > $3::float8 + 1"
+                " ORDER BY id DESC LIMIT 10) x",
+                3, p) < 0)
+        return -1;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && atoll(PQgetvalue(r, 0, 1)) >= 3 &&
+        atoll(PQgetvalue(r, 0, 0)) > 0) {
+        *mib_s = atoll(PQgetvalue(r, 0, 0));
+        *from = dest ? "learned: the median of the last completed migrations between the two hosts"
+                     : "learned: the median of the host's last completed migrations";
+        return 0;
+    }
+    *mib_s = cs->forecast_bandwidth_mib_s > 0 ? cs->forecast_bandwidth_mib_s : 1;
+    *from = "config forecast_bandwidth_mib_s";
+    return 0;
+}
+
 static int read_work(db_conn *db, void *arg, char **err)
 {
     fc_job *j = arg;
@@ -247,6 +288,11 @@ static int read_work(db_conn *db, void *arg, char **err)
         strlcpy_f(j->ec2, PQgetvalue(r, 0, 1), sizeof(j->ec2));
         strlcpy_f(j->host, PQgetvalue(r, 0, 2), sizeof(j->host));
         strlcpy_f(j->vm_state, PQgetvalue(r, 0, 3), sizeof(j->vm_state));
+        if (j->learn && *j->host &&
+            forecastop_link(db, &j->cfg, j->host, j->dest, &j->bandwidth_mib_s, &j->bandwidth_from) < 0) {
+            *err = xstrdup(db_error(db));
+            return -1;
+        }
     }
     return 0;
 }
@@ -255,7 +301,8 @@ static void read_done(void *arg, int rc, char *err)
 {
     fc_job *j = arg;
     if (rc < 0)
-        j->refused = xasprintf("could not read instance %s: %s", j->ref, err ? err : "the database worker could not run it");
+        j->refused =
+            xasprintf("could not read instance %s: %s", j->ref, err ? err : "the database worker could not run it");
     else if (j->found == 0)
         j->refused = xasprintf("no instance %s", j->ref);
     else if (j->found > 1)
@@ -263,8 +310,8 @@ static void read_done(void *arg, int rc, char *err)
     else if (!*j->host)
         j->refused = xasprintf("instance %s has no host", j->ref);
     else if (strcmp(j->vm_state, "running") != 0)
-        j->refused = xasprintf("instance %s is %s on %s: only a running guest has a dirty rate", j->ref, j->vm_state,
-                               j->host);
+        j->refused =
+            xasprintf("instance %s is %s on %s: only a running guest has a dirty rate", j->ref, j->vm_state, j->host);
     free(err);
     if (j->refused || j->s->stopping) {
         if (j->s->stopping && j->plan_done) {
@@ -301,6 +348,7 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
     j->c = c;
     j->d = d;
     j->env = env;
+    j->cfg = s->cfg->scheduler;
     const cfg_scheduler *cs = &s->cfg->scheduler;
     j->bandwidth_mib_s = cs->bandwidth_mib_s > 0 ? cs->bandwidth_mib_s : cs->forecast_bandwidth_mib_s;
     j->bandwidth_from = cs->bandwidth_mib_s > 0 ? "config bandwidth_mib_s" : "config forecast_bandwidth_mib_s";
@@ -310,6 +358,8 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
     int64_t bw = 0;
     char *why = NULL;
     if (orchreply_get_text(b, "instance.forecast: body.", "instance", 1, ORCHREPLY_MAX_NAME, &j->ref, &why) < 0)
+        j->refused = why;
+    else if (orchreply_get_text(b, "instance.forecast: body.", "dest", 0, ORCHREPLY_MAX_NAME, &j->dest, &why) < 0)
         j->refused = why;
     else if (opt_int(j, b, "bandwidth_mib_s", 1, MSG_OPT_BANDWIDTH_MAX, &bw) < 0 ||
              opt_int(j, b, "max_downtime_ms", MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &j->max_downtime_ms) < 0 ||
@@ -322,6 +372,7 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
         j->bandwidth_mib_s = bw;
         j->bandwidth_from = "request";
     }
+    j->learn = bw == 0 && cs->bandwidth_mib_s == 0;
     if (j->refused) {
         log_fields f = {.req = msg_envelope_id(env)};
         log_warn(&f, "request refused: %s", j->refused);
@@ -343,6 +394,8 @@ void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn
     j->plan_arg = arg;
     j->ref_owned = xstrdup(rq->instance);
     j->ref = j->ref_owned;
+    j->dest = rq->host;
+    j->cfg = s->cfg->scheduler;
     const cfg_scheduler *cs = &s->cfg->scheduler;
     /* the request's own cap is the link it will get; else the configured one */
     if (rq->options.bandwidth_mib_s > 0) {
@@ -351,6 +404,7 @@ void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn
     } else {
         j->bandwidth_mib_s = cs->forecast_bandwidth_mib_s;
         j->bandwidth_from = "config forecast_bandwidth_mib_s";
+        j->learn = 1;
     }
     j->max_downtime_ms = rq->objectives.max_downtime_ms;
     j->deadline_s = rq->objectives.deadline_s;

@@ -110,6 +110,13 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
  * upserted (policy.c reads it), deleted, or all of them answered; replies <type>.accepted
  * (policy.list.result) or <type>.refused with the reason. Owns d and env. */
 void policyop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+/* The bandwidth a forecast assumes for migrations from src (to dest; NULL: to any host), and
+ * where the figure comes from (static text): [scheduler] bandwidth_mib_s when set, else the
+ * median rate of the last (at most 10, at least 3) completed migrations between them that no
+ * bandwidth cap held back — the memory they sent over their duration less the forecast's fixed
+ * costs, those that lasted long enough to say — else forecast_bandwidth_mib_s. On the database worker: 0, or -1 (db_error). */
+int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const char *dest, int64_t *mib_s,
+                    const char **from) FERRY_WUR;
 /* A migration request's plan for its objectives (issue #18), from a forecast taken before
  * anything is claimed. */
 typedef struct forecastop_plan {
