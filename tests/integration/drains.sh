@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Host drains (issue #18) on the harness's real broker and database, with a real scheduler (the
+# ASan build's in that run) and compute hosts that exist only through their heartbeats (no agent
+# answers, so a migration the drain starts stays at its checks), over the HTTP API: the body
+# checks (400, 404, 405); a dry run writes nothing; a drain records its plan, puts the host in
+# maintenance, skips a stopped guest and requests one guest at a time (max_outgoing_per_source
+# = 1) under the request id its item recorded; cancelled while its first migration is under way:
+# the guest not requested yet is cancelled and never requested, the migration is asked to abort,
+# the drain waits for it (`cancelling`), a second cancel is refused (409); a drain of a host no
+# other host can take guests from (another arch) has each request refused, retried once, and
+# ends failed with each guest's reason in its receipt.
+set -euo pipefail
+bin=${FERRY_BIN_DIR:?run through ctest}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+pids=()
+db=ferry_drain_$$
+h1=dr1-$$ h2=dr2-$$
+token=dr-t0ken-drain-test
+rctl() { "$FERRY_TEST_HARNESS" rabbitmqctl "$@"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rctl delete_user "ferry-agent-$h1" >/dev/null 2>&1 || true
+  rctl delete_user "ferry-agent-$h2" >/dev/null 2>&1 || true
+  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done >&2; exit 1; }
+ok() { echo "ok: $*"; }
+sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+newid() { cat /proc/sys/kernel/random/uuid; }
+wait_line() { for _ in $(seq 1 150); do grep -Eq -- "$2" "$1" && return 0; sleep 0.1; done; return 1; }
+wait_sql() { # [SECONDS] QUERY EXPECTED
+  local n=15
+  (($# == 3)) && { n=$1; shift; }
+  for _ in $(seq 1 $((n * 10))); do [[ $(sql "$1") == "$2" ]] && return 0; sleep 0.1; done
+  echo "waited for [$1] = [$2], last [$(sql "$1")]" >&2
+  return 1
+}
+
+psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
+export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
+printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = %s\n[log]\nlevel = info\n[scheduler]\nheartbeat_max_age_s = 120\nmax_outgoing_per_source = 1\nforecast_sample_s = 0\nlease_s = 5\n' \
+  "$token" >"$work/ferry.conf"
+"$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
+
+for h in "$h1" "$h2"; do
+  rctl add_user "ferry-agent-$h" "pw-$$" >/dev/null
+  rctl set_permissions -p / "ferry-agent-$h" '^$' '^ferry\.events$' '^$' >/dev/null
+done
+url_of() { echo "amqp://ferry-agent-$1:pw-$$@127.0.0.1:$FERRY_TEST_AMQP_PORT"; }
+seq_no=0
+boot=$(newid)
+heartbeat() { # host domains-json
+  seq_no=$((seq_no + 1))
+  local body
+  body=$(printf '{"v":1,"type":"host.%s.heartbeat","id":"%s","body":{"origin":"agent","address":"%s","arch":"x86_64","vcpus":16,"memory_mb":16384,"disk_gb":100,"boot":"%s","seq":%d,"postcopy":true,"domains":%s}}' \
+    "$1" "$(newid)" "$1" "$boot" "$seq_no" "$2")
+  "$top/tests/harness/amqp-send" "$(url_of "$1")" ferry.events "host.$1.heartbeat" "$body" >/dev/null || fail "heartbeat of $1 refused by the broker"
+}
+dom() { printf '{"uuid":"%s","name":"%s","vcpus":1,"memory_mb":%d,"state":"%s"}' "$1" "$2" "$3" "$4"; }
+A=aaaaaaaa-2222-4000-8000-000000000001
+B=bbbbbbbb-2222-4000-8000-000000000002
+S=cccccccc-2222-4000-8000-000000000003
+H1DOMS="[$(dom $A vmA 256 running),$(dom $B vmB 512 running),$(dom $S vmS 128 shutoff)]"
+
+"$bin/ferry-scheduler" --config "$work/ferry.conf" --name drs1 2>"$work/scheduler.log" &
+pids+=("$!")
+wait_line "$work/scheduler.log" "ready: broker connected" || fail "scheduler not ready"
+port=$(sed -n 's|.*HTTP API and dashboard on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/scheduler.log" | head -n 1)
+[[ -n $port ]] || fail "no HTTP port in the log"
+api() { # METHOD PATH [BODY]: the code, the body in $work/body
+  curl -sS -o "$work/body" -w '%{http_code}' -X "$1" -H "X-Auth-Token: $token" ${3:+-d "$3"} "http://127.0.0.1:$port$2"
+}
+heartbeat "$h1" "$H1DOMS"
+heartbeat "$h2" "[]"
+wait_sql "SELECT count(*) FROM instances WHERE host = '$h1'" 3 || fail "the guests of $h1 not discovered"
+wait_sql "SELECT vm_state FROM instances WHERE uuid = '$S'" stopped || fail "vmS not stopped"
+
+# ---- the body's checks --------------------------------------------------------------------------
+[[ $(api POST "/api/hosts/$h1/drain" '{"deadline": 5}') == 400 ]] && grep -q 'unknown field deadline' "$work/body" || fail "unknown field: $(cat "$work/body")"
+[[ $(api POST "/api/hosts/$h1/drain" '{"deadline_s": "soon"}') == 400 ]] && grep -q 'deadline_s must be an integer of seconds' "$work/body" || fail "bad deadline: $(cat "$work/body")"
+[[ $(api POST "/api/hosts/$h1/drain" '{"bandwidth_budget_mib_s": 0}') == 400 ]] || fail "zero budget: $(cat "$work/body")"
+[[ $(api POST "/api/hosts/$h1/drain" '[1]') == 400 ]] || fail "an array: $(cat "$work/body")"
+[[ $(api POST "/api/hosts/nosuch-$$/drain" '') == 404 ]] && grep -q "no host nosuch-$$" "$work/body" || fail "no host: $(cat "$work/body")"
+[[ $(api GET "/api/hosts/$h1/drain") == 405 ]] || fail "GET drain: $(cat "$work/body")"
+[[ $(api GET "/api/drains/0") == 404 ]] || fail "drain 0: $(cat "$work/body")"
+[[ $(sql "SELECT count(*) FROM drains") == 0 ]] || fail "a refused drain wrote something"
+ok "drain bodies checked: unknown field, bad types and ranges, no such host, methods (400, 404, 405); nothing written"
+
+# ---- a dry run --------------------------------------------------------------------------------------
+[[ $(api POST "/api/hosts/$h1/drain" '{"dry_run": true, "deadline_s": 3600}') == 202 ]] || fail "dry run: $(cat "$work/body")"
+[[ $(jq -r '[.dry_run, (.guests | length), .guests[0].name, .meets_deadline, .parallel] | join(" ")' "$work/body") == "true 2 vmB true 1" ]] ||
+  fail "dry run: $(cat "$work/body")"
+[[ $(sql "SELECT count(*) FROM drains") == 0 && $(sql "SELECT state FROM hosts WHERE name = '$h1'") == enabled ]] || fail "the dry run wrote something"
+ok "dry run: vmB (512 MiB) then vmA, one at a time, the deadline holds; nothing written"
+
+# ---- cancelled while its first migration is under way --------------------------------------------------
+[[ $(api POST "/api/hosts/$h1/drain" '') == 202 ]] || fail "drain: $(cat "$work/body")"
+d=$(jq -r .drain "$work/body")
+[[ $(sql "SELECT state || ':' || state_reason FROM hosts WHERE name = '$h1'") == "maintenance:drain $d" ]] || fail "$h1 not in maintenance"
+[[ $(sql "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmS'") == skipped ]] || fail "vmS not skipped"
+wait_sql "SELECT count(*) FROM drain_items i JOIN migrations m ON m.request_id = i.request_id AND m.id = i.migration_id
+          WHERE i.drain_id = $d AND i.name = 'vmB' AND i.state = 'migrating'" 1 ||
+  fail "vmB's migration: $(sql "SELECT name, state, request_id, migration_id FROM drain_items WHERE drain_id = $d")"
+[[ $(sql "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmA'") == pending ]] || fail "vmA not waiting its turn"
+[[ $(api POST "/api/drains/$d/cancel") == 202 ]] || fail "cancel: $(cat "$work/body")"
+[[ $(jq -r '[.status, .not_requested] | join(" ")' "$work/body") == "cancelling 1" ]] || fail "cancel: $(cat "$work/body")"
+wait_sql 30 "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmA'" cancelled || fail "vmA not cancelled"
+v=$(sql "SELECT (migration_id IS NULL) || ' ' || (request_id IS NULL) FROM drain_items WHERE drain_id = $d AND name = 'vmA'"); [[ $v == "true true" ]] || fail "vmA was requested: $v"
+# vmB's migration is asked to abort; with no agent to answer its rollback it has not ended, and
+# the drain waits for it
+wait_sql 30 "SELECT m.abort_requested FROM migrations m JOIN drain_items i ON i.migration_id = m.id WHERE i.drain_id = $d AND i.name = 'vmB'" t ||
+  fail "vmB's migration not asked to abort"
+grep -q "migration .* failed while scheduled: cancelled: aborted by the operator" "$work/scheduler.log" || fail "vmB's migration not aborted"
+sleep 3
+[[ $(sql "SELECT status FROM drains WHERE id = $d") == cancelling ]] || fail "drain $d: $(sql "SELECT status FROM drains WHERE id = $d")"
+[[ $(api POST "/api/drains/$d/cancel") == 409 ]] && grep -q "drain $d is cancelling: nothing to cancel" "$work/body" || fail "second cancel: $(cat "$work/body")"
+[[ $(api GET "/api/drains") == 200 && $(jq -r ".drains[0] | [.drain, .status, .guests] | join(\" \")" "$work/body") == "$d cancelling 3" ]] || fail "list: $(cat "$work/body")"
+# over HTTP the replica publishes the request: its broker user is the sender recorded
+user=${FERRY_AMQP_URL#amqp://}
+user=${user%%:*}
+[[ $(api GET "/api/drains/$d") == 200 && $(jq -r '[.requested_by, .cancel_requested_by, (.guests | map(.state) | join(","))] | join(" ")' "$work/body") == "$user $user migrating,cancelled,skipped" ]] ||
+  fail "show: $(cat "$work/body")"
+grep -q "drain $d cancelled by $user" "$work/scheduler.log" || fail "no log line of the cancel"
+ok "drain $d cancelled under way: vmA never requested, vmB's migration asked to abort and waited for, a second cancel 409; list and show"
+
+# ---- every request refused (no host of its arch): each guest tried twice, the drain failed --------------
+h3=dr3-$$
+rctl add_user "ferry-agent-$h3" "pw-$$" >/dev/null
+rctl set_permissions -p / "ferry-agent-$h3" '^$' '^ferry\.events$' '^$' >/dev/null
+C=dddddddd-2222-4000-8000-000000000004
+E=eeeeeeee-2222-4000-8000-000000000005
+seq_no=$((seq_no + 1))
+body=$(printf '{"v":1,"type":"host.%s.heartbeat","id":"%s","body":{"origin":"agent","address":"%s","arch":"aarch64","vcpus":16,"memory_mb":16384,"disk_gb":100,"boot":"%s","seq":%d,"domains":[%s,%s]}}' \
+  "$h3" "$(newid)" "$h3" "$boot" "$seq_no" "$(dom $C vmC 256 running)" "$(dom $E vmE 128 running)")
+"$top/tests/harness/amqp-send" "$(url_of "$h3")" ferry.events "host.$h3.heartbeat" "$body" >/dev/null || fail "heartbeat of $h3 refused"
+wait_sql "SELECT count(*) FROM instances WHERE host = '$h3' AND vm_state = 'running'" 2 || fail "the guests of $h3 not discovered"
+[[ $(api POST "/api/hosts/$h3/drain" '{"deadline_s": 600}') == 202 ]] || fail "drain: $(cat "$work/body")"
+d=$(jq -r .drain "$work/body")
+wait_sql 60 "SELECT status FROM drains WHERE id = $d" failed || fail "drain $d: $(sql "SELECT name, state, attempts, reason FROM drain_items WHERE drain_id = $d")"
+[[ $(sql "SELECT string_agg(name || ':' || state || ':' || attempts, ' ' ORDER BY name) FROM drain_items WHERE drain_id = $d") == "vmC:failed:2 vmE:failed:2" ]] ||
+  fail "items: $(sql "SELECT name, state, attempts, reason FROM drain_items WHERE drain_id = $d")"
+[[ $(sql "SELECT count(*) FROM json_array_elements((SELECT receipt->'guests' FROM drains WHERE id = $d)) g
+          WHERE g->>'outcome' = 'failed' AND g->>'reason' LIKE 'attempt 2 refused: no host can take %'") == 2 ]] ||
+  fail "receipt: $(sql "SELECT receipt FROM drains WHERE id = $d")"
+[[ $(sql "SELECT (receipt->>'deadline_met')::text || ' ' || (receipt->>'failed') FROM drains WHERE id = $d") == "true 2" ]] ||
+  fail "receipt: $(sql "SELECT receipt FROM drains WHERE id = $d")"
+# four requests, each refused and recorded once (the first attempts with the deadline objective)
+[[ $(sql "SELECT count(*) FROM processed_requests r JOIN drain_items i ON i.drain_id = $d AND r.request_id = i.request_id") == 2 &&
+   $(sql "SELECT count(*) FROM processed_requests WHERE outcome = 'refused' AND reason LIKE 'no host can take %'") == 4 ]] ||
+  fail "processed requests: $(sql "SELECT request_id, outcome, reason FROM processed_requests")"
+grep -q "host=$h3 .*drain $d of $h3 failed in [0-9.]* s: 0 moved, 2 failed, 0 cancelled, 0 skipped" "$work/scheduler.log" || fail "no log line of the failed drain"
+rctl delete_user "ferry-agent-$h3" >/dev/null 2>&1 || true
+ok "drain $d of $h3 (no host of its arch): each request refused, tried twice, the drain failed; the reasons in its receipt"
