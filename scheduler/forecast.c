@@ -35,6 +35,13 @@ forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t
     return in;
 }
 
+int64_t forecast_limit_for(const cfg_scheduler *cs, int64_t pause_ms)
+{
+    if (pause_ms <= 0)
+        return cs->max_downtime_ms;
+    return pause_ms > cs->forecast_switch_ms ? pause_ms - cs->forecast_switch_ms : 1;
+}
+
 static uint64_t to_ms(double secs)
 {
     if (!(secs > 0))
@@ -128,11 +135,11 @@ int forecast_choose(const forecast_in *in, const forecast_objectives *obj, const
             *out = f;
             return 0;
         }
-        char *one = f.converges ? xasprintf("%s %.1f s with a %llu ms pause", forecast_mode_str((forecast_mode)m),
-                                            (double)f.duration_ms / 1000.0, (unsigned long long)f.downtime_ms)
-                                : xasprintf("%s does not converge (%d passes, %llu ms left for the pause)",
-                                            forecast_mode_str((forecast_mode)m), f.passes,
-                                            (unsigned long long)f.downtime_ms);
+        char *one = f.converges
+                        ? xasprintf("%s %.1f s with a %llu ms pause", forecast_mode_str((forecast_mode)m),
+                                    (double)f.duration_ms / 1000.0, (unsigned long long)f.downtime_ms)
+                        : xasprintf("%s does not converge (%d passes, %llu ms left for the pause)",
+                                    forecast_mode_str((forecast_mode)m), f.passes, (unsigned long long)f.downtime_ms);
         char *both = seen ? xasprintf("%s; %s", seen, one) : xstrdup(one);
         free(one);
         free(seen);

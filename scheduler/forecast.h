@@ -68,6 +68,11 @@ typedef struct forecast_objectives {
 forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t dirty_mib_s, int64_t bw_mib_s,
                             int64_t downtime_limit_ms, int64_t postcopy_after);
 
+/* QEMU's downtime limit that keeps a guest's pause within pause_ms: the limit covers the memory
+ * left, not the device state, so it is pause_ms less cs's switch-over cost (at least 1 ms);
+ * cs's max_downtime_ms when pause_ms is 0 (no pause asked for). */
+int64_t forecast_limit_for(const cfg_scheduler *cs, int64_t pause_ms);
+
 /* The mode's word: "pre-copy", "auto-converge", "post-copy" (static). */
 const char *forecast_mode_str(forecast_mode m);
 

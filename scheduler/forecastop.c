@@ -56,10 +56,7 @@ static void plan_finish(fc_job *j, int cancelled)
     } else if (j->refused) {
         p.note = xasprintf("no forecast (%s): the request runs as it asked", j->refused);
     } else {
-        int64_t limit = j->limit_ms > 0                               ? j->limit_ms
-                        : j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms
-                        : j->max_downtime_ms > 0                      ? 1
-                                                                      : cs->max_downtime_ms;
+        int64_t limit = j->limit_ms > 0 ? j->limit_ms : forecast_limit_for(cs, j->max_downtime_ms);
         forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, j->after);
         forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                    .deadline_ms = (uint64_t)j->deadline_s * 1000};
@@ -131,9 +128,7 @@ static void finish(fc_job *j)
         return;
     }
     const cfg_scheduler *cs = &j->s->cfg->scheduler;
-    /* QEMU's downtime limit covers the memory left, not the device state: to pause no longer
-     * than max_downtime_ms it gets that less the switch-over cost */
-    int64_t limit = j->max_downtime_ms > cs->forecast_switch_ms ? j->max_downtime_ms - cs->forecast_switch_ms : 1;
+    int64_t limit = forecast_limit_for(cs, j->max_downtime_ms);
     forecast_in in =
         forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, cs->postcopy_after_iterations);
     forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,

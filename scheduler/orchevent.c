@@ -84,8 +84,7 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
         int completed = 0;
         if (db_exec(db, &rr,
                     "UPDATE migrations SET receipt = jsonb_set(receipt::jsonb, '{max_downtime_ms}',"
-                    " jsonb_build_object('objective', objective_max_downtime_ms, 'measured_ms', downtime_ms,"
-                    "  'met', status = 'completed' AND downtime_ms <= objective_max_downtime_ms))::json"
+                    " ferry_receipt_downtime(objective_max_downtime_ms, downtime_ms, status)::jsonb)::json"
                     " WHERE id = $1::bigint AND receipt IS NOT NULL AND objective_max_downtime_ms IS NOT NULL"
                     " AND downtime_ms IS NOT NULL AND receipt->'max_downtime_ms'->'measured_ms' IS NULL"
                     " RETURNING format('receipt: max downtime %s ms %s (paused %s ms; the figure came after the end)',"
@@ -140,10 +139,9 @@ static void figure(char *buf, size_t n, int64_t v, const char *dflt)
 
 static void deadline_switched(orch *o, const orchreply *r)
 {
-    _cleanup_free_ char *msg =
-        xasprintf("deadline objective: the source %s", r->fc_action == ORCHREPLY_FC_POSTCOPY
-                                                           ? "switched to post-copy"
-                                                           : "paused the guest so that pre-copy finishes");
+    _cleanup_free_ char *msg = xasprintf(
+        "deadline objective: the source %s",
+        r->fc_action == ORCHREPLY_FC_POSTCOPY ? "switched to post-copy" : "paused the guest so that pre-copy finishes");
     log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
     ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, o->status, "objective", msg, "record it");
 }

@@ -105,7 +105,7 @@ typedef struct fin {
     char id_s[24], epoch_s[24], uuid[40], dest[256];
     mig_status from, status;
     char *error;
-    char dt[24]; /* the downtime of a completed one, "" when unknown; has_stats: it had stats */
+    char dt[24];         /* the downtime of a completed one, "" when unknown; has_stats: it had stats */
     char mt[24], mp[24]; /* its memory total and processed, "" when unknown */
     int has_stats;
     /* for the log */
@@ -132,8 +132,7 @@ static int receipt_tx(db_conn *db, fin *f)
             "  ELSE status = 'completed' AND downtime_ms IS NOT NULL AND downtime_ms <= od END AS od_met,"
             "  status = 'completed' AND took_ms <= odl::bigint * 1000 AS odl_met FROM x),"
             " u AS (UPDATE migrations m SET receipt = json_strip_nulls(json_build_object("
-            "   'max_downtime_ms', CASE WHEN y.od IS NOT NULL THEN json_build_object('objective', y.od,"
-            "     'measured_ms', y.downtime_ms, 'met', y.od_met) END,"
+            "   'max_downtime_ms', ferry_receipt_downtime(y.od, y.downtime_ms, y.status),"
             "   'deadline_s', CASE WHEN y.odl IS NOT NULL THEN json_build_object('objective', y.odl,"
             "     'measured_ms', y.took_ms, 'met', y.odl_met) END,"
             "   'status', y.status, 'plan', y.objective_plan, 'actions', (SELECT json_agg(e.message ORDER BY e.id)"
@@ -333,8 +332,8 @@ static int fcrec_tx(db_conn *db, void *arg, char **err)
 {
     (void)err;
     fcrec *r = arg;
-    const char *p[] = {r->id_s, r->s->name, r->epoch_s, r->mode, r->converges, r->duration, r->downtime, r->bytes,
-                       r->dirty, r->bw};
+    const char *p[] = {r->id_s,     r->s->name,  r->epoch_s, r->mode,  r->converges,
+                       r->duration, r->downtime, r->bytes,   r->dirty, r->bw};
     if (db_exec(db, NULL,
                 "UPDATE migrations SET forecast_mode = $4, forecast_converges = $5::boolean,"
                 " forecast_duration_ms = $6::bigint, forecast_downtime_ms = $7::bigint, forecast_bytes = $8::bigint,"
@@ -379,10 +378,11 @@ void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t
     snprintf(r->dirty, sizeof(r->dirty), "%lld", (long long)dirty_mib_s);
     snprintf(r->bw, sizeof(r->bw), "%lld", (long long)bandwidth_mib_s);
     if (f->converges)
-        r->message = xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
-                               "link %lld MiB/s)",
-                               r->mode, (double)f->duration_ms / 1000.0, (unsigned long long)f->downtime_ms,
-                               (unsigned long long)(f->bytes >> 20), (long long)dirty_mib_s, (long long)bandwidth_mib_s);
+        r->message =
+            xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
+                      "link %lld MiB/s)",
+                      r->mode, (double)f->duration_ms / 1000.0, (unsigned long long)f->downtime_ms,
+                      (unsigned long long)(f->bytes >> 20), (long long)dirty_mib_s, (long long)bandwidth_mib_s);
     else
         r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s): it ends only "
                                "by its completion timeout, a force-complete or an abort",

@@ -1,4 +1,5 @@
--- ferry schema, version 12: host drains (issue #18). A drain empties a host of its running guests
+-- ferry schema, version 12: host drains (issue #18), and one place for a receipt's downtime entry
+-- (at the end). A drain empties a host of its running guests
 -- for maintenance. Its items are the guests it planned, in the order the planner chose; each is
 -- moved by an ordinary migration request (intake.c: policies, objectives, limits as for any
 -- request) that the drain publishes under a request id fixed in the item first, so a request
@@ -57,3 +58,15 @@ CREATE TABLE drain_items (
     PRIMARY KEY (drain_id, instance_uuid)
 );
 CREATE INDEX drain_items_migration ON drain_items (migration_id) WHERE migration_id IS NOT NULL;
+
+-- A receipt's max_downtime_ms entry (issue #18; orchtx.c at a migration's end, orchevent.c when
+-- the downtime comes after it): the objective, the measured pause when known, and whether it was
+-- met — only a completed migration meets it; unknown (no 'met') while a completed migration's
+-- downtime is not known yet. NULL without the objective.
+CREATE FUNCTION ferry_receipt_downtime(objective integer, measured integer, status text) RETURNS json
+    IMMUTABLE LANGUAGE sql AS $$
+    SELECT CASE WHEN objective IS NOT NULL THEN json_strip_nulls(json_build_object('objective', objective,
+        'measured_ms', measured,
+        'met', CASE WHEN status = 'completed' AND measured IS NULL THEN NULL
+                    ELSE status = 'completed' AND measured IS NOT NULL AND measured <= objective END)) END
+$$;

@@ -144,7 +144,7 @@ static void test_choose(void **state)
 static void test_inputs_from_config(void **state)
 {
     (void)state;
-    cfg_scheduler cs = {.forecast_setup_ms = 1500, .forecast_sample_s = 1, .forecast_switch_ms = 100};
+    cfg_scheduler cs = {.forecast_setup_ms = 1500, .forecast_sample_s = 1, .forecast_switch_ms = 100, .max_downtime_ms = 300};
     forecast_in in = forecast_in_for(&cs, 128, 48, 8, 300, 2);
     assert_int_equal(in.memory_bytes, 128 * MIB);
     assert_int_equal(in.dirty_bytes_s, 48 * MIB);
@@ -154,6 +154,10 @@ static void test_inputs_from_config(void **state)
     assert_int_equal(in.switch_ms, 100);
     assert_int_equal(in.postcopy_after_passes, 2);
     assert_int_equal(in.max_passes, FORECAST_MAX_PASSES);
+    /* QEMU's limit for a pause: less the switch-over cost, at least 1 ms, the configured one for none */
+    assert_int_equal(forecast_limit_for(&cs, 200), 200 - cs.forecast_switch_ms);
+    assert_int_equal(forecast_limit_for(&cs, 1), 1);
+    assert_int_equal(forecast_limit_for(&cs, 0), 300);
     /* nothing the model would divide by zero or run forever on */
     in = forecast_in_for(&cs, 128, -1, 0, 0, 0);
     assert_int_equal(in.dirty_bytes_s, 0);
