@@ -9,7 +9,8 @@
 # memory and keep rewriting some of it at mixed rates (so they are not zero pages QEMU skips):
 #   64 MiB (48 written, 1 MiB/s)   96 MiB (64, 2)   128 MiB (96, 4)
 #   64 MiB (32, 8)                 96 MiB (48, 1)   128 MiB (64, 2)
-# Each round moves all six away twice, timed from the first request to the last guest's end:
+# Each round moves all six away twice (the drain first in odd rounds), timed from the first
+# request to the last guest's end (once every guest has written its region):
 #   naive   the old client-side evacuation: the six migrations requested at once, no plan (the
 #           scheduler's limits only, none in the lab), each at whatever the shared link gives it
 #   drain   `ferryctl host drain compute1 --bandwidth-budget RATE --wait`: the planner's order,
@@ -60,7 +61,14 @@ done
 for n in "${names[@]}"; do
   wait_sql 60 "SELECT host || ' ' || vm_state FROM instances WHERE name = '$n'" "compute1 running" || fail "$n not seen running"
 done
-sleep 3 # the guests have written their memory once
+# a guest writes its region at its rate: wait until each has written all of it once, so that
+# every round moves the same memory
+longest=0
+for s in "${specs[@]}"; do
+  read -r n m d r <<<"$s"
+  ((d / r > longest)) && longest=$((d / r))
+done
+sleep $((longest + 3))
 "$LAB" link compute1 rate "$rate" >/dev/null
 echo "compute1: ${#names[@]} guests, $ram MiB in all; its link capped at $rate MiB/s"
 
@@ -114,10 +122,18 @@ drain() {
 bound=$(awk -v r="$ram" -v l="$rate" 'BEGIN {printf "%.1f", r / l}')
 printf '%-6s %-6s %8s %8s %6s %8s %9s %9s %8s\n' round way seconds sent_MiB failed forecast "/RAM-bnd" "/sent-bnd" "/naive"
 for ((k = 1; k <= rounds; k++)); do
-  read -r ns nsent nbad <<<"$(naive)"
-  back
-  read -r ds dsent dbad dpred <<<"$(drain)"
-  back
+  # the order alternates from round to round (the first round: the drain first)
+  if ((k % 2)); then
+    read -r ds dsent dbad dpred <<<"$(drain)"
+    back
+    read -r ns nsent nbad <<<"$(naive)"
+    back
+  else
+    read -r ns nsent nbad <<<"$(naive)"
+    back
+    read -r ds dsent dbad dpred <<<"$(drain)"
+    back
+  fi
   printf '%-6s %-6s %8s %8s %6s %8s %9.2f %9.2f %8s\n' "$k" naive "$ns" "$nsent" "$nbad" - \
     "$(awk -v a="$ns" -v b="$bound" 'BEGIN {print a / b}')" "$(awk -v a="$ns" -v b="$nsent" -v l="$rate" 'BEGIN {print (b > 0 ? a / (b / l) : 0)}')" -
   printf '%-6s %-6s %8s %8s %6s %8s %9.2f %9.2f %8.2f\n' "$k" drain "$ds" "$dsent" "$dbad" "$dpred" \

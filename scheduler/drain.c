@@ -14,9 +14,11 @@
 #include "drain.h"
 #include "lease.h"
 
-/* How often the drainer runs (ms), and how long a published request may go unanswered before it
- * is published again (s). */
-#define DRAIN_PASS_MS 2000
+/* How often the drainer runs (ms): every tick while a drain is active (a slot freed is filled
+ * within a second), else a look every few seconds for one started elsewhere; and how long a
+ * published request may go unanswered before it is published again (s). */
+#define DRAIN_PASS_MS 900
+#define DRAIN_IDLE_MS 5000
 #define DRAIN_REPUBLISH_S "20"
 
 typedef struct dr_pub {
@@ -437,6 +439,8 @@ static void pass_done(void *arg, int rc, char *err)
     dr_pass *p = arg;
     sched *s = p->s;
     s->drain_busy = 0;
+    if (rc == 0 && !p->active)
+        s->drain_next_ms = mono_ms() + DRAIN_IDLE_MS; /* no drain: look again later */
     if (rc < 0 && !s->stopping)
         log_warn(NULL, "drainer: could not run its pass: %s", err ? err : "the database worker could not run it");
     free(err);
