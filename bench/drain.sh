@@ -13,8 +13,11 @@
 # request to the last guest's end (once every guest has written its region):
 #   naive   the old client-side evacuation: the six migrations requested at once, no plan (the
 #           scheduler's limits only, none in the lab), each at whatever the shared link gives it
-#   drain   `ferryctl host drain compute1 --bandwidth-budget RATE --wait`: the planner's order,
+#   drain-b `ferryctl host drain compute1 --bandwidth-budget RATE --wait`: the planner's order,
 #           count at a time and modes, each migration capped at its share of the budget
+#   drain   `ferryctl host drain compute1 --wait`: the same plan (the forecasts' link is the
+#           capped one: [scheduler] forecast_bandwidth_mib_s = RATE in this lab), the migrations
+#           uncapped, sharing the link as the naive ones do
 # (between them the guests are moved back to compute1, uncapped). The lower bounds: Σ RAM / link
 # (the issue's; QEMU skips zero pages, so a guest's untouched memory costs nothing and this bound
 # can be beaten) and Σ memory sent / link (what the drain's migrations actually sent, from their
@@ -28,7 +31,7 @@ while (($#)); do
     --smoke) smoke=1; shift ;;
     --rate) rate=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "drain.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -41,7 +44,8 @@ export FERRY_LAB_DIR=/tmp/ferry-drbench-lab FERRY_LAB_NAME=drbench FERRY_LAB_NET
 CTL=$bin/ferryctl
 trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
 "$LAB" down >/dev/null 2>&1 || true
-"$LAB" up --hosts 3 --schedulers 1 >/dev/null
+# the forecasts assume the capped link (a drain without a budget then plans for it)
+FERRY_LAB_SCHEDULER_EXTRA="forecast_bandwidth_mib_s = $rate" "$LAB" up --hosts 3 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
 now() { date +%s.%N; }
 
@@ -88,7 +92,7 @@ back() {
 }
 
 # the MiB the migrations with ids > $1 from compute1 sent
-sent_since() { sql "SELECT coalesce(sum(memory_processed_bytes), 0) / 1048576 FROM migrations WHERE id > $1 AND source_host = 'compute1'"; }
+sent_since() { sql "SELECT coalesce(sum(memory_processed_bytes), 0) / 1048576 FROM migrations WHERE id > $1 AND source_host = 'compute1'" | cut -d. -f1; }
 
 naive() {
   local first n t0 t1
@@ -103,11 +107,11 @@ naive() {
   echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') $(sent_since "$first") $bad"
 }
 
-drain() {
+drain() { # [ferryctl host drain options]
   local first d t0
   first=$(sql "SELECT coalesce(max(id), 0) FROM migrations")
   t0=$(now)
-  "$CTL" --timeout 30000 host drain compute1 --bandwidth-budget "$rate" --wait >"$FERRY_LAB_DIR/drain.out" 2>&1 ||
+  "$CTL" --timeout 30000 host drain compute1 "$@" --wait >"$FERRY_LAB_DIR/drain.out" 2>&1 ||
     fail "drain: $(cat "$FERRY_LAB_DIR/drain.out")"
   d=$(sql "SELECT id FROM drains ORDER BY id DESC LIMIT 1")
   local t1 pred plan
@@ -115,31 +119,42 @@ drain() {
   pred=$(sql "SELECT receipt->>'predicted_s' FROM drains WHERE id = $d")
   plan=$(sql "SELECT plan FROM drains WHERE id = $d")
   echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') $(sent_since "$first") $(sql "SELECT receipt->>'failed' FROM drains WHERE id = $d") $pred" >"$FERRY_LAB_DIR/drain.fig"
-  echo "$plan" >"$FERRY_LAB_DIR/drain.plan"
+  echo "$plan" >>"$FERRY_LAB_DIR/drain.plan"
   cat "$FERRY_LAB_DIR/drain.fig"
 }
 
 bound=$(awk -v r="$ram" -v l="$rate" 'BEGIN {printf "%.1f", r / l}')
-printf '%-6s %-6s %8s %8s %6s %8s %9s %9s %8s\n' round way seconds sent_MiB failed forecast "/RAM-bnd" "/sent-bnd" "/naive"
+printf '%-6s %-8s %8s %8s %6s %8s %9s %9s %8s\n' round way seconds sent_MiB failed forecast "/RAM-bnd" "/sent-bnd" "/naive"
+: >"$FERRY_LAB_DIR/drain.plan"
+row() { # round way seconds sent failed forecast naive-seconds
+  printf '%-6s %-8s %8s %8s %6s %8s %9.2f %9.2f %8s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
+    "$(awk -v a="$3" -v b="$bound" 'BEGIN {print a / b}')" "$(awk -v a="$3" -v b="$4" -v l="$rate" 'BEGIN {print (b > 0 ? a / (b / l) : 0)}')" \
+    "$([[ -n $7 ]] && awk -v a="$3" -v b="$7" 'BEGIN {printf "%.2f", a / b}' || echo -)"
+}
 for ((k = 1; k <= rounds; k++)); do
-  # the order alternates from round to round (the first round: the drain first)
+  # the order alternates from round to round (odd rounds: the drains first)
   if ((k % 2)); then
-    read -r ds dsent dbad dpred <<<"$(drain)"
+    read -r ds dsent dbad dpred <<<"$(drain --bandwidth-budget "$rate")"
+    back
+    read -r fs fsent fbad fpred <<<"$(drain)"
     back
     read -r ns nsent nbad <<<"$(naive)"
     back
   else
     read -r ns nsent nbad <<<"$(naive)"
     back
-    read -r ds dsent dbad dpred <<<"$(drain)"
+    read -r fs fsent fbad fpred <<<"$(drain)"
+    back
+    read -r ds dsent dbad dpred <<<"$(drain --bandwidth-budget "$rate")"
     back
   fi
-  printf '%-6s %-6s %8s %8s %6s %8s %9.2f %9.2f %8s\n' "$k" naive "$ns" "$nsent" "$nbad" - \
-    "$(awk -v a="$ns" -v b="$bound" 'BEGIN {print a / b}')" "$(awk -v a="$ns" -v b="$nsent" -v l="$rate" 'BEGIN {print (b > 0 ? a / (b / l) : 0)}')" -
-  printf '%-6s %-6s %8s %8s %6s %8s %9.2f %9.2f %8.2f\n' "$k" drain "$ds" "$dsent" "$dbad" "$dpred" \
-    "$(awk -v a="$ds" -v b="$bound" 'BEGIN {print a / b}')" "$(awk -v a="$ds" -v b="$dsent" -v l="$rate" 'BEGIN {print (b > 0 ? a / (b / l) : 0)}')" \
-    "$(awk -v a="$ds" -v b="$ns" 'BEGIN {print a / b}')"
+  row "$k" naive "$ns" "$nsent" "$nbad" - ""
+  row "$k" drain-b "$ds" "$dsent" "$dbad" "$dpred" "$ns"
+  row "$k" drain "$fs" "$fsent" "$fbad" "$fpred" "$ns"
 done
 echo "Σ RAM / link = $ram MiB / $rate MiB/s = $bound s; sent-bnd = the MiB that way's migrations sent / link"
-echo "the drain's plan: $(cat "$FERRY_LAB_DIR/drain.plan")"
+echo "drain-b: with --bandwidth-budget $rate (each migration capped at its share); drain: no budget (the"
+echo "forecast's link is the configured $rate MiB/s, the migrations uncapped, sharing the link)"
+echo "the drains' plans:"
+sed 's/^/  /' "$FERRY_LAB_DIR/drain.plan"
 echo "goal (issue #18): drain /RAM-bnd <= 1.2 and drain /naive < 1"
