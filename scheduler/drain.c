@@ -182,7 +182,8 @@ static int follow(db_conn *db, dr_pass *p, const char *did, int running)
     if (db_exec(db, &st,
                 "SELECT i.request_id::text, i.instance_uuid::text, i.mode, i.attempts, i.ec2_id,"
                 " coalesce(d.bandwidth_budget_mib_s / d.parallel, 0),"
-                " coalesce(greatest(1, extract(epoch FROM d.deadline_at - i.requested_at))::bigint, 0), h.postcopy"
+                " CASE WHEN d.deadline_at IS NULL THEN 0"
+                "  ELSE greatest(1, extract(epoch FROM d.deadline_at - i.requested_at))::bigint END, h.postcopy"
                 " FROM drain_items i JOIN drains d ON d.id = i.drain_id JOIN hosts h ON h.name = d.host"
                 " WHERE i.drain_id = $1::bigint AND i.state = 'requested'"
                 " AND i.requested_at < now() - interval '" DRAIN_REPUBLISH_S " seconds'"
@@ -249,7 +250,7 @@ static int dispatch_plan(db_conn *db, dr_pass *p, const char *did, PGresult *d, 
         return -1;
     /* the free slots, in the plan's order */
     int share = PQgetisnull(d, 0, 5) ? 0 : atoi(PQgetvalue(d, 0, 5)) / parallel;
-    int free_slots = parallel - n_busy;
+    int free_slots = po.parallel - n_busy; /* the re-plan may run fewer at once, never more */
     for (int pos = 0; pos < n && free_slots > 0; pos++)
         for (int i = 0; i < n; i++) {
             if (items[i].position != pos)
