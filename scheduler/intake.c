@@ -22,7 +22,7 @@ typedef struct intake {
     /* results */
     char *policy;   /* the policy that applied (NULL: none) */
     int needs_plan; /* the policy gives objectives the request has not been planned for:
-                              * nothing was written; plan them (eff says how) and try again */
+                     * nothing was written; plan them (eff says how) and try again */
     int duplicate;
     int accepted;
     int queued;
