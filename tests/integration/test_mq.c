@@ -547,38 +547,53 @@ static int free_port(void)
 }
 
 /* A connection to the harness's broker through a TCP relay (socat, started here; *relay its
- * pid) with heartbeat_s, up when this returns (the test fails otherwise). */
+ * pid) with heartbeat_s, up when this returns (the test fails otherwise). socat relays one
+ * connection and exits when it ends: a first attempt that reached it but failed (CI saw "a
+ * socket error occurred" once, then only refusals) leaves nothing listening; so does a port
+ * taken by another socket between free_port and socat's bind. Either is seen (waitpid) and tried
+ * again with a new relay on another port, up to three times. */
 static mq_conn *relayed_conn(struct event_base *base, const char *name, int heartbeat_s, pid_t *relay)
 {
-    int port = free_port();
-    char listen_arg[96], to_arg[96];
-    snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
-    snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
-    char *argv[] = {"socat", listen_arg, to_arg, NULL};
-    assert_int_equal(posix_spawnp(relay, "socat", NULL, NULL, argv, environ), 0);
-    /* (socat relays one connection, so nothing probes its port: the connect retries until it listens) */
-    char url[64];
-    snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
-    mq_options o;
-    mq_options_defaults(&o);
-    o.url = url;
-    o.name = name;
-    o.heartbeat_s = heartbeat_s;
-    o.connect_timeout_ms = 2000;
-    mq_conn *c = NULL;
-    char *err = NULL;
-    if (mq_new(base, &o, &c, &err) < 0)
-        fail_msg("mq_new: %s", err);
-    mq_start(c);
-    int64_t end = mono_ms() + 30000;
-    while (!mq_is_up(c) && mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    if (!mq_is_up(c)) {
-        kill(*relay, SIGTERM);
-        waitpid(*relay, NULL, 0);
-        fail_msg("no connection through the relay: %s", mq_last_error(c));
+    for (int attempt = 1;; attempt++) {
+        int port = free_port();
+        char listen_arg[96], to_arg[96];
+        snprintf(listen_arg, sizeof(listen_arg), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+        snprintf(to_arg, sizeof(to_arg), "TCP:127.0.0.1:%s", test_env("FERRY_TEST_AMQP_PORT"));
+        char *argv[] = {"socat", listen_arg, to_arg, NULL};
+        assert_int_equal(posix_spawnp(relay, "socat", NULL, NULL, argv, environ), 0);
+        /* (socat relays one connection, so nothing probes its port: the connect retries until it listens) */
+        char url[64];
+        snprintf(url, sizeof(url), "amqp://guest:guest@127.0.0.1:%d", port);
+        mq_options o;
+        mq_options_defaults(&o);
+        o.url = url;
+        o.name = name;
+        o.heartbeat_s = heartbeat_s;
+        o.connect_timeout_ms = 2000;
+        mq_conn *c = NULL;
+        char *err = NULL;
+        if (mq_new(base, &o, &c, &err) < 0)
+            fail_msg("mq_new: %s", err);
+        mq_start(c);
+        int64_t end = mono_ms() + 30000;
+        int exited = 0, st = 0;
+        while (!mq_is_up(c) && mono_ms() < end && !exited) {
+            event_base_loop(base, EVLOOP_ONCE);
+            exited = waitpid(*relay, &st, WNOHANG) == *relay;
+        }
+        if (mq_is_up(c))
+            return c;
+        if (exited && attempt < 3) {
+            print_message("the relay on port %d exited (status %d) before the connection: another port\n", port, st);
+            mq_free(c);
+            continue;
+        }
+        if (!exited) {
+            kill(*relay, SIGTERM);
+            waitpid(*relay, NULL, 0);
+        }
+        fail_msg("no connection through the relay%s: %s", exited ? " (socat exited)" : "", mq_last_error(c));
     }
-    return c;
 }
 
 /* The broker stops reading while the loop publishes: the broker is behind a TCP relay (socat,
