@@ -44,6 +44,7 @@ int cmd_host_list(ctl *c, int argc, char **argv);
 int cmd_host_show(ctl *c, int argc, char **argv);
 int cmd_host_disable(ctl *c, int argc, char **argv);
 int cmd_host_enable(ctl *c, int argc, char **argv);
+int cmd_host_group(ctl *c, int argc, char **argv);
 int cmd_host_evacuate(ctl *c, int argc, char **argv);
 int cmd_host_drain(ctl *c, int argc, char **argv);
 int cmd_drain_list(ctl *c, int argc, char **argv);

@@ -28,6 +28,8 @@ static const verb verbs[] = {
     {"host show", "HOST", "HOST's totals, then its usage per project (the seed's table)", cmd_host_show},
     {"host disable", "HOST [--reason TEXT]", "stop placing migrations on HOST", cmd_host_disable},
     {"host enable", "HOST", "place migrations on HOST again", cmd_host_enable},
+    {"host group", "HOST GROUP | HOST --none",
+     "put HOST in host group GROUP (or in none): migration policies select by it", cmd_host_group},
     {"host drain", "HOST [--deadline DURATION] [--bandwidth-budget MiB/s] [--dry-run] [--wait]",
      "drain HOST in the scheduler: HOST goes to maintenance and its running guests are\n"
      "        moved in the order, the number at a time and the mode a plan chooses from their\n"
@@ -43,14 +45,17 @@ static const verb verbs[] = {
     {"instance list", "[--host HOST]", "the instances: id, name, project, state, task state, host", cmd_instance_list},
     {"migrate",
      "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
-     "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S] [--wait]\n"
+     "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S]\n"
+     "        [--completion-action abort|postcopy|pause] [--wait]\n"
      "        [--objective-downtime MS] [--objective-deadline S] [--dry-run]",
      "live-migrate INSTANCE (name, uuid or i-xxxxxxxx) to DEST, or where the scheduler\n"
      "        chooses; --wait follows it to the end (exit 0 only when completed). Objectives:\n"
      "        the guest pauses at most MS, the move ends within S; a forecast chooses the mode\n"
      "        before anything is claimed (post-copy only with --postcopy), the request is refused\n"
      "        when no mode can meet them, and `migration show` gives the receipt. --dry-run: the\n"
-     "        forecast of each mode with these options and objectives; nothing is requested",
+     "        forecast of each mode with these options and objectives; nothing is requested.\n"
+     "        At --completion-timeout S the migration is aborted, switched to post-copy (needs\n"
+     "        --postcopy) or finished with the guest paused, as --completion-action says",
      cmd_migrate},
     {"instances live_migration", "INSTANCE DEST [OPTION]...", "the seed's spelling of migrate", cmd_migrate},
     {"migration list", "[--status STATUS] [--limit N]", "the migrations, newest first", cmd_migration_list},
@@ -79,13 +84,16 @@ static const verb verbs[] = {
      cmd_drain_cancel},
     {"policy list", "", "the migration policies, highest priority first", cmd_policy_list},
     {"policy show", "NAME", "one migration policy: selectors, defaults, objectives", cmd_policy_show},
-    {"policy set", "NAME [--priority N] [--project P] [--instance GLOB] [--host GLOB]\n"
-     "        [--postcopy yes|no] [--auto-converge yes|no] [--postcopy-after N] [--bandwidth MiB/s]\n"
-     "        [--max-downtime MS] [--completion-timeout S] [--objective-downtime MS]\n"
+    {"policy set",
+     "NAME [--priority N] [--project P] [--instance GLOB] [--host GLOB]\n"
+     "        [--host-group GROUP] [--postcopy yes|no] [--auto-converge yes|no] [--postcopy-after N]\n"
+     "        [--bandwidth MiB/s] [--max-downtime MS] [--completion-timeout S]\n"
+     "        [--completion-action abort|postcopy|pause] [--objective-downtime MS]\n"
      "        [--objective-deadline S]",
      "create or replace policy NAME: the migrations of instances it selects (all the\n"
      "        selectors given must match; the highest priority wins) take its defaults for what\n"
-     "        their request leaves out",
+     "        their request leaves out. A policy of the scheduler's configuration file\n"
+     "        ([policy NAME]) cannot be changed here",
      cmd_policy_set},
     {"policy delete", "NAME", "delete policy NAME (migrations that used it keep its name)", cmd_policy_delete},
     {"check", "",

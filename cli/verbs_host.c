@@ -1,4 +1,4 @@
-/* verbs_host: ferryctl's host and instance verbs (host list, show, disable, enable,
+/* verbs_host: ferryctl's host and instance verbs (host list, show, disable, enable, group,
  * evacuate; instance list). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +123,34 @@ int cmd_host_enable(ctl *c, int argc, char **argv)
     if (ctl_connect(c) < 0)
         return 1;
     return set_state(c, pos[0], "enabled", NULL);
+}
+
+/* host group HOST GROUP | --none: the operator's group of a host, which policies select by */
+int cmd_host_group(ctl *c, int argc, char **argv)
+{
+    char *pos[2];
+    opt o[] = {{"--none", 0, NULL}};
+    int n = verbs_parse_args("host group", argc, argv, o, ARRAY_SIZE(o), pos, 2);
+    if (n < 1 || (n == 2) == (o[0].value != NULL)) {
+        fprintf(stderr, PROG ": host group needs HOST and either GROUP or --none\n");
+        return 2;
+    }
+    if (ctl_connect(c) < 0)
+        return 1;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "host", json_object_new_string(pos[0]));
+    json_object_object_add(b, "group", n == 2 ? json_object_new_string(pos[1]) : NULL);
+    json_object *h = verbs_sched_read(c, "host_set_group", b, NULL);
+    if (!h)
+        return 1;
+    if (c->json)
+        verbs_print_json(h);
+    else if (js(h, "host_group"))
+        printf("%s: host group %s\n", jsd(h, "name", pos[0]), js(h, "host_group"));
+    else
+        printf("%s: no host group\n", jsd(h, "name", pos[0]));
+    json_object_put(h);
+    return 0;
 }
 
 /* ---- instance --------------------------------------------------------------------------------- */

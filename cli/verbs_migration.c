@@ -31,7 +31,8 @@ int cmd_migrate(ctl *c, int argc, char **argv)
                {"--block-migrate-auto", 0, NULL},
                {"--objective-downtime", 1, NULL},
                {"--objective-deadline", 1, NULL},
-               {"--dry-run", 0, NULL}};
+               {"--dry-run", 0, NULL},
+               {"--completion-action", 1, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
         fprintf(stderr, PROG ": %s needs INSTANCE%s\n", vn, seed ? " and DEST" : " [DEST]");
@@ -73,6 +74,15 @@ int cmd_migrate(ctl *c, int argc, char **argv)
                           &rq.options.completion_timeout_s) < 0)
             return 2;
         rq.options_given |= MSG_OPT_COMPLETION_TIMEOUT;
+    }
+    if (o[13].value) {
+        rq.options.completion_action = msg_completion_action_of(o[13].value);
+        if (rq.options.completion_action < 0) {
+            fprintf(stderr, PROG ": %s: --completion-action takes abort, postcopy or pause, not '%s'\n", vn,
+                    o[13].value);
+            return 2;
+        }
+        rq.options_given |= MSG_OPT_COMPLETION_ACTION;
     }
     if (o[10].value && verbs_int_arg(vn, "--objective-downtime", o[10].value, MSG_OPT_DOWNTIME_MIN,
                                      MSG_OPT_DOWNTIME_MAX, &rq.objectives.max_downtime_ms) < 0)
@@ -261,6 +271,9 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
     printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s\n",
            jb(m, "post_copy") ? "allowed" : "no", jb(m, "postcopy_active") ? " (switched)" : "",
            jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"), bw);
+    if (ji(m, "completion_timeout_s"))
+        printf("  timeout    %lld s, then %s\n", (long long)ji(m, "completion_timeout_s"),
+               jsd(m, "completion_action", "abort"));
     if (js(m, "policy"))
         printf("  policy     %s\n", js(m, "policy"));
     char sent[32], total[32], left[32];
@@ -465,6 +478,9 @@ static int forecast_ask(ctl *c, const char *vn, const char *instance, const char
                (long long)ji(r, "max_downtime_ms"));
         if (ji(r, "deadline_s") > 0)
             printf(", deadline %lld s", (long long)ji(r, "deadline_s"));
+        if (ji(r, "nonzero_mib") > 0)
+            printf("\n  %lld MiB of the memory is not zero pages (sampled): what a first pass sends",
+                   (long long)ji(r, "nonzero_mib"));
         printf("\n%-14s %-5s %-9s %-9s %-9s %-6s %-8s %s\n", "MODE", "ENDS", "DURATION", "PAUSE", "SENT", "PASSES",
                "THROTTLE", "MEETS");
         if (json_object_object_get_ex(r, "modes", &modes) && json_object_is_type(modes, json_type_array)) {

@@ -27,11 +27,14 @@ static void print_policy(json_object *p)
 {
     printf("policy %s (priority %lld, %lld migrations so far)\n", f(p, "name"), (long long)ji(p, "priority"),
            (long long)ji(p, "migrations"));
-    printf("  selects    project %s, instance %s, host %s\n", f(p, "project"), f(p, "instance"), f(p, "host"));
+    printf("  kept in    %s\n", strcmp(f(p, "source"), "config") == 0 ? "the scheduler's configuration file"
+                                                                      : "the database (ferryctl policy set)");
+    printf("  selects    project %s, instance %s, host %s, host group %s\n", f(p, "project"), f(p, "instance"),
+           f(p, "host"), f(p, "host_group"));
     printf("  defaults   post-copy %s, auto-converge %s, post-copy after %s, bandwidth %s MiB/s, max downtime %s ms,"
-           " completion timeout %s s\n",
+           " completion timeout %s s, then %s\n",
            f(p, "post_copy"), f(p, "auto_converge"), f(p, "postcopy_after_iterations"), f(p, "bandwidth_mib_s"),
-           f(p, "max_downtime_ms"), f(p, "completion_timeout_s"));
+           f(p, "max_downtime_ms"), f(p, "completion_timeout_s"), f(p, "completion_action"));
     printf("  objectives max downtime %s ms, deadline %s s\n", f(p, "objective_max_downtime_ms"),
            f(p, "objective_deadline_s"));
     printf("  updated    %s by %s\n", f(p, "updated_at"), f(p, "updated_by"));
@@ -67,11 +70,13 @@ int cmd_policy_list(ctl *c, int argc, char **argv)
     if (c->json) {
         verbs_print_json(a);
     } else {
-        printf("%-20s %5s %-12s %-16s %-16s %s\n", "POLICY", "PRIO", "PROJECT", "INSTANCE", "HOST", "MIGRATIONS");
+        printf("%-20s %5s %-12s %-16s %-16s %-12s %-8s %s\n", "POLICY", "PRIO", "PROJECT", "INSTANCE", "HOST",
+               "HOST_GROUP", "SOURCE", "MIGRATIONS");
         for (size_t i = 0; i < json_object_array_length(a); i++) {
             json_object *p = json_object_array_get_idx(a, i);
-            printf("%-20s %5lld %-12s %-16s %-16s %lld\n", f(p, "name"), (long long)ji(p, "priority"), f(p, "project"),
-                   f(p, "instance"), f(p, "host"), (long long)ji(p, "migrations"));
+            printf("%-20s %5lld %-12s %-16s %-16s %-12s %-8s %lld\n", f(p, "name"), (long long)ji(p, "priority"),
+                   f(p, "project"), f(p, "instance"), f(p, "host"), f(p, "host_group"), f(p, "source"),
+                   (long long)ji(p, "migrations"));
         }
     }
     msg_envelope_free(env);
@@ -124,7 +129,8 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
                {"--postcopy", 1, NULL},           {"--auto-converge", 1, NULL},
                {"--postcopy-after", 1, NULL},     {"--bandwidth", 1, NULL},
                {"--max-downtime", 1, NULL},       {"--completion-timeout", 1, NULL},
-               {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL}};
+               {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL},
+               {"--host-group", 1, NULL},         {"--completion-action", 1, NULL}};
     char *pos[1];
     if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
         fprintf(stderr, PROG ": %s needs NAME\n", vn);
@@ -162,7 +168,7 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
     static const struct {
         int idx;
         const char *key;
-    } texts[] = {{1, "project"}, {2, "instance"}, {3, "host"}};
+    } texts[] = {{1, "project"}, {2, "instance"}, {3, "host"}, {12, "host_group"}};
     for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
         if (o[texts[i].idx].value)
             json_object_object_add(b, texts[i].key, json_object_new_string(o[texts[i].idx].value));
@@ -175,6 +181,14 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
         if (yes_no(vn, "--auto-converge", o[5].value, &v) < 0)
             goto out;
         json_object_object_add(opts, "auto_converge", json_object_new_boolean(v));
+    }
+    if (o[13].value) {
+        if (msg_completion_action_of(o[13].value) < 0) {
+            fprintf(stderr, PROG ": %s: --completion-action takes abort, postcopy or pause, not '%s'\n", vn,
+                    o[13].value);
+            goto out;
+        }
+        json_object_object_add(opts, "completion_action", json_object_new_string(o[13].value));
     }
     if (json_object_object_length(opts))
         json_object_object_add(b, "options", json_object_get(opts));

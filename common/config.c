@@ -213,8 +213,9 @@ int cfg_check_rules(const ferry_config *c, size_t blame[2], char **reason)
     if (c->libvirt.migration_port_min > c->libvirt.migration_port_max) {
         blame[0] = option_index("libvirt", "migration_port_min");
         blame[1] = option_index("libvirt", "migration_port_max");
-        *reason = xasprintf("[libvirt] migration_port_min: value %" PRId64 " is greater than migration_port_max %" PRId64,
-                            c->libvirt.migration_port_min, c->libvirt.migration_port_max);
+        *reason =
+            xasprintf("[libvirt] migration_port_min: value %" PRId64 " is greater than migration_port_max %" PRId64,
+                      c->libvirt.migration_port_min, c->libvirt.migration_port_max);
         return -1;
     }
     /* a certificate and its key: both or neither */
@@ -293,10 +294,44 @@ int cfg_get_text(const ferry_config *c, const char *section, const char *key, ch
     return -1;
 }
 
+const char *const cfg_policy_keys[] = {"priority",
+                                       "project",
+                                       "instance",
+                                       "host",
+                                       "host_group",
+                                       "post_copy",
+                                       "auto_converge",
+                                       "postcopy_after_iterations",
+                                       "bandwidth_mib_s",
+                                       "max_downtime_ms",
+                                       "completion_timeout_s",
+                                       "completion_action",
+                                       "objective_max_downtime_ms",
+                                       "objective_deadline_s",
+                                       NULL};
+
+const char *cfg_policy_section(const char *section)
+{
+    if (!section || strncmp(section, "policy ", 7) != 0)
+        return NULL;
+    const char *name = section + 7;
+    while (*name == ' ')
+        name++;
+    return *name ? name : NULL;
+}
+
 void cfg_free(ferry_config *c)
 {
     if (!c)
         return;
+    for (size_t i = 0; i < c->n_policy_kv; i++) {
+        free(c->policy_kv[i].policy);
+        free(c->policy_kv[i].key);
+        free(c->policy_kv[i].value);
+    }
+    free(c->policy_kv);
+    c->policy_kv = NULL;
+    c->n_policy_kv = 0;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         if (cfg_table[i].type != CFG_STRING)
             continue;

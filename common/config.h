@@ -55,21 +55,22 @@ typedef struct cfg_scheduler {
     int64_t max_cluster;
     int64_t postcopy_after_iterations;
     int64_t max_downtime_ms;
-    int64_t bandwidth_mib_s;      /* 0 = unlimited */
+    int64_t bandwidth_mib_s;          /* 0 = unlimited */
     int64_t forecast_bandwidth_mib_s; /* the link a forecast assumes when nothing caps it */
     int64_t forecast_setup_ms;        /* a forecast's fixed cost before the first byte */
     int64_t forecast_switch_ms;       /* a forecast's fixed part of the pause */
     int64_t forecast_sample_s;        /* each migration's dirty-rate sample; 0 = no forecast */
     int64_t downtime_steps;           /* the downtime ramp's steps (0 = the limit from the start) */
     int64_t downtime_delay_s;         /* ... each this long per GiB of the guest's memory */
-    int64_t completion_timeout_s; /* 0 = never */
+    int64_t completion_timeout_s;     /* 0 = never */
+    int completion_action;            /* msg_completion_action: what the timeout does */
     int64_t progress_interval_ms;
     int64_t deadline_queued_s;    /* how long a migration may wait in each status */
     int64_t deadline_preparing_s; /* scheduled + preparing */
     int64_t deadline_running_s;
     int64_t deadline_completing_s;
     int64_t postcopy_recovery_s; /* how long a paused post-copy migration is resumed before `error` */
-    int64_t rpc_retry_s; /* how long an agent RPC lost in transit is sent again */
+    int64_t rpc_retry_s;         /* how long an agent RPC lost in transit is sent again */
     double cpu_allocation_ratio;
     double ram_allocation_ratio;
     double disk_allocation_ratio;
@@ -100,7 +101,7 @@ typedef struct cfg_libvirt {
     char *live_migration_uri;     /* exactly one %s: the destination address */
     int64_t keepalive_interval_s; /* -1 disables keepalive */
     int64_t keepalive_count;
-    bool migrate_tls; /* QEMU's own TLS on the migration stream (VIR_MIGRATE_TLS) */
+    bool migrate_tls;           /* QEMU's own TLS on the migration stream (VIR_MIGRATE_TLS) */
     int64_t migration_port_min; /* qemu.conf's range of QEMU's migration ports */
     int64_t migration_port_max;
 } cfg_libvirt;
@@ -130,6 +131,19 @@ typedef struct cfg_log {
     char *file; /* "" = stderr */
 } cfg_log;
 
+/* One key of a [policy NAME] section as written (issue #18): the scheduler reads these into
+ * migration policies at its start (policy.c); the loader checks only that the key is one a
+ * policy has and is not repeated. */
+typedef struct cfg_policy_kv {
+    char *policy; /* NAME */
+    char *key;
+    char *value;
+    int line;
+} cfg_policy_kv;
+
+/* The keys a [policy NAME] section may have (NULL-terminated, static). */
+extern const char *const cfg_policy_keys[];
+
 typedef struct ferry_config {
     cfg_amqp amqp;
     cfg_database database;
@@ -139,6 +153,8 @@ typedef struct ferry_config {
     cfg_http http;
     cfg_trust trust;
     cfg_log log;
+    cfg_policy_kv *policy_kv; /* the [policy NAME] sections' keys, in file order */
+    size_t n_policy_kv;
 } ferry_config;
 
 typedef enum cfg_type {
@@ -205,6 +221,10 @@ const cfg_option *cfg_options(size_t *n);
 
 /* Returns the table row of [section] key (static, read-only), or NULL if there is none. */
 const cfg_option *cfg_find(const char *section, const char *key);
+
+/* The NAME of a "[policy NAME]" section header's text, or NULL when section is not one
+ * (borrowed from section). */
+const char *cfg_policy_section(const char *section);
 
 /* Frees the strings owned by *c and sets them to NULL; NULL-safe, safe to call twice. Does
  * not free c itself. */

@@ -52,4 +52,22 @@ void cfg_write_example(FILE *f)
         write_kind(f, o);
         fprintf(f, "\n# %s =%s%s\n", o->key, *o->def ? " " : "", o->def);
     }
+    fputs("\n; ---- migration policies (ferry-scheduler) ----\n"
+          ";\n"
+          "; A [policy NAME] section is a migration policy the scheduler writes to the database at\n"
+          "; its start (ferryctl policy list shows it as 'config'; ferryctl may not change it). It\n"
+          "; selects migrations by project, instance name glob, source host glob and source host\n"
+          "; group (ferryctl host group), each left out for any, and gives what a request leaves\n"
+          "; out; the matching policy of highest priority applies. Keys (all optional): priority,\n"
+          "; project, instance, host, host_group, post_copy, auto_converge,\n"
+          "; postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,\n"
+          "; completion_action, objective_max_downtime_ms, objective_deadline_s. For example:\n"
+          ";\n"
+          ";   [policy rack1-quick]\n"
+          ";   host_group = rack1\n"
+          ";   post_copy = true\n"
+          ";   completion_timeout_s = 600\n"
+          ";   completion_action = postcopy\n"
+          ";   objective_max_downtime_ms = 500\n",
+          f);
 }

@@ -80,7 +80,7 @@ static char *ctx_reader(char *str, int num, void *stream)
         const char *end = strchr(s, ']');
         if (end) {
             _cleanup_free_ char *name = xstrndup(s + 1, (size_t)(end - s - 1));
-            if (!cfg_section_known(name)) {
+            if (!cfg_section_known(name) && !cfg_policy_section(name)) {
                 ctx_fail(x, "unknown section [%s]", name);
                 return NULL;
             }
@@ -95,6 +95,28 @@ static char *ctx_reader(char *str, int num, void *stream)
     return str;
 }
 
+/* A key of a [policy NAME] section: one a policy has, once per policy; kept as written. */
+static int policy_kv(load_ctx *x, const char *section, const char *policy, const char *key, const char *value)
+{
+    int known = 0;
+    for (const char *const *k = cfg_policy_keys; *k && !known; k++)
+        known = strcmp(*k, key) == 0;
+    if (!known) {
+        ctx_fail(x, "[%s] unknown key '%s'", section, key);
+        return 0;
+    }
+    ferry_config *c = x->c;
+    for (size_t i = 0; i < c->n_policy_kv; i++)
+        if (strcmp(c->policy_kv[i].policy, policy) == 0 && strcmp(c->policy_kv[i].key, key) == 0) {
+            ctx_fail(x, "[%s] %s: duplicate key, first set on line %d", section, key, c->policy_kv[i].line);
+            return 0;
+        }
+    c->policy_kv = xrealloc(c->policy_kv, (c->n_policy_kv + 1) * sizeof(*c->policy_kv));
+    c->policy_kv[c->n_policy_kv++] = (cfg_policy_kv){
+        .policy = xstrdup(policy), .key = xstrdup(key), .value = xstrdup(value ? value : ""), .line = x->lineno};
+    return 1;
+}
+
 /* inih handler: one key = value line. Returns 1 to go on, 0 on error. */
 static int ctx_handler(void *user, const char *section, const char *key, const char *value)
 {
@@ -104,12 +126,15 @@ static int ctx_handler(void *user, const char *section, const char *key, const c
         ctx_fail(x, "key '%s' is outside any section", key);
         return 0;
     }
-    if (!cfg_section_known(section)) {
-        ctx_fail(x, "unknown section [%s]", section);
-        return 0;
-    }
     if (!*key) {
         ctx_fail(x, "[%s] missing key before '='", section);
+        return 0;
+    }
+    const char *policy = cfg_policy_section(section);
+    if (policy)
+        return policy_kv(x, section, policy, key, value);
+    if (!cfg_section_known(section)) {
+        ctx_fail(x, "unknown section [%s]", section);
         return 0;
     }
     const cfg_option *o = cfg_find(section, key);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config_priv.h"
+#include "msg.h"
 
 /* ---- value checks for strings ---------------------------------------------------------- */
 
@@ -132,6 +133,10 @@ _Static_assert(LOG_LVL_ERROR == 0 && LOG_LVL_WARN == 1 && LOG_LVL_INFO == 2 && L
                "log_level_words must follow log_level");
 _Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1 && LOG_FMT_JOURNAL == 2,
                "log_format_words must follow log_format");
+/* msg_completion_action's words, in its order (msg.h) */
+static const char *const completion_action_words[] = {"abort", "postcopy", "pause", NULL};
+_Static_assert(MSG_COMPLETION_ABORT == 0 && MSG_COMPLETION_POSTCOPY == 1 && MSG_COMPLETION_PAUSE == 2,
+               "completion_action_words must follow msg_completion_action");
 _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(log_format) == sizeof(int), "enum options are stored as int");
 
 /* offsetof() of a field, which must have type T (compile error otherwise). */
@@ -234,7 +239,10 @@ const cfg_option cfg_table[] = {
             "seconds between two steps of the downtime ramp per GiB of the guest's memory (Nova's "
             "live_migration_downtime_delay)"),
     OPT_INT(scheduler, completion_timeout_s, "0", 0, 86400,
-            "abort a migration not completed after this long, in seconds (0 = never)"),
+            "a migration not completed after this long, in seconds, gets its completion_action (0 = never)"),
+    OPT_ENUM(scheduler, completion_action, int, "abort", completion_action_words,
+             "what the completion timeout does: abort (the guest stays), postcopy (switch when post-copy is "
+             "allowed, else abort), pause (the rest sent with the guest paused)"),
     OPT_INT(scheduler, progress_interval_ms, "1000", 100, 60000,
             "how often migration progress is sampled and reported, in milliseconds"),
     OPT_INT(scheduler, deadline_queued_s, "3600", 1, 604800,

@@ -100,6 +100,7 @@ typedef struct msg_options {
     int bandwidth_mib_s;           /* 0..100000, 0 = unlimited, default 0 */
     int max_downtime_ms;           /* 1..600000, default 300 */
     int completion_timeout_s;      /* 0..86400, 0 = none, default 0 */
+    int completion_action;         /* msg_completion_action: what the timeout does, default abort */
 } msg_options;
 typedef msg_options msg_request_defaults;
 
@@ -110,6 +111,21 @@ typedef msg_options msg_request_defaults;
 #define MSG_OPT_DOWNTIME_MAX 600000
 #define MSG_OPT_COMPLETION_TIMEOUT_MAX 86400
 
+/* What a migration's completion timeout does (issue #19): abort it (the guest stays), switch it
+ * to post-copy (needs post_copy), or pause the guest so the rest is sent and it resumes on the
+ * destination (Nova's force-complete of a pre-copy). */
+typedef enum msg_completion_action {
+    MSG_COMPLETION_ABORT = 0,
+    MSG_COMPLETION_POSTCOPY,
+    MSG_COMPLETION_PAUSE,
+} msg_completion_action;
+/* The keys of a request's "options" (NULL-terminated, static): a policy's options are the same. */
+extern const char *const msg_option_keys[];
+/* The action's word: "abort", "postcopy", "pause" (static). */
+const char *msg_completion_action_str(int a);
+/* The action named s (NULL-safe); -1 when s names none. */
+int msg_completion_action_of(const char *s);
+
 /* Bits of msg_request.options_given: which options the request spelled out. */
 enum {
     MSG_OPT_AUTO_CONVERGE = 1u << 0,
@@ -117,6 +133,7 @@ enum {
     MSG_OPT_BANDWIDTH = 1u << 2,
     MSG_OPT_MAX_DOWNTIME = 1u << 3,
     MSG_OPT_COMPLETION_TIMEOUT = 1u << 4,
+    MSG_OPT_COMPLETION_ACTION = 1u << 5,
 };
 
 /* What a request asks ferry to hold to ("objectives" in the body, issue #18); 0 = not asked.
@@ -138,9 +155,9 @@ typedef struct msg_request {
     msg_block_mode block_migration;
     bool disk_over_commit;
     bool post_copy;
-    bool post_copy_given;   /* the request spelled post_copy out (a policy's default applies otherwise) */
-    msg_options options;    /* every value filled in: given, else from the defaults */
-    unsigned options_given; /* MSG_OPT_* bits of the options the request spelled out */
+    bool post_copy_given;      /* the request spelled post_copy out (a policy's default applies otherwise) */
+    msg_options options;       /* every value filled in: given, else from the defaults */
+    unsigned options_given;    /* MSG_OPT_* bits of the options the request spelled out */
     msg_objectives objectives; /* all 0 when the request sets none */
 } msg_request;
 

@@ -18,6 +18,30 @@ void msg_request_defaults_init(msg_request_defaults *defs)
     defs->bandwidth_mib_s = 0;
     defs->max_downtime_ms = 300;
     defs->completion_timeout_s = 0;
+    defs->completion_action = MSG_COMPLETION_ABORT;
+}
+
+const char *const msg_option_keys[] = {"auto_converge",
+                                       "postcopy_after_iterations",
+                                       "bandwidth_mib_s",
+                                       "max_downtime_ms",
+                                       "completion_timeout_s",
+                                       "completion_action",
+                                       NULL};
+
+static const char *const completion_words[] = {"abort", "postcopy", "pause"};
+
+const char *msg_completion_action_str(int a)
+{
+    return a >= 0 && a < (int)ARRAY_SIZE(completion_words) ? completion_words[a] : "abort";
+}
+
+int msg_completion_action_of(const char *s)
+{
+    for (size_t i = 0; s && i < ARRAY_SIZE(completion_words); i++)
+        if (strcmp(s, completion_words[i]) == 0)
+            return (int)i;
+    return -1;
 }
 
 static int check_range(const char *prefix, const char *key, int x, int min, int max, char **err)
@@ -39,6 +63,8 @@ int msg_options_check(const msg_options *opts, const char *prefix, char **err)
         check_range(prefix, "max_downtime_ms", opts->max_downtime_ms, MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, err) <
             0 ||
         check_range(prefix, "completion_timeout_s", opts->completion_timeout_s, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX,
+                    err) < 0 ||
+        check_range(prefix, "completion_action", opts->completion_action, MSG_COMPLETION_ABORT, MSG_COMPLETION_PAUSE,
                     err) < 0)
         return -1;
     return 0;
@@ -200,9 +226,7 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
     if (msg_get_object(body, "body", "options", false, &opts, err) < 0)
         return -1;
     if (opts) {
-        static const char *const opt_keys[] = {"auto_converge",   "postcopy_after_iterations", "bandwidth_mib_s",
-                                               "max_downtime_ms", "completion_timeout_s",      NULL};
-        if (msg_check_keys(opts, op, opt_keys, err) < 0)
+        if (msg_check_keys(opts, op, msg_option_keys, err) < 0)
             return -1;
         static const struct {
             const char *key;
@@ -222,6 +246,19 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
             return -1;
         if (found)
             r.options_given |= MSG_OPT_AUTO_CONVERGE;
+        const char *action = NULL;
+        size_t alen = 0;
+        if (msg_get_string(opts, op, "completion_action", false, false, &action, &alen, &found, err) < 0)
+            return -1;
+        if (found) {
+            int a = alen == strlen(action) ? msg_completion_action_of(action) : -1;
+            if (a < 0) {
+                msg_field_err(err, op, "completion_action", "expected \"abort\", \"postcopy\" or \"pause\"");
+                return -1;
+            }
+            r.options.completion_action = a;
+            r.options_given |= MSG_OPT_COMPLETION_ACTION;
+        }
         for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
             int64_t x;
             if (msg_get_int(opts, op, ints[i].key, false, ints[i].min, ints[i].max, &x, &found, err))
@@ -305,6 +342,9 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
             json_object_object_add(opts, "max_downtime_ms", json_object_new_int(o->max_downtime_ms));
         if (given & MSG_OPT_COMPLETION_TIMEOUT)
             json_object_object_add(opts, "completion_timeout_s", json_object_new_int(o->completion_timeout_s));
+        if (given & MSG_OPT_COMPLETION_ACTION)
+            json_object_object_add(opts, "completion_action",
+                                   json_object_new_string(msg_completion_action_str(o->completion_action)));
         json_object_object_add(body, "options", opts);
     }
 

@@ -278,6 +278,20 @@ static void maybe_postcopy(job *j, virDomainPtr dom)
 
 static void adopted_ended(job *j);
 
+/* Pauses the guest of a pre-copy so that the rest of its memory is sent and the migration
+ * completes (it resumes on the destination); why names the cause in the log. 0, or -1 with
+ * libvirt's error left for lv_errmsg. */
+static int pause_to_finish(job *j, virDomainPtr dom, const char *why)
+{
+    if (virDomainSuspend(dom) < 0) {
+        log_warn(&j->lf, "could not pause the guest to finish the migration (%s): %s", why, lv_errmsg());
+        return -1;
+    }
+    j->paused_to_finish = 1;
+    log_info(&j->lf, "guest paused so that the migration completes (%s)", why);
+    return 0;
+}
+
 /* New statistics (stats taken) from the poller: publish, and decide (post-copy switch,
  * completion timeout, stall). */
 static void poll_update(job *j, virDomainPtr dom, json_object *stats)
@@ -308,10 +322,21 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
     events_migration_progress(j->a, &j->lf, j->migration, j->uuid, j->last_stats);
 
     /* completion timeout: abort, or switch to post-copy when that was asked */
-    jobrule_timeout t = jobrule_completion(&j->o, &j->rs, now);
+    jobrule_timeout t = jobrule_completion(&j->o, &j->rs, j->paused_to_finish, now);
     if (t != JOBRULE_IN_TIME) {
         if (t == JOBRULE_TIMEOUT_POSTCOPY) {
             switch_postcopy(j, dom, "completion timeout");
+        } else if (t == JOBRULE_TIMEOUT_PAUSE) {
+            _cleanup_free_ char *why = xasprintf("completion timeout of %d s", j->o.completion_timeout_s);
+            if (pause_to_finish(j, dom, why) < 0) {
+                /* the guest could not be paused: the timeout's other way out */
+                free(j->abort_reason);
+                j->abort_reason = xasprintf("completion timeout of %d s reached and the guest could not be paused: %s",
+                                            j->o.completion_timeout_s, lv_errmsg());
+                j->rs.abort_requested = 1;
+                if (virDomainAbortJob(dom) < 0)
+                    log_error(&j->lf, "could not abort the job: %s", lv_errmsg());
+            }
         } else {
             log_warn(&j->lf, "completion timeout of %d s reached: aborting", j->o.completion_timeout_s);
             free(j->abort_reason);
@@ -372,11 +397,13 @@ static void postcopy_ended(job *j)
     if (dom)
         virDomainGetState(dom, &st, &reason, 0);
     if (!dom || (st == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED)) {
-        log_warn(&j->lf, "the migrate call failed after the post-copy switch (%s) but the domain left this host: "
-                         "it completed on the destination", err);
+        log_warn(&j->lf,
+                 "the migrate call failed after the post-copy switch (%s) but the domain left this host: "
+                 "it completed on the destination",
+                 err);
         finish(j, JOB_COMPLETED, NULL);
     } else if (jobrule_postcopy_end(st == VIR_DOMAIN_PAUSED && (reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED ||
-                                                                 reason == VIR_DOMAIN_PAUSED_POSTCOPY)) ==
+                                                                reason == VIR_DOMAIN_PAUSED_POSTCOPY)) ==
                JOBRULE_END_POSTCOPY_PAUSED) {
         finish(j, JOB_POSTCOPY_PAUSED, err);
     } else {
@@ -605,13 +632,10 @@ int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_co
         *action = "postcopy";
     } else {
         /* pre-copy only: pause the guest so the remaining memory can be sent */
-        if (virDomainSuspend(dom) < 0) {
+        if (pause_to_finish(j, dom, "force-complete") < 0) {
             *err = xasprintf("could not pause the guest to finish the migration: %s", lv_errmsg());
             *code = RPC_LIBVIRT;
             rc = -1;
-        } else {
-            j->paused_to_finish = 1;
-            log_info(&j->lf, "guest paused so that the migration completes (force-complete)");
         }
         *action = "paused";
     }
@@ -630,8 +654,8 @@ int job_resume_postcopy(agent *a, job *j, const char **how, char **err, rpc_code
         *how = "completed";
         return 0;
     case JOBRULE_RESUME_NOT_PAUSED:
-        *err = xasprintf("cannot resume migration %lld: its job is %s, not paused in post-copy", (long long)j->migration,
-                         job_state_str(j->state));
+        *err = xasprintf("cannot resume migration %lld: its job is %s, not paused in post-copy",
+                         (long long)j->migration, job_state_str(j->state));
         *code = RPC_NOT_PAUSED;
         return -1;
     case JOBRULE_RESUME_START:
@@ -659,12 +683,8 @@ int job_resume_postcopy(agent *a, job *j, const char **how, char **err, rpc_code
     j->outcome = MIGRATE_FAILED;
     json_object_put(j->final_stats);
     j->final_stats = NULL;
-    migrate_req req = {.uuid = j->uuid,
-                       .uri = j->uri,
-                       .o = &j->o,
-                       .tls = a->cfg->libvirt.migrate_tls,
-                       .resume = true,
-                       .lf = &j->lf};
+    migrate_req req = {
+        .uuid = j->uuid, .uri = j->uri, .o = &j->o, .tls = a->cfg->libvirt.migrate_tls, .resume = true, .lf = &j->lf};
     int rc = migrate_start(a->lv, a->q, &req, on_worker_done, a, j->migration);
     if (rc != 0) {
         j->state = JOB_POSTCOPY_PAUSED;

@@ -15,11 +15,13 @@ int jobrule_postcopy_due(const job_opts *o, const jobrule_state *st)
     return o->post_copy && !st->postcopy_active && st->iteration - 1 >= o->postcopy_after_iterations;
 }
 
-jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int64_t now_ms)
+jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int paused_to_finish, int64_t now_ms)
 {
-    if (o->completion_timeout_s <= 0 || st->postcopy_active || st->abort_requested ||
+    if (o->completion_timeout_s <= 0 || st->postcopy_active || st->abort_requested || paused_to_finish ||
         now_ms - st->started_ms <= (int64_t)o->completion_timeout_s * 1000)
         return JOBRULE_IN_TIME;
+    if (o->completion_pause)
+        return JOBRULE_TIMEOUT_PAUSE;
     return o->completion_postcopy && o->post_copy ? JOBRULE_TIMEOUT_POSTCOPY : JOBRULE_TIMEOUT_ABORT;
 }
 

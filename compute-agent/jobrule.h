@@ -39,9 +39,11 @@ typedef enum jobrule_timeout {
     JOBRULE_IN_TIME = 0,
     JOBRULE_TIMEOUT_POSTCOPY, /* past completion_timeout_s, completion_action postcopy allowed */
     JOBRULE_TIMEOUT_ABORT,    /* past completion_timeout_s: abort */
+    JOBRULE_TIMEOUT_PAUSE,    /* past completion_timeout_s, completion_action pause: pause the guest */
 } jobrule_timeout;
-/* Never once switched to post-copy or while an abort is under way; 0 s means no timeout. */
-jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int64_t now_ms);
+/* Never once switched to post-copy, once the guest was paused to finish, or while an abort is
+ * under way (paused_to_finish: the job paused it already); 0 s means no timeout. */
+jobrule_timeout jobrule_completion(const job_opts *o, const jobrule_state *st, int paused_to_finish, int64_t now_ms);
 /* Whether the job is stalled: memory_remaining reached no new low for stall_s (0: never),
  * never once switched to post-copy or while an abort is under way. */
 int jobrule_stalled(const jobrule_state *st, int64_t now_ms, int64_t stall_s);
@@ -62,10 +64,10 @@ jobrule_finish jobrule_force_complete(const job_opts *o, int running, const jobr
 
 /* How a job whose migrate call returned ends. */
 typedef enum jobrule_end {
-    JOBRULE_END_COMPLETED = 0, /* the guest runs on the destination */
-    JOBRULE_END_AGENT_ABORT,   /* failed: the agent aborted it (timeout, stall); its reason first */
-    JOBRULE_END_CANCELLED,     /* an operator's abort */
-    JOBRULE_END_FAILED,        /* libvirt's failure */
+    JOBRULE_END_COMPLETED = 0,   /* the guest runs on the destination */
+    JOBRULE_END_AGENT_ABORT,     /* failed: the agent aborted it (timeout, stall); its reason first */
+    JOBRULE_END_CANCELLED,       /* an operator's abort */
+    JOBRULE_END_FAILED,          /* libvirt's failure */
     JOBRULE_END_POSTCOPY_PAUSED, /* failed after the post-copy switch: kept, resumable (postcopy_paused) */
 } jobrule_end;
 /* The end of a job from the migrate call's outcome: ok, or failed with libvirt saying aborted
@@ -81,10 +83,10 @@ jobrule_end jobrule_postcopy_end(int paused_postcopy);
 
 /* What resume_postcopy does with a job in state st (resuming: a resume call of ours is under way). */
 typedef enum jobrule_resume {
-    JOBRULE_RESUME_START = 0,   /* paused in post-copy: start virDomainMigrateToURI3 with POSTCOPY_RESUME */
-    JOBRULE_RESUME_UNDER_WAY,   /* a resume already runs: answered as started (idempotent) */
-    JOBRULE_RESUME_COMPLETED,   /* the job completed: answered as done (idempotent) */
-    JOBRULE_RESUME_NOT_PAUSED,  /* running without a break, failed or cancelled: refused (RPC_NOT_PAUSED) */
+    JOBRULE_RESUME_START = 0,  /* paused in post-copy: start virDomainMigrateToURI3 with POSTCOPY_RESUME */
+    JOBRULE_RESUME_UNDER_WAY,  /* a resume already runs: answered as started (idempotent) */
+    JOBRULE_RESUME_COMPLETED,  /* the job completed: answered as done (idempotent) */
+    JOBRULE_RESUME_NOT_PAUSED, /* running without a break, failed or cancelled: refused (RPC_NOT_PAUSED) */
 } jobrule_resume;
 /* The resume_postcopy decision for a job in state st. */
 jobrule_resume jobrule_resume_of(job_state st, int resuming);

@@ -268,8 +268,8 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
         *err = xstrdup("body.downtime_steps and body.downtime_delay_ms: both or neither");
         return -1;
     }
-    if (action && strcmp(action, "abort") != 0 && strcmp(action, "postcopy") != 0) {
-        *err = xstrdup("body.completion_action: expected \"abort\" or \"postcopy\"");
+    if (action && strcmp(action, "abort") != 0 && strcmp(action, "postcopy") != 0 && strcmp(action, "pause") != 0) {
+        *err = xstrdup("body.completion_action: expected \"abort\", \"postcopy\" or \"pause\"");
         return -1;
     }
     char *why = NULL;
@@ -295,6 +295,7 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
     o->max_downtime_ms = (int)downtime;
     o->completion_timeout_s = (int)timeout;
     o->completion_postcopy = action && strcmp(action, "postcopy") == 0;
+    o->completion_pause = action && strcmp(action, "pause") == 0;
     o->downtime_steps = (int)steps;
     o->downtime_delay_ms = (int)delay;
     return 0;

@@ -27,6 +27,7 @@ typedef struct job_opts {
     int max_downtime_ms;
     int completion_timeout_s;
     int completion_postcopy; /* completion timeout switches to post-copy instead of aborting */
+    int completion_pause;    /* completion timeout pauses the guest so the rest is sent */
     int downtime_steps;      /* the downtime ramp: 0 = max_downtime_ms from the start, else 1..100 steps */
     int downtime_delay_ms;   /* ... each this long (1..3600000) */
 } job_opts;

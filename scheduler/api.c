@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "orchreply.h"
+#include "policy.h"
 #include "sched.h"
 
 /* Runs sql (one row, one column of JSON) and parses it; NULL with *err when it fails. */
@@ -27,7 +28,7 @@ static json_object *json_query(db_conn *db, const char *sql, int n, const char *
 
 #define HOSTS_SQL                                                                                                      \
     "SELECT coalesce(json_agg(x ORDER BY x.name), '[]') FROM ("                                                        \
-    " SELECT h.name, h.state, h.state_reason, h.address,"                                                              \
+    " SELECT h.name, h.state, h.state_reason, h.address, h.host_group,"                                                \
     "  coalesce(h.last_heartbeat > now() - make_interval(secs => $1::int), false) AS alive,"                           \
     "  extract(epoch FROM now() - h.last_heartbeat)::bigint AS heartbeat_age_s,"                                       \
     "  h.arch, h.cpu_model, h.hypervisor, h.postcopy, h.vcpus, h.memory_mb, h.disk_gb,"                                \
@@ -105,15 +106,38 @@ static json_object *write_host_state(db_conn *db, int64_t max_age_s, const char 
     return read_host(db, max_age_s, name, found, err);
 }
 
+/* An operator's host group for a host (NULL: none): the policies' host_group selector. */
+static json_object *write_host_group(db_conn *db, int64_t max_age_s, const char *name, const char *group, int *found,
+                                     char **err)
+{
+    const char *p[] = {name, group};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r, "UPDATE hosts SET host_group = $2, updated_at = now() WHERE name = $1 RETURNING name", 2, p) <
+        0) {
+        *err = xasprintf("database: %s", db_error(db));
+        *found = 1;
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        *found = 0;
+        *err = xasprintf("no host %s", name);
+        return NULL;
+    }
+    log_fields f = {.host = name};
+    log_info(&f, "host %s is now in %s%s (operator)", name, group ? "host group " : "no host group",
+             group ? group : "");
+    return read_host(db, max_age_s, name, found, err);
+}
+
 static json_object *read_instances(db_conn *db, const char *host, char **err)
 {
     const char *p[] = {host && *host ? host : NULL};
-    json_object *a =
-        json_query(db,
-                   "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
-                   " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
-                   "  disk_gb, created_at, updated_at FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
-                   1, p, err);
+    json_object *a = json_query(
+        db,
+        "SELECT coalesce(json_agg(x ORDER BY x.name, x.id), '[]') FROM ("
+        " SELECT uuid, ec2_id AS id, name, project, host, vm_state, task_state, vcpus, memory_mb,"
+        "  disk_gb, created_at, updated_at FROM instances WHERE vm_state <> 'deleted' AND ($1::text IS NULL OR host = $1)) x",
+        1, p, err);
     if (!a)
         return NULL;
     json_object *o = json_object_new_object();
@@ -127,12 +151,12 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  m.source_host AS source, m.dest_host AS dest, m.status, m.post_copy, m.postcopy_active, m.auto_converge,"       \
     "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
     "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
-    "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_remaining_bytes, i.project,"                         \
+    "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_remaining_bytes, i.project,"                            \
     "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms,"             \
-    "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"     \
-    "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s, m.objective_max_downtime_ms, m.objective_deadline_s,"   \
-    "  m.objective_plan, m.receipt, m.policy,"                                                                                 \
-    "  CASE WHEN m.status = 'completed' AND m.forecast_duration_ms > 0 THEN round(100.0 * ((extract(epoch FROM"       \
+    "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"       \
+    "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s, m.objective_max_downtime_ms, m.objective_deadline_s,"       \
+    "  m.objective_plan, m.receipt, m.policy, m.completion_timeout_s, m.completion_action,"                            \
+    "  CASE WHEN m.status = 'completed' AND m.forecast_duration_ms > 0 THEN round(100.0 * ((extract(epoch FROM"        \
     "   m.finished_at - m.started_at) * 1000) - m.forecast_duration_ms) / m.forecast_duration_ms, 1) END"              \
     "   AS forecast_error_pct"                                                                                         \
     " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid"                                                  \
@@ -246,6 +270,9 @@ static int read_work(db_conn *db, void *arg, char **err)
         break;
     case API_HOST_SET_STATE:
         r->out = write_host_state(db, r->max_age_s, r->name, r->state, r->reason, &r->found, &r->err);
+        break;
+    case API_HOST_SET_GROUP:
+        r->out = write_host_group(db, r->max_age_s, r->name, r->state, &r->found, &r->err);
         break;
     case API_INSTANCES:
         r->out = read_instances(db, r->filter, &r->err);
@@ -393,6 +420,23 @@ void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg)
             r->name = xstrdup(h);
             r->state = xstrdup(st);
             r->reason = reason ? xstrdup(reason) : NULL;
+        }
+    } else if (strcmp(type, "rpc.host_set_group") == 0) {
+        /* "group": a name, or null for none */
+        const char *h = NULL, *g = NULL;
+        json_object *gv = NULL;
+        if (orchreply_get_text(b, "body.", "host", 1, API_MAX_NAME, &h, &err) < 0) {
+            code = "invalid";
+        } else if (!json_object_object_get_ex(b, "group", &gv)) {
+            code = "invalid";
+            err = xstrdup("body.group: missing (a host group's name, or null for none)");
+        } else if (gv && (orchreply_get_text(b, "body.", "group", 1, 63, &g, &err) < 0 ||
+                          policy_group_check("body.group", g, &err) < 0)) {
+            code = "invalid";
+        } else {
+            r = api_read_new(API_HOST_SET_GROUP);
+            r->name = xstrdup(h);
+            r->state = g ? xstrdup(g) : NULL;
         }
     } else if (strcmp(type, "rpc.instance_list") == 0) {
         const char *h = NULL;

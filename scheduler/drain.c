@@ -297,11 +297,12 @@ static int dispatch(db_conn *db, dr_pass *p, const char *did, PGresult *d)
                 "SELECT greatest(0, predicted_ms - extract(epoch FROM now() - requested_at) * 1000)::bigint"
                 " FROM drain_items WHERE drain_id = $1::bigint AND state IN ('requested', 'migrating')",
                 1, p1) < 0 ||
-        db_exec(db, &pend,
-                "SELECT i.instance_uuid::text, i.memory_mib, coalesce(i.dirty_mib_s, -1), i.attempts, i.ec2_id,"
-                " h.postcopy FROM drain_items i JOIN drains d ON d.id = i.drain_id JOIN hosts h ON h.name = d.host"
-                " WHERE i.drain_id = $1::bigint AND i.state = 'pending' ORDER BY i.position, i.name",
-                1, p1) < 0)
+        db_exec(
+            db, &pend,
+            "SELECT i.instance_uuid::text, i.memory_mib, coalesce(i.dirty_mib_s, -1), i.attempts, i.ec2_id,"
+            " h.postcopy, coalesce(i.nonzero_mib, 0) FROM drain_items i JOIN drains d ON d.id = i.drain_id JOIN hosts h ON h.name = d.host"
+            " WHERE i.drain_id = $1::bigint AND i.state = 'pending' ORDER BY i.position, i.name",
+            1, p1) < 0)
         return -1;
     int n_busy = PQntuples(busy), n = PQntuples(pend);
     int parallel = atoi(PQgetvalue(d, 0, 4));
@@ -314,6 +315,7 @@ static int dispatch(db_conn *db, dr_pass *p, const char *did, PGresult *d)
     for (int i = 0; i < n; i++) {
         items[i].memory_mib = atoll(PQgetvalue(pend, i, 1));
         items[i].dirty_mib_s = atoll(PQgetvalue(pend, i, 2));
+        items[i].nonzero_mib = atoll(PQgetvalue(pend, i, 6));
         items[i].postcopy_ok = strcmp(PQgetvalue(pend, i, 5), "t") == 0;
     }
     int rc = dispatch_plan(db, p, did, d, pend, n, items, bms, n_busy, parallel);

@@ -70,18 +70,18 @@ static int json_row(db_conn *db, const char *sql, int n, const char *const *p, j
 }
 
 /* One drain, its items and its receipt, as drain.show answers it. */
-#define DRAIN_JSON                                                                                                     \
-    "SELECT json_build_object('drain', d.id, 'host', d.host, 'status', d.status, 'deadline_s', d.deadline_s,"          \
-    " 'bandwidth_budget_mib_s', d.bandwidth_budget_mib_s, 'link_mib_s', d.link_mib_s, 'link_from', d.link_from,"       \
-    " 'parallel', d.parallel, 'requested_by', d.requested_by, 'created_at', d.created_at,"                             \
-    " 'deadline_at', d.deadline_at, 'predicted_s', d.predicted_s, 'predicted_finish_at', d.predicted_finish_at,"       \
-    " 'cancel_requested_by', d.cancel_requested_by, 'finished_at', d.finished_at, 'plan', d.plan, 'replan', d.replan," \
-    " 'receipt', d.receipt, 'guests', (SELECT coalesce(json_agg(json_build_object('instance', i.instance_uuid,"        \
-    "  'name', i.name, 'instance_id', i.ec2_id, 'position', i.position + 1, 'memory_mib', i.memory_mib,"               \
-    "  'dirty_mib_s', i.dirty_mib_s, 'mode', i.mode, 'predicted_s', round(i.predicted_ms / 1000.0, 1),"                \
-    "  'state', i.state, 'attempts', i.attempts, 'migration', i.migration_id, 'migration_status', m.status,"           \
-    "  'dest', m.dest_host, 'reason', i.reason) ORDER BY i.position, i.name), '[]')"                                   \
-    "  FROM drain_items i LEFT JOIN migrations m ON m.id = i.migration_id WHERE i.drain_id = d.id))"                   \
+#define DRAIN_JSON                                                                                                                    \
+    "SELECT json_build_object('drain', d.id, 'host', d.host, 'status', d.status, 'deadline_s', d.deadline_s,"                         \
+    " 'bandwidth_budget_mib_s', d.bandwidth_budget_mib_s, 'link_mib_s', d.link_mib_s, 'link_from', d.link_from,"                      \
+    " 'parallel', d.parallel, 'requested_by', d.requested_by, 'created_at', d.created_at,"                                            \
+    " 'deadline_at', d.deadline_at, 'predicted_s', d.predicted_s, 'predicted_finish_at', d.predicted_finish_at,"                      \
+    " 'cancel_requested_by', d.cancel_requested_by, 'finished_at', d.finished_at, 'plan', d.plan, 'replan', d.replan,"                \
+    " 'receipt', d.receipt, 'guests', (SELECT coalesce(json_agg(json_build_object('instance', i.instance_uuid,"                       \
+    "  'name', i.name, 'instance_id', i.ec2_id, 'position', i.position + 1, 'memory_mib', i.memory_mib,"                              \
+    "  'dirty_mib_s', i.dirty_mib_s, 'nonzero_mib', i.nonzero_mib, 'mode', i.mode, 'predicted_s', round(i.predicted_ms / 1000.0, 1)," \
+    "  'state', i.state, 'attempts', i.attempts, 'migration', i.migration_id, 'migration_status', m.status,"                          \
+    "  'dest', m.dest_host, 'reason', i.reason) ORDER BY i.position, i.name), '[]')"                                                  \
+    "  FROM drain_items i LEFT JOIN migrations m ON m.id = i.migration_id WHERE i.drain_id = d.id))"                                  \
     " FROM drains d WHERE d.id = $1::bigint"
 
 /* drain.start's plan of the guests in g (items[k] planned from row[k], np of them), recorded
@@ -131,6 +131,8 @@ static int start_plan(db_conn *db, dr_job *j, PGresult *g, int n, drainplan_item
                 json_object_object_add(o, "memory_mib", json_object_new_int64(items[k].memory_mib));
                 if (items[k].dirty_mib_s >= 0)
                     json_object_object_add(o, "dirty_mib_s", json_object_new_int64(items[k].dirty_mib_s));
+                if (items[k].nonzero_mib > 0)
+                    json_object_object_add(o, "nonzero_mib", json_object_new_int64(items[k].nonzero_mib));
                 json_object_object_add(o, "mode", json_object_new_string(forecast_mode_str(items[k].mode)));
                 json_object_object_add(o, "predicted_s",
                                        json_object_new_double((double)(items[k].predicted_ms / 100) / 10.0));
@@ -184,16 +186,18 @@ static int start_plan(db_conn *db, dr_job *j, PGresult *g, int n, drainplan_item
                             pos,
                             mem,
                             PQgetisnull(g, i, 6) ? NULL : dirty,
+                            PQgetisnull(g, i, 7) ? NULL : PQgetvalue(g, i, 7),
                             forecast_mode_str(planned ? items[k].mode : FORECAST_PRECOPY),
                             ms,
                             planned ? "pending" : "skipped",
                             why};
-        if (db_exec(db, NULL,
-                    "INSERT INTO drain_items (drain_id, instance_uuid, name, ec2_id, position, memory_mib, dirty_mib_s,"
-                    " mode, predicted_ms, state, reason, ended_at)"
-                    " VALUES ($1::bigint, $2::uuid, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9::bigint, $10, $11,"
-                    "  CASE WHEN $10 = 'skipped' THEN now() END)",
-                    11, ip) < 0)
+        if (db_exec(
+                db, NULL,
+                "INSERT INTO drain_items (drain_id, instance_uuid, name, ec2_id, position, memory_mib, dirty_mib_s,"
+                " nonzero_mib, mode, predicted_ms, state, reason, ended_at)"
+                " VALUES ($1::bigint, $2::uuid, $3, $4, $5::int, $6::bigint, $7::bigint, $8::bigint, $9, $10::bigint,"
+                "  $11, $12, CASE WHEN $11 = 'skipped' THEN now() END)",
+                12, ip) < 0)
             return -1;
         if (planned)
             k++;
@@ -234,13 +238,15 @@ static int start_tx(db_conn *db, dr_job *j)
     if (PQntuples(busy) > 0 && !j->dry_run)
         return refuse(j, 0, "host %s is being drained already (drain %s, %s)", j->host, PQgetvalue(busy, 0, 0),
                       PQgetvalue(busy, 0, 1));
-    /* its guests: the last dirty rate sampled by a migration of each, if any */
+    /* its guests: the last dirty rate and non-zero memory sampled by a migration of each, if any */
     _cleanup_pq_ PGresult *g = NULL;
     if (db_exec(db, &g,
                 "SELECT i.uuid::text, i.name, i.ec2_id, i.memory_mb, i.vm_state, coalesce(i.task_state, ''),"
-                " (SELECT m.forecast_dirty_mib_s FROM migrations m WHERE m.instance_uuid = i.uuid"
-                "   AND m.forecast_dirty_mib_s IS NOT NULL ORDER BY m.id DESC LIMIT 1)"
-                " FROM instances i WHERE i.host = $1 AND i.vm_state <> 'deleted' ORDER BY i.name, i.uuid",
+                " s.forecast_dirty_mib_s, s.forecast_nonzero_mib"
+                " FROM instances i LEFT JOIN LATERAL (SELECT m.forecast_dirty_mib_s, m.forecast_nonzero_mib"
+                "   FROM migrations m WHERE m.instance_uuid = i.uuid AND m.forecast_dirty_mib_s IS NOT NULL"
+                "   ORDER BY m.id DESC LIMIT 1) s ON true"
+                " WHERE i.host = $1 AND i.vm_state <> 'deleted' ORDER BY i.name, i.uuid",
                 1, hp) < 0)
         return -1;
     int n = PQntuples(g);
@@ -252,6 +258,7 @@ static int start_tx(db_conn *db, dr_job *j)
             continue;
         items[np].memory_mib = atoll(PQgetvalue(g, i, 3));
         items[np].dirty_mib_s = PQgetisnull(g, i, 6) ? -1 : atoll(PQgetvalue(g, i, 6));
+        items[np].nonzero_mib = PQgetisnull(g, i, 7) ? 0 : atoll(PQgetvalue(g, i, 7));
         items[np].postcopy_ok = postcopy;
         row[np++] = i;
     }

@@ -9,7 +9,7 @@
 /* The forecast of item it moving in mode m at bw MiB/s. */
 static forecast_out run(const cfg_scheduler *cs, const drainplan_item *it, int64_t bw, forecast_mode m)
 {
-    forecast_in in = forecast_in_for(cs, it->memory_mib, it->dirty_mib_s < 0 ? 0 : it->dirty_mib_s, bw,
+    forecast_in in = forecast_in_for(cs, it->memory_mib, it->nonzero_mib, it->dirty_mib_s < 0 ? 0 : it->dirty_mib_s, bw,
                                      cs->max_downtime_ms, cs->postcopy_after_iterations);
     forecast_out o;
     forecast_run(&in, m, &o);

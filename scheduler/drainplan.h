@@ -26,6 +26,7 @@
 typedef struct drainplan_item {
     int64_t memory_mib;  /* its RAM */
     int64_t dirty_mib_s; /* its last sampled dirty rate; < 0 when never sampled (taken as 0) */
+    int64_t nonzero_mib; /* of its RAM, what its last sample found not zero pages; 0: unknown (all) */
     bool postcopy_ok;    /* its host allows post-copy */
     /* the plan */
     forecast_mode mode;   /* how it moves */

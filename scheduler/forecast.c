@@ -19,11 +19,12 @@ const char *forecast_mode_str(forecast_mode m)
     }
 }
 
-forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t dirty_mib_s, int64_t bw_mib_s,
-                            int64_t downtime_limit_ms, int64_t postcopy_after)
+forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t nonzero_mib, int64_t dirty_mib_s,
+                            int64_t bw_mib_s, int64_t downtime_limit_ms, int64_t postcopy_after)
 {
     forecast_in in = {
         .memory_bytes = (uint64_t)(memory_mib > 0 ? memory_mib : 0) << 20,
+        .nonzero_bytes = (uint64_t)(nonzero_mib > 0 && nonzero_mib < memory_mib ? nonzero_mib : 0) << 20,
         .dirty_bytes_s = (uint64_t)(dirty_mib_s > 0 ? dirty_mib_s : 0) << 20,
         .bandwidth_bytes_s = (uint64_t)(bw_mib_s > 0 ? bw_mib_s : 1) << 20,
         .max_downtime_ms = (uint64_t)(downtime_limit_ms > 0 ? downtime_limit_ms : 1),
@@ -60,14 +61,17 @@ void forecast_run(const forecast_in *in, forecast_mode m, forecast_out *out)
     memset(out, 0, sizeof(*out));
     double bw = in->bandwidth_bytes_s ? (double)in->bandwidth_bytes_s : 1.0;
     double mem = (double)in->memory_bytes;
-    double ws = in->working_set_bytes && in->working_set_bytes < in->memory_bytes ? (double)in->working_set_bytes : mem;
+    /* the first pass: what is not zero pages, when known */
+    double first = in->nonzero_bytes && in->nonzero_bytes < in->memory_bytes ? (double)in->nonzero_bytes : mem;
+    double ws =
+        in->working_set_bytes && in->working_set_bytes < in->memory_bytes ? (double)in->working_set_bytes : first;
     double rate = (double)in->dirty_bytes_s;
     /* what fits in the allowed pause */
     double fits = bw * (double)in->max_downtime_ms / 1000.0;
     int max_passes = in->max_passes > 0 ? in->max_passes : 1;
     int pc_after = in->postcopy_after_passes > 0 ? in->postcopy_after_passes : 1;
     int throttle = 0, high = 0;
-    double send = mem, secs = 0, bytes = 0;
+    double send = first, secs = 0, bytes = 0;
     for (int pass = 1;; pass++) {
         double t = send / bw;
         secs += t;

@@ -5,8 +5,10 @@
  * configured or observed bandwidth).
  *
  * The model (docs/DESIGN.md "Forecast") follows QEMU's RAM migration pass by pass. A pass sends
- * what is dirty at its start (the first pass: all memory) at the bandwidth; while it runs the
- * guest dirties pages at its dirty rate, at most its writable working set. At the end of a pass
+ * what is dirty at its start (the first pass: the memory that is not zero pages — QEMU sends a
+ * zero page as a flag — or all of it when that is not known) at the bandwidth; while it runs
+ * the guest dirties pages at its dirty rate, at most its working set (taken as its non-zero
+ * memory: what a guest has written). At the end of a pass
  * QEMU stops the guest and sends the rest when that rest fits in the allowed downtime; the pause
  * is that transfer plus a fixed switch-over cost (device state, the last handshake).
  * Auto-converge throttles the vCPUs when a pass dirtied more than half of what it sent: 20 %
@@ -31,25 +33,26 @@ typedef enum forecast_mode {
 
 /* What the forecast starts from. */
 typedef struct forecast_in {
-    uint64_t memory_bytes;       /* the guest's RAM (> 0) */
-    uint64_t working_set_bytes;  /* what it rewrites at most; 0 = all of its memory */
-    uint64_t dirty_bytes_s;      /* its dirty rate */
-    uint64_t bandwidth_bytes_s;  /* the link, or the migration's cap (> 0) */
-    uint64_t max_downtime_ms;    /* the pause QEMU may take to finish a pre-copy (> 0) */
-    uint64_t setup_ms;           /* fixed cost before the first byte: checks, prepare, connect */
-    uint64_t switch_ms;          /* the pause's fixed part: device state, the last handshake */
-    int postcopy_after_passes;   /* post-copy switches after this many passes (>= 1) */
-    int max_passes;              /* a pre-copy not done after this many passes does not converge */
+    uint64_t memory_bytes;      /* the guest's RAM (> 0) */
+    uint64_t nonzero_bytes;     /* of it, what is not zero pages (the first pass sends these); 0 = unknown: all */
+    uint64_t working_set_bytes; /* what it rewrites at most; 0 = its non-zero memory, else all of it */
+    uint64_t dirty_bytes_s;     /* its dirty rate */
+    uint64_t bandwidth_bytes_s; /* the link, or the migration's cap (> 0) */
+    uint64_t max_downtime_ms;   /* the pause QEMU may take to finish a pre-copy (> 0) */
+    uint64_t setup_ms;          /* fixed cost before the first byte: checks, prepare, connect */
+    uint64_t switch_ms;         /* the pause's fixed part: device state, the last handshake */
+    int postcopy_after_passes;  /* post-copy switches after this many passes (>= 1) */
+    int max_passes;             /* a pre-copy not done after this many passes does not converge */
 } forecast_in;
 
 /* What one mode is forecast to do. */
 typedef struct forecast_out {
-    bool converges;        /* it ends on its own (post-copy always does) */
-    uint64_t duration_ms;  /* from the request to the end; with !converges, up to max_passes */
-    uint64_t downtime_ms;  /* the guest's pause; with !converges, what the last pass left */
-    uint64_t bytes;        /* memory sent, every pass counted */
-    int passes;            /* pre-copy passes (post-copy: before the switch) */
-    int throttle_pct;      /* auto-converge: the vCPU throttle reached (0 else) */
+    bool converges;       /* it ends on its own (post-copy always does) */
+    uint64_t duration_ms; /* from the request to the end; with !converges, up to max_passes */
+    uint64_t downtime_ms; /* the guest's pause; with !converges, what the last pass left */
+    uint64_t bytes;       /* memory sent, every pass counted */
+    int passes;           /* pre-copy passes (post-copy: before the switch) */
+    int throttle_pct;     /* auto-converge: the vCPU throttle reached (0 else) */
 } forecast_out;
 
 /* Objectives of a request; 0 = none. */
@@ -61,12 +64,12 @@ typedef struct forecast_objectives {
 /* A pre-copy not done after this many passes is forecast not to converge. */
 #define FORECAST_MAX_PASSES 30
 
-/* The inputs of a ferry migration's forecast: memory and dirty rate as its source sampled
- * them (MiB, MiB/s), the bandwidth (MiB/s), QEMU's downtime limit (ms), the passes before a
+/* The inputs of a ferry migration's forecast: memory, its non-zero part (0: unknown) and dirty
+ * rate as its source sampled them (MiB, MiB/s), the bandwidth (MiB/s), QEMU's downtime limit (ms), the passes before a
  * post-copy switch, and cs's fixed costs (forecast_setup_ms plus the forecast_sample_s sample
  * every migration takes first; forecast_switch_ms). One place for orch.c and forecastop.c. */
-forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t dirty_mib_s, int64_t bw_mib_s,
-                            int64_t downtime_limit_ms, int64_t postcopy_after);
+forecast_in forecast_in_for(const cfg_scheduler *cs, int64_t memory_mib, int64_t nonzero_mib, int64_t dirty_mib_s,
+                            int64_t bw_mib_s, int64_t downtime_limit_ms, int64_t postcopy_after);
 
 /* QEMU's downtime limit that keeps a guest's pause within pause_ms: the limit covers the memory
  * left, not the device state, so it is pause_ms less cs's switch-over cost (at least 1 ms);

@@ -27,7 +27,7 @@ typedef struct fc_job {
     int found;
     char uuid[40], ec2[32], host[256], vm_state[32];
     /* the agent's answer */
-    int64_t dirty_mib_s, memory_mib;
+    int64_t dirty_mib_s, memory_mib, nonzero_mib;
     char *refused; /* why, NULL when answered */
     /* a request's plan (forecastop_plan_request) instead of an answer to an operator */
     forecastop_plan_fn plan_done;
@@ -57,7 +57,8 @@ static void plan_finish(fc_job *j, int cancelled)
         p.note = xasprintf("no forecast (%s): the request runs as it asked", j->refused);
     } else {
         int64_t limit = j->limit_ms > 0 ? j->limit_ms : forecast_limit_for(cs, j->max_downtime_ms);
-        forecast_in in = forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, j->after);
+        forecast_in in =
+            forecast_in_for(cs, j->memory_mib, j->nonzero_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, j->after);
         forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                    .deadline_ms = (uint64_t)j->deadline_s * 1000};
         bool allowed[FORECAST_MODES] = {true, true, j->allow_postcopy != 0};
@@ -129,8 +130,8 @@ static void finish(fc_job *j)
     }
     const cfg_scheduler *cs = &j->s->cfg->scheduler;
     int64_t limit = forecast_limit_for(cs, j->max_downtime_ms);
-    forecast_in in =
-        forecast_in_for(cs, j->memory_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit, cs->postcopy_after_iterations);
+    forecast_in in = forecast_in_for(cs, j->memory_mib, j->nonzero_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
+                                     cs->postcopy_after_iterations);
     forecast_objectives obj = {.max_downtime_ms = (uint64_t)j->max_downtime_ms,
                                .deadline_ms = (uint64_t)j->deadline_s * 1000};
     json_object *b = json_object_new_object();
@@ -138,6 +139,7 @@ static void finish(fc_job *j)
     json_object_object_add(b, "uuid", json_object_new_string(j->uuid));
     json_object_object_add(b, "host", json_object_new_string(j->host));
     json_object_object_add(b, "memory_mib", json_object_new_int64(j->memory_mib));
+    json_object_object_add(b, "nonzero_mib", j->nonzero_mib > 0 ? json_object_new_int64(j->nonzero_mib) : NULL);
     json_object_object_add(b, "dirty_rate_mib_s", json_object_new_int64(j->dirty_mib_s));
     json_object_object_add(b, "bandwidth_mib_s", json_object_new_int64(j->bandwidth_mib_s));
     json_object_object_add(b, "bandwidth_from", json_object_new_string(j->bandwidth_from));
@@ -188,6 +190,7 @@ static void on_answer(mq_conn *c, int ok, const char *err, const mq_message *rep
     } else {
         j->dirty_mib_s = r.dirty.mib_s;
         j->memory_mib = r.dirty.memory_mib;
+        j->nonzero_mib = r.dirty.nonzero_mib;
     }
     orchreply_clear(&r);
     msg_envelope_free(env);

@@ -110,7 +110,7 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
     return NULL;
 }
 
-/* The policy that matches the instance (project, name, source host), highest priority first:
+/* The policy that matches the instance (project, name, source host and its group), highest priority first:
  * its defaults go into in->eff for what the request left out; in->policy names it. Objectives
  * it gives a request not planned yet set in->needs_plan. 0, or -1 on a database error. */
 static int apply_policy(db_conn *db, intake *in, const char *project, const char *name)
@@ -119,10 +119,12 @@ static int apply_policy(db_conn *db, intake *in, const char *project, const char
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r,
                 "SELECT name, post_copy::text, auto_converge::text, postcopy_after_iterations, bandwidth_mib_s,"
-                " max_downtime_ms, completion_timeout_s, objective_max_downtime_ms, objective_deadline_s"
+                " max_downtime_ms, completion_timeout_s, objective_max_downtime_ms, objective_deadline_s,"
+                " completion_action"
                 " FROM migration_policies p WHERE (p.project IS NULL OR p.project = $1)"
                 " AND (p.instance_glob IS NULL OR $2 LIKE ferry_glob_like(p.instance_glob))"
                 " AND (p.host_glob IS NULL OR $3 LIKE ferry_glob_like(p.host_glob))"
+                " AND (p.host_group IS NULL OR p.host_group = (SELECT h.host_group FROM hosts h WHERE h.name = $3))"
                 " ORDER BY p.priority DESC, p.name LIMIT 1",
                 3, p) < 0)
         return -1;
@@ -147,6 +149,11 @@ static int apply_policy(db_conn *db, intake *in, const char *project, const char
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
         if (!(e->options_given & ints[i].bit) && !PQgetisnull(r, 0, ints[i].col))
             *(int *)((char *)&e->options + ints[i].off) = atoi(PQgetvalue(r, 0, ints[i].col));
+    if (!(e->options_given & MSG_OPT_COMPLETION_ACTION) && !PQgetisnull(r, 0, 9)) {
+        int a = msg_completion_action_of(PQgetvalue(r, 0, 9));
+        if (a >= 0)
+            e->options.completion_action = a;
+    }
     int has_obj = e->objectives.max_downtime_ms || e->objectives.deadline_s;
     if (!has_obj && (!PQgetisnull(r, 0, 7) || !PQgetisnull(r, 0, 8))) {
         e->objectives.max_downtime_ms = PQgetisnull(r, 0, 7) ? 0 : atoi(PQgetvalue(r, 0, 7));
@@ -235,6 +242,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return -1;
     if (in->needs_plan)
         return 0; /* nothing written: planned first, then taken again */
+    /* a post-copy switch the request itself asks at its timeout needs post-copy allowed; one
+     * from a policy or the configuration falls back to an abort (the agent's rule) */
+    if ((rq->options_given & MSG_OPT_COMPLETION_ACTION) && rq->options.completion_action == MSG_COMPLETION_POSTCOPY &&
+        !rq->post_copy)
+        return refuse(db, in,
+                      "options.completion_action postcopy needs post-copy: the request (or its policy) does not "
+                      "allow post_copy");
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
@@ -322,7 +336,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         rq->objectives.max_downtime_ms ? odown : NULL,
                         rq->objectives.deadline_s ? odead : NULL,
                         in->plan,
-                        in->policy};
+                        in->policy,
+                        msg_completion_action_str(rq->options.completion_action)};
     /* one statement: the migration row; both hosts hold an allocation, the source's moved
      * under the migration and the destination's new one under the instance (inserted after
      * the move: it reads the move's result, so the instance never holds two at once); the
@@ -334,10 +349,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
             "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
             "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at,"
-            "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy)"
+            "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy, completion_action)"
             "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
             "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23)"
+            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23, $24)"
             "  RETURNING id),"
             " src AS ("
             "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
@@ -350,7 +365,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
             "  RETURNING request_id)"
             " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-            23, mp) < 0)
+            24, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
         strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
@@ -665,6 +680,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     defs.bandwidth_mib_s = (int)s->cfg->scheduler.bandwidth_mib_s;
     defs.max_downtime_ms = (int)s->cfg->scheduler.max_downtime_ms;
     defs.completion_timeout_s = (int)s->cfg->scheduler.completion_timeout_s;
+    defs.completion_action = s->cfg->scheduler.completion_action;
     msg_request rq = {0};
     f.req = msg_envelope_id(env);
     if (msg_request_parse(env, &defs, &rq, &err) < 0) {

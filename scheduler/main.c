@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mq.h"
 #include "orchcall.h"
+#include "policy.h"
 #include "drain.h"
 #include "schema.h"
 #include "sched.h"
@@ -113,6 +114,11 @@ typedef struct start_check {
     char started_at[64]; /* the database's clock */
 } start_check;
 
+static int sync_policies(db_conn *db, void *arg, char **err)
+{
+    return policyop_sync_config(db, arg, err);
+}
+
 static int start_check_work(db_conn *db, void *arg, char **err)
 {
     start_check *c = arg;
@@ -126,6 +132,13 @@ static int start_check_work(db_conn *db, void *arg, char **err)
         return -1;
     }
     strlcpy_f(c->started_at, PQgetvalue(now, 0, 0), sizeof(c->started_at));
+    /* the configuration file's policies, as they are in this replica's file */
+    if (db_tx(db, "READ COMMITTED", sync_policies, c->s->config_policies, NULL, err) < 0) {
+        char *e = *err;
+        *err = xasprintf("could not write the configuration file's policies: %s", e);
+        free(e);
+        return -1;
+    }
     return 0;
 }
 
@@ -313,23 +326,35 @@ int main(int argc, char **argv)
     const app_override ov[] = {{"log", "level", level_arg}, {"scheduler", "name", name_arg}};
     if (app_start_config(PROG, optind, argc, argv, config_path, ov, ARRAY_SIZE(ov), &cfg) != 0)
         return 2;
+    /* the file's [policy NAME]s, checked before anything starts (written at the database's check) */
+    json_object *config_policies = NULL;
+    char *perr = NULL;
+    if (policy_config_bodies(&cfg, &config_policies, &perr) < 0) {
+        fprintf(stderr, PROG ": %s\n", perr);
+        free(perr);
+        cfg_free(&cfg);
+        return 2;
+    }
     if (check_only) {
         print_config(&cfg);
+        json_object_put(config_policies);
         cfg_free(&cfg);
         return 0;
     }
     if (app_setup_log(PROG, &cfg) < 0) {
+        json_object_put(config_policies);
         cfg_free(&cfg);
         return 2;
     }
     if (do_upgrade) {
         int rc = db_upgrade(&cfg);
+        json_object_put(config_policies);
         cfg_free(&cfg);
         log_close();
         return rc;
     }
 
-    sched s = {.cfg = &cfg, .http_port = http_port};
+    sched s = {.cfg = &cfg, .http_port = http_port, .config_policies = config_policies};
     s.name = *cfg.scheduler.name ? xstrdup(cfg.scheduler.name) : app_hostname();
     log_set_host(s.name);
     evthread_use_pthreads(); /* the database worker and mq's connect worker post to the loop (evq) */
@@ -395,6 +420,7 @@ out:
     app_signals_free(sig);
     event_base_free(s.base);
     free(s.name);
+    json_object_put(s.config_policies);
     cfg_free(&cfg);
     log_close();
     return s.exit_code;

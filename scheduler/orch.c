@@ -121,8 +121,8 @@ static int recovery_deadline(orch *o)
     int64_t window = o->s->cfg->scheduler.postcopy_recovery_s * 1000;
     if (orchcore_recovery_goes_on(o->recover_since_ms, mono_ms(), window))
         return 0;
-    _cleanup_free_ char *why = orchcore_recovery_error(o->source, o->dest, o->uuid,
-                                                       o->s->cfg->scheduler.postcopy_recovery_s, o->recover_last);
+    _cleanup_free_ char *why =
+        orchcore_recovery_error(o->source, o->dest, o->uuid, o->s->cfg->scheduler.postcopy_recovery_s, o->recover_last);
     log_error(&o->lf, "migration %lld: %s", (long long)o->id, why);
     orchtx_finish(o, MIG_ERROR, why, NULL);
     return 1;
@@ -175,8 +175,7 @@ static void recover_dest_seen(orch *o, const orchreply *r)
         return;
     case ORCH_RECOVER_PAUSE_DEST:
         o->recover_dest_waits = 0;
-        orchcall_call(o, o->dest, ORCHREPLY_PAUSE_POSTCOPY, json_object_new_object(), dest_paused,
-                      recover_call_failed);
+        orchcall_call(o, o->dest, ORCHREPLY_PAUSE_POSTCOPY, json_object_new_object(), dest_paused, recover_call_failed);
         return;
     case ORCH_RECOVER_WAIT:
         o->recover_dest_waits++;
@@ -202,10 +201,9 @@ static void recover(orch *o, const orchreply *r)
     if (!o->recovering) {
         o->recovering = 1;
         o->recover_since_ms = mono_ms();
-        _cleanup_free_ char *msg =
-            xasprintf("post-copy stream from %s to %s broke (%s): recovering, resumed for up to %lld s", o->source,
-                      o->dest, r->job.error ? r->job.error : "no reason given",
-                      (long long)o->s->cfg->scheduler.postcopy_recovery_s);
+        _cleanup_free_ char *msg = xasprintf(
+            "post-copy stream from %s to %s broke (%s): recovering, resumed for up to %lld s", o->source, o->dest,
+            r->job.error ? r->job.error : "no reason given", (long long)o->s->cfg->scheduler.postcopy_recovery_s);
         log_warn(&o->lf, "migration %lld: %s", (long long)o->id, msg);
         orchtx_recovering(o, 1, msg);
     }
@@ -332,6 +330,8 @@ static void start_live(orch *o)
     json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(o->bw));
     json_object_object_add(b, "max_downtime_ms", json_object_new_int(o->downtime));
     json_object_object_add(b, "completion_timeout_s", json_object_new_int(o->timeout));
+    json_object_object_add(b, "completion_action",
+                           json_object_new_string(msg_completion_action_str(o->completion_action)));
     /* the downtime ramp ([scheduler] downtime_steps): up to max_downtime_ms, a step every
      * downtime_delay_s per GiB of the guest's memory (at least 100 ms) */
     const cfg_scheduler *cs = &o->s->cfg->scheduler;
@@ -419,10 +419,11 @@ static void forecast_sampled(orch *o, const orchreply *r)
     int64_t bw = o->bw > 0 ? o->bw : cs->forecast_bandwidth_mib_s;
     forecast_mode m = o->post_copy ? FORECAST_POSTCOPY : o->auto_converge ? FORECAST_AUTO_CONVERGE : FORECAST_PRECOPY;
     /* QEMU is given the migration's max_downtime_ms as its limit */
-    forecast_in in = forecast_in_for(cs, r->dirty.memory_mib, r->dirty.mib_s, bw, o->downtime, o->after);
+    forecast_in in =
+        forecast_in_for(cs, r->dirty.memory_mib, r->dirty.nonzero_mib, r->dirty.mib_s, bw, o->downtime, o->after);
     forecast_out f;
     forecast_run(&in, m, &f);
-    orchtx_forecast(o, m, &f, r->dirty.mib_s, bw);
+    orchtx_forecast(o, m, &f, r->dirty.mib_s, r->dirty.nonzero_mib, bw);
     check_destination(o);
 }
 
@@ -533,7 +534,8 @@ static int start_work(db_conn *db, void *arg, char **err)
             " m.block_migration, m.post_copy, m.auto_converge, m.postcopy_after_iterations, m.bandwidth_mib_s,"
             " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active,"
             " coalesce(m.objective_deadline_s, 0),"
-            " greatest(0, (extract(epoch FROM now() - coalesce(m.started_at, now())) * 1000)::bigint)"
+            " greatest(0, (extract(epoch FROM now() - coalesce(m.started_at, now())) * 1000)::bigint),"
+            " m.completion_action"
             " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
             " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
             2, p) < 0) {
@@ -595,6 +597,9 @@ static void start_done(void *arg, int rc, char *err)
     o->postcopy = strcmp(PQgetvalue(r, 0, 15), "t") == 0;
     o->obj_deadline_s = atoi(PQgetvalue(r, 0, 16));
     o->started_mono_ms = t0 - atoll(PQgetvalue(r, 0, 17));
+    o->completion_action = msg_completion_action_of(PQgetvalue(r, 0, 18));
+    if (o->completion_action < 0)
+        o->completion_action = MSG_COMPLETION_ABORT;
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;

@@ -32,21 +32,22 @@ struct orch {
     mig_status status;
     char block[8];
     int post_copy, auto_converge, after, bw, downtime, timeout;
+    int completion_action; /* msg_completion_action: what the agent does at the timeout */
     int64_t epoch;
     char epoch_s[24];
-    json_object *src_disks; /* check_source's disks, as orchreply_read checked them, for pre_live_migration */
+    json_object *src_disks;  /* check_source's disks, as orchreply_read checked them, for pre_live_migration */
     json_object *dest_check; /* check_destination's body while the forecast's dirty_rate is asked */
-    char *fail_reason;      /* the destination is being rolled back for this reason */
-    orch_cause fail_cause;  /* ... and the migration then ends as this says */
-    char *abort_reason;     /* an abort was sent to the source: the reason the migration ends with */
-    orch_cause abort_cause; /* ... and its cause */
-    int gen;                /* bumped when the orchestration turns to failure: older replies are dropped */
+    char *fail_reason;       /* the destination is being rolled back for this reason */
+    orch_cause fail_cause;   /* ... and the migration then ends as this says */
+    char *abort_reason;      /* an abort was sent to the source: the reason the migration ends with */
+    orch_cause abort_cause;  /* ... and its cause */
+    int gen;                 /* bumped when the orchestration turns to failure: older replies are dropped */
     int prepared;
     int finishing;
     int polling;
     int postcopy;
     int abort_sent, fc_sent, deadline_hit;
-    int soft_tries; /* abort / force-complete calls refused so far */
+    int soft_tries;           /* abort / force-complete calls refused so far */
     int recovering;           /* sub-state of running: the post-copy stream broke, resume_postcopy is retried */
     int64_t recover_since_ms; /* monotonic: when this replica saw the recovery begin */
     int recover_tries;        /* resume_postcopy calls sent */
@@ -55,10 +56,10 @@ struct orch {
                                * on the source is not cut short by the deadline) */
     char *recover_last;       /* the last failure of the recovery (for the final message), or NULL */
     int64_t last_progress_ms;
-    int obj_deadline_s;       /* the request's deadline objective (0: none) */
-    int64_t memory_mb;        /* the guest's memory as check_source read it (0: not read by this replica) */
-    int64_t started_mono_ms;  /* monotonic: when the migration was accepted, as the row says */
-    int64_t lease_ms; /* monotonic time until which this replica surely holds the lease */
+    int obj_deadline_s;      /* the request's deadline objective (0: none) */
+    int64_t memory_mb;       /* the guest's memory as check_source read it (0: not read by this replica) */
+    int64_t started_mono_ms; /* monotonic: when the migration was accepted, as the row says */
+    int64_t lease_ms;        /* monotonic time until which this replica surely holds the lease */
     struct event *poll_ev;
     log_fields lf;
 };

@@ -398,7 +398,9 @@ int orchreply_read(orchreply_method m, json_object *body, orchreply *out, char *
             rc = orchreply_get_int(body, "body.", "dirty_rate_mib_s", 1, 0, ORCHREPLY_MAX_MEMORY_MB, &out->dirty.mib_s,
                                    why) < 0 ||
                          orchreply_get_int(body, "body.", "memory_mib", 1, 1, ORCHREPLY_MAX_MEMORY_MB,
-                                           &out->dirty.memory_mib, why) < 0
+                                           &out->dirty.memory_mib, why) < 0 ||
+                         orchreply_get_int(body, "body.", "nonzero_mib", 0, 1, ORCHREPLY_MAX_MEMORY_MB,
+                                           &out->dirty.nonzero_mib, why) < 0
                      ? -1
                      : 0;
             break;

@@ -86,7 +86,8 @@ typedef enum orchreply_resume {
 typedef struct orchreply_stats {
     int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
     int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
-    int64_t memory_bps, dirty_pages_s; /* the transfer rate (bytes/s) and libvirt's dirty rate (pages/s), 0..ORCHREPLY_MAX_BYTES */
+    int64_t memory_bps,
+        dirty_pages_s; /* the transfer rate (bytes/s) and libvirt's dirty rate (pages/s), 0..ORCHREPLY_MAX_BYTES */
 } orchreply_stats;
 
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */
@@ -131,8 +132,9 @@ typedef struct orchreply {
     orchreply_resume resume;
     /* ok, dirty_rate: all required */
     struct {
-        int64_t mib_s;      /* 0..ORCHREPLY_MAX_MEMORY_MB per second */
-        int64_t memory_mib; /* 1..ORCHREPLY_MAX_MEMORY_MB */
+        int64_t mib_s;       /* 0..ORCHREPLY_MAX_MEMORY_MB per second */
+        int64_t memory_mib;  /* 1..ORCHREPLY_MAX_MEMORY_MB */
+        int64_t nonzero_mib; /* 0 (not given) or 1..ORCHREPLY_MAX_MEMORY_MB: what is not zero pages */
     } dirty;
 } orchreply;
 

@@ -324,7 +324,7 @@ typedef struct fcrec {
     sched *s;
     int64_t id;
     char id_s[24], epoch_s[24];
-    char mode[16], converges[2], duration[24], downtime[24], bytes[24], dirty[24], bw[24];
+    char mode[16], converges[2], duration[24], downtime[24], bytes[24], dirty[24], bw[24], nonzero[24];
     char *message;
 } fcrec;
 
@@ -332,14 +332,24 @@ static int fcrec_tx(db_conn *db, void *arg, char **err)
 {
     (void)err;
     fcrec *r = arg;
-    const char *p[] = {r->id_s,     r->s->name,  r->epoch_s, r->mode,  r->converges,
-                       r->duration, r->downtime, r->bytes,   r->dirty, r->bw};
+    const char *p[] = {r->id_s,
+                       r->s->name,
+                       r->epoch_s,
+                       r->mode,
+                       r->converges,
+                       r->duration,
+                       r->downtime,
+                       r->bytes,
+                       r->dirty,
+                       r->bw,
+                       *r->nonzero ? r->nonzero : NULL};
     if (db_exec(db, NULL,
                 "UPDATE migrations SET forecast_mode = $4, forecast_converges = $5::boolean,"
                 " forecast_duration_ms = $6::bigint, forecast_downtime_ms = $7::bigint, forecast_bytes = $8::bigint,"
-                " forecast_dirty_mib_s = $9::bigint, forecast_bandwidth_mib_s = $10::bigint, updated_at = now()"
+                " forecast_dirty_mib_s = $9::bigint, forecast_bandwidth_mib_s = $10::bigint,"
+                " forecast_nonzero_mib = $11::bigint, updated_at = now()"
                 " WHERE id = $1::bigint AND owner = $2 AND epoch = $3::bigint",
-                10, p) < 0)
+                11, p) < 0)
         return -1;
     return ledger_record(db, r->s->name, r->id, "scheduler", NULL, LEDGER_NO_STATUS, "forecast", r->message);
 }
@@ -363,7 +373,8 @@ static void fcrec_done(void *arg, int rc, char *err)
     free(r);
 }
 
-void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t bandwidth_mib_s)
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t nonzero_mib,
+                     int64_t bandwidth_mib_s)
 {
     fcrec *r = xcalloc(1, sizeof(*r));
     r->s = o->s;
@@ -377,6 +388,8 @@ void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t
     snprintf(r->bytes, sizeof(r->bytes), "%lld", f->bytes > INT64_MAX ? (long long)INT64_MAX : (long long)f->bytes);
     snprintf(r->dirty, sizeof(r->dirty), "%lld", (long long)dirty_mib_s);
     snprintf(r->bw, sizeof(r->bw), "%lld", (long long)bandwidth_mib_s);
+    if (nonzero_mib > 0)
+        snprintf(r->nonzero, sizeof(r->nonzero), "%lld", (long long)nonzero_mib);
     if (f->converges)
         r->message =
             xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "

@@ -32,6 +32,7 @@ void orchtx_recovering(orch *o, int on, const char *message);
 /* Stores the forecast of o taken before it moves (issue #18: mode, converges, duration, pause,
  * bytes, the dirty rate and bandwidth it assumed) on the migration, with an event of kind
  * `forecast` saying it, on the database worker (guarded by owner and epoch). f is copied. */
-void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t bandwidth_mib_s);
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t nonzero_mib,
+                     int64_t bandwidth_mib_s);
 
 #endif

@@ -51,40 +51,18 @@ static const char *opt_bool(int v)
     return v < 0 ? NULL : v ? "true" : "false";
 }
 
-static int pol_tx(db_conn *db, void *arg, char **err)
+/* the refusal of an operator's change to a policy the configuration file defines */
+static char *config_owned(const char *name)
 {
-    pol_job *j = arg;
-    if (j->op == POL_LIST) {
-        _cleanup_pq_ PGresult *r = NULL;
-        if (db_exec(
-                db, &r,
-                "SELECT coalesce(json_agg(p ORDER BY p.priority DESC, p.name), '[]') FROM ("
-                " SELECT name, priority, project, instance_glob AS instance, host_glob AS host, post_copy,"
-                "  auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
-                "  objective_max_downtime_ms, objective_deadline_s, updated_at, updated_by,"
-                "  (SELECT count(*) FROM migrations m WHERE m.policy = x.name) AS migrations"
-                " FROM migration_policies x) p",
-                0, NULL) < 0) {
-            *err = xstrdup(db_error(db));
-            return -1;
-        }
-        json_object_put(j->list);
-        j->list = json_tokener_parse(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "[]");
-        return 0;
-    }
-    if (j->op == POL_DELETE) {
-        const char *p[] = {j->name};
-        _cleanup_pq_ PGresult *r = NULL;
-        if (db_exec(db, &r, "DELETE FROM migration_policies WHERE name = $1 RETURNING name", 1, p) < 0) {
-            *err = xstrdup(db_error(db));
-            return -1;
-        }
-        j->found = PQntuples(r);
-        return 0;
-    }
-    const policy *q = &j->p;
+    return xasprintf("policy %s is defined in the scheduler's configuration file ([policy %s]): change it there", name,
+                     name);
+}
+
+int policyop_upsert(db_conn *db, const policy *q, const char *by, int from_config, int *created, char **refused)
+{
     char pr[16], a[16], b[16], c[16], d[16], e[16], f[16];
     snprintf(pr, sizeof(pr), "%d", q->priority);
+    const char *source = from_config ? "config" : "operator";
     const char *p[] = {q->name,
                        pr,
                        q->project,
@@ -98,31 +76,117 @@ static int pol_tx(db_conn *db, void *arg, char **err)
                        opt_int(d, sizeof(d), q->completion_timeout_s),
                        opt_int(e, sizeof(e), q->objective_max_downtime_ms),
                        opt_int(f, sizeof(f), q->objective_deadline_s),
-                       j->sender};
+                       by,
+                       q->host_group,
+                       q->completion_action < 0 ? NULL : msg_completion_action_str(q->completion_action),
+                       source};
     _cleanup_pq_ PGresult *r = NULL;
-    /* the whole policy is what the request says: a field it leaves out is unset */
+    /* the whole policy is what the request says: a field it leaves out is unset. An operator's
+     * set leaves a policy of the configuration file alone (no row back); the file's own
+     * replaces any */
     if (db_exec(db, &r,
                 "INSERT INTO migration_policies (name, priority, project, instance_glob, host_glob, post_copy,"
                 " auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
-                " objective_max_downtime_ms, objective_deadline_s, updated_by)"
+                " objective_max_downtime_ms, objective_deadline_s, updated_by, host_group, completion_action, source)"
                 " VALUES ($1, $2::int, $3, $4, $5, $6::boolean, $7::boolean, $8::int, $9::int, $10::int, $11::int,"
-                "  $12::int, $13::int, $14)"
+                "  $12::int, $13::int, $14, $15, $16, $17)"
                 " ON CONFLICT (name) DO UPDATE SET priority = EXCLUDED.priority, project = EXCLUDED.project,"
                 "  instance_glob = EXCLUDED.instance_glob, host_glob = EXCLUDED.host_glob,"
-                "  post_copy = EXCLUDED.post_copy, auto_converge = EXCLUDED.auto_converge,"
+                "  host_group = EXCLUDED.host_group, post_copy = EXCLUDED.post_copy,"
+                "  auto_converge = EXCLUDED.auto_converge,"
                 "  postcopy_after_iterations = EXCLUDED.postcopy_after_iterations,"
                 "  bandwidth_mib_s = EXCLUDED.bandwidth_mib_s, max_downtime_ms = EXCLUDED.max_downtime_ms,"
                 "  completion_timeout_s = EXCLUDED.completion_timeout_s,"
+                "  completion_action = EXCLUDED.completion_action,"
                 "  objective_max_downtime_ms = EXCLUDED.objective_max_downtime_ms,"
                 "  objective_deadline_s = EXCLUDED.objective_deadline_s, updated_at = now(),"
-                "  updated_by = EXCLUDED.updated_by"
+                "  updated_by = EXCLUDED.updated_by, source = EXCLUDED.source"
+                "  WHERE EXCLUDED.source = 'config' OR migration_policies.source = 'operator'"
                 " RETURNING (xmax = 0)",
-                14, p) < 0) {
-        *err = xstrdup(db_error(db));
+                17, p) < 0)
+        return -1;
+    if (PQntuples(r) != 1) {
+        *refused = config_owned(q->name);
+        return 0;
+    }
+    *created = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    return 0;
+}
+
+int policyop_sync_config(db_conn *db, json_object *bodies, char **err)
+{
+    size_t n = bodies ? json_object_array_length(bodies) : 0;
+    json_object *names = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        policy q;
+        char *why = NULL;
+        int created = 0;
+        if (policy_read(json_object_array_get_idx(bodies, i), &q, &why) < 0 ||
+            policyop_upsert(db, &q, "configuration file", 1, &created, &why) < 0) {
+            *err = why ? why : xasprintf("could not write policy %s: %s", q.name, db_error(db));
+            json_object_put(names);
+            return -1;
+        }
+        json_object_array_add(names, json_object_new_string(q.name));
+    }
+    /* a policy the file had and has no more goes */
+    const char *p[] = {json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN)};
+    _cleanup_pq_ PGresult *r = NULL;
+    int rc = db_exec(db, &r,
+                     "DELETE FROM migration_policies WHERE source = 'config'"
+                     " AND name NOT IN (SELECT jsonb_array_elements_text($1::jsonb)) RETURNING name",
+                     1, p);
+    json_object_put(names);
+    if (rc < 0) {
+        *err = xasprintf("could not remove the configuration's old policies: %s", db_error(db));
         return -1;
     }
-    j->found = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (n || PQntuples(r))
+        log_info(NULL, "policies of the configuration file: %zu written, %d removed", n, PQntuples(r));
     return 0;
+}
+
+static int pol_tx(db_conn *db, void *arg, char **err)
+{
+    pol_job *j = arg;
+    if (j->op == POL_LIST) {
+        _cleanup_pq_ PGresult *r = NULL;
+        if (db_exec(
+                db, &r,
+                "SELECT coalesce(json_agg(p ORDER BY p.priority DESC, p.name), '[]') FROM ("
+                " SELECT name, priority, project, instance_glob AS instance, host_glob AS host, host_group, post_copy,"
+                "  auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
+                "  completion_action, objective_max_downtime_ms, objective_deadline_s, source, updated_at, updated_by,"
+                "  (SELECT count(*) FROM migrations m WHERE m.policy = x.name) AS migrations"
+                " FROM migration_policies x) p",
+                0, NULL) < 0) {
+            *err = xstrdup(db_error(db));
+            return -1;
+        }
+        json_object_put(j->list);
+        j->list = json_tokener_parse(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "[]");
+        return 0;
+    }
+    if (j->op == POL_DELETE) {
+        const char *p[] = {j->name};
+        _cleanup_pq_ PGresult *r = NULL;
+        if (db_exec(db, &r,
+                    "WITH d AS (DELETE FROM migration_policies WHERE name = $1 AND source = 'operator' RETURNING name)"
+                    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM migration_policies"
+                    "  WHERE name = $1 AND source = 'config')",
+                    1, p) < 0) {
+            *err = xstrdup(db_error(db));
+            return -1;
+        }
+        j->found = atoi(PQgetvalue(r, 0, 0));
+        if (atoi(PQgetvalue(r, 0, 1)))
+            j->refused = config_owned(j->name);
+        return 0;
+    }
+    int rc = policyop_upsert(db, &j->p, j->sender, 0, &j->found, &j->refused);
+    if (rc < 0)
+        *err = xstrdup(db_error(db));
+    return rc;
 }
 
 static int pol_work(db_conn *db, void *arg, char **err)
@@ -152,6 +216,12 @@ static void pol_done(void *arg, int rc, char *err)
         return;
     }
     free(err);
+    if (j->refused) {
+        log_warn(&f, "%s from %s refused: %s", op_type[j->op], j->sender, j->refused);
+        json_object_object_add(b, "reason", json_object_new_string(j->refused));
+        reply_and_free(j, b, "refused");
+        return;
+    }
     if (j->op == POL_LIST) {
         json_object_object_add(b, "policies", json_object_get(j->list ? j->list : json_object_new_array()));
         reply_and_free(j, b, "result");

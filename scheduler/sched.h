@@ -53,9 +53,10 @@ typedef struct sched {
     int64_t reconcile_repairs[RECONCILE_REPAIR_COUNT];        /* for ferry_reconciler_repairs_total */
     int64_t reconcile_unresolved[RECONCILE_UNRESOLVED_COUNT]; /* what the last pass could not prove */
     /* the drainer (drain.c) */
-    int drain_busy;          /* a pass is with the database worker */
-    int drain_again;         /* ... and another was asked meanwhile */
-    int64_t drain_next_ms;   /* monotonic time of the next pass */
+    int drain_busy;               /* a pass is with the database worker */
+    int drain_again;              /* ... and another was asked meanwhile */
+    int64_t drain_next_ms;        /* monotonic time of the next pass */
+    json_object *config_policies; /* the configuration file's [policy NAME]s as policy.set bodies */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
@@ -110,6 +111,14 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
  * upserted (policy.c reads it), deleted, or all of them answered; replies <type>.accepted
  * (policy.list.result) or <type>.refused with the reason. Owns d and env. */
 void policyop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
+struct policy;
+/* Upserts policy q (borrowed) in db's transaction, written by `by`, kept as the configuration
+ * file's (from_config) or an operator's; *created says a new row. An operator's change to a
+ * policy of the file is not made: 0 with *refused (caller frees). -1 on a database error. */
+int policyop_upsert(db_conn *db, const struct policy *q, const char *by, int from_config, int *created, char **refused);
+/* Writes the configuration file's policies (bodies: policy_config_bodies's, borrowed) in db's
+ * transaction and removes those of the file no longer in it. 0, or -1 with *err (caller frees). */
+int policyop_sync_config(db_conn *db, json_object *bodies, char **err);
 /* The bandwidth a forecast assumes for migrations from src (to dest; NULL: to any host), and
  * where the figure comes from (static text): [scheduler] bandwidth_mib_s when set, else the
  * median rate of the last (at most 10, at least 3) completed migrations between them that no
@@ -120,12 +129,12 @@ int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const
 /* A migration request's plan for its objectives (issue #18), from a forecast taken before
  * anything is claimed. */
 typedef struct forecastop_plan {
-    int cancelled;      /* the scheduler is stopping: nothing was decided */
-    int taken;          /* 0: no forecast (note says why): the request runs as it asked */
-    int feasible;       /* taken: a mode meets the objectives (else note says why none does) */
-    int mode;           /* feasible: the forecast_mode chosen */
-    int64_t limit_ms;   /* feasible: QEMU's downtime limit the forecast assumed */
-    char *note;         /* what was decided, in words (the callback takes it) */
+    int cancelled;    /* the scheduler is stopping: nothing was decided */
+    int taken;        /* 0: no forecast (note says why): the request runs as it asked */
+    int feasible;     /* taken: a mode meets the objectives (else note says why none does) */
+    int mode;         /* feasible: the forecast_mode chosen */
+    int64_t limit_ms; /* feasible: QEMU's downtime limit the forecast assumed */
+    char *note;       /* what was decided, in words (the callback takes it) */
 } forecastop_plan;
 typedef void (*forecastop_plan_fn)(void *arg, forecastop_plan *plan);
 /* Plans request rq (borrowed until done runs) against its objectives: the instance's host
@@ -167,6 +176,7 @@ typedef enum api_what {
     API_HOSTS,
     API_HOST,
     API_HOST_SET_STATE,
+    API_HOST_SET_GROUP,
     API_INSTANCES,
     API_MIGRATIONS,
     API_MIGRATION,
@@ -176,8 +186,9 @@ typedef struct api_read api_read;
 typedef void (*api_done_fn)(sched *s, api_read *r, void *arg);
 struct api_read {
     api_what what;
-    char *name;           /* API_HOST, API_HOST_SET_STATE: the host; API_RESOLVE_INSTANCE: the reference */
-    char *state, *reason; /* API_HOST_SET_STATE (reason may be NULL) */
+    char *name;           /* API_HOST, API_HOST_SET_*: the host; API_RESOLVE_INSTANCE: the reference */
+    char *state, *reason; /* API_HOST_SET_STATE (reason may be NULL); API_HOST_SET_GROUP: state is the group
+                           * (NULL: none) */
     char *filter;         /* API_INSTANCES: the host, API_MIGRATIONS: the status (NULL: all) */
     int limit;            /* API_MIGRATIONS */
     int64_t id;           /* API_MIGRATION */

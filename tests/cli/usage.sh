@@ -61,20 +61,24 @@ check "ferryctl ping without host" out_has 2 'ping needs exactly one HOST' "$bin
 check "ferryctl bad output" out_has 2 'text or json' "$bin/ferryctl" -o yaml check
 check "ferryctl bad timeout" out_has 2 'number of milliseconds' "$bin/ferryctl" --timeout soon check
 # every verb has --help, and bad arguments exit 2 before any connection is tried
-for v in "host list" "host show" "host disable" "host enable" "host drain" "host evacuate" "drain list" "drain show" \
+for v in "host list" "host show" "host disable" "host enable" "host group" "host drain" "host evacuate" "drain list" "drain show" \
   "drain cancel" "instance list" migrate \
   "instances live_migration" "migration list" "migration show" "migration events" "migration abort" \
-  "migration force-complete" check ping rpc; do
+  "migration force-complete" "policy list" "policy show" "policy set" "policy delete" check ping rpc; do
   # shellcheck disable=SC2086
   check "ferryctl $v --help" out_has 0 "^Usage: ferryctl \[OPTION\]\.\.\. $v" "$bin/ferryctl" $v --help
 done
 check "ferryctl help host show" out_has 0 'the seed' "$bin/ferryctl" help host show
-check "ferryctl host without a verb" out_has 2 "'host' needs one of: list show disable enable drain evacuate" "$bin/ferryctl" host
+check "ferryctl host without a verb" out_has 2 "'host' needs one of: list show disable enable group drain evacuate" "$bin/ferryctl" host
 check "ferryctl host show without host" out_has 2 'host show needs exactly one HOST' "$bin/ferryctl" host show
 check "ferryctl migrate without instance" out_has 2 'migrate needs INSTANCE \[DEST\]' "$bin/ferryctl" migrate
 check "ferryctl seed spelling needs DEST" out_has 2 'instances live_migration needs INSTANCE and DEST' "$bin/ferryctl" instances live_migration i-1
 check "ferryctl migrate bad bandwidth" out_has 2 'migrate: --bandwidth must be a number in 0\.\.100000' "$bin/ferryctl" migrate vm1 --bandwidth -3
 check "ferryctl migrate unknown option" out_has 2 "migrate: unknown option '--fast'" "$bin/ferryctl" migrate vm1 --fast
+check "ferryctl migrate bad completion action" out_has 2 "migrate: --completion-action takes abort, postcopy or pause, not 'stop'" "$bin/ferryctl" migrate vm1 --completion-action stop
+check "ferryctl policy set bad completion action" out_has 2 "policy set: --completion-action takes abort, postcopy or pause, not 'x'" "$bin/ferryctl" policy set p1 --completion-action x
+check "ferryctl host group needs a group or --none" out_has 2 'host group needs HOST and either GROUP or --none' "$bin/ferryctl" host group compute1
+check "ferryctl host group not both" out_has 2 'host group needs HOST and either GROUP or --none' "$bin/ferryctl" host group compute1 rack1 --none
 check "ferryctl migration show bad id" out_has 2 "'x' is not a migration id" "$bin/ferryctl" migration show x
 check "ferryctl host drain bad deadline" out_has 2 "host drain: --deadline takes a duration .* not '5x'" "$bin/ferryctl" host drain compute1 --deadline 5x
 check "ferryctl host drain bad budget" out_has 2 'host drain: --bandwidth-budget must be a number in 1\.\.100000' "$bin/ferryctl" host drain compute1 --bandwidth-budget 0

@@ -391,7 +391,36 @@ static void test_repeated_url(void **state)
     expect_load_error(fx, "[amqp]\nurl = amqp://h1\nurl = http://h2\n", 3,
                       "[amqp] url: URL 2 of the list must start with amqp:// or amqps://");
     /* other keys stay single */
-    expect_load_error(fx, "[database]\ndsn = a=1\ndsn = b=2\n", 3, "[database] dsn: duplicate key, first set on line 2");
+    expect_load_error(fx, "[database]\ndsn = a=1\ndsn = b=2\n", 3,
+                      "[database] dsn: duplicate key, first set on line 2");
+}
+
+/* [policy NAME] sections (issue #18): their keys kept as written, in file order, for the
+ * scheduler; unknown keys, repeated keys and a nameless [policy] refused with the line */
+static void test_policy_sections(void **state)
+{
+    fixture *fx = *state;
+    ferry_config c;
+    load_ok(fx,
+            "[scheduler]\ncompletion_action = pause\n[policy gold]\nproject = admin\npost_copy = yes\n"
+            "[policy  rack1]\nhost_group = rack1\n[policy gold]\npriority = 5\n",
+            &c);
+    assert_int_equal(c.scheduler.completion_action, 2);
+    assert_int_equal(c.n_policy_kv, 4);
+    assert_string_equal(c.policy_kv[0].policy, "gold");
+    assert_string_equal(c.policy_kv[0].key, "project");
+    assert_string_equal(c.policy_kv[0].value, "admin");
+    assert_int_equal(c.policy_kv[0].line, 4);
+    assert_string_equal(c.policy_kv[2].policy, "rack1");
+    assert_string_equal(c.policy_kv[3].key, "priority");
+    cfg_free(&c);
+    assert_int_equal(c.n_policy_kv, 0);
+    expect_load_error(fx, "[policy gold]\ncolour = red\n", 2, "[policy gold] unknown key 'colour'");
+    expect_load_error(fx, "[policy gold]\nproject = a\n[policy x]\nproject = b\n[policy gold]\nproject = c\n", 6,
+                      "[policy gold] project: duplicate key, first set on line 2");
+    expect_load_error(fx, "[policy]\nproject = a\n", 1, "unknown section [policy]");
+    expect_load_error(fx, "[scheduler]\ncompletion_action = resume\n", 2,
+                      "[scheduler] completion_action: 'resume' is not one of abort, postcopy, pause");
 }
 
 static void test_syntax_errors(void **state)
@@ -678,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bool_enum_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),

@@ -58,20 +58,28 @@ static void test_completion_timeout(void **state)
     (void)state;
     job_opts o = {.completion_timeout_s = 10};
     jobrule_state st = fresh(1000);
-    assert_int_equal(jobrule_completion(&o, &st, 11000), JOBRULE_IN_TIME); /* exactly 10 s: not past */
-    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_ABORT);
+    assert_int_equal(jobrule_completion(&o, &st, 0, 11000), JOBRULE_IN_TIME); /* exactly 10 s: not past */
+    assert_int_equal(jobrule_completion(&o, &st, 0, 11001), JOBRULE_TIMEOUT_ABORT);
     o.completion_postcopy = 1; /* post-copy asked but not allowed for this migration: abort */
-    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_ABORT);
+    assert_int_equal(jobrule_completion(&o, &st, 0, 11001), JOBRULE_TIMEOUT_ABORT);
     o.post_copy = 1;
-    assert_int_equal(jobrule_completion(&o, &st, 11001), JOBRULE_TIMEOUT_POSTCOPY);
+    assert_int_equal(jobrule_completion(&o, &st, 0, 11001), JOBRULE_TIMEOUT_POSTCOPY);
     st.postcopy_active = 1; /* past the switch nothing is aborted */
-    assert_int_equal(jobrule_completion(&o, &st, 99000), JOBRULE_IN_TIME);
+    assert_int_equal(jobrule_completion(&o, &st, 0, 99000), JOBRULE_IN_TIME);
     st.postcopy_active = 0;
     st.abort_requested = 1; /* already ending */
-    assert_int_equal(jobrule_completion(&o, &st, 99000), JOBRULE_IN_TIME);
+    assert_int_equal(jobrule_completion(&o, &st, 0, 99000), JOBRULE_IN_TIME);
+    /* pause: the guest paused at the timeout, once (then the job waits for the rest to go) */
+    job_opts pz = {.completion_timeout_s = 10, .completion_pause = 1};
+    jobrule_state s3 = fresh(1000);
+    assert_int_equal(jobrule_completion(&pz, &s3, 0, 11000), JOBRULE_IN_TIME);
+    assert_int_equal(jobrule_completion(&pz, &s3, 0, 11001), JOBRULE_TIMEOUT_PAUSE);
+    assert_int_equal(jobrule_completion(&pz, &s3, 1, 11001), JOBRULE_IN_TIME);
+    pz.post_copy = 1; /* post-copy allowed does not turn a pause into a switch */
+    assert_int_equal(jobrule_completion(&pz, &s3, 0, 11001), JOBRULE_TIMEOUT_PAUSE);
     job_opts none = {0}; /* 0 s: no timeout */
     jobrule_state s2 = fresh(0);
-    assert_int_equal(jobrule_completion(&none, &s2, INT64_C(1) << 40), JOBRULE_IN_TIME);
+    assert_int_equal(jobrule_completion(&none, &s2, 0, INT64_C(1) << 40), JOBRULE_IN_TIME);
 }
 
 static void test_stall(void **state)
@@ -173,7 +181,7 @@ static void test_downtime_ramp(void **state)
     static const struct {
         int64_t at;
         int limit, step;
-    } want[] = {{-5, 500, 0}, {0, 500, 0}, {999, 500, 0}, {1000, 875, 1}, {2000, 1250, 2},
+    } want[] = {{-5, 500, 0},    {0, 500, 0},     {999, 500, 0},   {1000, 875, 1},      {2000, 1250, 2},
                 {3000, 1625, 3}, {4000, 2000, 4}, {4001, 2000, 4}, {INT64_MAX, 2000, 4}};
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         assert_int_equal(jobrule_downtime_at(&o, want[i].at, &step), want[i].limit);

@@ -173,9 +173,10 @@ static void test_full_request(void **state)
                        "                      \"disk_over_commit\": true, \"post_copy\": true},"
                        " \"options\": {\"auto_converge\": true, \"postcopy_after_iterations\": 3,"
                        "               \"bandwidth_mib_s\": 500, \"max_downtime_ms\": 1000,"
-                       "               \"completion_timeout_s\": 3600}}";
+                       "               \"completion_timeout_s\": 3600, \"completion_action\": \"pause\"}}";
     msg_request r;
     parse_req_ok(body, NULL, &r);
+    assert_int_equal(r.options.completion_action, MSG_COMPLETION_PAUSE);
     assert_string_equal(r.id, REQ_ID);
     assert_string_equal(r.instance, "web-01");
     assert_int_equal(r.instance_kind, MSG_INSTANCE_NAME);
@@ -189,7 +190,8 @@ static void test_full_request(void **state)
     assert_int_equal(r.options.max_downtime_ms, 1000);
     assert_int_equal(r.options.completion_timeout_s, 3600);
     assert_int_equal(r.options_given, MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH |
-                                          MSG_OPT_MAX_DOWNTIME | MSG_OPT_COMPLETION_TIMEOUT);
+                                          MSG_OPT_MAX_DOWNTIME | MSG_OPT_COMPLETION_TIMEOUT |
+                                          MSG_OPT_COMPLETION_ACTION);
     msg_request_free(&r);
     assert_null(r.instance);
     msg_request_free(NULL);
@@ -429,6 +431,11 @@ static void test_out_of_range(void **state)
         {"{\"max_downtime_ms\":600001}", "body.options.max_downtime_ms: 600001 is out of range 1..600000"},
         {"{\"completion_timeout_s\":-1}", "body.options.completion_timeout_s: -1 is out of range 0..86400"},
         {"{\"completion_timeout_s\":86401}", "body.options.completion_timeout_s: 86401 is out of range 0..86400"},
+        {"{\"completion_action\":\"resume\"}",
+         "body.options.completion_action: expected \"abort\", \"postcopy\" or \"pause\""},
+        {"{\"completion_action\":\"pause\\u0000x\"}",
+         "body.options.completion_action: expected \"abort\", \"postcopy\" or \"pause\""},
+        {"{\"completion_action\":1}", "body.options.completion_action: expected string, got integer"},
         {"{\"max_downtime_ms\":4294967596}", "body.options.max_downtime_ms: 4294967596 is out of range 1..600000"},
         {"{\"bandwidth_mib_s\":99999999999999999999}",
          "body.options.bandwidth_mib_s: 18446744073709551615 is out of range 0..100000"},
@@ -670,9 +677,10 @@ static void test_build_request_round_trip(void **state)
                     .postcopy_after_iterations = 2,
                     .bandwidth_mib_s = 100,
                     .max_downtime_ms = 500,
-                    .completion_timeout_s = 900},
+                    .completion_timeout_s = 900,
+                    .completion_action = MSG_COMPLETION_POSTCOPY},
         .options_given = MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH | MSG_OPT_MAX_DOWNTIME |
-                         MSG_OPT_COMPLETION_TIMEOUT,
+                         MSG_OPT_COMPLETION_TIMEOUT | MSG_OPT_COMPLETION_ACTION,
     };
     char *json = NULL, *err = NULL;
     assert_int_equal(msg_build_request(&in, &json, &err), 0);
@@ -696,6 +704,7 @@ static void test_build_request_round_trip(void **state)
     assert_int_equal(out.options.bandwidth_mib_s, 100);
     assert_int_equal(out.options.max_downtime_ms, 500);
     assert_int_equal(out.options.completion_timeout_s, 900);
+    assert_int_equal(out.options.completion_action, MSG_COMPLETION_POSTCOPY);
     assert_int_equal(out.options_given, in.options_given);
     msg_request_free(&out);
     msg_envelope_free(env);

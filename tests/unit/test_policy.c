@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "msg.h"
 #include "policy.h"
 
 static json_object *J(const char *s)
@@ -93,11 +94,121 @@ static void test_refused(void **state)
     assert_int_equal(policy_name_check(long_name, &why), 0);
 }
 
+/* host group and completion action (issues #18, #19) */
+static void test_group_and_action(void **state)
+{
+    (void)state;
+    policy p;
+    char *why = NULL;
+    json_object *b = J("{\"name\":\"r1\",\"host_group\":\"rack-1\",\"options\":{\"completion_action\":\"pause\"}}");
+    assert_int_equal(policy_read(b, &p, &why), 0);
+    assert_string_equal(p.host_group, "rack-1");
+    assert_int_equal(p.completion_action, MSG_COMPLETION_PAUSE);
+    json_object_put(b);
+    b = J("{\"name\":\"r1\"}");
+    assert_int_equal(policy_read(b, &p, &why), 0);
+    assert_null(p.host_group);
+    assert_int_equal(p.completion_action, -1);
+    json_object_put(b);
+    b = J("{\"name\":\"r1\",\"host_group\":\"Rack 1\"}");
+    assert_int_equal(policy_read(b, &p, &why), -1);
+    assert_string_equal(why,
+                        "body.host_group: a host group is 1 to 63 of a-z 0-9 . _ - starting with a letter or digit");
+    free(why);
+    json_object_put(b);
+    b = J("{\"name\":\"r1\",\"options\":{\"completion_action\":\"resume\"}}");
+    assert_int_equal(policy_read(b, &p, &why), -1);
+    assert_string_equal(why, "body.options.completion_action: expected \"abort\", \"postcopy\" or \"pause\"");
+    free(why);
+    json_object_put(b);
+}
+
+/* a config with the given [policy] keys (name, key, value triples) */
+static void with_kv(ferry_config *c, const char *const *t, size_t n)
+{
+    memset(c, 0, sizeof(*c));
+    c->policy_kv = xcalloc(n, sizeof(*c->policy_kv));
+    for (size_t i = 0; i < n; i++)
+        c->policy_kv[i] = (cfg_policy_kv){.policy = xstrdup(t[3 * i]),
+                                          .key = xstrdup(t[3 * i + 1]),
+                                          .value = xstrdup(t[3 * i + 2]),
+                                          .line = (int)i + 2};
+    c->n_policy_kv = n;
+}
+
+/* [policy NAME] sections as policy.set bodies */
+static void test_config_bodies(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "gold",
+        "priority",
+        "5",
+        "gold",
+        "project",
+        "admin",
+        "gold",
+        "post_copy",
+        "yes",
+        "gold",
+        "bandwidth_mib_s",
+        "64",
+        "gold",
+        "objective_deadline_s",
+        "120",
+        "rack1",
+        "host_group",
+        "rack1",
+        "rack1",
+        "completion_action",
+        "pause",
+    };
+    ferry_config c;
+    with_kv(&c, good, ARRAY_SIZE(good) / 3);
+    json_object *all = NULL;
+    char *why = NULL;
+    assert_int_equal(policy_config_bodies(&c, &all, &why), 0);
+    assert_int_equal(json_object_array_length(all), 2);
+    assert_string_equal(json_object_to_json_string_ext(json_object_array_get_idx(all, 0), JSON_C_TO_STRING_PLAIN),
+                        "{\"name\":\"gold\",\"priority\":5,\"project\":\"admin\",\"post_copy\":true,"
+                        "\"options\":{\"bandwidth_mib_s\":64},\"objectives\":{\"deadline_s\":120}}");
+    policy p;
+    assert_int_equal(policy_read(json_object_array_get_idx(all, 1), &p, &why), 0);
+    assert_string_equal(p.name, "rack1");
+    assert_string_equal(p.host_group, "rack1");
+    assert_int_equal(p.completion_action, MSG_COMPLETION_PAUSE);
+    json_object_put(all);
+    cfg_free(&c);
+    static const struct {
+        const char *kv[3], *want;
+    } bad[] = {
+        {{"gold", "post_copy", "maybe"}, "[policy gold] post_copy (line 2): 'maybe' is not a boolean"},
+        {{"gold", "bandwidth_mib_s", "12x"}, "[policy gold] bandwidth_mib_s (line 2): '12x' is not an integer"},
+        {{"gold", "bandwidth_mib_s", "100001"}, "[policy gold] bandwidth_mib_s: 100001 is outside 0..100000"},
+        {{"gold", "objective_deadline_s", "0"}, "[policy gold] objective_deadline_s: 0 is outside"},
+        {{"Gold", "project", "a"}, "[policy Gold] name: a policy name is"},
+        {{"g", "completion_action", "stop"}, "[policy g] completion_action: expected"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        with_kv(&c, bad[i].kv, 1);
+        all = NULL;
+        why = NULL;
+        assert_int_equal(policy_config_bodies(&c, &all, &why), -1);
+        assert_null(all);
+        if (strncmp(why, bad[i].want, strlen(bad[i].want)) != 0)
+            fail_msg("got \"%s\", want \"%s...\"", why, bad[i].want);
+        free(why);
+        cfg_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_and_minimal),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_group_and_action),
+        cmocka_unit_test(test_config_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
