@@ -14,13 +14,14 @@
 #   busy-post     64 MiB at 48 MiB/s, post-copy after the first pass, at 16 and 32 MiB/s
 #   busy-ac       the same guest, auto-converge, at 32 MiB/s
 # What is compared, like with like:
-#   duration  the forecast's duration_ms ("from the request to the end": it includes
-#             forecast_setup_ms, 1000 ms by default) against ferry's measured duration, the
+#   duration  the forecast's duration_ms ("from the request to the end": it includes the fixed
+#             costs, learned from earlier capped migrations once 3 completed, else
+#             forecast_setup_ms + the 1 s sample + forecast_switch_ms) against ferry's measured duration, the
 #             migration row's finished_at - started_at (started_at is set when a scheduler
 #             claims the request, finished_at when the agent reports the end; what
 #             `ferryctl migration show` calls duration_ms). Also shown: libvirt's own
 #             time_elapsed (the source agent's "completed: N ms" log line) against the
-#             forecast less forecast_setup_ms.
+#             forecast less its fixed costs but the switch-over's.
 #   downtime  the forecast's downtime_ms against the migration row's downtime_ms (libvirt's
 #             reported downtime, the destination's job statistics); shown, not scored.
 #   baseline  the naive estimate memory / bandwidth of the duration (no dirtying, no setup),
@@ -44,7 +45,6 @@ source "$top/tests/lab/lib.sh" # LAB, sql, wait_sql, fail
 # this benchmark's own lab: never the tests', app_downtime's or a developer's
 export FERRY_LAB_DIR=/tmp/ferry-fcbench-lab FERRY_LAB_NAME=fcbench FERRY_LAB_NET=93 FERRY_LAB_PORT_BASE=27400
 CTL=$bin/ferryctl
-SETUP_MS=1000 # [scheduler] forecast_setup_ms, the lab's (default) value
 work=$(mktemp -d /tmp/ferry-bench-fcerr.XXXXXX)
 trap '"$LAB" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$LAB" down >/dev/null 2>&1 || true
@@ -100,10 +100,15 @@ case_run() {
   local p
   p=$(jq -r --arg m "$mode" '. as $r | .modes[] | select(.mode == $m) |
       "\($r.memory_mib) \($r.dirty_rate_mib_s) \(.duration_ms) \(.downtime_ms) \(.passes) \(.throttle_pct) \(.converges)"' <<<"$js")
+  # the fixed costs the forecast took (learned from earlier migrations, else configured) less the
+  # switch-over's (libvirt's time_elapsed covers the switch), and the non-zero memory it sampled
+  local setup nz
+  setup=$(jq -r '(.fixed_ms - .switch_ms | tostring) + (if .fixed_from == "learned" then "L" else "C" end)' <<<"$js")
+  nz=$(jq -r '.nonzero_mib // -1' <<<"$js")
   [[ -n $p ]] || fail "no $mode in the forecast: $js"
   local fbytes
   fbytes=$(jq -r --arg m "$mode" '.modes[] | select(.mode == $m) | .bytes' <<<"$js")
-  echo "$cs $mode $bw $p $dur $dt $elapsed $mid $st $fbytes $sent" >>"$work/cases"
+  echo "$cs $mode $bw $p $dur $dt $elapsed $mid $st $fbytes $sent $setup $nz" >>"$work/cases"
   printf '  %-13s %s -> %s: forecast %s; %s in %s ms (libvirt %s ms), downtime %s ms, %s MiB sent (forecast %s MiB) (migration %s)\n' \
     "$cs" "$from" "$to" "$(awk '{printf "%d ms, pause %d ms, %d passes, throttle %d %%", $3, $4, $5, $6}' <<<"$p")" \
     "$st" "$dur" "$elapsed" "$dt" "$((sent >= 0 ? sent >> 20 : -1))" "$((fbytes >> 20))" "$mid"
@@ -111,26 +116,28 @@ case_run() {
 
 report() {
   echo
-  printf '%-13s %-14s %4s %4s %5s | %8s %8s %6s | %8s %8s %6s | %8s %6s %5s | %7s %7s\n' \
-    case mode MiB/s mem dirty fc-dur meas-dur fc-err fc-lv lv-dur lv-err base base-err ratio fc-down meas-dn
-  awk -v setup="$SETUP_MS" '
+  printf '%-13s %-14s %4s %4s %4s %5s %6s | %8s %8s %6s | %8s %8s %6s | %8s %6s %5s | %7s %7s\n' \
+    case mode MiB/s mem nz dirty fixed fc-dur meas-dur fc-err fc-lv lv-dur lv-err base base-err ratio fc-down meas-dn
+  awk '
     function err(p, m) { return m > 0 ? (p > m ? p - m : m - p) / m : -1 }
     function pct(e) { return e >= 0 ? sprintf("%5.1f%%", 100 * e) : "   n/a" }
     {
       cs = $1; mode = $2; bw = $3; mem = $4; dr = $5; fd = $6; fdn = $7; conv = $10
-      dur = $11; dt = $12; el = $13; st = $15
+      dur = $11; dt = $12; el = $13; st = $15; fx = $18; nz = $19
+      setup = fx + 0
       base = mem * 1000 / bw
       fe = err(fd, dur); be = err(base, dur)
       fl = fd - setup; le = el > 0 ? err(fl, el) : -1
       ratio = be > 0 ? sprintf("%5.2f", fe / be) : "  n/a"
-      printf "%-13s %-14s %4d %4d %5d | %8d %8d %6s | %8d %8s %6s | %8d %6s %5s | %7d %7s\n",
-        cs, mode (conv == "true" ? "" : "*") (st == "completed" ? "" : "!"), bw, mem, dr, fd, dur, pct(fe), fl, (el > 0 ? el : "n/a"), pct(le),
+      printf "%-13s %-14s %4d %4d %4s %5d %6s | %8d %8d %6s | %8d %8s %6s | %8d %6s %5s | %7d %7s\n",
+        cs, mode (conv == "true" ? "" : "*") (st == "completed" ? "" : "!"), bw, mem, (nz >= 0 ? nz : "-"), dr, fx, fd, dur, pct(fe), fl, (el > 0 ? el : "n/a"), pct(le),
         base, pct(be), ratio, fdn, (dt >= 0 ? dt : "n/a")
       print fe > "'"$work"'/fe"; print be > "'"$work"'/be"
     }' "$work/cases"
   echo "(durations and downtimes in ms; fc = the forecast of the mode that ran (* = forecast not to converge),"
-  echo " meas-dur = finished_at - started_at; fc-lv = forecast less forecast_setup_ms $SETUP_MS ms, against"
-  echo " libvirt's time_elapsed (lv-dur); base = memory / bandwidth; err = |predicted - measured| / measured;"
+  echo " meas-dur = finished_at - started_at; nz = the memory the sample found not zero pages, MiB;"
+  echo " fixed = the forecast's fixed costs less the switch-over's (L learned from earlier migrations,"
+  echo " C configured); fc-lv = forecast less fixed, against libvirt's time_elapsed (lv-dur); base = memory / bandwidth; err = |predicted - measured| / measured;"
   echo " ratio = fc-err / base-err; dirty = the dirty rate sampled by the forecast, MiB/s;"
   echo " ! = did not complete: meas-dur is up to its abort, a lower bound)"
   local fe be

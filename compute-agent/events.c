@@ -117,6 +117,17 @@ void events_migration_postcopy(agent *a, const log_fields *lf, int64_t migration
     publish(a, lf, key, b);
 }
 
+void events_migration_guest_paused(agent *a, const log_fields *lf, int64_t migration, const char *uuid,
+                                   const char *reason)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "migration", json_object_new_int64(migration));
+    json_object_object_add(b, "instance", json_object_new_string(uuid));
+    json_object_object_add(b, "reason", json_object_new_string(reason));
+    _cleanup_free_ char *key = xasprintf("migration.%lld.guest_paused", (long long)migration);
+    publish(a, lf, key, b);
+}
+
 void events_migration_ended(agent *a, const log_fields *lf, int64_t migration, const char *uuid, const char *state,
                             const char *dest, int postcopy, const char *error, json_object *stats)
 {

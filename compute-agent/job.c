@@ -328,7 +328,10 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
             switch_postcopy(j, dom, "completion timeout");
         } else if (t == JOBRULE_TIMEOUT_PAUSE) {
             _cleanup_free_ char *why = xasprintf("completion timeout of %d s", j->o.completion_timeout_s);
-            if (pause_to_finish(j, dom, why) < 0) {
+            if (pause_to_finish(j, dom, why) == 0) {
+                _cleanup_free_ char *note = xasprintf("guest paused so that the migration completes (%s)", why);
+                events_migration_guest_paused(j->a, &j->lf, j->migration, j->uuid, note);
+            } else {
                 /* the guest could not be paused: the timeout's other way out */
                 free(j->abort_reason);
                 j->abort_reason = xasprintf("completion timeout of %d s reached and the guest could not be paused: %s",
@@ -597,6 +600,36 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code)
         *code = RPC_LIBVIRT;
     } else {
         log_info(&j->lf, "abort of the migration requested");
+    }
+    virDomainFree(dom);
+    virConnectClose(conn);
+    return rc < 0 ? -1 : 0;
+}
+
+int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code)
+{
+    (void)a;
+    if (j->state != JOB_RUNNING) {
+        *err = xasprintf("migration %lld is already %s", (long long)j->migration, job_state_str(j->state));
+        *code = RPC_CONFLICT;
+        return -1;
+    }
+    virConnectPtr conn = NULL;
+    virDomainPtr dom = job_domain(j, &conn);
+    if (!dom) {
+        *err = xasprintf("cannot find domain %s: %s", j->uuid, lv_errmsg());
+        *code = RPC_NOT_FOUND;
+        return -1;
+    }
+    unsigned int flags = j->rs.postcopy_active ? VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY : 0;
+    int rc = virDomainMigrateSetMaxSpeed(dom, (unsigned long)mib_s, flags);
+    if (rc < 0) {
+        *err = xasprintf("could not set the migration's bandwidth to %d MiB/s: %s", mib_s, lv_errmsg());
+        *code = RPC_LIBVIRT;
+    } else {
+        log_info(&j->lf, "bandwidth cap set from %d to %d MiB/s%s", j->o.bandwidth_mib_s, mib_s,
+                 j->rs.postcopy_active ? " (post-copy)" : "");
+        j->o.bandwidth_mib_s = mib_s;
     }
     virDomainFree(dom);
     virConnectClose(conn);

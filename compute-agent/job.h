@@ -38,6 +38,10 @@ int job_abort(agent *a, job *j, char **err, rpc_code *code) FERRY_WUR;
 /* Switches to post-copy (when allowed) or pauses the guest. *action gets "postcopy" or "paused"
  * (static words). Returns 0, or -1 with *err (caller frees), *code. */
 int job_force_complete(agent *a, job *j, const char **action, char **err, rpc_code *code) FERRY_WUR;
+/* Sets the running job's bandwidth cap to mib_s MiB/s (virDomainMigrateSetMaxSpeed; after the
+ * post-copy switch, post-copy's): a drain's budget shared anew among its migrations under way.
+ * 0, or -1 with *err (caller frees) and *code (RPC_CONFLICT: not running). */
+int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code) FERRY_WUR;
 /* Resumes the post-copy migration of job j, paused by a broken stream (job_state
  * JOB_POSTCOPY_PAUSED): virDomainMigrateToURI3 with VIR_MIGRATE_POSTCOPY_RESUME, the same URI and
  * options, on a worker thread. Idempotent: *how is "started", "under_way" (a resume runs) or

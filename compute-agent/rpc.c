@@ -141,6 +141,7 @@ static const struct {
     {"job_status", rpcmig_job_status, 1, 0},
     {"abort", rpcmig_abort, 1, 0},
     {"force_complete", rpcmig_force_complete, 1, 0},
+    {"set_bandwidth", rpcmig_set_bandwidth, 1, 0},
     {"resume_postcopy", rpcmig_resume_postcopy, 1, 0},
     {"pause_postcopy", rpcmig_pause_postcopy, 1, 1},
     {"post_live_migration", rpcmig_post_live_migration, 1, 1},

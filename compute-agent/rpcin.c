@@ -140,6 +140,15 @@ int rpcin_dirty_rate(json_object *body, const char **instance, int *seconds, cha
     return 0;
 }
 
+int rpcin_set_bandwidth(json_object *body, int *mib_s, char **err)
+{
+    int64_t v = 0;
+    if (get_int(body, "bandwidth_mib_s", 1, 1, 100000, &v, err) < 0)
+        return -1;
+    *mib_s = (int)v;
+    return 0;
+}
+
 int rpcin_check_source(json_object *body, int *block, char **err)
 {
     return get_block(body, block, err);

@@ -46,6 +46,8 @@ int rpcin_migration(json_object *body, rpcin_mig *out, char **err) FERRY_WUR;
 /* dirty_rate (no migration yet: a forecast's input): instance (a UUID) and seconds (the
  * sampling period, 1..10, default 1). */
 int rpcin_dirty_rate(json_object *body, const char **instance, int *seconds, char **err) FERRY_WUR;
+/* set_bandwidth's body: bandwidth_mib_s (1..100000) into *mib_s; 0, or -1 with *err (caller frees). */
+int rpcin_set_bandwidth(json_object *body, int *mib_s, char **err) FERRY_WUR;
 
 /* check_source: block_migration (0, 1, or 2 for "auto"). */
 int rpcin_check_source(json_object *body, int *block, char **err) FERRY_WUR;

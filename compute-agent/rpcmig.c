@@ -276,7 +276,8 @@ static int check_destination_conn(rpcmig_call *c, virConnectPtr conn, const char
             guard_probe_memo_add(&c->a->probes, probe);
         else if (guard_probe_memo_has(&c->a->probes, probe)) {
             shared = 1;
-            log_info(&c->lf, "shared-storage probe %s was found by an earlier check_destination of this migration", probe);
+            log_info(&c->lf, "shared-storage probe %s was found by an earlier check_destination of this migration",
+                     probe);
         }
     }
     json_object_object_add(out, "shared_storage", json_object_new_boolean(shared));
@@ -514,6 +515,20 @@ int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code
     if (!j || job_force_complete(c->a, j, &action, err, code) < 0)
         return -1;
     json_object_object_add(out, "action", json_object_new_string(action));
+    return 0;
+}
+
+int rpcmig_set_bandwidth(rpcmig_call *c, json_object *out, char **err, rpc_code *code)
+{
+    int mib_s = 0;
+    if (rpcin_set_bandwidth(c->body, &mib_s, err) < 0) {
+        *code = RPC_INVALID;
+        return -1;
+    }
+    job *j = job_or_error(c, err, code);
+    if (!j || job_set_bandwidth(c->a, j, mib_s, err, code) < 0)
+        return -1;
+    json_object_object_add(out, "bandwidth_mib_s", json_object_new_int(mib_s));
     return 0;
 }
 

@@ -43,6 +43,8 @@ int rpcmig_job_status(rpcmig_call *c, json_object *out, char **err, rpc_code *co
 int rpcmig_abort(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Switches the job to post-copy or pauses the guest. */
 int rpcmig_force_complete(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
+/* set_bandwidth {bandwidth_mib_s}: the running job's cap changed; answers bandwidth_mib_s. */
+int rpcmig_set_bandwidth(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Resumes the job's post-copy migration paused by a broken stream (VIR_MIGRATE_POSTCOPY_RESUME). */
 int rpcmig_resume_postcopy(rpcmig_call *c, json_object *out, char **err, rpc_code *code) FERRY_WUR;
 /* Destination: pauses the incoming post-copy migration whose broken stream this side has not

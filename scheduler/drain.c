@@ -54,6 +54,17 @@ static void drop_own(dr_pass *p)
     p->n_pokes = p->pokes_mark;
 }
 
+int drain_abort_migrations(db_conn *db, const char *drain_id, PGresult **out)
+{
+    const char *p[] = {drain_id};
+    return db_exec(db, out,
+                   "UPDATE migrations m SET abort_requested = true, updated_at = now() FROM drain_items i"
+                   " WHERE i.drain_id = $1::bigint AND i.state = 'migrating' AND m.id = i.migration_id"
+                   " AND NOT m.abort_requested AND m.status NOT IN ('completed', 'failed', 'cancelled', 'error')"
+                   " RETURNING m.id",
+                   1, p);
+}
+
 int drain_max_parallel(const cfg_scheduler *cs)
 {
     return cs->max_outgoing_per_source > 0 && cs->max_outgoing_per_source < 64 ? (int)cs->max_outgoing_per_source : 4;
@@ -167,12 +178,7 @@ static int follow(db_conn *db, dr_pass *p, const char *did, int running)
     if (!running) {
         /* a cancelled drain's requests answered late: their migrations asked to abort */
         _cleanup_pq_ PGresult *a = NULL;
-        if (db_exec(db, &a,
-                    "UPDATE migrations m SET abort_requested = true, updated_at = now() FROM drain_items i"
-                    " WHERE i.drain_id = $1::bigint AND i.state = 'migrating' AND m.id = i.migration_id"
-                    " AND NOT m.abort_requested AND m.status NOT IN ('completed', 'failed', 'cancelled', 'error')"
-                    " RETURNING m.id",
-                    1, p1) < 0)
+        if (drain_abort_migrations(db, p1[0], &a) < 0)
             return -1;
         for (int i = 0; i < PQntuples(a); i++)
             add_poke(p, atoll(PQgetvalue(a, i, 0)));
@@ -311,6 +317,11 @@ static int dispatch(db_conn *db, dr_pass *p, const char *did, PGresult *d)
     int64_t *bms = xcalloc((size_t)n_busy + 1, sizeof(*bms));
     for (int i = 0; i < n_busy; i++)
         bms[i] = atoll(PQgetvalue(busy, i, 0));
+    int64_t fixed_ms = 0;
+    if (forecastop_learn_fixed(db, &p->cfg, &fixed_ms) < 0) { /* the fixed costs of earlier migrations */
+        free(bms);
+        return -1;
+    }
     drainplan_item *items = xcalloc((size_t)n, sizeof(*items));
     for (int i = 0; i < n; i++) {
         items[i].memory_mib = atoll(PQgetvalue(pend, i, 1));
@@ -367,6 +378,22 @@ static int finish(db_conn *db, dr_pass *p, const char *did, int running, const c
     return 0;
 }
 
+/* A drain's bandwidth budget shared among its migrations under way (status running: the
+ * source's job transferring), equally: the cap each owner is to apply (migrations.
+ * bandwidth_target, read with its lease; orch_bandwidth). One that starts or ends changes the
+ * share of the others at the next pass. */
+static int share_budget(db_conn *db, const char *did, const char *budget)
+{
+    const char *p[] = {did, budget};
+    return db_exec(db, NULL,
+                   "UPDATE migrations m SET bandwidth_target = x.share FROM ("
+                   " SELECT m2.id, greatest(1, $2::int / count(*) OVER ())::int AS share"
+                   " FROM drain_items i JOIN migrations m2 ON m2.id = i.migration_id"
+                   " WHERE i.drain_id = $1::bigint AND i.state = 'migrating' AND m2.status = 'running') x"
+                   " WHERE m.id = x.id AND m.bandwidth_target IS DISTINCT FROM x.share",
+                   2, p);
+}
+
 static int step_tx(db_conn *db, void *arg, char **err)
 {
     dr_pass *p = arg;
@@ -389,6 +416,7 @@ static int step_tx(db_conn *db, void *arg, char **err)
         return 0;
     int running = strcmp(PQgetvalue(d, 0, 0), "running") == 0;
     if (follow(db, p, did, running) < 0 || (running && dispatch(db, p, did, d) < 0) ||
+        (running && !PQgetisnull(d, 0, 5) && share_budget(db, did, PQgetvalue(d, 0, 5)) < 0) ||
         finish(db, p, did, running, PQgetvalue(d, 0, 1)) < 0)
         return -1;
     return 0;

@@ -24,6 +24,11 @@ int drain_max_parallel(const cfg_scheduler *cs);
  * after its transaction on the database worker. Owns d and env. */
 void drainop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *env);
 
+/* In db's transaction: the unfinished migrations of drain drain_id's guests under way asked to
+ * abort (those not asked yet); *out (caller clears) lists their ids. 0, or -1 on a database
+ * error. One place for a cancel (drainop.c) and the drainer's late answers (drain.c). */
+int drain_abort_migrations(db_conn *db, const char *drain_id, PGresult **out) FERRY_WUR;
+
 /* Every tick (drain.c): when no pass is with the database worker, one pass of the drainer. */
 void drain_tick(sched *s);
 

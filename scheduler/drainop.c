@@ -92,6 +92,9 @@ static int start_plan(db_conn *db, dr_job *j, PGresult *g, int n, drainplan_item
     const char *rid = msg_envelope_id(j->env);
     int64_t link = 0;
     const char *from = NULL;
+    int64_t fixed_ms = 0;
+    if (forecastop_learn_fixed(db, &j->cfg, &fixed_ms) < 0) /* the fixed costs of earlier migrations */
+        return -1;
     if (j->budget > 0) {
         link = j->budget;
         from = "the drain's bandwidth budget";
@@ -291,11 +294,7 @@ static int cancel_tx(db_conn *db, dr_job *j)
                 "UPDATE drain_items SET state = 'cancelled', reason = $2, ended_at = now()"
                 " WHERE drain_id = $1::bigint AND state = 'pending' RETURNING instance_uuid",
                 2, cp) < 0 ||
-        db_exec(db, &a,
-                "UPDATE migrations m SET abort_requested = true, updated_at = now() FROM drain_items i"
-                " WHERE i.drain_id = $1::bigint AND i.state = 'migrating' AND m.id = i.migration_id"
-                " AND m.status NOT IN ('completed', 'failed', 'cancelled', 'error') RETURNING m.id",
-                1, p) < 0 ||
+        drain_abort_migrations(db, id, &a) < 0 ||
         db_exec(db, NULL, "UPDATE drains SET status = 'cancelling', cancel_requested_by = $2 WHERE id = $1::bigint", 2,
                 (const char *[]){id, j->sender}) < 0)
         return -1;

@@ -19,8 +19,10 @@ typedef struct fc_job {
     msg_envelope *env;
     const char *ref;   /* borrowed from env */
     const char *dest;  /* where it would go (borrowed from env or the request), NULL: anywhere */
-    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
-    int learn;         /* no bandwidth given or configured: learned from earlier migrations */
+    cfg_scheduler cfg; /* a copy: the worker never reads the loop's config; its fixed costs learned */
+    int fixed_learned; /* 1: cfg's fixed costs add up to fixed_ms, learned from earlier migrations */
+    int64_t fixed_ms;
+    int learn; /* no bandwidth given or configured: learned from earlier migrations */
     int64_t bandwidth_mib_s, max_downtime_ms, deadline_s, seconds;
     const char *bandwidth_from;
     /* read from the database */
@@ -50,7 +52,7 @@ static void job_free(fc_job *j)
 static void plan_finish(fc_job *j, int cancelled)
 {
     forecastop_plan p = {.cancelled = cancelled};
-    const cfg_scheduler *cs = &j->s->cfg->scheduler;
+    const cfg_scheduler *cs = &j->cfg;
     if (cancelled) {
         p.note = xstrdup("the scheduler is stopping");
     } else if (j->refused) {
@@ -128,7 +130,7 @@ static void finish(fc_job *j)
         job_free(j);
         return;
     }
-    const cfg_scheduler *cs = &j->s->cfg->scheduler;
+    const cfg_scheduler *cs = &j->cfg;
     int64_t limit = forecast_limit_for(cs, j->max_downtime_ms);
     forecast_in in = forecast_in_for(cs, j->memory_mib, j->nonzero_mib, j->dirty_mib_s, j->bandwidth_mib_s, limit,
                                      cs->postcopy_after_iterations);
@@ -143,6 +145,11 @@ static void finish(fc_job *j)
     json_object_object_add(b, "dirty_rate_mib_s", json_object_new_int64(j->dirty_mib_s));
     json_object_object_add(b, "bandwidth_mib_s", json_object_new_int64(j->bandwidth_mib_s));
     json_object_object_add(b, "bandwidth_from", json_object_new_string(j->bandwidth_from));
+    json_object_object_add(
+        b, "fixed_ms",
+        json_object_new_int64(cs->forecast_setup_ms + cs->forecast_sample_s * 1000 + cs->forecast_switch_ms));
+    json_object_object_add(b, "fixed_from", json_object_new_string(j->fixed_learned ? "learned" : "config"));
+    json_object_object_add(b, "switch_ms", json_object_new_int64(cs->forecast_switch_ms));
     json_object_object_add(b, "max_downtime_ms", json_object_new_int64(j->max_downtime_ms));
     json_object_object_add(b, "deadline_s", json_object_new_int64(j->deadline_s));
     json_object *modes = json_object_new_array();
@@ -230,6 +237,26 @@ static void ask_host(fc_job *j)
 
 /* ---- the instance read, on the database worker ------------------------------------------------- */
 
+int forecastop_learn_fixed(db_conn *db, cfg_scheduler *cs, int64_t *ms)
+{
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY f))::bigint, count(*) FROM ("
+                " SELECT greatest(0, extract(epoch FROM finished_at - started_at) * 1000"
+                "  - memory_processed_bytes / 1048576.0 / bandwidth_mib_s * 1000) AS f"
+                " FROM migrations WHERE status = 'completed' AND bandwidth_mib_s > 0"
+                "  AND memory_processed_bytes IS NOT NULL AND started_at IS NOT NULL AND finished_at IS NOT NULL"
+                " ORDER BY id DESC LIMIT 10) x",
+                0, NULL) < 0)
+        return -1;
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0) || atoll(PQgetvalue(r, 0, 1)) < 3)
+        return 0;
+    *ms = atoll(PQgetvalue(r, 0, 0));
+    int64_t rest = *ms - cs->forecast_sample_s * 1000 - cs->forecast_switch_ms;
+    cs->forecast_setup_ms = rest > 0 ? rest : 0;
+    return 1;
+}
+
 int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const char *dest, int64_t *mib_s,
                     const char **from)
 {
@@ -286,8 +313,10 @@ static int read_work(db_conn *db, void *arg, char **err)
         strlcpy_f(j->ec2, PQgetvalue(r, 0, 1), sizeof(j->ec2));
         strlcpy_f(j->host, PQgetvalue(r, 0, 2), sizeof(j->host));
         strlcpy_f(j->vm_state, PQgetvalue(r, 0, 3), sizeof(j->vm_state));
-        if (j->learn && *j->host &&
-            forecastop_link(db, &j->cfg, j->host, j->dest, &j->bandwidth_mib_s, &j->bandwidth_from) < 0) {
+        /* the fixed costs first: the learned link is what is left of the duration */
+        if ((j->fixed_learned = forecastop_learn_fixed(db, &j->cfg, &j->fixed_ms)) < 0 ||
+            (j->learn && *j->host &&
+             forecastop_link(db, &j->cfg, j->host, j->dest, &j->bandwidth_mib_s, &j->bandwidth_from) < 0)) {
             *err = xstrdup(db_error(db));
             return -1;
         }
@@ -372,12 +401,8 @@ void forecastop_on_request(sched *s, mq_conn *c, mq_delivery *d, msg_envelope *e
     }
     j->learn = bw == 0 && cs->bandwidth_mib_s == 0;
     if (j->refused) {
-        log_fields f = {.req = msg_envelope_id(env)};
-        log_warn(&f, "request refused: %s", j->refused);
-        json_object *rb = json_object_new_object();
-        json_object_object_add(rb, "reason", json_object_new_string(j->refused));
-        send_reply(j, "instance.forecast.refused", rb);
-        mq_dead_letter(c, d, j->refused);
+        const mq_message *m = mq_delivery_message(d);
+        intake_refuse_body(s, c, d, env, m->user_id && *m->user_id ? m->user_id : "operator", j->refused);
         job_free(j);
         return;
     }

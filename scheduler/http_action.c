@@ -321,6 +321,42 @@ void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id)
     ask_scheduler_within(s, req, w, msg, (int)s->cfg->amqp.rpc_timeout_ms * 2 + 2000);
 }
 
+void http_action_forecast(sched *s, struct evhttp_request *req, const char *instance, const httpcheck_query *q)
+{
+    static const struct {
+        const char *key;
+        int64_t max;
+    } ints[] = {{"bandwidth_mib_s", MSG_OPT_BANDWIDTH_MAX},
+                {"max_downtime_ms", MSG_OPT_DOWNTIME_MAX},
+                {"deadline_s", MSG_OBJ_DEADLINE_MAX}};
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "instance", json_object_new_string(instance));
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
+        int64_t v = 0;
+        char *err = NULL;
+        if (httpcheck_query_int(q, ints[i].key, 1, ints[i].max, 0, &v, &err) < 0) {
+            http_send_error(req, 400, "%s", err);
+            free(err);
+            json_object_put(b);
+            return;
+        }
+        if (v > 0)
+            json_object_object_add(b, ints[i].key, json_object_new_int64(v));
+    }
+    const char *dest = httpcheck_query_get(q, "dest");
+    if (dest && *dest)
+        json_object_object_add(b, "dest", json_object_new_string(dest));
+    char rid[37];
+    uuid_new(rid);
+    _cleanup_free_ char *msg = msg_build("instance.forecast", rid, b);
+    waiting *w = xcalloc(1, sizeof(*w));
+    strlcpy_f(w->kind, "forecast", sizeof(w->kind));
+    strlcpy_f(w->request_id, rid, sizeof(w->request_id));
+    w->ok_code = 200;
+    /* the source samples the guest for forecast_sample_s (1 s) first, and up to 5 s more */
+    ask_scheduler_within(s, req, w, msg, (int)s->cfg->amqp.rpc_timeout_ms + 20000);
+}
+
 void http_action_drain(sched *s, struct evhttp_request *req, const char *type, const char *host, int64_t id)
 {
     json_object *b = json_object_new_object();

@@ -82,5 +82,10 @@ void http_action_resolve(sched *s, struct evhttp_request *req, int64_t id);
  * list and show, 202 for start and cancel; 404 when the host or drain does not exist, 409 with
  * the reason for another refusal). */
 void http_action_drain(sched *s, struct evhttp_request *req, const char *type, const char *host, int64_t id);
+/* GET /api/instances/{instance}/forecast[?dest=&bandwidth_mib_s=&max_downtime_ms=&deadline_s=]:
+ * published as instance.forecast to a replica (its host samples the guest first); answers req
+ * when one replies (200 with the forecast, 404 for no such instance, 409 with the reason for
+ * another refusal, 400 for a bad query). */
+void http_action_forecast(sched *s, struct evhttp_request *req, const char *instance, const httpcheck_query *q);
 
 #endif

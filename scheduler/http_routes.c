@@ -485,6 +485,11 @@ void http_on_request(struct evhttp_request *req, void *arg)
                 http_action_operator(s, req, id, seg[3], 0);
             else
                 http_send_error(req, 405, "%s is a POST", seg[3]);
+        } else if (n == 4 && strcmp(seg[1], "instances") == 0 && strcmp(seg[3], "forecast") == 0) {
+            if (get)
+                http_action_forecast(s, req, seg[2], &q);
+            else
+                http_send_error(req, 405, "a forecast is a GET");
         } else if (n == 4 && strcmp(seg[1], "hosts") == 0 && strcmp(seg[3], "drain") == 0) {
             if (post)
                 http_action_drain(s, req, "drain.start", seg[2], 0);

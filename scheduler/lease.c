@@ -126,7 +126,7 @@ static int lease_work(db_conn *db, void *arg, char **err)
                 " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
                 " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
                 " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
-                "   m.postcopy_active",
+                "   m.postcopy_active, coalesce(m.bandwidth_target, 0)",
                 4, p) < 0)
             a->renew_err = xstrdup(db_error(db));
     }
@@ -193,9 +193,11 @@ static void lease_done(void *arg, int rc, char *err)
                 o->lease_ms = orchcore_lease_from(s, a->t0);
                 if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                     o->postcopy = 1;
-                if (!a->renew_only)
+                if (!a->renew_only) {
                     orch_act(s, o->id, strcmp(PQgetvalue(r, i, 1), "t") == 0, strcmp(PQgetvalue(r, i, 2), "t") == 0,
                              strcmp(PQgetvalue(r, i, 3), "t") == 0);
+                    orch_bandwidth(s, o->id, atoi(PQgetvalue(r, i, 5)));
+                }
             }
             if (!seen) {
                 _cleanup_free_ char *why = xasprintf("its lease could not be renewed: the row is no longer this"

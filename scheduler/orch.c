@@ -421,9 +421,7 @@ static void forecast_sampled(orch *o, const orchreply *r)
     /* QEMU is given the migration's max_downtime_ms as its limit */
     forecast_in in =
         forecast_in_for(cs, r->dirty.memory_mib, r->dirty.nonzero_mib, r->dirty.mib_s, bw, o->downtime, o->after);
-    forecast_out f;
-    forecast_run(&in, m, &f);
-    orchtx_forecast(o, m, &f, r->dirty.mib_s, r->dirty.nonzero_mib, bw);
+    orchtx_forecast(o, m, &in, r->dirty.mib_s, r->dirty.nonzero_mib, bw);
     check_destination(o);
 }
 
@@ -700,6 +698,41 @@ static void act_on_requests(orch *o, int abort_req, int fc_req, int past_deadlin
         o->fc_sent = 1;
         orchcall_soft(o, o->source, ORCHREPLY_FORCE_COMPLETE, json_object_new_object(), fc_done);
     }
+}
+
+static void bw_set(orch *o, const orchreply *r)
+{
+    (void)r;
+    o->bw_sending = 0;
+    int from = o->bw;
+    o->bw = o->bw_target;
+    _cleanup_free_ char *msg =
+        xasprintf("bandwidth cap set from %d to %d MiB/s on %s: its drain's budget shared anew among the "
+                  "drain's migrations under way",
+                  from, o->bw, o->source);
+    log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+    orchtx_bandwidth(o, o->bw, msg);
+}
+
+static void bw_failed(orch *o, rpc_code code, const char *why)
+{
+    (void)code;
+    o->bw_sending = 0;
+    log_warn(&o->lf, "migration %lld: could not set its bandwidth cap to %d MiB/s on %s: %s", (long long)o->id,
+             o->bw_target, o->source, why);
+}
+
+void orch_bandwidth(sched *s, int64_t id, int target)
+{
+    orch *o = orchcore_find(id);
+    if (!o || target <= 0 || target == o->bw || o->bw_sending || o->finishing || o->fail_reason || o->abort_sent ||
+        o->status != MIG_RUNNING)
+        return;
+    o->bw_sending = 1;
+    o->bw_target = target;
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "bandwidth_mib_s", json_object_new_int(target));
+    orchcall_once(o, o->source, ORCHREPLY_SET_BANDWIDTH, b, (int)s->cfg->amqp.rpc_timeout_ms, bw_set, bw_failed);
 }
 
 void orch_act(sched *s, int64_t id, int abort_req, int fc_req, int past_deadline)

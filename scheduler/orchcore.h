@@ -33,6 +33,8 @@ struct orch {
     char block[8];
     int post_copy, auto_converge, after, bw, downtime, timeout;
     int completion_action; /* msg_completion_action: what the agent does at the timeout */
+    int bw_sending;        /* a set_bandwidth to bw_target is with the source */
+    int bw_target;
     int64_t epoch;
     char epoch_s[24];
     json_object *src_disks;  /* check_source's disks, as orchreply_read checked them, for pre_live_migration */

@@ -13,7 +13,7 @@
 /* ---- what the agents report --------------------------------------------------------------- */
 
 /* What an agent's event asks of the database, with the worker (strings copied). */
-typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED } ev_op;
+typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED, EV_NOTE } ev_op;
 
 typedef struct agent_ev {
     sched *s; /* the worker reads only name (fixed) through it */
@@ -210,6 +210,14 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
             o->postcopy = 1;
         log_fields f = {.migration = j->ids, .host = j->host};
         log_info(o ? &o->lf : &f, "migration %lld switched to post-copy", (long long)id);
+    } else if (ev.kind == ORCHREPLY_EV_NOTE) {
+        /* recorded as the source said it (the sender is one of the migration's hosts) */
+        j->op = EV_NOTE;
+        j->message = xstrdup(ev.error ? ev.error : what);
+        orch *o = orchcore_find(id);
+        log_fields f = {.migration = j->ids, .host = j->host};
+        log_info(o ? &o->lf : &f, "migration %lld: %s says: %s", (long long)id, j->host ? j->host : "its host",
+                 j->message);
     } else {
         j->op = EV_ENDED;
         j->message = ev.error ? xstrdup(ev.error) : xstrdup(what);

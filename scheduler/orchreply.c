@@ -20,6 +20,7 @@ static const char *const method_words[ORCHREPLY_METHOD_COUNT] = {
     [ORCHREPLY_RESUME_POSTCOPY] = "resume_postcopy",
     [ORCHREPLY_PAUSE_POSTCOPY] = "pause_postcopy",
     [ORCHREPLY_DIRTY_RATE] = "dirty_rate",
+    [ORCHREPLY_SET_BANDWIDTH] = "set_bandwidth",
 };
 
 const char *orchreply_method_str(orchreply_method m)
@@ -457,6 +458,8 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
         out->kind = ORCHREPLY_EV_PROGRESS;
     else if (strcmp(what, "postcopy") == 0)
         out->kind = ORCHREPLY_EV_POSTCOPY;
+    else if (strcmp(what, "guest_paused") == 0)
+        out->kind = ORCHREPLY_EV_NOTE;
     else if (job_state_from_str(what, &ended) == 0 &&
              (ended == JOB_COMPLETED || ended == JOB_FAILED || ended == JOB_CANCELLED)) {
         out->kind = ORCHREPLY_EV_ENDED;
@@ -482,7 +485,9 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
     if ((out->kind == ORCHREPLY_EV_ENDED || out->kind == ORCHREPLY_EV_PAUSED) &&
         get_message(body, "body.", "error", &out->error, why) < 0)
         goto bad;
-    if (out->kind == ORCHREPLY_EV_POSTCOPY)
+    if (out->kind == ORCHREPLY_EV_NOTE && get_message(body, "body.", "reason", &out->error, why) < 0)
+        goto bad;
+    if (out->kind == ORCHREPLY_EV_POSTCOPY || out->kind == ORCHREPLY_EV_NOTE)
         return 0;
     if (field(body, "body.", "stats", json_type_object, 0, &s, why) < 0)
         goto bad;

@@ -47,6 +47,7 @@ typedef enum orchreply_method {
     ORCHREPLY_RESUME_POSTCOPY,
     ORCHREPLY_PAUSE_POSTCOPY,
     ORCHREPLY_DIRTY_RATE, /* not the orchestration's: a forecast's input (forecastop.c) */
+    ORCHREPLY_SET_BANDWIDTH,
     ORCHREPLY_METHOD_COUNT
 } orchreply_method;
 
@@ -157,6 +158,7 @@ typedef enum orchreply_event_kind {
     ORCHREPLY_EV_POSTCOPY,  /* postcopy: the source switched to post-copy */
     ORCHREPLY_EV_ENDED,     /* completed, failed, cancelled: the source's job ended */
     ORCHREPLY_EV_PAUSED,    /* postcopy_paused: the post-copy stream broke, the job is kept (resumable) */
+    ORCHREPLY_EV_NOTE,      /* guest_paused: what the source's job did, to record (its reason in error) */
 } orchreply_event_kind;
 
 /* A checked migration event. */
@@ -164,7 +166,8 @@ typedef struct orchreply_event {
     orchreply_event_kind kind;
     job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED; EV_PAUSED: JOB_POSTCOPY_PAUSED */
     const char *host;      /* body.host, a host name (borrowed); NULL when absent */
-    char *error;           /* EV_ENDED, EV_PAUSED: body.error made printable (owned); NULL when absent */
+    char *error;           /* EV_ENDED, EV_PAUSED: body.error made printable (owned); NULL when absent;
+                            * EV_NOTE: body.reason, so */
     int has_stats;         /* body.stats was given (EV_PROGRESS, EV_ENDED) */
     orchreply_stats stats; /* all -1 without stats */
 } orchreply_event;

@@ -299,11 +299,66 @@ static void recov_done(void *arg, int rc, char *err)
         log_error(&lf, "could not record migration %lld as %s: %s", (long long)r->id,
                   r->on ? "recovering" : "recovered", err);
     } else {
+        log_fields lf = {.migration = r->id_s};
+        orch *o = orchcore_find(r->id);
+        log_info(o ? &o->lf : &lf, "migration %lld: %s", (long long)r->id, r->message);
         outbox_flush(r->s);
     }
     free(err);
     free(r->message);
     free(r);
+}
+
+typedef struct bwrec {
+    sched *s;
+    int64_t id;
+    char id_s[24], epoch_s[24], mib_s[16];
+    char *message;
+} bwrec;
+
+static int bwrec_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    bwrec *r = arg;
+    const char *p[] = {r->id_s, r->s->name, r->epoch_s, r->mib_s};
+    _cleanup_pq_ PGresult *u = NULL;
+    if (db_exec(db, &u,
+                "UPDATE migrations SET bandwidth_mib_s = $4::int, updated_at = now()"
+                " WHERE id = $1::bigint AND owner = $2 AND epoch = $3::bigint RETURNING id",
+                4, p) < 0)
+        return -1;
+    if (PQntuples(u) != 1)
+        return 0; /* no longer this replica's: the new owner applies the target again */
+    return ledger_record(db, r->s->name, r->id, "scheduler", NULL, LEDGER_NO_STATUS, "bandwidth", r->message);
+}
+
+static int bwrec_work(db_conn *db, void *arg, char **err)
+{
+    return db_tx(db, "READ COMMITTED", bwrec_tx, arg, NULL, err);
+}
+
+static void bwrec_done(void *arg, int rc, char *err)
+{
+    bwrec *r = arg;
+    if (rc < 0) {
+        log_fields lf = {.migration = r->id_s};
+        log_warn(&lf, "could not record the bandwidth cap of migration %lld: %s", (long long)r->id, err);
+    }
+    free(err);
+    free(r->message);
+    free(r);
+}
+
+void orchtx_bandwidth(orch *o, int mib_s, const char *message)
+{
+    bwrec *r = xcalloc(1, sizeof(*r));
+    r->s = o->s;
+    r->id = o->id;
+    strlcpy_f(r->id_s, o->id_s, sizeof(r->id_s));
+    strlcpy_f(r->epoch_s, o->epoch_s, sizeof(r->epoch_s));
+    snprintf(r->mib_s, sizeof(r->mib_s), "%d", mib_s);
+    r->message = xstrdup(message);
+    dbq_submit(o->s->dbq, bwrec_work, bwrec_done, r);
 }
 
 void orchtx_recovering(orch *o, int on, const char *message)
@@ -324,25 +379,51 @@ typedef struct fcrec {
     sched *s;
     int64_t id;
     char id_s[24], epoch_s[24];
-    char mode[16], converges[2], duration[24], downtime[24], bytes[24], dirty[24], bw[24], nonzero[24];
-    char *message;
+    forecast_mode mode;
+    forecast_in in;    /* the inputs; its fixed costs replaced by the learned ones when there are */
+    cfg_scheduler cfg; /* a copy, for the learned fixed costs */
+    int64_t dirty_mib_s, nonzero_mib, bw_mib_s;
+    char *message; /* what was recorded (the log line) */
 } fcrec;
 
 static int fcrec_tx(db_conn *db, void *arg, char **err)
 {
     (void)err;
     fcrec *r = arg;
-    const char *p[] = {r->id_s,
-                       r->s->name,
-                       r->epoch_s,
-                       r->mode,
-                       r->converges,
-                       r->duration,
-                       r->downtime,
-                       r->bytes,
-                       r->dirty,
-                       r->bw,
-                       *r->nonzero ? r->nonzero : NULL};
+    /* the fixed costs of earlier migrations, as the forecast verb takes them */
+    cfg_scheduler cs = r->cfg;
+    int64_t fixed_ms = 0;
+    int learned = forecastop_learn_fixed(db, &cs, &fixed_ms);
+    if (learned < 0)
+        return -1;
+    forecast_in in = r->in;
+    in.setup_ms = (uint64_t)(cs.forecast_setup_ms + cs.forecast_sample_s * 1000);
+    forecast_out f;
+    forecast_run(&in, r->mode, &f);
+    char conv[2], dur[24], down[24], bytes[24], dirty[24], bw[24], nz[24];
+    snprintf(conv, sizeof(conv), "%s", f.converges ? "t" : "f");
+    snprintf(dur, sizeof(dur), "%llu", (unsigned long long)f.duration_ms);
+    snprintf(down, sizeof(down), "%llu", (unsigned long long)f.downtime_ms);
+    snprintf(bytes, sizeof(bytes), "%lld", f.bytes > INT64_MAX ? (long long)INT64_MAX : (long long)f.bytes);
+    snprintf(dirty, sizeof(dirty), "%lld", (long long)r->dirty_mib_s);
+    snprintf(bw, sizeof(bw), "%lld", (long long)r->bw_mib_s);
+    snprintf(nz, sizeof(nz), "%lld", (long long)r->nonzero_mib);
+    const char *mode = forecast_mode_str(r->mode);
+    free(r->message);
+    _cleanup_free_ char *fixed =
+        xasprintf("fixed costs %.1f s%s", (double)(in.setup_ms + in.switch_ms) / 1000.0, learned ? " learned" : "");
+    if (f.converges)
+        r->message =
+            xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
+                      "link %lld MiB/s, %s)",
+                      mode, (double)f.duration_ms / 1000.0, (unsigned long long)f.downtime_ms,
+                      (unsigned long long)(f.bytes >> 20), (long long)r->dirty_mib_s, (long long)r->bw_mib_s, fixed);
+    else
+        r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s): it ends only "
+                               "by its completion timeout, a force-complete or an abort",
+                               mode, (long long)r->dirty_mib_s, (long long)r->bw_mib_s);
+    const char *p[] = {
+        r->id_s, r->s->name, r->epoch_s, mode, conv, dur, down, bytes, dirty, bw, r->nonzero_mib > 0 ? nz : NULL};
     if (db_exec(db, NULL,
                 "UPDATE migrations SET forecast_mode = $4, forecast_converges = $5::boolean,"
                 " forecast_duration_ms = $6::bigint, forecast_downtime_ms = $7::bigint, forecast_bytes = $8::bigint,"
@@ -366,6 +447,9 @@ static void fcrec_done(void *arg, int rc, char *err)
         log_fields lf = {.migration = r->id_s};
         log_warn(&lf, "could not record the forecast of migration %lld: %s", (long long)r->id, err);
     } else {
+        log_fields lf = {.migration = r->id_s};
+        orch *o = orchcore_find(r->id);
+        log_info(o ? &o->lf : &lf, "migration %lld: %s", (long long)r->id, r->message);
         outbox_flush(r->s);
     }
     free(err);
@@ -373,7 +457,7 @@ static void fcrec_done(void *arg, int rc, char *err)
     free(r);
 }
 
-void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t nonzero_mib,
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_in *in, int64_t dirty_mib_s, int64_t nonzero_mib,
                      int64_t bandwidth_mib_s)
 {
     fcrec *r = xcalloc(1, sizeof(*r));
@@ -381,25 +465,11 @@ void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t
     r->id = o->id;
     strlcpy_f(r->id_s, o->id_s, sizeof(r->id_s));
     strlcpy_f(r->epoch_s, o->epoch_s, sizeof(r->epoch_s));
-    strlcpy_f(r->mode, forecast_mode_str(mode), sizeof(r->mode));
-    strlcpy_f(r->converges, f->converges ? "t" : "f", sizeof(r->converges));
-    snprintf(r->duration, sizeof(r->duration), "%llu", (unsigned long long)f->duration_ms);
-    snprintf(r->downtime, sizeof(r->downtime), "%llu", (unsigned long long)f->downtime_ms);
-    snprintf(r->bytes, sizeof(r->bytes), "%lld", f->bytes > INT64_MAX ? (long long)INT64_MAX : (long long)f->bytes);
-    snprintf(r->dirty, sizeof(r->dirty), "%lld", (long long)dirty_mib_s);
-    snprintf(r->bw, sizeof(r->bw), "%lld", (long long)bandwidth_mib_s);
-    if (nonzero_mib > 0)
-        snprintf(r->nonzero, sizeof(r->nonzero), "%lld", (long long)nonzero_mib);
-    if (f->converges)
-        r->message =
-            xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
-                      "link %lld MiB/s)",
-                      r->mode, (double)f->duration_ms / 1000.0, (unsigned long long)f->downtime_ms,
-                      (unsigned long long)(f->bytes >> 20), (long long)dirty_mib_s, (long long)bandwidth_mib_s);
-    else
-        r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s): it ends only "
-                               "by its completion timeout, a force-complete or an abort",
-                               r->mode, (long long)dirty_mib_s, (long long)bandwidth_mib_s);
-    log_info(&o->lf, "migration %lld: %s", (long long)o->id, r->message);
+    r->mode = mode;
+    r->in = *in;
+    r->cfg = o->s->cfg->scheduler;
+    r->dirty_mib_s = dirty_mib_s;
+    r->nonzero_mib = nonzero_mib;
+    r->bw_mib_s = bandwidth_mib_s;
     dbq_submit(o->s->dbq, fcrec_work, fcrec_done, r);
 }

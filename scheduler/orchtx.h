@@ -29,10 +29,16 @@ void orchtx_finish(orch *o, mig_status status, const char *error, const orchrepl
  * kept from the first mark of a recovery) with a migration event of kind recovering / recovered
  * (message borrowed), on the database worker; a failure is logged. */
 void orchtx_recovering(orch *o, int on, const char *message);
-/* Stores the forecast of o taken before it moves (issue #18: mode, converges, duration, pause,
- * bytes, the dirty rate and bandwidth it assumed) on the migration, with an event of kind
- * `forecast` saying it, on the database worker (guarded by owner and epoch). f is copied. */
-void orchtx_forecast(orch *o, forecast_mode mode, const forecast_out *f, int64_t dirty_mib_s, int64_t nonzero_mib,
+/* Records o's new bandwidth cap (migrations.bandwidth_mib_s) with an event of kind `bandwidth`
+ * saying message (borrowed), on the database worker (guarded by owner and epoch); a failure
+ * is logged. */
+void orchtx_bandwidth(orch *o, int mib_s, const char *message);
+/* Forecasts o in mode from in (copied) with the fixed costs learned from earlier migrations
+ * (forecastop_learn_fixed; in's own when too few say) and stores it before it moves (issue #18:
+ * mode, converges, duration, pause, bytes, the dirty rate, non-zero memory and bandwidth it
+ * assumed) on the migration, with an event of kind `forecast` saying it, on the database worker
+ * (guarded by owner and epoch). */
+void orchtx_forecast(orch *o, forecast_mode mode, const forecast_in *in, int64_t dirty_mib_s, int64_t nonzero_mib,
                      int64_t bandwidth_mib_s);
 
 #endif

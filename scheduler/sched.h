@@ -126,6 +126,14 @@ int policyop_sync_config(db_conn *db, json_object *bodies, char **err);
  * costs, those that lasted long enough to say — else forecast_bandwidth_mib_s. On the database worker: 0, or -1 (db_error). */
 int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const char *dest, int64_t *mib_s,
                     const char **from) FERRY_WUR;
+/* The fixed cost of a migration learned from earlier ones: the median, over the last (at most
+ * 10, at least 3) completed migrations that ran under a bandwidth cap, of their duration less
+ * what they sent at their cap — the claim, checks, sample, prepare, libvirt's setup and the
+ * switch-over, all that the transfer does not explain. When learned, cs (a caller's copy) gets
+ * forecast_setup_ms such that forecast_setup_ms + forecast_sample_s + forecast_switch_ms is
+ * that median, and *ms the median; 1 then, 0 (cs unchanged) when too few migrations say, -1 on
+ * a database error (db_error). On the database worker. */
+int forecastop_learn_fixed(db_conn *db, cfg_scheduler *cs, int64_t *ms) FERRY_WUR;
 /* A migration request's plan for its objectives (issue #18), from a forecast taken before
  * anything is claimed. */
 typedef struct forecastop_plan {
@@ -226,6 +234,10 @@ void orch_start(sched *s, int64_t migration);
 /* Acts on what the lease renewal read for migration id, if this replica drives it: the
  * operator's abort or force-complete request, a passed deadline. */
 void orch_act(sched *s, int64_t migration, int abort_req, int fc_req, int past_deadline);
+/* The bandwidth cap the drainer wants for migration (migrations.bandwidth_target, read with
+ * its lease): when this replica drives it, it runs, and the cap differs, the source is asked
+ * (set_bandwidth) and the new cap recorded with an event. */
+void orch_bandwidth(sched *s, int64_t migration, int target_mib_s);
 /* How many migrations this replica drives now. */
 int orch_count(void);
 /* Acts now on the operator's requests recorded for migration id, if this replica drives it. */

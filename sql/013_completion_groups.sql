@@ -18,6 +18,11 @@ ALTER TABLE hosts ADD COLUMN host_group text CHECK (host_group ~ '^[a-z0-9][a-z0
 ALTER TABLE migrations ADD COLUMN forecast_nonzero_mib bigint CHECK (forecast_nonzero_mib >= 0);
 ALTER TABLE drain_items ADD COLUMN nonzero_mib bigint CHECK (nonzero_mib >= 0);
 
+-- a drain's bandwidth budget shared among its migrations under way: the cap the drainer wants
+-- for this migration (NULL: none); its owner applies it (the agent's set_bandwidth) and then
+-- stores it in bandwidth_mib_s.
+ALTER TABLE migrations ADD COLUMN bandwidth_target integer CHECK (bandwidth_target BETWEEN 1 AND 100000);
+
 ALTER TABLE migration_policies
     ADD COLUMN host_group text CHECK (host_group ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
     ADD COLUMN completion_action text CHECK (completion_action IN ('abort', 'postcopy', 'pause')),

@@ -42,6 +42,11 @@ static void check_body(json_object *body)
         free(err), err = NULL;
     else if (!uuid_valid(dinst) || dsecs < 1 || dsecs > 10)
         abort(); /* accepted means checked */
+    int bw = 0;
+    if (rpcin_set_bandwidth(body, &bw, &err) < 0)
+        free(err), err = NULL;
+    else if (bw < 1 || bw > 100000)
+        abort(); /* accepted means checked */
 
     rpcin_check_dest cd;
     if (rpcin_check_destination(body, mig, &cd, &err) == 0) {

@@ -10,67 +10,20 @@
 # other host can take guests from (another arch) has each request refused, retried once, and
 # ends failed with each guest's reason in its receipt.
 set -euo pipefail
-bin=${FERRY_BIN_DIR:?run through ctest}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
 db=ferry_drain_$$
+source "$(dirname "$0")/lib.sh"
 h1=dr1-$$ h2=dr2-$$
 token=dr-t0ken-drain-test
-rctl() { "$FERRY_TEST_HARNESS" rabbitmqctl "$@"; }
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rctl delete_user "ferry-agent-$h1" >/dev/null 2>&1 || true
-  rctl delete_user "ferry-agent-$h2" >/dev/null 2>&1 || true
-  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok: $*"; }
-sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
-newid() { cat /proc/sys/kernel/random/uuid; }
-wait_line() { for _ in $(seq 1 150); do grep -Eq -- "$2" "$1" && return 0; sleep 0.1; done; return 1; }
-wait_sql() { # [SECONDS] QUERY EXPECTED
-  local n=15
-  (($# == 3)) && { n=$1; shift; }
-  for _ in $(seq 1 $((n * 10))); do [[ $(sql "$1") == "$2" ]] && return 0; sleep 0.1; done
-  echo "waited for [$1] = [$2], last [$(sql "$1")]" >&2
-  return 1
-}
-
-psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
-export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
-printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = %s\n[log]\nlevel = info\n[scheduler]\nheartbeat_max_age_s = 120\nmax_outgoing_per_source = 1\nforecast_sample_s = 0\nlease_s = 5\n' \
-  "$token" >"$work/ferry.conf"
-"$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
-
-for h in "$h1" "$h2"; do
-  rctl add_user "ferry-agent-$h" "pw-$$" >/dev/null
-  rctl set_permissions -p / "ferry-agent-$h" '^$' '^ferry\.events$' '^$' >/dev/null
-done
-url_of() { echo "amqp://ferry-agent-$1:pw-$$@127.0.0.1:$FERRY_TEST_AMQP_PORT"; }
-seq_no=0
-boot=$(newid)
-heartbeat() { # host domains-json
-  seq_no=$((seq_no + 1))
-  local body
-  body=$(printf '{"v":1,"type":"host.%s.heartbeat","id":"%s","body":{"origin":"agent","address":"%s","arch":"x86_64","vcpus":16,"memory_mb":16384,"disk_gb":100,"boot":"%s","seq":%d,"postcopy":true,"domains":%s}}' \
-    "$1" "$(newid)" "$1" "$boot" "$seq_no" "$2")
-  "$top/tests/harness/amqp-send" "$(url_of "$1")" ferry.events "host.$1.heartbeat" "$body" >/dev/null || fail "heartbeat of $1 refused by the broker"
-}
+new_db "$(printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = %s\n[log]\nlevel = info\n[scheduler]\nheartbeat_max_age_s = 120\nmax_outgoing_per_source = 1\nforecast_sample_s = 0\nlease_s = 5\n' "$token")"
+for h in "$h1" "$h2"; do host_user "$h"; done
+hb_extra=',"postcopy":true'
 dom() { printf '{"uuid":"%s","name":"%s","vcpus":1,"memory_mb":%d,"state":"%s"}' "$1" "$2" "$3" "$4"; }
 A=aaaaaaaa-2222-4000-8000-000000000001
 B=bbbbbbbb-2222-4000-8000-000000000002
 S=cccccccc-2222-4000-8000-000000000003
 H1DOMS="[$(dom $A vmA 256 running),$(dom $B vmB 512 running),$(dom $S vmS 128 shutoff)]"
 
-"$bin/ferry-scheduler" --config "$work/ferry.conf" --name drs1 2>"$work/scheduler.log" &
-pids+=("$!")
-wait_line "$work/scheduler.log" "ready: broker connected" || fail "scheduler not ready"
-port=$(sed -n 's|.*HTTP API and dashboard on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/scheduler.log" | head -n 1)
-[[ -n $port ]] || fail "no HTTP port in the log"
+start_scheduler drs1
 api() { # METHOD PATH [BODY]: the code, the body in $work/body
   curl -sS -o "$work/body" -w '%{http_code}' -X "$1" -H "X-Auth-Token: $token" ${3:+-d "$3"} "http://127.0.0.1:$port$2"
 }
@@ -98,7 +51,7 @@ ok "drain bodies checked: unknown field, bad types and ranges, no such host, met
 ok "dry run: vmB (512 MiB) then vmA, one at a time, the deadline holds; nothing written"
 
 # ---- cancelled while its first migration is under way --------------------------------------------------
-[[ $(api POST "/api/hosts/$h1/drain" '') == 202 ]] || fail "drain: $(cat "$work/body")"
+[[ $(api POST "/api/hosts/$h1/drain" '{"bandwidth_budget_mib_s": 40}') == 202 ]] || fail "drain: $(cat "$work/body")"
 d=$(jq -r .drain "$work/body")
 [[ $(sql "SELECT state || ':' || state_reason FROM hosts WHERE name = '$h1'") == "maintenance:drain $d" ]] || fail "$h1 not in maintenance"
 [[ $(sql "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmS'") == skipped ]] || fail "vmS not skipped"
@@ -106,6 +59,15 @@ wait_sql "SELECT count(*) FROM drain_items i JOIN migrations m ON m.request_id =
           WHERE i.drain_id = $d AND i.name = 'vmB' AND i.state = 'migrating'" 1 ||
   fail "vmB's migration: $(sql "SELECT name, state, request_id, migration_id FROM drain_items WHERE drain_id = $d")"
 [[ $(sql "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmA'") == pending ]] || fail "vmA not waiting its turn"
+# the budget shared among the drain's migrations under way: vmB's alone once it runs (its status
+# set by hand here: no agent moves it), then back as it was
+mb=$(sql "SELECT migration_id FROM drain_items WHERE drain_id = $d AND name = 'vmB'")
+[[ $(sql "SELECT bandwidth_mib_s || ' ' || coalesce(bandwidth_target::text, '-') FROM migrations WHERE id = $mb") == "40 -" ]] ||
+  fail "vmB's migration before it runs: $(sql "SELECT bandwidth_mib_s, bandwidth_target FROM migrations WHERE id = $mb")"
+s0=$(sql "SELECT status FROM migrations WHERE id = $mb")
+sql "UPDATE migrations SET status = 'running' WHERE id = $mb" >/dev/null
+wait_sql 10 "SELECT bandwidth_target FROM migrations WHERE id = $mb" 40 || fail "no share of the budget for vmB's migration"
+sql "UPDATE migrations SET status = '$s0' WHERE id = $mb" >/dev/null
 [[ $(api POST "/api/drains/$d/cancel") == 202 ]] || fail "cancel: $(cat "$work/body")"
 [[ $(jq -r '[.status, .not_requested] | join(" ")' "$work/body") == "cancelling 1" ]] || fail "cancel: $(cat "$work/body")"
 wait_sql 30 "SELECT state FROM drain_items WHERE drain_id = $d AND name = 'vmA'" cancelled || fail "vmA not cancelled"
@@ -129,8 +91,7 @@ ok "drain $d cancelled under way: vmA never requested, vmB's migration asked to 
 
 # ---- every request refused (no host of its arch): each guest tried twice, the drain failed --------------
 h3=dr3-$$
-rctl add_user "ferry-agent-$h3" "pw-$$" >/dev/null
-rctl set_permissions -p / "ferry-agent-$h3" '^$' '^ferry\.events$' '^$' >/dev/null
+host_user "$h3"
 C=dddddddd-2222-4000-8000-000000000004
 E=eeeeeeee-2222-4000-8000-000000000005
 seq_no=$((seq_no + 1))
@@ -153,5 +114,4 @@ wait_sql 60 "SELECT status FROM drains WHERE id = $d" failed || fail "drain $d: 
    $(sql "SELECT count(*) FROM processed_requests WHERE outcome = 'refused' AND reason LIKE 'no host can take %'") == 4 ]] ||
   fail "processed requests: $(sql "SELECT request_id, outcome, reason FROM processed_requests")"
 grep -q "host=$h3 .*drain $d of $h3 failed in [0-9.]* s: 0 moved, 2 failed, 0 cancelled, 0 skipped" "$work/scheduler.log" || fail "no log line of the failed drain"
-rctl delete_user "ferry-agent-$h3" >/dev/null 2>&1 || true
 ok "drain $d of $h3 (no host of its arch): each request refused, tried twice, the drain failed; the reasons in its receipt"

@@ -10,60 +10,19 @@
 # ferry_reconciler_unresolved{kind="two_hosts"} — and left as it is; (e) with one host's
 # heartbeat stale nothing about it is repaired; ferry_oldest_active_migration_seconds is there.
 set -euo pipefail
-bin=${FERRY_BIN_DIR:?run through ctest}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
 db=ferry_rec_$$
+source "$(dirname "$0")/lib.sh"
 h1=rc1-$$ h2=rc2-$$
-rctl() { "$FERRY_TEST_HARNESS" rabbitmqctl "$@"; }
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rctl delete_user "ferry-agent-$h1" >/dev/null 2>&1 || true
-  rctl delete_user "ferry-agent-$h2" >/dev/null 2>&1 || true
-  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok: $*"; }
-sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
-newid() { cat /proc/sys/kernel/random/uuid; }
-wait_line() { for _ in $(seq 1 150); do grep -Eq -- "$2" "$1" && return 0; sleep 0.1; done; return 1; }
-wait_sql() { for _ in $(seq 1 150); do [[ $(sql "$1") == "$2" ]] && return 0; sleep 0.1; done; return 1; }
-
-psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
-export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
-printf '[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = rc-t0ken-reconciler-test\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n' >"$work/ferry.conf"
-"$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
-
+new_db $'[amqp]\nheartbeat_s = 5\nrpc_timeout_ms = 1000\n[http]\nport = 0\ntokens = rc-t0ken-reconciler-test\n[log]\nlevel = info\n[scheduler]\nreconcile_interval_s = 1\nreconcile_grace_s = 0\nheartbeat_max_age_s = 60\n'
 # the hosts' broker users, as deploy/rabbitmq/add-agent-user makes them (publish on ferry.events)
-for h in "$h1" "$h2"; do
-  rctl add_user "ferry-agent-$h" "pw-$$" >/dev/null
-  rctl set_permissions -p / "ferry-agent-$h" '^$' '^ferry\.events$' '^$' >/dev/null
-done
-url_of() { echo "amqp://ferry-agent-$1:pw-$$@127.0.0.1:$FERRY_TEST_AMQP_PORT"; }
-seq_no=0
-boot=$(newid)
-heartbeat() { # host domains-json
-  seq_no=$((seq_no + 1))
-  local body
-  body=$(printf '{"v":1,"type":"host.%s.heartbeat","id":"%s","body":{"origin":"agent","address":"%s","arch":"x86_64","vcpus":16,"memory_mb":16384,"disk_gb":100,"boot":"%s","seq":%d,"domains":%s}}' \
-    "$1" "$(newid)" "$1" "$boot" "$seq_no" "$2")
-  "$top/tests/harness/amqp-send" "$(url_of "$1")" ferry.events "host.$1.heartbeat" "$body" >/dev/null || fail "heartbeat of $1 refused by the broker"
-}
+for h in "$h1" "$h2"; do host_user "$h"; done
 dom() { printf '{"uuid":"%s","name":"%s","vcpus":1,"memory_mb":256,"state":"%s"}' "$1" "$2" "$3"; }
 A=aaaaaaaa-1111-4000-8000-000000000001 # (c) runs on h2, the database will say h1
 B=bbbbbbbb-1111-4000-8000-000000000002 # (d) runs on both
 C=cccccccc-1111-4000-8000-000000000003 # (b) an allocation on h1, which does not list it
 D=dddddddd-1111-4000-8000-000000000004 # (a) runs on h1, a failed migration's allocation left
 
-"$bin/ferry-scheduler" --config "$work/ferry.conf" --name rec1 2>"$work/scheduler.log" &
-pids+=("$!")
-wait_line "$work/scheduler.log" "ready: broker connected" || fail "scheduler not ready"
-port=$(sed -n 's|.*HTTP API and dashboard on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/scheduler.log" | head -n 1)
-[[ -n $port ]] || fail "no HTTP port in the log"
+start_scheduler rec1
 
 # the hosts register by their heartbeats
 heartbeat "$h1" "[$(dom $B vmB running),$(dom $D vmD running)]"

@@ -9,44 +9,24 @@
 # ~4 s and be dropped). After SIGCONT the queued work completes: every heartbeat is recorded
 # in order (the last one's figures stand), the read answers, /healthz is ok again.
 set -euo pipefail
-bin=${FERRY_BIN_DIR:?run through ctest}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
-stopped=()
 db=ferry_stall_$$
+source "$(dirname "$0")/lib.sh"
+stopped=()
 agent=ferry-agent-st1
-rctl() { "$FERRY_TEST_HARNESS" rabbitmqctl "$@"; }
-cleanup() {
-  # the database first: whatever happened, the harness's PostgreSQL runs on
-  for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rctl delete_user "$agent" >/dev/null 2>&1 || true
-  psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done >&2; exit 1; }
-ok() { echo "ok: $*"; }
-sql() { psql "$FERRY_DB_DSN" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
-newid() { cat /proc/sys/kernel/random/uuid; }
-wait_line() { for _ in $(seq 1 150); do grep -Eq -- "$2" "$1" && return 0; sleep 0.1; done; return 1; }
+# the database first: whatever happened, the harness's PostgreSQL runs on
+test_cleanup() { local p; for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done; }
 
 [[ ${FERRY_SCHEDULER_USERS:-} == guest ]] || fail "run through ctest (guest plays the schedulers)"
 state=${FERRY_TEST_STATE:?run through ctest}
 postmaster=$(head -n 1 "$state/pg-data/postmaster.pid" 2>/dev/null || true)
 [[ $postmaster =~ ^[0-9]+$ ]] && kill -0 "$postmaster" || fail "no PostgreSQL of the harness in $state/pg-data"
 
-psql "$FERRY_TEST_PG_DSN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-export FERRY_AMQP_URL=$FERRY_TEST_AMQP_URL
-export FERRY_DB_DSN="$FERRY_TEST_PG_DSN dbname=$db"
 token=stall-token-$$
-printf '[amqp]\nheartbeat_s = 2\n[database]\nconnect_timeout_s = 2\n[http]\nport = 0\ntokens = %s\n[log]\nlevel = info\n' \
-  "$token" >"$work/ferry.conf"
-"$bin/ferry-scheduler" --config "$work/ferry.conf" --db-upgrade >/dev/null
+new_db "$(printf '[amqp]\nheartbeat_s = 2\n[database]\nconnect_timeout_s = 2\n[http]\nport = 0\ntokens = %s\n[log]\nlevel = info\n' "$token")"
 sql "INSERT INTO hosts (name, arch, last_heartbeat, vcpus, memory_mb, capacity_vcpus, capacity_memory_mb)
      VALUES ('st1', 'x86_64', now(), 8, 8192, 8, 8192)" >/dev/null
 rctl add_user "$agent" "st1-$$" >/dev/null
+users+=("$agent")
 rctl set_permissions -p / "$agent" '.*' '.*' '.*' >/dev/null
 agent_url="amqp://$agent:st1-$$@127.0.0.1:$FERRY_TEST_AMQP_PORT"
 heartbeat() { # vcpus: one heartbeat of st1 from its agent's user

@@ -10,7 +10,9 @@
 #     to finish; it runs on the destination; `migration show` says so;
 #  4. completion_action postcopy: switched to post-copy at the timeout, completed; asked without
 #     post-copy allowed: refused at intake with the reason;
-#  5. the policy removed from the file: gone from the database at the next start.
+#  5. a running migration's bandwidth cap changed by the target a drain's budget sets (the owner
+#     asks the source's set_bandwidth; libvirt's migrate-getspeed shows it);
+#  6. the policy removed from the file: gone from the database at the next start.
 source "$(dirname "$0")/lib.sh"
 trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
@@ -66,6 +68,9 @@ grep -q "migration=$m2 .*guest paused so that the migration completes (completio
   fail "no pause at the timeout in compute1's agent log"
 wait_sql 20 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'c1'" "compute2 running" || fail "c1 not seen on compute2"
 [[ $(where c1) == "compute2 running yes" ]] || fail "after the pause c1 is at: $(where c1)"
+wait_sql 10 "SELECT origin || ' ' || host || ' ' || message FROM migration_events WHERE migration_id = $m2 AND kind = 'guest_paused'" \
+  "source compute1 guest paused so that the migration completes (completion timeout of 4 s)" || fail "no guest_paused event of migration $m2"
+ctl migration events "$m2" | grep -q "guest paused so that the migration completes (completion timeout of 4 s)" || fail "migration events $m2: no pause"
 show=$(ctl migration show "$m2") || fail "migration show $m2: $show"
 grep -q "^  timeout    4 s, then pause$" <<<"$show" && grep -q "^  policy     rack-pause$" <<<"$show" || fail "migration show $m2: $show"
 ok "host group rack1 selected policy rack-pause: migration $m2 paused c1 at its 4 s timeout and completed in $(($(now_ms) - t0)) ms; c1 runs on compute2"
@@ -84,9 +89,26 @@ grep -q "migration=$m3 .*switched to post-copy after memory iteration [0-9]* (co
   fail "no post-copy switch at the timeout in compute2's agent log"
 [[ $(where c1) == "compute1 running yes" ]] || fail "after post-copy c1 is at: $(where c1)"
 ok "completion_action postcopy: migration $m3 switched at its 3 s timeout and completed; without --postcopy refused at intake"
+
+# ---- 5. a running migration's cap changed as a drain's budget is shared anew -----------------------
+# (the drainer writes migrations.bandwidth_target; the owner reads it with its lease and asks the
+# source, which sets it in libvirt: virsh migrate-getspeed says it)
+ctl migrate c1 compute2 --bandwidth 8 >"$out" 2>&1 || fail "migrate c1 at 8 MiB/s: $(cat "$out")"
+m4=$(sql "SELECT max(id) FROM migrations")
+wait_sql 30 "SELECT status FROM migrations WHERE id = $m4" running || fail "migration $m4 not running"
+[[ $("$LAB" virsh compute1 migrate-getspeed c1 | tr -d ' ') == 8 ]] || fail "c1's speed before: $("$LAB" virsh compute1 migrate-getspeed c1)"
+sql "UPDATE migrations SET bandwidth_target = 24 WHERE id = $m4" >/dev/null
+wait_sql 15 "SELECT bandwidth_mib_s FROM migrations WHERE id = $m4" 24 || fail "the cap of migration $m4 was not changed"
+[[ $("$LAB" virsh compute1 migrate-getspeed c1 | tr -d ' ') == 24 ]] || fail "c1's speed after: $("$LAB" virsh compute1 migrate-getspeed c1)"
+[[ $(sql "SELECT message FROM migration_events WHERE migration_id = $m4 AND kind = 'bandwidth'") == "bandwidth cap set from 8 to 24 MiB/s on compute1: "* ]] ||
+  fail "no bandwidth event: $(sql "SELECT kind, message FROM migration_events WHERE migration_id = $m4")"
+grep -q "migration=$m4 .*bandwidth cap set from 8 to 24 MiB/s" "$logs/compute1.agent.log" || fail "no bandwidth line in compute1's agent log"
+ctl migration abort "$m4" >/dev/null || fail "abort $m4"
+wait_sql 30 "SELECT status FROM migrations WHERE id = $m4" cancelled || fail "migration $m4 not cancelled"
+ok "migration $m4's cap raised from 8 to 24 MiB/s while it ran (libvirt's migrate-getspeed, the event, the agent's log)"
 stop_guest c1
 
-# ---- 5. the host group cleared; the policy gone from the file ---------------------------------------
+# ---- 6. the host group cleared; the policy gone from the file ---------------------------------------
 [[ $(ctl host group compute1 --none) == "compute1: no host group" ]] || fail "host group --none"
 [[ $(sql "SELECT coalesce(host_group, 'none') FROM hosts WHERE name = 'compute1'") == none ]] || fail "host group not cleared"
 "$LAB" scheduler 1 stop >/dev/null
