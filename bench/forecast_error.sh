@@ -167,10 +167,12 @@ sleep 10 # its boot is over (TCG): idle from now on
 case_run linux-idle-16 fe4 pre-copy 16
 done_with fe4
 new_guest fe2 --dirty 32 --rate 8
+sleep 6 # its region written once (32 MiB at 8 MiB/s): the steady state the case is about
 case_run dirty-16 fe2 pre-copy 16
 case_run dirty-32 fe2 pre-copy 32
 done_with fe2
 new_guest fe3 --dirty 64 --rate 48
+sleep 3 # its region written once
 case_run busy-post-16 fe3 post-copy 16 --postcopy
 case_run busy-post-32 fe3 post-copy 32 --postcopy
 # bounded: the model may expect a long throttled pre-copy; an abort is reported as such

@@ -226,8 +226,9 @@ const cfg_option cfg_table[] = {
     OPT_INT(scheduler, bandwidth_mib_s, "0", 0, 100000, "migration bandwidth limit, in MiB/s (0 = unlimited)"),
     OPT_INT(scheduler, forecast_bandwidth_mib_s, "1000", 1, 100000,
             "the migration link's bandwidth a forecast assumes when no limit is set, in MiB/s"),
-    OPT_INT(scheduler, forecast_setup_ms, "1500", 0, 600000,
-            "a forecast's fixed cost before the first byte (checks, prepare, connect), in ms"),
+    OPT_INT(scheduler, forecast_setup_ms, "500", 0, 600000,
+            "a forecast's fixed cost before the first byte (checks, prepare, connect), in ms, until "
+            "three capped migrations have completed (then learned from them)"),
     OPT_INT(scheduler, forecast_switch_ms, "100", 0, 600000,
             "a forecast's fixed part of the guest's pause (device state, handshake), in ms"),
     OPT_INT(scheduler, forecast_sample_s, "1", 0, 10,

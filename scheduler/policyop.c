@@ -149,6 +149,8 @@ int policyop_sync_config(db_conn *db, json_object *bodies, char **err)
 static int pol_tx(db_conn *db, void *arg, char **err)
 {
     pol_job *j = arg;
+    free(j->refused); /* a transaction tried again decides again */
+    j->refused = NULL;
     if (j->op == POL_LIST) {
         _cleanup_pq_ PGresult *r = NULL;
         if (db_exec(
