@@ -21,7 +21,7 @@
 # (between them the guests are moved back to compute1, uncapped). The lower bounds: Σ RAM / link
 # (the issue's; QEMU skips zero pages, so a guest's untouched memory costs nothing and this bound
 # can be beaten) and Σ memory sent / link (what the drain's migrations actually sent, from their
-# rows). Goal (issue #18): drain / (Σ RAM / link) <= 1.2, and faster than naive. --smoke: two
+# rows). Goal (issue #18): drain / (Σ RAM / link) <= 1.2; the naive evacuation is the comparison. --smoke: two
 # guests, one round. Prints the figures; the verdict on the goal is stated, not enforced.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -157,4 +157,4 @@ echo "drain-b: with --bandwidth-budget $rate (each migration capped at its share
 echo "forecast's link is the configured $rate MiB/s, the migrations uncapped, sharing the link)"
 echo "the drains' plans:"
 sed 's/^/  /' "$FERRY_LAB_DIR/drain.plan"
-echo "goal (issue #18): drain /RAM-bnd <= 1.2 and drain /naive < 1"
+echo "goal (issue #18): drain /RAM-bnd <= 1.2; /naive is the comparison the issue asks for (no goal)"

@@ -274,9 +274,13 @@ int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const
                 "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY mib_s))::bigint, count(*) FROM ("
                 " SELECT memory_processed_bytes / 1048576.0"
                 "  / (extract(epoch FROM finished_at - started_at) - $3::float8) AS mib_s"
-                " FROM migrations WHERE source_host = $1 AND ($2::text IS NULL OR dest_host = $2)"
+                " FROM migrations m WHERE source_host = $1 AND ($2::text IS NULL OR dest_host = $2)"
                 "  AND status = 'completed' AND bandwidth_mib_s = 0 AND memory_processed_bytes >= 16777216"
                 "  AND extract(epoch FROM finished_at - started_at) > $3::float8 + 1"
+                /* alone on its source's link: migrations that overlapped shared it, and each says
+                 * only its share (six at once from one host each see a sixth of the link) */
+                "  AND NOT EXISTS (SELECT 1 FROM migrations o WHERE o.source_host = m.source_host AND o.id <> m.id"
+                "   AND o.started_at < m.finished_at AND coalesce(o.finished_at, now()) > m.started_at)"
                 " ORDER BY id DESC LIMIT 10) x",
                 3, p) < 0)
         return -1;

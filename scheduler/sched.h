@@ -122,8 +122,9 @@ int policyop_sync_config(db_conn *db, json_object *bodies, char **err);
 /* The bandwidth a forecast assumes for migrations from src (to dest; NULL: to any host), and
  * where the figure comes from (static text): [scheduler] bandwidth_mib_s when set, else the
  * median rate of the last (at most 10, at least 3) completed migrations between them that no
- * bandwidth cap held back — the memory they sent over their duration less the forecast's fixed
- * costs, those that lasted long enough to say — else forecast_bandwidth_mib_s. On the database worker: 0, or -1 (db_error). */
+ * bandwidth cap held back and that ran alone from src (one that overlapped another from src had
+ * only a share of the link) — the memory they sent over their duration less the forecast's
+ * fixed costs, those that lasted long enough to say — else forecast_bandwidth_mib_s. On the database worker: 0, or -1 (db_error). */
 int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const char *dest, int64_t *mib_s,
                     const char **from) FERRY_WUR;
 /* The fixed cost of a migration learned from earlier ones: the median, over the last (at most

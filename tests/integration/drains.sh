@@ -50,6 +50,24 @@ ok "drain bodies checked: unknown field, bad types and ranges, no such host, met
 [[ $(sql "SELECT count(*) FROM drains") == 0 && $(sql "SELECT state FROM hosts WHERE name = '$h1'") == enabled ]] || fail "the dry run wrote something"
 ok "dry run: vmB (512 MiB) then vmA, one at a time, the deadline holds; nothing written"
 
+# ---- the link a plan assumes, learned: only migrations that ran alone from the host count -------------
+[[ $(jq -r '[.link_mib_s, .link_from] | join(" ")' "$work/body") == "1000 config forecast_bandwidth_mib_s" ]] ||
+  fail "the link before any migration: $(cat "$work/body")"
+# three alone from $h1 at 10 MiB/s (100 MiB in 10 s, and the 0.6 s of fixed costs: no sample,
+# forecast_setup_ms 500, forecast_switch_ms 100), then three at once, each seeing 1 MiB/s
+sql "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status, started_at, finished_at,
+       memory_processed_bytes)
+     SELECT gen_random_uuid(), '$A', '$h1', '$h2', 'completed', t, t + interval '10.6 s', 100 * 1048576
+     FROM unnest(ARRAY[now() - interval '300 s', now() - interval '280 s', now() - interval '260 s']) t" >/dev/null
+sql "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status, started_at, finished_at,
+       memory_processed_bytes)
+     SELECT gen_random_uuid(), '$A', '$h1', '$h2', 'completed', now() - interval '200 s', now() - interval '179.4 s',
+       20 * 1048576 FROM generate_series(1, 3)" >/dev/null
+[[ $(api POST "/api/hosts/$h1/drain" '{"dry_run": true}') == 202 ]] || fail "dry run: $(cat "$work/body")"
+[[ $(jq -r '[.link_mib_s, .link_from] | join(" ")' "$work/body") == "10 learned: the median of the host's last completed migrations" ]] ||
+  fail "the learned link: $(cat "$work/body")"
+ok "the learned link: 10 MiB/s from the three migrations that ran alone (the three that shared the link not counted)"
+
 # ---- cancelled while its first migration is under way --------------------------------------------------
 [[ $(api POST "/api/hosts/$h1/drain" '{"bandwidth_budget_mib_s": 40}') == 202 ]] || fail "drain: $(cat "$work/body")"
 d=$(jq -r .drain "$work/body")
