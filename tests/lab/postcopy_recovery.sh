@@ -35,10 +35,21 @@ request() {
   wait_sql 30 "SELECT count(*) FROM migrations WHERE request_id = '$req'" 1 >&2 || fail "no migration for request $req"
   sql "SELECT id FROM migrations WHERE request_id = '$req'"
 }
-# cut_after_switch MIG HOST: waits for the post-copy switch of MIG, then cuts HOST with resets
+# cut_after_switch MIG HOST: waits for the post-copy switch of MIG and for the guest to run on
+# HOST (the destination), then cuts HOST with resets. The switch is recorded as it begins: a cut
+# before the destination has the guest's device state and runs it (a CI run cut 100 ms after
+# the switch) fails the destination's QEMU outright, and there is no post-copy left to recover
 cut_after_switch() {
   wait_sql 60 "SELECT postcopy_active FROM migrations WHERE id = $1" t ||
     fail "migration $1 never switched to post-copy: $(sql "SELECT status, error FROM migrations WHERE id = $1")"
+  local name st=
+  name=$(sql "SELECT i.name FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid WHERE m.id = $1")
+  for _ in $(seq 1 100); do
+    st=$("$LAB" virsh "$2" domstate "$name" 2>/dev/null | head -n 1)
+    [[ $st == running ]] && break
+    sleep 0.05
+  done
+  [[ $st == running ]] || fail "$name does not run on $2 after the switch: $st"
   "$LAB" link "$2" down --reset >/dev/null
   # the cut came after the switch, while memory was still being copied
   [[ $(sql "SELECT status FROM migrations WHERE id = $1") == running ]] ||
