@@ -46,7 +46,7 @@ static const verb verbs[] = {
     {"migrate",
      "INSTANCE [DEST] [--block-migrate] [--postcopy] [--auto-converge] [--bandwidth MiB/s]\n"
      "        [--max-downtime MS] [--postcopy-after N] [--completion-timeout S]\n"
-     "        [--completion-action abort|postcopy|pause] [--wait]\n"
+     "        [--completion-action abort|postcopy|pause] [--parallel N] [--xbzrle MiB] [--wait]\n"
      "        [--objective-downtime MS] [--objective-deadline S] [--dry-run]",
      "live-migrate INSTANCE (name, uuid or i-xxxxxxxx) to DEST, or where the scheduler\n"
      "        chooses; --wait follows it to the end (exit 0 only when completed). Objectives:\n"
@@ -55,7 +55,9 @@ static const verb verbs[] = {
      "        when no mode can meet them, and `migration show` gives the receipt. --dry-run: the\n"
      "        forecast of each mode with these options and objectives; nothing is requested.\n"
      "        At --completion-timeout S the migration is aborted, switched to post-copy (needs\n"
-     "        --postcopy) or finished with the guest paused, as --completion-action says",
+     "        --postcopy) or finished with the guest paused, as --completion-action says.\n"
+     "        --parallel N: memory over N connections (not with --postcopy before QEMU 10.1);\n"
+     "        --xbzrle MiB: xbzrle compression with a cache of MiB (a power of two; one stream)",
      cmd_migrate},
     {"instances live_migration", "INSTANCE DEST [OPTION]...", "the seed's spelling of migrate", cmd_migrate},
     {"migration list", "[--status STATUS] [--limit N]", "the migrations, newest first", cmd_migration_list},
@@ -88,8 +90,8 @@ static const verb verbs[] = {
      "NAME [--priority N] [--project P] [--instance GLOB] [--host GLOB]\n"
      "        [--host-group GROUP] [--postcopy yes|no] [--auto-converge yes|no] [--postcopy-after N]\n"
      "        [--bandwidth MiB/s] [--max-downtime MS] [--completion-timeout S]\n"
-     "        [--completion-action abort|postcopy|pause] [--objective-downtime MS]\n"
-     "        [--objective-deadline S]",
+     "        [--completion-action abort|postcopy|pause] [--parallel N] [--xbzrle MiB]\n"
+     "        [--objective-downtime MS] [--objective-deadline S]",
      "create or replace policy NAME: the migrations of instances it selects (all the\n"
      "        selectors given must match; the highest priority wins) take its defaults for what\n"
      "        their request leaves out. A policy of the scheduler's configuration file\n"

@@ -44,6 +44,22 @@ static void end_line(follow *f)
     }
 }
 
+/* The rates, throttle and disks of the last progress (", sent 8 MiB/s, dirtied 2 MiB/s"), or "". */
+static void rates_text(const follow *f, char *buf, size_t n)
+{
+    size_t u = 0;
+    buf[0] = 0;
+    if (f->rate_bps >= 0 && u < n)
+        u += (size_t)snprintf(buf + u, n - u, ", sent %lld MiB/s", (long long)(f->rate_bps >> 20));
+    if (f->dirty_bps >= 0 && u < n)
+        u += (size_t)snprintf(buf + u, n - u, ", dirtied %lld MiB/s", (long long)(f->dirty_bps >> 20));
+    if (f->throttle_pct > 0 && u < n)
+        u += (size_t)snprintf(buf + u, n - u, ", throttled %lld %%", (long long)f->throttle_pct);
+    if (f->disk_total > 0 && u < n)
+        snprintf(buf + u, n - u, ", disks %lld of %lld MiB left", (long long)(f->disk_remaining >> 20),
+                 (long long)(f->disk_total >> 20));
+}
+
 static void show_progress(follow *f, int force)
 {
     int64_t now = mono_ms();
@@ -55,20 +71,22 @@ static void show_progress(follow *f, int force)
         pct = 0;
     if (pct > 100)
         pct = 100;
+    char rates[160];
+    rates_text(f, rates, sizeof(rates));
     if (f->tty) {
         char bar[31];
         int fill = pct * 30 / 100;
         for (int i = 0; i < 30; i++)
             bar[i] = i < fill ? '#' : '-';
         bar[30] = 0;
-        printf("\r  [%s] %3d%%  %lld MiB of %lld MiB left  iteration %lld%s   ", bar, pct,
+        printf("\r  [%s] %3d%%  %lld MiB of %lld MiB left  iteration %lld%s%s   ", bar, pct,
                (long long)(f->remaining >> 20), (long long)(f->total >> 20), (long long)f->iteration,
-               f->postcopy ? "  post-copy" : "");
+               f->postcopy ? "  post-copy" : "", rates);
         f->line_open = 1;
     } else {
-        printf("migration %lld: %d%%, %lld MiB of %lld MiB left, iteration %lld%s\n", (long long)f->id, pct,
+        printf("migration %lld: %d%%, %lld MiB of %lld MiB left, iteration %lld%s%s\n", (long long)f->id, pct,
                (long long)(f->remaining >> 20), (long long)(f->total >> 20), (long long)f->iteration,
-               f->postcopy ? ", post-copy" : "");
+               f->postcopy ? ", post-copy" : "", rates);
     }
     fflush(stdout);
 }
@@ -122,10 +140,25 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
                 f->processed = ji(st, "memory_processed");
                 f->remaining = ji(st, "memory_remaining");
                 f->iteration = ji(st, "iteration");
+                f->rate_bps = json_object_object_get_ex(st, "memory_bps", NULL) ? ji(st, "memory_bps") : -1;
+                /* libvirt's dirty rate is in pages/s; QEMU's target pages are 4 KiB */
+                int64_t pages = json_object_object_get_ex(st, "dirty_rate", NULL) ? ji(st, "dirty_rate") : -1;
+                f->dirty_bps = pages >= 0 && pages < (INT64_MAX >> 12) ? pages * 4096 : -1;
+                f->throttle_pct =
+                    json_object_object_get_ex(st, "auto_converge_throttle", NULL) ? ji(st, "auto_converge_throttle") : -1;
+                f->disk_total = ji(st, "disk_total");
+                f->disk_remaining = ji(st, "disk_remaining");
                 if (jb(st, "postcopy"))
                     f->postcopy = 1;
                 if (!f->c->json)
                     show_progress(f, 0);
+            } else if (strcmp(what, "settings_verified") == 0 || strcmp(what, "guest_paused") == 0) {
+                end_line(f);
+                if (!f->c->json) {
+                    _cleanup_free_ char *r = log_escape(jsd(b, "reason", ""));
+                    printf("migration %lld: %s: %s\n", (long long)f->id,
+                           strcmp(what, "guest_paused") == 0 ? "guest paused" : "settings verified in libvirt", r);
+                }
             } else if (strcmp(what, "postcopy") == 0) {
                 f->postcopy = 1;
                 end_line(f);

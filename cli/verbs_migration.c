@@ -32,7 +32,9 @@ int cmd_migrate(ctl *c, int argc, char **argv)
                {"--objective-downtime", 1, NULL},
                {"--objective-deadline", 1, NULL},
                {"--dry-run", 0, NULL},
-               {"--completion-action", 1, NULL}};
+               {"--completion-action", 1, NULL},
+               {"--parallel", 1, NULL},
+               {"--xbzrle", 1, NULL}};
     int n = verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 2);
     if (n < 1 || (seed && n != 2)) {
         fprintf(stderr, PROG ": %s needs INSTANCE%s\n", vn, seed ? " and DEST" : " [DEST]");
@@ -83,6 +85,17 @@ int cmd_migrate(ctl *c, int argc, char **argv)
             return 2;
         }
         rq.options_given |= MSG_OPT_COMPLETION_ACTION;
+    }
+    if (o[14].value) {
+        if (verbs_int_arg(vn, "--parallel", o[14].value, 1, MSG_OPT_PARALLEL_MAX, &rq.options.parallel_connections) <
+            0)
+            return 2;
+        rq.options_given |= MSG_OPT_PARALLEL;
+    }
+    if (o[15].value) {
+        if (verbs_int_arg(vn, "--xbzrle", o[15].value, 0, MSG_OPT_XBZRLE_CACHE_MAX, &rq.options.xbzrle_cache_mib) < 0)
+            return 2;
+        rq.options_given |= MSG_OPT_XBZRLE_CACHE;
     }
     if (o[10].value && verbs_int_arg(vn, "--objective-downtime", o[10].value, MSG_OPT_DOWNTIME_MIN,
                                      MSG_OPT_DOWNTIME_MAX, &rq.objectives.max_downtime_ms) < 0)
@@ -271,6 +284,14 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
     printf("  options    post-copy %s%s, auto-converge %s, block migration %s, bandwidth %s\n",
            jb(m, "post_copy") ? "allowed" : "no", jb(m, "postcopy_active") ? " (switched)" : "",
            jb(m, "auto_converge") ? "yes" : "no", jsd(m, "block_migration", "?"), bw);
+    if (ji(m, "parallel_connections") > 1 || ji(m, "xbzrle_cache_mib") > 0) {
+        printf("  transport ");
+        if (ji(m, "parallel_connections") > 1)
+            printf(" %lld parallel connections", (long long)ji(m, "parallel_connections"));
+        if (ji(m, "xbzrle_cache_mib") > 0)
+            printf(" xbzrle compression, %lld MiB cache", (long long)ji(m, "xbzrle_cache_mib"));
+        printf("\n");
+    }
     if (ji(m, "completion_timeout_s"))
         printf("  timeout    %lld s, then %s\n", (long long)ji(m, "completion_timeout_s"),
                jsd(m, "completion_action", "abort"));
@@ -280,6 +301,18 @@ int cmd_migration_show(ctl *c, int argc, char **argv)
     printf("  memory     %s sent of %s, %s left, iteration %lld\n", mib_text(ji(m, "memory_processed_bytes"), sent),
            mib_text(ji(m, "memory_total_bytes"), total), mib_text(ji(m, "memory_remaining_bytes"), left),
            (long long)ji(m, "iteration"));
+    if (ji(m, "disk_total_bytes"))
+        printf("  disks      %s copied of %s, %s left\n", mib_text(ji(m, "disk_processed_bytes"), sent),
+               mib_text(ji(m, "disk_total_bytes"), total), mib_text(ji(m, "disk_remaining_bytes"), left));
+    if (js(m, "transfer_bytes_s") || js(m, "dirty_rate_bytes_s") || js(m, "cpu_throttle_pct")) {
+        printf("  rates      sent at %s/s, guest dirtied %s/s", mib_text(ji(m, "transfer_bytes_s"), sent),
+               mib_text(ji(m, "dirty_rate_bytes_s"), left));
+        if (js(m, "cpu_throttle_pct"))
+            printf(", vCPUs throttled %lld %%", (long long)ji(m, "cpu_throttle_pct"));
+        printf(" (last progress)\n");
+    }
+    if (js(m, "settings_verified"))
+        printf("  verified   %s\n", js(m, "settings_verified"));
     printf("  downtime   %s ms\n", jsd(m, "downtime_ms", "-"));
     if (js(m, "forecast_mode")) {
         char fdur[32] = "does not converge";

@@ -35,6 +35,8 @@ static void print_policy(json_object *p)
            " completion timeout %s s, then %s\n",
            f(p, "post_copy"), f(p, "auto_converge"), f(p, "postcopy_after_iterations"), f(p, "bandwidth_mib_s"),
            f(p, "max_downtime_ms"), f(p, "completion_timeout_s"), f(p, "completion_action"));
+    printf("  transport  parallel connections %s, xbzrle cache %s MiB\n", f(p, "parallel_connections"),
+           f(p, "xbzrle_cache_mib"));
     printf("  objectives max downtime %s ms, deadline %s s\n", f(p, "objective_max_downtime_ms"),
            f(p, "objective_deadline_s"));
     printf("  updated    %s by %s\n", f(p, "updated_at"), f(p, "updated_by"));
@@ -130,7 +132,8 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
                {"--postcopy-after", 1, NULL},     {"--bandwidth", 1, NULL},
                {"--max-downtime", 1, NULL},       {"--completion-timeout", 1, NULL},
                {"--objective-downtime", 1, NULL}, {"--objective-deadline", 1, NULL},
-               {"--host-group", 1, NULL},         {"--completion-action", 1, NULL}};
+               {"--host-group", 1, NULL},         {"--completion-action", 1, NULL},
+               {"--parallel", 1, NULL},           {"--xbzrle", 1, NULL}};
     char *pos[1];
     if (verbs_parse_args(vn, argc, argv, o, ARRAY_SIZE(o), pos, 1) != 1) {
         fprintf(stderr, PROG ": %s needs NAME\n", vn);
@@ -154,6 +157,8 @@ int cmd_policy_set(ctl *c, int argc, char **argv)
         {9, "completion_timeout_s", 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, 1},
         {10, "max_downtime_ms", MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, 2},
         {11, "deadline_s", 1, MSG_OBJ_DEADLINE_MAX, 2},
+        {14, "parallel_connections", 1, MSG_OPT_PARALLEL_MAX, 1},
+        {15, "xbzrle_cache_mib", 0, MSG_OPT_XBZRLE_CACHE_MAX, 1},
     };
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
         if (!o[ints[i].idx].value)

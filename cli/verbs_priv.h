@@ -80,6 +80,8 @@ typedef struct follow {
     char *error;
     int postcopy;
     int64_t total, processed, remaining, iteration;
+    int64_t rate_bps, dirty_bps, throttle_pct;  /* -1: not reported */
+    int64_t disk_total, disk_remaining;         /* a block migration's disks (0: none) */
     int64_t last_print_ms;
     int done;
     int line_open; /* a progress line without its newline (tty) */

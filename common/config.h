@@ -64,6 +64,8 @@ typedef struct cfg_scheduler {
     int64_t downtime_delay_s;         /* ... each this long per GiB of the guest's memory */
     int64_t completion_timeout_s;     /* 0 = never */
     int completion_action;            /* msg_completion_action: what the timeout does */
+    int64_t parallel_connections;     /* memory over this many connections (1 = one stream) */
+    int64_t xbzrle_cache_mib;         /* xbzrle compression with this cache (0 = off) */
     int64_t progress_interval_ms;
     int64_t deadline_queued_s;    /* how long a migration may wait in each status */
     int64_t deadline_preparing_s; /* scheduled + preparing */

@@ -244,6 +244,12 @@ const cfg_option cfg_table[] = {
     OPT_ENUM(scheduler, completion_action, int, "abort", completion_action_words,
              "what the completion timeout does: abort (the guest stays), postcopy (switch when post-copy is "
              "allowed, else abort), pause (the rest sent with the guest paused)"),
+    OPT_INT(scheduler, parallel_connections, "1", 1, 32,
+            "send a migration's memory over this many connections (libvirt's parallel migration, QEMU's "
+            "multifd; 1 = one stream; with post-copy only when both hosts run QEMU 10.1 or newer)"),
+    OPT_INT(scheduler, xbzrle_cache_mib, "0", 0, 65536,
+            "compress a pre-copy's re-sent pages with xbzrle and a cache of this many MiB (a power of two, "
+            "smaller than the guest's memory; one stream only; 0 = off)"),
     OPT_INT(scheduler, progress_interval_ms, "1000", 100, 60000,
             "how often migration progress is sampled and reported, in milliseconds"),
     OPT_INT(scheduler, deadline_queued_s, "3600", 1, 604800,

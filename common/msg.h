@@ -101,6 +101,8 @@ typedef struct msg_options {
     int max_downtime_ms;           /* 1..600000, default 300 */
     int completion_timeout_s;      /* 0..86400, 0 = none, default 0 */
     int completion_action;         /* msg_completion_action: what the timeout does, default abort */
+    int parallel_connections;      /* 1..MSG_OPT_PARALLEL_MAX streams of memory (multifd), default 1 */
+    int xbzrle_cache_mib;          /* 0..MSG_OPT_XBZRLE_CACHE_MAX: xbzrle compression with this cache, 0 = off */
 } msg_options;
 typedef msg_options msg_request_defaults;
 
@@ -110,6 +112,8 @@ typedef msg_options msg_request_defaults;
 #define MSG_OPT_DOWNTIME_MIN 1
 #define MSG_OPT_DOWNTIME_MAX 600000
 #define MSG_OPT_COMPLETION_TIMEOUT_MAX 86400
+#define MSG_OPT_PARALLEL_MAX 32
+#define MSG_OPT_XBZRLE_CACHE_MAX 65536
 
 /* What a migration's completion timeout does (issue #19): abort it (the guest stays), switch it
  * to post-copy (needs post_copy), or pause the guest so the rest is sent and it resumes on the
@@ -134,7 +138,14 @@ enum {
     MSG_OPT_MAX_DOWNTIME = 1u << 3,
     MSG_OPT_COMPLETION_TIMEOUT = 1u << 4,
     MSG_OPT_COMPLETION_ACTION = 1u << 5,
+    MSG_OPT_PARALLEL = 1u << 6,
+    MSG_OPT_XBZRLE_CACHE = 1u << 7,
 };
+/* Whether the options' transport settings combine (issue #19): 0, or -1 with why in *err (caller
+ * frees; prefix names the options' place, e.g. "body.options."). xbzrle compresses one stream:
+ * not with parallel connections; its cache is a power of two (QEMU's). Post-copy with parallel
+ * connections depends on the hosts' QEMU (10.1+): the scheduler's intake checks that. */
+int msg_options_transport_check(const msg_options *opts, const char *prefix, char **err);
 
 /* What a request asks ferry to hold to ("objectives" in the body, issue #18); 0 = not asked.
  * ferry plans the mode from a forecast before it claims anything, refuses the request when no

@@ -19,6 +19,8 @@ void msg_request_defaults_init(msg_request_defaults *defs)
     defs->max_downtime_ms = 300;
     defs->completion_timeout_s = 0;
     defs->completion_action = MSG_COMPLETION_ABORT;
+    defs->parallel_connections = 1;
+    defs->xbzrle_cache_mib = 0;
 }
 
 const char *const msg_option_keys[] = {"auto_converge",
@@ -27,6 +29,8 @@ const char *const msg_option_keys[] = {"auto_converge",
                                        "max_downtime_ms",
                                        "completion_timeout_s",
                                        "completion_action",
+                                       "parallel_connections",
+                                       "xbzrle_cache_mib",
                                        NULL};
 
 static const char *const completion_words[] = {"abort", "postcopy", "pause"};
@@ -65,8 +69,28 @@ int msg_options_check(const msg_options *opts, const char *prefix, char **err)
         check_range(prefix, "completion_timeout_s", opts->completion_timeout_s, 0, MSG_OPT_COMPLETION_TIMEOUT_MAX,
                     err) < 0 ||
         check_range(prefix, "completion_action", opts->completion_action, MSG_COMPLETION_ABORT, MSG_COMPLETION_PAUSE,
-                    err) < 0)
+                    err) < 0 ||
+        check_range(prefix, "parallel_connections", opts->parallel_connections, 1, MSG_OPT_PARALLEL_MAX, err) < 0 ||
+        check_range(prefix, "xbzrle_cache_mib", opts->xbzrle_cache_mib, 0, MSG_OPT_XBZRLE_CACHE_MAX, err) < 0)
         return -1;
+    return msg_options_transport_check(opts, prefix, err);
+}
+
+int msg_options_transport_check(const msg_options *opts, const char *prefix, char **err)
+{
+    if (!prefix)
+        prefix = "";
+    int c = opts->xbzrle_cache_mib;
+    if (c > 0 && (c & (c - 1)) != 0) {
+        msg_field_err(err, prefix, "xbzrle_cache_mib", "%d is not a power of two (QEMU's xbzrle cache)", c);
+        return -1;
+    }
+    if (c > 0 && opts->parallel_connections > 1) {
+        msg_field_err(err, prefix, "xbzrle_cache_mib",
+                      "xbzrle compresses a single stream: not with parallel_connections %d",
+                      opts->parallel_connections);
+        return -1;
+    }
     return 0;
 }
 
@@ -241,6 +265,10 @@ int msg_request_parse(const msg_envelope *env, const msg_request_defaults *defs,
              offsetof(msg_options, max_downtime_ms)},
             {"completion_timeout_s", 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, MSG_OPT_COMPLETION_TIMEOUT,
              offsetof(msg_options, completion_timeout_s)},
+            {"parallel_connections", 1, MSG_OPT_PARALLEL_MAX, MSG_OPT_PARALLEL,
+             offsetof(msg_options, parallel_connections)},
+            {"xbzrle_cache_mib", 0, MSG_OPT_XBZRLE_CACHE_MAX, MSG_OPT_XBZRLE_CACHE,
+             offsetof(msg_options, xbzrle_cache_mib)},
         };
         if (msg_get_bool(opts, op, "auto_converge", false, &r.options.auto_converge, &found, err) < 0)
             return -1;
@@ -345,6 +373,10 @@ int msg_build_request(const msg_request *req, char **out_json, char **err)
         if (given & MSG_OPT_COMPLETION_ACTION)
             json_object_object_add(opts, "completion_action",
                                    json_object_new_string(msg_completion_action_str(o->completion_action)));
+        if (given & MSG_OPT_PARALLEL)
+            json_object_object_add(opts, "parallel_connections", json_object_new_int(o->parallel_connections));
+        if (given & MSG_OPT_XBZRLE_CACHE)
+            json_object_object_add(opts, "xbzrle_cache_mib", json_object_new_int(o->xbzrle_cache_mib));
         json_object_object_add(body, "options", opts);
     }
 

@@ -117,14 +117,14 @@ void events_migration_postcopy(agent *a, const log_fields *lf, int64_t migration
     publish(a, lf, key, b);
 }
 
-void events_migration_guest_paused(agent *a, const log_fields *lf, int64_t migration, const char *uuid,
-                                   const char *reason)
+void events_migration_note(agent *a, const log_fields *lf, int64_t migration, const char *uuid, const char *what,
+                           const char *reason)
 {
     json_object *b = json_object_new_object();
     json_object_object_add(b, "migration", json_object_new_int64(migration));
     json_object_object_add(b, "instance", json_object_new_string(uuid));
     json_object_object_add(b, "reason", json_object_new_string(reason));
-    _cleanup_free_ char *key = xasprintf("migration.%lld.guest_paused", (long long)migration);
+    _cleanup_free_ char *key = xasprintf("migration.%lld.%s", (long long)migration, what);
     publish(a, lf, key, b);
 }
 

@@ -40,10 +40,12 @@ void events_migration_progress(agent *a, const log_fields *lf, int64_t migration
  * for `reason` ("iterations", "completion timeout", "force-complete"). */
 void events_migration_postcopy(agent *a, const log_fields *lf, int64_t migration, const char *uuid, int iteration,
                                const char *reason);
-/* migration.<id>.guest_paused: the job paused the guest so that the migration completes, for
- * `reason` (e.g. "completion timeout of 600 s"). */
-void events_migration_guest_paused(agent *a, const log_fields *lf, int64_t migration, const char *uuid,
-                                   const char *reason);
+/* What a job did or found, to record as the migration's event: migration.<id>.<what> with
+ * `reason`. what is one of the words the scheduler reads (a typed code, not text):
+ * "guest_paused" (the job paused the guest so that the migration completes, reason e.g.
+ * "completion timeout of 600 s") or "settings_verified" (what libvirt applied, read back). */
+void events_migration_note(agent *a, const log_fields *lf, int64_t migration, const char *uuid, const char *what,
+                           const char *reason);
 /* migration.<id>.<state>: the job ended (state "completed", "failed" or "cancelled") or paused
  * after the post-copy switch ("postcopy_paused": kept, resumable); dest,
  * error and stats (all borrowed) may be NULL. */

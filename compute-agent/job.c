@@ -41,6 +41,7 @@ struct job {
     jobrule_state rs;   /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
+    int verified; /* the settings were read back from libvirt once QEMU's job began */
     char *error;
     migrate_outcome outcome; /* how the worker's libvirt call ended (once worker_done) */
     json_object *last_stats;
@@ -292,6 +293,63 @@ static int pause_to_finish(job *j, virDomainPtr dom, const char *why)
     return 0;
 }
 
+/* What libvirt holds of the job's settings now, into *ap (-1 where the job did not ask or
+ * libvirt could not say: lv_errmsg of the last failure in *why, static until the next call). */
+static void read_applied(job *j, virDomainPtr dom, jobrule_applied *ap, const char **why)
+{
+    int want_downtime, want_pc_bw;
+    jobrule_settings_wanted(&j->o, &want_downtime, &want_pc_bw);
+    *ap = (jobrule_applied){-1, -1, -1};
+    *why = NULL;
+    unsigned long long dt;
+    unsigned long bw;
+    if (want_downtime) {
+        if (virDomainMigrateGetMaxDowntime(dom, &dt, 0) == 0)
+            ap->downtime_ms = (long long)dt;
+        else
+            *why = lv_errmsg();
+    }
+    if (virDomainMigrateGetMaxSpeed(dom, &bw, 0) == 0)
+        ap->bandwidth_mib_s = (long long)bw;
+    else
+        *why = lv_errmsg();
+    if (want_pc_bw) {
+        if (virDomainMigrateGetMaxSpeed(dom, &bw, VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY) == 0)
+            ap->postcopy_bandwidth_mib_s = (long long)bw;
+        else
+            *why = lv_errmsg();
+    }
+}
+
+/* Once QEMU's migration began (its memory figures came: libvirt applied the job's parameters
+ * before), reads back what libvirt applied and compares it with what was asked: the same, it is
+ * logged and recorded (settings_verified); different, the job is aborted and fails with the
+ * difference as its reason. Once per job; an adopted job's options are not known. */
+static void verify_settings(job *j, virDomainPtr dom)
+{
+    if (j->verified || j->adopted || j->rs.abort_requested || j->rs.postcopy_active ||
+        stat_i64(j->last_stats, "memory_total", 0) <= 0)
+        return;
+    j->verified = 1;
+    jobrule_applied ap;
+    const char *lverr;
+    read_applied(j, dom, &ap, &lverr);
+    char why[512];
+    if (jobrule_settings_check(&j->o, j->downtime_step, &ap, why, sizeof(why)) == 0) {
+        log_info(&j->lf, "settings verified in libvirt: %s", why);
+        events_migration_note(j->a, &j->lf, j->migration, j->uuid, "settings_verified", why);
+        return;
+    }
+    log_error(&j->lf, "the migration's settings were not applied: %s%s%s: aborting", why, lverr ? ": " : "",
+              lverr ? lverr : "");
+    free(j->abort_reason);
+    j->abort_reason = lverr ? xasprintf("settings not applied: %s (libvirt: %s)", why, lverr)
+                            : xasprintf("settings not applied: %s", why);
+    j->rs.abort_requested = 1;
+    if (virDomainAbortJob(dom) < 0)
+        log_error(&j->lf, "could not abort the job: %s", lv_errmsg());
+}
+
 /* New statistics (stats taken) from the poller: publish, and decide (post-copy switch,
  * completion timeout, stall). */
 static void poll_update(job *j, virDomainPtr dom, json_object *stats)
@@ -320,6 +378,9 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
             j->last_stats, "downtime_limit_ms",
             json_object_new_int(jobrule_downtime_at(&j->o, (int64_t)j->downtime_step * j->o.downtime_delay_ms, &step)));
     events_migration_progress(j->a, &j->lf, j->migration, j->uuid, j->last_stats);
+    verify_settings(j, dom);
+    if (j->rs.abort_requested)
+        return;
 
     /* completion timeout: abort, or switch to post-copy when that was asked */
     jobrule_timeout t = jobrule_completion(&j->o, &j->rs, j->paused_to_finish, now);
@@ -330,7 +391,7 @@ static void poll_update(job *j, virDomainPtr dom, json_object *stats)
             _cleanup_free_ char *why = xasprintf("completion timeout of %d s", j->o.completion_timeout_s);
             if (pause_to_finish(j, dom, why) == 0) {
                 _cleanup_free_ char *note = xasprintf("guest paused so that the migration completes (%s)", why);
-                events_migration_guest_paused(j->a, &j->lf, j->migration, j->uuid, note);
+                events_migration_note(j->a, &j->lf, j->migration, j->uuid, "guest_paused", note);
             } else {
                 /* the guest could not be paused: the timeout's other way out */
                 free(j->abort_reason);
@@ -614,6 +675,15 @@ int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code)
         *code = RPC_CONFLICT;
         return -1;
     }
+    if (!j->verified && !j->adopted) {
+        /* libvirt applies the request's own cap as QEMU's job begins: a cap set before would be
+         * overwritten (and the read-back would fail the migration) */
+        *err = xasprintf("migration %lld has not begun in QEMU yet: its settings are applied and verified first; "
+                         "ask again",
+                         (long long)j->migration);
+        *code = RPC_UNAVAILABLE;
+        return -1;
+    }
     virConnectPtr conn = NULL;
     virDomainPtr dom = job_domain(j, &conn);
     if (!dom) {
@@ -622,13 +692,21 @@ int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code)
         return -1;
     }
     unsigned int flags = j->rs.postcopy_active ? VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY : 0;
+    unsigned long now_bw = 0;
     int rc = virDomainMigrateSetMaxSpeed(dom, (unsigned long)mib_s, flags);
     if (rc < 0) {
         *err = xasprintf("could not set the migration's bandwidth to %d MiB/s: %s", mib_s, lv_errmsg());
         *code = RPC_LIBVIRT;
+    } else if (virDomainMigrateGetMaxSpeed(dom, &now_bw, flags) < 0 || now_bw != (unsigned long)mib_s) {
+        /* read back, as at the job's start */
+        *err = now_bw ? xasprintf("the migration's bandwidth is %lu MiB/s in libvirt after setting it to %d MiB/s",
+                                  now_bw, mib_s)
+                      : xasprintf("could not read back the migration's bandwidth: %s", lv_errmsg());
+        *code = RPC_LIBVIRT;
+        rc = -1;
     } else {
-        log_info(&j->lf, "bandwidth cap set from %d to %d MiB/s%s", j->o.bandwidth_mib_s, mib_s,
-                 j->rs.postcopy_active ? " (post-copy)" : "");
+        log_info(&j->lf, "bandwidth cap set from %d to %d MiB/s%s (read back from libvirt)", j->o.bandwidth_mib_s,
+                 mib_s, j->rs.postcopy_active ? " (post-copy)" : "");
         j->o.bandwidth_mib_s = mib_s;
     }
     virDomainFree(dom);

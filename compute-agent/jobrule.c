@@ -1,5 +1,8 @@
 #include "jobrule.h"
 
+#include <stdio.h>
+#include <string.h>
+
 void jobrule_take_reading(jobrule_state *st, int iteration, unsigned long long remaining, int64_t now_ms)
 {
     if (iteration > st->iteration)
@@ -82,4 +85,69 @@ int jobrule_downtime_at(const job_opts *o, int64_t elapsed_ms, int *step)
     int64_t max = o->max_downtime_ms, base = max / o->downtime_steps;
     int64_t v = i == o->downtime_steps ? max : base + (max - base) * i / o->downtime_steps;
     return v < 1 ? 1 : (int)v;
+}
+
+void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth)
+{
+    *downtime = o->max_downtime_ms > 0;
+    *postcopy_bandwidth = o->post_copy && o->bandwidth_mib_s > 0;
+}
+
+/* Appends text to why (n bytes), after a comma when why is not empty. */
+static void add_text(char *why, size_t n, const char *text)
+{
+    size_t used = strlen(why);
+    if (used + 1 < n)
+        snprintf(why + used, n - used, "%s%s", used ? ", " : "", text);
+}
+
+int jobrule_settings_check(const job_opts *o, int step, const jobrule_applied *ap, char *why, size_t n)
+{
+    int want_downtime, want_pc_bw;
+    jobrule_settings_wanted(o, &want_downtime, &want_pc_bw);
+    char t[160];
+    why[0] = 0;
+    if (want_downtime) {
+        int s2, limit = jobrule_downtime_at(o, (int64_t)step * o->downtime_delay_ms, &s2);
+        if (ap->downtime_ms != limit) {
+            if (ap->downtime_ms < 0)
+                snprintf(why, n, "max downtime could not be read back from libvirt, %d ms asked", limit);
+            else
+                snprintf(why, n, "max downtime is %lld ms in libvirt, %d ms asked", ap->downtime_ms, limit);
+            return -1;
+        }
+        snprintf(t, sizeof(t), "max downtime %d ms", limit);
+        add_text(why, n, t);
+    }
+    if (o->bandwidth_mib_s > 0 ? ap->bandwidth_mib_s != o->bandwidth_mib_s
+                               : ap->bandwidth_mib_s < JOBRULE_UNLIMITED_MIB_S) {
+        if (ap->bandwidth_mib_s < 0)
+            snprintf(why, n, "bandwidth could not be read back from libvirt, %s asked",
+                     o->bandwidth_mib_s > 0 ? "a cap" : "no cap");
+        else if (o->bandwidth_mib_s > 0)
+            snprintf(why, n, "bandwidth is %lld MiB/s in libvirt, %d MiB/s asked", ap->bandwidth_mib_s,
+                     o->bandwidth_mib_s);
+        else
+            snprintf(why, n, "bandwidth is %lld MiB/s in libvirt, no cap asked", ap->bandwidth_mib_s);
+        return -1;
+    }
+    if (o->bandwidth_mib_s > 0)
+        snprintf(t, sizeof(t), "bandwidth %d MiB/s", o->bandwidth_mib_s);
+    else
+        snprintf(t, sizeof(t), "bandwidth unlimited");
+    add_text(why, n, t);
+    if (want_pc_bw) {
+        if (ap->postcopy_bandwidth_mib_s != o->bandwidth_mib_s) {
+            if (ap->postcopy_bandwidth_mib_s < 0)
+                snprintf(why, n, "post-copy bandwidth could not be read back from libvirt, %d MiB/s asked",
+                         o->bandwidth_mib_s);
+            else
+                snprintf(why, n, "post-copy bandwidth is %lld MiB/s in libvirt, %d MiB/s asked",
+                         ap->postcopy_bandwidth_mib_s, o->bandwidth_mib_s);
+            return -1;
+        }
+        snprintf(t, sizeof(t), "post-copy bandwidth %d MiB/s", o->bandwidth_mib_s);
+        add_text(why, n, t);
+    }
+    return 0;
 }

@@ -34,6 +34,26 @@ int jobrule_postcopy_due(const job_opts *o, const jobrule_state *st);
  * without one, max_downtime_ms (step 0). Never below 1 ms. */
 int jobrule_downtime_at(const job_opts *o, int64_t elapsed_ms, int *step);
 
+/* What libvirt says it applied to a running job; -1 where not read. */
+typedef struct jobrule_applied {
+    long long downtime_ms;              /* virDomainMigrateGetMaxDowntime */
+    long long bandwidth_mib_s;          /* virDomainMigrateGetMaxSpeed */
+    long long postcopy_bandwidth_mib_s; /* ... with VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY */
+} jobrule_applied;
+
+/* libvirt's "unlimited" bandwidth is INT64_MAX bytes/s in MiB/s; any figure at or above this
+ * one counts as unlimited. */
+#define JOBRULE_UNLIMITED_MIB_S 1048576LL
+
+/* Which settings the job must read back (1 each): the downtime when the job set one, the
+ * post-copy bandwidth when post-copy is allowed with a cap. */
+void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth);
+/* Compares what libvirt applied (ap) with what the job asked (o, at downtime ramp step `step`):
+ * 0 when they agree, with what was verified in why ("max downtime 300 ms, bandwidth 8 MiB/s");
+ * -1 with the first difference in why ("bandwidth is 32 MiB/s in libvirt, 8 MiB/s asked"). A
+ * setting the job asks and ap does not hold (-1) is a difference. why: n bytes. */
+int jobrule_settings_check(const job_opts *o, int step, const jobrule_applied *ap, char *why, size_t n);
+
 /* What the completion timeout asks at now_ms. */
 typedef enum jobrule_timeout {
     JOBRULE_IN_TIME = 0,

@@ -95,6 +95,17 @@ static void *worker(void *arg)
             virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY,
                                     (unsigned long long)w->o.bandwidth_mib_s);
     }
+    if (w->o.parallel_connections > 1) {
+        /* QEMU's multifd: memory over that many connections besides the main one */
+        flags |= VIR_MIGRATE_PARALLEL;
+        virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, w->o.parallel_connections);
+    }
+    if (w->o.xbzrle_cache_mib > 0) {
+        flags |= VIR_MIGRATE_COMPRESSED;
+        virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_COMPRESSION, "xbzrle");
+        virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_COMPRESSION_XBZRLE_CACHE,
+                                (unsigned long long)w->o.xbzrle_cache_mib << 20);
+    }
     if (w->o.auto_converge && w->o.auto_converge_initial > 0)
         virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL, w->o.auto_converge_initial);
     if (w->o.auto_converge && w->o.auto_converge_increment > 0)

@@ -256,7 +256,7 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
 {
     memset(out, 0, sizeof(*out));
     const char *action = NULL;
-    int64_t after, bw, downtime, timeout, aci, acinc, steps, delay;
+    int64_t after, bw, downtime, timeout, aci, acinc, steps, delay, par, xbz;
     job_opts *o = &out->o;
     if (rpcin_str(body, "dest", 1, &out->dest, err) < 0 ||
         rpcin_str(body, "dest_address", 1, &out->dest_address, err) < 0 ||
@@ -271,6 +271,8 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
         get_int(body, "completion_timeout_s", 0, 0, 86400, &timeout, err) < 0 ||
         get_int(body, "downtime_steps", 0, 0, 100, &steps, err) < 0 ||
         get_int(body, "downtime_delay_ms", 0, 0, 3600000, &delay, err) < 0 ||
+        get_int(body, "parallel_connections", 1, 1, 32, &par, err) < 0 ||
+        get_int(body, "xbzrle_cache_mib", 0, 0, 65536, &xbz, err) < 0 ||
         rpcin_str(body, "completion_action", 0, &action, err) < 0)
         return -1;
     if ((steps > 0) != (delay > 0)) {
@@ -279,6 +281,15 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
     }
     if (action && strcmp(action, "abort") != 0 && strcmp(action, "postcopy") != 0 && strcmp(action, "pause") != 0) {
         *err = xstrdup("body.completion_action: expected \"abort\", \"postcopy\" or \"pause\"");
+        return -1;
+    }
+    if (xbz > 0 && (xbz & (xbz - 1)) != 0) {
+        *err = xasprintf("body.xbzrle_cache_mib: %lld is not a power of two", (long long)xbz);
+        return -1;
+    }
+    if (xbz > 0 && par > 1) {
+        *err = xasprintf("body.xbzrle_cache_mib: xbzrle compresses a single stream, not %lld parallel connections",
+                         (long long)par);
         return -1;
     }
     char *why = NULL;
@@ -298,6 +309,8 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
         return -1;
     }
     o->postcopy_after_iterations = (int)after;
+    o->parallel_connections = (int)par;
+    o->xbzrle_cache_mib = (int)xbz;
     o->auto_converge_initial = (int)aci;
     o->auto_converge_increment = (int)acinc;
     o->bandwidth_mib_s = (int)bw;

@@ -30,6 +30,8 @@ typedef struct job_opts {
     int completion_pause;    /* completion timeout pauses the guest so the rest is sent */
     int downtime_steps;      /* the downtime ramp: 0 = max_downtime_ms from the start, else 1..100 steps */
     int downtime_delay_ms;   /* ... each this long (1..3600000) */
+    int parallel_connections; /* 1 = one stream, 2..32: VIR_MIGRATE_PARALLEL with that many */
+    int xbzrle_cache_mib;     /* 0 = off, else xbzrle (VIR_MIGRATE_COMPRESSED) with this cache (a power of two) */
 } job_opts;
 
 /* The fields every migration method carries. */

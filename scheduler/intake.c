@@ -120,7 +120,7 @@ static int apply_policy(db_conn *db, intake *in, const char *project, const char
     if (db_exec(db, &r,
                 "SELECT name, post_copy::text, auto_converge::text, postcopy_after_iterations, bandwidth_mib_s,"
                 " max_downtime_ms, completion_timeout_s, objective_max_downtime_ms, objective_deadline_s,"
-                " completion_action"
+                " completion_action, parallel_connections, xbzrle_cache_mib"
                 " FROM migration_policies p WHERE (p.project IS NULL OR p.project = $1)"
                 " AND (p.instance_glob IS NULL OR $2 LIKE ferry_glob_like(p.instance_glob))"
                 " AND (p.host_glob IS NULL OR $3 LIKE ferry_glob_like(p.host_glob))"
@@ -145,6 +145,8 @@ static int apply_policy(db_conn *db, intake *in, const char *project, const char
         {4, MSG_OPT_BANDWIDTH, offsetof(msg_options, bandwidth_mib_s)},
         {5, MSG_OPT_MAX_DOWNTIME, offsetof(msg_options, max_downtime_ms)},
         {6, MSG_OPT_COMPLETION_TIMEOUT, offsetof(msg_options, completion_timeout_s)},
+        {10, MSG_OPT_PARALLEL, offsetof(msg_options, parallel_connections)},
+        {11, MSG_OPT_XBZRLE_CACHE, offsetof(msg_options, xbzrle_cache_mib)},
     };
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
         if (!(e->options_given & ints[i].bit) && !PQgetisnull(r, 0, ints[i].col))
@@ -249,6 +251,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
         return refuse(db, in,
                       "options.completion_action postcopy needs post-copy: the request (or its policy) does not "
                       "allow post_copy");
+    /* the transport settings as the request and its policy left them must combine */
+    _cleanup_free_ char *terr = NULL;
+    if (msg_options_transport_check(&rq->options, "options.", &terr) < 0)
+        return refuse(db, in, "%s", terr);
+    if (rq->options.xbzrle_cache_mib > 0 && (int64_t)rq->options.xbzrle_cache_mib >= atoll(mem))
+        return refuse(db, in, "options.xbzrle_cache_mib %d: the cache must be smaller than %s's memory (%s MiB)",
+                      rq->options.xbzrle_cache_mib, in->ec2_id, mem);
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
@@ -299,6 +308,24 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
+    /* parallel connections with post-copy: QEMU's multifd and post-copy combine from 10.1 only,
+     * on both hosts (their heartbeats' versions) */
+    if (rq->options.parallel_connections > 1 && rq->post_copy) {
+        const char *hp[] = {in->source, in->dest};
+        _cleanup_pq_ PGresult *hr = NULL;
+        if (db_exec(db, &hr,
+                    "SELECT name, qemu_version FROM hosts WHERE name IN ($1, $2) AND NOT coalesce("
+                    " string_to_array(substring(qemu_version FROM '^[0-9]+[.][0-9]+'), '.')::int[] >= ARRAY[10, 1],"
+                    " false) ORDER BY name = $1 DESC LIMIT 1",
+                    2, hp) < 0)
+            return -1;
+        if (PQntuples(hr) == 1)
+            return refuse(db, in,
+                          "options.parallel_connections %d cannot be combined with post-copy before QEMU 10.1 (host %s "
+                          "has QEMU %s): ask one or the other",
+                          rq->options.parallel_connections, PQgetvalue(hr, 0, 0),
+                          *PQgetvalue(hr, 0, 1) ? PQgetvalue(hr, 0, 1) : "of an unknown version");
+    }
     /* the migration row, scheduled under this replica; the concurrency limits are decided
      * last (below), because their lock is held to the commit and serializes every replica */
     char after[16], bw[16], down[16], tmo[16];
@@ -306,7 +333,9 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
     snprintf(down, sizeof(down), "%d", rq->options.max_downtime_ms);
     snprintf(tmo, sizeof(tmo), "%d", rq->options.completion_timeout_s);
-    char lease[16], dl[24], odown[16], odead[16];
+    char lease[16], dl[24], odown[16], odead[16], par[16], xbz[16];
+    snprintf(par, sizeof(par), "%d", rq->options.parallel_connections);
+    snprintf(xbz, sizeof(xbz), "%d", rq->options.xbzrle_cache_mib);
     snprintf(odown, sizeof(odown), "%d", rq->objectives.max_downtime_ms);
     snprintf(odead, sizeof(odead), "%d", rq->objectives.deadline_s);
     snprintf(lease, sizeof(lease), "%lld", (long long)in->cfg.lease_s);
@@ -337,7 +366,9 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         rq->objectives.deadline_s ? odead : NULL,
                         in->plan,
                         in->policy,
-                        msg_completion_action_str(rq->options.completion_action)};
+                        msg_completion_action_str(rq->options.completion_action),
+                        par,
+                        xbz};
     /* one statement: the migration row; both hosts hold an allocation, the source's moved
      * under the migration and the destination's new one under the instance (inserted after
      * the move: it reads the move's result, so the instance never holds two at once); the
@@ -349,10 +380,11 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "  INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, dest_requested, block_migration,"
             "   disk_over_commit, post_copy, auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms,"
             "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at,"
-            "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy, completion_action)"
+            "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy, completion_action,"
+            "   parallel_connections, xbzrle_cache_mib)"
             "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
             "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23, $24)"
+            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23, $24, $25::int, $26::int)"
             "  RETURNING id),"
             " src AS ("
             "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
@@ -365,7 +397,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
             "  RETURNING request_id)"
             " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-            24, mp) < 0)
+            26, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
         strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
@@ -681,6 +713,8 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
     defs.max_downtime_ms = (int)s->cfg->scheduler.max_downtime_ms;
     defs.completion_timeout_s = (int)s->cfg->scheduler.completion_timeout_s;
     defs.completion_action = s->cfg->scheduler.completion_action;
+    defs.parallel_connections = (int)s->cfg->scheduler.parallel_connections;
+    defs.xbzrle_cache_mib = (int)s->cfg->scheduler.xbzrle_cache_mib;
     msg_request rq = {0};
     f.req = msg_envelope_id(env);
     if (msg_request_parse(env, &defs, &rq, &err) < 0) {

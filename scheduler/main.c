@@ -329,7 +329,10 @@ int main(int argc, char **argv)
     /* the file's [policy NAME]s, checked before anything starts (written at the database's check) */
     json_object *config_policies = NULL;
     char *perr = NULL;
-    if (policy_config_bodies(&cfg, &config_policies, &perr) < 0) {
+    msg_options tdefs = {.parallel_connections = (int)cfg.scheduler.parallel_connections,
+                         .xbzrle_cache_mib = (int)cfg.scheduler.xbzrle_cache_mib};
+    if (msg_options_transport_check(&tdefs, "[scheduler] ", &perr) < 0 ||
+        policy_config_bodies(&cfg, &config_policies, &perr) < 0) {
         fprintf(stderr, PROG ": %s\n", perr);
         free(perr);
         cfg_free(&cfg);

@@ -332,6 +332,10 @@ static void start_live(orch *o)
     json_object_object_add(b, "completion_timeout_s", json_object_new_int(o->timeout));
     json_object_object_add(b, "completion_action",
                            json_object_new_string(msg_completion_action_str(o->completion_action)));
+    if (o->parallel > 1)
+        json_object_object_add(b, "parallel_connections", json_object_new_int(o->parallel));
+    if (o->xbzrle_cache_mib > 0)
+        json_object_object_add(b, "xbzrle_cache_mib", json_object_new_int(o->xbzrle_cache_mib));
     /* the downtime ramp ([scheduler] downtime_steps): up to max_downtime_ms, a step every
      * downtime_delay_s per GiB of the guest's memory (at least 100 ms) */
     const cfg_scheduler *cs = &o->s->cfg->scheduler;
@@ -533,7 +537,7 @@ static int start_work(db_conn *db, void *arg, char **err)
             " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active,"
             " coalesce(m.objective_deadline_s, 0),"
             " greatest(0, (extract(epoch FROM now() - coalesce(m.started_at, now())) * 1000)::bigint),"
-            " m.completion_action"
+            " m.completion_action, m.parallel_connections, m.xbzrle_cache_mib"
             " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
             " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
             2, p) < 0) {
@@ -598,6 +602,8 @@ static void start_done(void *arg, int rc, char *err)
     o->completion_action = msg_completion_action_of(PQgetvalue(r, 0, 18));
     if (o->completion_action < 0)
         o->completion_action = MSG_COMPLETION_ABORT;
+    o->parallel = atoi(PQgetvalue(r, 0, 19));
+    o->xbzrle_cache_mib = atoi(PQgetvalue(r, 0, 20));
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
@@ -716,9 +722,10 @@ static void bw_set(orch *o, const orchreply *r)
 
 static void bw_failed(orch *o, rpc_code code, const char *why)
 {
-    (void)code;
     o->bw_sending = 0;
-    log_warn(&o->lf, "migration %lld: could not set its bandwidth cap to %d MiB/s on %s: %s", (long long)o->id,
+    /* unavailable: not yet (the job's own settings are applied and verified first); asked
+     * again with the next lease renewal */
+    log_write(code == RPC_UNAVAILABLE ? LOG_LVL_DEBUG : LOG_LVL_WARN, &o->lf, "migration %lld: could not set its bandwidth cap to %d MiB/s on %s: %s", (long long)o->id,
              o->bw_target, o->source, why);
 }
 

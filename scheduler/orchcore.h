@@ -33,6 +33,8 @@ struct orch {
     char block[8];
     int post_copy, auto_converge, after, bw, downtime, timeout;
     int completion_action; /* msg_completion_action: what the agent does at the timeout */
+    int parallel;          /* memory over this many connections (1: one stream) */
+    int xbzrle_cache_mib;  /* xbzrle compression with this cache (0: off) */
     int bw_sending;        /* a set_bandwidth to bw_target is with the source */
     int bw_target;
     int64_t epoch;

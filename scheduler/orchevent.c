@@ -13,7 +13,7 @@
 /* ---- what the agents report --------------------------------------------------------------- */
 
 /* What an agent's event asks of the database, with the worker (strings copied). */
-typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED, EV_NOTE } ev_op;
+typedef enum ev_op { EV_PROGRESS, EV_POSTCOPY, EV_ENDED, EV_NOTE, EV_VERIFIED } ev_op;
 
 typedef struct agent_ev {
     sched *s; /* the worker reads only name (fixed) through it */
@@ -22,6 +22,7 @@ typedef struct agent_ev {
     char ids[24];
     char *host, *what, *message;
     char a[24], b[24], c[24], d[24], e[24]; /* the statement's numbers ("" = NULL) */
+    char x[6][24];                          /* EV_PROGRESS: disk, dirty rate, rate, throttle */
     int figures;                            /* EV_ENDED: final figures to store */
     char *fail_what;                        /* for the log: what could not be done */
 } agent_ev;
@@ -35,15 +36,19 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
 {
     agent_ev *j = arg;
     if (j->op == EV_PROGRESS) {
-        const char *p[] = {j->ids, j->a, j->b, j->c, j->d, j->e};
+        const char *p[] = {j->ids, j->a,       j->b,       j->c,       j->d,       j->e,
+                           j->x[0], j->x[1], j->x[2], nz(j->x[3]), nz(j->x[4]), nz(j->x[5])};
         /* stored at most every progress_interval_ms (throttled in the row itself, whichever
          * replica gets the event) */
         if (db_exec(db, NULL,
                     "UPDATE migrations SET memory_total_bytes = $2::bigint, memory_processed_bytes = $3::bigint,"
-                    " memory_remaining_bytes = $4::bigint, iteration = $5::int, updated_at = now()"
+                    " memory_remaining_bytes = $4::bigint, iteration = $5::int, disk_total_bytes = $7::bigint,"
+                    " disk_processed_bytes = $8::bigint, disk_remaining_bytes = $9::bigint,"
+                    " dirty_rate_bytes_s = $10::bigint, transfer_bytes_s = $11::bigint, cpu_throttle_pct = $12::int,"
+                    " updated_at = now()"
                     " WHERE id = $1::bigint AND status = 'running'"
                     " AND updated_at < now() - make_interval(secs => $6::int / 1000.0)",
-                    6, p) < 0)
+                    12, p) < 0)
             goto fail;
         return 0;
     }
@@ -55,6 +60,14 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
             goto fail;
         return 0;
     }
+    if (j->op == EV_VERIFIED) {
+        /* kept with the migration only from its source (the sender, checked by hoststate) */
+        const char *p[] = {j->ids, j->message, j->host};
+        if (db_exec(db, NULL,
+                    "UPDATE migrations SET settings_verified = $2 WHERE id = $1::bigint AND source_host = $3", 3,
+                    p) < 0)
+            goto fail;
+    }
     if (ledger_record(db, j->s->name, j->id, "source", j->host, LEDGER_NO_STATUS, j->what, j->message) < 0) {
         *err = xstrdup(db_error(db));
         j->fail_what = xstrdup("record the agent's event");
@@ -62,14 +75,16 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
     }
     if (j->figures) {
         const char *rp[] = {j->ids};
-        const char *p[] = {j->ids, nz(j->a), nz(j->b), nz(j->c), nz(j->d)};
+        const char *p[] = {j->ids, nz(j->a), nz(j->b), nz(j->c), nz(j->d), nz(j->x[0]), nz(j->x[1])};
         if (db_exec(db, NULL,
                     "UPDATE migrations SET downtime_ms = coalesce($2::int, downtime_ms),"
                     " memory_processed_bytes = coalesce($3::bigint, memory_processed_bytes),"
                     " memory_total_bytes = coalesce($4::bigint, memory_total_bytes),"
-                    " iteration = greatest(iteration, coalesce($5::int, 0)), memory_remaining_bytes = 0"
+                    " iteration = greatest(iteration, coalesce($5::int, 0)), memory_remaining_bytes = 0,"
+                    " disk_total_bytes = coalesce($6::bigint, disk_total_bytes),"
+                    " disk_processed_bytes = coalesce($7::bigint, disk_processed_bytes), disk_remaining_bytes = 0"
                     " WHERE id = $1::bigint",
-                    5, p) < 0) {
+                    7, p) < 0) {
             if (*err) { /* the first failure is logged here, this one in the continuation */
                 log_fields f = {.migration = j->ids, .host = j->host};
                 log_warn(&f, "could not %s: %s", j->fail_what, *err);
@@ -102,7 +117,9 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
     return *err ? -1 : 0;
 fail:
     *err = xstrdup(db_error(db));
-    j->fail_what = xstrdup(j->op == EV_PROGRESS ? "store progress" : "record the post-copy switch");
+    j->fail_what = xstrdup(j->op == EV_PROGRESS   ? "store progress"
+                           : j->op == EV_VERIFIED ? "store the verified settings"
+                                                  : "record the post-copy switch");
     return -1;
 }
 
@@ -199,6 +216,13 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
         figure(j->c, sizeof(j->c), st->memory_remaining, "0");
         figure(j->d, sizeof(j->d), st->iteration, "0");
         snprintf(j->e, sizeof(j->e), "%lld", (long long)s->cfg->scheduler.progress_interval_ms);
+        figure(j->x[0], sizeof(j->x[0]), st->disk_total, "0");
+        figure(j->x[1], sizeof(j->x[1]), st->disk_processed, "0");
+        figure(j->x[2], sizeof(j->x[2]), st->disk_remaining, "0");
+        /* libvirt gives the dirty rate in pages; QEMU's target pages are 4 KiB */
+        figure(j->x[3], sizeof(j->x[3]), st->dirty_pages_s >= 0 ? st->dirty_pages_s * 4096 : -1, "");
+        figure(j->x[4], sizeof(j->x[4]), st->memory_bps, "");
+        figure(j->x[5], sizeof(j->x[5]), st->throttle_pct, "");
         /* only the source's own progress (the sender, set by hoststate) may move it to post-copy */
         orch *o = orchcore_find(id);
         if (o && o->epoch > 0 && ev.host && strcmp(ev.host, o->source) == 0)
@@ -210,9 +234,9 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
             o->postcopy = 1;
         log_fields f = {.migration = j->ids, .host = j->host};
         log_info(o ? &o->lf : &f, "migration %lld switched to post-copy", (long long)id);
-    } else if (ev.kind == ORCHREPLY_EV_NOTE) {
+    } else if (ev.kind == ORCHREPLY_EV_NOTE || ev.kind == ORCHREPLY_EV_VERIFIED) {
         /* recorded as the source said it (the sender is one of the migration's hosts) */
-        j->op = EV_NOTE;
+        j->op = ev.kind == ORCHREPLY_EV_VERIFIED ? EV_VERIFIED : EV_NOTE;
         j->message = xstrdup(ev.error ? ev.error : what);
         orch *o = orchcore_find(id);
         log_fields f = {.migration = j->ids, .host = j->host};
@@ -228,6 +252,8 @@ int orch_on_agent_event(sched *s, int64_t id, const char *what, json_object *bod
             figure(j->b, sizeof(j->b), st->memory_processed, "");
             figure(j->c, sizeof(j->c), st->memory_total, "");
             figure(j->d, sizeof(j->d), st->iteration, "");
+            figure(j->x[0], sizeof(j->x[0]), st->disk_total, "");
+            figure(j->x[1], sizeof(j->x[1]), st->disk_processed, "");
         }
     }
     orchreply_event_clear(&ev);

@@ -305,12 +305,14 @@ const char *orchreply_announce_str(orchreply_announce a)
 }
 
 static int read_stats(json_object *s, orchreply_stats *st, char **why);
+/* every figure absent */
+static const orchreply_stats no_stats = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 
 static int read_post_live_migration(json_object *b, orchreply *r, char **why)
 {
     json_object *a, *s = NULL;
     char word[ORCHREPLY_MAX_WORD + 1];
-    r->dest_stats = (orchreply_stats){-1, -1, -1, -1, -1, -1, -1};
+    r->dest_stats = no_stats;
     if (field(b, "body.", "stats", json_type_object, 0, &s, why) < 0)
         return -1;
     r->has_dest_stats = json_object_object_get_ex(b, "stats", NULL);
@@ -444,7 +446,11 @@ static int read_stats(json_object *s, orchreply_stats *st, char **why)
                    orchreply_get_int(s, w, "iteration", 0, 0, ORCHREPLY_MAX_COUNT, &st->iteration, why) < 0 ||
                    orchreply_get_int(s, w, "downtime_ms", 0, 0, ORCHREPLY_MAX_COUNT, &st->downtime_ms, why) < 0 ||
                    orchreply_get_int(s, w, "memory_bps", 0, 0, ORCHREPLY_MAX_BYTES, &st->memory_bps, why) < 0 ||
-                   orchreply_get_int(s, w, "dirty_rate", 0, 0, ORCHREPLY_MAX_BYTES, &st->dirty_pages_s, why) < 0
+                   orchreply_get_int(s, w, "dirty_rate", 0, 0, ORCHREPLY_MAX_BYTES / 4096, &st->dirty_pages_s, why) < 0 ||
+                   orchreply_get_int(s, w, "disk_total", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_total, why) < 0 ||
+                   orchreply_get_int(s, w, "disk_processed", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_processed, why) < 0 ||
+                   orchreply_get_int(s, w, "disk_remaining", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_remaining, why) < 0 ||
+                   orchreply_get_int(s, w, "auto_converge_throttle", 0, 0, 100, &st->throttle_pct, why) < 0
                ? -1
                : 0;
 }
@@ -452,7 +458,7 @@ static int read_stats(json_object *s, orchreply_stats *st, char **why)
 int orchreply_event_read(const char *what, json_object *body, orchreply_event *out, char **why)
 {
     memset(out, 0, sizeof(*out));
-    out->stats = (orchreply_stats){-1, -1, -1, -1, -1, -1, -1};
+    out->stats = no_stats;
     job_state ended;
     if (strcmp(what, "progress") == 0)
         out->kind = ORCHREPLY_EV_PROGRESS;
@@ -460,6 +466,8 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
         out->kind = ORCHREPLY_EV_POSTCOPY;
     else if (strcmp(what, "guest_paused") == 0)
         out->kind = ORCHREPLY_EV_NOTE;
+    else if (strcmp(what, "settings_verified") == 0)
+        out->kind = ORCHREPLY_EV_VERIFIED;
     else if (job_state_from_str(what, &ended) == 0 &&
              (ended == JOB_COMPLETED || ended == JOB_FAILED || ended == JOB_CANCELLED)) {
         out->kind = ORCHREPLY_EV_ENDED;
@@ -485,9 +493,10 @@ int orchreply_event_read(const char *what, json_object *body, orchreply_event *o
     if ((out->kind == ORCHREPLY_EV_ENDED || out->kind == ORCHREPLY_EV_PAUSED) &&
         get_message(body, "body.", "error", &out->error, why) < 0)
         goto bad;
-    if (out->kind == ORCHREPLY_EV_NOTE && get_message(body, "body.", "reason", &out->error, why) < 0)
+    if ((out->kind == ORCHREPLY_EV_NOTE || out->kind == ORCHREPLY_EV_VERIFIED) &&
+        get_message(body, "body.", "reason", &out->error, why) < 0)
         goto bad;
-    if (out->kind == ORCHREPLY_EV_POSTCOPY || out->kind == ORCHREPLY_EV_NOTE)
+    if (out->kind == ORCHREPLY_EV_POSTCOPY || out->kind == ORCHREPLY_EV_NOTE || out->kind == ORCHREPLY_EV_VERIFIED)
         return 0;
     if (field(body, "body.", "stats", json_type_object, 0, &s, why) < 0)
         goto bad;

@@ -88,7 +88,10 @@ typedef struct orchreply_stats {
     int64_t memory_total, memory_processed, memory_remaining; /* 0..ORCHREPLY_MAX_BYTES */
     int64_t iteration, downtime_ms;                           /* 0..ORCHREPLY_MAX_COUNT */
     int64_t memory_bps,
-        dirty_pages_s; /* the transfer rate (bytes/s) and libvirt's dirty rate (pages/s), 0..ORCHREPLY_MAX_BYTES */
+        dirty_pages_s; /* the transfer rate (bytes/s, 0..ORCHREPLY_MAX_BYTES) and libvirt's dirty rate (pages/s,
+                        * 0..ORCHREPLY_MAX_BYTES / 4096: in bytes it fits too) */
+    int64_t disk_total, disk_processed, disk_remaining; /* a block migration's disks, 0..ORCHREPLY_MAX_BYTES */
+    int64_t throttle_pct;                               /* auto-converge's vCPU throttle, 0..100 */
 } orchreply_stats;
 
 /* A checked reply. Strings are borrowed from the body unless said otherwise. */
@@ -159,6 +162,7 @@ typedef enum orchreply_event_kind {
     ORCHREPLY_EV_ENDED,     /* completed, failed, cancelled: the source's job ended */
     ORCHREPLY_EV_PAUSED,    /* postcopy_paused: the post-copy stream broke, the job is kept (resumable) */
     ORCHREPLY_EV_NOTE,      /* guest_paused: what the source's job did, to record (its reason in error) */
+    ORCHREPLY_EV_VERIFIED,  /* settings_verified: what libvirt applied, read back (in error, as EV_NOTE) */
 } orchreply_event_kind;
 
 /* A checked migration event. */
@@ -167,7 +171,7 @@ typedef struct orchreply_event {
     job_state ended;       /* EV_ENDED: JOB_COMPLETED, JOB_FAILED or JOB_CANCELLED; EV_PAUSED: JOB_POSTCOPY_PAUSED */
     const char *host;      /* body.host, a host name (borrowed); NULL when absent */
     char *error;           /* EV_ENDED, EV_PAUSED: body.error made printable (owned); NULL when absent;
-                            * EV_NOTE: body.reason, so */
+                            * EV_NOTE, EV_VERIFIED: body.reason, so */
     int has_stats;         /* body.stats was given (EV_PROGRESS, EV_ENDED) */
     orchreply_stats stats; /* all -1 without stats */
 } orchreply_event;

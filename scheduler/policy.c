@@ -86,6 +86,8 @@ int policy_read(json_object *body, policy *out, char **why)
                 .max_downtime_ms = -1,
                 .completion_timeout_s = -1,
                 .completion_action = -1,
+                .parallel_connections = -1,
+                .xbzrle_cache_mib = -1,
                 .objective_max_downtime_ms = -1,
                 .objective_deadline_s = -1};
     static const char *const keys[] = {"name",       "priority",  "project", "instance",   "host",
@@ -122,7 +124,14 @@ int policy_read(json_object *body, policy *out, char **why)
             get_int(opts, ow, "max_downtime_ms", MSG_OPT_DOWNTIME_MIN, MSG_OPT_DOWNTIME_MAX, &p.max_downtime_ms, why) <
                 0 ||
             get_int(opts, ow, "completion_timeout_s", 0, MSG_OPT_COMPLETION_TIMEOUT_MAX, &p.completion_timeout_s, why) <
-                0)
+                0 ||
+            get_int(opts, ow, "parallel_connections", 1, MSG_OPT_PARALLEL_MAX, &p.parallel_connections, why) < 0 ||
+            get_int(opts, ow, "xbzrle_cache_mib", 0, MSG_OPT_XBZRLE_CACHE_MAX, &p.xbzrle_cache_mib, why) < 0)
+            return -1;
+        /* the two as the policy sets them must combine (a request's own may override either) */
+        msg_options t = {.parallel_connections = p.parallel_connections > 0 ? p.parallel_connections : 1,
+                         .xbzrle_cache_mib = p.xbzrle_cache_mib > 0 ? p.xbzrle_cache_mib : 0};
+        if (msg_options_transport_check(&t, ow, why) < 0)
             return -1;
         const char *action = NULL;
         if (orchreply_get_text(opts, ow, "completion_action", 0, 16, &action, why) < 0)
@@ -166,6 +175,8 @@ static const struct {
     {"max_downtime_ms", 1, KV_INT},
     {"completion_timeout_s", 1, KV_INT},
     {"completion_action", 1, KV_TEXT},
+    {"parallel_connections", 1, KV_INT},
+    {"xbzrle_cache_mib", 1, KV_INT},
     {"objective_max_downtime_ms", 2, KV_INT},
     {"objective_deadline_s", 2, KV_INT},
 };

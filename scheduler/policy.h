@@ -21,6 +21,7 @@ typedef struct policy {
     int post_copy, auto_converge;                    /* -1, 0, 1 */
     int postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s;
     int completion_action; /* msg_completion_action, -1: not set */
+    int parallel_connections, xbzrle_cache_mib; /* -1: not set */
     int objective_max_downtime_ms, objective_deadline_s;
 } policy;
 

@@ -60,7 +60,7 @@ static char *config_owned(const char *name)
 
 int policyop_upsert(db_conn *db, const policy *q, const char *by, int from_config, int *created, char **refused)
 {
-    char pr[16], a[16], b[16], c[16], d[16], e[16], f[16];
+    char pr[16], a[16], b[16], c[16], d[16], e[16], f[16], g[16], h[16];
     snprintf(pr, sizeof(pr), "%d", q->priority);
     const char *source = from_config ? "config" : "operator";
     const char *p[] = {q->name,
@@ -79,7 +79,9 @@ int policyop_upsert(db_conn *db, const policy *q, const char *by, int from_confi
                        by,
                        q->host_group,
                        q->completion_action < 0 ? NULL : msg_completion_action_str(q->completion_action),
-                       source};
+                       source,
+                       opt_int(g, sizeof(g), q->parallel_connections),
+                       opt_int(h, sizeof(h), q->xbzrle_cache_mib)};
     _cleanup_pq_ PGresult *r = NULL;
     /* the whole policy is what the request says: a field it leaves out is unset. An operator's
      * set leaves a policy of the configuration file alone (no row back); the file's own
@@ -87,9 +89,10 @@ int policyop_upsert(db_conn *db, const policy *q, const char *by, int from_confi
     if (db_exec(db, &r,
                 "INSERT INTO migration_policies (name, priority, project, instance_glob, host_glob, post_copy,"
                 " auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
-                " objective_max_downtime_ms, objective_deadline_s, updated_by, host_group, completion_action, source)"
+                " objective_max_downtime_ms, objective_deadline_s, updated_by, host_group, completion_action, source,"
+                " parallel_connections, xbzrle_cache_mib)"
                 " VALUES ($1, $2::int, $3, $4, $5, $6::boolean, $7::boolean, $8::int, $9::int, $10::int, $11::int,"
-                "  $12::int, $13::int, $14, $15, $16, $17)"
+                "  $12::int, $13::int, $14, $15, $16, $17, $18::int, $19::int)"
                 " ON CONFLICT (name) DO UPDATE SET priority = EXCLUDED.priority, project = EXCLUDED.project,"
                 "  instance_glob = EXCLUDED.instance_glob, host_glob = EXCLUDED.host_glob,"
                 "  host_group = EXCLUDED.host_group, post_copy = EXCLUDED.post_copy,"
@@ -98,12 +101,13 @@ int policyop_upsert(db_conn *db, const policy *q, const char *by, int from_confi
                 "  bandwidth_mib_s = EXCLUDED.bandwidth_mib_s, max_downtime_ms = EXCLUDED.max_downtime_ms,"
                 "  completion_timeout_s = EXCLUDED.completion_timeout_s,"
                 "  completion_action = EXCLUDED.completion_action,"
+                "  parallel_connections = EXCLUDED.parallel_connections, xbzrle_cache_mib = EXCLUDED.xbzrle_cache_mib,"
                 "  objective_max_downtime_ms = EXCLUDED.objective_max_downtime_ms,"
                 "  objective_deadline_s = EXCLUDED.objective_deadline_s, updated_at = now(),"
                 "  updated_by = EXCLUDED.updated_by, source = EXCLUDED.source"
                 "  WHERE EXCLUDED.source = 'config' OR migration_policies.source = 'operator'"
                 " RETURNING (xmax = 0)",
-                17, p) < 0)
+                19, p) < 0)
         return -1;
     if (PQntuples(r) != 1) {
         *refused = config_owned(q->name);
@@ -158,7 +162,8 @@ static int pol_tx(db_conn *db, void *arg, char **err)
                 "SELECT coalesce(json_agg(p ORDER BY p.priority DESC, p.name), '[]') FROM ("
                 " SELECT name, priority, project, instance_glob AS instance, host_glob AS host, host_group, post_copy,"
                 "  auto_converge, postcopy_after_iterations, bandwidth_mib_s, max_downtime_ms, completion_timeout_s,"
-                "  completion_action, objective_max_downtime_ms, objective_deadline_s, source, updated_at, updated_by,"
+                "  completion_action, parallel_connections, xbzrle_cache_mib, objective_max_downtime_ms,"
+                "  objective_deadline_s, source, updated_at, updated_by,"
                 "  (SELECT count(*) FROM migrations m WHERE m.policy = x.name) AS migrations"
                 " FROM migration_policies x) p",
                 0, NULL) < 0) {

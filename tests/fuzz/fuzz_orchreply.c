@@ -18,8 +18,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const event_kinds[] = {"progress", "postcopy", "completed", "failed",
-                                          "cancelled", "guest_paused", "x", "postcopy_paused"};
+static const char *const event_kinds[] = {"progress",     "postcopy", "completed",       "failed",
+                                          "cancelled",    "guest_paused", "x",        "postcopy_paused",
+                                          "settings_verified"};
 
 static void check(int ok)
 {
@@ -170,6 +171,8 @@ static void check_event(const char *what, const orchreply_event *ev)
         check(ev->kind == ORCHREPLY_EV_POSTCOPY);
     else if (strcmp(what, "guest_paused") == 0)
         check(ev->kind == ORCHREPLY_EV_NOTE);
+    else if (strcmp(what, "settings_verified") == 0)
+        check(ev->kind == ORCHREPLY_EV_VERIFIED);
     else if (job_state_from_str(what, &st) == 0 && st == JOB_POSTCOPY_PAUSED)
         check(ev->kind == ORCHREPLY_EV_PAUSED && ev->ended == st);
     else if (job_state_from_str(what, &st) == 0 && st != JOB_RUNNING && st != JOB_NONE)
@@ -182,27 +185,31 @@ static void check_event(const char *what, const orchreply_event *ev)
     }
     check(!ev->host || agentmsg_host_name_ok(ev->host));
     check(!ev->error || ((ev->kind == ORCHREPLY_EV_ENDED || ev->kind == ORCHREPLY_EV_PAUSED ||
-                          ev->kind == ORCHREPLY_EV_NOTE) &&
+                          ev->kind == ORCHREPLY_EV_NOTE || ev->kind == ORCHREPLY_EV_VERIFIED) &&
                          message_ok(ev->error)));
     check(ev->has_stats == 0 || ev->has_stats == 1);
     check(in(s->memory_total, -1, ORCHREPLY_MAX_BYTES) && in(s->memory_processed, -1, ORCHREPLY_MAX_BYTES) &&
           in(s->memory_remaining, -1, ORCHREPLY_MAX_BYTES) && in(s->iteration, -1, ORCHREPLY_MAX_COUNT) &&
-          in(s->downtime_ms, -1, ORCHREPLY_MAX_COUNT));
+          in(s->downtime_ms, -1, ORCHREPLY_MAX_COUNT) && in(s->memory_bps, -1, ORCHREPLY_MAX_BYTES) &&
+          in(s->dirty_pages_s, -1, ORCHREPLY_MAX_BYTES / 4096) && in(s->disk_total, -1, ORCHREPLY_MAX_BYTES) &&
+          in(s->disk_processed, -1, ORCHREPLY_MAX_BYTES) && in(s->disk_remaining, -1, ORCHREPLY_MAX_BYTES) &&
+          in(s->throttle_pct, -1, 100));
     if (!ev->has_stats)
         check(s->memory_total == -1 && s->memory_processed == -1 && s->memory_remaining == -1 && s->iteration == -1 &&
-              s->downtime_ms == -1);
+              s->downtime_ms == -1 && s->memory_bps == -1 && s->dirty_pages_s == -1 && s->disk_total == -1 &&
+              s->disk_processed == -1 && s->disk_remaining == -1 && s->throttle_pct == -1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    /* counted from '0': '0' is 48, and 48 + 12 is a multiple of 20 */
+    /* counted from '0': '0' is 48, and 48 + 15 is a multiple of 21 */
     /* set_bandwidth's reply (after dirty_rate) has no body to read: the other body-less methods
      * cover its reading */
-    _Static_assert(ORCHREPLY_DIRTY_RATE + 1 + ARRAY_SIZE(event_kinds) == 20, "the seeds' first bytes assume 20 readers");
+    _Static_assert(ORCHREPLY_DIRTY_RATE + 1 + ARRAY_SIZE(event_kinds) == 21, "the seeds' first bytes assume 21 readers");
     _Static_assert(ORCHREPLY_DIRTY_RATE == ORCHREPLY_PAUSE_POSTCOPY + 1, "dirty_rate is read last");
-    unsigned sel = ((unsigned)data[0] + 12) % 20;
+    unsigned sel = ((unsigned)data[0] + 15) % 21;
     /* the methods before dirty_rate, the events, then dirty_rate: the older seeds keep their reader */
     unsigned nev = (unsigned)ARRAY_SIZE(event_kinds);
     int is_event = sel >= ORCHREPLY_DIRTY_RATE && sel < ORCHREPLY_DIRTY_RATE + nev;

@@ -12,7 +12,12 @@
 #     post-copy allowed: refused at intake with the reason;
 #  5. a running migration's bandwidth cap changed by the target a drain's budget sets (the owner
 #     asks the source's set_bandwidth; libvirt's migrate-getspeed shows it);
-#  6. the policy removed from the file: gone from the database at the next start.
+#  6. the policy removed from the file: gone from the database at the next start;
+#  7. issue #19: each migration's settings read back from libvirt once QEMU's job began
+#     (settings_verified, `migration show`), checked in steps 2 and 5; stall detection: a guest
+#     that re-dirties its memory faster than a 4 MiB/s cap, on an agent with stall_timeout_s 5,
+#     is aborted as stalled and stays; the progress's dirty rate and rate stored;
+#  8. auto-converge throttling the guest: the stored throttle rises while the migration runs.
 source "$(dirname "$0")/lib.sh"
 trap 'lab_exit $?' EXIT
 "$LAB" down >/dev/null 2>&1 || true
@@ -50,6 +55,15 @@ wait_sql 30 "SELECT status FROM migrations WHERE id = $m1" failed || fail "migra
 [[ $(sql "SELECT error FROM migrations WHERE id = $m1") == *"completion timeout of 3 s reached"* ]] ||
   fail "migration $m1's error: $(sql "SELECT error FROM migrations WHERE id = $m1")"
 [[ $(where c1) == "compute1 running yes" ]] || fail "after the abort c1 is at: $(where c1)"
+# what the source read back from libvirt once QEMU's job began: the request's cap and the
+# scheduler's default max downtime (300 ms)
+verified="max downtime 300 ms, bandwidth 16 MiB/s"
+[[ $(sql "SELECT settings_verified FROM migrations WHERE id = $m1") == "$verified" ]] ||
+  fail "migration $m1's verified settings: $(sql "SELECT settings_verified FROM migrations WHERE id = $m1")"
+[[ $(sql "SELECT origin || ' ' || host || ' ' || message FROM migration_events WHERE migration_id = $m1 AND kind = 'settings_verified'") == "source compute1 $verified" ]] ||
+  fail "no settings_verified event of migration $m1"
+ctl migration show "$m1" | grep -qx "  verified   $verified" || fail "migration show $m1: $(ctl migration show "$m1")"
+grep -q "migration=$m1 .*settings verified in libvirt: $verified" "$logs/compute1.agent.log" || fail "no verification in compute1's agent log"
 ok "completion_action abort: migration $m1 ended at its 3 s timeout ($(sql "SELECT error FROM migrations WHERE id = $m1")); c1 stays on compute1"
 
 # ---- 3. a host group selects the file's policy: pause at its timeout -------------------------------
@@ -106,7 +120,7 @@ wait_sql 15 "SELECT bandwidth_mib_s FROM migrations WHERE id = $m4" 24 || fail "
 [[ $(speed) == 24 ]] || fail "c1's speed after: $(speed)"
 [[ $(sql "SELECT message FROM migration_events WHERE migration_id = $m4 AND kind = 'bandwidth'") == "bandwidth cap set from 8 to 24 MiB/s on compute1: "* ]] ||
   fail "no bandwidth event: $(sql "SELECT kind, message FROM migration_events WHERE migration_id = $m4")"
-grep -q "migration=$m4 .*bandwidth cap set from 8 to 24 MiB/s" "$logs/compute1.agent.log" || fail "no bandwidth line in compute1's agent log"
+grep -q "migration=$m4 .*bandwidth cap set from 8 to 24 MiB/s (read back from libvirt)" "$logs/compute1.agent.log" || fail "no bandwidth line in compute1's agent log"
 ctl migration abort "$m4" >/dev/null || fail "abort $m4"
 wait_sql 30 "SELECT status FROM migrations WHERE id = $m4" cancelled || fail "migration $m4 not cancelled"
 ok "migration $m4's cap raised from 8 to 24 MiB/s while it ran (libvirt's migrate-getspeed, the event, the agent's log)"
@@ -122,3 +136,55 @@ grep -q "policy" "$FERRY_LAB_DIR/scheduler.conf" && fail "the policy is still in
 wait_sql 30 "SELECT count(*) FROM migration_policies" 0 || fail "the file's old policy is still in the database"
 grep -q "policies of the configuration file: 0 written, 1 removed" "$logs/scheduler.log" || fail "no log of the removed policy"
 ok "host group cleared; the policy taken out of the file is gone from the database at the next start"
+
+# ---- 7. stall detection ---------------------------------------------------------------------------
+# compute1's agent with a 5 s stall timeout: a guest that re-dirties its 64 MiB faster than the
+# 4 MiB/s cap sends each pass in ~16 s, and its remaining memory reaches no new low after the
+# first pass (it ends each pass near QEMU's threshold, 4 MiB/s x 300 ms)
+FERRY_LAB_AGENT_EXTRA='stall_timeout_s = 5' "$LAB" agent compute1 restart >/dev/null || fail "restart compute1's agent"
+grep -qx "stall_timeout_s = 5" "$FERRY_LAB_DIR/hosts/compute1/agent.conf" || fail "compute1's agent.conf has no stall_timeout_s"
+busy_guest compute1 c2
+ctl migrate c2 compute2 --bandwidth 4 >"$out" 2>&1 || fail "migrate c2 at 4 MiB/s: $(cat "$out")"
+m5=$(sql "SELECT max(id) FROM migrations")
+# the progress's figures stored while it runs (libvirt's dirty rate in bytes, the stream's rate)
+wait_sql 40 "SELECT dirty_rate_bytes_s > 0 AND transfer_bytes_s > 0 FROM migrations WHERE id = $m5" t ||
+  fail "migration $m5's rates: $(sql "SELECT status, dirty_rate_bytes_s, transfer_bytes_s FROM migrations WHERE id = $m5")"
+rates=$(ctl migration show "$m5" | grep '^  rates ') || fail "migration show $m5 has no rates: $(ctl migration show "$m5")"
+[[ $rates =~ ^\ \ rates\ +sent\ at\ [0-9.]+\ MiB/s,\ guest\ dirtied\ [0-9.]+\ MiB/s\ \(last\ progress\)$ ]] || fail "migration show $m5: '$rates'"
+wait_sql 90 "SELECT status FROM migrations WHERE id = $m5" failed ||
+  fail "migration $m5 did not fail: $(sql "SELECT status, iteration, memory_remaining_bytes, error FROM migrations WHERE id = $m5")"
+err=$(sql "SELECT error FROM migrations WHERE id = $m5")
+[[ $err == *"stalled: remaining memory did not shrink below "*" bytes for 5 s"* ]] || fail "migration $m5's error: $err"
+grep -q "migration=$m5 .*migration stalled: remaining memory has not shrunk below [0-9]* bytes for 5 s: aborting" "$logs/compute1.agent.log" ||
+  fail "no stall in compute1's agent log"
+[[ $(where c2) == "compute1 running yes" ]] || fail "after the stall c2 is at: $(where c2)"
+ok "stall detection: migration $m5 aborted ($err); c2 stays on compute1; progress stored: $(sed "s/^ *rates *//" <<<"$rates")"
+
+# ---- 8. auto-converge throttles the guest ---------------------------------------------------------
+"$LAB" agent compute1 restart >/dev/null || fail "restart compute1's agent with its defaults"
+ctl migrate c2 compute2 --auto-converge --bandwidth 16 >"$out" 2>&1 || fail "migrate c2 with auto-converge: $(cat "$out")"
+m6=$(sql "SELECT max(id) FROM migrations")
+# QEMU throttles once the guest dirtied more than half of what a pass sent, twice, then raises it
+# each pass (libvirt's defaults: 20 %, then +10 %); the stored figure must rise while it runs
+first=""; last=""; seen=""
+for _ in $(seq 1 240); do
+  IFS="|" read -r st pct < <(sql "SELECT status, coalesce(cpu_throttle_pct, -1) FROM migrations WHERE id = $m6")
+  if ((pct > 0)); then
+    [[ -z $first ]] && first=$pct
+    [[ $pct != "$last" ]] && seen="$seen $pct"
+    last=$pct
+    ((last > first)) && break
+  fi
+  [[ $st == running || $st == scheduled || $st == preparing || $st == queued ]] || break
+  sleep 0.25
+done
+[[ -n $first ]] && ((last > first)) ||
+  fail "auto-converge's throttle did not rise in migration $m6 (seen:${seen:- none}; $(sql "SELECT status, iteration, error FROM migrations WHERE id = $m6"))"
+show=$(ctl migration show "$m6")
+[[ $(sql "SELECT status FROM migrations WHERE id = $m6") != running ]] || grep -q "vCPUs throttled [0-9]* %" <<<"$show" ||
+  fail "migration show $m6: $show"
+ctl migration abort "$m6" >/dev/null 2>&1 || true
+wait_sql 60 "SELECT status IN ('cancelled', 'completed') FROM migrations WHERE id = $m6" t ||
+  fail "migration $m6 did not end: $(sql "SELECT status, error FROM migrations WHERE id = $m6")"
+ok "auto-converge throttled c2's vCPUs during migration $m6:$seen % ($(sql "SELECT status FROM migrations WHERE id = $m6"))"
+stop_guest c2

@@ -117,7 +117,12 @@ ok "with no traffic, the fabric learned lx1's MAC on compute2's port after the m
 migrate_watched lx2 "$a2" compute2 --block-migrate
 check_tcp lx2 block
 [[ $(sql "SELECT block_migration FROM migrations WHERE id = $mid") == yes ]] || fail "migration $mid was not a block migration"
-ok "block migration (migration $mid): the TCP connection echoed on from compute2; longest UDP gap $(python3 -c "import json; print(json.load(open('$work/lx2.json'))['udp']['longest_gap_ms'])") ms"
+# the disk's figures, stored from the source's progress and final statistics, and shown
+[[ $(sql "SELECT disk_total_bytes > 0 AND disk_processed_bytes > 0 AND disk_remaining_bytes = 0 FROM migrations WHERE id = $mid") == t ]] ||
+  fail "migration $mid's disk figures: $(sql "SELECT disk_total_bytes, disk_processed_bytes, disk_remaining_bytes FROM migrations WHERE id = $mid")"
+disks=$("$CTL" migration show "$mid" | grep '^  disks ') || fail "migration show $mid has no disks line: $("$CTL" migration show "$mid")"
+[[ $disks =~ ^\ \ disks\ +[0-9.]+\ MiB\ copied\ of\ [0-9.]+\ MiB,\ 0\ MiB\ left$ ]] || fail "migration show $mid: '$disks'"
+ok "block migration (migration $mid): the TCP connection echoed on from compute2; longest UDP gap $(python3 -c "import json; print(json.load(open('$work/lx2.json'))['udp']['longest_gap_ms'])") ms; disks: ${disks#  disks }"
 
 # ---- nothing left behind ----------------------------------------------------------------------
 "$LAB" down >/dev/null

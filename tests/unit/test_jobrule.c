@@ -1,6 +1,8 @@
 /* Unit tests of jobrule: an outgoing job's decisions without libvirt — the post-copy switch
  * after N passes, the completion timeout (abort, or post-copy when asked and allowed), the
  * stall rule, and what an operator's abort and force-complete may do in each state. */
+#include <string.h>
+
 #include "testlib.h"
 
 #include "../../compute-agent/jobrule.h"
@@ -194,6 +196,61 @@ static void test_downtime_ramp(void **state)
     assert_int_equal(jobrule_downtime_at(&o, 100000, &step), 3);
 }
 
+static void test_settings_check(void **state)
+{
+    (void)state;
+    char why[256];
+    job_opts o = {.max_downtime_ms = 300, .bandwidth_mib_s = 8};
+    jobrule_applied ap = {300, 8, -1};
+    /* what was asked, read back the same */
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "max downtime 300 ms, bandwidth 8 MiB/s");
+    /* libvirt holds another cap: the difference, in libvirt's figure and the asked one */
+    ap.bandwidth_mib_s = 32;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "bandwidth is 32 MiB/s in libvirt, 8 MiB/s asked");
+    ap.bandwidth_mib_s = 8;
+    ap.downtime_ms = 500;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "max downtime is 500 ms in libvirt, 300 ms asked");
+    /* a setting that could not be read is not verified */
+    ap.downtime_ms = -1;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "max downtime could not be read back from libvirt, 300 ms asked");
+    /* the ramp: the step's limit is the one expected */
+    o.max_downtime_ms = 2000;
+    o.downtime_steps = 4;
+    o.downtime_delay_ms = 1000;
+    ap.downtime_ms = 875;
+    assert_int_equal(jobrule_settings_check(&o, 1, &ap, why, sizeof(why)), 0);
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "max downtime is 875 ms in libvirt, 500 ms asked");
+    /* no cap asked: libvirt's unlimited; a cap there is a difference */
+    o = (job_opts){.bandwidth_mib_s = 0};
+    ap = (jobrule_applied){-1, 8796093022207LL, -1};
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "bandwidth unlimited");
+    ap.bandwidth_mib_s = 128;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "bandwidth is 128 MiB/s in libvirt, no cap asked");
+    /* post-copy with a cap: post-copy's own cap is checked too */
+    int want_dt, want_pc;
+    o = (job_opts){.post_copy = 1, .bandwidth_mib_s = 16, .max_downtime_ms = 100};
+    jobrule_settings_wanted(&o, &want_dt, &want_pc);
+    assert_true(want_dt && want_pc);
+    ap = (jobrule_applied){100, 16, 16};
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "max downtime 100 ms, bandwidth 16 MiB/s, post-copy bandwidth 16 MiB/s");
+    ap.postcopy_bandwidth_mib_s = 0;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "post-copy bandwidth is 0 MiB/s in libvirt, 16 MiB/s asked");
+    /* a short buffer is cut, never overrun */
+    char small[12];
+    ap.postcopy_bandwidth_mib_s = 16;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, small, sizeof(small)), 0);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_end_of),
         cmocka_unit_test(test_postcopy_paused),
         cmocka_unit_test(test_resume_of),
+        cmocka_unit_test(test_settings_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
