@@ -24,19 +24,9 @@ while (($#)); do
 done
 bin=$(cd "${1:-$top/build}" && pwd)
 export FERRY_BIN_DIR=$bin
-source "$top/tests/lab/lib.sh" # LAB, sql, wait_sql, publish, newid, busy_guest, stop_guest
-# the benchmarks' own lab (lib.sh chose the tests' one): never the tests' or a developer's
-export FERRY_LAB_DIR=/tmp/ferry-bench-lab FERRY_LAB_NAME=ferrybn FERRY_LAB_NET=79 FERRY_LAB_PORT_BASE=26660
-trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
-"$LAB" down >/dev/null 2>&1 || true
+source "$top/bench/lablib.sh" # the bench lab; LAB, sql, wait_sql, publish, newid, uri, muri, pct, ...
 "$LAB" up --hosts 2 --schedulers 1 >/dev/null
 eval "$("$LAB" env)"
-uri() { local v="FERRY_LAB_${1^^}_URI"; printf '%s' "${!v}"; }
-muri() { local v="FERRY_LAB_${1^^}_MIGRATION_URI"; printf '%s' "${!v}"; }
-ns() { date +%s%N; }
-# pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
-pct() { sort -n "$1" | awk -v p="$2" '{a[NR]=$1} END {i=int((p/100)*NR+0.999); if (i<1) i=1; print a[i]}'; }
-other() { [[ $1 == compute1 ]] && echo compute2 || echo compute1; }
 
 "$LAB" guest compute1 ov1 >/dev/null
 wait_sql 30 "SELECT host || ' ' || vm_state FROM instances WHERE name = 'ov1'" "compute1 running" || fail "ov1 not seen running"

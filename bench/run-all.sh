@@ -12,6 +12,7 @@ bin=$(cd "${1:-$top/build}" && pwd)
 echo "== $(date -u +%FT%TZ) on $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 bash "$top/bench/claims.sh" --build "$bin"
 bash "$top/bench/overhead.sh" "$bin"
+bash "$top/bench/transport.sh" "$bin"
 bash "$top/bench/app_downtime.sh" "$bin"
 bash "$top/bench/forecast_error.sh" "$bin"
 bash "$top/bench/drain.sh" "$bin"

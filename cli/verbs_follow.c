@@ -144,8 +144,9 @@ static void on_event(mq_conn *m, mq_delivery *d, void *arg)
                 /* libvirt's dirty rate is in pages/s; QEMU's target pages are 4 KiB */
                 int64_t pages = json_object_object_get_ex(st, "dirty_rate", NULL) ? ji(st, "dirty_rate") : -1;
                 f->dirty_bps = pages >= 0 && pages < (INT64_MAX >> 12) ? pages * 4096 : -1;
-                f->throttle_pct =
-                    json_object_object_get_ex(st, "auto_converge_throttle", NULL) ? ji(st, "auto_converge_throttle") : -1;
+                f->throttle_pct = json_object_object_get_ex(st, "auto_converge_throttle", NULL)
+                                      ? ji(st, "auto_converge_throttle")
+                                      : -1;
                 f->disk_total = ji(st, "disk_total");
                 f->disk_remaining = ji(st, "disk_remaining");
                 if (jb(st, "postcopy"))

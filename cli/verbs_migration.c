@@ -87,8 +87,7 @@ int cmd_migrate(ctl *c, int argc, char **argv)
         rq.options_given |= MSG_OPT_COMPLETION_ACTION;
     }
     if (o[14].value) {
-        if (verbs_int_arg(vn, "--parallel", o[14].value, 1, MSG_OPT_PARALLEL_MAX, &rq.options.parallel_connections) <
-            0)
+        if (verbs_int_arg(vn, "--parallel", o[14].value, 1, MSG_OPT_PARALLEL_MAX, &rq.options.parallel_connections) < 0)
             return 2;
         rq.options_given |= MSG_OPT_PARALLEL;
     }

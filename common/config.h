@@ -89,6 +89,7 @@ typedef struct cfg_scheduler {
 typedef struct cfg_agent {
     char *host;    /* "" = the host name */
     char *address; /* "" = resolve host */
+    char *migration_address; /* the migration network's address ("" = none: the address above) */
     int64_t heartbeat_interval_s;
     char *instances_path;   /* absolute */
     char *local_disks_path; /* absolute: where block migrations may create host-local images */

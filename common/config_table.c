@@ -291,6 +291,9 @@ const cfg_option cfg_table[] = {
     OPT_STR(agent, host, "", NULL, "name this compute host registers under (empty = the host name)"),
     OPT_STR(agent, address, "", NULL,
             "address other hosts use to reach this one for migrations (empty = resolve host)"),
+    OPT_STR(agent, migration_address, "", NULL,
+            "this host's address on a dedicated migration network: migration streams to this host go "
+            "there, the rest (libvirt, AMQP) to address (an IP address or name, no port; empty = address)"),
     OPT_INT(agent, heartbeat_interval_s, "10", 1, 3600,
             "how often the agent reports that its host is alive, in seconds"),
     OPT_STR(agent, instances_path, "/var/lib/ferry/instances", check_absolute_path,

@@ -142,7 +142,7 @@ enum {
     MSG_OPT_XBZRLE_CACHE = 1u << 7,
 };
 /* Whether the options' transport settings combine (issue #19): 0, or -1 with why in *err (caller
- * frees; prefix names the options' place, e.g. "body.options."). xbzrle compresses one stream:
+ * frees; prefix names the options' place, e.g. "body.options", or ""). xbzrle compresses one stream:
  * not with parallel connections; its cache is a power of two (QEMU's). Post-copy with parallel
  * connections depends on the hosts' QEMU (10.1+): the scheduler's intake checks that. */
 int msg_options_transport_check(const msg_options *opts, const char *prefix, char **err);

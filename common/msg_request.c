@@ -23,15 +23,9 @@ void msg_request_defaults_init(msg_request_defaults *defs)
     defs->xbzrle_cache_mib = 0;
 }
 
-const char *const msg_option_keys[] = {"auto_converge",
-                                       "postcopy_after_iterations",
-                                       "bandwidth_mib_s",
-                                       "max_downtime_ms",
-                                       "completion_timeout_s",
-                                       "completion_action",
-                                       "parallel_connections",
-                                       "xbzrle_cache_mib",
-                                       NULL};
+const char *const msg_option_keys[] = {"auto_converge",        "postcopy_after_iterations", "bandwidth_mib_s",
+                                       "max_downtime_ms",      "completion_timeout_s",      "completion_action",
+                                       "parallel_connections", "xbzrle_cache_mib",          NULL};
 
 static const char *const completion_words[] = {"abort", "postcopy", "pause"};
 

@@ -50,6 +50,8 @@ void events_heartbeat(agent *a)
     }
     /* the scheduler ignores a heartbeat older than one it recorded (a redelivery, a reorder) */
     json_object_object_add(b, "boot", json_object_new_string(a->boot));
+    if (*a->cfg->agent.migration_address)
+        json_object_object_add(b, "migration_address", json_object_new_string(a->cfg->agent.migration_address));
     json_object_object_add(b, "seq", json_object_new_int64(++a->hb_seq));
     _cleanup_free_ char *key = xasprintf("host.%s.heartbeat", a->host);
     publish(a, NULL, key, b);

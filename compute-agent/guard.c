@@ -461,3 +461,14 @@ int guard_epoch(int64_t migration, int64_t seen, int64_t got, char **why)
     }
     return 0;
 }
+
+int guard_data_address(const char *s, size_t len, char **why)
+{
+    if (guard_address(s, len, why) < 0)
+        return -1;
+    if (s[0] == '[' ? s[len - 1] != ']' : memchr(s, ':', len) != NULL) {
+        *why = xstrdup("an address without a port");
+        return -1;
+    }
+    return 0;
+}

@@ -80,6 +80,10 @@ int guard_host_name(const char *s, size_t len, char **why) FERRY_WUR;
  * (1-65535, decimal, no leading zero). Nothing else: no '/', '?', '&', '@', '%', space or
  * control byte can pass. Returns 0, or -1 with *why. */
 int guard_address(const char *s, size_t len, char **why) FERRY_WUR;
+/* Checks a migration network address ([agent] migration_address, a destination's in
+ * live_migration): guard_address without the port (it is a listen address too). 0, or -1 with
+ * *why (caller frees). */
+int guard_data_address(const char *s, size_t len, char **why) FERRY_WUR;
 
 /* Checks a name that goes into a path or a libvirt lookup (bridge, network): 1-len_max
  * bytes of [A-Za-z0-9._-], not "." or "..". Returns 0, or -1 with *why. */

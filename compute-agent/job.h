@@ -23,11 +23,12 @@ typedef struct job job;
 /* a job's state is common/proto.h's job_state (never JOB_NONE here) */
 
 /* Starts the outgoing migration `migration` of domain uuid to dest (address dest_address, which
- * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise).
+ * must pass guard_address: it goes into [libvirt] live_migration_uri; refused otherwise); the
+ * stream goes to data_address, the destination's migration network address, when not NULL.
  * Idempotent: an existing job of that id is returned as it is. On success *out is the job
  * (owned by the agent). Returns -1 with *err (caller frees) and *code on failure. */
 int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, const char *dest_address,
-              const job_opts *o, job **out, char **err, rpc_code *code) FERRY_WUR;
+              const char *data_address, const job_opts *o, job **out, char **err, rpc_code *code) FERRY_WUR;
 /* Finds the job of migration id (NULL when none; owned by the agent). */
 job *job_find(agent *a, int64_t migration);
 /* The job's status as the body of a job_status reply (new object, caller puts). */

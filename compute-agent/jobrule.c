@@ -87,10 +87,12 @@ int jobrule_downtime_at(const job_opts *o, int64_t elapsed_ms, int *step)
     return v < 1 ? 1 : (int)v;
 }
 
-void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth)
+void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth, int *cache, int *streams)
 {
     *downtime = o->max_downtime_ms > 0;
     *postcopy_bandwidth = o->post_copy && o->bandwidth_mib_s > 0;
+    *cache = o->xbzrle_cache_mib > 0;
+    *streams = o->parallel_connections > 1;
 }
 
 /* Appends text to why (n bytes), after a comma when why is not empty. */
@@ -103,9 +105,9 @@ static void add_text(char *why, size_t n, const char *text)
 
 int jobrule_settings_check(const job_opts *o, int step, const jobrule_applied *ap, char *why, size_t n)
 {
-    int want_downtime, want_pc_bw;
-    jobrule_settings_wanted(o, &want_downtime, &want_pc_bw);
-    char t[160];
+    int want_downtime, want_pc_bw, want_cache, want_streams;
+    jobrule_settings_wanted(o, &want_downtime, &want_pc_bw, &want_cache, &want_streams);
+    char t[200];
     why[0] = 0;
     if (want_downtime) {
         int s2, limit = jobrule_downtime_at(o, (int64_t)step * o->downtime_delay_ms, &s2);
@@ -147,6 +149,35 @@ int jobrule_settings_check(const job_opts *o, int step, const jobrule_applied *a
             return -1;
         }
         snprintf(t, sizeof(t), "post-copy bandwidth %d MiB/s", o->bandwidth_mib_s);
+        add_text(why, n, t);
+    }
+    if (want_cache) {
+        if (ap->compression_cache_mib != o->xbzrle_cache_mib) {
+            if (ap->compression_cache_mib < 0)
+                snprintf(why, n, "xbzrle cache could not be read back from libvirt, %d MiB asked", o->xbzrle_cache_mib);
+            else
+                snprintf(why, n, "xbzrle cache is %lld MiB in libvirt, %d MiB asked", ap->compression_cache_mib,
+                         o->xbzrle_cache_mib);
+            return -1;
+        }
+        snprintf(t, sizeof(t), "xbzrle cache %d MiB", o->xbzrle_cache_mib);
+        add_text(why, n, t);
+    }
+    if (want_streams && ap->streams < o->parallel_connections + 1) {
+        if (ap->streams < 0)
+            snprintf(why, n, "QEMU's connections could not be counted, %d parallel asked", o->parallel_connections);
+        else
+            snprintf(why, n, "QEMU holds %d connection%s to the destination, %d parallel (and the main one) asked",
+                     ap->streams, ap->streams == 1 ? "" : "s", o->parallel_connections);
+        return -1;
+    }
+    if (ap->streams > 0 && ap->stream_remote && ap->stream_local) {
+        if (want_streams)
+            snprintf(t, sizeof(t), "%d parallel connections (%d to %s from %s)", o->parallel_connections, ap->streams,
+                     ap->stream_remote, ap->stream_local);
+        else
+            snprintf(t, sizeof(t), "%d connection%s to %s from %s", ap->streams, ap->streams == 1 ? "" : "s",
+                     ap->stream_remote, ap->stream_local);
         add_text(why, n, t);
     }
     return 0;

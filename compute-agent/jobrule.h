@@ -39,6 +39,9 @@ typedef struct jobrule_applied {
     long long downtime_ms;              /* virDomainMigrateGetMaxDowntime */
     long long bandwidth_mib_s;          /* virDomainMigrateGetMaxSpeed */
     long long postcopy_bandwidth_mib_s; /* ... with VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY */
+    long long compression_cache_mib;    /* virDomainMigrateGetCompressionCache, in MiB */
+    int streams;                        /* QEMU's connections to the destination (streams.h) */
+    const char *stream_remote, *stream_local; /* their addresses (NULL when streams <= 0) */
 } jobrule_applied;
 
 /* libvirt's "unlimited" bandwidth is INT64_MAX bytes/s in MiB/s; any figure at or above this
@@ -46,9 +49,12 @@ typedef struct jobrule_applied {
 #define JOBRULE_UNLIMITED_MIB_S 1048576LL
 
 /* Which settings the job must read back (1 each): the downtime when the job set one, the
- * post-copy bandwidth when post-copy is allowed with a cap. */
-void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth);
-/* Compares what libvirt applied (ap) with what the job asked (o, at downtime ramp step `step`):
+ * post-copy bandwidth when post-copy is allowed with a cap, the compression cache with xbzrle,
+ * the streams (required) with parallel connections. */
+void jobrule_settings_wanted(const job_opts *o, int *downtime, int *postcopy_bandwidth, int *cache, int *streams);
+/* Compares what libvirt applied (ap) with what the job asked (o, at downtime ramp step `step`);
+ * parallel connections need at least that many streams plus QEMU's main one; the streams seen
+ * are named in the text whenever counted ("3 connections to 10.0.1.2 from 10.0.1.1"):
  * 0 when they agree, with what was verified in why ("max downtime 300 ms, bandwidth 8 MiB/s");
  * -1 with the first difference in why ("bandwidth is 32 MiB/s in libvirt, 8 MiB/s asked"). A
  * setting the job asks and ap does not hold (-1) is a difference. why: n bytes. */

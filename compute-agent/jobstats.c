@@ -34,6 +34,10 @@ json_object *jobstats_json(virTypedParameterPtr p, int n, int type)
         {VIR_DOMAIN_JOB_DISK_REMAINING, "disk_remaining"},
         {VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE, "auto_converge_throttle"},
         {VIR_DOMAIN_JOB_SETUP_TIME, "setup_time_ms"},
+        {VIR_DOMAIN_JOB_COMPRESSION_CACHE, "compression_cache"},
+        {VIR_DOMAIN_JOB_COMPRESSION_BYTES, "compression_bytes"},
+        {VIR_DOMAIN_JOB_COMPRESSION_PAGES, "compression_pages"},
+        {VIR_DOMAIN_JOB_COMPRESSION_CACHE_MISSES, "compression_cache_misses"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
         unsigned long long v;

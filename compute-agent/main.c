@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "app.h"
 #include "events.h"
+#include "guard.h"
 #include "job.h"
 #include "workq.h"
 
@@ -174,6 +175,16 @@ int main(int argc, char **argv)
     uuid_new(a.boot);
     a.host = *cfg.agent.host ? xstrdup(cfg.agent.host) : app_hostname();
     a.address = *cfg.agent.address ? xstrdup(cfg.agent.address) : resolve_address(a.host);
+    const char *ma = cfg.agent.migration_address;
+    char *bad = NULL;
+    if (*ma && guard_data_address(ma, strlen(ma), &bad) < 0) {
+        fprintf(stderr, PROG ": [agent] migration_address '%s': %s\n", ma, bad);
+        free(bad);
+        free(a.host);
+        free(a.address);
+        cfg_free(&cfg);
+        return 2;
+    }
     a.queue = xasprintf("ferry.compute.%s", a.host);
     log_set_host(a.host);
     a.base = event_base_new();

@@ -28,6 +28,7 @@ typedef struct worker_arg {
     int64_t key;
     char uuid[VIR_UUID_STRING_BUFLEN];
     char *uri;
+    char *data_address, *tls_name;
     job_opts o;
     bool tls;
     bool resume;
@@ -37,6 +38,8 @@ typedef struct worker_arg {
 static void worker_arg_free(worker_arg *w)
 {
     free(w->uri);
+    free(w->data_address);
+    free(w->tls_name);
     free(w->lf_migration);
     free(w->lf_instance);
     free(w->lf_host);
@@ -95,6 +98,21 @@ static void *worker(void *arg)
             virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY,
                                     (unsigned long long)w->o.bandwidth_mib_s);
     }
+    if (w->data_address) {
+        /* the migration network: QEMU's stream (and a block migration's NBD) to that address,
+         * where the destination's QEMU listens; a bracketed IPv6 address is listened on bare */
+        _cleanup_free_ char *data_uri = xasprintf("tcp://%s", w->data_address);
+        _cleanup_free_ char *listen = xstrdup(w->data_address);
+        size_t ll = strlen(listen);
+        if (ll > 2 && listen[0] == '[' && listen[ll - 1] == ']') {
+            memmove(listen, listen + 1, ll - 2);
+            listen[ll - 2] = 0;
+        }
+        virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, data_uri);
+        virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_LISTEN_ADDRESS, listen);
+        if (w->tls && w->tls_name)
+            virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_TLS_DESTINATION, w->tls_name);
+    }
     if (w->o.parallel_connections > 1) {
         /* QEMU's multifd: memory over that many connections besides the main one */
         flags |= VIR_MIGRATE_PARALLEL;
@@ -144,6 +162,8 @@ int migrate_start(lv_conn *lv, evq *q, const migrate_req *req, migrate_cb cb, vo
     w->key = key;
     strlcpy_f(w->uuid, req->uuid, sizeof(w->uuid));
     w->uri = xstrdup(req->uri);
+    w->data_address = req->data_address ? xstrdup(req->data_address) : NULL;
+    w->tls_name = req->tls_name ? xstrdup(req->tls_name) : NULL;
     w->o = *req->o;
     w->tls = req->tls;
     w->resume = req->resume;

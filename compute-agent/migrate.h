@@ -32,6 +32,11 @@ typedef struct migrate_req {
     const char *uri;      /* the libvirt URI of the destination ([libvirt] live_migration_uri) */
     const job_opts *o;    /* the migration's options */
     bool tls;             /* [libvirt] migrate_tls: QEMU encrypts the stream itself */
+    const char *data_address; /* the destination's migration network address (guard_address, no
+                               * port; NULL: libvirt's own choice): the stream goes to tcp://it and
+                               * the destination listens on it; with TLS the certificate is still
+                               * checked against tls_name */
+    const char *tls_name;     /* the destination's management address (its certificate's name) */
     bool resume;          /* resume a post-copy migration paused by a broken stream
                            * (VIR_MIGRATE_POSTCOPY | VIR_MIGRATE_POSTCOPY_RESUME, same URI and params) */
     const log_fields *lf; /* the job's log fields (copied) */

@@ -273,7 +273,8 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
         get_int(body, "downtime_delay_ms", 0, 0, 3600000, &delay, err) < 0 ||
         get_int(body, "parallel_connections", 1, 1, 32, &par, err) < 0 ||
         get_int(body, "xbzrle_cache_mib", 0, 0, 65536, &xbz, err) < 0 ||
-        rpcin_str(body, "completion_action", 0, &action, err) < 0)
+        rpcin_str(body, "completion_action", 0, &action, err) < 0 ||
+        rpcin_str(body, "dest_migration_address", 0, &out->dest_migration_address, err) < 0)
         return -1;
     if ((steps > 0) != (delay > 0)) {
         *err = xstrdup("body.downtime_steps and body.downtime_delay_ms: both or neither");
@@ -301,6 +302,13 @@ int rpcin_live_migration(json_object *body, const char *self_host, rpcin_live *o
     /* it goes into the libvirt URI ([libvirt] live_migration_uri): nothing but an address */
     if (guard_address(out->dest_address, strlen(out->dest_address), &why) < 0) {
         *err = xasprintf("body.dest_address: %s", why);
+        free(why);
+        return -1;
+    }
+    /* it goes into the stream's URI and is the destination's listen address: no port */
+    const char *ma = out->dest_migration_address;
+    if (ma && guard_data_address(ma, strlen(ma), &why) < 0) {
+        *err = xasprintf("body.dest_migration_address: %s", why);
         free(why);
         return -1;
     }

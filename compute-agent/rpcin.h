@@ -94,6 +94,7 @@ void rpcin_pre_free(rpcin_pre *p);
 typedef struct rpcin_live {
     const char *dest;         /* a host name (RFC 1123), not self_host */
     const char *dest_address; /* guard_address: host name, IPv4 or [IPv6], optional :port */
+    const char *dest_migration_address; /* the same without a port, or NULL: the migration network's */
     job_opts o;
 } rpcin_live;
 

@@ -437,7 +437,8 @@ int rpcmig_live_migration(rpcmig_call *c, json_object *out, char **err, rpc_code
     if (rpcin_live_migration(c->body, c->a->host, &in, err) < 0)
         return -1;
     job *j = NULL;
-    if (job_start(c->a, c->migration, c->instance, in.dest, in.dest_address, &in.o, &j, err, code) < 0)
+    if (job_start(c->a, c->migration, c->instance, in.dest, in.dest_address, in.dest_migration_address, &in.o, &j,
+                  err, code) < 0)
         return -1;
     json_object_object_add(out, "started", json_object_new_boolean(1));
     json_object_object_add(out, "job", job_status_json(j));

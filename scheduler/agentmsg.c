@@ -195,6 +195,7 @@ int agentmsg_heartbeat_parse(json_object *b, const agentmsg_limits *l, agentmsg_
     }
     const char *w = "body.";
     if (get_text(b, "address", AGENTMSG_MAX_NAME, 0, &out->address, why, w) < 0 ||
+        get_text(b, "migration_address", AGENTMSG_MAX_NAME, 0, &out->migration_address, why, w) < 0 ||
         get_text(b, "arch", 32, 0, &out->arch, why, w) < 0 ||
         get_text(b, "cpu_model", 128, 0, &out->cpu_model, why, w) < 0 ||
         get_text(b, "cpu_xml", AGENTMSG_MAX_CPU_XML, 1, &out->cpu_xml, why, w) < 0 ||
@@ -209,6 +210,11 @@ int agentmsg_heartbeat_parse(json_object *b, const agentmsg_limits *l, agentmsg_
         return -1;
     if (out->address && *out->address && !agentmsg_address_ok(out->address)) {
         *why = xasprintf("body.address: '%s' is not a host name or IP address with an optional port", out->address);
+        return -1;
+    }
+    const char *ma = out->migration_address;
+    if (ma && (!*ma || !agentmsg_address_ok(ma) || (ma[0] == '[' ? ma[strlen(ma) - 1] != ']' : !!strchr(ma, ':')))) {
+        *why = xasprintf("body.migration_address: '%s' is not a host name or IP address without a port", ma);
         return -1;
     }
     if (out->boot && !uuid_valid(out->boot)) {

@@ -33,6 +33,7 @@ typedef struct agentmsg_domain {
 /* A heartbeat's claims; strings are borrowed from the JSON body (NULL when absent). */
 typedef struct agentmsg_heartbeat {
     const char *address, *arch, *cpu_model, *cpu_xml, *hypervisor, *libvirt_version, *qemu_version;
+    const char *migration_address; /* NULL or an address without a port (agentmsg_address_ok) */
     const char *boot; /* the agent process's id, NULL from agents before it */
     int64_t seq;      /* its heartbeat number, -1 when absent */
     int64_t vcpus, memory_mb, disk_gb;

@@ -152,7 +152,8 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
     "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
     "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_processed_bytes, m.disk_remaining_bytes, i.project,"    \
-    "  m.dirty_rate_bytes_s, m.transfer_bytes_s, m.cpu_throttle_pct, m.settings_verified,"                              \
+    "  m.dirty_rate_bytes_s, m.transfer_bytes_s, m.cpu_throttle_pct, m.settings_verified, m.parallel_connections,"      \
+    "  m.xbzrle_cache_mib,"                                                                                              \
     "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms,"             \
     "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"       \
     "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s, m.objective_max_downtime_ms, m.objective_deadline_s,"       \

@@ -167,7 +167,8 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
                        b->qemu_version ? b->qemu_version : "",
                        b->postcopy ? "true" : "false",
                        numbered ? b->boot : NULL,
-                       numbered ? seq : NULL};
+                       numbered ? seq : NULL,
+                       b->migration_address ? b->migration_address : ""};
     /* an older heartbeat of the same agent process (redelivered, reordered) changes nothing,
      * nor does an unnumbered one once the host's agent numbers them (agents before schema 6
      * send none; a new agent process starts its own numbering) */
@@ -175,10 +176,11 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
     if (db_exec(
             db, &up,
             "INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,"
-            " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat)"
+            " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat, migration_address)"
             " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid,"
-            " $14::bigint, now())"
+            " $14::bigint, now(), $15)"
             " ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, vcpus = EXCLUDED.vcpus,"
+            " migration_address = EXCLUDED.migration_address,"
             " memory_mb = EXCLUDED.memory_mb, disk_gb = EXCLUDED.disk_gb, arch = EXCLUDED.arch,"
             " cpu_model = EXCLUDED.cpu_model, cpu_xml = EXCLUDED.cpu_xml, hypervisor = EXCLUDED.hypervisor,"
             " libvirt_version = EXCLUDED.libvirt_version, qemu_version = EXCLUDED.qemu_version,"
@@ -188,7 +190,7 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
             " OR (EXCLUDED.heartbeat_seq IS NOT NULL AND (h.heartbeat_seq IS NULL"
             "     OR h.heartbeat_boot IS DISTINCT FROM EXCLUDED.heartbeat_boot OR h.heartbeat_seq < EXCLUDED.heartbeat_seq))"
             " RETURNING name",
-            14, p) < 0)
+            15, p) < 0)
         return -1;
     if (PQntuples(up) == 0) {
         h->stale = 1;

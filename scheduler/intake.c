@@ -253,7 +253,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                       "allow post_copy");
     /* the transport settings as the request and its policy left them must combine */
     _cleanup_free_ char *terr = NULL;
-    if (msg_options_transport_check(&rq->options, "options.", &terr) < 0)
+    if (msg_options_transport_check(&rq->options, "options", &terr) < 0)
         return refuse(db, in, "%s", terr);
     if (rq->options.xbzrle_cache_mib > 0 && (int64_t)rq->options.xbzrle_cache_mib >= atoll(mem))
         return refuse(db, in, "options.xbzrle_cache_mib %d: the cache must be smaller than %s's memory (%s MiB)",

@@ -331,9 +331,9 @@ int main(int argc, char **argv)
     char *perr = NULL;
     msg_options tdefs = {.parallel_connections = (int)cfg.scheduler.parallel_connections,
                          .xbzrle_cache_mib = (int)cfg.scheduler.xbzrle_cache_mib};
-    if (msg_options_transport_check(&tdefs, "[scheduler] ", &perr) < 0 ||
-        policy_config_bodies(&cfg, &config_policies, &perr) < 0) {
-        fprintf(stderr, PROG ": %s\n", perr);
+    int bad_defaults = msg_options_transport_check(&tdefs, "", &perr) < 0;
+    if (bad_defaults || policy_config_bodies(&cfg, &config_policies, &perr) < 0) {
+        fprintf(stderr, PROG ": %s%s\n", bad_defaults ? "[scheduler] " : "", perr);
         free(perr);
         cfg_free(&cfg);
         return 2;

@@ -323,6 +323,8 @@ static void start_live(orch *o)
     json_object *b = json_object_new_object();
     json_object_object_add(b, "dest", json_object_new_string(o->dest));
     json_object_object_add(b, "dest_address", json_object_new_string(o->dest_addr));
+    if (o->dest_maddr[0])
+        json_object_object_add(b, "dest_migration_address", json_object_new_string(o->dest_maddr));
     json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
     json_object_object_add(b, "post_copy", json_object_new_boolean(o->post_copy));
     json_object_object_add(b, "postcopy_after_iterations", json_object_new_int(o->after));
@@ -537,7 +539,7 @@ static int start_work(db_conn *db, void *arg, char **err)
             " m.max_downtime_ms, m.completion_timeout_s, coalesce(h.address, ''), m.epoch, m.postcopy_active,"
             " coalesce(m.objective_deadline_s, 0),"
             " greatest(0, (extract(epoch FROM now() - coalesce(m.started_at, now())) * 1000)::bigint),"
-            " m.completion_action, m.parallel_connections, m.xbzrle_cache_mib"
+            " m.completion_action, m.parallel_connections, m.xbzrle_cache_mib, coalesce(h.migration_address, '')"
             " FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid LEFT JOIN hosts h ON h.name = m.dest_host"
             " WHERE m.id = $1::bigint AND m.owner = $2 AND m.finished_at IS NULL",
             2, p) < 0) {
@@ -604,6 +606,7 @@ static void start_done(void *arg, int rc, char *err)
         o->completion_action = MSG_COMPLETION_ABORT;
     o->parallel = atoi(PQgetvalue(r, 0, 19));
     o->xbzrle_cache_mib = atoi(PQgetvalue(r, 0, 20));
+    strlcpy_f(o->dest_maddr, PQgetvalue(r, 0, 21), sizeof(o->dest_maddr));
     o->lf.migration = o->id_s;
     o->lf.instance = o->ec2;
     o->lf.req = o->req;
@@ -725,8 +728,9 @@ static void bw_failed(orch *o, rpc_code code, const char *why)
     o->bw_sending = 0;
     /* unavailable: not yet (the job's own settings are applied and verified first); asked
      * again with the next lease renewal */
-    log_write(code == RPC_UNAVAILABLE ? LOG_LVL_DEBUG : LOG_LVL_WARN, &o->lf, "migration %lld: could not set its bandwidth cap to %d MiB/s on %s: %s", (long long)o->id,
-             o->bw_target, o->source, why);
+    log_write(code == RPC_UNAVAILABLE ? LOG_LVL_DEBUG : LOG_LVL_WARN, &o->lf,
+              "migration %lld: could not set its bandwidth cap to %d MiB/s on %s: %s", (long long)o->id, o->bw_target,
+              o->source, why);
 }
 
 void orch_bandwidth(sched *s, int64_t id, int target)

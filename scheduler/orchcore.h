@@ -34,6 +34,7 @@ struct orch {
     int post_copy, auto_converge, after, bw, downtime, timeout;
     int completion_action; /* msg_completion_action: what the agent does at the timeout */
     int parallel;          /* memory over this many connections (1: one stream) */
+    char dest_maddr[256];  /* the destination's migration network address ("" = none) */
     int xbzrle_cache_mib;  /* xbzrle compression with this cache (0: off) */
     int bw_sending;        /* a set_bandwidth to bw_target is with the source */
     int bw_target;

@@ -36,7 +36,7 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
 {
     agent_ev *j = arg;
     if (j->op == EV_PROGRESS) {
-        const char *p[] = {j->ids, j->a,       j->b,       j->c,       j->d,       j->e,
+        const char *p[] = {j->ids,  j->a,    j->b,    j->c,        j->d,        j->e,
                            j->x[0], j->x[1], j->x[2], nz(j->x[3]), nz(j->x[4]), nz(j->x[5])};
         /* stored at most every progress_interval_ms (throttled in the row itself, whichever
          * replica gets the event) */
@@ -63,9 +63,8 @@ static int agent_ev_work(db_conn *db, void *arg, char **err)
     if (j->op == EV_VERIFIED) {
         /* kept with the migration only from its source (the sender, checked by hoststate) */
         const char *p[] = {j->ids, j->message, j->host};
-        if (db_exec(db, NULL,
-                    "UPDATE migrations SET settings_verified = $2 WHERE id = $1::bigint AND source_host = $3", 3,
-                    p) < 0)
+        if (db_exec(db, NULL, "UPDATE migrations SET settings_verified = $2 WHERE id = $1::bigint AND source_host = $3",
+                    3, p) < 0)
             goto fail;
     }
     if (ledger_record(db, j->s->name, j->id, "source", j->host, LEDGER_NO_STATUS, j->what, j->message) < 0) {

@@ -446,7 +446,8 @@ static int read_stats(json_object *s, orchreply_stats *st, char **why)
                    orchreply_get_int(s, w, "iteration", 0, 0, ORCHREPLY_MAX_COUNT, &st->iteration, why) < 0 ||
                    orchreply_get_int(s, w, "downtime_ms", 0, 0, ORCHREPLY_MAX_COUNT, &st->downtime_ms, why) < 0 ||
                    orchreply_get_int(s, w, "memory_bps", 0, 0, ORCHREPLY_MAX_BYTES, &st->memory_bps, why) < 0 ||
-                   orchreply_get_int(s, w, "dirty_rate", 0, 0, ORCHREPLY_MAX_BYTES / 4096, &st->dirty_pages_s, why) < 0 ||
+                   orchreply_get_int(s, w, "dirty_rate", 0, 0, ORCHREPLY_MAX_BYTES / 4096, &st->dirty_pages_s, why) <
+                       0 ||
                    orchreply_get_int(s, w, "disk_total", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_total, why) < 0 ||
                    orchreply_get_int(s, w, "disk_processed", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_processed, why) < 0 ||
                    orchreply_get_int(s, w, "disk_remaining", 0, 0, ORCHREPLY_MAX_BYTES, &st->disk_remaining, why) < 0 ||

@@ -131,7 +131,7 @@ int policy_read(json_object *body, policy *out, char **why)
         /* the two as the policy sets them must combine (a request's own may override either) */
         msg_options t = {.parallel_connections = p.parallel_connections > 0 ? p.parallel_connections : 1,
                          .xbzrle_cache_mib = p.xbzrle_cache_mib > 0 ? p.xbzrle_cache_mib : 0};
-        if (msg_options_transport_check(&t, ow, why) < 0)
+        if (msg_options_transport_check(&t, "body.options", why) < 0)
             return -1;
         const char *action = NULL;
         if (orchreply_get_text(opts, ow, "completion_action", 0, 16, &action, why) < 0)

@@ -24,3 +24,7 @@ ALTER TABLE migrations
 ALTER TABLE migration_policies
     ADD COLUMN parallel_connections integer CHECK (parallel_connections BETWEEN 1 AND 32),
     ADD COLUMN xbzrle_cache_mib integer CHECK (xbzrle_cache_mib BETWEEN 0 AND 65536);
+
+-- a host's address on a dedicated migration network ([agent] migration_address, from its
+-- heartbeat; '' = none): migration streams to the host go there.
+ALTER TABLE hosts ADD COLUMN migration_address text NOT NULL DEFAULT '';

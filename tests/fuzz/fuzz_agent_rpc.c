@@ -2,7 +2,7 @@
  * envelope when the bytes are one, else a bare body) checked by every method's body reader
  * (compute-agent/rpcin.c, with guard.c and domxml.c): the migration fields and epoch,
  * check_source, check_destination (probe name, interface names), pre_live_migration (disk
- * paths confined to the trusted roots), live_migration (destination and address). Besides not
+ * paths confined to the trusted roots), live_migration (destination, addresses, transport). Besides not
  * crashing, what is accepted must obey the rules: a disk path inside a root with no "."/".."
  * component, an address with nothing a URI could be steered with, a probe of this migration. */
 #include <stdint.h>
@@ -85,6 +85,15 @@ static void check_body(json_object *body)
         if (strpbrk(live.dest_address, "/?&@%# \\\"'<>\n\r\t") || strpbrk(live.dest, "/?&@%#:[] ") ||
             strcmp(live.dest, "compute1") == 0)
             abort(); /* something a URI or a path could be steered with */
+        /* the migration network's address: in tcp://ADDR and a listen address, so no port either */
+        const char *ma = live.dest_migration_address;
+        if (ma && (!*ma || strpbrk(ma, "/?&@%# \\\"'<>\n\r\t") ||
+                   (ma[0] == '[' ? ma[strlen(ma) - 1] != ']' : strchr(ma, ':') != NULL)))
+            abort();
+        int c = live.o.xbzrle_cache_mib;
+        if (live.o.parallel_connections < 1 || live.o.parallel_connections > 32 || c < 0 || (c & (c - 1)) != 0 ||
+            (c > 0 && live.o.parallel_connections > 1))
+            abort(); /* the transport as libvirt is given it */
     } else {
         if (!err || !*err)
             abort();

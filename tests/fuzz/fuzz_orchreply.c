@@ -18,9 +18,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const event_kinds[] = {"progress",     "postcopy", "completed",       "failed",
-                                          "cancelled",    "guest_paused", "x",        "postcopy_paused",
-                                          "settings_verified"};
+static const char *const event_kinds[] = {"progress", "postcopy",        "completed",
+                                          "failed",   "cancelled",       "guest_paused",
+                                          "x",        "postcopy_paused", "settings_verified"};
 
 static void check(int ok)
 {
@@ -143,7 +143,8 @@ static void check_reply(orchreply_method m, const orchreply *r)
         check(in(r->dest_stats.memory_total, -1, ORCHREPLY_MAX_BYTES) &&
               in(r->dest_stats.memory_processed, -1, ORCHREPLY_MAX_BYTES) &&
               in(r->dest_stats.memory_remaining, -1, ORCHREPLY_MAX_BYTES) &&
-              in(r->dest_stats.iteration, -1, ORCHREPLY_MAX_COUNT) && in(r->dest_stats.downtime_ms, -1, ORCHREPLY_MAX_COUNT));
+              in(r->dest_stats.iteration, -1, ORCHREPLY_MAX_COUNT) &&
+              in(r->dest_stats.downtime_ms, -1, ORCHREPLY_MAX_COUNT));
         if (!r->has_dest_stats)
             check(r->dest_stats.memory_total == -1 && r->dest_stats.downtime_ms == -1);
         break;
@@ -207,7 +208,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* counted from '0': '0' is 48, and 48 + 15 is a multiple of 21 */
     /* set_bandwidth's reply (after dirty_rate) has no body to read: the other body-less methods
      * cover its reading */
-    _Static_assert(ORCHREPLY_DIRTY_RATE + 1 + ARRAY_SIZE(event_kinds) == 21, "the seeds' first bytes assume 21 readers");
+    _Static_assert(ORCHREPLY_DIRTY_RATE + 1 + ARRAY_SIZE(event_kinds) == 21,
+                   "the seeds' first bytes assume 21 readers");
     _Static_assert(ORCHREPLY_DIRTY_RATE == ORCHREPLY_PAUSE_POSTCOPY + 1, "dirty_rate is read last");
     unsigned sel = ((unsigned)data[0] + 15) % 21;
     /* the methods before dirty_rate, the events, then dirty_rate: the older seeds keep their reader */

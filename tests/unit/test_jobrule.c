@@ -201,7 +201,7 @@ static void test_settings_check(void **state)
     (void)state;
     char why[256];
     job_opts o = {.max_downtime_ms = 300, .bandwidth_mib_s = 8};
-    jobrule_applied ap = {300, 8, -1};
+    jobrule_applied ap = {300, 8, -1, -1, -1, NULL, NULL};
     /* what was asked, read back the same */
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
     assert_string_equal(why, "max downtime 300 ms, bandwidth 8 MiB/s");
@@ -227,24 +227,54 @@ static void test_settings_check(void **state)
     assert_string_equal(why, "max downtime is 875 ms in libvirt, 500 ms asked");
     /* no cap asked: libvirt's unlimited; a cap there is a difference */
     o = (job_opts){.bandwidth_mib_s = 0};
-    ap = (jobrule_applied){-1, 8796093022207LL, -1};
+    ap = (jobrule_applied){-1, 8796093022207LL, -1, -1, -1, NULL, NULL};
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
     assert_string_equal(why, "bandwidth unlimited");
     ap.bandwidth_mib_s = 128;
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
     assert_string_equal(why, "bandwidth is 128 MiB/s in libvirt, no cap asked");
     /* post-copy with a cap: post-copy's own cap is checked too */
-    int want_dt, want_pc;
+    int want_dt, want_pc, want_cache, want_streams;
     o = (job_opts){.post_copy = 1, .bandwidth_mib_s = 16, .max_downtime_ms = 100};
-    jobrule_settings_wanted(&o, &want_dt, &want_pc);
-    assert_true(want_dt && want_pc);
-    ap = (jobrule_applied){100, 16, 16};
+    jobrule_settings_wanted(&o, &want_dt, &want_pc, &want_cache, &want_streams);
+    assert_true(want_dt && want_pc && !want_cache && !want_streams);
+    ap = (jobrule_applied){100, 16, 16, -1, -1, NULL, NULL};
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
     assert_string_equal(why, "max downtime 100 ms, bandwidth 16 MiB/s, post-copy bandwidth 16 MiB/s");
     ap.postcopy_bandwidth_mib_s = 0;
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
     assert_string_equal(why, "post-copy bandwidth is 0 MiB/s in libvirt, 16 MiB/s asked");
+    /* xbzrle: its cache read back */
+    o = (job_opts){.max_downtime_ms = 300, .bandwidth_mib_s = 8, .xbzrle_cache_mib = 32, .parallel_connections = 1};
+    ap = (jobrule_applied){300, 8, -1, 32, 1, "10.0.1.2", "10.0.1.1"};
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "max downtime 300 ms, bandwidth 8 MiB/s, xbzrle cache 32 MiB, 1 connection to 10.0.1.2 "
+                             "from 10.0.1.1");
+    ap.compression_cache_mib = 64;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "xbzrle cache is 64 MiB in libvirt, 32 MiB asked");
+    /* parallel connections: that many streams besides QEMU's main one */
+    o = (job_opts){.max_downtime_ms = 300, .bandwidth_mib_s = 8, .parallel_connections = 4};
+    jobrule_settings_wanted(&o, &want_dt, &want_pc, &want_cache, &want_streams);
+    assert_true(want_streams && !want_cache);
+    ap = (jobrule_applied){300, 8, -1, -1, 5, "10.0.1.2", "10.0.1.1"};
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "max downtime 300 ms, bandwidth 8 MiB/s, 4 parallel connections (5 to 10.0.1.2 from "
+                             "10.0.1.1)");
+    ap.streams = 1;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "QEMU holds 1 connection to the destination, 4 parallel (and the main one) asked");
+    ap.streams = -1;
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), -1);
+    assert_string_equal(why, "QEMU's connections could not be counted, 4 parallel asked");
+    /* one stream: the connections are named when counted, never required */
+    o.parallel_connections = 1;
+    ap = (jobrule_applied){300, 8, -1, -1, 0, NULL, NULL};
+    assert_int_equal(jobrule_settings_check(&o, 0, &ap, why, sizeof(why)), 0);
+    assert_string_equal(why, "max downtime 300 ms, bandwidth 8 MiB/s");
     /* a short buffer is cut, never overrun */
+    o = (job_opts){.post_copy = 1, .bandwidth_mib_s = 16, .max_downtime_ms = 100};
+    ap = (jobrule_applied){100, 16, 16, -1, -1, NULL, NULL};
     char small[12];
     ap.postcopy_bandwidth_mib_s = 16;
     assert_int_equal(jobrule_settings_check(&o, 0, &ap, small, sizeof(small)), 0);

@@ -173,10 +173,15 @@ static void test_full_request(void **state)
                        "                      \"disk_over_commit\": true, \"post_copy\": true},"
                        " \"options\": {\"auto_converge\": true, \"postcopy_after_iterations\": 3,"
                        "               \"bandwidth_mib_s\": 500, \"max_downtime_ms\": 1000,"
-                       "               \"completion_timeout_s\": 3600, \"completion_action\": \"pause\"}}";
+                       "               \"completion_timeout_s\": 3600, \"completion_action\": \"pause\","
+                       "               \"parallel_connections\": 4, \"xbzrle_cache_mib\": 0}}";
     msg_request r;
     parse_req_ok(body, NULL, &r);
     assert_int_equal(r.options.completion_action, MSG_COMPLETION_PAUSE);
+    assert_int_equal(r.options.parallel_connections, 4);
+    assert_int_equal(r.options.xbzrle_cache_mib, 0);
+    assert_true(r.options_given & MSG_OPT_PARALLEL);
+    assert_true(r.options_given & MSG_OPT_XBZRLE_CACHE);
     assert_string_equal(r.id, REQ_ID);
     assert_string_equal(r.instance, "web-01");
     assert_int_equal(r.instance_kind, MSG_INSTANCE_NAME);
@@ -191,7 +196,7 @@ static void test_full_request(void **state)
     assert_int_equal(r.options.completion_timeout_s, 3600);
     assert_int_equal(r.options_given, MSG_OPT_AUTO_CONVERGE | MSG_OPT_POSTCOPY_AFTER | MSG_OPT_BANDWIDTH |
                                           MSG_OPT_MAX_DOWNTIME | MSG_OPT_COMPLETION_TIMEOUT |
-                                          MSG_OPT_COMPLETION_ACTION);
+                                          MSG_OPT_COMPLETION_ACTION | MSG_OPT_PARALLEL | MSG_OPT_XBZRLE_CACHE);
     msg_request_free(&r);
     assert_null(r.instance);
     msg_request_free(NULL);
@@ -436,6 +441,10 @@ static void test_out_of_range(void **state)
         {"{\"completion_action\":\"pause\\u0000x\"}",
          "body.options.completion_action: expected \"abort\", \"postcopy\" or \"pause\""},
         {"{\"completion_action\":1}", "body.options.completion_action: expected string, got integer"},
+        {"{\"parallel_connections\":0}", "body.options.parallel_connections: 0 is out of range 1..32"},
+        {"{\"parallel_connections\":33}", "body.options.parallel_connections: 33 is out of range 1..32"},
+        {"{\"xbzrle_cache_mib\":-1}", "body.options.xbzrle_cache_mib: -1 is out of range 0..65536"},
+        {"{\"xbzrle_cache_mib\":65537}", "body.options.xbzrle_cache_mib: 65537 is out of range 0..65536"},
         {"{\"max_downtime_ms\":4294967596}", "body.options.max_downtime_ms: 4294967596 is out of range 1..600000"},
         {"{\"bandwidth_mib_s\":99999999999999999999}",
          "body.options.bandwidth_mib_s: 18446744073709551615 is out of range 0..100000"},
@@ -914,9 +923,44 @@ static void test_instance_kind(void **state)
     msg_request_free(&r);
 }
 
+/* The transport options combine or are refused with the reason (intake, policies, the
+ * scheduler's defaults): xbzrle's cache a power of two, and one stream only. */
+static void test_transport_check(void **state)
+{
+    (void)state;
+    msg_options o;
+    msg_request_defaults_init(&o);
+    char *err = NULL;
+    assert_int_equal(o.parallel_connections, 1);
+    assert_int_equal(o.xbzrle_cache_mib, 0);
+    assert_int_equal(msg_options_transport_check(&o, "options", &err), 0);
+    o.xbzrle_cache_mib = 64;
+    assert_int_equal(msg_options_transport_check(&o, "options", &err), 0);
+    o.xbzrle_cache_mib = 48;
+    assert_int_equal(msg_options_transport_check(&o, "options", &err), -1);
+    assert_string_equal(err, "options.xbzrle_cache_mib: 48 is not a power of two (QEMU's xbzrle cache)");
+    free(err);
+    err = NULL;
+    o.xbzrle_cache_mib = 64;
+    o.parallel_connections = 2;
+    assert_int_equal(msg_options_transport_check(&o, "options", &err), -1);
+    assert_string_equal(err, "options.xbzrle_cache_mib: xbzrle compresses a single stream: not with "
+                             "parallel_connections 2");
+    free(err);
+    err = NULL;
+    o.xbzrle_cache_mib = 0;
+    assert_int_equal(msg_options_transport_check(&o, "options", &err), 0);
+    /* msg_options_check includes it, and the ranges */
+    o.parallel_connections = 40;
+    assert_int_equal(msg_options_check(&o, "defaults", &err), -1);
+    assert_string_equal(err, "defaults.parallel_connections: 40 is out of range 1..32");
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transport_check),
         cmocka_unit_test(test_orbit_seed_body),
         cmocka_unit_test(test_full_request),
         cmocka_unit_test(test_defaults),

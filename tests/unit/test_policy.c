@@ -121,6 +121,23 @@ static void test_group_and_action(void **state)
     assert_string_equal(why, "body.options.completion_action: expected \"abort\", \"postcopy\" or \"pause\"");
     free(why);
     json_object_put(b);
+    /* the transport's defaults, which must combine */
+    b = J("{\"name\":\"t1\",\"options\":{\"parallel_connections\":4}}");
+    assert_int_equal(policy_read(b, &p, &why), 0);
+    assert_int_equal(p.parallel_connections, 4);
+    assert_int_equal(p.xbzrle_cache_mib, -1);
+    json_object_put(b);
+    b = J("{\"name\":\"t1\",\"options\":{\"parallel_connections\":4,\"xbzrle_cache_mib\":64}}");
+    assert_int_equal(policy_read(b, &p, &why), -1);
+    assert_string_equal(why, "body.options.xbzrle_cache_mib: xbzrle compresses a single stream: not with "
+                             "parallel_connections 4");
+    free(why);
+    json_object_put(b);
+    b = J("{\"name\":\"t1\",\"options\":{\"xbzrle_cache_mib\":100}}");
+    assert_int_equal(policy_read(b, &p, &why), -1);
+    assert_string_equal(why, "body.options.xbzrle_cache_mib: 100 is not a power of two (QEMU's xbzrle cache)");
+    free(why);
+    json_object_put(b);
 }
 
 /* a config with the given [policy] keys (name, key, value triples) */

@@ -232,6 +232,22 @@ static void test_live_migration(void **state)
     assert_int_equal(rpcin_live_migration(b, "compute1", &in, &err), 0);
     assert_int_equal(in.o.downtime_steps, 4);
     assert_int_equal(in.o.downtime_delay_ms, 2000);
+    assert_int_equal(in.o.parallel_connections, 1);
+    assert_int_equal(in.o.xbzrle_cache_mib, 0);
+    assert_null(in.dest_migration_address);
+    json_object_put(b);
+    /* the transport and the migration network */
+    b = J("{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"parallel_connections\":4,"
+          "\"dest_migration_address\":\"10.9.0.12\"}");
+    assert_int_equal(rpcin_live_migration(b, "compute1", &in, &err), 0);
+    assert_int_equal(in.o.parallel_connections, 4);
+    assert_string_equal(in.dest_migration_address, "10.9.0.12");
+    json_object_put(b);
+    b = J("{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"xbzrle_cache_mib\":32,"
+          "\"dest_migration_address\":\"[fd00::12]\"}");
+    assert_int_equal(rpcin_live_migration(b, "compute1", &in, &err), 0);
+    assert_int_equal(in.o.xbzrle_cache_mib, 32);
+    assert_string_equal(in.dest_migration_address, "[fd00::12]");
     json_object_put(b);
 
     static const struct {
@@ -255,6 +271,18 @@ static void test_live_migration(void **state)
          "body.downtime_steps and body.downtime_delay_ms: both or neither"},
         {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"downtime_delay_ms\":3600001}",
          "body.downtime_delay_ms: 3600001 is out of range"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"parallel_connections\":33}",
+         "body.parallel_connections: 33 is out of range"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"xbzrle_cache_mib\":48}",
+         "body.xbzrle_cache_mib: 48 is not a power of two"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"xbzrle_cache_mib\":64,\"parallel_connections\":2}",
+         "body.xbzrle_cache_mib: xbzrle compresses a single stream, not 2 parallel connections"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"dest_migration_address\":\"10.9.0.12:49152\"}",
+         "body.dest_migration_address: an address without a port"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"dest_migration_address\":\"x/system?a\"}",
+         "body.dest_migration_address: address 'x/system?a' is not a host name"},
+        {"{\"dest\":\"compute2\",\"dest_address\":\"c2\",\"dest_migration_address\":\"\"}",
+         "body.dest_migration_address"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         b = J(bad[i].body);
@@ -267,10 +295,8 @@ static void test_live_migration(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_migration_fields),
-        cmocka_unit_test(test_dirty_rate),
-        cmocka_unit_test(test_check_destination),
-        cmocka_unit_test(test_pre_live_migration),
+        cmocka_unit_test(test_migration_fields),  cmocka_unit_test(test_dirty_rate),
+        cmocka_unit_test(test_check_destination), cmocka_unit_test(test_pre_live_migration),
         cmocka_unit_test(test_live_migration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
