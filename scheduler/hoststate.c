@@ -67,8 +67,9 @@ static void ev_job_free(ev_job *j)
 typedef ev_job hb_ctx;
 
 /* One domain of a heartbeat, in the caller's transaction under a savepoint: 0, or -1 when
- * the database refused it (the caller rolls back to the savepoint; the rest stands). */
-static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
+ * the database refused it (the caller rolls back to the savepoint; the rest stands). quiet:
+ * what it would log is not (a first pass the caller may roll back and do again, logging). */
+static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, int quiet)
 {
     char dv[24], dm[24], dd[24];
     snprintf(dv, sizeof(dv), "%lld", (long long)d->vcpus);
@@ -102,7 +103,7 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
                     " AND i.host IS DISTINCT FROM $2 AND i.task_state IS NULL",
                     2, qp) < 0)
             return -1;
-        if (PQntuples(o) == 1 && strcmp(st, "running") == 0) {
+        if (PQntuples(o) == 1 && strcmp(st, "running") == 0 && !quiet) {
             log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
             log_warn(
                 &f,
@@ -133,6 +134,39 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d)
             return -1;
     }
     return 0;
+}
+
+/* The host's domains as its heartbeat lists them (host_domains): those it no longer lists
+ * deleted, the others written, in two statements. 0, or -1 (the database's error). */
+static int host_domains_tx(db_conn *db, const hb_ctx *h)
+{
+    const agentmsg_heartbeat *b = &h->hb;
+    json_object *uuids = json_object_new_array(), *states = json_object_new_array();
+    for (size_t i = 0; i < b->n_domains; i++) {
+        const agentmsg_domain *d = &b->domains[i];
+        if (d->bad)
+            continue;
+        json_object_array_add(uuids, json_object_new_string(d->uuid));
+        json_object_array_add(states, json_object_new_string(d->state ? d->state : "unknown"));
+    }
+    const char *p[] = {h->host, json_object_to_json_string_ext(uuids, JSON_C_TO_STRING_PLAIN),
+                       json_object_to_json_string_ext(states, JSON_C_TO_STRING_PLAIN)};
+    int rc = db_exec(db, NULL,
+                     "DELETE FROM host_domains WHERE host = $1"
+                     " AND uuid NOT IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)",
+                     2, p) < 0 ||
+                     (json_object_array_length(uuids) > 0 &&
+                      db_exec(db, NULL,
+                              "INSERT INTO host_domains (host, uuid, state)"
+                              " SELECT DISTINCT ON (u::uuid) $1, u::uuid, s FROM ROWS FROM ("
+                              "  jsonb_array_elements_text($2::jsonb), jsonb_array_elements_text($3::jsonb)) AS x(u, s)"
+                              " ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now()",
+                              3, p) < 0)
+                 ? -1
+                 : 0;
+    json_object_put(uuids);
+    json_object_put(states);
+    return rc;
 }
 
 static int heartbeat_tx(db_conn *db, void *arg, char **err)
@@ -204,36 +238,35 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
                 " capacity_memory_mb = greatest(0, floor(memory_mb * coalesce(ram_allocation_ratio, $3::real))"
                 "   - coalesce(reserved_memory_mb, $6::bigint))::bigint,"
                 " capacity_disk_gb = greatest(0, floor(disk_gb * coalesce(disk_allocation_ratio, $4::real))"
-                "   - coalesce(reserved_disk_gb, $7::bigint))::bigint"
+                "   - coalesce(reserved_disk_gb, $7::bigint))::bigint,"
+                " domains_reported_at = now()"
                 " WHERE name = $1",
                 7, q) < 0)
         return -1;
     /* what this host lists, as it lists it, for the reconciler (reconcile.c): a guest two hosts
-     * list is seen here even though instances.host names one of them */
-    const char *hp[] = {h->host};
-    if (db_exec(db, NULL, "DELETE FROM host_domains WHERE host = $1", 1, hp) < 0 ||
-        db_exec(db, NULL, "UPDATE hosts SET domains_reported_at = now() WHERE name = $1", 1, hp) < 0)
+     * list is seen here even though instances.host names one of them. Two statements whatever
+     * the count (the heartbeat's round trips are what bounds the scheduler, issue #20) */
+    if (host_domains_tx(db, h) < 0)
+        return -1;
+    /* the domains in one savepoint; when the database refuses one, again one savepoint each, so
+     * that only that one is refused (the rest of the heartbeat stands) */
+    if (db_exec(db, NULL, "SAVEPOINT heartbeat_domains", 0, NULL) < 0)
+        return -1;
+    int all = 0;
+    for (size_t i = 0; i < b->n_domains && all == 0; i++)
+        if (!b->domains[i].bad)
+            all = domain_tx(db, h, &b->domains[i], 1);
+    if (all == 0)
+        return db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domains", 0, NULL) < 0 ? -1 : 0;
+    if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domains", 0, NULL) < 0)
         return -1;
     for (size_t i = 0; i < b->n_domains; i++) {
         const agentmsg_domain *d = &b->domains[i];
         if (d->bad)
-            continue;
-        const char *dp[] = {h->host, d->uuid, d->state ? d->state : "unknown"};
-        if (db_exec(db, NULL,
-                    "INSERT INTO host_domains (host, uuid, state) VALUES ($1, $2::uuid, $3)"
-                    " ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now()",
-                    3, dp) < 0)
-            return -1;
-    }
-    for (size_t i = 0; i < b->n_domains; i++) {
-        const agentmsg_domain *d = &b->domains[i];
-        if (d->bad)
             continue; /* logged once by the caller */
-        /* one domain the database refuses (an instance id another guest has, say) is refused
-         * alone: the rest of the heartbeat stands */
         if (db_exec(db, NULL, "SAVEPOINT heartbeat_domain", 0, NULL) < 0)
             return -1;
-        if (domain_tx(db, h, d) < 0) {
+        if (domain_tx(db, h, d, 0) < 0) {
             log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
             _cleanup_free_ char *why = xstrdup(db_error(db));
             if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domain", 0, NULL) < 0)
