@@ -138,6 +138,8 @@ static void persist(job *j)
         .instance_id = j->ec2_id,
         .dest = j->dest,
         .uri = j->uri,
+        .data_address = j->data_address,
+        .tls_name = j->tls_name,
         .state = job_state_str(j->state),
         .post_copy = j->o.post_copy,
         .postcopy_active = j->rs.postcopy_active,
@@ -309,9 +311,17 @@ static int pause_to_finish(job *j, virDomainPtr dom, const char *why)
     return 0;
 }
 
+/* Keeps libvirt's message of the failure just seen in *why (a copy: the next libvirt call
+ * frees libvirt's own), replacing an earlier one. */
+static void keep_lverr(char **why)
+{
+    free(*why);
+    *why = xstrdup(lv_errmsg());
+}
+
 /* What libvirt holds of the job's settings now, into *ap (-1 where the job did not ask or
- * libvirt could not say: lv_errmsg of the last failure in *why, static until the next call). */
-static void read_applied(job *j, virDomainPtr dom, jobrule_applied *ap, streams_seen *seen, const char **why)
+ * libvirt could not say: the last failure's message in *why, caller frees; NULL when none). */
+static void read_applied(job *j, virDomainPtr dom, jobrule_applied *ap, streams_seen *seen, char **why)
 {
     int want_downtime, want_pc_bw, want_cache, want_streams;
     jobrule_settings_wanted(&j->o, &want_downtime, &want_pc_bw, &want_cache, &want_streams);
@@ -323,7 +333,7 @@ static void read_applied(job *j, virDomainPtr dom, jobrule_applied *ap, streams_
         if (virDomainMigrateGetCompressionCache(dom, &cache, 0) == 0)
             ap->compression_cache_mib = (long long)(cache >> 20);
         else
-            *why = lv_errmsg();
+            keep_lverr(why);
     }
     /* QEMU's own connections (always named; required with parallel connections) */
     char *serr = NULL;
@@ -340,17 +350,17 @@ static void read_applied(job *j, virDomainPtr dom, jobrule_applied *ap, streams_
         if (virDomainMigrateGetMaxDowntime(dom, &dt, 0) == 0)
             ap->downtime_ms = (long long)dt;
         else
-            *why = lv_errmsg();
+            keep_lverr(why);
     }
     if (virDomainMigrateGetMaxSpeed(dom, &bw, 0) == 0)
         ap->bandwidth_mib_s = (long long)bw;
     else
-        *why = lv_errmsg();
+        keep_lverr(why);
     if (want_pc_bw) {
         if (virDomainMigrateGetMaxSpeed(dom, &bw, VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY) == 0)
             ap->postcopy_bandwidth_mib_s = (long long)bw;
         else
-            *why = lv_errmsg();
+            keep_lverr(why);
     }
 }
 
@@ -368,7 +378,7 @@ static void verify_settings(job *j, virDomainPtr dom)
         j->verify_from_ms = now;
     jobrule_applied ap;
     streams_seen seen;
-    const char *lverr;
+    _cleanup_free_ char *lverr = NULL;
     read_applied(j, dom, &ap, &seen, &lverr);
     char why[512];
     int rc = jobrule_settings_check(&j->o, j->downtime_step, &ap, why, sizeof(why));
@@ -746,9 +756,10 @@ int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code)
         *code = RPC_CONFLICT;
         return -1;
     }
-    if (!j->verified && !j->adopted) {
+    if (!j->verified && !j->adopted && !j->rs.postcopy_active) {
         /* libvirt applies the request's own cap as QEMU's job begins: a cap set before would be
-         * overwritten (and the read-back would fail the migration) */
+         * overwritten (and the read-back would fail the migration); after the post-copy switch
+         * the job has begun, verified or not */
         *err = xasprintf("migration %lld has not begun in QEMU yet: its settings are applied and verified first; "
                          "ask again",
                          (long long)j->migration);
@@ -764,15 +775,15 @@ int job_set_bandwidth(agent *a, job *j, int mib_s, char **err, rpc_code *code)
     }
     unsigned int flags = j->rs.postcopy_active ? VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY : 0;
     unsigned long now_bw = 0;
-    int rc = virDomainMigrateSetMaxSpeed(dom, (unsigned long)mib_s, flags);
+    int rc = virDomainMigrateSetMaxSpeed(dom, (unsigned long)mib_s, flags), got = 0;
     if (rc < 0) {
         *err = xasprintf("could not set the migration's bandwidth to %d MiB/s: %s", mib_s, lv_errmsg());
         *code = RPC_LIBVIRT;
-    } else if (virDomainMigrateGetMaxSpeed(dom, &now_bw, flags) < 0 || now_bw != (unsigned long)mib_s) {
+    } else if ((got = virDomainMigrateGetMaxSpeed(dom, &now_bw, flags)) < 0 || now_bw != (unsigned long)mib_s) {
         /* read back, as at the job's start */
-        *err = now_bw ? xasprintf("the migration's bandwidth is %lu MiB/s in libvirt after setting it to %d MiB/s",
-                                  now_bw, mib_s)
-                      : xasprintf("could not read back the migration's bandwidth: %s", lv_errmsg());
+        *err = got == 0 ? xasprintf("the migration's bandwidth is %lu MiB/s in libvirt after setting it to %d MiB/s",
+                                    now_bw, mib_s)
+                        : xasprintf("could not read back the migration's bandwidth: %s", lv_errmsg());
         *code = RPC_LIBVIRT;
         rc = -1;
     } else {
@@ -978,6 +989,16 @@ static int recover_one(void *arg, const sf_job *r)
     j->ec2_id = xstrdup(r->instance_id);
     j->dest = xstrdup(r->dest);
     j->uri = xstrdup(r->uri);
+    /* a resume of a broken post-copy goes where the stream went (checked again: it goes into
+     * the stream's URI) */
+    char *bad = NULL;
+    if (r->data_address && guard_data_address(r->data_address, strlen(r->data_address), &bad) == 0)
+        j->data_address = xstrdup(r->data_address);
+    free(bad);
+    bad = NULL;
+    if (r->tls_name && guard_address(r->tls_name, strlen(r->tls_name), &bad) == 0)
+        j->tls_name = xstrdup(r->tls_name);
+    free(bad);
     j->o.post_copy = r->post_copy;
     j->rs.postcopy_active = r->postcopy_active;
     j->error = xstrdup(r->error);

@@ -143,6 +143,10 @@ int sf_job_write(const char *dir, const sf_job *r, const log_fields *lf)
         json_object_object_add(o, "instance_id", json_object_new_string(r->instance_id));
     json_object_object_add(o, "dest", json_object_new_string(r->dest ? r->dest : ""));
     json_object_object_add(o, "uri", json_object_new_string(r->uri ? r->uri : ""));
+    if (r->data_address)
+        json_object_object_add(o, "data_address", json_object_new_string(r->data_address));
+    if (r->tls_name)
+        json_object_object_add(o, "tls_name", json_object_new_string(r->tls_name));
     json_object_object_add(o, "state", json_object_new_string(r->state));
     json_object_object_add(o, "post_copy", json_object_new_boolean(r->post_copy));
     json_object_object_add(o, "postcopy_active", json_object_new_boolean(r->postcopy_active));
@@ -185,6 +189,8 @@ static int visit_job(void *arg, int64_t migration, json_object *o)
         .instance_id = get_str(o, "instance_id"),
         .dest = get_str(o, "dest"),
         .uri = get_str(o, "uri"),
+        .data_address = get_str(o, "data_address"),
+        .tls_name = get_str(o, "tls_name"),
         .state = get_str(o, "state"),
         .post_copy = get_bool(o, "post_copy"),
         .postcopy_active = get_bool(o, "postcopy_active"),

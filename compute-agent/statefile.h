@@ -56,6 +56,8 @@ typedef struct sf_job {
     const char *instance_id; /* its i-xxxxxxxx id; left out when NULL */
     const char *dest;        /* the destination host; written "" when NULL */
     const char *uri;         /* the libvirt migration URI; written "" when NULL */
+    const char *data_address; /* the destination's migration network address; left out when NULL */
+    const char *tls_name;     /* the destination's certificate name; left out when NULL */
     const char *state;       /* the job's state word ("running", "completed", ...) */
     int post_copy;           /* post-copy allowed */
     int postcopy_active;     /* switched to post-copy */

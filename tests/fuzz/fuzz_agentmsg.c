@@ -48,6 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (hb.address && *hb.address && !agentmsg_address_ok(hb.address))
             abort();
+        /* the migration network's address goes into tcp://ADDR: never empty, never a port */
+        const char *ma = hb.migration_address;
+        if (ma && (!*ma || !agentmsg_address_ok(ma) || (ma[0] == '[' ? ma[strlen(ma) - 1] != ']' : !!strchr(ma, ':'))))
+            abort();
         if (hb.n_domains > AGENTMSG_MAX_DOMAINS)
             abort();
         for (size_t i = 0; i < hb.n_domains; i++) {

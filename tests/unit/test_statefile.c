@@ -133,6 +133,8 @@ static int check_job(void *arg, const sf_job *r)
     assert_null(r->instance_id); /* left out when NULL */
     assert_string_equal(r->dest, "host2");
     assert_string_equal(r->uri, ""); /* written "" when NULL */
+    assert_string_equal(r->data_address, "10.9.0.12");
+    assert_null(r->tls_name); /* left out when NULL */
     assert_string_equal(r->state, "running");
     assert_int_equal(r->post_copy, 1);
     assert_int_equal(r->postcopy_active, 0);
@@ -155,6 +157,7 @@ static void test_job_record(void **state)
         .instance = "6b6a3a2e-0000-4000-8000-000000000001",
         .name = "vm1",
         .dest = "host2",
+        .data_address = "10.9.0.12",
         .state = "running",
         .post_copy = 1,
         .stats = stats,
