@@ -47,7 +47,7 @@ struct job {
     jobrule_state rs;   /* post-copy, iteration, abort asked, start, best remaining (jobrule.h) */
     char *abort_reason; /* set when the agent itself aborted (timeout, stall) */
     int paused_to_finish;
-    int verified; /* the settings were read back from libvirt once QEMU's job began */
+    int verified;           /* the settings were read back from libvirt once QEMU's job began */
     int64_t verify_from_ms; /* when QEMU's job was first seen begun (the streams get 5 s to open) */
     char *error;
     migrate_outcome outcome; /* how the worker's libvirt call ended (once worker_done) */
@@ -198,7 +198,8 @@ static void finish(job *j, job_state st, const char *error)
         log_info(&j->lf, "Live migration %s to %s finishes successfully.", who, j->dest ? j->dest : "?");
         char xbz[160] = "";
         if (stat_i64(fs, "compression_cache", -1) >= 0)
-            snprintf(xbz, sizeof(xbz), "; xbzrle: %lld pages compressed into %lld bytes, %lld cache misses, cache %lld MiB",
+            snprintf(xbz, sizeof(xbz),
+                     "; xbzrle: %lld pages compressed into %lld bytes, %lld cache misses, cache %lld MiB",
                      (long long)stat_i64(fs, "compression_pages", 0), (long long)stat_i64(fs, "compression_bytes", 0),
                      (long long)stat_i64(fs, "compression_cache_misses", 0),
                      (long long)(stat_i64(fs, "compression_cache", 0) >> 20));
@@ -709,9 +710,10 @@ int job_start(agent *a, int64_t migration, const char *uuid, const char *dest, c
         snprintf(xbz, sizeof(xbz), ", xbzrle with a %d MiB cache", o->xbzrle_cache_mib);
     log_info(&j->lf,
              "live migration of %s (%s) to %s started: uri %s%s, %s%s%s%s%s%s, bandwidth %d MiB/s, max downtime %d ms",
-             j->ec2_id ? j->ec2_id : j->name, j->name, dest, j->uri, net, o->block_migration ? "block" : "shared storage",
-             o->post_copy ? ", post-copy allowed" : "", o->auto_converge ? ", auto-converge" : "",
-             a->cfg->libvirt.migrate_tls ? ", stream over TLS" : "", par, xbz, o->bandwidth_mib_s, o->max_downtime_ms);
+             j->ec2_id ? j->ec2_id : j->name, j->name, dest, j->uri, net,
+             o->block_migration ? "block" : "shared storage", o->post_copy ? ", post-copy allowed" : "",
+             o->auto_converge ? ", auto-converge" : "", a->cfg->libvirt.migrate_tls ? ", stream over TLS" : "", par,
+             xbz, o->bandwidth_mib_s, o->max_downtime_ms);
     start_polling(j);
     events_migration_started(a, &j->lf, migration, uuid, dest);
     *out = j;

@@ -67,10 +67,12 @@ static void ev_job_free(ev_job *j)
 typedef ev_job hb_ctx;
 
 /* One domain of a heartbeat, in the caller's transaction under a savepoint: 0, or -1 when
- * the database refused it (the caller rolls back to the savepoint; the rest stands). quiet:
- * what it would log is not (a first pass the caller may roll back and do again, logging). */
-static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, int quiet)
+ * the database refused it (the caller rolls back to the savepoint; the rest stands). A domain
+ * reported running that another host still lists is not moved: that host's name goes into
+ * *claimed (caller frees; NULL otherwise), for the caller to log once its pass is kept. */
+static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, char **claimed)
 {
+    *claimed = NULL;
     char dv[24], dm[24], dd[24];
     snprintf(dv, sizeof(dv), "%lld", (long long)d->vcpus);
     snprintf(dm, sizeof(dm), "%lld", (long long)d->memory_mb);
@@ -103,13 +105,8 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, int
                     " AND i.host IS DISTINCT FROM $2 AND i.task_state IS NULL",
                     2, qp) < 0)
             return -1;
-        if (PQntuples(o) == 1 && strcmp(st, "running") == 0 && !quiet) {
-            log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
-            log_warn(
-                &f,
-                "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
-                h->host, d->uuid, PQgetvalue(o, 0, 0));
-        }
+        if (PQntuples(o) == 1 && strcmp(st, "running") == 0)
+            *claimed = xstrdup(PQgetvalue(o, 0, 0));
         return 0;
     }
     if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
@@ -134,6 +131,21 @@ static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, int
             return -1;
     }
     return 0;
+}
+
+/* Logs that the heartbeat of h reports domain d running while host `other` still lists it. */
+static void log_claimed(const hb_ctx *h, const agentmsg_domain *d, const char *other)
+{
+    log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
+    log_warn(&f, "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
+             h->host, d->uuid, other);
+}
+
+static void free_claimed(char **claimed, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(claimed[i]);
+    free(claimed);
 }
 
 /* The host's domains as its heartbeat lists them (host_domains): those it no longer lists
@@ -253,11 +265,20 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
     if (db_exec(db, NULL, "SAVEPOINT heartbeat_domains", 0, NULL) < 0)
         return -1;
     int all = 0;
-    for (size_t i = 0; i < b->n_domains && all == 0; i++)
+    size_t n = b->n_domains;
+    char **claimed = xcalloc(n ? n : 1, sizeof(*claimed));
+    for (size_t i = 0; i < n && all == 0; i++)
         if (!b->domains[i].bad)
-            all = domain_tx(db, h, &b->domains[i], 1);
-    if (all == 0)
-        return db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domains", 0, NULL) < 0 ? -1 : 0;
+            all = domain_tx(db, h, &b->domains[i], &claimed[i]);
+    if (all == 0) {
+        all = db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domains", 0, NULL) < 0 ? -1 : 0;
+        for (size_t i = 0; i < n; i++)
+            if (all == 0 && claimed[i])
+                log_claimed(h, &b->domains[i], claimed[i]);
+        free_claimed(claimed, n);
+        return all;
+    }
+    free_claimed(claimed, n);
     if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domains", 0, NULL) < 0)
         return -1;
     for (size_t i = 0; i < b->n_domains; i++) {
@@ -266,7 +287,8 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
             continue; /* logged once by the caller */
         if (db_exec(db, NULL, "SAVEPOINT heartbeat_domain", 0, NULL) < 0)
             return -1;
-        if (domain_tx(db, h, d, 0) < 0) {
+        _cleanup_free_ char *other = NULL;
+        if (domain_tx(db, h, d, &other) < 0) {
             log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
             _cleanup_free_ char *why = xstrdup(db_error(db));
             if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domain", 0, NULL) < 0)
@@ -276,6 +298,8 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
         }
         if (db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domain", 0, NULL) < 0)
             return -1;
+        if (other)
+            log_claimed(h, d, other);
     }
     return 0;
 }

@@ -56,8 +56,8 @@ wait_sql 30 "SELECT status FROM migrations WHERE id = $m1" failed || fail "migra
   fail "migration $m1's error: $(sql "SELECT error FROM migrations WHERE id = $m1")"
 [[ $(where c1) == "compute1 running yes" ]] || fail "after the abort c1 is at: $(where c1)"
 # what the source read back from libvirt once QEMU's job began: the request's cap and the
-# scheduler's default max downtime (300 ms)
-verified="max downtime 300 ms, bandwidth 16 MiB/s"
+# scheduler's default max downtime (300 ms); and QEMU's one connection, on the migration network
+verified="max downtime 300 ms, bandwidth 16 MiB/s, 1 connection to $("$LAB" maddr compute2) from $("$LAB" maddr compute1)"
 [[ $(sql "SELECT settings_verified FROM migrations WHERE id = $m1") == "$verified" ]] ||
   fail "migration $m1's verified settings: $(sql "SELECT settings_verified FROM migrations WHERE id = $m1")"
 [[ $(sql "SELECT origin || ' ' || host || ' ' || message FROM migration_events WHERE migration_id = $m1 AND kind = 'settings_verified'") == "source compute1 $verified" ]] ||

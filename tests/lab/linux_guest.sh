@@ -95,16 +95,27 @@ awk -v g="$gap" -v d="$dt" 'BEGIN {exit !(g <= d + 2000)}' ||
 ok "pre-copy (migration $mid): the TCP connection echoed on, in order, from compute2; longest UDP gap ${gap} ms, libvirt's downtime ${dt} ms (bound: downtime + 2000 ms); no reboot"
 
 # ---- post-copy back ---------------------------------------------------------------------------
-# an idle guest's first pass can leave less than QEMU's threshold (bandwidth x allowed pause):
-# it then completes in pre-copy without a second pass, and nothing switches (a run did, in
-# 0.6 s). At 8 MiB/s the first pass takes ~12 s and the probe's echoes dirty more than the
-# 2.4 MiB threshold meanwhile: the second pass, and the switch at its start, are certain.
-# (Not a 1 ms allowed pause instead: with it the guest's network stopped for good after the
-# switch, with and without the migration network — QEMU 7.2 TCG, to be looked into.)
-migrate_watched lx1 "$a1" compute1 --postcopy --bandwidth 8
-check_tcp lx1 post-copy
-[[ $(sql "SELECT postcopy_active FROM migrations WHERE id = $mid") == t ]] || fail "migration $mid never switched to post-copy"
-ok "post-copy (migration $mid): the TCP connection echoed on from compute1; longest UDP gap $(python3 -c "import json; print(json.load(open('$work/lx1.json'))['udp']['longest_gap_ms'])") ms, libvirt's downtime $(downtime_of "$mid") ms"
+# post-copy is switched at the start of the second pass; an idle guest's first pass sometimes
+# leaves less than QEMU's threshold (bandwidth x allowed pause) and completes in pre-copy with
+# nothing to switch (a run did, in 0.6 s): then it is moved again, up to three times, until a
+# migration did switch. (Forcing the second pass instead — a 1 ms allowed pause, or an 8 MiB/s
+# cap that makes the post-copy phase long — broke the guest after the switch in runs of
+# 2026-12-05, with and without the migration network: QEMU 7.2 TCG, to be looked into.)
+switched=0
+for attempt in 1 2 3; do
+  to=compute1
+  [[ $(where lx1) == "compute1 "* ]] && to=compute2
+  migrate_watched lx1 "$a1" "$to" --postcopy
+  check_tcp lx1 post-copy
+  [[ $(sql "SELECT postcopy_active FROM migrations WHERE id = $mid") == t ]] && { switched=1; break; }
+  echo "note: migration $mid (attempt $attempt) completed in pre-copy: no second pass to switch at" >&2
+done
+((switched)) || fail "three post-copy migrations of lx1 never switched to post-copy"
+ok "post-copy (migration $mid): the TCP connection echoed on from $to; longest UDP gap $(python3 -c "import json; print(json.load(open('$work/lx1.json'))['udp']['longest_gap_ms'])") ms, libvirt's downtime $(downtime_of "$mid") ms"
+if [[ $to == compute2 ]]; then
+  "$CTL" migrate lx1 compute1 --wait >"$work/mig.out" 2>&1 || fail "migrate lx1 back to compute1: $(cat "$work/mig.out")"
+  for i in $(seq 1 20); do [[ $(fabric_port) == "g${FERRY_LAB_NAME}1" ]] && break; sleep 0.1; done
+fi
 
 # ---- QEMU's announce: nothing talks to the guest, yet the network learns its new port ----------
 [[ $(fabric_port) == "g${FERRY_LAB_NAME}1" ]] || fail "before: the fabric has lx1's MAC on '$(fabric_port)', not compute1's port"
