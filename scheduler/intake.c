@@ -72,6 +72,26 @@ static int refuse(db_conn *db, intake *in, const char *fmt, ...)
                    4, p);
 }
 
+/* Whether host's QEMU (its heartbeat's version) can combine parallel connections (multifd) with
+ * post-copy: from 10.1 on. 0 with *why NULL when it can, or the refusal's reason in *why (caller
+ * frees); -1 on a database error. */
+static int multifd_postcopy_refusal(db_conn *db, const char *host, int parallel, char **why)
+{
+    const char *hp[] = {host};
+    _cleanup_pq_ PGresult *hr = NULL;
+    *why = NULL;
+    if (db_exec(db, &hr,
+                "SELECT qemu_version FROM hosts WHERE name = $1 AND NOT coalesce("
+                " string_to_array(substring(qemu_version FROM '^[0-9]+[.][0-9]+'), '.')::int[] >= ARRAY[10, 1], false)",
+                1, hp) < 0)
+        return -1;
+    if (PQntuples(hr) == 1)
+        *why = xasprintf("options.parallel_connections %d cannot be combined with post-copy before QEMU 10.1 (host %s "
+                         "has QEMU %s): ask one or the other",
+                         parallel, host, *PQgetvalue(hr, 0, 0) ? PQgetvalue(hr, 0, 0) : "of an unknown version");
+    return 0;
+}
+
 /* Why the named host cannot take the instance (for the refusal), or NULL when it can. */
 static char *why_not(db_conn *db, const char *host, const char *src, const char *arch, const char *hv, int postcopy,
                      const char *vcpus, const char *mem, const char *disk, int doc, const char *age)
@@ -258,6 +278,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     if (rq->options.xbzrle_cache_mib > 0 && (int64_t)rq->options.xbzrle_cache_mib >= atoll(mem))
         return refuse(db, in, "options.xbzrle_cache_mib %d: the cache must be smaller than %s's memory (%s MiB)",
                       rq->options.xbzrle_cache_mib, in->ec2_id, mem);
+    if (rq->options.parallel_connections > 1 && rq->post_copy) {
+        _cleanup_free_ char *why = NULL;
+        if (multifd_postcopy_refusal(db, in->source, rq->options.parallel_connections, &why) < 0)
+            return -1;
+        if (why)
+            return refuse(db, in, "%s", why);
+    }
     char age[24];
     snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
     int doc = rq->disk_over_commit;
@@ -308,23 +335,22 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
-    /* parallel connections with post-copy: QEMU's multifd and post-copy combine from 10.1 only,
-     * on both hosts (their heartbeats' versions) */
+    /* the destination's QEMU too (the source's was checked before the claim): the claim is
+     * given back before the refusal is recorded */
     if (rq->options.parallel_connections > 1 && rq->post_copy) {
-        const char *hp[] = {in->source, in->dest};
-        _cleanup_pq_ PGresult *hr = NULL;
-        if (db_exec(db, &hr,
-                    "SELECT name, qemu_version FROM hosts WHERE name IN ($1, $2) AND NOT coalesce("
-                    " string_to_array(substring(qemu_version FROM '^[0-9]+[.][0-9]+'), '.')::int[] >= ARRAY[10, 1],"
-                    " false) ORDER BY name = $1 DESC LIMIT 1",
-                    2, hp) < 0)
+        _cleanup_free_ char *why = NULL;
+        if (multifd_postcopy_refusal(db, in->dest, rq->options.parallel_connections, &why) < 0)
             return -1;
-        if (PQntuples(hr) == 1)
-            return refuse(db, in,
-                          "options.parallel_connections %d cannot be combined with post-copy before QEMU 10.1 (host %s "
-                          "has QEMU %s): ask one or the other",
-                          rq->options.parallel_connections, PQgetvalue(hr, 0, 0),
-                          *PQgetvalue(hr, 0, 1) ? PQgetvalue(hr, 0, 1) : "of an unknown version");
+        if (why) {
+            const char *up[] = {in->dest, vcpus, mem, disk};
+            if (db_exec(
+                    db, NULL,
+                    "UPDATE hosts SET used_vcpus = used_vcpus - $2::int, used_memory_mb = used_memory_mb - $3::bigint,"
+                    " used_disk_gb = used_disk_gb - $4::bigint WHERE name = $1",
+                    4, up) < 0)
+                return -1;
+            return refuse(db, in, "%s", why);
+        }
     }
     /* the migration row, scheduled under this replica; the concurrency limits are decided
      * last (below), because their lock is held to the commit and serializes every replica */

@@ -77,6 +77,8 @@ refused() { # WHAT EXPECTED ARGS...: ferryctl migrate refused with the reason
   ctl migrate c1 compute2 "$@" >"$out" 2>&1 || st=$?
   [[ $st == 1 && $(cat "$out") == *"$want"* ]] || fail "$what: exit $st: $(cat "$out")"
 }
+# what the hosts hold before: a refusal gives back whatever it claimed
+held=$(sql "SELECT string_agg(name || ':' || used_vcpus || '/' || used_memory_mb || '/' || used_disk_gb, ' ' ORDER BY name) FROM hosts")
 refused "xbzrle with parallel" "options.xbzrle_cache_mib: xbzrle compresses a single stream: not with parallel_connections 2" --xbzrle 16 --parallel 2
 refused "a cache not a power of two" "options.xbzrle_cache_mib: 24 is not a power of two" --xbzrle 24
 mem=$(sql "SELECT memory_mb FROM instances WHERE name = 'c1'")
@@ -84,6 +86,8 @@ big=1; while ((big < mem)); do big=$((big * 2)); done
 refused "a cache as big as the guest" "options.xbzrle_cache_mib $big: the cache must be smaller than" --xbzrle "$big"
 refused "parallel with post-copy" "options.parallel_connections 2 cannot be combined with post-copy before QEMU 10.1 (host compute1 has QEMU 7." --parallel 2 --postcopy
 [[ $(where c1) == "compute1 running yes" ]] || fail "a refused request moved c1: $(where c1)"
+now_held=$(sql "SELECT string_agg(name || ':' || used_vcpus || '/' || used_memory_mb || '/' || used_disk_gb, ' ' ORDER BY name) FROM hosts")
+[[ $now_held == "$held" ]] || fail "the refusals changed what the hosts hold: before $held, after $now_held"
 ok "refused at intake: xbzrle with parallel connections, a cache not a power of two or not below the guest's memory, parallel with post-copy on QEMU 7"
 stop_guest c1
 
