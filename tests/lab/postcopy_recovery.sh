@@ -45,7 +45,11 @@ cut_after_switch() {
   local name st=
   name=$(sql "SELECT i.name FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid WHERE m.id = $1")
   for _ in $(seq 1 100); do
-    st=$("$LAB" virsh "$2" domstate "$name" 2>/dev/null | head -n 1)
+    # not `virsh | head -n 1`: head may exit before virsh's last newline and, under pipefail,
+    # the SIGPIPE ended the script (exit 141, a CI run of 2026-12-05; lib.sh's guest_uuid too)
+    st=$("$LAB" virsh "$2" domstate "$name" 2>/dev/null) || st=
+    st=${st%%$'
+'*}
     [[ $st == running ]] && break
     sleep 0.05
   done
