@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/claims.sh [--hosts N]... [--requests M] [--replicas K] [--smoke] [--build DIR]:
+# bench/claims.sh [--hosts N]... [--requests M] [--replicas K] [--max-cluster C] [--smoke] [--build DIR]:
 # how fast K ferry-scheduler replicas claim capacity in PostgreSQL, against baselines measured
 # in the same run on the same server.
 #
@@ -25,6 +25,8 @@
 #     deadlocks of the ferry database over the burst, what the replicas' sessions wait on
 #     (pg_stat_activity sampled every 0.2 s), adoptions (epoch > 1) and the replicas' warnings;
 #   * at the end: no host over capacity, used_* = sum of allocations on every host.
+# --max-cluster C: the replicas' [scheduler] max_cluster (default 0, ferry's default: no
+#   cluster-wide limit, so no claim takes a global lock; C > 0 measures the cluster-wide lock).
 # --smoke: 20 hosts, 40 requests, 1-2 s baselines; finishes in well under a minute.
 # FERRY_BENCH_KEEP=1 leaves the servers, the last database and the logs for a look afterwards.
 set -euo pipefail
@@ -33,6 +35,7 @@ bin=$top/build
 hosts_list=()
 requests=
 replicas=4
+max_cluster=0
 smoke=0
 tpcb_s=20
 commit_s=10
@@ -45,6 +48,7 @@ while (($#)); do
     --hosts) hosts_list+=("${2:?}"); shift 2 ;;
     --requests) requests=${2:?}; shift 2 ;;
     --replicas) replicas=${2:?}; shift 2 ;;
+    --max-cluster) max_cluster=${2:?}; shift 2 ;;
     --build) bin=$(cd "${2:?}" && pwd); shift 2 ;;
     --smoke) smoke=1; shift ;;
     -h|--help) usage ;;
@@ -89,7 +93,7 @@ enabled = false
 heartbeat_max_age_s = 86400
 max_outgoing_per_source = 64
 max_incoming_per_dest = 64
-max_cluster = 10000
+max_cluster = $max_cluster
 deadline_preparing_s = 86400
 rpc_retry_s = 3600
 [log]

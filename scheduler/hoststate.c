@@ -2,11 +2,13 @@
  * sender: a heartbeat counts only from its own host's agent (the broker-validated user_id),
  * read strictly (agentmsg.c), and older than the one recorded changes nothing. It updates its
  * host (totals, capacity = totals x allocation ratio - reserved, per-host overrides first) and
- * the instances it runs, one domain at a time (a bad one is refused alone); an instance not
+ * the instances it runs (a domain the database refuses is refused alone); an instance not
  * migrating gets an allocation on the host that runs it, but an instance another host still
- * lists is not moved by a report. Agent events about a migration count only from its source's or
- * destination's agent and go to the orchestration. Refused events are dead-lettered with the
- * reason. */
+ * lists is not moved by a report. All of it is one call of the server-side ferry_heartbeat
+ * (sql/016), and the heartbeats that arrive while a batch is with the database worker go
+ * together in the next one: BEGIN, one call each, COMMIT. Agent events about a migration count
+ * only from its source's or destination's agent and go to the orchestration (after the
+ * heartbeats received before them). Refused events are dead-lettered with the reason. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +50,9 @@ typedef struct ev_job {
     /* a heartbeat */
     agentmsg_heartbeat hb;
     cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
-    int stale;         /* set when the heartbeat is older than the one recorded */
+    PGresult *outcome; /* ferry_heartbeat's rows (stale, claimed, refused), once recorded */
+    int rc;            /* its recording: 0, or -1 with err */
+    char *err;
     /* an agent's migration event */
     int64_t migration;
     char what[32];
@@ -59,148 +63,61 @@ static void ev_job_free(ev_job *j)
 {
     agentmsg_heartbeat_clear(&j->hb);
     msg_envelope_free(j->env);
+    pq_clearp(&j->outcome);
+    free(j->err);
     free(j->source);
     free(j->dest);
     free(j);
 }
 
-typedef ev_job hb_ctx;
-
-/* One domain of a heartbeat, in the caller's transaction under a savepoint: 0, or -1 when
- * the database refused it (the caller rolls back to the savepoint; the rest stands). A domain
- * reported running that another host still lists is not moved: that host's name goes into
- * *claimed (caller frees; NULL otherwise), for the caller to log once its pass is kept. */
-static int domain_tx(db_conn *db, const hb_ctx *h, const agentmsg_domain *d, char **claimed)
+/* The heartbeat's domains as ferry_heartbeat reads them (caller frees): the bad ones left out
+ * (logged when received). */
+static char *domains_json(const agentmsg_heartbeat *b)
 {
-    *claimed = NULL;
-    char dv[24], dm[24], dd[24];
-    snprintf(dv, sizeof(dv), "%lld", (long long)d->vcpus);
-    snprintf(dm, sizeof(dm), "%lld", (long long)d->memory_mb);
-    snprintf(dd, sizeof(dd), "%lld", (long long)d->disk_gb);
-    const char *st = vm_state(d->state);
-    const char *ip[] = {d->uuid, d->name, d->project ? d->project : "", h->host, dv, dm, dd, st, d->instance_id};
-    /* a migrating instance is the orchestration's: the heartbeats of both hosts leave it be;
-     * an instance its host still lists (in its last heartbeat) is that host's: a report from
-     * here is a claim, not a fact, and does not move it (logged below for the operator). It
-     * moves once its host has sent a heartbeat without it (a migration outside ferry). */
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id,"
-                " reported_at)"
-                " VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bigint, $7::bigint, $8, $9, now())"
-                " ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,"
-                " host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,"
-                " disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()"
-                " WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)"
-                " AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h"
-                "      WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))"
-                " RETURNING uuid",
-                9, ip) < 0)
-        return -1;
-    if (PQntuples(r) == 0) {
-        const char *qp[] = {d->uuid, h->host};
-        _cleanup_pq_ PGresult *o = NULL;
-        if (db_exec(db, &o,
-                    "SELECT i.host FROM instances i WHERE i.uuid = $1::uuid"
-                    " AND i.host IS DISTINCT FROM $2 AND i.task_state IS NULL",
-                    2, qp) < 0)
-            return -1;
-        if (PQntuples(o) == 1 && strcmp(st, "running") == 0)
-            *claimed = xstrdup(PQgetvalue(o, 0, 0));
-        return 0;
-    }
-    if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-        return 0;
-    /* what runs here holds an allocation here (found running without one: discovered) */
-    const char *ap[] = {d->uuid, h->host};
-    _cleanup_pq_ PGresult *a = NULL;
-    if (db_exec(db, &a,
-                "INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)"
-                " SELECT 'instance', uuid::text, uuid, host, vcpus, memory_mb, disk_gb FROM instances"
-                " WHERE uuid = $1::uuid AND host = $2 AND task_state IS NULL"
-                " ON CONFLICT (consumer_type, consumer_id) DO NOTHING"
-                " RETURNING vcpus, memory_mb, disk_gb",
-                2, ap) < 0)
-        return -1;
-    if (PQntuples(a) == 1) {
-        const char *up[] = {h->host, PQgetvalue(a, 0, 0), PQgetvalue(a, 0, 1), PQgetvalue(a, 0, 2)};
-        if (db_exec(db, NULL,
-                    "UPDATE hosts SET used_vcpus = used_vcpus + $2::int, used_memory_mb = used_memory_mb + $3::bigint,"
-                    " used_disk_gb = used_disk_gb + $4::bigint WHERE name = $1",
-                    4, up) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Logs that the heartbeat of h reports domain d running while host `other` still lists it. */
-static void log_claimed(const hb_ctx *h, const agentmsg_domain *d, const char *other)
-{
-    log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
-    log_warn(&f, "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a claim, not a fact)",
-             h->host, d->uuid, other);
-}
-
-static void free_claimed(char **claimed, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(claimed[i]);
-    free(claimed);
-}
-
-/* The host's domains as its heartbeat lists them (host_domains): those it no longer lists
- * deleted, the others written, in two statements. 0, or -1 (the database's error). */
-static int host_domains_tx(db_conn *db, const hb_ctx *h)
-{
-    const agentmsg_heartbeat *b = &h->hb;
-    json_object *uuids = json_object_new_array(), *states = json_object_new_array();
+    json_object *a = json_object_new_array();
     for (size_t i = 0; i < b->n_domains; i++) {
         const agentmsg_domain *d = &b->domains[i];
         if (d->bad)
             continue;
-        json_object_array_add(uuids, json_object_new_string(d->uuid));
-        json_object_array_add(states, json_object_new_string(d->state ? d->state : "unknown"));
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "uuid", json_object_new_string(d->uuid));
+        json_object_object_add(o, "name", json_object_new_string(d->name));
+        json_object_object_add(o, "project", json_object_new_string(d->project ? d->project : ""));
+        json_object_object_add(o, "vcpus", json_object_new_int64(d->vcpus));
+        json_object_object_add(o, "memory_mb", json_object_new_int64(d->memory_mb));
+        json_object_object_add(o, "disk_gb", json_object_new_int64(d->disk_gb));
+        json_object_object_add(o, "vm_state", json_object_new_string(vm_state(d->state)));
+        json_object_object_add(o, "state", json_object_new_string(d->state ? d->state : "unknown"));
+        json_object_object_add(o, "ec2_id", d->instance_id ? json_object_new_string(d->instance_id) : NULL);
+        json_object_array_add(a, o);
     }
-    const char *p[] = {h->host, json_object_to_json_string_ext(uuids, JSON_C_TO_STRING_PLAIN),
-                       json_object_to_json_string_ext(states, JSON_C_TO_STRING_PLAIN)};
-    int rc = db_exec(db, NULL,
-                     "DELETE FROM host_domains WHERE host = $1"
-                     " AND uuid NOT IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)",
-                     2, p) < 0 ||
-                     (json_object_array_length(uuids) > 0 &&
-                      db_exec(db, NULL,
-                              "INSERT INTO host_domains (host, uuid, state)"
-                              " SELECT DISTINCT ON (u::uuid) $1, u::uuid, s FROM ROWS FROM ("
-                              "  jsonb_array_elements_text($2::jsonb), jsonb_array_elements_text($3::jsonb)) AS x(u, s)"
-                              " ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now()",
-                              3, p) < 0)
-                 ? -1
-                 : 0;
-    json_object_put(uuids);
-    json_object_put(states);
-    return rc;
+    char *text = xstrdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+    json_object_put(a);
+    return text;
 }
 
-static int heartbeat_tx(db_conn *db, void *arg, char **err)
+/* Records j's heartbeat with one call of ferry_heartbeat in db's open transaction; its rows
+ * go to j->outcome. isolate: each domain under its own subtransaction (a refused one is a row,
+ * not a failure). 0, or -1 (see db_error). */
+static int heartbeat_call(db_conn *db, ev_job *j, int isolate)
 {
-    (void)err;
-    hb_ctx *h = arg;
-    const agentmsg_heartbeat *b = &h->hb;
-    h->stale = 0;
+    const agentmsg_heartbeat *b = &j->hb;
     char vcpus[24], mem[24], disk[24], seq[24], cr[32], rr[32], dr[32], rc[24], rm[24], rd[24];
     snprintf(vcpus, sizeof(vcpus), "%lld", (long long)b->vcpus);
     snprintf(mem, sizeof(mem), "%lld", (long long)b->memory_mb);
     snprintf(disk, sizeof(disk), "%lld", (long long)b->disk_gb);
     snprintf(seq, sizeof(seq), "%lld", (long long)b->seq);
-    const cfg_scheduler *c = &h->cfg;
+    const cfg_scheduler *c = &j->cfg;
     snprintf(cr, sizeof(cr), "%g", c->cpu_allocation_ratio);
     snprintf(rr, sizeof(rr), "%g", c->ram_allocation_ratio);
     snprintf(dr, sizeof(dr), "%g", c->disk_allocation_ratio);
     snprintf(rc, sizeof(rc), "%lld", (long long)c->reserved_host_cpus);
     snprintf(rm, sizeof(rm), "%lld", (long long)c->reserved_host_memory_mb);
     snprintf(rd, sizeof(rd), "%lld", (long long)c->reserved_host_disk_gb);
+    /* agents before schema 6 number no heartbeats; a new agent process starts its own numbering */
     int numbered = b->boot && b->seq >= 0;
-    const char *p[] = {h->host,
+    _cleanup_free_ char *domains = domains_json(b);
+    const char *p[] = {j->host,
                        b->address ? b->address : "",
                        vcpus,
                        mem,
@@ -214,118 +131,144 @@ static int heartbeat_tx(db_conn *db, void *arg, char **err)
                        b->postcopy ? "true" : "false",
                        numbered ? b->boot : NULL,
                        numbered ? seq : NULL,
-                       b->migration_address ? b->migration_address : ""};
-    /* an older heartbeat of the same agent process (redelivered, reordered) changes nothing,
-     * nor does an unnumbered one once the host's agent numbers them (agents before schema 6
-     * send none; a new agent process starts its own numbering) */
-    _cleanup_pq_ PGresult *up = NULL;
-    if (db_exec(
-            db, &up,
-            "INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,"
-            " libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat, migration_address)"
-            " VALUES ($1, $2, $3::int, $4::bigint, $5::bigint, $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid,"
-            " $14::bigint, now(), $15)"
-            " ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, vcpus = EXCLUDED.vcpus,"
-            " migration_address = EXCLUDED.migration_address,"
-            " memory_mb = EXCLUDED.memory_mb, disk_gb = EXCLUDED.disk_gb, arch = EXCLUDED.arch,"
-            " cpu_model = EXCLUDED.cpu_model, cpu_xml = EXCLUDED.cpu_xml, hypervisor = EXCLUDED.hypervisor,"
-            " libvirt_version = EXCLUDED.libvirt_version, qemu_version = EXCLUDED.qemu_version,"
-            " postcopy = EXCLUDED.postcopy, heartbeat_boot = EXCLUDED.heartbeat_boot,"
-            " heartbeat_seq = EXCLUDED.heartbeat_seq, last_heartbeat = now(), updated_at = now()"
-            " WHERE (EXCLUDED.heartbeat_seq IS NULL AND h.heartbeat_seq IS NULL)"
-            " OR (EXCLUDED.heartbeat_seq IS NOT NULL AND (h.heartbeat_seq IS NULL"
-            "     OR h.heartbeat_boot IS DISTINCT FROM EXCLUDED.heartbeat_boot OR h.heartbeat_seq < EXCLUDED.heartbeat_seq))"
-            " RETURNING name",
-            15, p) < 0)
-        return -1;
-    if (PQntuples(up) == 0) {
-        h->stale = 1;
-        return 0;
-    }
-    const char *q[] = {h->host, cr, rr, dr, rc, rm, rd};
-    if (db_exec(db, NULL,
-                "UPDATE hosts SET"
-                " capacity_vcpus = greatest(0, floor(vcpus * coalesce(cpu_allocation_ratio, $2::real))"
-                "   - coalesce(reserved_vcpus, $5::int))::int,"
-                " capacity_memory_mb = greatest(0, floor(memory_mb * coalesce(ram_allocation_ratio, $3::real))"
-                "   - coalesce(reserved_memory_mb, $6::bigint))::bigint,"
-                " capacity_disk_gb = greatest(0, floor(disk_gb * coalesce(disk_allocation_ratio, $4::real))"
-                "   - coalesce(reserved_disk_gb, $7::bigint))::bigint,"
-                " domains_reported_at = now()"
-                " WHERE name = $1",
-                7, q) < 0)
-        return -1;
-    /* what this host lists, as it lists it, for the reconciler (reconcile.c): a guest two hosts
-     * list is seen here even though instances.host names one of them. Two statements whatever
-     * the count (the heartbeat's round trips are what bounds the scheduler, issue #20) */
-    if (host_domains_tx(db, h) < 0)
-        return -1;
-    /* the domains in one savepoint; when the database refuses one, again one savepoint each, so
-     * that only that one is refused (the rest of the heartbeat stands) */
-    if (db_exec(db, NULL, "SAVEPOINT heartbeat_domains", 0, NULL) < 0)
-        return -1;
-    int all = 0;
-    size_t n = b->n_domains;
-    char **claimed = xcalloc(n ? n : 1, sizeof(*claimed));
-    for (size_t i = 0; i < n && all == 0; i++)
-        if (!b->domains[i].bad)
-            all = domain_tx(db, h, &b->domains[i], &claimed[i]);
-    if (all == 0) {
-        all = db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domains", 0, NULL) < 0 ? -1 : 0;
-        for (size_t i = 0; i < n; i++)
-            if (all == 0 && claimed[i])
-                log_claimed(h, &b->domains[i], claimed[i]);
-        free_claimed(claimed, n);
-        return all;
-    }
-    free_claimed(claimed, n);
-    if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domains", 0, NULL) < 0)
-        return -1;
-    for (size_t i = 0; i < b->n_domains; i++) {
-        const agentmsg_domain *d = &b->domains[i];
-        if (d->bad)
-            continue; /* logged once by the caller */
-        if (db_exec(db, NULL, "SAVEPOINT heartbeat_domain", 0, NULL) < 0)
+                       b->migration_address ? b->migration_address : "",
+                       cr,
+                       rr,
+                       dr,
+                       rc,
+                       rm,
+                       rd,
+                       domains,
+                       isolate ? "true" : "false"};
+    pq_clearp(&j->outcome);
+    return db_exec(db, &j->outcome,
+                   "SELECT domain::text, outcome, detail FROM ferry_heartbeat($1, $2, $3::int, $4::bigint, $5::bigint,"
+                   " $6, $7, $8, $9, $10, $11, $12::boolean, $13::uuid, $14::bigint, $15, $16::real, $17::real,"
+                   " $18::real, $19::int, $20::bigint, $21::bigint, $22::jsonb, $23::boolean)",
+                   23, p);
+}
+
+/* Heartbeats recorded together: jobs (owned) in host order. */
+typedef struct hb_batch {
+    sched *s;
+    ev_job **jobs;
+    size_t n;
+} hb_batch;
+
+static int batch_tx(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    hb_batch *bt = arg;
+    for (size_t i = 0; i < bt->n; i++)
+        if (heartbeat_call(db, bt->jobs[i], 0) < 0)
             return -1;
-        _cleanup_free_ char *other = NULL;
-        if (domain_tx(db, h, d, &other) < 0) {
-            log_fields f = {.host = h->host, .instance = d->instance_id ? d->instance_id : d->uuid};
-            _cleanup_free_ char *why = xstrdup(db_error(db));
-            if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT heartbeat_domain", 0, NULL) < 0)
-                return -1;
-            log_warn(&f, "heartbeat of %s: domain %s refused: %s", h->host, d->uuid, why);
-            continue;
-        }
-        if (db_exec(db, NULL, "RELEASE SAVEPOINT heartbeat_domain", 0, NULL) < 0)
-            return -1;
-        if (other)
-            log_claimed(h, d, other);
-    }
     return 0;
 }
 
-static int heartbeat_work(db_conn *db, void *arg, char **err)
+static int one_tx(db_conn *db, void *arg, char **err)
 {
-    return db_tx(db, "READ COMMITTED", heartbeat_tx, arg, NULL, err);
+    (void)err;
+    return heartbeat_call(db, arg, 1);
 }
 
-/* On the loop, after the heartbeat's transaction: logged, and the delivery acked (events are
- * informative: recorded or not, they are not retried; the next heartbeat carries the same truth). */
-static void heartbeat_done(void *arg, int rc, char *err)
+static int by_host(const void *a, const void *b)
 {
-    ev_job *j = arg;
-    log_fields f = {.host = j->host};
-    if (rc < 0)
-        log_error(&f, "could not record the heartbeat of %s: %s", j->host, err);
-    else if (j->stale)
-        log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", j->host,
-                  (long long)j->hb.seq);
+    return strcmp((*(ev_job *const *)a)->host, (*(ev_job *const *)b)->host);
+}
+
+/* On the worker: the batch in one transaction (its hosts locked in name order, as every
+ * replica's batches take them); when the database refuses it (a domain it will not take), each
+ * heartbeat again in its own transaction, each domain under its own subtransaction, so only
+ * that domain is refused. */
+static int batch_work(db_conn *db, void *arg, char **err)
+{
+    (void)err;
+    hb_batch *bt = arg;
+    qsort(bt->jobs, bt->n, sizeof(*bt->jobs), by_host);
+    char *why = NULL;
+    int rc = db_tx(db, "READ COMMITTED", batch_tx, bt, NULL, &why);
+    int alone = rc < 0 && !db_failure_retryable(db) && db_pg(db) && PQstatus(db_pg(db)) == CONNECTION_OK;
+    for (size_t i = 0; i < bt->n; i++) {
+        ev_job *j = bt->jobs[i];
+        if (rc == 0) {
+            j->rc = 0;
+        } else if (alone) {
+            free(j->err);
+            j->err = NULL;
+            j->rc = db_tx(db, "READ COMMITTED", one_tx, j, NULL, &j->err);
+        } else {
+            j->rc = -1;
+            j->err = xstrdup(why ? why : "not recorded");
+            pq_clearp(&j->outcome);
+        }
+    }
+    free(why);
+    return 0;
+}
+
+static void hb_flush(sched *s);
+
+/* On the loop, after the batch: each heartbeat logged (what its call returned) and its
+ * delivery acked (events are informative: recorded or not, they are not retried; the next
+ * heartbeat carries the same truth). */
+static void batch_done(void *arg, int rc, char *err)
+{
+    hb_batch *bt = arg;
+    sched *s = bt->s;
+    for (size_t i = 0; i < bt->n; i++) {
+        ev_job *j = bt->jobs[i];
+        log_fields f = {.host = j->host};
+        if (rc < 0 || j->rc < 0) {
+            log_error(&f, "could not record the heartbeat of %s: %s", j->host, rc < 0 ? err : j->err);
+        } else {
+            for (int k = 0; j->outcome && k < PQntuples(j->outcome); k++) {
+                const char *uuid = PQgetvalue(j->outcome, k, 0), *what = PQgetvalue(j->outcome, k, 1),
+                           *detail = PQgetvalue(j->outcome, k, 2);
+                const agentmsg_domain *d = NULL;
+                for (size_t x = 0; x < j->hb.n_domains && !d; x++)
+                    if (strcmp(j->hb.domains[x].uuid, uuid) == 0)
+                        d = &j->hb.domains[x];
+                log_fields g = {.host = j->host, .instance = d && d->instance_id ? d->instance_id : uuid};
+                if (strcmp(what, "stale") == 0)
+                    log_debug(&f, "ignored a heartbeat of %s older than the one recorded (seq %lld)", j->host,
+                              (long long)j->hb.seq);
+                else if (strcmp(what, "claimed") == 0)
+                    log_warn(&g,
+                             "heartbeat of %s reports instance %s running, but %s still lists it: not moved (a "
+                             "claim, not a fact)",
+                             j->host, uuid, detail);
+                else
+                    log_warn(&g, "heartbeat of %s: domain %s refused: %s", j->host, uuid, detail);
+            }
+        }
+        mq_ack(j->c, j->d);
+        ev_job_free(j);
+    }
     free(err);
-    mq_ack(j->c, j->d);
-    ev_job_free(j);
+    free(bt->jobs);
+    free(bt);
+    s->hb_batches--;
+    if (s->hb_batches == 0)
+        hb_flush(s);
 }
 
-/* Submits the heartbeat of j (parsed) to the database worker; takes j. */
+/* The heartbeats waiting, to the database worker as one batch (none: nothing). */
+static void hb_flush(sched *s)
+{
+    if (s->hb_npending == 0)
+        return;
+    hb_batch *bt = xcalloc(1, sizeof(*bt));
+    bt->s = s;
+    bt->jobs = s->hb_pending;
+    bt->n = s->hb_npending;
+    s->hb_pending = NULL;
+    s->hb_npending = s->hb_cap = 0;
+    s->hb_batches++;
+    dbq_submit(s->dbq, batch_work, batch_done, bt);
+}
+
+/* Queues the heartbeat of j (parsed) for the next batch, sent at once when no batch is with
+ * the database worker; takes j. */
 static void on_heartbeat(sched *s, ev_job *j)
 {
     log_fields f = {.host = j->host};
@@ -333,7 +276,18 @@ static void on_heartbeat(sched *s, ev_job *j)
         if (j->hb.domains[i].bad)
             log_warn(&f, "heartbeat of %s: a domain refused: %s", j->host, j->hb.domains[i].bad);
     j->cfg = s->cfg->scheduler;
-    dbq_submit(s->dbq, heartbeat_work, heartbeat_done, j);
+    if (s->hb_npending == s->hb_cap) {
+        s->hb_cap = s->hb_cap ? s->hb_cap * 2 : 16;
+        s->hb_pending = xrealloc(s->hb_pending, s->hb_cap * sizeof(*s->hb_pending));
+    }
+    s->hb_pending[s->hb_npending++] = j;
+    if (s->hb_batches == 0)
+        hb_flush(s);
+}
+
+void hoststate_stop(sched *s)
+{
+    hb_flush(s);
 }
 
 /* Dead-letters d, an event refused because of who sent it or what it says, with the reason,
@@ -449,6 +403,7 @@ void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg)
         return;
     }
     if (kind == AGENTMSG_KEY_MIGRATION && origin && strcmp(origin, "agent") == 0) {
+        hb_flush(s); /* after the heartbeats received before it, as they came */
         dbq_submit(s->dbq, migration_hosts_work, migration_event_done, j);
         return;
     }

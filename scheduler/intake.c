@@ -8,6 +8,7 @@
 #include "drain.h"
 #include "forecast.h"
 #include "ledger.h"
+#include "limits.h"
 #include "sched.h"
 
 typedef struct intake {
@@ -130,32 +131,33 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
     return NULL;
 }
 
-/* The policy that matches the instance (project, name, source host and its group), highest priority first:
- * its defaults go into in->eff for what the request left out; in->policy names it. Objectives
- * it gives a request not planned yet set in->needs_plan. 0, or -1 on a database error. */
-static int apply_policy(db_conn *db, intake *in, const char *project, const char *name)
+/* The policy that matches an instance (project, name, source host and its group), highest
+ * priority first, as columns of the instance's row (POLICY_COLUMNS, POLICY_JOIN: p's columns
+ * from c0 on; its name NULL when none matches). */
+#define POLICY_COLUMNS                                                                                                 \
+    "p.name, p.post_copy::text, p.auto_converge::text, p.postcopy_after_iterations, p.bandwidth_mib_s,"                \
+    " p.max_downtime_ms, p.completion_timeout_s, p.objective_max_downtime_ms, p.objective_deadline_s,"                 \
+    " p.completion_action, p.parallel_connections, p.xbzrle_cache_mib"
+#define POLICY_JOIN                                                                                                    \
+    " LEFT JOIN LATERAL (SELECT * FROM migration_policies p WHERE (p.project IS NULL OR p.project = i.project)"        \
+    " AND (p.instance_glob IS NULL OR i.name LIKE ferry_glob_like(p.instance_glob))"                                   \
+    " AND (p.host_glob IS NULL OR h.name LIKE ferry_glob_like(p.host_glob))"                                           \
+    " AND (p.host_group IS NULL OR p.host_group = h.host_group)"                                                       \
+    " ORDER BY p.priority DESC, p.name LIMIT 1) p ON true"
+
+/* The policy of the instance's row r (its columns from c0 on, POLICY_COLUMNS): its defaults go
+ * into in->eff for what the request left out; in->policy names it. Objectives it gives a
+ * request not planned yet set in->needs_plan. */
+static void apply_policy(intake *in, const PGresult *r, int c0)
 {
-    const char *p[] = {project, name, in->source};
-    _cleanup_pq_ PGresult *r = NULL;
-    if (db_exec(db, &r,
-                "SELECT name, post_copy::text, auto_converge::text, postcopy_after_iterations, bandwidth_mib_s,"
-                " max_downtime_ms, completion_timeout_s, objective_max_downtime_ms, objective_deadline_s,"
-                " completion_action, parallel_connections, xbzrle_cache_mib"
-                " FROM migration_policies p WHERE (p.project IS NULL OR p.project = $1)"
-                " AND (p.instance_glob IS NULL OR $2 LIKE ferry_glob_like(p.instance_glob))"
-                " AND (p.host_glob IS NULL OR $3 LIKE ferry_glob_like(p.host_glob))"
-                " AND (p.host_group IS NULL OR p.host_group = (SELECT h.host_group FROM hosts h WHERE h.name = $3))"
-                " ORDER BY p.priority DESC, p.name LIMIT 1",
-                3, p) < 0)
-        return -1;
-    if (PQntuples(r) != 1)
-        return 0;
+    if (PQgetisnull(r, 0, c0))
+        return;
     msg_request *e = &in->eff;
-    in->policy = xstrdup(PQgetvalue(r, 0, 0));
-    if (!e->post_copy_given && !PQgetisnull(r, 0, 1))
-        e->post_copy = strcmp(PQgetvalue(r, 0, 1), "true") == 0;
-    if (!(e->options_given & MSG_OPT_AUTO_CONVERGE) && !PQgetisnull(r, 0, 2))
-        e->options.auto_converge = strcmp(PQgetvalue(r, 0, 2), "true") == 0;
+    in->policy = xstrdup(PQgetvalue(r, 0, c0));
+    if (!e->post_copy_given && !PQgetisnull(r, 0, c0 + 1))
+        e->post_copy = strcmp(PQgetvalue(r, 0, c0 + 1), "true") == 0;
+    if (!(e->options_given & MSG_OPT_AUTO_CONVERGE) && !PQgetisnull(r, 0, c0 + 2))
+        e->options.auto_converge = strcmp(PQgetvalue(r, 0, c0 + 2), "true") == 0;
     static const struct {
         int col;
         unsigned bit;
@@ -169,20 +171,19 @@ static int apply_policy(db_conn *db, intake *in, const char *project, const char
         {11, MSG_OPT_XBZRLE_CACHE, offsetof(msg_options, xbzrle_cache_mib)},
     };
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
-        if (!(e->options_given & ints[i].bit) && !PQgetisnull(r, 0, ints[i].col))
-            *(int *)((char *)&e->options + ints[i].off) = atoi(PQgetvalue(r, 0, ints[i].col));
-    if (!(e->options_given & MSG_OPT_COMPLETION_ACTION) && !PQgetisnull(r, 0, 9)) {
-        int a = msg_completion_action_of(PQgetvalue(r, 0, 9));
+        if (!(e->options_given & ints[i].bit) && !PQgetisnull(r, 0, c0 + ints[i].col))
+            *(int *)((char *)&e->options + ints[i].off) = atoi(PQgetvalue(r, 0, c0 + ints[i].col));
+    if (!(e->options_given & MSG_OPT_COMPLETION_ACTION) && !PQgetisnull(r, 0, c0 + 9)) {
+        int a = msg_completion_action_of(PQgetvalue(r, 0, c0 + 9));
         if (a >= 0)
             e->options.completion_action = a;
     }
     int has_obj = e->objectives.max_downtime_ms || e->objectives.deadline_s;
-    if (!has_obj && (!PQgetisnull(r, 0, 7) || !PQgetisnull(r, 0, 8))) {
-        e->objectives.max_downtime_ms = PQgetisnull(r, 0, 7) ? 0 : atoi(PQgetvalue(r, 0, 7));
-        e->objectives.deadline_s = PQgetisnull(r, 0, 8) ? 0 : atoi(PQgetvalue(r, 0, 8));
+    if (!has_obj && (!PQgetisnull(r, 0, c0 + 7) || !PQgetisnull(r, 0, c0 + 8))) {
+        e->objectives.max_downtime_ms = PQgetisnull(r, 0, c0 + 7) ? 0 : atoi(PQgetvalue(r, 0, c0 + 7));
+        e->objectives.deadline_s = PQgetisnull(r, 0, c0 + 8) ? 0 : atoi(PQgetvalue(r, 0, c0 + 8));
         in->needs_plan = !in->planned;
     }
-    return 0;
 }
 
 static int intake_tx(db_conn *db, void *arg, char **err)
@@ -191,15 +192,10 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     intake_clear(in);
     in->eff = *in->req;
     const msg_request *rq = &in->eff;
-    /* one request at a time per request id, across replicas */
+    /* one request at a time per request id, across replicas, and an earlier delivery's outcome */
     const char *idp[] = {rq->id};
-    if (db_exec(db, NULL, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7262))", 1, idp) < 0)
-        return -1;
     _cleanup_pq_ PGresult *dup = NULL;
-    if (db_exec(
-            db, &dup,
-            "SELECT outcome, migration_id, coalesce(reason, '') FROM processed_requests WHERE request_id = $1::uuid", 1,
-            idp) < 0)
+    if (db_exec(db, &dup, "SELECT * FROM ferry_request_begin($1)", 1, idp) < 0)
         return -1;
     if (PQntuples(dup) == 1) {
         in->duplicate = 1;
@@ -210,7 +206,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     }
     if (in->pre_refusal)
         return refuse(db, in, "%s", in->pre_refusal);
-    /* the instance and its host (the source: its facts for the filters), locked in the order
+    /* the instance and its host (the source: its facts for the filters, its limits' counters,
+     * the policy that matches the instance), locked in the order
      * a heartbeat of that host takes them, host then instance, so the two never wait on each
      * other; claims also lock hosts in one order, source then destination, so the
      * active-migrations trigger never waits on a claim that waits on us. Host rows are locked
@@ -222,8 +219,8 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     _cleanup_free_ char *sql = xasprintf(
         "SELECT i.uuid::text, i.ec2_id, i.host, i.vm_state, coalesce(i.task_state, ''), i.vcpus, i.memory_mb, i.disk_gb,"
         " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted'),"
-        " i.project, i.name"
-        " FROM hosts h JOIN instances i ON i.host = h.name WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
+        " i.project, i.name, h.migrations_out, h.queued_out, " POLICY_COLUMNS
+        " FROM hosts h JOIN instances i ON i.host = h.name" POLICY_JOIN " WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
         " FOR NO KEY UPDATE OF h, i",
         col, col);
     const char *ip[] = {rq->instance};
@@ -260,8 +257,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     if (PQnfields(ir) < 10) /* found without its host: hosts.name is a foreign key, so not seen yet */
         return refuse(db, in, "the source host %s is unknown", in->source);
     const char *arch = PQgetvalue(ir, 0, 8), *hv = PQgetvalue(ir, 0, 9);
-    if (apply_policy(db, in, PQgetvalue(ir, 0, 11), PQgetvalue(ir, 0, 12)) < 0)
-        return -1;
+    apply_policy(in, ir, 15);
     if (in->needs_plan)
         return 0; /* nothing written: planned first, then taken again */
     /* a post-copy switch the request itself asks at its timeout needs post-copy allowed; one
@@ -313,13 +309,20 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
     " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                         \
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
-    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb) RETURNING h.name"
+    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
+    " RETURNING h.name, h.migrations_in, h.queued_in"
+    /* the limits' counts: the source's from its row read above, the destination's from the
+     * claim; both rows are locked to the commit, so no other claim changes them meanwhile */
+    limits_view lv = {.out = atoll(PQgetvalue(ir, 0, 13)), .queued = atoll(PQgetvalue(ir, 0, 14))};
     for (int wait = rq->host ? 1 : 0; wait < 2 && !in->dest; wait++) {
         _cleanup_pq_ PGresult *u = NULL;
         if (db_exec(db, &u, wait ? CLAIM("") : CLAIM(" SKIP LOCKED"), 10, cp) < 0)
             return -1;
-        if (PQntuples(u) == 1)
+        if (PQntuples(u) == 1) {
             in->dest = xstrdup(PQgetvalue(u, 0, 0));
+            lv.in = atoll(PQgetvalue(u, 0, 1));
+            lv.queued += atoll(PQgetvalue(u, 0, 2));
+        }
     }
 #undef CLAIM
 #undef CANDIDATES
@@ -352,8 +355,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             return refuse(db, in, "%s", why);
         }
     }
-    /* the migration row, scheduled under this replica; the concurrency limits are decided
-     * last (below), because their lock is held to the commit and serializes every replica */
+    /* the concurrency limits: the hosts' counts above and, when max_cluster is set, the
+     * cluster's under its lock (held to the commit: taken last). Over a limit the request is
+     * accepted, claimed, and waits in `queued`, owned by nobody. */
+    if (limits_cluster_total(&in->cfg, db, &lv.total) < 0)
+        return -1;
+    _cleanup_free_ char *wait_why = NULL;
+    in->queued = !limits_fit(&in->cfg, &lv, in->source, in->dest, &wait_why);
     char after[16], bw[16], down[16], tmo[16];
     snprintf(after, sizeof(after), "%d", rq->options.postcopy_after_iterations);
     snprintf(bw, sizeof(bw), "%d", rq->options.bandwidth_mib_s);
@@ -365,7 +373,12 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     snprintf(odown, sizeof(odown), "%d", rq->objectives.max_downtime_ms);
     snprintf(odead, sizeof(odead), "%d", rq->objectives.deadline_s);
     snprintf(lease, sizeof(lease), "%lld", (long long)in->cfg.lease_s);
-    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_SCHEDULED));
+    mig_status st = in->queued ? MIG_QUEUED : MIG_SCHEDULED;
+    snprintf(dl, sizeof(dl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, st));
+    _cleanup_free_ char *msg =
+        xasprintf("%s from %s to %s%s%s%s%s%s", in->ec2_id, in->source, in->dest,
+                  rq->host ? " (destination named)" : " (destination chosen)", in->policy ? "; policy " : "",
+                  in->policy ? in->policy : "", in->queued ? "; waits: " : "", in->queued ? wait_why : "");
     const char *block = rq->block_migration == MSG_BLOCK_YES    ? "yes"
                         : rq->block_migration == MSG_BLOCK_AUTO ? "auto"
                                                                 : "no";
@@ -394,11 +407,15 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                         in->policy,
                         msg_completion_action_str(rq->options.completion_action),
                         par,
-                        xbz};
-    /* one statement: the migration row; both hosts hold an allocation, the source's moved
-     * under the migration and the destination's new one under the instance (inserted after
-     * the move: it reads the move's result, so the instance never holds two at once); the
-     * instance marked migrating; the request recorded as accepted */
+                        xbz,
+                        mig_status_str(st),
+                        in->ec2_id,
+                        msg};
+    /* one statement: the migration row, scheduled under this replica or queued; both hosts hold
+     * an allocation, the source's moved under the migration and the destination's new one under
+     * the instance (inserted after the move: it reads the move's result, so the instance never
+     * holds two at once); the instance marked migrating; the request recorded as accepted; the
+     * status's event and its outbox row for ferry.events (as ledger_record writes them) */
     _cleanup_pq_ PGresult *mr = NULL;
     if (db_exec(
             db, &mr,
@@ -408,10 +425,13 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "   completion_timeout_s, status, owner, lease_expires_at, epoch, started_at, deadline_at,"
             "   objective_max_downtime_ms, objective_deadline_s, objective_plan, policy, completion_action,"
             "   parallel_connections, xbzrle_cache_mib)"
-            "  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
-            "   $12::int, $13::int, 'scheduled', $14, now() + make_interval(secs => $15::int), 1, now(),"
-            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23, $24, $25::int, $26::int)"
-            "  RETURNING id),"
+            "  SELECT $1::uuid, $2::uuid, $3, $4, $5, $6, $7::boolean, $8::boolean, $9::boolean, $10::int, $11::int,"
+            "   $12::int, $13::int, $27, q.owner, q.lease, q.epoch, now(),"
+            "   now() + make_interval(secs => $16::int), $20::int, $21::int, $22, $23, $24, $25::int, $26::int"
+            "  FROM (SELECT CASE WHEN $27 = 'queued' THEN NULL ELSE $14 END AS owner,"
+            "   CASE WHEN $27 = 'queued' THEN NULL ELSE now() + make_interval(secs => $15::int) END AS lease,"
+            "   CASE WHEN $27 = 'queued' THEN 0 ELSE 1 END AS epoch) q"
+            "  RETURNING id, request_id),"
             " src AS ("
             "  UPDATE allocations a SET consumer_type = 'migration', consumer_id = m.id::text, migration_id = m.id FROM m"
             "  WHERE a.consumer_type = 'instance' AND a.consumer_id = $2::text RETURNING a.id),"
@@ -421,42 +441,28 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             "  FROM (SELECT count(*) FROM src) moved RETURNING id),"
             " ins AS (UPDATE instances SET task_state = 'migrating', updated_at = now() WHERE uuid = $2::uuid RETURNING uuid),"
             " req AS (INSERT INTO processed_requests (request_id, outcome, migration_id) SELECT $1::uuid, 'accepted', id FROM m"
-            "  RETURNING request_id)"
-            " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req) FROM m",
-            26, mp) < 0)
+            "  RETURNING request_id),"
+            " e AS (INSERT INTO migration_events (migration_id, origin, status, kind, message)"
+            "  SELECT id, 'scheduler', $27, 'status', $29 FROM m RETURNING id, at),"
+            " o AS (INSERT INTO outbox (routing_key, body)"
+            "  SELECT 'migration.' || m.id || '.' || $27, json_strip_nulls(json_build_object("
+            "   'migration', m.id, 'status', $27::text, 'request', m.request_id, 'instance', $2::uuid,"
+            "   'instance_id', $28::text, 'source', $3::text, 'dest', $4::text, 'message', nullif($29, ''),"
+            "   'origin', 'scheduler', 'scheduler', $14::text, 'event', e.id, 'at', e.at))::text"
+            "  FROM m, e RETURNING id)"
+            " SELECT m.id, (SELECT count(*) FROM dst), (SELECT count(*) FROM ins), (SELECT count(*) FROM req),"
+            "  (SELECT count(*) FROM o) FROM m",
+            29, mp) < 0)
         return -1;
     if (PQntuples(mr) != 1 || strcmp(PQgetvalue(mr, 0, 1), "1") != 0 || strcmp(PQgetvalue(mr, 0, 2), "1") != 0 ||
-        strcmp(PQgetvalue(mr, 0, 3), "1") != 0) {
+        strcmp(PQgetvalue(mr, 0, 3), "1") != 0 || strcmp(PQgetvalue(mr, 0, 4), "1") != 0) {
         *err = xasprintf(
-            "the claim of %s wrote %s rows (migration, destination allocation, instance, request): expected one each",
+            "the claim of %s wrote %s rows (migration, destination allocation, instance, request, event): expected one "
+            "each",
             in->ec2_id, PQntuples(mr) == 1 ? "too few" : "no");
         return -1;
     }
     in->migration = atoll(PQgetvalue(mr, 0, 0));
-    const char *mid = PQgetvalue(mr, 0, 0);
-    /* over a concurrency limit: accepted, claimed, and waiting in `queued`, owned by nobody */
-    _cleanup_free_ char *wait_why = NULL;
-    int fits = queue_limits_allow(&in->cfg, db, in->source, in->dest, mid, &wait_why);
-    if (fits < 0)
-        return -1;
-    in->queued = !fits;
-    if (in->queued) {
-        char qdl[24];
-        snprintf(qdl, sizeof(qdl), "%lld", (long long)ledger_deadline_cfg(&in->cfg, MIG_QUEUED));
-        const char *qp[] = {mid, qdl};
-        if (db_exec(db, NULL,
-                    "UPDATE migrations SET status = 'queued', owner = NULL, lease_expires_at = NULL, epoch = 0,"
-                    " deadline_at = now() + make_interval(secs => $2::int) WHERE id = $1::bigint",
-                    2, qp) < 0)
-            return -1;
-    }
-    _cleanup_free_ char *msg =
-        xasprintf("%s from %s to %s%s%s%s%s%s", in->ec2_id, in->source, in->dest,
-                  rq->host ? " (destination named)" : " (destination chosen)", in->policy ? "; policy " : "",
-                  in->policy ? in->policy : "", in->queued ? "; waits: " : "", in->queued ? wait_why : "");
-    if (ledger_record(db, in->s->name, in->migration, "scheduler", NULL, in->queued ? MIG_QUEUED : MIG_SCHEDULED,
-                      "status", msg) < 0)
-        return -1;
     in->accepted = 1;
     return 0;
 }

@@ -1,38 +1,36 @@
 /* limits: the concurrency limits ([scheduler] max_outgoing_per_source, max_incoming_per_dest,
- * max_cluster), in one place for both their users: a new request (intake, through
- * queue_limits_allow) and the queue's dispatch. The active migrations are counted by one SQL
- * statement read under one advisory lock held to the commit (so replicas deciding at once
- * count each other's migrations), and one C function decides; the dispatch adds the
- * migrations it starts to the counts as it goes (any number of hosts). */
+ * max_cluster), one decision for both its users: a new request (intake) and the queue's
+ * dispatch. A host's counts are its own counters (schema 15: kept by a trigger on migrations,
+ * changed only under the host's row lock), read while the caller holds both hosts' row locks,
+ * so replicas deciding at once never pass a limit and never wait on each other unless they
+ * share a host. Only the cluster's total (max_cluster, when set) is counted under one advisory
+ * lock held to the commit. */
 #ifndef FERRY_LIMITS_H
 #define FERRY_LIMITS_H
 
 #include "config.h"
 #include "db.h"
 
-/* The active migrations (scheduled to completing) by host, and the cluster's total. */
-typedef struct limits_counts limits_counts;
+/* What one decision weighs: a migration from a source to a destination. */
+typedef struct limits_view {
+    int64_t out;    /* the source's active migrations out of it */
+    int64_t in;     /* the destination's active migrations into it */
+    int64_t total;  /* the cluster's active migrations (not counted while max_cluster is 0) */
+    int64_t queued; /* queued migrations from the source or to the destination that come first */
+} limits_view;
 
-/* Takes the advisory lock of every limit decision in db's open transaction (held to its
- * commit). Returns 0, or -1 (see db_error). */
-int limits_lock(db_conn *db) FERRY_WUR;
-/* Reads the active migrations' counts, not counting migration self (NULL for none), into a new
- * *out (caller frees with limits_counts_free). With source and dest (both NULL for every host),
- * only those two hosts are counted, and also the queued migrations from source or to dest
- * other than self (first come, first served). Call it under limits_lock. Returns 0, or -1 (see
- * db_error). */
-int limits_load(db_conn *db, const char *self, const char *source, const char *dest, limits_counts **out) FERRY_WUR;
-/* Returns new, empty counts (caller frees with limits_counts_free). */
-limits_counts *limits_counts_new(void);
-/* Frees counts; NULL is accepted. */
-void limits_counts_free(limits_counts *k);
-/* Counts one more active migration from source to dest (strings copied). */
-void limits_add(limits_counts *k, const char *source, const char *dest);
-/* Counts queued migrations that wait before a new one (first come, first served). */
-void limits_add_queued(limits_counts *k, int64_t n);
-/* Whether one more migration from source to dest fits c's limits given k: 1, or 0 with *why
+/* Counts the cluster's active migrations into *total under the advisory lock of every
+ * cluster-wide decision (held to the commit of db's open transaction) when c sets max_cluster;
+ * 0 without taking anything when it does not. Returns 0, or -1 (see db_error). */
+int limits_cluster_total(const cfg_scheduler *c, db_conn *db, int64_t *total) FERRY_WUR;
+/* Locks source's and dest's host rows (FOR NO KEY UPDATE, in name order) in db's open
+ * transaction and reads their counters into v: out, in, and queued as their queued migrations
+ * (total is left as it is). Returns 1, 0 when either host is unknown, or -1 (see db_error). */
+int limits_hosts(db_conn *db, const char *source, const char *dest, limits_view *v) FERRY_WUR;
+/* Whether one more migration from source to dest fits c's limits given v: 1, or 0 with *why
  * (caller frees; why may be NULL when the reason is not wanted) saying which limit, checked in
- * order: the source's outgoing, the destination's incoming, the cluster, older queued ones. */
-int limits_fit(const cfg_scheduler *c, const limits_counts *k, const char *source, const char *dest, char **why);
+ * order: the source's outgoing, the destination's incoming, the cluster (max_cluster 0: none),
+ * older queued ones. */
+int limits_fit(const cfg_scheduler *c, const limits_view *v, const char *source, const char *dest, char **why);
 
 #endif

@@ -252,14 +252,18 @@ static void on_reload(void *arg)
     char *name = c->scheduler.name; /* the replica keeps its name (n's copy goes with n) */
     c->scheduler = n.scheduler;
     c->scheduler.name = name;
+    char cluster[48];
+    if (c->scheduler.max_cluster > 0)
+        snprintf(cluster, sizeof(cluster), "%lld in the cluster", (long long)c->scheduler.max_cluster);
+    else
+        snprintf(cluster, sizeof(cluster), "none for the cluster");
     log_info(NULL,
-             "configuration reloaded: log level %s; limits %lld out per source, %lld in per destination, %lld in the "
-             "cluster; deadlines queued %lld s, preparing %lld s, running %lld s, completing %lld s; lease %lld s",
+             "configuration reloaded: log level %s; limits %lld out per source, %lld in per destination, %s; "
+             "deadlines queued %lld s, preparing %lld s, running %lld s, completing %lld s; lease %lld s",
              log_level_name(c->log.level), (long long)c->scheduler.max_outgoing_per_source,
-             (long long)c->scheduler.max_incoming_per_dest, (long long)c->scheduler.max_cluster,
-             (long long)c->scheduler.deadline_queued_s, (long long)c->scheduler.deadline_preparing_s,
-             (long long)c->scheduler.deadline_running_s, (long long)c->scheduler.deadline_completing_s,
-             (long long)c->scheduler.lease_s);
+             (long long)c->scheduler.max_incoming_per_dest, cluster, (long long)c->scheduler.deadline_queued_s,
+             (long long)c->scheduler.deadline_preparing_s, (long long)c->scheduler.deadline_running_s,
+             (long long)c->scheduler.deadline_completing_s, (long long)c->scheduler.lease_s);
     cfg_free(&n);
     queue_dispatch_soon(r->s); /* higher limits may let queued migrations start */
 }
@@ -406,6 +410,7 @@ int main(int argc, char **argv)
      * which keep their status; the lease brings them back (to this replica or another) */
     s.stopping = 1;
     orchcall_stop(&s);
+    hoststate_stop(&s);
     if (orch_count())
         log_info(NULL, "stopping with %d migrations in flight: they resume when their lease expires", orch_count());
     log_info(NULL, PROG " stopped");

@@ -1,25 +1,14 @@
 /* queue: the migrations that wait for the concurrency limits (limits.h). A request over a
  * limit is accepted and its capacity claimed, but it waits in `queued`; when a migration ends,
- * a replica promotes the oldest queued ones that fit to `scheduled` and drives them. Every
- * decision against the limits holds one advisory lock to its commit, so replicas deciding at
- * once count each other's migrations. */
+ * a replica promotes the oldest queued ones that fit to `scheduled` and drives them. The
+ * decision reads the hosts' own counters under their row locks (and the cluster's total under
+ * its lock when max_cluster is set), as a new request's does. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger.h"
 #include "limits.h"
 #include "sched.h"
-
-int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self,
-                       char **why)
-{
-    limits_counts *k = NULL;
-    if (limits_lock(db) < 0 || limits_load(db, self, source, dest, &k) < 0)
-        return -1;
-    int fits = limits_fit(c, k, source, dest, why);
-    limits_counts_free(k);
-    return fits;
-}
 
 /* One dispatch, run by the database worker. */
 typedef struct disp {
@@ -37,8 +26,6 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
     disp *d = arg;
     sched *s = d->s;
     d->n = d->ended = 0;
-    if (limits_lock(db) < 0)
-        return -1;
     _cleanup_pq_ PGresult *q = NULL;
     if (db_exec(db, &q,
                 "SELECT m.id, m.source_host, m.dest_host, m.abort_requested, coalesce(m.deadline_at < now(), false),"
@@ -48,10 +35,17 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
         return -1;
     if (PQntuples(q) == 0)
         return 0;
-    /* the active migrations' counts, and each one started here added to them: the same
-     * decision as a new request's (limits_fit), oldest first */
-    limits_counts *k = NULL;
-    if (limits_load(db, NULL, NULL, NULL, &k) < 0)
+    /* every host these migrations name, locked at once in name order, before the cluster's
+     * lock (a new request takes its hosts first too): each decision below then reads counters
+     * no one else can change, and the ones this dispatch starts are in them (the trigger) */
+    if (db_exec(db, NULL,
+                "SELECT 1 FROM hosts WHERE name IN (SELECT source_host FROM migrations WHERE status = 'queued'"
+                " AND id <= $1::bigint UNION SELECT dest_host FROM migrations WHERE status = 'queued'"
+                " AND id <= $1::bigint) ORDER BY name FOR NO KEY UPDATE",
+                1, (const char *[]){PQgetvalue(q, PQntuples(q) - 1, 0)}) < 0)
+        return -1;
+    int64_t total = 0;
+    if (limits_cluster_total(&d->cfg, db, &total) < 0)
         return -1;
     const cfg_scheduler *c = &d->cfg;
     char lease[24];
@@ -72,7 +66,16 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
                 d->ended++;
             continue;
         }
-        if (d->n == 64 || !limits_fit(c, k, src, dst, NULL))
+        /* the same decision as a new request's (limits_fit), oldest first; the queued ones do
+         * not wait for each other here */
+        limits_view v = {.total = total};
+        int known = limits_hosts(db, src, dst, &v);
+        if (known < 0) {
+            rc = -1;
+            continue;
+        }
+        v.queued = 0;
+        if (!known || d->n == 64 || !limits_fit(c, &v, src, dst, NULL))
             continue;
         const char *p[] = {id, s->name, lease, dl};
         if (db_exec(db, NULL,
@@ -85,10 +88,9 @@ static int dispatch_tx(db_conn *db, void *arg, char **err)
             rc = -1;
             continue;
         }
-        limits_add(k, src, dst);
+        total++;
         d->start[d->n++] = atoll(id);
     }
-    limits_counts_free(k);
     return rc;
 }
 

@@ -57,6 +57,10 @@ typedef struct sched {
     int drain_again;              /* ... and another was asked meanwhile */
     int64_t drain_next_ms;        /* monotonic time of the next pass */
     json_object *config_policies; /* the configuration file's [policy NAME]s as policy.set bodies */
+    /* heartbeats waiting for the next batch (hoststate.c) */
+    struct ev_job **hb_pending;
+    size_t hb_npending, hb_cap;
+    int hb_batches; /* batches with the database worker */
 } sched;
 
 /* The queue of this scheduler's event consumer (all replicas share it: one of them records
@@ -75,6 +79,9 @@ typedef struct sched {
 /* Consumer of SCHED_EVENTS_QUEUE: heartbeats into hosts/instances/allocations, agent
  * migration events into migration_events and the orchestration. Owns d. */
 void hoststate_on_event(mq_conn *c, mq_delivery *d, void *arg);
+/* At the stop, after the loop: the heartbeats still waiting for a batch go to the database
+ * worker (whose stop finishes their deliveries). */
+void hoststate_stop(sched *s);
 
 /* ---- intake (intake.c) ------------------------------------------------------------------------ */
 /* Consumer of ferry.scheduler: one request, one transaction (on the database worker; the
@@ -153,14 +160,6 @@ typedef void (*forecastop_plan_fn)(void *arg, forecastop_plan *plan);
 void forecastop_plan_request(sched *s, const msg_request *rq, forecastop_plan_fn done, void *arg);
 
 /* ---- limits and the queue (queue.c) ---------------------------------------------------------- */
-/* In the caller's transaction: serializes with every other replica's limit decisions (an
- * advisory lock held to the commit) and says whether one more migration from source to dest
- * fits max_outgoing_per_source, max_incoming_per_dest and max_cluster, not counting migration
- * `self` (the caller's own, already inserted; NULL for none). Returns 1 (fits), 0 (*why, caller
- * frees, says which limit) or -1 (database error). Take it as late as the transaction allows:
- * the lock is held to the commit and every replica's claims wait for it. */
-int queue_limits_allow(const cfg_scheduler *c, db_conn *db, const char *source, const char *dest, const char *self,
-                       char **why) FERRY_WUR;
 /* Starts the queued migrations the limits now allow (oldest first, as this replica's), and
  * cancels queued ones that were aborted or waited past deadline_queued_s: one transaction on
  * the database worker, the migrations started in its continuation (a dispatch asked while

@@ -105,10 +105,10 @@ grep -q 'msg="configuration reloaded: log level debug; limits 2 out per source, 
 grep -q 'msg="configuration reloaded: log level debug"' "$work/reload-agent.log" || fail "the agent did not reload"
 for _ in $(seq 1 60); do grep -q "level=debug" "$work/reload-agent.log" && break; sleep 0.1; done
 grep -q "level=debug" "$work/reload-agent.log" || fail "no debug line after the reload"
-printf '[scheduler]\nmax_cluster = 0\n' >"$work/reload.conf"
+printf '[scheduler]\nmax_cluster = 10001\n' >"$work/reload.conf"
 kill -HUP "$rpid"
 for _ in $(seq 1 30); do grep -q "configuration not reloaded" "$work/reload-sched.log" && break; sleep 0.1; done
-grep -q "configuration not reloaded, nothing changed: $work/reload.conf:2: \[scheduler\] max_cluster: value 0 is out of range" "$work/reload-sched.log" ||
+grep -q "configuration not reloaded, nothing changed: $work/reload.conf:2: \[scheduler\] max_cluster: value 10001 is out of range" "$work/reload-sched.log" ||
   fail "a bad file on SIGHUP: $(tail -n 3 "$work/reload-sched.log")"
 kill -0 "$rpid" && kill -0 "$rapid" || fail "a daemon died on SIGHUP"
 kill -TERM "$rpid" "$rapid"

@@ -1,7 +1,8 @@
 /* Integration tests of scheduler/limits and scheduler/ledger against the real PostgreSQL
- * started by the harness: the counts limits_load reads (every host, or the two of a request
- * with the queued ones before it; the caller's own migration left out) decided by limits_fit,
- * and ledger_cancel_queued (the one "cancel a queued migration" of intake and the queue). */
+ * started by the harness: the hosts' limit counters the trigger of schema 15 keeps (through
+ * every change of class: queued, active, ended), what limits_hosts and limits_cluster_total
+ * read, decided by limits_fit, and ledger_cancel_queued (the one "cancel a queued migration"
+ * of intake and the queue). */
 #include "testlib.h"
 
 #include <string.h>
@@ -112,11 +113,10 @@ static cfg_scheduler limits(int64_t out, int64_t in, int64_t cluster)
     return c;
 }
 
-static void assert_fit(const cfg_scheduler *c, const limits_counts *k, const char *src, const char *dst,
-                       const char *why)
+static void assert_fit(const cfg_scheduler *c, const limits_view *v, const char *src, const char *dst, const char *why)
 {
     char *w = NULL;
-    int fits = limits_fit(c, k, src, dst, &w);
+    int fits = limits_fit(c, v, src, dst, &w);
     if (!why) {
         if (fits != 1)
             fail_msg("%s -> %s does not fit: %s", src, dst, w);
@@ -128,48 +128,96 @@ static void assert_fit(const cfg_scheduler *c, const limits_counts *k, const cha
     free(w);
 }
 
-static void test_counts_every_host(void **state)
+/* every host's counters: active (all unfinished) / out / in / queued out / queued in */
+#define COUNTERS                                                                                                       \
+    "SELECT string_agg(name || ':' || migrations_active || '/' || migrations_out || '/' || migrations_in || '/'"       \
+    " || queued_out || '/' || queued_in, ' ' ORDER BY name) FROM hosts"
+
+static void test_counters_follow_the_migrations(void **state)
 {
     fixture *f = *state;
-    limits_counts *k = NULL;
-    assert_int_equal(limits_lock(f->db), 0);
-    assert_int_equal(limits_load(f->db, NULL, NULL, NULL, &k), 0);
-    cfg_scheduler c = limits(2, 2, 10);
-    assert_fit(&c, k, "h1", "h4", "h1 already has 2 outgoing migrations (max_outgoing_per_source = 2)");
-    assert_fit(&c, k, "h4", "h2", "h2 already has 2 incoming migrations (max_incoming_per_dest = 2)");
-    assert_fit(&c, k, "h3", "h4", NULL); /* one outgoing, the queued one does not count */
-    c = limits(5, 5, 3);
-    assert_fit(&c, k, "h4", "h1", "3 migrations are running in the cluster (max_cluster = 3)");
-    /* the dispatch adds what it starts */
-    c = limits(2, 3, 10);
-    assert_fit(&c, k, "h4", "h2", NULL);
-    limits_add(k, "h4", "h2");
-    assert_fit(&c, k, "h3", "h2", "h2 already has 3 incoming migrations (max_incoming_per_dest = 3)");
-    limits_counts_free(k);
+    /* h1 -> h2 running, h1 -> h3 scheduled, h3 -> h2 completing, h4 -> h2 queued, h2 -> h1 failed */
+    _cleanup_free_ char *c0 = one(f->db, COUNTERS);
+    assert_string_equal(c0, "h1:2/2/0/0/0 h2:3/0/2/0/1 h3:2/1/1/0/0 h4:1/0/0/1/0");
+    /* within a class (scheduled -> preparing -> running) nothing moves */
+    exec_ok(f->db, "UPDATE migrations SET status = 'preparing' WHERE status = 'scheduled'");
+    _cleanup_free_ char *c1 = one(f->db, COUNTERS);
+    assert_string_equal(c1, c0);
+    /* queued -> scheduled: h4's queued out becomes an active out, h2's queued in an active in */
+    exec_ok(f->db, "UPDATE migrations SET status = 'scheduled' WHERE status = 'queued'");
+    _cleanup_free_ char *c2 = one(f->db, COUNTERS);
+    assert_string_equal(c2, "h1:2/2/0/0/0 h2:3/0/3/0/0 h3:2/1/1/0/0 h4:1/1/0/0/0");
+    /* an end: h1 -> h2 completed */
+    exec_ok(f->db, "UPDATE migrations SET status = 'completed', finished_at = now() WHERE status = 'running'");
+    _cleanup_free_ char *c3 = one(f->db, COUNTERS);
+    assert_string_equal(c3, "h1:1/1/0/0/0 h2:2/0/2/0/0 h3:2/1/1/0/0 h4:1/1/0/0/0");
+    /* a destination changed, and a row deleted */
+    exec_ok(f->db, "UPDATE migrations SET dest_host = 'h1' WHERE status = 'completing'");
+    exec_ok(f->db, "DELETE FROM allocations");
+    exec_ok(f->db, "DELETE FROM migrations WHERE status = 'preparing'");
+    _cleanup_free_ char *c4 = one(f->db, COUNTERS);
+    assert_string_equal(c4, "h1:1/0/1/0/0 h2:1/0/1/0/0 h3:1/1/0/0/0 h4:1/1/0/0/0");
+    /* and what counting the rows says */
+    _cleanup_free_ char *diff =
+        one(f->db, "SELECT count(*) FROM hosts h WHERE migrations_out <> (SELECT count(*) FROM migrations m"
+                   " WHERE m.source_host = h.name AND ferry_limit_class(m.status) = 'a') OR migrations_in <> (SELECT"
+                   " count(*) FROM migrations m WHERE m.dest_host = h.name AND ferry_limit_class(m.status) = 'a')");
+    assert_string_equal(diff, "0");
 }
 
-static void test_counts_of_a_request(void **state)
+static void test_decisions(void **state)
 {
     fixture *f = *state;
-    _cleanup_free_ char *m1 = one(f->db, "SELECT id FROM migrations WHERE status = 'running'");
-    _cleanup_free_ char *m4 = one(f->db, "SELECT id FROM migrations WHERE status = 'queued'");
-    cfg_scheduler c = limits(2, 5, 10);
-    limits_counts *k = NULL;
-    /* a new request from h4 to h2 waits behind the queued h4 -> h2 */
-    assert_int_equal(limits_load(f->db, NULL, "h4", "h2", &k), 0);
-    assert_fit(&c, k, "h4", "h2", "older migrations from h4 or to h2 are queued: first come, first served");
-    limits_counts_free(k);
-    /* ... but not behind itself */
-    assert_int_equal(limits_load(f->db, m4, "h4", "h2", &k), 0);
-    assert_fit(&c, k, "h4", "h2", NULL);
-    limits_counts_free(k);
-    /* the caller's own migration is not counted */
-    assert_int_equal(limits_load(f->db, NULL, "h1", "h3", &k), 0);
-    assert_fit(&c, k, "h1", "h3", "h1 already has 2 outgoing migrations (max_outgoing_per_source = 2)");
-    limits_counts_free(k);
-    assert_int_equal(limits_load(f->db, m1, "h1", "h3", &k), 0);
-    assert_fit(&c, k, "h1", "h3", NULL);
-    limits_counts_free(k);
+    cfg_scheduler c = limits(2, 2, 10);
+    limits_view v = {0};
+    assert_int_equal(limits_hosts(f->db, "h1", "h4", &v), 1);
+    assert_fit(&c, &v, "h1", "h4", "h1 already has 2 outgoing migrations (max_outgoing_per_source = 2)");
+    assert_int_equal(limits_hosts(f->db, "h3", "h2", &v), 1);
+    assert_fit(&c, &v, "h3", "h2", "h2 already has 2 incoming migrations (max_incoming_per_dest = 2)");
+    assert_int_equal(limits_hosts(f->db, "h3", "h4", &v), 1);
+    assert_fit(&c, &v, "h3", "h4", NULL); /* one outgoing; h4's queued one is outgoing, not to it */
+    /* a new request from h4 waits behind the queued h4 -> h2, and so does one to h2 */
+    c = limits(5, 5, 10);
+    assert_int_equal(limits_hosts(f->db, "h4", "h1", &v), 1);
+    assert_fit(&c, &v, "h4", "h1", "older migrations from h4 or to h1 are queued: first come, first served");
+    assert_int_equal(limits_hosts(f->db, "h1", "h2", &v), 1);
+    assert_fit(&c, &v, "h1", "h2", "older migrations from h1 or to h2 are queued: first come, first served");
+    /* the cluster: counted (under its lock) only when max_cluster is set */
+    c = limits(5, 5, 3);
+    assert_int_equal(limits_cluster_total(&c, f->db, &v.total), 0);
+    assert_int_equal(v.total, 3);
+    assert_int_equal(limits_hosts(f->db, "h3", "h4", &v), 1);
+    assert_fit(&c, &v, "h3", "h4", "3 migrations are running in the cluster (max_cluster = 3)");
+    c = limits(5, 5, 0);
+    assert_int_equal(limits_cluster_total(&c, f->db, &v.total), 0);
+    assert_int_equal(v.total, 0);
+    assert_fit(&c, &v, "h3", "h4", NULL);
+    /* an unknown host */
+    assert_int_equal(limits_hosts(f->db, "h3", "nowhere", &v), 0);
+}
+
+/* Two transactions deciding for the same destination: the second reads the first one's
+ * migration in the counters once the first commits (it waits on the host's row lock). */
+static void test_row_lock_orders_decisions(void **state)
+{
+    fixture *f = *state;
+    _cleanup_free_ char *dsn = xasprintf("%s dbname=%s", test_env("FERRY_TEST_PG_DSN"), f->dbname);
+    db_conn *other = open_dsn(dsn);
+    exec_ok(f->db, "BEGIN");
+    limits_view v = {0};
+    assert_int_equal(limits_hosts(f->db, "h3", "h4", &v), 1);
+    assert_int_equal(v.in, 0);
+    exec_ok(f->db,
+            "INSERT INTO migrations (request_id, instance_uuid, source_host, dest_host, status)"
+            " VALUES ('aaaaaaaa-0000-0000-0000-000000000009', '00000000-0000-0000-0000-000000000005', 'h3', 'h4',"
+            " 'scheduled')");
+    /* the other session cannot take h4's row while this transaction holds it */
+    exec_ok(other, "SET lock_timeout = '200ms'");
+    assert_int_equal(limits_hosts(other, "h1", "h4", &v), -1);
+    exec_ok(f->db, "COMMIT");
+    assert_int_equal(limits_hosts(other, "h1", "h4", &v), 1);
+    assert_int_equal(v.in, 1);
+    db_close(other);
 }
 
 static void test_cancel_queued(void **state)
@@ -205,8 +253,9 @@ static void test_cancel_queued(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_counts_every_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counts_of_a_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_follow_the_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_lock_orders_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,7 +166,7 @@ static void test_default_values(void **state)
     assert_true(c.database.prepared_statements);
     assert_string_equal(c.scheduler.name, "");
     assert_int_equal(c.scheduler.lease_s, 30);
-    assert_int_equal(c.scheduler.max_cluster, 16);
+    assert_int_equal(c.scheduler.max_cluster, 0);
     assert_true(c.scheduler.cpu_allocation_ratio == 16.0);
     assert_true(c.scheduler.ram_allocation_ratio == 1.5);
     assert_int_equal(c.scheduler.reserved_host_memory_mb, 512);
