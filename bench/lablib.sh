@@ -3,7 +3,9 @@
 # tests' or a developer's — taken down at exit, and small helpers. Source it after `top` and
 # FERRY_BIN_DIR are set; then `"$LAB" up ...` and `eval "$("$LAB" env)"`.
 source "$top/tests/lab/lib.sh"
-export FERRY_LAB_DIR=/tmp/ferry-bench-lab FERRY_LAB_NAME=ferrybn FERRY_LAB_NET=79 FERRY_LAB_PORT_BASE=26660
+# FERRY_BENCH_LAB_{DIR,NAME,NET,PORT_BASE} give a second checkout's benchmarks a lab of their own
+export FERRY_LAB_DIR=${FERRY_BENCH_LAB_DIR:-/tmp/ferry-bench-lab} FERRY_LAB_NAME=${FERRY_BENCH_LAB_NAME:-ferrybn}
+export FERRY_LAB_NET=${FERRY_BENCH_LAB_NET:-79} FERRY_LAB_PORT_BASE=${FERRY_BENCH_LAB_PORT_BASE:-26660}
 trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
 "$LAB" down >/dev/null 2>&1 || true
 # HOST's libvirt URI, and the URI other hosts migrate to it with (after the lab's env)

@@ -60,6 +60,7 @@ typedef struct cfg_scheduler {
     int64_t forecast_setup_ms;        /* a forecast's fixed cost before the first byte */
     int64_t forecast_switch_ms;       /* a forecast's fixed part of the pause */
     int64_t forecast_sample_s;        /* each migration's dirty-rate sample; 0 = no forecast */
+    int64_t forecast_reuse_s;         /* an instance's sample this recent is reused (0 = never) */
     int64_t downtime_steps;           /* the downtime ramp's steps (0 = the limit from the start) */
     int64_t downtime_delay_s;         /* ... each this long per GiB of the guest's memory */
     int64_t completion_timeout_s;     /* 0 = never */
@@ -87,8 +88,8 @@ typedef struct cfg_scheduler {
 } cfg_scheduler;
 
 typedef struct cfg_agent {
-    char *host;    /* "" = the host name */
-    char *address; /* "" = resolve host */
+    char *host;              /* "" = the host name */
+    char *address;           /* "" = resolve host */
     char *migration_address; /* the migration network's address ("" = none: the address above) */
     int64_t heartbeat_interval_s;
     char *instances_path;   /* absolute */

@@ -234,6 +234,9 @@ const cfg_option cfg_table[] = {
             "a forecast's fixed part of the guest's pause (device state, handshake), in ms"),
     OPT_INT(scheduler, forecast_sample_s, "1", 0, 10,
             "seconds each migration's source samples its dirty rate for the forecast (0 = none)"),
+    OPT_INT(scheduler, forecast_reuse_s, "300", 0, 86400,
+            "a migration of an instance whose dirty rate a migration of this scheduler sampled at most "
+            "this many seconds ago forecasts from that sample instead of sampling again (0 = always sample)"),
     OPT_INT(scheduler, downtime_steps, "0", 0, 100,
             "raise a pre-copy's allowed pause to max_downtime_ms in this many steps (Nova's "
             "live_migration_downtime_steps; 0 = the whole limit from the start)"),

@@ -17,6 +17,7 @@
 #include "mq.h"
 #include "orchcall.h"
 #include "policy.h"
+#include "samplecache.h"
 #include "drain.h"
 #include "schema.h"
 #include "sched.h"
@@ -428,6 +429,7 @@ out:
     app_signals_free(sig);
     event_base_free(s.base);
     free(s.name);
+    samplecache_free(s.samples);
     json_object_put(s.config_policies);
     cfg_free(&cfg);
     log_close();

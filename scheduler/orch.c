@@ -21,6 +21,7 @@
 #include "orchcall.h"
 #include "orchcore.h"
 #include "orchtx.h"
+#include "samplecache.h"
 
 /* ---- the steps ----------------------------------------------------------------------------- */
 
@@ -353,11 +354,25 @@ static void start_live(orch *o)
     call(o, o->source, ORCHREPLY_LIVE_MIGRATION, b, live_started);
 }
 
+static void go_live(orch *o)
+{
+    orchtx_transition(o, MIG_RUNNING, NULL, start_live);
+}
+
 static void prepared(orch *o, const orchreply *r)
 {
     (void)r;
     o->prepared = 1;
-    orchtx_transition(o, MIG_RUNNING, NULL, start_live);
+    if (o->sampling) {
+        /* the source still samples the guest: the migration would make that sample wrong (the
+         * guest paused, throttled or gone before its end) and libvirt refuses to start one once
+         * the migration's job holds the domain; the rest of the sample is waited for */
+        o->live_waits = 1;
+        log_debug(&o->lf, "migration %lld: prepared; the live migration waits for the dirty-rate sample on %s",
+                  (long long)o->id, o->source);
+        return;
+    }
+    go_live(o);
 }
 
 static void prepare(orch *o)
@@ -417,27 +432,87 @@ static void check_destination(orch *o)
     call(o, o->dest, ORCHREPLY_CHECK_DESTINATION, b, dest_checked);
 }
 
-/* The source's dirty-rate sample came: the forecast of the mode this migration runs in, stored
- * with it (issue #18); then the checks go on. */
-static void forecast_sampled(orch *o, const orchreply *r)
+/* ---- the forecast's dirty-rate sample (issue #18) -------------------------------------------- */
+
+/* Stores the forecast of the mode o runs in from a sample of its guest: dirty_mib_s, nonzero_mib
+ * and memory_mib; sampled says the sample is o's own, else sample_note (borrowed) says whose. */
+static void forecast_store(orch *o, int64_t dirty_mib_s, int64_t nonzero_mib, int64_t memory_mib, int sampled,
+                           const char *sample_note)
 {
     const cfg_scheduler *cs = &o->s->cfg->scheduler;
     int64_t bw = o->bw > 0 ? o->bw : cs->forecast_bandwidth_mib_s;
     forecast_mode m = o->post_copy ? FORECAST_POSTCOPY : o->auto_converge ? FORECAST_AUTO_CONVERGE : FORECAST_PRECOPY;
     /* QEMU is given the migration's max_downtime_ms as its limit */
-    forecast_in in =
-        forecast_in_for(cs, r->dirty.memory_mib, r->dirty.nonzero_mib, r->dirty.mib_s, bw, o->downtime, o->after);
-    orchtx_forecast(o, m, &in, r->dirty.mib_s, r->dirty.nonzero_mib, bw);
-    check_destination(o);
+    forecast_in in = forecast_in_for(cs, memory_mib, nonzero_mib, dirty_mib_s, bw, o->downtime, o->after);
+    orchtx_forecast(o, m, &in, dirty_mib_s, nonzero_mib, bw, sampled, sample_note);
 }
 
-/* No sample (an older agent, a guest not running, no answer in time): no forecast, the
- * migration goes on. */
+/* The sample is answered (or given up): a prepared migration waiting for it starts now. */
+static void sample_settled(orch *o)
+{
+    o->sampling = 0;
+    if (!o->live_waits)
+        return;
+    o->live_waits = 0;
+    log_info(&o->lf, "migration %lld: the dirty-rate sample on %s took %lld ms; the live migration starts",
+             (long long)o->id, o->source, (long long)(mono_ms() - o->sample_ms));
+    go_live(o);
+}
+
+/* The source's dirty-rate sample came: the forecast of the mode this migration runs in, stored
+ * with it, and the sample remembered for the instance's next migrations (forecast_reuse_s). */
+static void forecast_sampled(orch *o, const orchreply *r)
+{
+    forecast_store(o, r->dirty.mib_s, r->dirty.nonzero_mib, r->dirty.memory_mib, 1, NULL);
+    samplecache_entry e = {
+        .migration = o->id, .at_ms = mono_ms(), .dirty_mib_s = r->dirty.mib_s, .nonzero_mib = r->dirty.nonzero_mib};
+    strlcpy_f(e.host, o->source, sizeof(e.host));
+    samplecache_put(&o->s->samples, o->uuid, &e);
+    sample_settled(o);
+}
+
+/* No sample (an older agent, a guest not running, no answer in time): no forecast, recorded
+ * with why; the migration goes on. */
 static void forecast_failed(orch *o, rpc_code code, const char *why)
 {
     (void)code;
-    log_info(&o->lf, "migration %lld: no forecast: %s", (long long)o->id, why);
-    check_destination(o);
+    _cleanup_free_ char *msg = xasprintf("no forecast: the dirty-rate sample failed: %s", why);
+    log_info(&o->lf, "migration %lld: %s", (long long)o->id, msg);
+    ledger_record_later(o->s, &o->lf, o->id, "scheduler", NULL, LEDGER_NO_STATUS, "forecast", msg,
+                        "record the missing forecast");
+    sample_settled(o);
+}
+
+/* The forecast's input, taken while the destination checks and prepares (it measures the
+ * guest on the source, not the link): a sample of the instance that one of this replica's
+ * migrations took within forecast_reuse_s is used at once; else the source samples the guest
+ * now (sent once, never retried; the agent takes the period and up to 5 s more), and the live
+ * migration waits only for what is left of it once the destination is prepared. */
+static void sample_start(orch *o)
+{
+    const cfg_scheduler *cs = &o->s->cfg->scheduler;
+    int64_t secs = cs->forecast_sample_s;
+    o->sampling = 0;
+    o->live_waits = 0;
+    if (secs <= 0)
+        return;
+    samplecache_entry e;
+    int64_t now = mono_ms();
+    if (cs->forecast_reuse_s > 0 &&
+        samplecache_get(o->s->samples, o->uuid, now, cs->forecast_reuse_s * 1000, &e) == 0) {
+        _cleanup_free_ char *note = xasprintf("the dirty-rate sample of migration %lld on %s, %lld s old",
+                                              (long long)e.migration, e.host, (long long)((now - e.at_ms) / 1000));
+        log_info(&o->lf, "migration %lld: no new sample: the forecast takes %s (forecast_reuse_s %lld)",
+                 (long long)o->id, note, (long long)cs->forecast_reuse_s);
+        forecast_store(o, e.dirty_mib_s, e.nonzero_mib, o->memory_mb, 0, note);
+        return;
+    }
+    o->sampling = 1;
+    o->sample_ms = now;
+    json_object *fb = json_object_new_object();
+    json_object_object_add(fb, "seconds", json_object_new_int64(secs));
+    orchcall_once(o, o->source, ORCHREPLY_DIRTY_RATE, fb, (int)o->s->cfg->amqp.rpc_timeout_ms + (int)secs * 1000 + 5000,
+                  forecast_sampled, forecast_failed);
 }
 
 static void source_checked(orch *o, const orchreply *r)
@@ -458,17 +533,12 @@ static void source_checked(orch *o, const orchreply *r)
         json_object_object_add(b, "block_migration", json_object_new_boolean(strcmp(o->block, "yes") == 0));
     json_object_put(o->dest_check);
     o->dest_check = b;
-    int64_t secs = o->s->cfg->scheduler.forecast_sample_s;
-    if (secs <= 0) {
-        check_destination(o);
-        return;
-    }
-    /* the forecast's input first (issue #18): sampled once, never retried; the agent takes the
-     * period and up to 5 s more */
-    json_object *fb = json_object_new_object();
-    json_object_object_add(fb, "seconds", json_object_new_int64(secs));
-    orchcall_once(o, o->source, ORCHREPLY_DIRTY_RATE, fb, (int)o->s->cfg->amqp.rpc_timeout_ms + (int)secs * 1000 + 5000,
-                  forecast_sampled, forecast_failed);
+    /* the sample and the destination's checks and prepare at once: the guest's dirty rate is
+     * the source's to measure, the checks are the destination's */
+    sample_start(o);
+    if (o->finishing || o->fail_reason)
+        return; /* the sample could not be sent: the lease is lost */
+    check_destination(o);
 }
 
 static void start_checks(orch *o)

@@ -41,13 +41,16 @@ struct orch {
     int64_t epoch;
     char epoch_s[24];
     json_object *src_disks;  /* check_source's disks, as orchreply_read checked them, for pre_live_migration */
-    json_object *dest_check; /* check_destination's body while the forecast's dirty_rate is asked */
+    json_object *dest_check; /* check_destination's body, made from check_source's answer */
     char *fail_reason;       /* the destination is being rolled back for this reason */
     orch_cause fail_cause;   /* ... and the migration then ends as this says */
     char *abort_reason;      /* an abort was sent to the source: the reason the migration ends with */
     orch_cause abort_cause;  /* ... and its cause */
     int gen;                 /* bumped when the orchestration turns to failure: older replies are dropped */
     int prepared;
+    int sampling;      /* the forecast's dirty_rate is with the source (sent at sample_ms) */
+    int live_waits;    /* prepared: the live migration waits for that sample's answer */
+    int64_t sample_ms; /* monotonic: when the dirty_rate was sent */
     int finishing;
     int polling;
     int postcopy;

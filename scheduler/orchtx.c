@@ -383,7 +383,9 @@ typedef struct fcrec {
     forecast_in in;    /* the inputs; its fixed costs replaced by the learned ones when there are */
     cfg_scheduler cfg; /* a copy, for the learned fixed costs */
     int64_t dirty_mib_s, nonzero_mib, bw_mib_s;
-    char *message; /* what was recorded (the log line) */
+    int sampled;       /* the sample was this migration's (its time is a fixed cost) */
+    char *sample_note; /* else: whose sample it is, for the event (or NULL) */
+    char *message;     /* what was recorded (the log line) */
 } fcrec;
 
 static int fcrec_tx(db_conn *db, void *arg, char **err)
@@ -397,7 +399,9 @@ static int fcrec_tx(db_conn *db, void *arg, char **err)
     if (learned < 0)
         return -1;
     forecast_in in = r->in;
-    in.setup_ms = (uint64_t)(cs.forecast_setup_ms + cs.forecast_sample_s * 1000);
+    /* learned: the sample's wait is part of what was measured; configured: counted only when
+     * this migration waited for a sample of its own */
+    in.setup_ms = (uint64_t)(cs.forecast_setup_ms + (learned || r->sampled ? cs.forecast_sample_s * 1000 : 0));
     forecast_out f;
     forecast_run(&in, r->mode, &f);
     char conv[2], dur[24], down[24], bytes[24], dirty[24], bw[24], nz[24];
@@ -411,7 +415,8 @@ static int fcrec_tx(db_conn *db, void *arg, char **err)
     const char *mode = forecast_mode_str(r->mode);
     free(r->message);
     _cleanup_free_ char *fixed =
-        xasprintf("fixed costs %.1f s%s", (double)(in.setup_ms + in.switch_ms) / 1000.0, learned ? " learned" : "");
+        xasprintf("fixed costs %.1f s%s%s%s", (double)(in.setup_ms + in.switch_ms) / 1000.0, learned ? " learned" : "",
+                  r->sample_note ? "; " : "", r->sample_note ? r->sample_note : "");
     if (f.converges)
         r->message =
             xasprintf("forecast: %s in %.1f s with a %llu ms pause, %llu MiB sent (dirty rate %lld MiB/s, "
@@ -419,9 +424,10 @@ static int fcrec_tx(db_conn *db, void *arg, char **err)
                       mode, (double)f.duration_ms / 1000.0, (unsigned long long)f.downtime_ms,
                       (unsigned long long)(f.bytes >> 20), (long long)r->dirty_mib_s, (long long)r->bw_mib_s, fixed);
     else
-        r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s): it ends only "
-                               "by its completion timeout, a force-complete or an abort",
-                               mode, (long long)r->dirty_mib_s, (long long)r->bw_mib_s);
+        r->message = xasprintf("forecast: %s does not converge (dirty rate %lld MiB/s, link %lld MiB/s%s%s): it ends "
+                               "only by its completion timeout, a force-complete or an abort",
+                               mode, (long long)r->dirty_mib_s, (long long)r->bw_mib_s, r->sample_note ? "; " : "",
+                               r->sample_note ? r->sample_note : "");
     const char *p[] = {
         r->id_s, r->s->name, r->epoch_s, mode, conv, dur, down, bytes, dirty, bw, r->nonzero_mib > 0 ? nz : NULL};
     if (db_exec(db, NULL,
@@ -454,11 +460,12 @@ static void fcrec_done(void *arg, int rc, char *err)
     }
     free(err);
     free(r->message);
+    free(r->sample_note);
     free(r);
 }
 
 void orchtx_forecast(orch *o, forecast_mode mode, const forecast_in *in, int64_t dirty_mib_s, int64_t nonzero_mib,
-                     int64_t bandwidth_mib_s)
+                     int64_t bandwidth_mib_s, int sampled, const char *sample_note)
 {
     fcrec *r = xcalloc(1, sizeof(*r));
     r->s = o->s;
@@ -471,5 +478,7 @@ void orchtx_forecast(orch *o, forecast_mode mode, const forecast_in *in, int64_t
     r->dirty_mib_s = dirty_mib_s;
     r->nonzero_mib = nonzero_mib;
     r->bw_mib_s = bandwidth_mib_s;
+    r->sampled = sampled;
+    r->sample_note = sample_note ? xstrdup(sample_note) : NULL;
     dbq_submit(o->s->dbq, fcrec_work, fcrec_done, r);
 }

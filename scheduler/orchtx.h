@@ -37,8 +37,10 @@ void orchtx_bandwidth(orch *o, int mib_s, const char *message);
  * (forecastop_learn_fixed; in's own when too few say) and stores it before it moves (issue #18:
  * mode, converges, duration, pause, bytes, the dirty rate, non-zero memory and bandwidth it
  * assumed) on the migration, with an event of kind `forecast` saying it, on the database worker
- * (guarded by owner and epoch). */
+ * (guarded by owner and epoch). sampled: o's source sampled the dirty rate for this migration
+ * (its forecast_sample_s is part of the configured fixed costs); else the sample is an earlier
+ * migration's, which sample_note (borrowed, or NULL) names in the event. */
 void orchtx_forecast(orch *o, forecast_mode mode, const forecast_in *in, int64_t dirty_mib_s, int64_t nonzero_mib,
-                     int64_t bandwidth_mib_s);
+                     int64_t bandwidth_mib_s, int sampled, const char *sample_note);
 
 #endif

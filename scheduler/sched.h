@@ -44,6 +44,7 @@ typedef struct sched {
     int http_port;                    /* --http-port, or -1 for [http] port */
     struct http_conns *http_conns;    /* the HTTP server's open connections (http.c) */
     struct orchcall_pending *resends; /* agent calls waiting to be sent again (orchcall.c) */
+    struct samplecache *samples;      /* each instance's last dirty-rate sample (samplecache.h) */
     /* counters of this replica, for /metrics */
     int64_t claims, claim_us, accepted, refused, invalid;
     /* the reconciler (reconcile.c) */
