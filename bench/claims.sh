@@ -170,6 +170,9 @@ EOF
   psql "$pg dbname=$db" -qAtX -F ' ' -f "$work/sampler.sql" >"$work/samples.txt" 2>/dev/null &
   local sampler=$!
   pids+=("$sampler")
+  # the replicas' lease renewals (bench/lib.sh) over both phases
+  lease_sampler_start "$pg dbname=$db" "$work/leases.txt"
+  local lsampler=$!
 
   # phase 1: all M at once, as fast as the broker takes them
   /usr/bin/python3 "$pub" requests "$amqp" "$work/burst.txt" "$work/published-burst.txt" ||
@@ -194,6 +197,9 @@ EOF
     { echo "claims.sh: the broker did not take the paced requests" >&2; exit 1; }
   wait_decided "$db" "$((m + np))"
   read -r q_acc q_ref q_span q_claims q50 q99 qmax q_t50 q_t99 < <(figures "$db" "$work/published-paced.txt")
+  sleep 2 # a last renewal or two after the decisions
+  kill -TERM "$lsampler" 2>/dev/null || true
+  wait "$lsampler" 2>/dev/null || true
 
   local c0 r0 d0 c1 r1 d1
   read -r c0 r0 d0 <<<"$before"
@@ -205,10 +211,11 @@ EOF
   echo "conflict retries: not counted by ferry; PostgreSQL over the burst: $((r1 - r0)) rollbacks," \
     "$((d1 - d0)) deadlocks, $((c1 - c0)) commits (all sessions of the ferry database)"
   awk '$1 == "sample" { n++; a += $2; adv += $3; row += $4; lw += $5 }
-       END { if (n && a) printf "replica sessions, sampled %d times: %.2f active on average; of active samples %.0f%% wait on an advisory lock (the limits lock), %.0f%% on a row lock, %.0f%% on LWLock/IO/IPC, %.0f%% run\n",
+       END { if (n && a) printf "replica sessions, sampled %d times: %.2f active on average; of active samples %.0f%% wait on an advisory lock (a request id, or max_cluster when set), %.0f%% on a row lock, %.0f%% on LWLock/IO/IPC, %.0f%% run\n",
              n, a / n, 100 * adv / a, 100 * row / a, 100 * lw / a, 100 * (a - adv - row - lw) / a }' "$work/samples.txt"
   echo "paced: $np requests at $rate/s; decided: $q_acc accepted, $q_ref refused;" \
     "latency p50 $q50 ms, p99 $q99 ms, max $qmax ms; claim transaction p50 $q_t50 ms, p99 $q_t99 ms"
+  echo "$(lease_intervals "$work/leases.txt") (period 1 s, lease_s 30; over the burst and the paced phase)"
   sqlq "$db" -c "SELECT 'claims by replica: ' || string_agg(o || ' ' || c, ', ' ORDER BY o)
                  FROM (SELECT coalesce(owner, '(queued)') o, count(*) c FROM migrations GROUP BY 1) x"
   sqlq "$db" -c "SELECT 'migrations by status: ' || string_agg(status || ' ' || c, ', ' ORDER BY status)
@@ -238,8 +245,16 @@ EOF
   echo "over-committed hosts: $over"
   echo "hosts whose usage differs from their allocations: $mism"
   echo "hosts whose active-migration counter differs from their migrations: $drift"
+  local ldrift
+  ldrift=$(sqlq "$db" -c "SELECT count(*) FROM hosts h WHERE (h.migrations_out, h.migrations_in, h.queued_out, h.queued_in) <>
+                          (SELECT count(*) FILTER (WHERE m.source_host = h.name AND ferry_limit_class(m.status) = 'a'),
+                                  count(*) FILTER (WHERE m.dest_host = h.name AND ferry_limit_class(m.status) = 'a'),
+                                  count(*) FILTER (WHERE m.source_host = h.name AND m.status = 'queued'),
+                                  count(*) FILTER (WHERE m.dest_host = h.name AND m.status = 'queued')
+                           FROM migrations m WHERE h.name IN (m.source_host, m.dest_host))")
+  echo "hosts whose limit counters differ from their migrations: $ldrift"
   # an over-commit is a bug, not a slow figure: the run fails
-  [[ $over == 0 && $mism == 0 && $drift == 0 ]] || { echo "claims.sh: the claim invariants are broken (see above)" >&2; exit 1; }
+  [[ $over == 0 && $mism == 0 && $drift == 0 && $ldrift == 0 ]] || { echo "claims.sh: the claim invariants are broken (see above)" >&2; exit 1; }
 
   # the ratios, in a fixed form, and the goals
   local r_tps r_lat r_lat2 goal=
@@ -263,7 +278,7 @@ EOF
   ((over == 0 && mism == 0 && drift == 0)) || bad=1
   ((acc + ref == m && q_acc + q_ref == np)) || bad=1
   for k in "${pids[@]}"; do
-    [[ $k == "$sampler" ]] && continue
+    [[ $k == "$sampler" || $k == "$lsampler" ]] && continue
     kill -0 "$k" 2>/dev/null || { echo "a replica died" >&2; bad=1; }
   done
   stop_pids

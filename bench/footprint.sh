@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/footprint.sh [--hosts N] [--duration S] [--smoke] [--agent-lab] [--build DIR]:
+# bench/footprint.sh [--hosts N] [--duration S] [--claims R] [--smoke] [--agent-lab] [--build DIR]:
 # memory of ferry's daemons (goals: ferry-agent idle RSS <= 8 MiB, ferry-scheduler idle RSS
 # <= 32 MiB), on a throwaway RabbitMQ + PostgreSQL (tests/harness/ferry-test-services, state
 # /tmp/ferry-bench-svc, ports 26700..26703):
@@ -9,6 +9,10 @@
 #     host.<name>.heartbeat on ferry.events every 10 s (N/10 per second, the body of
 #     compute-agent/RPC.md with 4 running domains) for S seconds (default 60); RSS sampled
 #     every 0.5 s, the maximum printed, with the backlog left and the CPU the scheduler used;
+#     with --claims R, migration requests (no destination) for those hosts' instances are
+#     published at R per second from the first full round of heartbeats to the end, and the
+#     lease renewals of the migrations the scheduler then drives are sampled (bench/lib.sh:
+#     their period is 1 s; nothing answers its agent calls, so the migrations stay scheduled);
 #   * ferry-agent idle: connected to the same broker and to libvirt's test:///default driver
 #     (no lab needed), with the baseline of bench/agent_rss.sh measured the same way: a bare
 #     libvirt client (`virsh -c test:///default event --all --loop`). --agent-lab runs
@@ -22,10 +26,12 @@ nhosts=1000
 duration=60
 settle=${FERRY_BENCH_SETTLE_S:-8}
 agent_lab=0
+claims=0
 while (($#)); do
   case $1 in
     --hosts) nhosts=${2:?}; shift 2 ;;
     --duration) duration=${2:?}; shift 2 ;;
+    --claims) claims=${2:?}; shift 2 ;;
     --build) bin=$(cd "${2:?}" && pwd); shift 2 ;;
     --smoke) nhosts=50 duration=10 settle=${FERRY_BENCH_SETTLE_S:-2}; shift ;;
     --agent-lab) agent_lab=1; shift ;;
@@ -58,10 +64,14 @@ psql "$pg dbname=postgres" -qAtX -c "SET client_min_messages = warning" -c "DROP
 cat >"$work/ferry.conf" <<EOF
 [amqp]
 url = $amqp
+rpc_timeout_ms = 3600000
 [database]
 dsn = $pg dbname=$db
 [http]
 port = 0
+[scheduler]
+rpc_retry_s = 3600
+deadline_preparing_s = 86400
 [trust]
 # the simulated hosts all publish as this one user (with user_id set): a scheduler's user may
 # speak for any host, an agent's only for its own
@@ -87,6 +97,23 @@ t0=$(cpu_ticks "$spid")
 hb=$!
 pids+=("$hb")
 mr=0 mp=0 mu=0 samples=0
+claimer=
+if ((claims > 0)); then
+  # from the first full round of heartbeats (every host known) to the end
+  (
+    sleep 11
+    # the hosts table filled from empty in these 11 s, before autovacuum's first analyze (up to a
+    # minute): without statistics the planner sorts every host for each claim instead of walking
+    # the placement index (18 ms against 0.1 ms per claim); a cloud's table has them
+    sqlq -c "ANALYZE hosts"
+    sqlq -c "SELECT name FROM instances ORDER BY random() LIMIT $(awk -v r="$claims" -v d="$duration" 'BEGIN { printf "%d", r * (d - 12) }')" >"$work/claim-instances.txt"
+    /usr/bin/python3 "$pub" requests "$amqp" "$work/claim-instances.txt" "$work/claims-published.txt" --rate "$claims"
+  ) >"$work/claims.out" 2>&1 &
+  claimer=$!
+  pids+=("$claimer")
+  lease_sampler_start "$pg dbname=$db" "$work/leases.txt"
+  lsampler=$!
+fi
 while kill -0 "$hb" 2>/dev/null; do
   read -r r p u < <(mem "$spid")
   ((r > mr)) && mr=$r
@@ -96,6 +123,9 @@ while kill -0 "$hb" 2>/dev/null; do
   sleep 0.5
 done
 wait "$hb" || { echo "footprint.sh: the heartbeat publisher failed" >&2; exit 1; }
+if [[ -n $claimer ]]; then
+  wait "$claimer" || { echo "footprint.sh: the request publisher failed: $(cat "$work/claims.out")" >&2; exit 1; }
+fi
 t1=$(cpu_ticks "$spid")
 read -r er ep eu < <(mem "$spid")
 backlog=$(/usr/bin/python3 "$pub" queue-depth "$amqp" ferry.scheduler.events | cut -d' ' -f1)
@@ -103,6 +133,14 @@ sleep 2
 fresh=$(sqlq -c "SELECT count(*) FROM hosts WHERE last_heartbeat > now() - interval '15 s'")
 inst=$(sqlq -c "SELECT count(*) FROM instances")
 cat "$work/hb.out"
+if [[ -n $claimer ]]; then
+  sleep 2
+  kill -TERM "$lsampler" 2>/dev/null || true
+  wait "$lsampler" 2>/dev/null || true
+  echo "requests: $(wc -l <"$work/claims-published.txt") published at $claims/s while the hosts heartbeat;" \
+    "$(sqlq -c "SELECT count(*) FILTER (WHERE outcome = 'accepted') || ' accepted, ' || count(*) FILTER (WHERE outcome = 'refused') || ' refused' FROM processed_requests")"
+  echo "$(lease_intervals "$work/leases.txt") (period 1 s, lease_s 30, while the hosts heartbeat and the requests come)"
+fi
 echo "ferry-scheduler with $nhosts hosts heartbeating ($rate/s for $duration s, $samples samples):" \
   "max RSS $(mib "$mr") MiB, max PSS $(mib "$mp") MiB, max private $(mib "$mu") MiB;" \
   "at the end RSS $(mib "$er") MiB, private $(mib "$eu") MiB"

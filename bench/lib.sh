@@ -39,3 +39,26 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The lease renewals of the replicas, seen from the database: every 0.2 s the earliest
+# lease_expires_at of each owner's unfinished migrations (one psql session, \watch) into FILE.
+# A renewal sets every one the replica drives to now() + lease_s (a new claim's is later, so it
+# does not move the earliest), so the differences between an owner's successive values are the
+# intervals between its renewals (the period is 1 s; a loop or a database worker held up
+# shows as a longer one).
+#   lease_sampler_start CONNINFO FILE   (its pid is added to $pids)
+#   lease_intervals FILE                -> "lease renewals: N intervals, p50 X s, p99 Y s, max Z s"
+lease_sampler_start() {
+  printf '%s\n' "SELECT owner, extract(epoch FROM min(lease_expires_at)) FROM migrations
+    WHERE finished_at IS NULL AND owner IS NOT NULL GROUP BY owner" '\watch 0.2' >"$2.sql"
+  psql "$1" -qAtX -F ' ' -f "$2.sql" >"$2" 2>/dev/null &
+  pids+=("$!")
+}
+lease_intervals() {
+  awk 'NF == 2 && $2 != "" { if (($1 in last) && $2 > last[$1]) print $2 - last[$1]; if (!($1 in last) || $2 > last[$1]) last[$1] = $2 }' "$1" |
+    sort -n | awk '{ a[NR] = $1 } END {
+      if (NR == 0) { print "lease renewals: none seen"; exit }
+      i = int(NR * 0.5 + 0.5); if (i < 1) i = 1
+      j = int(NR * 0.99 + 0.5); if (j < 1) j = 1
+      printf "lease renewals: %d intervals, p50 %.2f s, p99 %.2f s, max %.2f s\n", NR, a[i], a[j], a[NR] }'
+}

@@ -215,6 +215,15 @@ static void batch_done(void *arg, int rc, char *err)
 {
     hb_batch *bt = arg;
     sched *s = bt->s;
+    if (rc < 0 && s->stopping) {
+        /* never started: back to the broker for another replica, nothing lost */
+        log_info(NULL, "stopping: %zu heartbeats not recorded here go back to the broker", bt->n);
+        for (size_t i = 0; i < bt->n; i++) {
+            mq_reject(bt->jobs[i]->c, bt->jobs[i]->d, 1);
+            ev_job_free(bt->jobs[i]);
+        }
+        bt->n = 0;
+    }
     for (size_t i = 0; i < bt->n; i++) {
         ev_job *j = bt->jobs[i];
         log_fields f = {.host = j->host};

@@ -10,16 +10,19 @@
 --     nothing: one row ('stale') and nothing else;
 --   * the host: its facts, its capacity = totals x allocation ratio - reserved (its own
 --     overrides first, else the scheduler's configured ones), the time of its domains;
---   * host_domains: what it lists, as it lists it (for the reconciler);
+--   * host_domains: what it lists, as it lists it (for the reconciler; a row is written only
+--     when it is new or its state changed: its reported_at is now when that state was first
+--     reported, and hosts.domains_reported_at says when the whole list was);
 --   * each domain's instance, unless it is migrating or another host that still lists it
 --     holds it (a report is a claim, not a fact): such a domain reported running is returned
 --     ('claimed', that host) for the scheduler to log;
 --   * an instance running or paused here holds an allocation here (created when missing, and
 --     the host's used figures with it).
--- With isolate, each domain runs in its own subtransaction: a domain the database refuses is
--- returned ('refused', the error) and the rest of the heartbeat stands. Without it (the batch's
--- way: no subtransaction per domain), such a domain fails the whole call, and the scheduler
--- records that batch again one heartbeat at a time with isolate.
+-- Without isolate (the batch's way) all domains are written by one statement, and a domain the
+-- database refuses fails the whole call: the scheduler then records that batch again one
+-- heartbeat at a time with isolate, where each domain runs in its own subtransaction
+-- (ferry_heartbeat_domain, the same rules one domain at a time): a refused one is returned
+-- ('refused', the error) and the rest of the heartbeat stands.
 --
 -- domains: a JSON array of {"uuid", "name", "project", "vcpus", "memory_mb", "disk_gb",
 -- "vm_state" (the schema's word), "state" (libvirt's word, for host_domains), "ec2_id"}.
@@ -74,20 +77,55 @@ BEGIN
     INSERT INTO host_domains (host, uuid, state)
         SELECT DISTINCT ON ((x ->> 'uuid')::uuid) hb_host, (x ->> 'uuid')::uuid, x ->> 'state'
         FROM jsonb_array_elements(domains) x
-        ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now();
+        ON CONFLICT (host, uuid) DO UPDATE SET state = EXCLUDED.state, reported_at = now()
+        WHERE host_domains.state IS DISTINCT FROM EXCLUDED.state;
 
+    IF NOT isolate THEN
+        -- every domain at once: their instances, the allocations of those running or paused
+        -- here, the host's used figures, and the domains reported running that another host
+        -- still holds (not moved). A uuid listed twice counts once, as its last listing says.
+        RETURN QUERY
+        WITH dom AS (
+            SELECT DISTINCT ON ((e.v ->> 'uuid')::uuid) (e.v ->> 'uuid')::uuid AS du, e.v ->> 'name' AS dname,
+                e.v ->> 'project' AS dproject, (e.v ->> 'vcpus')::int AS dvcpus, (e.v ->> 'memory_mb')::bigint AS dmem,
+                (e.v ->> 'disk_gb')::bigint AS ddisk, e.v ->> 'vm_state' AS dstate, e.v ->> 'ec2_id' AS dec2
+            FROM jsonb_array_elements(domains) WITH ORDINALITY AS e(v, n)
+            ORDER BY (e.v ->> 'uuid')::uuid, e.n DESC),
+        up AS (
+            INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id,
+                                        reported_at)
+            SELECT du, dname, dproject, hb_host, dvcpus, dmem, ddisk, dstate, dec2, now() FROM dom
+            ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,
+                host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,
+                disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()
+            WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)
+              AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h
+                   WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))
+            RETURNING i.uuid AS uu, i.vm_state AS st, i.vcpus AS v, i.memory_mb AS m, i.disk_gb AS g),
+        a AS (
+            INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)
+            SELECT 'instance', uu::text, uu, hb_host, v, m, g FROM up WHERE st IN ('running', 'paused')
+            ON CONFLICT (consumer_type, consumer_id) DO NOTHING
+            RETURNING vcpus AS av, memory_mb AS am, disk_gb AS ag),
+        used AS (
+            UPDATE hosts h SET used_vcpus = h.used_vcpus + t.v, used_memory_mb = h.used_memory_mb + t.m,
+                used_disk_gb = h.used_disk_gb + t.g
+            FROM (SELECT sum(av) AS v, sum(am) AS m, sum(ag) AS g, count(*) AS c FROM a) t
+            WHERE h.name = hb_host AND t.c > 0)
+        SELECT dom.du, 'claimed'::text, i.host FROM dom JOIN instances i ON i.uuid = dom.du
+        WHERE dom.dstate = 'running' AND dom.du NOT IN (SELECT uu FROM up) AND i.host IS DISTINCT FROM hb_host
+          AND i.task_state IS NULL;
+        RETURN;
+    END IF;
+    -- one domain at a time, each under its own subtransaction
     FOR d IN SELECT x FROM jsonb_array_elements(domains) x LOOP
-        IF isolate THEN
-            BEGIN
-                other := ferry_heartbeat_domain(hb_host, d);
-            EXCEPTION WHEN OTHERS THEN
-                domain := (d ->> 'uuid')::uuid; outcome := 'refused'; detail := SQLERRM;
-                RETURN NEXT;
-                CONTINUE;
-            END;
-        ELSE
+        BEGIN
             other := ferry_heartbeat_domain(hb_host, d);
-        END IF;
+        EXCEPTION WHEN OTHERS THEN
+            domain := (d ->> 'uuid')::uuid; outcome := 'refused'; detail := SQLERRM;
+            RETURN NEXT;
+            CONTINUE;
+        END;
         IF other IS NOT NULL THEN
             domain := (d ->> 'uuid')::uuid; outcome := 'claimed'; detail := other;
             RETURN NEXT;
