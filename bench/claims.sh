@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/claims.sh [--hosts N]... [--requests M] [--replicas K] [--max-cluster C] [--smoke] [--build DIR]:
+# bench/claims.sh [--hosts N]... [--requests M] [--replicas K] [--max-cluster C] [--subset S] [--smoke] [--build DIR]:
 # how fast K ferry-scheduler replicas claim capacity in PostgreSQL, against baselines measured
 # in the same run on the same server.
 #
@@ -27,6 +27,7 @@
 #   * at the end: no host over capacity, used_* = sum of allocations on every host.
 # --max-cluster C: the replicas' [scheduler] max_cluster (default 0, ferry's default: no
 #   cluster-wide limit, so no claim takes a global lock; C > 0 measures the cluster-wide lock).
+# --subset S: the replicas' [scheduler] host_subset_size (default 1: always the best candidate).
 # --smoke: 20 hosts, 40 requests, 1-2 s baselines; finishes in well under a minute.
 # FERRY_BENCH_KEEP=1 leaves the servers, the last database and the logs for a look afterwards.
 set -euo pipefail
@@ -36,6 +37,7 @@ hosts_list=()
 requests=
 replicas=4
 max_cluster=0
+subset=1
 smoke=0
 tpcb_s=20
 commit_s=10
@@ -49,6 +51,7 @@ while (($#)); do
     --requests) requests=${2:?}; shift 2 ;;
     --replicas) replicas=${2:?}; shift 2 ;;
     --max-cluster) max_cluster=${2:?}; shift 2 ;;
+    --subset) subset=${2:?}; shift 2 ;;
     --build) bin=$(cd "${2:?}" && pwd); shift 2 ;;
     --smoke) smoke=1; shift ;;
     -h|--help) usage ;;
@@ -78,7 +81,7 @@ sqlq postgres -c "ALTER SYSTEM SET track_commit_timestamp = on" >/dev/null
 run() {
   local n=$1 m=$2 db=ferry_bench pgb=pgbench_bench
   local conf=$work/ferry.conf
-  echo "== claims: $n hosts, $m requests, $replicas replicas$( ((smoke)) && echo ' (smoke)')"
+  echo "== claims: $n hosts, $m requests, $replicas replicas, max_cluster $max_cluster, host_subset_size $subset$( ((smoke)) && echo ' (smoke)')"
   sqlq postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" \
     -c "DROP DATABASE IF EXISTS $pgb WITH (FORCE)" -c "CREATE DATABASE $pgb" >/dev/null
   cat >"$conf" <<EOF
@@ -94,6 +97,7 @@ heartbeat_max_age_s = 86400
 max_outgoing_per_source = 64
 max_incoming_per_dest = 64
 max_cluster = $max_cluster
+host_subset_size = $subset
 deadline_preparing_s = 86400
 rpc_retry_s = 3600
 [log]

@@ -53,6 +53,7 @@ typedef struct cfg_scheduler {
     int64_t max_outgoing_per_source;
     int64_t max_incoming_per_dest;
     int64_t max_cluster;
+    int64_t host_subset_size; /* a destination is chosen at random among this many best candidates */
     int64_t postcopy_after_iterations;
     int64_t max_downtime_ms;
     int64_t bandwidth_mib_s;          /* 0 = unlimited */

@@ -220,6 +220,9 @@ const cfg_option cfg_table[] = {
     OPT_INT(scheduler, max_incoming_per_dest, "2", 1, 64, "live migrations running at once into one destination host"),
     OPT_INT(scheduler, max_cluster, "0", 0, 10000,
             "live migrations running at once in the whole cluster (0: no cluster-wide limit, only the per-host ones)"),
+    OPT_INT(scheduler, host_subset_size, "1", 1, 100,
+            "a destination is chosen at random among this many best candidates (1: always the best; more spreads "
+            "replicas claiming at once over several hosts, as Nova's host_subset_size)"),
     OPT_INT(scheduler, postcopy_after_iterations, "1", 1, 1000,
             "pre-copy memory iterations after which a migration switches to post-copy"),
     OPT_INT(scheduler, max_downtime_ms, "300", 1, 600000,

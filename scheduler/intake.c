@@ -311,12 +311,27 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
     " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
     " RETURNING h.name, h.migrations_in, h.queued_in"
+#define SUBSET_CLAIM                                                                                                   \
+    "WITH best AS (" CANDIDATES " LIMIT $11::int),"                                                                    \
+    " c AS (SELECT h.name FROM hosts h JOIN best b ON b.name = h.name ORDER BY random() LIMIT 1"                       \
+    "  FOR NO KEY UPDATE OF h SKIP LOCKED)"                                                                            \
+    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
+    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                         \
+    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
+    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
+    " RETURNING h.name, h.migrations_in, h.queued_in"
     /* the limits' counts: the source's from its row read above, the destination's from the
      * claim; both rows are locked to the commit, so no other claim changes them meanwhile */
     limits_view lv = {.out = atoll(PQgetvalue(ir, 0, 13)), .queued = atoll(PQgetvalue(ir, 0, 14))};
-    for (int wait = rq->host ? 1 : 0; wait < 2 && !in->dest; wait++) {
+    /* host_subset_size > 1: first one at random among that many best candidates no other claim
+     * holds (replicas claiming at once spread over them); the walk below when all are held */
+    char subset[24];
+    snprintf(subset, sizeof(subset), "%lld", (long long)in->cfg.host_subset_size);
+    const char *sp[] = {cp[0], cp[1], cp[2], cp[3], cp[4], cp[5], cp[6], cp[7], cp[8], cp[9], subset};
+    for (int pass = rq->host ? 2 : in->cfg.host_subset_size > 1 ? 0 : 1; pass < 3 && !in->dest; pass++) {
         _cleanup_pq_ PGresult *u = NULL;
-        if (db_exec(db, &u, wait ? CLAIM("") : CLAIM(" SKIP LOCKED"), 10, cp) < 0)
+        if ((pass == 0 ? db_exec(db, &u, SUBSET_CLAIM, 11, sp)
+                       : db_exec(db, &u, pass == 2 ? CLAIM("") : CLAIM(" SKIP LOCKED"), 10, cp)) < 0)
             return -1;
         if (PQntuples(u) == 1) {
             in->dest = xstrdup(PQgetvalue(u, 0, 0));
@@ -324,6 +339,7 @@ static int intake_tx(db_conn *db, void *arg, char **err)
             lv.queued += atoll(PQgetvalue(u, 0, 2));
         }
     }
+#undef SUBSET_CLAIM
 #undef CLAIM
 #undef CANDIDATES
     if (!in->dest) {

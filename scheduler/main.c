@@ -418,6 +418,7 @@ int main(int argc, char **argv)
 out:
     /* the continuations still due answer their HTTP requests and finish their deliveries */
     dbq_free(s.dbq, SCHED_DB_STOP_GRACE_MS);
+    free(s.outbox_del); /* confirmed and not deleted: published again, with the same ids */
     http_stop(&s);
     mq_free(s.mq);
     if (s.db_retry)

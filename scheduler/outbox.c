@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "sched.h"
 
 #define OUTBOX_CLAIM_S "10"
@@ -26,9 +28,10 @@ static log_fields key_fields(const char *key, char buf[24])
     return f;
 }
 
-/* One row's statement after its publish, on the database worker: deleted (confirmed, or not
- * JSON) or its claim freed (refused or not published), logged on the loop if it failed. */
-typedef enum row_op { ROW_DELETE_CONFIRMED, ROW_DROP_BAD, ROW_FREE_UNCONFIRMED, ROW_FREE_UNPUBLISHED } row_op;
+/* One row's statement after its publish, on the database worker: deleted (not JSON) or its
+ * claim freed (refused or not published), logged on the loop if it failed. The confirmed ones
+ * are deleted together (del_flush). */
+typedef enum row_op { ROW_DROP_BAD, ROW_FREE_UNCONFIRMED, ROW_FREE_UNPUBLISHED } row_op;
 
 typedef struct row_job {
     row_op op;
@@ -40,7 +43,7 @@ static int row_work(db_conn *db, void *arg, char **err)
 {
     row_job *j = arg;
     const char *p[] = {j->id};
-    int del = j->op == ROW_DELETE_CONFIRMED || j->op == ROW_DROP_BAD;
+    int del = j->op == ROW_DROP_BAD;
     if (db_exec(db, NULL,
                 del ? "DELETE FROM outbox WHERE id = $1::bigint"
                     : "UPDATE outbox SET claimed_until = NULL WHERE id = $1::bigint",
@@ -58,11 +61,6 @@ static void row_done(void *arg, int rc, char *err)
     log_fields f = key_fields(j->key, mid);
     if (rc < 0) {
         switch (j->op) {
-        case ROW_DELETE_CONFIRMED:
-            log_warn(&f,
-                     "event %s published, but its outbox row stays (%s): it will be published again with the same id",
-                     j->key, err);
-            break;
         case ROW_DROP_BAD:
             log_warn(&f, "could not drop it: %s", err);
             break;
@@ -87,6 +85,65 @@ static void row_submit(sched *s, row_op op, const char *id, const char *key)
     dbq_submit(s->dbq, row_work, row_done, j);
 }
 
+/* The confirmed rows' deletion: the ids confirmed while one deletion is with the database
+ * worker go in the next one (one statement for all of them, not one job per event). */
+typedef struct del_job {
+    sched *s;
+    char *ids; /* an array literal, "{1,2,3}" */
+    size_t n;
+} del_job;
+
+static int del_work(db_conn *db, void *arg, char **err)
+{
+    del_job *j = arg;
+    const char *p[] = {j->ids};
+    if (db_exec(db, NULL, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p) < 0) {
+        *err = xstrdup(db_error(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void del_flush(sched *s);
+
+static void del_done(void *arg, int rc, char *err)
+{
+    del_job *j = arg;
+    sched *s = j->s;
+    if (rc < 0)
+        log_warn(NULL,
+                 "%zu events published, but their outbox rows stay (%s): they will be published again with "
+                 "the same ids",
+                 j->n, err);
+    free(err);
+    free(j->ids);
+    free(j);
+    s->outbox_deleting = 0;
+    if (!s->stopping)
+        del_flush(s);
+}
+
+/* The confirmed ids waiting, to the database worker as one deletion (none, or one on its way:
+ * nothing now). */
+static void del_flush(sched *s)
+{
+    if (s->outbox_deleting || s->outbox_ndel == 0)
+        return;
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{", 1);
+    for (size_t i = 0; i < s->outbox_ndel; i++)
+        evbuffer_add_printf(b, "%s%lld", i ? "," : "", (long long)s->outbox_del[i]);
+    evbuffer_add(b, "}", 2); /* with the terminating NUL */
+    del_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->n = s->outbox_ndel;
+    j->ids = xstrdup((const char *)evbuffer_pullup(b, -1));
+    evbuffer_free(b);
+    s->outbox_ndel = 0;
+    s->outbox_deleting = 1;
+    dbq_submit(s->dbq, del_work, del_done, j);
+}
+
 typedef struct sent {
     sched *s;
     char id[24];
@@ -106,7 +163,12 @@ static void on_confirm(mq_conn *c, int ok, const char *err, void *arg)
         row_submit(s, ROW_FREE_UNCONFIRMED, x->id, x->key);
         return;
     }
-    row_submit(s, ROW_DELETE_CONFIRMED, x->id, x->key);
+    if (s->outbox_ndel == s->outbox_capdel) {
+        s->outbox_capdel = s->outbox_capdel ? s->outbox_capdel * 2 : 64;
+        s->outbox_del = xrealloc(s->outbox_del, s->outbox_capdel * sizeof(*s->outbox_del));
+    }
+    s->outbox_del[s->outbox_ndel++] = atoll(x->id);
+    del_flush(s);
 }
 
 /* Publishes the claimed rows r (borrowed), each deleted when the broker confirms it. */

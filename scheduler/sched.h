@@ -31,12 +31,15 @@ typedef struct sched {
     int consuming;
     struct event *tick; /* every second: leases, adoption, queued migrations, outbox */
     int ticks;
-    int outbox_busy;                  /* publishes of claimed outbox rows not yet confirmed */
-    int dispatch_busy;                /* a queue dispatch is with the database worker */
-    int dispatch_again;               /* ... and another was asked meanwhile */
-    int lease_busy;                   /* the tick's lease renewal and adoption are with the database worker */
-    int outbox_claiming;              /* an outbox claim is with the database worker */
-    int outbox_again;                 /* ... and another flush was asked meanwhile */
+    int outbox_busy;     /* publishes of claimed outbox rows not yet confirmed */
+    int dispatch_busy;   /* a queue dispatch is with the database worker */
+    int dispatch_again;  /* ... and another was asked meanwhile */
+    int lease_busy;      /* the tick's lease renewal and adoption are with the database worker */
+    int outbox_claiming; /* an outbox claim is with the database worker */
+    int outbox_again;    /* ... and another flush was asked meanwhile */
+    int64_t *outbox_del; /* confirmed outbox rows waiting for their deletion */
+    size_t outbox_ndel, outbox_capdel;
+    int outbox_deleting;              /* a deletion of confirmed rows is with the database worker */
     struct event *dispatch;           /* activated for a queue_dispatch on the next loop turn (made by main.c) */
     int stopping;                     /* the loop has ended: calls cut short are not failures */
     struct evhttp *http;              /* NULL when [http] enabled = false */

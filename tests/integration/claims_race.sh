@@ -4,7 +4,7 @@
 # instances, against destination hosts with room for 100. Exactly 100 are accepted, 100 are
 # refused with the reason, no host is over capacity, every host's usage equals its
 # allocations, and the concurrency limits hold across the replicas (the accepted migrations
-# beyond them wait in `queued`). Hosts are registered directly in the database (no libvirt):
+# beyond them wait in `queued`), with host_subset_size = 3. Hosts are registered directly in the database (no libvirt):
 # this tests the claim only; the RPC timeout is long so no migration ends during the test.
 set -euo pipefail
 bin=${FERRY_BIN_DIR:?run through ctest}
@@ -35,6 +35,9 @@ heartbeat_max_age_s = 3600
 max_outgoing_per_source = 2
 max_incoming_per_dest = 2
 max_cluster = 3
+# a destination at random among the 3 best (the default, 1, is every other test's): the spread
+# path under contention, with its fallbacks when all 3 are held
+host_subset_size = 3
 [log]
 level = info
 EOF

@@ -74,6 +74,86 @@ static void exec_fails(db_conn *db, const char *sql, const char *state)
         fail_msg("expected SQLSTATE %s, got %s (%s) for: %s", state, db_sqlstate(db), db_error(db), sql);
 }
 
+/* The first column of sql's only row (caller frees). */
+static char *scalar(db_conn *db, const char *sql)
+{
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r, sql, 0, NULL) < 0 || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, db_error(db));
+    return xstrdup(PQgetvalue(r, 0, 0));
+}
+
+/* ferry_heartbeat's rows, "uuid-prefix outcome detail" joined by "; " ("" for none) */
+#define HB(host, seq, domains, isolate)                                                                                  \
+    "SELECT coalesce(string_agg(coalesce(left(domain::text, 8), '-') || ' ' || outcome || ' ' || coalesce(detail, '-')," \
+    " '; '), '') FROM ferry_heartbeat('" host "', '10.0.0.1', 8, 8192, 100, 'x86_64', 'm', '<cpu/>', 'qemu', '9.0.0',"   \
+    " '7.2.0', true, 'bbbbbbbb-0000-4000-8000-000000000000', " seq ", '', 2, 1.5, 1, 1, 512, 10, '" domains "',"         \
+    " " isolate ")"
+#define DOM(u, name, vm, state, ec2)                                                                                   \
+    "{\"uuid\":\"" u "\",\"name\":\"" name "\",\"project\":\"p\",\"vcpus\":1,\"memory_mb\":256,\"disk_gb\":2,"         \
+    "\"vm_state\":\"" vm "\",\"state\":\"" state "\",\"ec2_id\":" ec2 "}"
+
+/* sql/016's ferry_heartbeat, the scheduler's one call per heartbeat: the host and its
+ * capacity, its instances and their allocations, an older heartbeat ignored, a domain another
+ * host still lists not moved, a domain the database refuses failing the batch's way and refused
+ * alone the isolated way. */
+static void test_heartbeat_function(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    if (schema_upgrade(f->db, NULL, NULL, &err) < 0)
+        fail_msg("upgrade: %s", err);
+    _cleanup_free_ char *r1 = scalar(
+        f->db, HB("h1", "1",
+                  "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "\"i-0000000a\"") "," DOM(
+                      "aaaaaaaa-0000-4000-8000-00000000000b", "vb", "stopped", "shutoff", "null") "]",
+                  "false"));
+    assert_string_equal(r1, "");
+    /* capacity: 8 x 2 - 1 vCPUs, 8192 x 1.5 - 512 MiB, 100 x 1 - 10 GiB; the running one allocated */
+    _cleanup_free_ char *h =
+        scalar(f->db, "SELECT capacity_vcpus || ' ' || capacity_memory_mb || ' ' || capacity_disk_gb"
+                      " || ' ' || used_vcpus || ' ' || used_memory_mb FROM hosts WHERE name = 'h1'");
+    assert_string_equal(h, "15 11776 90 1 256");
+    _cleanup_free_ char *in =
+        scalar(f->db, "SELECT string_agg(name || ':' || host || ':' || vm_state, ',' ORDER BY name)"
+                      " FROM instances");
+    assert_string_equal(in, "va:h1:running,vb:h1:stopped");
+    _cleanup_free_ char *hd = scalar(f->db, "SELECT string_agg(state, ',' ORDER BY state) FROM host_domains");
+    assert_string_equal(hd, "running,shutoff");
+    /* the same number again: stale, nothing written */
+    _cleanup_free_ char *r2 = scalar(f->db, HB("h1", "1", "[]", "false"));
+    assert_string_equal(r2, "- stale -");
+    _cleanup_free_ char *hd2 = scalar(f->db, "SELECT count(*) FROM host_domains");
+    assert_string_equal(hd2, "2");
+    /* h2 reports va running while h1 still lists it (h1 has sent no heartbeat since the one
+     * that listed va): not moved, returned as claimed */
+    _cleanup_free_ char *r3 = scalar(
+        f->db, HB("h2", "1", "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "null") "]",
+                  "false"));
+    assert_string_equal(r3, "aaaaaaaa claimed h1");
+    _cleanup_free_ char *va = scalar(f->db, "SELECT host FROM instances WHERE name = 'va'");
+    assert_string_equal(va, "h1");
+    /* a domain whose ec2 id is va's: the batch's way fails the call, the isolated way refuses
+     * that domain alone and records the rest */
+    const char *clash =
+        HB("h2", "2",
+           "[" DOM("aaaaaaaa-0000-4000-8000-00000000000c", "vc", "running", "running", "\"i-0000000a\"") "," DOM(
+               "aaaaaaaa-0000-4000-8000-00000000000d", "vd", "running", "running", "null") "]",
+           "false");
+    exec_fails(f->db, clash, "23505");
+    _cleanup_free_ char *r4 = scalar(
+        f->db, HB("h2", "2",
+                  "[" DOM("aaaaaaaa-0000-4000-8000-00000000000c", "vc", "running", "running", "\"i-0000000a\"") "," DOM(
+                      "aaaaaaaa-0000-4000-8000-00000000000d", "vd", "running", "running", "null") "]",
+                  "true"));
+    assert_non_null(strstr(r4, "aaaaaaaa refused duplicate key value"));
+    _cleanup_free_ char *h2 =
+        scalar(f->db, "SELECT string_agg(name, ',' ORDER BY name) FROM instances WHERE host = 'h2'");
+    assert_string_equal(h2, "vd");
+    _cleanup_free_ char *u2 = scalar(f->db, "SELECT used_vcpus || ' ' || used_memory_mb FROM hosts WHERE name = 'h2'");
+    assert_string_equal(u2, "1 256");
+}
+
 static void test_upgrade_empty_twice(void **state)
 {
     fixture *f = *state;
@@ -425,6 +505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_empty_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_newer_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariants_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_function, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_retries_serialization_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unprepared, setup, teardown),
