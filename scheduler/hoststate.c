@@ -51,6 +51,7 @@ typedef struct ev_job {
     agentmsg_heartbeat hb;
     cfg_scheduler cfg; /* a copy: the worker never reads the loop's config */
     PGresult *outcome; /* ferry_heartbeat's rows (stale, claimed, refused), once recorded */
+    size_t arrival;    /* its place in its batch: two of one host are recorded in the order they came */
     int rc;            /* its recording: 0, or -1 with err */
     char *err;
     /* an agent's migration event */
@@ -173,7 +174,9 @@ static int one_tx(db_conn *db, void *arg, char **err)
 
 static int by_host(const void *a, const void *b)
 {
-    return strcmp((*(ev_job *const *)a)->host, (*(ev_job *const *)b)->host);
+    const ev_job *x = *(ev_job *const *)a, *y = *(ev_job *const *)b;
+    int c = strcmp(x->host, y->host);
+    return c ? c : (x->arrival > y->arrival) - (x->arrival < y->arrival);
 }
 
 /* On the worker: the batch in one transaction (its hosts locked in name order, as every
@@ -289,6 +292,7 @@ static void on_heartbeat(sched *s, ev_job *j)
         s->hb_cap = s->hb_cap ? s->hb_cap * 2 : 16;
         s->hb_pending = xrealloc(s->hb_pending, s->hb_cap * sizeof(*s->hb_pending));
     }
+    j->arrival = s->hb_npending;
     s->hb_pending[s->hb_npending++] = j;
     if (s->hb_batches == 0)
         hb_flush(s);

@@ -21,9 +21,22 @@ extern const unsigned long dashboard_html_len;
  * SCHED_DB_STALL_MS); it never runs a statement itself. */
 static void healthz(sched *s, struct evhttp_request *req)
 {
-    dbq_health h = {0};
+    dbq_health h = {0}, hc = {0};
     if (s->dbq)
         dbq_get_health(s->dbq, &h);
+    if (s->claims_dbq) {
+        /* the claims' worker: one that has not connected yet has run no job (no error) */
+        dbq_get_health(s->claims_dbq, &hc);
+        if (hc.stalled && (!h.stalled || hc.running_ms > h.running_ms)) {
+            h.stalled = 1;
+            h.running_ms = hc.running_ms;
+        }
+        if (!hc.connected && *hc.error) {
+            h.connected = 0;
+            snprintf(h.error, sizeof(h.error), "%s", hc.error);
+        }
+        h.queued += hc.queued;
+    }
     int db_ok = h.connected && !h.stalled;
     int mq_ok = s->mq && mq_is_up(s->mq);
     json_object *o = json_object_new_object();

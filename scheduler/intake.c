@@ -701,7 +701,7 @@ static void intake_planned(void *arg, forecastop_plan *p)
         j->in.plan = j->plan; /* no forecast: the request as it asked, and why */
     }
     log_info(&f, "request for %s with objectives: %s", rq->instance, j->plan);
-    dbq_submit(j->in.s->dbq, intake_work, intake_done, j);
+    dbq_submit(j->in.s->claims_dbq, intake_work, intake_done, j);
 }
 
 void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
@@ -789,7 +789,7 @@ void intake_on_request(mq_conn *c, mq_delivery *d, void *arg)
         forecastop_plan_request(s, &j->rq, intake_planned, j);
         return;
     }
-    dbq_submit(s->dbq, intake_work, intake_done, j); /* acked in intake_done, after the commit */
+    dbq_submit(s->claims_dbq, intake_work, intake_done, j); /* acked in intake_done, after the commit */
 }
 
 /* ---- abort and force-complete ---------------------------------------------------------------- */

@@ -16,7 +16,10 @@
 typedef struct adopt_ctx {
     sched *s; /* for the continuation only: the worker reads name, which never changes */
     const char *name;
-    char *ids, *eps; /* the migrations driven and their epochs, as array literals; NULL: none */
+    char *ids, *eps; /* the migrations driven as an array literal, and a JSON object of their
+                      * epochs by id; NULL: none */
+    int64_t *asked;  /* the same ids, sorted */
+    size_t nasked;
     char lease[24];
     char *active;
     int own_only;
@@ -98,22 +101,32 @@ static char *active_ids(void)
     return buf;
 }
 
-/* Whether the array literal arr ("{1,2,3}") holds the number one. */
-static int in_array_literal(const char *arr, const char *one)
+static int cmp_id(const void *a, const void *b)
 {
-    size_t n = strlen(one);
-    for (const char *p = arr + 1; *p;) {
-        if (strncmp(p, one, n) == 0 && (p[n] == ',' || p[n] == '}'))
-            return 1;
-        const char *c = strchr(p, ',');
-        if (!c)
-            break;
-        p = c + 1;
-    }
-    return 0;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
-/* On the worker: the renewal of the leases driven (one statement), then the adoption. */
+/* The row of migration id among the renewal's rows r (ordered by id), or -1. */
+static int renewed_row(PGresult *r, int64_t id)
+{
+    int lo = 0, hi = PQntuples(r) - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int64_t v = atoll(PQgetvalue(r, mid, 0));
+        if (v == id)
+            return mid;
+        if (v < id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* On the worker: the renewal of the leases driven (one statement: its rows found by id, each
+ * one's epoch checked in a JSON object, so the plan does not hang on the table's statistics;
+ * sql/017), then the adoption. */
 static int lease_work(db_conn *db, void *arg, char **err)
 {
     adopt_ctx *a = arg;
@@ -122,11 +135,12 @@ static int lease_work(db_conn *db, void *arg, char **err)
         a->t0 = mono_ms();
         if (db_exec(
                 db, &a->renewed,
-                "UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
-                " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, epoch)"
-                " WHERE m.id = u.id AND m.epoch = u.epoch AND m.owner = $4 AND m.finished_at IS NULL"
+                "WITH r AS (UPDATE migrations m SET lease_expires_at = now() + make_interval(secs => $3::int)"
+                " WHERE m.id = ANY($1::bigint[]) AND m.epoch = ($2::jsonb ->> m.id::text)::bigint AND m.owner = $4"
+                " AND m.finished_at IS NULL"
                 " RETURNING m.id, m.abort_requested, m.force_complete_requested, coalesce(m.deadline_at < now(), false),"
-                "   m.postcopy_active, coalesce(m.bandwidth_target, 0)",
+                "   m.postcopy_active, coalesce(m.bandwidth_target, 0))"
+                " SELECT * FROM r ORDER BY id",
                 4, p) < 0)
             a->renew_err = xstrdup(db_error(db));
     }
@@ -139,6 +153,7 @@ static void adopt_ctx_free(adopt_ctx *a)
 {
     free(a->ids);
     free(a->eps);
+    free(a->asked);
     free(a->active);
     if (a->renewed)
         PQclear(a->renewed);
@@ -181,15 +196,10 @@ static void lease_done(void *arg, int rc, char *err)
             if (!o || o->finishing)
                 continue;
             /* only those this renewal asked for: one started since was not in it */
-            char one[32];
-            snprintf(one, sizeof(one), "%lld", (long long)o->id);
-            if (!in_array_literal(a->ids, one))
+            if (!bsearch(&o->id, a->asked, a->nasked, sizeof(*a->asked), cmp_id))
                 continue;
-            int seen = 0;
-            for (int i = 0; i < PQntuples(r) && !seen; i++) {
-                if (atoll(PQgetvalue(r, i, 0)) != o->id)
-                    continue;
-                seen = 1;
+            int i = renewed_row(r, o->id), seen = i >= 0;
+            if (seen) {
                 o->lease_ms = orchcore_lease_from(s, a->t0);
                 if (strcmp(PQgetvalue(r, i, 4), "t") == 0)
                     o->postcopy = 1;
@@ -251,9 +261,10 @@ static void submit(sched *s, int starting, int renew_only)
             orch *o = orchcore_find(idv[k]);
             if (!o || o->finishing)
                 continue;
-            char x[32], y[32];
+            char x[32], y[64];
             int na = snprintf(x, sizeof(x), "%s%lld", len > 1 ? "," : "", (long long)o->id);
-            int nb = snprintf(y, sizeof(y), "%s%lld", elen > 1 ? "," : "", (long long)o->epoch);
+            int nb =
+                snprintf(y, sizeof(y), "%s\"%lld\":%lld", elen > 1 ? "," : "", (long long)o->id, (long long)o->epoch);
             if (len + (size_t)na + 2 > cap || elen + (size_t)nb + 2 > cap) {
                 cap = cap * 2 + 64;
                 ids = xrealloc(ids, cap);
@@ -270,6 +281,13 @@ static void submit(sched *s, int starting, int renew_only)
         eps[elen] = 0;
         a->ids = ids;
         a->eps = eps;
+        a->asked = xcalloc((size_t)nids, sizeof(*a->asked));
+        for (int k = 0; k < nids; k++) {
+            orch *o = orchcore_find(idv[k]);
+            if (o && !o->finishing)
+                a->asked[a->nasked++] = o->id;
+        }
+        qsort(a->asked, a->nasked, sizeof(*a->asked), cmp_id);
     }
     /* adopt what nobody drives any more */
     a->active = active_ids();

@@ -370,6 +370,7 @@ int main(int argc, char **argv)
     db_options dbo;
     db_options_from_config(&cfg, PROG, &dbo);
     s.dbq = dbq_new(s.base, &dbo, SCHED_DB_STALL_MS);
+    s.claims_dbq = dbq_new(s.base, &dbo, SCHED_DB_STALL_MS);
     s.dispatch = event_new(s.base, -1, 0, queue_on_dispatch, &s); /* queue_dispatch_soon */
     app_signals *sig = app_signals_new(s.base);
     reload_ctx reload = {.s = &s, .path = config_path, .level = level_arg};
@@ -417,6 +418,7 @@ int main(int argc, char **argv)
     log_info(NULL, PROG " stopped");
 out:
     /* the continuations still due answer their HTTP requests and finish their deliveries */
+    dbq_free(s.claims_dbq, SCHED_DB_STOP_GRACE_MS); /* first: its continuations may hand work to s.dbq */
     dbq_free(s.dbq, SCHED_DB_STOP_GRACE_MS);
     free(s.outbox_del); /* confirmed and not deleted: published again, with the same ids */
     http_stop(&s);

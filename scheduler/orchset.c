@@ -5,7 +5,8 @@
 #include "util.h"
 
 typedef struct entry {
-    struct entry *next;
+    struct entry *next;  /* in live or retired */
+    struct entry *hnext; /* in its bucket (live only) */
     int64_t id;
     void *obj;
 } entry;
@@ -13,10 +14,40 @@ typedef struct entry {
 struct orchset {
     struct event_base *base;
     orchset_free_fn free_fn;
-    entry *live;    /* driven: found by id */
-    entry *retired; /* given up, freed by `reaper` on the next loop turn */
+    entry *live;     /* driven */
+    entry **buckets; /* the live ones by id (a replica may drive thousands: found in O(1)) */
+    size_t nbuckets; /* a power of two */
+    size_t n;        /* live ones */
+    entry *retired;  /* given up, freed by `reaper` on the next loop turn */
     struct event *reaper;
 };
+
+static size_t bucket_of(const orchset *set, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL; /* Fibonacci hashing */
+    return (size_t)(h >> 32) & (set->nbuckets - 1);
+}
+
+/* Doubles the buckets when they hold more than one entry each on average. */
+static void grow(orchset *set)
+{
+    if (set->n <= set->nbuckets)
+        return;
+    size_t nb = set->nbuckets * 2;
+    entry **b = xcalloc(nb, sizeof(*b));
+    for (size_t i = 0; i < set->nbuckets; i++)
+        while (set->buckets[i]) {
+            entry *e = set->buckets[i];
+            set->buckets[i] = e->hnext;
+            uint64_t h = (uint64_t)e->id * 0x9E3779B97F4A7C15ULL;
+            size_t k = (size_t)(h >> 32) & (nb - 1);
+            e->hnext = b[k];
+            b[k] = e;
+        }
+    free(set->buckets);
+    set->buckets = b;
+    set->nbuckets = nb;
+}
 
 static void reap(evutil_socket_t fd, short what, void *arg);
 
@@ -26,6 +57,8 @@ orchset *orchset_new(struct event_base *base, orchset_free_fn free_fn)
     set->base = base;
     set->free_fn = free_fn;
     set->reaper = event_new(base, -1, 0, reap, set);
+    set->nbuckets = 64;
+    set->buckets = xcalloc(set->nbuckets, sizeof(*set->buckets));
     return set;
 }
 
@@ -55,6 +88,7 @@ void orchset_free(orchset *set)
         set->free_fn(e->obj);
         free(e);
     }
+    free(set->buckets);
     free(set);
 }
 
@@ -65,11 +99,16 @@ void orchset_add(orchset *set, int64_t id, void *obj)
     e->obj = obj;
     e->next = set->live;
     set->live = e;
+    size_t k = bucket_of(set, id);
+    e->hnext = set->buckets[k];
+    set->buckets[k] = e;
+    set->n++;
+    grow(set);
 }
 
 void *orchset_find(const orchset *set, int64_t id)
 {
-    for (entry *e = set->live; e; e = e->next)
+    for (entry *e = set->buckets[bucket_of(set, id)]; e; e = e->hnext)
         if (e->id == id)
             return e->obj;
     return NULL;
@@ -77,10 +116,7 @@ void *orchset_find(const orchset *set, int64_t id)
 
 int orchset_count(const orchset *set)
 {
-    int n = 0;
-    for (entry *e = set->live; e; e = e->next)
-        n++;
-    return n;
+    return (int)set->n;
 }
 
 int64_t *orchset_ids(const orchset *set, int *n)
@@ -103,6 +139,12 @@ void orchset_retire(orchset *set, void *obj)
         if ((*pp)->obj == obj) {
             entry *e = *pp;
             *pp = e->next;
+            for (entry **hp = &set->buckets[bucket_of(set, e->id)]; *hp; hp = &(*hp)->hnext)
+                if (*hp == e) {
+                    *hp = e->hnext;
+                    break;
+                }
+            set->n--;
             e->next = set->retired;
             set->retired = e;
             event_active(set->reaper, EV_TIMEOUT, 1);

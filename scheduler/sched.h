@@ -20,7 +20,9 @@
 typedef struct sched {
     ferry_config *cfg;
     struct event_base *base;
-    dbq *dbq;               /* the database worker: every statement of the loop goes through it */
+    dbq *dbq;               /* the database worker: every statement of the loop goes through it... */
+    dbq *claims_dbq;        /* ...but the requests' decisions (intake), which have a connection of their own:
+                             * a claim never waits behind heartbeats, lease renewals or the outbox */
     int db_ready;           /* the database answered at the start and its schema is the expected one */
     char db_started_at[64]; /* the database's clock then: the first tick resumes only older migrations */
     int db_probe_busy;      /* the tick's health probe is queued or running */

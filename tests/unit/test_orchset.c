@@ -150,9 +150,44 @@ static void test_retire_frees_once_after_the_callback(void **state)
     event_base_free(base);
 }
 
+/* A replica may drive thousands of migrations, found by id on every lease pass: each one is
+ * found after the set grew, retired ones are not, and the count follows. */
+static void test_many(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    int freed = 0;
+    orchset *set = orchset_new(base, obj_free);
+    obj *objs[5000];
+    for (int i = 0; i < 5000; i++) {
+        objs[i] = xcalloc(1, sizeof(obj));
+        objs[i]->id = 1000 + (int64_t)i * 7;
+        objs[i]->freed = &freed;
+        orchset_add(set, objs[i]->id, objs[i]);
+    }
+    assert_int_equal(orchset_count(set), 5000);
+    for (int i = 0; i < 5000; i++)
+        assert_ptr_equal(orchset_find(set, objs[i]->id), objs[i]);
+    assert_null(orchset_find(set, 999));
+    for (int i = 0; i < 5000; i += 2)
+        orchset_retire(set, objs[i]);
+    assert_int_equal(orchset_count(set), 2500);
+    for (int i = 0; i < 5000; i++)
+        assert_ptr_equal(orchset_find(set, objs[i]->id), i % 2 ? objs[i] : NULL);
+    int n = 0;
+    _cleanup_free_ int64_t *ids = orchset_ids(set, &n);
+    assert_int_equal(n, 2500);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(freed, 2500);
+    orchset_free(set);
+    assert_int_equal(freed, 5000);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_many),
         cmocka_unit_test(test_reply_and_overdue_tick_in_one_pass),
         cmocka_unit_test(test_retire_frees_once_after_the_callback),
     };
