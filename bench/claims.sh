@@ -78,6 +78,23 @@ sqlq postgres -c "ALTER SYSTEM SET track_commit_timestamp = on" >/dev/null
 "$svc" restart-postgres >/dev/null
 [[ $(sqlq postgres -c "SHOW track_commit_timestamp") == on ]] || { echo "claims.sh: track_commit_timestamp is off" >&2; exit 1; }
 
+# CPU ticks so far into FILE: the machine's busy ticks (/proc/stat) on the first line, then one
+# "<pid> <program> <ticks>" line per live process (/proc/PID/stat: user + system)
+cpu_ticks() {
+  { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+    cat /proc/[0-9]*/stat 2>/dev/null |
+      awk '{ c = $2; gsub(/[()]/, "", c); print $1, c, $14 + $15 }'; } >"$1"
+}
+# "<busy> <postgres> <ferry-scheduler> <beam.smp> <python3>" seconds between two cpu_ticks files,
+# each program's summed over the processes alive in both (none counted twice, none negative)
+cpu_between() {
+  awk -v hz="$(getconf CLK_TCK)" 'FNR == 1 { b[++f] = $1; next }
+    f == 1 { t0[$1] = $3; next }
+    ($1 in t0) && $3 >= t0[$1] { d[$2] += $3 - t0[$1] }
+    END { printf "%.2f %.2f %.2f %.2f %.2f", (b[2] - b[1]) / hz, d["postgres"] / hz, d["ferry-scheduler"] / hz,
+          d["beam.smp"] / hz, d["python3"] / hz }' "$1" "$2"
+}
+
 run() {
   local n=$1 m=$2 db=ferry_bench pgb=pgbench_bench
   local conf=$work/ferry.conf
@@ -179,9 +196,14 @@ EOF
   local lsampler=$!
 
   # phase 1: all M at once, as fast as the broker takes them
+  local w0 w1
+  cpu_ticks "$work/cpu0"
+  w0=$(date +%s.%N)
   /usr/bin/python3 "$pub" requests "$amqp" "$work/burst.txt" "$work/published-burst.txt" ||
     { echo "claims.sh: the broker did not take the burst's requests" >&2; exit 1; }
   wait_decided "$db" "$m"
+  cpu_ticks "$work/cpu1"
+  w1=$(date +%s.%N)
   kill -TERM "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   sleep 1.5 # PostgreSQL publishes its statistics at most once a second
@@ -212,6 +234,13 @@ EOF
   echo "claims/s = $claims ($n hosts, $replicas replicas)"
   echo "decision latency (publish -> claim committed): p50 $p50 ms, p99 $p99 ms, max $pmax ms"
   echo "claim transaction (its start -> its commit): p50 $t50 ms, p99 $t99 ms"
+  # where the machine's CPU went from the burst's publish to its last decision seen
+  local busy c_pg c_fs c_mq c_py wall
+  read -r busy c_pg c_fs c_mq c_py < <(cpu_between "$work/cpu0" "$work/cpu1")
+  wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", b - a }')
+  awk -v busy="$busy" -v pg="$c_pg" -v fs="$c_fs" -v mq="$c_mq" -v py="$c_py" -v w="$wall" -v n="$(nproc)" -v k="$replicas" 'BEGIN {
+    printf "CPU over the burst: %.2f s busy of %d cores x %.2f s (%.0f%%): PostgreSQL %.2f s, %d ferry-scheduler %.2f s, RabbitMQ %.2f s, python3 (publisher, psql) %.2f s, the rest %.2f s\n",
+      busy, n, w, 100 * busy / (n * w), pg, k, fs, mq, py, busy - pg - fs - mq - py }'
   echo "conflict retries: not counted by ferry; PostgreSQL over the burst: $((r1 - r0)) rollbacks," \
     "$((d1 - d0)) deadlocks, $((c1 - c0)) commits (all sessions of the ferry database)"
   awk '$1 == "sample" { n++; a += $2; adv += $3; row += $4; lw += $5 }

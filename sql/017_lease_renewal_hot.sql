@@ -1,4 +1,5 @@
--- ferry schema, version 17: a lease renewal that writes no index (issue #20).
+-- ferry schema, version 17: a lease renewal that writes no index, and an index of an instance's
+-- migrations (issue #20).
 --
 -- Every second each replica renews the lease of every migration it drives (one UPDATE of
 -- lease_expires_at for all of them). lease_expires_at was indexed (migrations_lease), so each
@@ -14,3 +15,8 @@
 DROP INDEX migrations_lease;
 ALTER TABLE migrations SET (fillfactor = 80);
 
+
+-- An instance's migrations, newest first: the reconciler's pass looks up each instance's last
+-- migration and whether one ended recently (40,000 instances at 10,000 hosts), the forecast
+-- its instance's earlier ones; only the unfinished ones had an index (migrations_one_active).
+CREATE INDEX migrations_instance ON migrations (instance_uuid, id);
