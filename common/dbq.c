@@ -31,6 +31,7 @@ struct dbq {
     int64_t started; /* mono_ms() when it started */
     int sock;        /* the socket of the running job's connection, -1 when none */
     int connected;
+    int tried; /* a job with work ran: connected and error are its */
     char error[256];
     /* the worker's own */
     db_conn *db;
@@ -101,6 +102,7 @@ static void *worker(void *arg)
         q->running = 0;
         q->sock = -1;
         if (j->work) {
+            q->tried = 1;
             q->connected = up;
             strlcpy_f(q->error,
                       up       ? ""
@@ -163,6 +165,7 @@ void dbq_get_health(dbq *q, dbq_health *h)
     memset(h, 0, sizeof(*h));
     pthread_mutex_lock(&q->lock);
     h->connected = q->connected;
+    h->tried = q->tried;
     h->queued = q->queued;
     if (q->running) {
         h->running_ms = mono_ms() - q->started;

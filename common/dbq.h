@@ -30,6 +30,7 @@ typedef void (*dbq_done_fn)(void *arg, int rc, char *err);
 /* What dbq knows of the database, without asking it. */
 typedef struct dbq_health {
     int connected;      /* the worker's connection was usable after its last job or attempt */
+    int tried;          /* a job ran (or tried to connect): connected and error say something */
     int stalled;        /* the running job has been running longer than the threshold */
     int64_t running_ms; /* how long the running job has been running; 0 when idle */
     int queued;         /* jobs submitted and not started */

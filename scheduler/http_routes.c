@@ -25,13 +25,13 @@ static void healthz(sched *s, struct evhttp_request *req)
     if (s->dbq)
         dbq_get_health(s->dbq, &h);
     if (s->claims_dbq) {
-        /* the claims' worker: one that has not connected yet has run no job (no error) */
+        /* the claims' worker: before its first job (no request yet) it has not connected */
         dbq_get_health(s->claims_dbq, &hc);
         if (hc.stalled && (!h.stalled || hc.running_ms > h.running_ms)) {
             h.stalled = 1;
             h.running_ms = hc.running_ms;
         }
-        if (!hc.connected && *hc.error) {
+        if (hc.tried && !hc.connected) {
             h.connected = 0;
             snprintf(h.error, sizeof(h.error), "%s", hc.error);
         }
