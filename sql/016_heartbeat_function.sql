@@ -18,11 +18,12 @@
 --     ('claimed', that host) for the scheduler to log;
 --   * an instance running or paused here holds an allocation here (created when missing, and
 --     the host's used figures with it).
--- Without isolate (the batch's way) all domains are written by one statement, and a domain the
--- database refuses fails the whole call: the scheduler then records that batch again one
--- heartbeat at a time with isolate, where each domain runs in its own subtransaction
--- (ferry_heartbeat_domain, the same rules one domain at a time): a refused one is returned
--- ('refused', the error) and the rest of the heartbeat stands.
+-- The domains' part is one statement, ferry_heartbeat_domains (the only copy of these rules).
+-- Without isolate (the batch's way) it writes all domains at once, and a domain the database
+-- refuses fails the whole call: the scheduler then records that batch again one heartbeat at a
+-- time with isolate, where each domain is its own call of ferry_heartbeat_domains (a one-element
+-- array) in its own subtransaction: a refused one is returned ('refused', the error) and the
+-- rest of the heartbeat stands.
 --
 -- domains: a JSON array of {"uuid", "name", "project", "vcpus", "memory_mb", "disk_gb",
 -- "vm_state" (the schema's word), "state" (libvirt's word, for host_domains), "ec2_id"}.
@@ -37,7 +38,6 @@ CREATE FUNCTION ferry_heartbeat(
 DECLARE
     d jsonb;
     kept text;
-    other text;
 BEGIN
     INSERT INTO hosts AS h (name, address, vcpus, memory_mb, disk_gb, arch, cpu_model, cpu_xml, hypervisor,
                             libvirt_version, qemu_version, postcopy, heartbeat_boot, heartbeat_seq, last_heartbeat,
@@ -81,100 +81,63 @@ BEGIN
         WHERE host_domains.state IS DISTINCT FROM EXCLUDED.state;
 
     IF NOT isolate THEN
-        -- every domain at once: their instances, the allocations of those running or paused
-        -- here, the host's used figures, and the domains reported running that another host
-        -- still holds (not moved). A uuid listed twice counts once, as its last listing says.
-        RETURN QUERY
-        WITH dom AS (
-            SELECT DISTINCT ON ((e.v ->> 'uuid')::uuid) (e.v ->> 'uuid')::uuid AS du, e.v ->> 'name' AS dname,
-                e.v ->> 'project' AS dproject, (e.v ->> 'vcpus')::int AS dvcpus, (e.v ->> 'memory_mb')::bigint AS dmem,
-                (e.v ->> 'disk_gb')::bigint AS ddisk, e.v ->> 'vm_state' AS dstate, e.v ->> 'ec2_id' AS dec2
-            FROM jsonb_array_elements(domains) WITH ORDINALITY AS e(v, n)
-            ORDER BY (e.v ->> 'uuid')::uuid, e.n DESC),
-        up AS (
-            INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id,
-                                        reported_at)
-            SELECT du, dname, dproject, hb_host, dvcpus, dmem, ddisk, dstate, dec2, now() FROM dom
-            ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,
-                host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,
-                disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()
-            WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)
-              AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h
-                   WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))
-            RETURNING i.uuid AS uu, i.vm_state AS st, i.vcpus AS v, i.memory_mb AS m, i.disk_gb AS g),
-        a AS (
-            INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)
-            SELECT 'instance', uu::text, uu, hb_host, v, m, g FROM up WHERE st IN ('running', 'paused')
-            ON CONFLICT (consumer_type, consumer_id) DO NOTHING
-            RETURNING vcpus AS av, memory_mb AS am, disk_gb AS ag),
-        used AS (
-            UPDATE hosts h SET used_vcpus = h.used_vcpus + t.v, used_memory_mb = h.used_memory_mb + t.m,
-                used_disk_gb = h.used_disk_gb + t.g
-            FROM (SELECT sum(av) AS v, sum(am) AS m, sum(ag) AS g, count(*) AS c FROM a) t
-            WHERE h.name = hb_host AND t.c > 0)
-        SELECT dom.du, 'claimed'::text, i.host FROM dom JOIN instances i ON i.uuid = dom.du
-        WHERE dom.dstate = 'running' AND dom.du NOT IN (SELECT uu FROM up) AND i.host IS DISTINCT FROM hb_host
-          AND i.task_state IS NULL;
+        RETURN QUERY SELECT * FROM ferry_heartbeat_domains(hb_host, domains);
         RETURN;
     END IF;
     -- one domain at a time, each under its own subtransaction
     FOR d IN SELECT x FROM jsonb_array_elements(domains) x LOOP
         BEGIN
-            other := ferry_heartbeat_domain(hb_host, d);
+            RETURN QUERY SELECT * FROM ferry_heartbeat_domains(hb_host, jsonb_build_array(d));
         EXCEPTION WHEN OTHERS THEN
             domain := (d ->> 'uuid')::uuid; outcome := 'refused'; detail := SQLERRM;
             RETURN NEXT;
-            CONTINUE;
         END;
-        IF other IS NOT NULL THEN
-            domain := (d ->> 'uuid')::uuid; outcome := 'claimed'; detail := other;
-            RETURN NEXT;
-        END IF;
     END LOOP;
 END
 $$;
 
--- One domain of hb_host's heartbeat (ferry_heartbeat): its instance and allocation. Returns the
--- host that still holds the instance when the domain is reported running here and not moved,
--- else NULL.
-CREATE FUNCTION ferry_heartbeat_domain(hb_host text, d jsonb) RETURNS text VOLATILE LANGUAGE plpgsql AS $$
-DECLARE
-    dom_uuid uuid := (d ->> 'uuid')::uuid;
-    dom_state text := d ->> 'vm_state';
-    moved uuid;
-    other text;
+-- Domains of hb_host's heartbeat (ferry_heartbeat), all in one statement: their instances, the
+-- allocations of those running or paused here, the host's used figures, and a row ('claimed',
+-- that host) for each domain reported running that another host still holds (not moved). A
+-- uuid listed twice counts once, as its last listing says.
+CREATE FUNCTION ferry_heartbeat_domains(hb_host text, domains jsonb, OUT domain uuid, OUT outcome text,
+                                        OUT detail text)
+    RETURNS SETOF record VOLATILE LANGUAGE plpgsql AS $$
 BEGIN
     -- a migrating instance is the orchestration's: the heartbeats of both hosts leave it be;
     -- an instance its host still lists (in its last heartbeat) is that host's: a report from
-    -- here does not move it. It moves once its host has sent a heartbeat without it.
-    INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id, reported_at)
-    VALUES (dom_uuid, d ->> 'name', d ->> 'project', hb_host, (d ->> 'vcpus')::int, (d ->> 'memory_mb')::bigint,
-            (d ->> 'disk_gb')::bigint, dom_state, d ->> 'ec2_id', now())
-    ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,
-        host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,
-        disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()
-    WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)
-      AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h
-           WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))
-    RETURNING i.uuid INTO moved;
-    IF moved IS NULL THEN
-        SELECT i.host INTO other FROM instances i
-        WHERE i.uuid = dom_uuid AND i.host IS DISTINCT FROM hb_host AND i.task_state IS NULL;
-        RETURN CASE WHEN dom_state = 'running' THEN other END;
-    END IF;
-    IF dom_state NOT IN ('running', 'paused') THEN
-        RETURN NULL;
-    END IF;
-    -- what runs here holds an allocation here (found running without one: discovered)
-    WITH a AS (
+    -- here does not move it. It moves once its host has sent a heartbeat without it. What runs
+    -- here holds an allocation here (found running without one: discovered).
+    RETURN QUERY
+    WITH dom AS (
+        SELECT DISTINCT ON ((e.v ->> 'uuid')::uuid) (e.v ->> 'uuid')::uuid AS du, e.v ->> 'name' AS dname,
+            e.v ->> 'project' AS dproject, (e.v ->> 'vcpus')::int AS dvcpus, (e.v ->> 'memory_mb')::bigint AS dmem,
+            (e.v ->> 'disk_gb')::bigint AS ddisk, e.v ->> 'vm_state' AS dstate, e.v ->> 'ec2_id' AS dec2
+        FROM jsonb_array_elements(domains) WITH ORDINALITY AS e(v, n)
+        ORDER BY (e.v ->> 'uuid')::uuid, e.n DESC),
+    up AS (
+        INSERT INTO instances AS i (uuid, name, project, host, vcpus, memory_mb, disk_gb, vm_state, ec2_id,
+                                    reported_at)
+        SELECT du, dname, dproject, hb_host, dvcpus, dmem, ddisk, dstate, dec2, now() FROM dom
+        ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, project = EXCLUDED.project,
+            host = EXCLUDED.host, vcpus = EXCLUDED.vcpus, memory_mb = EXCLUDED.memory_mb,
+            disk_gb = EXCLUDED.disk_gb, vm_state = EXCLUDED.vm_state, reported_at = now(), updated_at = now()
+        WHERE i.task_state IS NULL AND (EXCLUDED.vm_state IN ('running', 'paused') OR i.host = EXCLUDED.host)
+          AND (i.host IS NOT DISTINCT FROM EXCLUDED.host OR i.host IS NULL OR EXISTS (SELECT 1 FROM hosts h
+               WHERE h.name = i.host AND h.last_heartbeat > coalesce(i.reported_at, '-infinity')))
+        RETURNING i.uuid AS uu, i.vm_state AS st, i.vcpus AS v, i.memory_mb AS m, i.disk_gb AS g),
+    a AS (
         INSERT INTO allocations (consumer_type, consumer_id, instance_uuid, host, vcpus, memory_mb, disk_gb)
-        SELECT 'instance', i.uuid::text, i.uuid, i.host, i.vcpus, i.memory_mb, i.disk_gb FROM instances i
-        WHERE i.uuid = dom_uuid AND i.host = hb_host AND i.task_state IS NULL
+        SELECT 'instance', uu::text, uu, hb_host, v, m, g FROM up WHERE st IN ('running', 'paused')
         ON CONFLICT (consumer_type, consumer_id) DO NOTHING
-        RETURNING vcpus, memory_mb, disk_gb)
-    UPDATE hosts h SET used_vcpus = h.used_vcpus + a.vcpus, used_memory_mb = h.used_memory_mb + a.memory_mb,
-        used_disk_gb = h.used_disk_gb + a.disk_gb
-    FROM a WHERE h.name = hb_host;
-    RETURN NULL;
+        RETURNING vcpus AS av, memory_mb AS am, disk_gb AS ag),
+    used AS (
+        UPDATE hosts h SET used_vcpus = h.used_vcpus + t.v, used_memory_mb = h.used_memory_mb + t.m,
+            used_disk_gb = h.used_disk_gb + t.g
+        FROM (SELECT sum(av) AS v, sum(am) AS m, sum(ag) AS g, count(*) AS c FROM a) t
+        WHERE h.name = hb_host AND t.c > 0)
+    SELECT dom.du, 'claimed'::text, i.host FROM dom JOIN instances i ON i.uuid = dom.du
+    WHERE dom.dstate = 'running' AND dom.du NOT IN (SELECT uu FROM up) AND i.host IS DISTINCT FROM hb_host
+      AND i.task_state IS NULL;
 END
 $$;

@@ -152,6 +152,11 @@ static void test_heartbeat_function(void **state)
     assert_string_equal(h2, "vd");
     _cleanup_free_ char *u2 = scalar(f->db, "SELECT used_vcpus || ' ' || used_memory_mb FROM hosts WHERE name = 'h2'");
     assert_string_equal(u2, "1 256");
+    /* the isolated way passes a claimed domain through as the batch's way does */
+    _cleanup_free_ char *r5 = scalar(
+        f->db, HB("h2", "3", "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "null") "]",
+                  "true"));
+    assert_string_equal(r5, "aaaaaaaa claimed h1");
 }
 
 static void test_upgrade_empty_twice(void **state)
