@@ -73,23 +73,65 @@ static int refuse(db_conn *db, intake *in, const char *fmt, ...)
                    4, p);
 }
 
-/* Whether host's QEMU (its heartbeat's version) can combine parallel connections (multifd) with
- * post-copy: from 10.1 on. 0 with *why NULL when it can, or the refusal's reason in *why (caller
- * frees); -1 on a database error. */
-static int multifd_postcopy_refusal(db_conn *db, const char *host, int parallel, char **why)
+/* Why host's QEMU (qemu: its heartbeat's version) cannot combine parallel connections
+ * (multifd) with post-copy, or NULL when it can: from 10.1 on. The caller frees. */
+static char *multifd_postcopy_refusal(const char *host, const char *qemu, int parallel)
 {
-    const char *hp[] = {host};
-    _cleanup_pq_ PGresult *hr = NULL;
-    *why = NULL;
-    if (db_exec(db, &hr,
-                "SELECT qemu_version FROM hosts WHERE name = $1 AND NOT coalesce("
-                " string_to_array(substring(qemu_version FROM '^[0-9]+[.][0-9]+'), '.')::int[] >= ARRAY[10, 1], false)",
-                1, hp) < 0)
-        return -1;
-    if (PQntuples(hr) == 1)
-        *why = xasprintf("options.parallel_connections %d cannot be combined with post-copy before QEMU 10.1 (host %s "
-                         "has QEMU %s): ask one or the other",
-                         parallel, host, *PQgetvalue(hr, 0, 0) ? PQgetvalue(hr, 0, 0) : "of an unknown version");
+    long major = -1, minor = -1;
+    if (qemu[0] >= '0' && qemu[0] <= '9') {
+        char *end = NULL;
+        major = strtol(qemu, &end, 10);
+        if (end[0] == '.' && end[1] >= '0' && end[1] <= '9')
+            minor = strtol(end + 1, NULL, 10);
+    }
+    if (minor >= 0 && (major > 10 || (major == 10 && minor >= 1)))
+        return NULL;
+    return xasprintf("options.parallel_connections %d cannot be combined with post-copy before QEMU 10.1 (host %s "
+                     "has QEMU %s): ask one or the other",
+                     parallel, host, *qemu ? qemu : "of an unknown version");
+}
+
+/* What ferry_claim (sql/018) answered: a typed code the scheduler words. */
+typedef enum claim_outcome {
+    CLAIM_DUPLICATE,
+    CLAIM_NO_INSTANCE,
+    CLAIM_AMBIGUOUS,
+    CLAIM_NO_HOST,
+    CLAIM_MIGRATING,
+    CLAIM_NOT_RUNNING,
+    CLAIM_SOURCE_UNKNOWN,
+    CLAIM_NEEDS_PLAN,
+    CLAIM_NO_DESTINATION,
+    CLAIM_CLAIMED,
+} claim_outcome;
+
+static int claim_outcome_of(const char *s, claim_outcome *o)
+{
+    static const char *const names[] = {"duplicate",   "no_instance",    "ambiguous",  "no_host",        "migrating",
+                                        "not_running", "source_unknown", "needs_plan", "no_destination", "claimed"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (strcmp(s, names[i]) == 0) {
+            *o = (claim_outcome)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* The value of ferry_claim's column name in its one row ("" when NULL or missing). */
+static const char *claim_col(const PGresult *r, const char *name)
+{
+    int c = PQfnumber(r, name);
+    return c < 0 ? "" : PQgetvalue(r, 0, c);
+}
+
+/* An earlier delivery of the request decided it: its outcome, migration and reason from row 0
+ * of r (columns co, cm, cr), answered as then. */
+static int seen_before(intake *in, const PGresult *r, int co, int cm, int cr)
+{
+    in->duplicate = 1;
+    in->accepted = strcmp(PQgetvalue(r, 0, co), "accepted") == 0;
+    in->migration = in->accepted ? atoll(PQgetvalue(r, 0, cm)) : 0;
+    in->reason = xstrdup(PQgetvalue(r, 0, cr));
     return 0;
 }
 
@@ -131,23 +173,10 @@ static char *why_not(db_conn *db, const char *host, const char *src, const char 
     return NULL;
 }
 
-/* The policy that matches an instance (project, name, source host and its group), highest
- * priority first, as columns of the instance's row (POLICY_COLUMNS, POLICY_JOIN: p's columns
- * from c0 on; its name NULL when none matches). */
-#define POLICY_COLUMNS                                                                                                 \
-    "p.name, p.post_copy::text, p.auto_converge::text, p.postcopy_after_iterations, p.bandwidth_mib_s,"                \
-    " p.max_downtime_ms, p.completion_timeout_s, p.objective_max_downtime_ms, p.objective_deadline_s,"                 \
-    " p.completion_action, p.parallel_connections, p.xbzrle_cache_mib"
-#define POLICY_JOIN                                                                                                    \
-    " LEFT JOIN LATERAL (SELECT * FROM migration_policies p WHERE (p.project IS NULL OR p.project = i.project)"        \
-    " AND (p.instance_glob IS NULL OR i.name LIKE ferry_glob_like(p.instance_glob))"                                   \
-    " AND (p.host_glob IS NULL OR h.name LIKE ferry_glob_like(p.host_glob))"                                           \
-    " AND (p.host_group IS NULL OR p.host_group = h.host_group)"                                                       \
-    " ORDER BY p.priority DESC, p.name LIMIT 1) p ON true"
-
-/* The policy of the instance's row r (its columns from c0 on, POLICY_COLUMNS): its defaults go
- * into in->eff for what the request left out; in->policy names it. Objectives it gives a
- * request not planned yet set in->needs_plan. */
+/* The policy that matched the instance (ferry_claim's pol_* columns of r, from c0 on; none when
+ * its name is NULL): its defaults go into in->eff for what the request left out; in->policy
+ * names it; its objectives for a request that has none (ferry_claim says when they still need
+ * their plan). */
 static void apply_policy(intake *in, const PGresult *r, int c0)
 {
     if (PQgetisnull(r, 0, c0))
@@ -182,7 +211,6 @@ static void apply_policy(intake *in, const PGresult *r, int c0)
     if (!has_obj && (!PQgetisnull(r, 0, c0 + 7) || !PQgetisnull(r, 0, c0 + 8))) {
         e->objectives.max_downtime_ms = PQgetisnull(r, 0, c0 + 7) ? 0 : atoi(PQgetvalue(r, 0, c0 + 7));
         e->objectives.deadline_s = PQgetisnull(r, 0, c0 + 8) ? 0 : atoi(PQgetvalue(r, 0, c0 + 8));
-        in->needs_plan = !in->planned;
     }
 }
 
@@ -192,175 +220,117 @@ static int intake_tx(db_conn *db, void *arg, char **err)
     intake_clear(in);
     in->eff = *in->req;
     const msg_request *rq = &in->eff;
-    /* one request at a time per request id, across replicas, and an earlier delivery's outcome */
-    const char *idp[] = {rq->id};
-    _cleanup_pq_ PGresult *dup = NULL;
-    if (db_exec(db, &dup, "SELECT * FROM ferry_request_begin($1)", 1, idp) < 0)
-        return -1;
-    if (PQntuples(dup) == 1) {
-        in->duplicate = 1;
-        in->accepted = strcmp(PQgetvalue(dup, 0, 0), "accepted") == 0;
-        in->migration = in->accepted ? atoll(PQgetvalue(dup, 0, 1)) : 0;
-        in->reason = xstrdup(PQgetvalue(dup, 0, 2));
-        return 0;
-    }
-    if (in->pre_refusal)
-        return refuse(db, in, "%s", in->pre_refusal);
-    /* the instance and its host (the source: its facts for the filters, its limits' counters,
-     * the policy that matches the instance), locked in the order
-     * a heartbeat of that host takes them, host then instance, so the two never wait on each
-     * other; claims also lock hosts in one order, source then destination, so the
-     * active-migrations trigger never waits on a claim that waits on us. Host rows are locked
-     * FOR NO KEY UPDATE, what an UPDATE takes: it does not block (nor is it skipped for) the
-     * key-share locks of foreign-key checks, e.g. another claim's rows that name the host. */
-    const char *col = rq->instance_kind == MSG_INSTANCE_UUID  ? "uuid::text"
-                      : rq->instance_kind == MSG_INSTANCE_EC2 ? "ec2_id"
-                                                              : "name";
-    _cleanup_free_ char *sql = xasprintf(
-        "SELECT i.uuid::text, i.ec2_id, i.host, i.vm_state, coalesce(i.task_state, ''), i.vcpus, i.memory_mb, i.disk_gb,"
-        " h.arch, h.hypervisor, (SELECT count(*) FROM instances x WHERE x.%s = $1 AND x.vm_state <> 'deleted'),"
-        " i.project, i.name, h.migrations_out, h.queued_out, " POLICY_COLUMNS
-        " FROM hosts h JOIN instances i ON i.host = h.name" POLICY_JOIN " WHERE i.%s = $1 AND i.vm_state <> 'deleted'"
-        " FOR NO KEY UPDATE OF h, i",
-        col, col);
-    const char *ip[] = {rq->instance};
-    _cleanup_pq_ PGresult *ir = NULL;
-    if (db_exec(db, &ir, sql, 1, ip) < 0)
-        return -1;
-    if (PQntuples(ir) != 1 || strcmp(PQgetvalue(ir, 0, 10), "1") != 0) {
-        /* none, several, or one without a host: the instances alone say which, for the refusal */
-        pq_clearp(&ir);
-        ir = NULL;
-        free(sql);
-        sql = xasprintf(
-            "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state, coalesce(task_state, ''), vcpus, memory_mb,"
-            " disk_gb FROM instances WHERE %s = $1 AND vm_state <> 'deleted' FOR NO KEY UPDATE",
-            col);
-        if (db_exec(db, &ir, sql, 1, ip) < 0)
+    /* one request at a time per request id, across replicas: a request refused before its
+     * transaction (its objectives' plan) is recorded once */
+    if (in->pre_refusal) {
+        const char *idp[] = {rq->id};
+        _cleanup_pq_ PGresult *dup = NULL;
+        if (db_exec(db, &dup, "SELECT * FROM ferry_request_begin($1)", 1, idp) < 0)
             return -1;
+        if (PQntuples(dup) == 1)
+            return seen_before(in, dup, 0, 1, 2);
+        return refuse(db, in, "%s", in->pre_refusal);
     }
-    if (PQntuples(ir) == 0)
+    /* the request's lock, its instance with the source and the policy that matches it, and the
+     * destination's claim: one server-side call (sql/018 says how and in which order it locks) */
+    char age[24], subset[24], maxc[24];
+    snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
+    snprintf(subset, sizeof(subset), "%lld", (long long)in->cfg.host_subset_size);
+    snprintf(maxc, sizeof(maxc), "%lld", (long long)in->cfg.max_cluster);
+    int doc = rq->disk_over_commit;
+    const char *cp[] = {rq->id,
+                        rq->instance,
+                        msg_instance_kind_name(rq->instance_kind),
+                        rq->host,
+                        rq->post_copy ? "true" : "false",
+                        rq->post_copy_given ? "true" : "false",
+                        doc ? "true" : "false",
+                        rq->objectives.max_downtime_ms || rq->objectives.deadline_s ? "true" : "false",
+                        in->planned ? "true" : "false",
+                        age,
+                        subset,
+                        maxc};
+    _cleanup_pq_ PGresult *r = NULL;
+    if (db_exec(db, &r,
+                "SELECT * FROM ferry_claim(rq_id => $1, rq_instance => $2, rq_kind => $3, rq_host => $4,"
+                " rq_post_copy => $5::boolean, rq_post_copy_given => $6::boolean, rq_disk_over_commit => $7::boolean,"
+                " rq_has_objectives => $8::boolean, rq_planned => $9::boolean, cfg_heartbeat_max_age_s => $10::int,"
+                " cfg_subset => $11::int, cfg_max_cluster => $12::int)",
+                12, cp) < 0)
+        return -1;
+    claim_outcome co;
+    if (PQntuples(r) != 1 || claim_outcome_of(PQgetvalue(r, 0, 0), &co) < 0) {
+        *err = xasprintf("ferry_claim answered %d rows, outcome '%s'", PQntuples(r),
+                         PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+        return -1;
+    }
+#define COL(name) claim_col(r, name)
+    if (co == CLAIM_DUPLICATE)
+        return seen_before(in, r, PQfnumber(r, "dup_outcome"), PQfnumber(r, "dup_migration"),
+                           PQfnumber(r, "dup_reason"));
+    if (co == CLAIM_NO_INSTANCE)
         return refuse(db, in, "no instance %s", rq->instance);
-    if (PQntuples(ir) > 1)
-        return refuse(db, in, "instance name %s is ambiguous (%d instances): use its uuid or i-xxxxxxxx id",
-                      rq->instance, PQntuples(ir));
-    in->instance_uuid = xstrdup(PQgetvalue(ir, 0, 0));
-    in->ec2_id = xstrdup(PQgetvalue(ir, 0, 1));
-    in->source = xstrdup(PQgetvalue(ir, 0, 2));
-    const char *vcpus = PQgetvalue(ir, 0, 5), *mem = PQgetvalue(ir, 0, 6), *disk = PQgetvalue(ir, 0, 7);
-    if (!*in->source)
+    if (co == CLAIM_AMBIGUOUS)
+        return refuse(db, in, "instance name %s is ambiguous (%s instances): use its uuid or i-xxxxxxxx id",
+                      rq->instance, COL("matches"));
+    in->instance_uuid = xstrdup(COL("inst_uuid"));
+    in->ec2_id = xstrdup(COL("inst_ec2_id"));
+    in->source = xstrdup(COL("src_host"));
+    const char *vcpus = COL("inst_vcpus"), *mem = COL("inst_memory_mb"), *disk = COL("inst_disk_gb");
+    switch (co) {
+    case CLAIM_NO_HOST:
         return refuse(db, in, "instance %s has no host", in->ec2_id);
-    if (strcmp(PQgetvalue(ir, 0, 4), "migrating") == 0)
+    case CLAIM_MIGRATING:
         return refuse(db, in, "instance %s is already migrating", in->ec2_id);
-    if (strcmp(PQgetvalue(ir, 0, 3), "running") != 0)
-        return refuse(db, in, "instance %s is %s, not running", in->ec2_id, PQgetvalue(ir, 0, 3));
-    if (PQnfields(ir) < 10) /* found without its host: hosts.name is a foreign key, so not seen yet */
+    case CLAIM_NOT_RUNNING:
+        return refuse(db, in, "instance %s is %s, not running", in->ec2_id, COL("inst_vm_state"));
+    case CLAIM_SOURCE_UNKNOWN: /* hosts.name is a foreign key: not seen yet */
         return refuse(db, in, "the source host %s is unknown", in->source);
-    const char *arch = PQgetvalue(ir, 0, 8), *hv = PQgetvalue(ir, 0, 9);
-    apply_policy(in, ir, 15);
-    if (in->needs_plan)
+    default:
+        break;
+    }
+    const char *arch = COL("src_arch"), *hv = COL("src_hypervisor");
+    apply_policy(in, r, PQfnumber(r, "pol_name"));
+    if (co == CLAIM_NEEDS_PLAN) {
+        in->needs_plan = 1;
         return 0; /* nothing written: planned first, then taken again */
+    }
+    if (co == CLAIM_CLAIMED)
+        in->dest = xstrdup(COL("dest_host"));
+    /* the request as its policy completes it: what it cannot be is refused, and a destination
+     * already claimed is given back first */
+    _cleanup_free_ char *why = NULL;
     /* a post-copy switch the request itself asks at its timeout needs post-copy allowed; one
      * from a policy or the configuration falls back to an abort (the agent's rule) */
     if ((rq->options_given & MSG_OPT_COMPLETION_ACTION) && rq->options.completion_action == MSG_COMPLETION_POSTCOPY &&
         !rq->post_copy)
-        return refuse(db, in,
-                      "options.completion_action postcopy needs post-copy: the request (or its policy) does not "
+        why = xstrdup("options.completion_action postcopy needs post-copy: the request (or its policy) does not "
                       "allow post_copy");
     /* the transport settings as the request and its policy left them must combine */
-    _cleanup_free_ char *terr = NULL;
-    if (msg_options_transport_check(&rq->options, "options", &terr) < 0)
-        return refuse(db, in, "%s", terr);
-    if (rq->options.xbzrle_cache_mib > 0 && (int64_t)rq->options.xbzrle_cache_mib >= atoll(mem))
-        return refuse(db, in, "options.xbzrle_cache_mib %d: the cache must be smaller than %s's memory (%s MiB)",
-                      rq->options.xbzrle_cache_mib, in->ec2_id, mem);
-    if (rq->options.parallel_connections > 1 && rq->post_copy) {
-        _cleanup_free_ char *why = NULL;
-        if (multifd_postcopy_refusal(db, in->source, rq->options.parallel_connections, &why) < 0)
-            return -1;
-        if (why)
-            return refuse(db, in, "%s", why);
+    else if (msg_options_transport_check(&rq->options, "options", &why) == 0) {
+        if (rq->options.xbzrle_cache_mib > 0 && (int64_t)rq->options.xbzrle_cache_mib >= atoll(mem))
+            why = xasprintf("options.xbzrle_cache_mib %d: the cache must be smaller than %s's memory (%s MiB)",
+                            rq->options.xbzrle_cache_mib, in->ec2_id, mem);
+        else if (rq->options.parallel_connections > 1 && rq->post_copy)
+            why = multifd_postcopy_refusal(in->source, COL("src_qemu"), rq->options.parallel_connections);
     }
-    char age[24];
-    snprintf(age, sizeof(age), "%lld", (long long)in->cfg.heartbeat_max_age_s);
-    int doc = rq->disk_over_commit;
-    /* candidates: filters in SQL, weighed by free memory then fewest active migrations (the
-     * hosts' own counter, schema 5) */
-    const char *cp[] = {in->source, arch,    hv,   rq->post_copy ? "true" : "false",
-                        vcpus,      mem,     disk, doc ? "true" : "false",
-                        age,        rq->host};
-#define CANDIDATES                                                                                                     \
-    "SELECT h.name FROM hosts h"                                                                                       \
-    " WHERE h.state = 'enabled' AND h.last_heartbeat > now() - make_interval(secs => $9::int)"                         \
-    " AND h.name <> $1 AND h.arch = $2 AND h.hypervisor = $3 AND (NOT $4::boolean OR h.postcopy)"                      \
-    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
-    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
-    " AND ($10::text IS NULL OR h.name = $10)"                                                                         \
-    " ORDER BY h.capacity_memory_mb - h.used_memory_mb DESC, h.migrations_active ASC, h.name"
-    /* claim, in one statement: the best candidate locked, then the conditional update, which
-     * is the check (racing replicas get one winner). First the best host no other claim holds
-     * at this moment (SKIP LOCKED: replicas claiming at once take the next best instead of
-     * queueing on one row); when every candidate is held, or a host is named, the best one
-     * waited for (a row that no longer fits once its holder commits is passed over). Two
-     * claims whose sources are each other's only candidates wait on each other there:
-     * PostgreSQL finds the deadlock and db_tx retries the one it aborted (40P01). */
-#define CLAIM(lock)                                                                                                    \
-    "WITH c AS (" CANDIDATES " LIMIT 1 FOR NO KEY UPDATE OF h" lock ")"                                                \
-    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
-    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                         \
-    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
-    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
-    " RETURNING h.name, h.migrations_in, h.queued_in"
-#define SUBSET_CLAIM                                                                                                   \
-    "WITH best AS (" CANDIDATES " LIMIT $11::int),"                                                                    \
-    " c AS (SELECT h.name FROM hosts h JOIN best b ON b.name = h.name ORDER BY random() LIMIT 1"                       \
-    "  FOR NO KEY UPDATE OF h SKIP LOCKED)"                                                                            \
-    " UPDATE hosts h SET used_vcpus = h.used_vcpus + $5::int, used_memory_mb = h.used_memory_mb + $6::bigint,"         \
-    " used_disk_gb = h.used_disk_gb + $7::bigint FROM c WHERE h.name = c.name"                                         \
-    " AND h.used_vcpus + $5::int <= h.capacity_vcpus AND h.used_memory_mb + $6::bigint <= h.capacity_memory_mb"        \
-    " AND ($8::boolean OR h.used_disk_gb + $7::bigint <= h.capacity_disk_gb)"                                          \
-    " RETURNING h.name, h.migrations_in, h.queued_in"
-    /* the limits' counts: the source's from its row read above, the destination's from the
-     * claim; both rows are locked to the commit, so no other claim changes them meanwhile */
-    limits_view lv = {.out = atoll(PQgetvalue(ir, 0, 13)), .queued = atoll(PQgetvalue(ir, 0, 14))};
-    /* host_subset_size > 1: first one at random among that many best candidates no other claim
-     * holds (replicas claiming at once spread over them); the walk below when all are held */
-    char subset[24];
-    snprintf(subset, sizeof(subset), "%lld", (long long)in->cfg.host_subset_size);
-    const char *sp[] = {cp[0], cp[1], cp[2], cp[3], cp[4], cp[5], cp[6], cp[7], cp[8], cp[9], subset};
-    for (int pass = rq->host ? 2 : in->cfg.host_subset_size > 1 ? 0 : 1; pass < 3 && !in->dest; pass++) {
-        _cleanup_pq_ PGresult *u = NULL;
-        if ((pass == 0 ? db_exec(db, &u, SUBSET_CLAIM, 11, sp)
-                       : db_exec(db, &u, pass == 2 ? CLAIM("") : CLAIM(" SKIP LOCKED"), 10, cp)) < 0)
-            return -1;
-        if (PQntuples(u) == 1) {
-            in->dest = xstrdup(PQgetvalue(u, 0, 0));
-            lv.in = atoll(PQgetvalue(u, 0, 1));
-            lv.queued += atoll(PQgetvalue(u, 0, 2));
-        }
-    }
-#undef SUBSET_CLAIM
-#undef CLAIM
-#undef CANDIDATES
-    if (!in->dest) {
+    if (!why && !in->dest) {
         if (rq->host) {
-            _cleanup_free_ char *why =
+            _cleanup_free_ char *no =
                 why_not(db, rq->host, in->source, arch, hv, rq->post_copy, vcpus, mem, disk, doc, age);
             return refuse(db, in, "cannot migrate %s to %s: %s", in->ec2_id, rq->host,
-                          why ? why : "it was claimed by another request");
+                          no ? no : "it was claimed by another request");
         }
         return refuse(db, in,
                       "no host can take %s (%s vCPUs, %s MiB, %s GiB%s): none is enabled, alive, compatible and "
                       "free enough",
                       in->ec2_id, vcpus, mem, disk, rq->post_copy ? ", post-copy" : "");
     }
-    /* the destination's QEMU too (the source's was checked before the claim): the claim is
-     * given back before the refusal is recorded */
-    if (rq->options.parallel_connections > 1 && rq->post_copy) {
-        _cleanup_free_ char *why = NULL;
-        if (multifd_postcopy_refusal(db, in->dest, rq->options.parallel_connections, &why) < 0)
-            return -1;
-        if (why) {
+    /* the destination's QEMU too */
+    if (!why && rq->options.parallel_connections > 1 && rq->post_copy)
+        why = multifd_postcopy_refusal(in->dest, COL("dest_qemu"), rq->options.parallel_connections);
+    if (why) {
+        if (in->dest) {
             const char *up[] = {in->dest, vcpus, mem, disk};
             if (db_exec(
                     db, NULL,
@@ -368,14 +338,20 @@ static int intake_tx(db_conn *db, void *arg, char **err)
                     " used_disk_gb = used_disk_gb - $4::bigint WHERE name = $1",
                     4, up) < 0)
                 return -1;
-            return refuse(db, in, "%s", why);
+            free(in->dest);
+            in->dest = NULL;
         }
+        return refuse(db, in, "%s", why);
     }
-    /* the concurrency limits: the hosts' counts above and, when max_cluster is set, the
-     * cluster's under its lock (held to the commit: taken last). Over a limit the request is
-     * accepted, claimed, and waits in `queued`, owned by nobody. */
-    if (limits_cluster_total(&in->cfg, db, &lv.total) < 0)
-        return -1;
+    /* the concurrency limits: the source's counts read with the instance, the destination's
+     * with its claim (both rows locked to the commit), the cluster's under its lock when
+     * max_cluster is set. Over a limit the request is accepted, claimed, and waits in
+     * `queued`, owned by nobody. */
+    limits_view lv = {.out = atoll(COL("src_out")),
+                      .in = atoll(COL("dest_in")),
+                      .queued = atoll(COL("src_queued")) + atoll(COL("dest_queued")),
+                      .total = atoll(COL("cluster_total"))};
+#undef COL
     _cleanup_free_ char *wait_why = NULL;
     in->queued = !limits_fit(&in->cfg, &lv, in->source, in->dest, &wait_why);
     char after[16], bw[16], down[16], tmo[16];

@@ -154,9 +154,108 @@ static void test_heartbeat_function(void **state)
     assert_string_equal(u2, "1 256");
     /* the isolated way passes a claimed domain through as the batch's way does */
     _cleanup_free_ char *r5 = scalar(
-        f->db, HB("h2", "3", "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "null") "]",
-                  "true"));
+        f->db,
+        HB("h2", "3", "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "null") "]", "true"));
     assert_string_equal(r5, "aaaaaaaa claimed h1");
+}
+
+/* a ferry_claim call (request id ...n) with the arguments that change here */
+#define CLAIM_CALL(n, inst, kind, host, pc, given, hasobj, planned, subset, maxc)                                      \
+    " FROM ferry_claim(rq_id => 'cccccccc-0000-4000-8000-0000000000" n "', rq_instance => '" inst "',"                 \
+    " rq_kind => '" kind "', rq_host => " host ", rq_post_copy => " pc ", rq_post_copy_given => " given ","            \
+    " rq_disk_over_commit => false, rq_has_objectives => " hasobj ", rq_planned => " planned ","                       \
+    " cfg_heartbeat_max_age_s => 60, cfg_subset => " subset ", cfg_max_cluster => " maxc ")"
+/* its answer, "outcome dest matches src_out dest_in cluster_total policy" ("-" for NULL) */
+#define FC(...)                                                                                                        \
+    "SELECT claim_outcome || ' ' || coalesce(dest_host, '-') || ' ' || coalesce(matches::text, '-') || ' '"            \
+    " || coalesce(src_out::text, '-') || ' ' || coalesce(dest_in::text, '-') || ' '"                                   \
+    " || coalesce(cluster_total::text, '-') || ' ' || coalesce(pol_name, '-')" CLAIM_CALL(__VA_ARGS__)
+
+/* sql/018's ferry_claim, a request's reads and claim in one call: each outcome the scheduler
+ * words, the destination's resources taken (and only then), post-copy from the request or its
+ * policy filtering the candidates, a named destination, the limits' counts. */
+static void test_claim_function(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    if (schema_upgrade(f->db, NULL, NULL, &err) < 0)
+        fail_msg("upgrade: %s", err);
+    _cleanup_free_ char *hb1 =
+        scalar(f->db, HB("h1", "1",
+                         "[" DOM("aaaaaaaa-0000-4000-8000-00000000000a", "va", "running", "running", "null") "," DOM(
+                             "aaaaaaaa-0000-4000-8000-00000000000b", "vb", "stopped", "shutoff", "null") "]",
+                         "false"));
+    _cleanup_free_ char *hb2 = scalar(f->db, HB("h2", "1", "[]", "false"));
+    _cleanup_free_ char *hb3 = scalar(f->db, HB("h3", "1", "[]", "false"));
+    exec_ok(f->db, "UPDATE hosts SET postcopy = false WHERE name = 'h3'");
+    exec_ok(f->db,
+            "INSERT INTO instances (uuid, name, host) VALUES ('aaaaaaaa-0000-4000-8000-0000000000d1', 'dup', 'h1'),"
+            " ('aaaaaaaa-0000-4000-8000-0000000000d2', 'dup', 'h1'),"
+            " ('aaaaaaaa-0000-4000-8000-0000000000e1', 'nohost', NULL)");
+    static const struct {
+        const char *before; /* a statement run first (NULL: none) */
+        const char *call;
+        const char *want;
+    } steps[] = {
+        {NULL, FC("01", "nosuch", "name", "NULL", "false", "false", "false", "false", "1", "0"),
+         "no_instance - 0 - - - -"},
+        {NULL, FC("02", "dup", "name", "NULL", "false", "false", "false", "false", "1", "0"), "ambiguous - 2 - - - -"},
+        {NULL, FC("03", "vb", "name", "NULL", "false", "false", "false", "false", "1", "0"), "not_running - 1 0 - - -"},
+        {NULL, FC("04", "nohost", "name", "NULL", "false", "false", "false", "false", "1", "0"), "no_host - 1 - - - -"},
+        {NULL,
+         FC("05", "aaaaaaaa-0000-4000-8000-0000000000e1", "uuid", "NULL", "false", "false", "false", "false", "1", "0"),
+         "no_host - 1 - - - -"},
+        {"UPDATE instances SET task_state = 'migrating' WHERE name = 'va'",
+         FC("06", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "migrating - 1 0 - - -"},
+        /* claimed: the best (h2 and h3 alike: by name), its resources taken; the cluster counted */
+        {"UPDATE instances SET task_state = NULL WHERE name = 'va'",
+         FC("07", "va", "name", "NULL", "false", "false", "false", "false", "1", "5"), "claimed h2 1 0 0 0 -"},
+        {NULL, "SELECT string_agg(name || ':' || used_vcpus || '/' || used_memory_mb, ' ' ORDER BY name) FROM hosts",
+         "h1:1/256 h2:1/256 h3:0/0"},
+        /* h3 has more room now but no post-copy: the request's post-copy, or its policy's when
+         * the request leaves it, filters it out */
+        {NULL, FC("08", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "claimed h3 1 0 0 - -"},
+        {NULL, FC("09", "i-00000001", "ec2", "NULL", "true", "true", "false", "false", "1", "0"),
+         "claimed h2 1 0 0 - -"},
+        {"INSERT INTO migration_policies (name, instance_glob, post_copy) VALUES ('pc', 'v?', true)",
+         FC("10", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "claimed h2 1 0 0 - pc"},
+        {NULL, FC("11", "va", "name", "NULL", "false", "true", "false", "false", "1", "0"), "claimed h3 1 0 0 - pc"},
+        /* a named destination: the source is not one; another is claimed when it fits */
+        {NULL, FC("12", "va", "name", "'h1'", "false", "true", "false", "false", "1", "0"),
+         "no_destination - 1 0 - - pc"},
+        {NULL, FC("13", "va", "name", "'h2'", "false", "true", "false", "false", "3", "0"), "claimed h2 1 0 0 - pc"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        if (steps[i].before)
+            exec_ok(f->db, steps[i].before);
+        _cleanup_free_ char *got = scalar(f->db, steps[i].call);
+        if (strcmp(got, steps[i].want) != 0)
+            fail_msg("step %zu answered '%s', expected '%s' for: %s", i, got, steps[i].want, steps[i].call);
+    }
+    /* among the k best at random */
+    _cleanup_free_ char *sub =
+        scalar(f->db, FC("14", "va", "name", "NULL", "false", "true", "false", "false", "3", "0"));
+    assert_true(strcmp(sub, "claimed h2 1 0 0 - pc") == 0 || strcmp(sub, "claimed h3 1 0 0 - pc") == 0);
+    _cleanup_free_ char *u2 = scalar(f->db, "SELECT sum(used_vcpus) FROM hosts WHERE name IN ('h2', 'h3')");
+    assert_string_equal(u2, "7");
+    /* a policy's objectives send an unplanned request to its plan, nothing claimed */
+    exec_ok(f->db, "UPDATE migration_policies SET post_copy = NULL, objective_deadline_s = 60");
+    _cleanup_free_ char *plan =
+        scalar(f->db, FC("15", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"));
+    assert_string_equal(plan, "needs_plan - 1 0 - - pc");
+    _cleanup_free_ char *u3 = scalar(f->db, "SELECT sum(used_vcpus) FROM hosts WHERE name IN ('h2', 'h3')");
+    assert_string_equal(u3, "7");
+    _cleanup_free_ char *planned =
+        scalar(f->db, FC("16", "va", "name", "NULL", "false", "false", "false", "true", "1", "0"));
+    assert_string_equal(planned, "claimed h3 1 0 0 - pc");
+    /* a request decided before: its outcome, nothing else read */
+    exec_ok(f->db, "INSERT INTO processed_requests (request_id, outcome, reason)"
+                   " VALUES ('cccccccc-0000-4000-8000-000000000017', 'refused', 'earlier')");
+    _cleanup_free_ char *dup = scalar(
+        f->db,
+        "SELECT claim_outcome || ' ' || dup_outcome || ' ' || dup_reason || ' ' || coalesce(inst_uuid, '-')" CLAIM_CALL(
+            "17", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"));
+    assert_string_equal(dup, "duplicate refused earlier -");
 }
 
 static void test_upgrade_empty_twice(void **state)
@@ -511,6 +610,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_newer_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariants_enforced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_function, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_retries_serialization_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unprepared, setup, teardown),
