@@ -152,8 +152,8 @@ static json_object *read_instances(db_conn *db, const char *host, char **err)
     "  m.block_migration, m.bandwidth_mib_s, m.memory_total_bytes, m.memory_processed_bytes,"                          \
     "  m.memory_remaining_bytes, m.iteration, m.downtime_ms, m.error, m.owner, m.created_at, m.started_at,"            \
     "  m.finished_at, m.updated_at, m.disk_total_bytes, m.disk_processed_bytes, m.disk_remaining_bytes, i.project,"    \
-    "  m.dirty_rate_bytes_s, m.transfer_bytes_s, m.cpu_throttle_pct, m.settings_verified, m.parallel_connections,"      \
-    "  m.xbzrle_cache_mib,"                                                                                              \
+    "  m.dirty_rate_bytes_s, m.transfer_bytes_s, m.cpu_throttle_pct, m.settings_verified, m.parallel_connections,"     \
+    "  m.xbzrle_cache_mib,"                                                                                            \
     "  (extract(epoch FROM coalesce(m.finished_at, now()) - m.started_at) * 1000)::bigint AS duration_ms,"             \
     "  m.forecast_mode, m.forecast_converges, m.forecast_duration_ms, m.forecast_downtime_ms, m.forecast_bytes,"       \
     "  m.forecast_dirty_mib_s, m.forecast_bandwidth_mib_s, m.objective_max_downtime_ms, m.objective_deadline_s,"       \
@@ -210,12 +210,16 @@ static json_object *read_migration(db_conn *db, int64_t id, int *found, char **e
     return m;
 }
 
+const char *api_instance_where(msg_instance_kind k)
+{
+    return k == MSG_INSTANCE_UUID ? "uuid = $1::uuid" : k == MSG_INSTANCE_EC2 ? "ec2_id = $1" : "name = $1";
+}
+
 static int resolve_instance(db_conn *db, const char *ref, char **uuid, char **ec2, char **err)
 {
-    msg_instance_kind k = msg_instance_classify(ref);
-    const char *col = k == MSG_INSTANCE_UUID ? "uuid::text" : k == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
     _cleanup_free_ char *sql =
-        xasprintf("SELECT uuid::text, ec2_id FROM instances WHERE %s = $1 AND vm_state <> 'deleted' LIMIT 2", col);
+        xasprintf("SELECT uuid::text, ec2_id FROM instances WHERE %s AND vm_state <> 'deleted' LIMIT 2",
+                  api_instance_where(msg_instance_classify(ref)));
     const char *p[] = {ref};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r, sql, 1, p) < 0) {

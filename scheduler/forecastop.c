@@ -299,12 +299,10 @@ int forecastop_link(db_conn *db, const cfg_scheduler *cs, const char *src, const
 static int read_work(db_conn *db, void *arg, char **err)
 {
     fc_job *j = arg;
-    msg_instance_kind k = msg_instance_classify(j->ref);
-    const char *col = k == MSG_INSTANCE_UUID ? "uuid::text" : k == MSG_INSTANCE_EC2 ? "ec2_id" : "name";
     _cleanup_free_ char *sql = xasprintf(
-        "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state FROM instances WHERE %s = $1 AND vm_state <> "
-        "'deleted' LIMIT 2",
-        col);
+        "SELECT uuid::text, ec2_id, coalesce(host, ''), vm_state FROM instances WHERE %s AND vm_state <> 'deleted'"
+        " LIMIT 2",
+        api_instance_where(msg_instance_classify(j->ref)));
     const char *p[] = {j->ref};
     _cleanup_pq_ PGresult *r = NULL;
     if (db_exec(db, &r, sql, 1, p) < 0) {

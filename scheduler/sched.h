@@ -226,6 +226,9 @@ api_read *api_read_new(api_what what);
 void api_submit(sched *s, api_read *r, api_done_fn done, void *arg);
 /* Consumer of SCHED_RPC_QUEUE: answers the read RPCs. Owns d. */
 void api_on_rpc(mq_conn *c, mq_delivery *d, void *arg);
+/* The instances table's condition for a reference of kind k given as $1: the uuid by its key,
+ * the ec2 id or the name (static text). */
+const char *api_instance_where(msg_instance_kind k);
 /* Starts the HTTP server when [http] enabled; 0, or -1 with *err (caller frees). */
 int http_start(sched *s, char **err) FERRY_WUR;
 /* Stops it; answers still waiting for a replica are dropped. */
