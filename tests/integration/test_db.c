@@ -214,9 +214,9 @@ static void test_claim_function(void **state)
          "h1:1/256 h2:1/256 h3:0/0"},
         /* h3 has more room now but no post-copy: the request's post-copy, or its policy's when
          * the request leaves it, filters it out */
-        {NULL, FC("08", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "claimed h3 1 0 0 - -"},
-        {NULL, FC("09", "i-00000001", "ec2", "NULL", "true", "true", "false", "false", "1", "0"),
+        {NULL, FC("08", "i-00000001", "ec2", "NULL", "true", "true", "false", "false", "1", "0"),
          "claimed h2 1 0 0 - -"},
+        {NULL, FC("09", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "claimed h3 1 0 0 - -"},
         {"INSERT INTO migration_policies (name, instance_glob, post_copy) VALUES ('pc', 'v?', true)",
          FC("10", "va", "name", "NULL", "false", "false", "false", "false", "1", "0"), "claimed h2 1 0 0 - pc"},
         {NULL, FC("11", "va", "name", "NULL", "false", "true", "false", "false", "1", "0"), "claimed h3 1 0 0 - pc"},
